@@ -1,0 +1,148 @@
+/* kiln: freeze, run and verify ONNX models.
+ *
+ * The one public header. Every fallible call returns a kiln_status; on
+ * failure kiln_last_error() gives a message naming the file, node and value
+ * at fault (thread-local, valid until the next failing call on that thread).
+ * The library never prints, aborts or exits.
+ */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kiln_status {
+    KILN_OK = 0,
+    KILN_ERR_IO,          /* file missing, unreadable, unwritable */
+    KILN_ERR_PARSE,       /* bytes are not what they claim to be */
+    KILN_ERR_INVALID,     /* well-formed but inconsistent model or value */
+    KILN_ERR_ARG,         /* bad argument from the caller */
+    KILN_ERR_UNSUPPORTED, /* valid, but kiln does not handle it (yet) */
+    KILN_ERR_NOMEM,       /* allocation failed */
+    KILN_ERR_LIMIT,       /* a configured limit was exceeded */
+    KILN_ERR_RUNTIME,     /* an operator failed while running */
+    KILN_ERR_MISMATCH     /* verification found differing outputs */
+} kiln_status;
+
+const char *kiln_last_error(void);
+const char *kiln_status_name(kiln_status s);
+
+/* Element types: the values of onnx.TensorProto.DataType. */
+typedef enum kiln_dtype {
+    KILN_DTYPE_UNDEFINED = 0,
+    KILN_DTYPE_FLOAT = 1,
+    KILN_DTYPE_UINT8 = 2,
+    KILN_DTYPE_INT8 = 3,
+    KILN_DTYPE_UINT16 = 4,
+    KILN_DTYPE_INT16 = 5,
+    KILN_DTYPE_INT32 = 6,
+    KILN_DTYPE_INT64 = 7,
+    KILN_DTYPE_STRING = 8,
+    KILN_DTYPE_BOOL = 9,
+    KILN_DTYPE_FLOAT16 = 10,
+    KILN_DTYPE_DOUBLE = 11,
+    KILN_DTYPE_UINT32 = 12,
+    KILN_DTYPE_UINT64 = 13,
+    KILN_DTYPE_COMPLEX64 = 14,
+    KILN_DTYPE_COMPLEX128 = 15,
+    KILN_DTYPE_BFLOAT16 = 16
+} kiln_dtype;
+
+#define KILN_MAX_RANK 16
+
+const char *kiln_dtype_name(kiln_dtype t);
+/* Bytes per element; 0 for STRING and UNDEFINED. */
+size_t kiln_dtype_size(kiln_dtype t);
+
+/* ---- tensors ------------------------------------------------------------ */
+
+typedef struct kiln_tensor kiln_tensor;
+
+/* A new tensor of zeros (strings: empty). */
+kiln_status kiln_tensor_create(kiln_dtype dtype, int rank, const int64_t *dims,
+                               kiln_tensor **out);
+/* A new tensor holding a copy of `data` (nbytes must match). */
+kiln_status kiln_tensor_create_copy(kiln_dtype dtype, int rank, const int64_t *dims,
+                                    const void *data, size_t nbytes, kiln_tensor **out);
+void kiln_tensor_destroy(kiln_tensor *t);
+kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
+int kiln_tensor_rank(const kiln_tensor *t);
+const int64_t *kiln_tensor_dims(const kiln_tensor *t);
+int64_t kiln_tensor_numel(const kiln_tensor *t);
+size_t kiln_tensor_nbytes(const kiln_tensor *t);
+void *kiln_tensor_data(kiln_tensor *t);
+const void *kiln_tensor_data_const(const kiln_tensor *t);
+/* For STRING tensors: element i and its length. */
+const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len);
+
+/* Tensor files: .npy (numpy) and .pb (onnx.TensorProto); by extension. */
+kiln_status kiln_tensor_load(const char *path, kiln_tensor **out);
+kiln_status kiln_tensor_save(const kiln_tensor *t, const char *path);
+kiln_status kiln_npy_read(const char *path, kiln_tensor **out);
+kiln_status kiln_npy_write(const kiln_tensor *t, const char *path);
+kiln_status kiln_pb_read(const char *path, kiln_tensor **out);
+kiln_status kiln_pb_write(const kiln_tensor *t, const char *path);
+
+/* Parses a value as given on a command line: `@file.npy`, `@file.pb`, a
+ * number, `true`/`false`, or a nested list (`[[1,2],[3,4]]`). Literals take
+ * `dtype` when it is not UNDEFINED (else int64 for integers, float32 for
+ * anything with a point or exponent, bool for true/false). */
+kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **out);
+
+/* ---- models ------------------------------------------------------------- */
+
+typedef struct kiln_model kiln_model;
+
+kiln_status kiln_model_load(const char *path, kiln_model **out);
+void kiln_model_destroy(kiln_model *m);
+
+typedef struct kiln_save_options {
+    /* Tensors of at least this many bytes go to one side file
+     * (`<output name>.data`, offsets aligned to 64 bytes); 0 keeps every
+     * tensor inside the model file. */
+    size_t external_threshold;
+} kiln_save_options;
+
+/* Writes to a temporary file beside `path`, renamed into place when complete. */
+kiln_status kiln_model_save(const kiln_model *m, const char *path,
+                            const kiln_save_options *opts);
+
+/* Human-readable (json = 0) or JSON (json = 1) summary, malloc'd; free(). */
+kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);
+
+size_t kiln_model_input_count(const kiln_model *m);
+const char *kiln_model_input_name(const kiln_model *m, size_t i);
+size_t kiln_model_output_count(const kiln_model *m);
+const char *kiln_model_output_name(const kiln_model *m, size_t i);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+typedef struct kiln_session kiln_session;
+
+typedef struct kiln_session_options {
+    int threads; /* 0: one per core */
+} kiln_session_options;
+
+/* The session borrows the model; keep the model alive while it exists. */
+kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options *opts,
+                                kiln_session **out);
+void kiln_session_destroy(kiln_session *s);
+
+/* Runs the graph. Inputs are borrowed. outputs[i] receives a new tensor the
+ * caller destroys; output_names may be NULL for all graph outputs in order
+ * (n_outputs must then equal kiln_model_output_count). */
+kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                             const kiln_tensor *const *inputs, size_t n_outputs,
+                             const char *const *output_names, kiln_tensor **outputs);
+
+/* Bytes the session's allocator held at its peak. */
+size_t kiln_session_peak_bytes(const kiln_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

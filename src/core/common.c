@@ -1,0 +1,291 @@
+/* Error state, allocation, string building, float16, atomic file writes. */
+#define _GNU_SOURCE
+#include "core/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static _Thread_local char err_buf[2048];
+
+const char *kiln_last_error(void) { return err_buf; }
+
+const char *kiln_status_name(kiln_status s) {
+    switch (s) {
+    case KILN_OK: return "ok";
+    case KILN_ERR_IO: return "i/o error";
+    case KILN_ERR_PARSE: return "parse error";
+    case KILN_ERR_INVALID: return "invalid";
+    case KILN_ERR_ARG: return "bad argument";
+    case KILN_ERR_UNSUPPORTED: return "unsupported";
+    case KILN_ERR_NOMEM: return "out of memory";
+    case KILN_ERR_LIMIT: return "limit exceeded";
+    case KILN_ERR_RUNTIME: return "runtime error";
+    case KILN_ERR_MISMATCH: return "mismatch";
+    }
+    return "unknown status";
+}
+
+kiln_status kiln_fail(kiln_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+kiln_status kiln_fail_prefix(kiln_status code, const char *fmt, ...) {
+    char prefix[512], old[sizeof err_buf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err_buf, sizeof old);
+    size_t pl = strlen(prefix);
+    if (pl >= sizeof err_buf)
+        pl = sizeof err_buf - 1;
+    memcpy(err_buf, prefix, pl);
+    size_t ol = strnlen(old, sizeof old - 1);
+    if (ol > sizeof err_buf - 1 - pl)
+        ol = sizeof err_buf - 1 - pl;
+    memcpy(err_buf + pl, old, ol);
+    err_buf[pl + ol] = 0;
+    return code;
+}
+
+kiln_status kiln_dims_numel(int rank, const int64_t *dims, int64_t *out) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "negative dimension %lld at axis %d",
+                             (long long)dims[i], i);
+        if (kiln_mul_overflow_i64(n, dims[i], &n))
+            return kiln_fail(KILN_ERR_LIMIT, "tensor dimensions overflow int64 when multiplied");
+    }
+    *out = n;
+    return KILN_OK;
+}
+
+void *kiln_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        kiln_fail(KILN_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *kiln_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        kiln_fail(KILN_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *kiln_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        kiln_fail(KILN_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return q;
+}
+
+char *kiln_strdup(const char *s) { return kiln_strndup(s ? s : "", strlen(s ? s : "")); }
+
+char *kiln_strndup(const char *s, size_t n) {
+    char *p = kiln_malloc(n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+void *kiln_aligned_alloc(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+        kiln_fail(KILN_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+        return NULL;
+    }
+    return p;
+}
+
+void kiln_sbuf_append(kiln_sbuf *b, const char *s, size_t n) {
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = true;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+void kiln_sbuf_printf(kiln_sbuf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        kiln_sbuf_append(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->failed = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    kiln_sbuf_append(b, big, (size_t)n);
+    free(big);
+}
+
+void kiln_sbuf_json_string(kiln_sbuf *b, const char *s) {
+    kiln_sbuf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            kiln_sbuf_append(b, e, 2);
+        } else if (*p < 0x20) {
+            kiln_sbuf_printf(b, "\\u%04x", *p);
+        } else {
+            kiln_sbuf_append(b, (const char *)p, 1);
+        }
+    }
+    kiln_sbuf_append(b, "\"", 1);
+}
+
+float kiln_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            man &= 0x3ff;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t kiln_float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7fffffff;
+    if (absx >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 | ((absx >> 13) & 0x3ff) : 0));
+    if (absx >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
+        return (uint16_t)(sign | 0x7c00);
+    if (absx < 0x38800000u) { /* subnormal half or zero */
+        if (absx < 0x33000000u)
+            return (uint16_t)sign;
+        uint32_t man = (absx & 0x7fffff) | 0x800000;
+        int shift = 113 - (int)(absx >> 23) + 13; /* 126-14 ... */
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1)))
+            half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((absx >> 13) - ((127 - 15) << 10));
+    uint32_t rem = absx & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
+        half++;
+    return (uint16_t)(sign | half);
+}
+
+float kiln_bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t kiln_float_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40);
+    uint32_t rounding = 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)((x + rounding) >> 16);
+}
+
+kiln_status kiln_write_all(int fd, const void *data, size_t n, const char *path) {
+    const char *p = data;
+    while (n > 0) {
+        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
+        ssize_t w = write(fd, p, chunk);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return kiln_fail(KILN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_write_atomic(const char *path, kiln_write_fn fill, void *ctx) {
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 32);
+    if (!tmp)
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory");
+    snprintf(tmp, len + 32, "%s.kiln-tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        kiln_status st = kiln_fail(KILN_ERR_IO, "%s: cannot create output file: %s", path,
+                                   strerror(errno));
+        free(tmp);
+        return st;
+    }
+    kiln_status st = fill(ctx, fd);
+    if (st == KILN_OK && fsync(fd) != 0 && errno != EINVAL)
+        st = kiln_fail(KILN_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (close(fd) != 0 && st == KILN_OK)
+        st = kiln_fail(KILN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+    if (st == KILN_OK) {
+        /* mkstemp makes 0600; give the file the usual permissions. */
+        mode_t mask = umask(0);
+        umask(mask);
+        chmod(tmp, 0666 & ~mask);
+        if (rename(tmp, path) != 0)
+            st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    }
+    if (st != KILN_OK)
+        unlink(tmp);
+    free(tmp);
+    return st;
+}

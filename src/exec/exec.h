@@ -1,0 +1,84 @@
+/* Execution internals: plans (one per graph, subgraphs included), the arena,
+ * the thread pool and frames (one per running graph, chained for scope). */
+#ifndef KILN_EXEC_H
+#define KILN_EXEC_H
+
+#include <pthread.h>
+
+#include "ops/op.h"
+
+/* ---- arena: reuses freed blocks best-fit; counts the peak ---- */
+typedef struct kiln_arena kiln_arena;
+kiln_arena *kiln_arena_create(void);
+/* The session lets go; the arena is freed once its last block comes back. */
+void kiln_arena_release(kiln_arena *a);
+kiln_buffer *kiln_arena_alloc(kiln_arena *a, size_t size);
+size_t kiln_arena_peak(const kiln_arena *a);
+
+/* ---- threads ---- */
+typedef struct kiln_threads kiln_threads;
+kiln_threads *kiln_threads_create(int n);
+void kiln_threads_destroy(kiln_threads *t);
+int kiln_threads_count(const kiln_threads *t);
+void kiln_threads_run(kiln_threads *t, size_t n, size_t grain, kiln_range_fn fn, void *arg);
+
+/* ---- plans ---- */
+typedef struct kiln_name_map kiln_name_map;
+
+typedef struct kiln_plan_node {
+    const kiln_node *node;
+    const kiln_op_desc *op;
+    int64_t opset;
+    int *in_ids;   /* value ids, -1 for omitted */
+    int *out_ids;  /* -1 for omitted */
+    int *free_ids; /* values whose last use is this node */
+    size_t n_free;
+} kiln_plan_node;
+
+typedef struct kiln_plan {
+    const kiln_graph *graph;
+    size_t n_values;
+    char **value_names;        /* borrowed from the graph */
+    kiln_name_map *names;
+    size_t n_inputs;
+    int *input_ids;            /* graph inputs in order */
+    size_t n_outputs;
+    int *output_ids;
+    size_t n_consts;
+    int *const_ids;            /* initializers */
+    const kiln_tensor **const_vals;
+    size_t n_outer;
+    int *outer_ids;            /* values taken from enclosing scopes */
+    size_t n_nodes;
+    kiln_plan_node *nodes;     /* topological order */
+    bool *is_output;           /* per value: graph output, never freed */
+    struct kiln_plan *next;    /* session's list of plans */
+} kiln_plan;
+
+typedef struct kiln_session_core {
+    const kiln_model *model;
+    kiln_arena *arena;
+    kiln_threads *threads;
+    kiln_plan *plans; /* list; first is the main graph's */
+    kiln_tensor **aligned_copies;
+    size_t n_aligned_copies;
+} kiln_session_core;
+
+struct kiln_frame {
+    kiln_session_core *core;
+    const kiln_plan *plan;
+    kiln_tensor **vals; /* per value */
+    bool *owned;        /* vals[i] is this frame's to destroy */
+    kiln_frame *parent;
+};
+
+int kiln_name_map_get(const kiln_name_map *m, const char *name);
+
+kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const kiln_plan *parent,
+                          const kiln_plan **out);
+
+/* Runs a plan in a new frame: inputs borrowed, outputs new tensors. */
+kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_frame *parent,
+                           size_t n_in, const kiln_tensor *const *in, size_t n_out, kiln_tensor **out);
+
+#endif

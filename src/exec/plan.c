@@ -1,0 +1,547 @@
+/* Plans: value numbering, scope resolution (outer-scope captures of
+ * subgraphs), topological order with cycle detection, and liveness (which
+ * values each node is the last consumer of). Built once per graph. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/exec.h"
+
+/* ---- name -> id hash map ---- */
+
+struct kiln_name_map {
+    size_t cap; /* power of two */
+    const char **keys;
+    int *ids;
+};
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static kiln_name_map *map_new(size_t n) {
+    kiln_name_map *m = kiln_calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->cap = 16;
+    while (m->cap < n * 2 + 1)
+        m->cap *= 2;
+    m->keys = kiln_calloc(m->cap, sizeof *m->keys);
+    m->ids = kiln_calloc(m->cap, sizeof *m->ids);
+    if (!m->keys || !m->ids) {
+        free(m->keys);
+        free(m->ids);
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void map_free(kiln_name_map *m) {
+    if (!m)
+        return;
+    free(m->keys);
+    free(m->ids);
+    free(m);
+}
+
+int kiln_name_map_get(const kiln_name_map *m, const char *name) {
+    size_t i = (size_t)hash_str(name) & (m->cap - 1);
+    while (m->keys[i]) {
+        if (strcmp(m->keys[i], name) == 0)
+            return m->ids[i];
+        i = (i + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+static void map_put(kiln_name_map *m, const char *name, int id) {
+    size_t i = (size_t)hash_str(name) & (m->cap - 1);
+    while (m->keys[i]) {
+        if (strcmp(m->keys[i], name) == 0) {
+            m->ids[i] = id;
+            return;
+        }
+        i = (i + 1) & (m->cap - 1);
+    }
+    m->keys[i] = name;
+    m->ids[i] = id;
+}
+
+/* ---- plan building ---- */
+
+typedef struct builder {
+    kiln_plan *p;
+    size_t cap_values;
+    const kiln_plan *parent;
+    /* per value: producing node index, or -1 */
+    int *producer;
+} builder;
+
+static kiln_status add_value(builder *b, const char *name, int *id) {
+    kiln_plan *p = b->p;
+    if (p->n_values == b->cap_values)
+        return kiln_fail(KILN_ERR_INVALID, "internal: value table full");
+    int v = (int)p->n_values++;
+    p->value_names[v] = (char *)name;
+    map_put(p->names, name, v);
+    b->producer[v] = -1;
+    *id = v;
+    return KILN_OK;
+}
+
+/* Whether `name` resolves in the enclosing plans (their own chains recorded
+ * through outer_parent). */
+typedef struct scope {
+    const kiln_plan *plan;
+    const struct scope *up;
+} scope;
+
+static bool scope_has(const scope *s, const char *name) {
+    for (; s; s = s->up)
+        if (kiln_name_map_get(s->plan->names, name) >= 0)
+            return true;
+    return false;
+}
+
+/* Names a subgraph reads that it does not define itself (recursively). */
+typedef struct name_list {
+    const char **v;
+    size_t n, cap;
+} name_list;
+
+static kiln_status list_add(name_list *l, const char *s) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return KILN_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        const char **v = kiln_realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return KILN_ERR_NOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return KILN_OK;
+}
+
+static bool list_has(const name_list *l, const char *s) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static kiln_status free_vars(const kiln_graph *g, name_list *out) {
+    name_list defined = {0};
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < g->n_inputs && st == KILN_OK; i++)
+        st = list_add(&defined, g->inputs[i].name);
+    for (size_t i = 0; i < g->n_inits && st == KILN_OK; i++)
+        if (g->inits[i]->name)
+            st = list_add(&defined, g->inits[i]->name);
+    for (size_t i = 0; i < g->n_nodes && st == KILN_OK; i++)
+        for (size_t k = 0; k < g->nodes[i]->n_outputs && st == KILN_OK; k++)
+            st = list_add(&defined, g->nodes[i]->outputs[k]);
+    for (size_t i = 0; i < g->n_nodes && st == KILN_OK; i++) {
+        const kiln_node *n = g->nodes[i];
+        for (size_t k = 0; k < n->n_inputs && st == KILN_OK; k++)
+            if (*n->inputs[k] && !list_has(&defined, n->inputs[k]))
+                st = list_add(out, n->inputs[k]);
+        for (size_t a = 0; a < n->n_attrs && st == KILN_OK; a++) {
+            const kiln_attr *at = &n->attrs[a];
+            name_list inner = {0};
+            if (at->g)
+                st = free_vars(at->g, &inner);
+            for (size_t k = 0; at->graphs && k < at->n && st == KILN_OK; k++)
+                st = free_vars(at->graphs[k], &inner);
+            for (size_t k = 0; k < inner.n && st == KILN_OK; k++)
+                if (!list_has(&defined, inner.v[k]))
+                    st = list_add(out, inner.v[k]);
+            free(inner.v);
+        }
+    }
+    for (size_t i = 0; i < g->n_outputs && st == KILN_OK; i++)
+        if (!list_has(&defined, g->outputs[i].name))
+            st = list_add(out, g->outputs[i].name);
+    free(defined.v);
+    return st;
+}
+
+static void plan_free(kiln_plan *p) {
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        free(p->nodes[i].in_ids);
+        free(p->nodes[i].out_ids);
+        free(p->nodes[i].free_ids);
+    }
+    free(p->nodes);
+    free(p->value_names);
+    map_free(p->names);
+    free(p->input_ids);
+    free(p->output_ids);
+    free(p->const_ids);
+    free(p->const_vals);
+    free(p->outer_ids);
+    free(p->is_output);
+    free(p);
+}
+
+void kiln_plans_free(kiln_plan *p) {
+    while (p) {
+        kiln_plan *n = p->next;
+        plan_free(p);
+        p = n;
+    }
+}
+
+static kiln_status resolve_input(builder *b, const scope *up, const kiln_node *n, const char *name, int *id) {
+    kiln_plan *p = b->p;
+    int v = kiln_name_map_get(p->names, name);
+    if (v >= 0) {
+        *id = v;
+        return KILN_OK;
+    }
+    if (!scope_has(up, name))
+        return kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): input '%s' names no value in this graph%s", n->name,
+                         n->op_type, name, up ? " or an enclosing one" : "");
+    KILN_TRY(add_value(b, name, &v));
+    int *o = kiln_realloc(p->outer_ids, (p->n_outer + 1) * sizeof *o);
+    if (!o)
+        return KILN_ERR_NOMEM;
+    o[p->n_outer++] = v;
+    p->outer_ids = o;
+    *id = v;
+    return KILN_OK;
+}
+
+static kiln_status build(kiln_session_core *core, const kiln_graph *g, const scope *up, kiln_plan **out);
+
+static kiln_status build(kiln_session_core *core, const kiln_graph *g, const scope *up, kiln_plan **out) {
+    kiln_status st = KILN_OK;
+    kiln_plan *p = kiln_calloc(1, sizeof *p);
+    if (!p)
+        return KILN_ERR_NOMEM;
+    p->graph = g;
+    /* Upper bound on values: inputs + inits + node outputs + node inputs (outer). */
+    size_t cap = g->n_inputs + g->n_inits + 1;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        cap += g->nodes[i]->n_outputs + g->nodes[i]->n_inputs;
+    builder b = {.p = p, .cap_values = cap};
+    size_t n_nodes = g->n_nodes;
+    int *indeg = NULL, *order = NULL, **users = NULL, *n_users = NULL;
+    name_list *implicit = NULL;
+    int *last_use = NULL;
+    p->value_names = kiln_calloc(cap, sizeof(char *));
+    p->names = map_new(cap);
+    b.producer = kiln_calloc(cap, sizeof(int));
+    p->input_ids = kiln_calloc(g->n_inputs + 1, sizeof(int));
+    p->output_ids = kiln_calloc(g->n_outputs + 1, sizeof(int));
+    p->const_ids = kiln_calloc(g->n_inits + 1, sizeof(int));
+    p->const_vals = kiln_calloc(g->n_inits + 1, sizeof(kiln_tensor *));
+    p->nodes = kiln_calloc(n_nodes + 1, sizeof(kiln_plan_node));
+    implicit = kiln_calloc(n_nodes + 1, sizeof(name_list));
+    if (!p->value_names || !p->names || !b.producer || !p->input_ids || !p->output_ids || !p->const_ids ||
+        !p->const_vals || !p->nodes || !implicit) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < g->n_inputs; i++) {
+        if (kiln_name_map_get(p->names, g->inputs[i].name) >= 0) {
+            st = kiln_fail(KILN_ERR_INVALID, "graph input '%s' is listed twice", g->inputs[i].name);
+            goto done;
+        }
+        KILN_CHECK(st, add_value(&b, g->inputs[i].name, &p->input_ids[i]), done);
+    }
+    p->n_inputs = g->n_inputs;
+    for (size_t i = 0; i < g->n_inits; i++) {
+        kiln_tensor *t = g->inits[i];
+        if (!t->name || !*t->name) {
+            st = kiln_fail(KILN_ERR_INVALID, "an initializer has no name");
+            goto done;
+        }
+        int v = kiln_name_map_get(p->names, t->name);
+        if (v < 0)
+            KILN_CHECK(st, add_value(&b, t->name, &v), done);
+        else if (b.producer[v] == -2) {
+            st = kiln_fail(KILN_ERR_INVALID, "initializer '%s' is listed twice", t->name);
+            goto done;
+        }
+        b.producer[v] = -2;
+        const kiln_tensor *use = t;
+        if (!kiln_tensor_is_aligned(t)) { /* kernels need aligned data: copy once */
+            kiln_tensor *c;
+            KILN_CHECK(st, kiln_tensor_clone(t, &c), done);
+            kiln_tensor **a = kiln_realloc(core->aligned_copies, (core->n_aligned_copies + 1) * sizeof *a);
+            if (!a) {
+                kiln_tensor_destroy(c);
+                st = KILN_ERR_NOMEM;
+                goto done;
+            }
+            a[core->n_aligned_copies++] = c;
+            core->aligned_copies = a;
+            use = c;
+        }
+        p->const_ids[p->n_consts] = v;
+        p->const_vals[p->n_consts++] = use;
+    }
+    /* Node outputs. */
+    for (size_t i = 0; i < n_nodes; i++) {
+        const kiln_node *n = g->nodes[i];
+        kiln_plan_node *pn = &p->nodes[i];
+        pn->node = n;
+        pn->out_ids = kiln_calloc(n->n_outputs + 1, sizeof(int));
+        pn->in_ids = kiln_calloc(n->n_inputs + 1, sizeof(int));
+        if (!pn->out_ids || !pn->in_ids) {
+            st = KILN_ERR_NOMEM;
+            goto done;
+        }
+        for (size_t k = 0; k < n->n_outputs; k++) {
+            const char *name = n->outputs[k];
+            pn->out_ids[k] = -1;
+            if (!*name)
+                continue;
+            int v = kiln_name_map_get(p->names, name);
+            if (v >= 0) {
+                st = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): output '%s' is already %s", n->name, n->op_type,
+                               name,
+                               b.producer[v] >= 0   ? "produced by another node"
+                               : b.producer[v] == -2 ? "an initializer"
+                                                     : "a graph input");
+                goto done;
+            }
+            KILN_CHECK(st, add_value(&b, name, &v), done);
+            b.producer[v] = (int)i;
+            pn->out_ids[k] = v;
+        }
+    }
+    /* Node inputs, explicit and implicit (subgraph captures). */
+    scope here = {.plan = p, .up = up};
+    for (size_t i = 0; i < n_nodes; i++) {
+        const kiln_node *n = g->nodes[i];
+        kiln_plan_node *pn = &p->nodes[i];
+        pn->opset = core->model ? kiln_model_opset(core->model, n->domain) : 0;
+        if (pn->opset == 0 && (!*n->domain))
+            pn->opset = 1;
+        pn->op = kiln_op_find(n->domain, n->op_type, pn->opset);
+        if (!pn->op) {
+            st = kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s': operator %s%s%s (opset %lld) is not supported by kiln%s",
+                           n->name, *n->domain ? n->domain : "", *n->domain ? "." : "", n->op_type,
+                           (long long)pn->opset,
+                           kiln_op_known(n->domain, n->op_type) ? " at this opset" : "");
+            goto done;
+        }
+        for (size_t k = 0; k < n->n_inputs; k++) {
+            pn->in_ids[k] = -1;
+            if (*n->inputs[k])
+                KILN_CHECK(st, resolve_input(&b, up, n, n->inputs[k], &pn->in_ids[k]), done);
+        }
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            const kiln_attr *at = &n->attrs[a];
+            if (at->g)
+                KILN_CHECK(st, free_vars(at->g, &implicit[i]), done);
+            for (size_t k = 0; at->graphs && k < at->n; k++)
+                KILN_CHECK(st, free_vars(at->graphs[k], &implicit[i]), done);
+        }
+        for (size_t k = 0; k < implicit[i].n; k++) {
+            int v;
+            if (kiln_name_map_get(p->names, implicit[i].v[k]) < 0 && !scope_has(up, implicit[i].v[k])) {
+                st = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): a subgraph reads '%s', which no enclosing graph defines",
+                               n->name, n->op_type, implicit[i].v[k]);
+                goto done;
+            }
+            KILN_CHECK(st, resolve_input(&b, up, n, implicit[i].v[k], &v), done);
+        }
+    }
+    for (size_t i = 0; i < g->n_outputs; i++) {
+        int v = kiln_name_map_get(p->names, g->outputs[i].name);
+        if (v < 0) {
+            if (!scope_has(up, g->outputs[i].name)) {
+                st = kiln_fail(KILN_ERR_INVALID, "graph output '%s' is not produced by any node", g->outputs[i].name);
+                goto done;
+            }
+            const kiln_node fake = {.name = "(graph output)", .op_type = "-"};
+            KILN_CHECK(st, resolve_input(&b, up, &fake, g->outputs[i].name, &v), done);
+        }
+        p->output_ids[i] = v;
+    }
+    p->n_outputs = g->n_outputs;
+    /* Topological order (Kahn, stable in file order). */
+    indeg = kiln_calloc(n_nodes + 1, sizeof(int));
+    order = kiln_calloc(n_nodes + 1, sizeof(int));
+    n_users = kiln_calloc(n_nodes + 1, sizeof(int));
+    users = kiln_calloc(n_nodes + 1, sizeof(int *));
+    if (!indeg || !order || !n_users || !users) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n_nodes; i++) {
+            const kiln_node *n = g->nodes[i];
+            size_t total = n->n_inputs + implicit[i].n;
+            for (size_t k = 0; k < total; k++) {
+                int v = k < n->n_inputs ? p->nodes[i].in_ids[k]
+                                        : kiln_name_map_get(p->names, implicit[i].v[k - n->n_inputs]);
+                if (v < 0 || b.producer[v] < 0)
+                    continue;
+                int src = b.producer[v];
+                if (pass == 0) {
+                    n_users[src]++;
+                    indeg[i]++;
+                } else {
+                    users[src][n_users[src]++] = (int)i;
+                }
+            }
+        }
+        if (pass == 0)
+            for (size_t i = 0; i < n_nodes; i++) {
+                users[i] = kiln_calloc((size_t)n_users[i] + 1, sizeof(int));
+                if (!users[i]) {
+                    st = KILN_ERR_NOMEM;
+                    goto done;
+                }
+                n_users[i] = 0;
+            }
+    }
+    {
+        /* A min-heap would keep file order exactly; a FIFO seeded in file order
+         * keeps it for graphs that are already sorted, which is the norm. */
+        size_t head = 0, tail = 0;
+        for (size_t i = 0; i < n_nodes; i++)
+            if (indeg[i] == 0)
+                order[tail++] = (int)i;
+        while (head < tail) {
+            int i = order[head++];
+            for (int k = 0; k < n_users[i]; k++)
+                if (--indeg[users[i][k]] == 0)
+                    order[tail++] = users[i][k];
+        }
+        if (tail != n_nodes) {
+            kiln_sbuf names = {0};
+            int shown = 0;
+            for (size_t i = 0; i < n_nodes && shown < 5; i++)
+                if (indeg[i] > 0) {
+                    kiln_sbuf_printf(&names, "%s'%s' (%s)", shown ? ", " : "", g->nodes[i]->name,
+                                     g->nodes[i]->op_type);
+                    shown++;
+                }
+            st = kiln_fail(KILN_ERR_INVALID, "the graph has a cycle through nodes %s",
+                           names.data ? names.data : "?");
+            free(names.data);
+            goto done;
+        }
+    }
+    /* Reorder nodes, then liveness. */
+    {
+        kiln_plan_node *sorted = kiln_calloc(n_nodes + 1, sizeof *sorted);
+        name_list *imp_sorted = kiln_calloc(n_nodes + 1, sizeof *imp_sorted);
+        if (!sorted || !imp_sorted) {
+            free(sorted);
+            free(imp_sorted);
+            st = KILN_ERR_NOMEM;
+            goto done;
+        }
+        for (size_t i = 0; i < n_nodes; i++) {
+            sorted[i] = p->nodes[order[i]];
+            imp_sorted[i] = implicit[order[i]];
+        }
+        free(p->nodes);
+        free(implicit);
+        p->nodes = sorted;
+        implicit = imp_sorted;
+        p->n_nodes = n_nodes;
+    }
+    p->is_output = kiln_calloc(p->n_values + 1, sizeof(bool));
+    last_use = kiln_calloc(p->n_values + 1, sizeof(int));
+    if (!p->is_output || !last_use) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < p->n_outputs; i++)
+        p->is_output[p->output_ids[i]] = true;
+    for (size_t v = 0; v < p->n_values; v++)
+        last_use[v] = -1;
+    for (size_t i = 0; i < n_nodes; i++) {
+        kiln_plan_node *pn = &p->nodes[i];
+        for (size_t k = 0; k < pn->node->n_outputs; k++)
+            if (pn->out_ids[k] >= 0)
+                last_use[pn->out_ids[k]] = (int)i;
+        for (size_t k = 0; k < pn->node->n_inputs; k++)
+            if (pn->in_ids[k] >= 0)
+                last_use[pn->in_ids[k]] = (int)i;
+        for (size_t k = 0; k < implicit[i].n; k++) {
+            int v = kiln_name_map_get(p->names, implicit[i].v[k]);
+            if (v >= 0)
+                last_use[v] = (int)i;
+        }
+    }
+    for (size_t v = 0; v < p->n_values; v++) {
+        if (b.producer[v] < 0 || p->is_output[v] || last_use[v] < 0)
+            continue; /* only node results are this frame's to free */
+        kiln_plan_node *pn = &p->nodes[last_use[v]];
+        int *f = kiln_realloc(pn->free_ids, (pn->n_free + 1) * sizeof *f);
+        if (!f) {
+            st = KILN_ERR_NOMEM;
+            goto done;
+        }
+        f[pn->n_free++] = (int)v;
+        pn->free_ids = f;
+    }
+    /* Register, then plan the subgraphs with this plan as their scope. */
+    p->next = core->plans ? core->plans->next : NULL;
+    if (core->plans)
+        core->plans->next = p;
+    else
+        core->plans = p;
+    *out = p;
+    for (size_t i = 0; i < n_nodes && st == KILN_OK; i++) {
+        const kiln_node *n = p->nodes[i].node;
+        for (size_t a = 0; a < n->n_attrs && st == KILN_OK; a++) {
+            const kiln_attr *at = &n->attrs[a];
+            kiln_plan *sub;
+            if (at->g)
+                st = build(core, at->g, &here, &sub);
+            for (size_t k = 0; at->graphs && k < at->n && st == KILN_OK; k++)
+                st = build(core, at->graphs[k], &here, &sub);
+        }
+        if (st != KILN_OK)
+            kiln_fail_prefix(st, "in a subgraph of node '%s' (%s): ", n->name, n->op_type);
+    }
+    p = NULL; /* owned by core now */
+done:
+    for (size_t i = 0; implicit && i < n_nodes; i++)
+        free(implicit[i].v);
+    free(implicit);
+    if (users)
+        for (size_t i = 0; i < n_nodes; i++)
+            free(users[i]);
+    free(users);
+    free(n_users);
+    free(indeg);
+    free(order);
+    free(last_use);
+    free(b.producer);
+    if (p)
+        plan_free(p);
+    return st;
+}
+
+kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const kiln_plan *parent,
+                          const kiln_plan **out) {
+    (void)parent;
+    for (kiln_plan *p = core->plans; p; p = p->next)
+        if (p->graph == g) {
+            *out = p;
+            return KILN_OK;
+        }
+    return kiln_fail(KILN_ERR_INVALID, "internal: subgraph '%s' has no plan", g->name ? g->name : "");
+}
+
+kiln_status kiln_plan_main(kiln_session_core *core, const kiln_graph *g) {
+    kiln_plan *p;
+    return build(core, g, NULL, &p);
+}

@@ -1,0 +1,380 @@
+/* Sessions and frames: feeding inputs, running nodes in plan order, dropping
+ * values at their last use, the op-facing context functions. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+
+void kiln_plans_free(kiln_plan *p);
+kiln_status kiln_plan_main(kiln_session_core *core, const kiln_graph *g);
+
+struct kiln_session {
+    kiln_session_core core;
+};
+
+/* ---- op context ---- */
+
+bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i) {
+    return i < c->n_out && i < c->node->n_outputs && c->node->outputs[i][0];
+}
+
+static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank, const int64_t *dims,
+                              kiln_tensor **out) {
+    if (i >= c->n_out)
+        return kiln_fail(KILN_ERR_INVALID, "operator produced output %zu but the node has %zu outputs", i, c->n_out);
+    if (c->out[i]) {
+        kiln_tensor_destroy(c->out[i]);
+        c->out[i] = NULL;
+    }
+    kiln_tensor *t = kiln_tensor_new();
+    if (!t)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
+    if (st != KILN_OK) {
+        free(t);
+        return kiln_fail_prefix(st, "output %zu: ", i);
+    }
+    c->out[i] = t;
+    *out = t;
+    return KILN_OK;
+}
+
+kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank, const int64_t *dims,
+                           kiln_tensor **out) {
+    kiln_tensor *t;
+    KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
+    if (dtype == KILN_DTYPE_STRING)
+        return kiln_tensor_alloc_data(t);
+    kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, t->nbytes);
+    if (!b)
+        return KILN_ERR_NOMEM;
+    t->buf = b;
+    t->data = b->ptr;
+    *out = t;
+    return KILN_OK;
+}
+
+kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
+                                 const int64_t *dims, kiln_tensor **out) {
+    const kiln_tensor *src = kiln_op_in(c, in_idx);
+    if (src && c->in_dying[in_idx] && src->buf && src->buf->refs == 1 && src->dtype != KILN_DTYPE_STRING &&
+        dtype != KILN_DTYPE_STRING && src->buf->release != NULL && src->data == src->buf->ptr) {
+        kiln_tensor *t;
+        KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
+        if (t->nbytes == src->nbytes && src->buf->owner == (void *)c->frame->core->arena) {
+            kiln_tensor_set_buffer(t, src->buf, src->data);
+            *out = t;
+            return KILN_OK;
+        }
+    }
+    return kiln_op_output(c, i, dtype, rank, dims, out);
+}
+
+kiln_status kiln_op_output_alias(kiln_op_ctx *c, size_t i, const kiln_tensor *src, int rank, const int64_t *dims) {
+    kiln_tensor *t;
+    KILN_TRY(new_output(c, i, src->dtype, rank, dims, &t));
+    if (t->numel != src->numel)
+        return kiln_fail(KILN_ERR_INVALID, "cannot view %lld elements as %lld", (long long)src->numel,
+                         (long long)t->numel);
+    kiln_tensor_set_buffer(t, src->buf, src->data);
+    return KILN_OK;
+}
+
+kiln_status kiln_op_output_take(kiln_op_ctx *c, size_t i, kiln_tensor *t) {
+    if (i >= c->n_out) {
+        kiln_tensor_destroy(t);
+        return kiln_fail(KILN_ERR_INVALID, "operator produced output %zu but the node has %zu outputs", i, c->n_out);
+    }
+    kiln_tensor_destroy(c->out[i]);
+    c->out[i] = t;
+    return KILN_OK;
+}
+
+void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg) {
+    kiln_threads_run(c->frame->core->threads, n, grain, fn, arg);
+}
+
+int kiln_op_threads(const kiln_op_ctx *c) { return kiln_threads_count(c->frame->core->threads); }
+
+kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, const kiln_tensor *const *in,
+                                 size_t n_out, kiln_tensor **out) {
+    const kiln_plan *p;
+    KILN_TRY(kiln_plan_get(c->frame->core, g, c->frame->plan, &p));
+    return kiln_frame_run(c->frame->core, p, c->frame, n_in, in, n_out, out);
+}
+
+/* ---- frames ---- */
+
+static const kiln_tensor *lookup_outer(const kiln_frame *f, const char *name) {
+    for (; f; f = f->parent) {
+        int v = kiln_name_map_get(f->plan->names, name);
+        if (v >= 0 && f->vals[v])
+            return f->vals[v];
+    }
+    return NULL;
+}
+
+kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_frame *parent, size_t n_in,
+                           const kiln_tensor *const *in, size_t n_out, kiln_tensor **out) {
+    kiln_status st = KILN_OK;
+    kiln_frame f = {.core = core, .plan = plan, .parent = parent};
+    size_t max_io = 1;
+    for (size_t i = 0; i < plan->n_nodes; i++) {
+        const kiln_node *n = plan->nodes[i].node;
+        if (n->n_inputs > max_io)
+            max_io = n->n_inputs;
+        if (n->n_outputs > max_io)
+            max_io = n->n_outputs;
+    }
+    f.vals = kiln_calloc(plan->n_values + 1, sizeof *f.vals);
+    f.owned = kiln_calloc(plan->n_values + 1, sizeof *f.owned);
+    const kiln_tensor **ins = kiln_calloc(max_io, sizeof *ins);
+    bool *dying = kiln_calloc(max_io, sizeof *dying);
+    kiln_tensor **outs = kiln_calloc(max_io, sizeof *outs);
+    for (size_t i = 0; i < n_out; i++)
+        out[i] = NULL;
+    if (!f.vals || !f.owned || !ins || !dying || !outs) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < plan->n_consts; i++)
+        f.vals[plan->const_ids[i]] = (kiln_tensor *)plan->const_vals[i];
+    for (size_t i = 0; i < n_in && i < plan->n_inputs; i++)
+        if (in[i])
+            f.vals[plan->input_ids[i]] = (kiln_tensor *)in[i];
+    for (size_t i = 0; i < plan->n_outer; i++) {
+        int v = plan->outer_ids[i];
+        f.vals[v] = (kiln_tensor *)lookup_outer(parent, plan->value_names[v]);
+    }
+    for (size_t i = 0; i < plan->n_nodes; i++) {
+        const kiln_plan_node *pn = &plan->nodes[i];
+        const kiln_node *n = pn->node;
+        for (size_t k = 0; k < n->n_inputs; k++) {
+            int v = pn->in_ids[k];
+            ins[k] = v >= 0 ? f.vals[v] : NULL;
+            dying[k] = false;
+            if (v >= 0 && !ins[k]) {
+                st = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): input '%s' has no value (a graph input that was not fed?)",
+                               n->name, n->op_type, n->inputs[k]);
+                goto done;
+            }
+            for (size_t d = 0; v >= 0 && d < pn->n_free; d++)
+                if (pn->free_ids[d] == v && f.owned[v])
+                    dying[k] = true;
+        }
+        for (size_t k = 0; k < n->n_outputs; k++)
+            outs[k] = NULL;
+        kiln_op_ctx ctx = {.node = n,
+                           .opset = pn->opset,
+                           .n_in = n->n_inputs,
+                           .n_out = n->n_outputs,
+                           .in = ins,
+                           .in_dying = dying,
+                           .out = outs,
+                           .frame = &f};
+        st = pn->op->exec(&ctx);
+        if (st == KILN_OK)
+            for (size_t k = 0; k < n->n_outputs; k++)
+                if (pn->out_ids[k] >= 0 && !outs[k]) {
+                    st = kiln_fail(KILN_ERR_RUNTIME, "output '%s' was not produced", n->outputs[k]);
+                    break;
+                }
+        if (st != KILN_OK) {
+            for (size_t k = 0; k < n->n_outputs; k++)
+                kiln_tensor_destroy(outs[k]);
+            const char *msg = kiln_last_error();
+            if (strncmp(msg, "node '", 6) != 0)
+                kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
+            goto done;
+        }
+        for (size_t k = 0; k < n->n_outputs; k++) {
+            int v = pn->out_ids[k];
+            if (v < 0) {
+                kiln_tensor_destroy(outs[k]);
+                continue;
+            }
+            f.vals[v] = outs[k];
+            f.owned[v] = outs[k] != NULL;
+        }
+        for (size_t d = 0; d < pn->n_free; d++) {
+            int v = pn->free_ids[d];
+            if (f.owned[v]) {
+                kiln_tensor_destroy(f.vals[v]);
+                f.owned[v] = false;
+            }
+            f.vals[v] = NULL;
+        }
+    }
+    for (size_t i = 0; i < n_out && i < plan->n_outputs; i++) {
+        const kiln_tensor *t = f.vals[plan->output_ids[i]];
+        if (!t) {
+            st = kiln_fail(KILN_ERR_RUNTIME, "graph output '%s' was not computed",
+                           plan->value_names[plan->output_ids[i]]);
+            goto done;
+        }
+        KILN_CHECK(st, kiln_tensor_share(t, &out[i]), done);
+    }
+done:
+    if (st != KILN_OK)
+        for (size_t i = 0; i < n_out; i++) {
+            kiln_tensor_destroy(out[i]);
+            out[i] = NULL;
+        }
+    for (size_t v = 0; f.vals && v < plan->n_values; v++)
+        if (f.owned[v])
+            kiln_tensor_destroy(f.vals[v]);
+    free(f.vals);
+    free(f.owned);
+    free(ins);
+    free(dying);
+    free(outs);
+    return st;
+}
+
+/* ---- public API ---- */
+
+kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options *opts, kiln_session **out) {
+    *out = NULL;
+    kiln_session *s = kiln_calloc(1, sizeof *s);
+    if (!s)
+        return KILN_ERR_NOMEM;
+    int threads = opts && opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    s->core.model = m;
+    s->core.arena = kiln_arena_create();
+    s->core.threads = kiln_threads_create(threads);
+    if (!s->core.arena || !s->core.threads) {
+        kiln_session_destroy(s);
+        return KILN_ERR_NOMEM;
+    }
+    kiln_status st = kiln_plan_main(&s->core, m->graph);
+    if (st != KILN_OK) {
+        kiln_session_destroy(s);
+        return st;
+    }
+    *out = s;
+    return KILN_OK;
+}
+
+void kiln_session_destroy(kiln_session *s) {
+    if (!s)
+        return;
+    kiln_plans_free(s->core.plans);
+    for (size_t i = 0; i < s->core.n_aligned_copies; i++)
+        kiln_tensor_destroy(s->core.aligned_copies[i]);
+    free(s->core.aligned_copies);
+    kiln_threads_destroy(s->core.threads);
+    kiln_arena_release(s->core.arena);
+    free(s);
+}
+
+size_t kiln_session_peak_bytes(const kiln_session *s) { return kiln_arena_peak(s->core.arena); }
+
+static kiln_status check_input(const kiln_value_info *vi, const kiln_tensor *t) {
+    const kiln_type *ty = &vi->type;
+    if (ty->kind != KILN_TYPE_TENSOR)
+        return KILN_OK;
+    if (ty->elem != KILN_DTYPE_UNDEFINED && ty->elem != t->dtype)
+        return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s, got %s", vi->name, kiln_dtype_name(ty->elem),
+                         kiln_dtype_name(t->dtype));
+    if (ty->rank < 0)
+        return KILN_OK;
+    char got[256];
+    if (ty->rank != t->rank)
+        return kiln_fail(KILN_ERR_ARG, "input '%s': expected rank %d, got shape %s", vi->name, ty->rank,
+                         kiln_dims_str(t->rank, t->dims, got, sizeof got));
+    for (int i = 0; i < ty->rank; i++)
+        if (ty->dims[i].value >= 0 && ty->dims[i].value != t->dims[i])
+            return kiln_fail(KILN_ERR_ARG, "input '%s': dimension %d must be %lld, got shape %s", vi->name, i,
+                             (long long)ty->dims[i].value, kiln_dims_str(t->rank, t->dims, got, sizeof got));
+    return KILN_OK;
+}
+
+kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                             const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                             kiln_tensor **outputs) {
+    const kiln_plan *plan = s->core.plans;
+    const kiln_graph *g = plan->graph;
+    kiln_status st = KILN_OK;
+    const kiln_tensor **feed = kiln_calloc(g->n_inputs + 1, sizeof *feed);
+    kiln_tensor **all = kiln_calloc(g->n_outputs + 1, sizeof *all);
+    if (!feed || !all) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n_inputs; i++) {
+        size_t idx;
+        if (!kiln_graph_find_input(g, input_names[i], &idx)) {
+            kiln_sbuf names = {0};
+            for (size_t k = 0; k < g->n_inputs; k++)
+                if (!kiln_graph_find_init(g, g->inputs[k].name, NULL))
+                    kiln_sbuf_printf(&names, "%s'%s'", names.len ? ", " : "", g->inputs[k].name);
+            st = kiln_fail(KILN_ERR_ARG, "'%s' is not an input of the model; its inputs are %s", input_names[i],
+                           names.data ? names.data : "(none)");
+            free(names.data);
+            goto done;
+        }
+        if (feed[idx]) {
+            st = kiln_fail(KILN_ERR_ARG, "input '%s' is given twice", input_names[i]);
+            goto done;
+        }
+        KILN_CHECK(st, check_input(&g->inputs[idx], inputs[i]), done);
+        feed[idx] = inputs[i];
+    }
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (!feed[i] && !kiln_graph_find_init(g, g->inputs[i].name, NULL)) {
+            st = kiln_fail(KILN_ERR_ARG, "input '%s' is required but was not given", g->inputs[i].name);
+            goto done;
+        }
+    if (!output_names && n_outputs != g->n_outputs) {
+        st = kiln_fail(KILN_ERR_ARG, "the model has %zu outputs, %zu asked for", g->n_outputs, n_outputs);
+        goto done;
+    }
+    size_t *pick = kiln_calloc(n_outputs + 1, sizeof *pick);
+    if (!pick) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n_outputs; i++) {
+        pick[i] = i;
+        if (output_names) {
+            size_t k = 0;
+            while (k < g->n_outputs && strcmp(g->outputs[k].name, output_names[i]) != 0)
+                k++;
+            if (k == g->n_outputs) {
+                free(pick);
+                st = kiln_fail(KILN_ERR_ARG, "'%s' is not an output of the model", output_names[i]);
+                goto done;
+            }
+            pick[i] = k;
+        }
+    }
+    st = kiln_frame_run(&s->core, plan, NULL, g->n_inputs, feed, g->n_outputs, all);
+    if (st == KILN_OK) {
+        for (size_t i = 0; i < n_outputs; i++) {
+            outputs[i] = NULL;
+            if (all[pick[i]]) {
+                /* the same output asked twice gets its own tensor */
+                st = kiln_tensor_share(all[pick[i]], &outputs[i]);
+                if (st != KILN_OK)
+                    break;
+            }
+        }
+        if (st != KILN_OK)
+            for (size_t i = 0; i < n_outputs; i++) {
+                kiln_tensor_destroy(outputs[i]);
+                outputs[i] = NULL;
+            }
+    }
+    for (size_t i = 0; i < g->n_outputs; i++)
+        kiln_tensor_destroy(all[i]);
+    free(pick);
+done:
+    free(feed);
+    free(all);
+    return st;
+}

@@ -1,0 +1,79 @@
+/* ONNX TensorProto files (.pb), the format of ONNX's test data sets. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+#include "onnx.pb-c.h"
+
+kiln_status kiln_pb_read(const char *path, kiln_tensor **out) {
+    *out = NULL;
+    kiln_buffer *map;
+    KILN_TRY(kiln_map_file(path, &map));
+    Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, map->size, map->ptr ? map->ptr : (void *)"");
+    kiln_buffer_unref(map);
+    if (!p)
+        return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX TensorProto", path);
+    kiln_tensor *t = kiln_tensor_new();
+    kiln_status st = t ? kiln_tensor_from_proto(p, NULL, NULL, t) : KILN_ERR_NOMEM;
+    if (t)
+        t->src = NULL; /* the message goes away now */
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    if (st != KILN_OK) {
+        kiln_tensor_destroy(t);
+        return kiln_fail_prefix(st, "%s: ", path);
+    }
+    *out = t;
+    return KILN_OK;
+}
+
+typedef struct pb_write {
+    const uint8_t *data;
+    size_t len;
+    const char *path;
+} pb_write;
+
+static kiln_status write_bytes(void *ctx, int fd) {
+    pb_write *w = ctx;
+    return kiln_write_all(fd, w->data, w->len, w->path);
+}
+
+kiln_status kiln_pb_write(const kiln_tensor *t, const char *path) {
+    Onnx__TensorProto p;
+    kiln_tensor tmp = *t;
+    tmp.src = NULL;
+    KILN_TRY(kiln_tensor_to_proto(&tmp, &p));
+    size_t len = onnx__tensor_proto__get_packed_size(&p);
+    uint8_t *buf = kiln_malloc(len);
+    if (!buf) {
+        kiln_tensor_proto_free(&p);
+        return KILN_ERR_NOMEM;
+    }
+    onnx__tensor_proto__pack(&p, buf);
+    kiln_tensor_proto_free(&p);
+    pb_write w = {buf, len, path};
+    kiln_status st = kiln_write_atomic(path, write_bytes, &w);
+    free(buf);
+    return st;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+kiln_status kiln_tensor_load(const char *path, kiln_tensor **out) {
+    if (ends_with(path, ".npy"))
+        return kiln_npy_read(path, out);
+    if (ends_with(path, ".pb"))
+        return kiln_pb_read(path, out);
+    return kiln_fail(KILN_ERR_ARG, "%s: unknown tensor file type (use .npy or .pb)", path);
+}
+
+kiln_status kiln_tensor_save(const kiln_tensor *t, const char *path) {
+    if (ends_with(path, ".npy"))
+        return kiln_npy_write(t, path);
+    if (ends_with(path, ".pb"))
+        return kiln_pb_write(t, path);
+    return kiln_fail(KILN_ERR_ARG, "%s: unknown tensor file type (use .npy or .pb)", path);
+}

@@ -1,0 +1,257 @@
+/* kiln's in-memory model: graphs, nodes, attributes, typed values, tensors.
+ *
+ * Objects loaded from a file keep `src`, a pointer to the protobuf message
+ * they came from (kept alive by the model). Saving starts from a shallow copy
+ * of that message, so fields kiln does not model, and unknown fields, survive
+ * a load/save round trip untouched. Objects made by passes have src == NULL.
+ */
+#ifndef KILN_IR_H
+#define KILN_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/common.h"
+#include "kiln.h"
+
+/* ---- buffers: refcounted bytes, owned or borrowed from a mapping ---- */
+
+typedef struct kiln_buffer kiln_buffer;
+struct kiln_buffer {
+    int refs;
+    void *ptr;
+    size_t size;
+    void (*release)(kiln_buffer *b); /* frees ptr (if owned) and b */
+    void *owner;                     /* release's context (mapping, pool) */
+};
+
+kiln_buffer *kiln_buffer_alloc(size_t size); /* 64-aligned, zeroed */
+kiln_buffer *kiln_buffer_wrap(void *ptr, size_t size); /* takes ownership of malloc'd ptr */
+kiln_buffer *kiln_buffer_ref(kiln_buffer *b);
+void kiln_buffer_unref(kiln_buffer *b);
+
+/* A read-only memory-mapped file; a buffer that keeps the mapping alive. */
+kiln_status kiln_map_file(const char *path, kiln_buffer **out);
+
+/* ---- tensors ---- */
+
+typedef struct kiln_string {
+    size_t len;
+    char *data;
+} kiln_string;
+
+struct kiln_tensor {
+    kiln_dtype dtype;
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    int64_t numel;
+    size_t nbytes;      /* numel * dtype size; for STRING numel * sizeof(kiln_string) */
+    void *data;         /* points into buf (may be NULL when numel == 0) */
+    kiln_buffer *buf;   /* owner of data; strings own each element's data too */
+    char *name;         /* for initializers and tensor attributes */
+    char *doc;
+    const void *src;    /* Onnx__TensorProto this came from, if any */
+};
+
+/* An empty tensor shell (no data) with the given shape. */
+kiln_status kiln_tensor_init_shape(kiln_tensor *t, kiln_dtype dtype, int rank, const int64_t *dims);
+/* Allocates storage for a shaped shell (zeroed). */
+kiln_status kiln_tensor_alloc_data(kiln_tensor *t);
+/* Points a shaped shell at a range of an existing buffer (takes a ref). */
+void kiln_tensor_set_buffer(kiln_tensor *t, kiln_buffer *b, void *data);
+kiln_tensor *kiln_tensor_new(void);
+/* Deep copy (strings included); a copy of a borrowed tensor owns its data. */
+kiln_status kiln_tensor_clone(const kiln_tensor *t, kiln_tensor **out);
+/* A second tensor sharing t's buffer (cheap). */
+kiln_status kiln_tensor_share(const kiln_tensor *t, kiln_tensor **out);
+void kiln_tensor_clear(kiln_tensor *t); /* frees contents, keeps the struct */
+bool kiln_tensor_is_aligned(const kiln_tensor *t);
+/* Reads element i as double / int64 whatever the numeric dtype. */
+double kiln_tensor_get_f64(const kiln_tensor *t, int64_t i);
+int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i);
+/* Shape as "[2,3,4]" into buf. */
+const char *kiln_dims_str(int rank, const int64_t *dims, char *buf, size_t n);
+
+/* ---- types of graph values ---- */
+
+typedef struct kiln_dim {
+    int64_t value; /* >= 0 when fixed, -1 when symbolic or unknown */
+    char *param;   /* symbol name, or NULL */
+} kiln_dim;
+
+typedef enum kiln_type_kind {
+    KILN_TYPE_NONE = 0,   /* no type recorded */
+    KILN_TYPE_TENSOR,
+    KILN_TYPE_OTHER       /* sequence/map/optional/sparse: kept as src */
+} kiln_type_kind;
+
+typedef struct kiln_type {
+    kiln_type_kind kind;
+    kiln_dtype elem;
+    int rank;       /* -1: shape unknown */
+    kiln_dim *dims; /* rank entries */
+} kiln_type;
+
+typedef struct kiln_value_info {
+    char *name;
+    kiln_type type;
+    char *doc;
+    const void *src; /* Onnx__ValueInfoProto */
+} kiln_value_info;
+
+/* ---- attributes, nodes, graphs ---- */
+
+typedef enum kiln_attr_type {
+    KILN_ATTR_UNDEFINED = 0,
+    KILN_ATTR_FLOAT = 1,
+    KILN_ATTR_INT = 2,
+    KILN_ATTR_STRING = 3,
+    KILN_ATTR_TENSOR = 4,
+    KILN_ATTR_GRAPH = 5,
+    KILN_ATTR_FLOATS = 6,
+    KILN_ATTR_INTS = 7,
+    KILN_ATTR_STRINGS = 8,
+    KILN_ATTR_TENSORS = 9,
+    KILN_ATTR_GRAPHS = 10,
+    KILN_ATTR_SPARSE_TENSOR = 11,
+    KILN_ATTR_SPARSE_TENSORS = 12,
+    KILN_ATTR_TYPE_PROTO = 13,
+    KILN_ATTR_TYPE_PROTOS = 14
+} kiln_attr_type;
+
+typedef struct kiln_graph kiln_graph;
+
+typedef struct kiln_attr {
+    char *name;
+    kiln_attr_type type;
+    float f;
+    int64_t i;
+    kiln_string s;
+    kiln_tensor *t;
+    kiln_graph *g;
+    size_t n; /* count for the list kinds */
+    float *floats;
+    int64_t *ints;
+    kiln_string *strings;
+    kiln_tensor **tensors;
+    kiln_graph **graphs;
+    const void *src; /* Onnx__AttributeProto */
+} kiln_attr;
+
+typedef struct kiln_node {
+    char *name;
+    char *op_type;
+    char *domain; /* "" for the default ai.onnx domain */
+    size_t n_inputs, n_outputs;
+    char **inputs;  /* "" marks an omitted optional input */
+    char **outputs;
+    size_t n_attrs;
+    kiln_attr *attrs;
+    char *doc;
+    const void *src; /* Onnx__NodeProto */
+} kiln_node;
+
+struct kiln_graph {
+    char *name;
+    char *doc;
+    size_t n_nodes, cap_nodes;
+    kiln_node **nodes;
+    size_t n_inputs, n_outputs, n_value_info;
+    kiln_value_info *inputs, *outputs, *value_info;
+    size_t n_inits, cap_inits;
+    kiln_tensor **inits;
+    const void *src; /* Onnx__GraphProto */
+};
+
+typedef struct kiln_opset {
+    char *domain;
+    int64_t version;
+} kiln_opset;
+
+struct kiln_model {
+    int64_t ir_version;
+    size_t n_opsets;
+    kiln_opset *opsets;
+    char *producer_name, *producer_version, *domain, *doc;
+    int64_t model_version;
+    bool has_model_version;
+    size_t n_meta;
+    kiln_string *meta_keys, *meta_values;
+    kiln_graph *graph;
+    char *path; /* where it was loaded from, or NULL */
+    char *dir;  /* folder of path (external data base) */
+    /* Loader state keeping `src` pointers and borrowed data valid. */
+    void *proto;          /* Onnx__ModelProto */
+    kiln_buffer *mapping; /* the model file, while tensors point into it */
+    size_t n_ext_maps;
+    kiln_buffer **ext_maps;
+};
+
+/* Opset version the model imports for a domain ("" or "ai.onnx" for the
+ * default one); 0 if not imported. */
+int64_t kiln_model_opset(const kiln_model *m, const char *domain);
+
+kiln_graph *kiln_graph_new(void);
+void kiln_graph_destroy(kiln_graph *g);
+void kiln_node_destroy(kiln_node *n);
+void kiln_attr_clear(kiln_attr *a);
+void kiln_type_clear(kiln_type *t);
+kiln_status kiln_type_copy(kiln_type *dst, const kiln_type *src);
+void kiln_value_info_clear(kiln_value_info *v);
+
+/* Attribute look-ups (NULL / default when absent). */
+const kiln_attr *kiln_node_attr(const kiln_node *n, const char *name);
+int64_t kiln_attr_int(const kiln_node *n, const char *name, int64_t dflt);
+float kiln_attr_float(const kiln_node *n, const char *name, float dflt);
+/* Returns dflt when absent; the string is NUL-terminated. */
+const char *kiln_attr_string(const kiln_node *n, const char *name, const char *dflt);
+/* Count through *count; NULL when absent. */
+const int64_t *kiln_attr_ints(const kiln_node *n, const char *name, size_t *count);
+const float *kiln_attr_floats(const kiln_node *n, const char *name, size_t *count);
+const kiln_tensor *kiln_attr_tensor(const kiln_node *n, const char *name);
+const kiln_graph *kiln_attr_graph(const kiln_node *n, const char *name);
+
+/* Graph edits used by passes. */
+kiln_status kiln_graph_add_node(kiln_graph *g, kiln_node *n); /* takes n */
+void kiln_graph_remove_node(kiln_graph *g, size_t i);          /* destroys it */
+kiln_status kiln_graph_add_init(kiln_graph *g, kiln_tensor *t); /* takes t */
+void kiln_graph_remove_init(kiln_graph *g, size_t i);
+kiln_tensor *kiln_graph_find_init(const kiln_graph *g, const char *name, size_t *index);
+kiln_value_info *kiln_graph_find_input(const kiln_graph *g, const char *name, size_t *index);
+
+/* Names (domain.name) of the model-local functions, kept from the file;
+ * *names is malloc'd (free it), the strings are borrowed. */
+size_t kiln_model_function_names(const kiln_model *m, const char ***names);
+
+/* Walks every graph (the graph, then nested subgraphs depth first). */
+typedef kiln_status (*kiln_graph_visit_fn)(kiln_graph *g, int depth, void *ctx);
+kiln_status kiln_graph_walk(kiln_graph *g, kiln_graph_visit_fn fn, void *ctx);
+
+/* Tensor <-> protobuf (src/onnx/proto_tensor.c); used by the loader, the
+ * saver and the .pb reader. `base_dir` resolves external data (NULL: refuse);
+ * `maps` collects the mappings it opens. */
+struct Onnx__TensorProto;
+typedef struct kiln_slice {
+    uint64_t offset, len;
+} kiln_slice;
+typedef struct kiln_ext_ctx {
+    const char *base_dir;   /* NULL: external data refused */
+    const char *model_path; /* for messages */
+    kiln_buffer ***maps;
+    size_t *n_maps;
+    /* raw_data lifted out of the file by the loader's pre-pass */
+    const kiln_slice *slices;
+    size_t n_slices;
+} kiln_ext_ctx;
+/* Field number of the marker the loader leaves where it lifted raw_data. */
+#define KILN_RAW_MARKER_FIELD 536870000u
+#define KILN_MAX_NESTING 64
+kiln_status kiln_tensor_from_proto(struct Onnx__TensorProto *p, kiln_buffer *backing,
+                                   const kiln_ext_ctx *ext, kiln_tensor *out);
+
+/* IR tensor -> protobuf (data pointers borrowed from t; free with
+ * kiln_tensor_proto_free). */
+kiln_status kiln_tensor_to_proto(const kiln_tensor *t, struct Onnx__TensorProto *out);
+void kiln_tensor_proto_free(struct Onnx__TensorProto *p);
+#endif

@@ -1,0 +1,359 @@
+/* Buffers and tensors: storage, shapes, element access, the public tensor API. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ir/ir.h"
+
+const char *kiln_dtype_name(kiln_dtype t) {
+    static const char *names[] = {"undefined", "float32", "uint8",  "int8",   "uint16",
+                                  "int16",     "int32",   "int64",  "string", "bool",
+                                  "float16",   "float64", "uint32", "uint64", "complex64",
+                                  "complex128", "bfloat16"};
+    if ((unsigned)t < sizeof names / sizeof *names)
+        return names[t];
+    return "unknown";
+}
+
+size_t kiln_dtype_size(kiln_dtype t) {
+    switch (t) {
+    case KILN_DTYPE_FLOAT: return 4;
+    case KILN_DTYPE_UINT8: return 1;
+    case KILN_DTYPE_INT8: return 1;
+    case KILN_DTYPE_UINT16: return 2;
+    case KILN_DTYPE_INT16: return 2;
+    case KILN_DTYPE_INT32: return 4;
+    case KILN_DTYPE_INT64: return 8;
+    case KILN_DTYPE_BOOL: return 1;
+    case KILN_DTYPE_FLOAT16: return 2;
+    case KILN_DTYPE_DOUBLE: return 8;
+    case KILN_DTYPE_UINT32: return 4;
+    case KILN_DTYPE_UINT64: return 8;
+    case KILN_DTYPE_COMPLEX64: return 8;
+    case KILN_DTYPE_COMPLEX128: return 16;
+    case KILN_DTYPE_BFLOAT16: return 2;
+    default: return 0;
+    }
+}
+
+/* ---- buffers ---- */
+
+static void release_owned(kiln_buffer *b) {
+    free(b->ptr);
+    free(b);
+}
+
+kiln_buffer *kiln_buffer_alloc(size_t size) {
+    kiln_buffer *b = kiln_malloc(sizeof *b);
+    if (!b)
+        return NULL;
+    b->ptr = kiln_aligned_alloc(size);
+    if (!b->ptr) {
+        free(b);
+        return NULL;
+    }
+    memset(b->ptr, 0, size);
+    b->refs = 1;
+    b->size = size;
+    b->release = release_owned;
+    b->owner = NULL;
+    return b;
+}
+
+kiln_buffer *kiln_buffer_wrap(void *ptr, size_t size) {
+    kiln_buffer *b = kiln_malloc(sizeof *b);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->ptr = ptr;
+    b->size = size;
+    b->release = release_owned;
+    b->owner = NULL;
+    return b;
+}
+
+kiln_buffer *kiln_buffer_ref(kiln_buffer *b) {
+    if (b)
+        b->refs++;
+    return b;
+}
+
+void kiln_buffer_unref(kiln_buffer *b) {
+    if (b && --b->refs == 0)
+        b->release(b);
+}
+
+static void release_map(kiln_buffer *b) {
+    if (b->ptr && b->size)
+        munmap(b->ptr, b->size);
+    free(b);
+}
+
+kiln_status kiln_map_file(const char *path, kiln_buffer **out) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return kiln_fail(KILN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return kiln_fail(KILN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return kiln_fail(KILN_ERR_IO, "%s: not a regular file", path);
+    }
+    void *p = NULL;
+    if (st.st_size > 0) {
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return kiln_fail(KILN_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        }
+    }
+    close(fd);
+    kiln_buffer *b = kiln_malloc(sizeof *b);
+    if (!b) {
+        if (p)
+            munmap(p, (size_t)st.st_size);
+        return KILN_ERR_NOMEM;
+    }
+    b->refs = 1;
+    b->ptr = p;
+    b->size = (size_t)st.st_size;
+    b->release = release_map;
+    b->owner = NULL;
+    *out = b;
+    return KILN_OK;
+}
+
+/* ---- tensors ---- */
+
+kiln_tensor *kiln_tensor_new(void) { return kiln_calloc(1, sizeof(kiln_tensor)); }
+
+kiln_status kiln_tensor_init_shape(kiln_tensor *t, kiln_dtype dtype, int rank, const int64_t *dims) {
+    if (rank < 0 || rank > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_LIMIT, "rank %d exceeds kiln's limit of %d", rank, KILN_MAX_RANK);
+    size_t es = dtype == KILN_DTYPE_STRING ? sizeof(kiln_string) : kiln_dtype_size(dtype);
+    if (es == 0)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "element type %d is not supported", (int)dtype);
+    int64_t numel;
+    KILN_TRY(kiln_dims_numel(rank, dims, &numel));
+    size_t nbytes;
+    if (kiln_mul_overflow_size((size_t)numel, es, &nbytes) || numel > (int64_t)(SIZE_MAX / 2))
+        return kiln_fail(KILN_ERR_LIMIT, "tensor size overflows");
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->dims[i] = dims[i];
+    t->numel = numel;
+    t->nbytes = nbytes;
+    return KILN_OK;
+}
+
+kiln_status kiln_tensor_alloc_data(kiln_tensor *t) {
+    kiln_buffer *b = kiln_buffer_alloc(t->nbytes);
+    if (!b)
+        return KILN_ERR_NOMEM;
+    if (t->dtype == KILN_DTYPE_STRING) {
+        /* Strings own their bytes; the buffer's release frees them. */
+        extern void kiln_string_buffer_release(kiln_buffer * b);
+        b->release = kiln_string_buffer_release;
+    }
+    kiln_buffer_unref(t->buf);
+    t->buf = b;
+    t->data = b->ptr;
+    return KILN_OK;
+}
+
+void kiln_string_buffer_release(kiln_buffer *b) {
+    kiln_string *s = b->ptr;
+    size_t n = b->size / sizeof(kiln_string);
+    for (size_t i = 0; i < n; i++)
+        free(s[i].data);
+    free(b->ptr);
+    free(b);
+}
+
+void kiln_tensor_set_buffer(kiln_tensor *t, kiln_buffer *b, void *data) {
+    kiln_buffer_ref(b);
+    kiln_buffer_unref(t->buf);
+    t->buf = b;
+    t->data = data;
+}
+
+void kiln_tensor_clear(kiln_tensor *t) {
+    if (!t)
+        return;
+    kiln_buffer_unref(t->buf);
+    free(t->name);
+    free(t->doc);
+    memset(t, 0, sizeof *t);
+}
+
+kiln_status kiln_tensor_clone(const kiln_tensor *t, kiln_tensor **out) {
+    kiln_tensor *c = kiln_tensor_new();
+    if (!c)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_init_shape(c, t->dtype, t->rank, t->dims);
+    if (st == KILN_OK)
+        st = kiln_tensor_alloc_data(c);
+    if (st == KILN_OK && t->name && !(c->name = kiln_strdup(t->name)))
+        st = KILN_ERR_NOMEM;
+    if (st == KILN_OK && t->doc && !(c->doc = kiln_strdup(t->doc)))
+        st = KILN_ERR_NOMEM;
+    if (st == KILN_OK) {
+        if (t->dtype == KILN_DTYPE_STRING) {
+            const kiln_string *s = t->data;
+            kiln_string *d = c->data;
+            for (int64_t i = 0; i < t->numel && st == KILN_OK; i++) {
+                d[i].len = s[i].len;
+                d[i].data = kiln_strndup(s[i].data ? s[i].data : "", s[i].len);
+                if (!d[i].data)
+                    st = KILN_ERR_NOMEM;
+            }
+        } else if (t->nbytes) {
+            memcpy(c->data, t->data, t->nbytes);
+        }
+    }
+    if (st != KILN_OK) {
+        kiln_tensor_destroy(c);
+        return st;
+    }
+    *out = c;
+    return KILN_OK;
+}
+
+kiln_status kiln_tensor_share(const kiln_tensor *t, kiln_tensor **out) {
+    kiln_tensor *c = kiln_tensor_new();
+    if (!c)
+        return KILN_ERR_NOMEM;
+    kiln_tensor_init_shape(c, t->dtype, t->rank, t->dims);
+    kiln_tensor_set_buffer(c, t->buf, t->data);
+    *out = c;
+    return KILN_OK;
+}
+
+bool kiln_tensor_is_aligned(const kiln_tensor *t) {
+    size_t es = t->dtype == KILN_DTYPE_STRING ? sizeof(void *) : kiln_dtype_size(t->dtype);
+    if (es > 8)
+        es = 8;
+    return es == 0 || ((uintptr_t)t->data % es) == 0;
+}
+
+double kiln_tensor_get_f64(const kiln_tensor *t, int64_t i) {
+    const void *d = t->data;
+    switch (t->dtype) {
+    case KILN_DTYPE_FLOAT: return ((const float *)d)[i];
+    case KILN_DTYPE_DOUBLE: return ((const double *)d)[i];
+    case KILN_DTYPE_FLOAT16: return kiln_half_to_float(((const uint16_t *)d)[i]);
+    case KILN_DTYPE_BFLOAT16: return kiln_bf16_to_float(((const uint16_t *)d)[i]);
+    case KILN_DTYPE_INT8: return ((const int8_t *)d)[i];
+    case KILN_DTYPE_UINT8: return ((const uint8_t *)d)[i];
+    case KILN_DTYPE_BOOL: return ((const uint8_t *)d)[i] != 0;
+    case KILN_DTYPE_INT16: return ((const int16_t *)d)[i];
+    case KILN_DTYPE_UINT16: return ((const uint16_t *)d)[i];
+    case KILN_DTYPE_INT32: return ((const int32_t *)d)[i];
+    case KILN_DTYPE_UINT32: return ((const uint32_t *)d)[i];
+    case KILN_DTYPE_INT64: return (double)((const int64_t *)d)[i];
+    case KILN_DTYPE_UINT64: return (double)((const uint64_t *)d)[i];
+    default: return 0;
+    }
+}
+
+int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i) {
+    const void *d = t->data;
+    switch (t->dtype) {
+    case KILN_DTYPE_INT8: return ((const int8_t *)d)[i];
+    case KILN_DTYPE_UINT8: return ((const uint8_t *)d)[i];
+    case KILN_DTYPE_BOOL: return ((const uint8_t *)d)[i] != 0;
+    case KILN_DTYPE_INT16: return ((const int16_t *)d)[i];
+    case KILN_DTYPE_UINT16: return ((const uint16_t *)d)[i];
+    case KILN_DTYPE_INT32: return ((const int32_t *)d)[i];
+    case KILN_DTYPE_UINT32: return ((const uint32_t *)d)[i];
+    case KILN_DTYPE_INT64: return ((const int64_t *)d)[i];
+    case KILN_DTYPE_UINT64: return (int64_t)((const uint64_t *)d)[i];
+    default: {
+        double v = kiln_tensor_get_f64(t, i);
+        if (v != v)
+            return 0;
+        if (v >= 9.2e18)
+            return INT64_MAX;
+        if (v <= -9.2e18)
+            return INT64_MIN;
+        return (int64_t)v;
+    }
+    }
+}
+
+const char *kiln_dims_str(int rank, const int64_t *dims, char *buf, size_t n) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "[");
+    for (int i = 0; i < rank && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "", (long long)dims[i]);
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
+    return buf;
+}
+
+/* ---- public API ---- */
+
+kiln_status kiln_tensor_create(kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out) {
+    kiln_tensor *t = kiln_tensor_new();
+    if (!t)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
+    if (st == KILN_OK)
+        st = kiln_tensor_alloc_data(t);
+    if (st != KILN_OK) {
+        kiln_tensor_destroy(t);
+        return st;
+    }
+    *out = t;
+    return KILN_OK;
+}
+
+kiln_status kiln_tensor_create_copy(kiln_dtype dtype, int rank, const int64_t *dims,
+                                    const void *data, size_t nbytes, kiln_tensor **out) {
+    if (dtype == KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_create_copy does not take strings");
+    kiln_tensor *t;
+    KILN_TRY(kiln_tensor_create(dtype, rank, dims, &t));
+    if (nbytes != t->nbytes) {
+        kiln_tensor_destroy(t);
+        return kiln_fail(KILN_ERR_ARG, "data has %zu bytes, shape needs %zu", nbytes, t->nbytes);
+    }
+    if (nbytes)
+        memcpy(t->data, data, nbytes);
+    *out = t;
+    return KILN_OK;
+}
+
+void kiln_tensor_destroy(kiln_tensor *t) {
+    if (!t)
+        return;
+    kiln_tensor_clear(t);
+    free(t);
+}
+
+kiln_dtype kiln_tensor_dtype(const kiln_tensor *t) { return t->dtype; }
+int kiln_tensor_rank(const kiln_tensor *t) { return t->rank; }
+const int64_t *kiln_tensor_dims(const kiln_tensor *t) { return t->dims; }
+int64_t kiln_tensor_numel(const kiln_tensor *t) { return t->numel; }
+size_t kiln_tensor_nbytes(const kiln_tensor *t) { return t->nbytes; }
+void *kiln_tensor_data(kiln_tensor *t) { return t->data; }
+const void *kiln_tensor_data_const(const kiln_tensor *t) { return t->data; }
+
+const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len) {
+    if (t->dtype != KILN_DTYPE_STRING || i < 0 || i >= t->numel)
+        return NULL;
+    const kiln_string *s = t->data;
+    if (len)
+        *len = s[i].len;
+    return s[i].data ? s[i].data : "";
+}

@@ -1,0 +1,538 @@
+/* Loading a model: map the file, lift large raw_data out of the bytes (so the
+ * weights are used in place, never copied), unpack with protobuf-c, convert
+ * to kiln's IR. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+#include "onnx.pb-c.h"
+#include "onnx/onnx_io.h"
+
+/* ---- pre-pass over the wire format ----
+ * Walks Model.graph -> Graph.{node,initializer} -> Node.attribute ->
+ * Attribute.{t,g,tensors,graphs} -> Tensor.raw_data, and replaces each
+ * raw_data of at least LIFT_MIN bytes by a varint field KILN_RAW_MARKER_FIELD
+ * holding the index of a slice that records where the bytes are in the file. */
+
+enum { K_MODEL, K_GRAPH, K_NODE, K_ATTR, K_TENSOR, K_NONE };
+#define LIFT_MIN 256
+
+typedef struct prepass {
+    const uint8_t *base;
+    kiln_slice *slices;
+    size_t n_slices, cap_slices;
+    const char *path;
+} prepass;
+
+static int child_kind(int kind, uint32_t field) {
+    switch (kind) {
+    case K_MODEL: return field == 7 ? K_GRAPH : K_NONE;
+    case K_GRAPH: return field == 1 ? K_NODE : field == 5 ? K_TENSOR : K_NONE;
+    case K_NODE: return field == 5 ? K_ATTR : K_NONE;
+    case K_ATTR:
+        return field == 5 || field == 10 ? K_TENSOR : field == 6 || field == 11 ? K_GRAPH : K_NONE;
+    default: return K_NONE;
+    }
+}
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return false;
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void put_varint(kiln_sbuf *o, uint64_t v) {
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            b[n] |= 0x80;
+        n++;
+    } while (v);
+    kiln_sbuf_append(o, (const char *)b, n);
+}
+
+static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, int kind, int depth,
+                           kiln_sbuf *out) {
+    if (depth > 3 * KILN_MAX_NESTING + 4)
+        return kiln_fail(KILN_ERR_LIMIT, "%s: subgraphs nested more than %d deep", pp->path, KILN_MAX_NESTING);
+    while (p < end) {
+        const uint8_t *field_start = p;
+        uint64_t tag;
+        if (!read_varint(&p, end, &tag))
+            return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (bad field tag at byte %zu)", pp->path,
+                             (size_t)(field_start - pp->base));
+        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
+        if (field == 0)
+            return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (field number 0 at byte %zu)", pp->path,
+                             (size_t)(field_start - pp->base));
+        uint64_t v;
+        switch (wt) {
+        case 0:
+            if (!read_varint(&p, end, &v))
+                goto trunc;
+            break;
+        case 1:
+            if (end - p < 8)
+                goto trunc;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                goto trunc;
+            p += 4;
+            break;
+        case 2: {
+            if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                goto trunc;
+            const uint8_t *payload = p;
+            p += v;
+            int ck = child_kind(kind, field);
+            if (kind == K_TENSOR && field == 9 && v >= LIFT_MIN) {
+                if (pp->n_slices == pp->cap_slices) {
+                    size_t cap = pp->cap_slices ? pp->cap_slices * 2 : 64;
+                    kiln_slice *s = kiln_realloc(pp->slices, cap * sizeof *s);
+                    if (!s)
+                        return KILN_ERR_NOMEM;
+                    pp->slices = s;
+                    pp->cap_slices = cap;
+                }
+                pp->slices[pp->n_slices].offset = (uint64_t)(payload - pp->base);
+                pp->slices[pp->n_slices].len = v;
+                put_varint(out, (uint64_t)KILN_RAW_MARKER_FIELD << 3);
+                put_varint(out, pp->n_slices);
+                pp->n_slices++;
+                continue;
+            }
+            if (ck != K_NONE) {
+                kiln_sbuf sub = {0};
+                kiln_status st = rewrite(pp, payload, payload + v, ck, depth + 1, &sub);
+                if (st == KILN_OK) {
+                    put_varint(out, tag);
+                    put_varint(out, sub.len);
+                    kiln_sbuf_append(out, sub.data ? sub.data : "", sub.len);
+                    if (sub.failed)
+                        out->failed = true;
+                }
+                free(sub.data);
+                if (st != KILN_OK)
+                    return st;
+                continue;
+            }
+            break;
+        }
+        default:
+            return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (wire type %u at byte %zu)", pp->path, wt,
+                             (size_t)(field_start - pp->base));
+        }
+        if (kind == K_TENSOR && field == KILN_RAW_MARKER_FIELD)
+            return kiln_fail(KILN_ERR_PARSE, "%s: field %u is reserved by kiln", pp->path, KILN_RAW_MARKER_FIELD);
+        kiln_sbuf_append(out, (const char *)field_start, (size_t)(p - field_start));
+    }
+    if (out->failed)
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory");
+    return KILN_OK;
+trunc:
+    return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (truncated or corrupt near byte %zu)", pp->path,
+                     (size_t)(p - pp->base));
+}
+
+/* ---- protobuf -> IR ---- */
+
+typedef struct conv {
+    const char *path;
+    kiln_buffer *backing;
+    kiln_ext_ctx ext;
+} conv;
+
+static kiln_status dup_str(char **dst, const char *s) {
+    if (!s) {
+        *dst = NULL;
+        return KILN_OK;
+    }
+    *dst = kiln_strdup(s);
+    return *dst ? KILN_OK : KILN_ERR_NOMEM;
+}
+
+static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_graph **out);
+
+static kiln_status conv_type(const Onnx__TypeProto *p, kiln_type *t) {
+    memset(t, 0, sizeof *t);
+    t->rank = -1;
+    if (!p)
+        return KILN_OK;
+    if (p->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !p->tensor_type) {
+        t->kind = KILN_TYPE_OTHER;
+        return KILN_OK;
+    }
+    const Onnx__TypeProto__Tensor *tt = p->tensor_type;
+    t->kind = KILN_TYPE_TENSOR;
+    t->elem = tt->has_elem_type ? (kiln_dtype)tt->elem_type : KILN_DTYPE_UNDEFINED;
+    if (!tt->shape)
+        return KILN_OK;
+    if (tt->shape->n_dim > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_LIMIT, "rank %zu exceeds kiln's limit of %d", tt->shape->n_dim, KILN_MAX_RANK);
+    t->rank = (int)tt->shape->n_dim;
+    if (t->rank) {
+        t->dims = kiln_calloc((size_t)t->rank, sizeof(kiln_dim));
+        if (!t->dims)
+            return KILN_ERR_NOMEM;
+    }
+    for (int i = 0; i < t->rank; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+        t->dims[i].value = -1;
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+            t->dims[i].value = d->dim_value;
+        else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param)
+            KILN_TRY(dup_str(&t->dims[i].param, d->dim_param));
+    }
+    return KILN_OK;
+}
+
+static kiln_status conv_value_infos(Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out, const char *what) {
+    *out = NULL;
+    if (!n)
+        return KILN_OK;
+    kiln_value_info *v = kiln_calloc(n, sizeof *v);
+    if (!v)
+        return KILN_ERR_NOMEM;
+    *out = v;
+    for (size_t i = 0; i < n; i++) {
+        v[i].type.rank = -1;
+        v[i].src = in[i];
+        KILN_TRY(dup_str(&v[i].name, in[i]->name ? in[i]->name : ""));
+        KILN_TRY(dup_str(&v[i].doc, in[i]->doc_string));
+        kiln_status st = conv_type(in[i]->type, &v[i].type);
+        if (st != KILN_OK)
+            return kiln_fail_prefix(st, "%s '%s': ", what, v[i].name);
+    }
+    return KILN_OK;
+}
+
+static kiln_attr_type infer_attr_type(const Onnx__AttributeProto *a) {
+    if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED)
+        return (kiln_attr_type)a->type;
+    /* Old models may leave `type` out: take it from the field that is set. */
+    if (a->has_f) return KILN_ATTR_FLOAT;
+    if (a->has_i) return KILN_ATTR_INT;
+    if (a->has_s) return KILN_ATTR_STRING;
+    if (a->t) return KILN_ATTR_TENSOR;
+    if (a->g) return KILN_ATTR_GRAPH;
+    if (a->n_floats) return KILN_ATTR_FLOATS;
+    if (a->n_ints) return KILN_ATTR_INTS;
+    if (a->n_strings) return KILN_ATTR_STRINGS;
+    if (a->n_tensors) return KILN_ATTR_TENSORS;
+    if (a->n_graphs) return KILN_ATTR_GRAPHS;
+    return KILN_ATTR_UNDEFINED;
+}
+
+static kiln_status conv_tensor(conv *c, Onnx__TensorProto *p, kiln_tensor **out) {
+    kiln_tensor *t = kiln_tensor_new();
+    if (!t)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_from_proto(p, c->backing, &c->ext, t);
+    if (st != KILN_OK) {
+        kiln_tensor_destroy(t);
+        return st;
+    }
+    *out = t;
+    return KILN_OK;
+}
+
+static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_attr *a) {
+    a->src = p;
+    KILN_TRY(dup_str(&a->name, p->name ? p->name : ""));
+    a->type = infer_attr_type(p);
+    a->f = p->f;
+    a->i = p->i;
+    switch (a->type) {
+    case KILN_ATTR_STRING:
+        a->s.len = p->s.len;
+        a->s.data = kiln_strndup((const char *)(p->s.data ? p->s.data : (uint8_t *)""), p->s.len);
+        return a->s.data ? KILN_OK : KILN_ERR_NOMEM;
+    case KILN_ATTR_TENSOR:
+        if (!p->t)
+            return kiln_fail(KILN_ERR_INVALID, "attribute '%s' of type tensor has no tensor", a->name);
+        return conv_tensor(c, p->t, &a->t);
+    case KILN_ATTR_GRAPH:
+        if (!p->g)
+            return kiln_fail(KILN_ERR_INVALID, "attribute '%s' of type graph has no graph", a->name);
+        return conv_graph(c, p->g, depth + 1, &a->g);
+    case KILN_ATTR_FLOATS:
+        a->n = p->n_floats;
+        if (a->n) {
+            if (!(a->floats = kiln_malloc(a->n * sizeof(float))))
+                return KILN_ERR_NOMEM;
+            memcpy(a->floats, p->floats, a->n * sizeof(float));
+        }
+        return KILN_OK;
+    case KILN_ATTR_INTS:
+        a->n = p->n_ints;
+        if (a->n) {
+            if (!(a->ints = kiln_malloc(a->n * sizeof(int64_t))))
+                return KILN_ERR_NOMEM;
+            memcpy(a->ints, p->ints, a->n * sizeof(int64_t));
+        }
+        return KILN_OK;
+    case KILN_ATTR_STRINGS:
+        a->n = p->n_strings;
+        if (a->n && !(a->strings = kiln_calloc(a->n, sizeof(kiln_string))))
+            return KILN_ERR_NOMEM;
+        for (size_t i = 0; i < a->n; i++) {
+            a->strings[i].len = p->strings[i].len;
+            a->strings[i].data = kiln_strndup((const char *)(p->strings[i].data ? p->strings[i].data : (uint8_t *)""),
+                                              p->strings[i].len);
+            if (!a->strings[i].data)
+                return KILN_ERR_NOMEM;
+        }
+        return KILN_OK;
+    case KILN_ATTR_TENSORS:
+        a->n = p->n_tensors;
+        if (a->n && !(a->tensors = kiln_calloc(a->n, sizeof(kiln_tensor *))))
+            return KILN_ERR_NOMEM;
+        for (size_t i = 0; i < a->n; i++)
+            KILN_TRY(conv_tensor(c, p->tensors[i], &a->tensors[i]));
+        return KILN_OK;
+    case KILN_ATTR_GRAPHS:
+        a->n = p->n_graphs;
+        if (a->n && !(a->graphs = kiln_calloc(a->n, sizeof(kiln_graph *))))
+            return KILN_ERR_NOMEM;
+        for (size_t i = 0; i < a->n; i++)
+            KILN_TRY(conv_graph(c, p->graphs[i], depth + 1, &a->graphs[i]));
+        return KILN_OK;
+    default:
+        return KILN_OK; /* float/int above; sparse and type protos stay in src */
+    }
+}
+
+static kiln_status conv_node(conv *c, Onnx__NodeProto *p, int depth, kiln_node **out) {
+    kiln_node *n = kiln_calloc(1, sizeof *n);
+    if (!n)
+        return KILN_ERR_NOMEM;
+    *out = n;
+    n->src = p;
+    KILN_TRY(dup_str(&n->name, p->name ? p->name : ""));
+    if (!p->op_type || !*p->op_type)
+        return kiln_fail(KILN_ERR_INVALID, "node '%s' has no op_type", n->name);
+    KILN_TRY(dup_str(&n->op_type, p->op_type));
+    KILN_TRY(dup_str(&n->domain, p->domain && strcmp(p->domain, "ai.onnx") != 0 ? p->domain : ""));
+    KILN_TRY(dup_str(&n->doc, p->doc_string));
+    n->n_inputs = p->n_input;
+    n->n_outputs = p->n_output;
+    if (p->n_input && !(n->inputs = kiln_calloc(p->n_input, sizeof(char *))))
+        return KILN_ERR_NOMEM;
+    if (p->n_output && !(n->outputs = kiln_calloc(p->n_output, sizeof(char *))))
+        return KILN_ERR_NOMEM;
+    for (size_t i = 0; i < p->n_input; i++)
+        KILN_TRY(dup_str(&n->inputs[i], p->input[i] ? p->input[i] : ""));
+    for (size_t i = 0; i < p->n_output; i++)
+        KILN_TRY(dup_str(&n->outputs[i], p->output[i] ? p->output[i] : ""));
+    if (p->n_attribute && !(n->attrs = kiln_calloc(p->n_attribute, sizeof(kiln_attr))))
+        return KILN_ERR_NOMEM;
+    for (size_t i = 0; i < p->n_attribute; i++) {
+        n->n_attrs = i + 1;
+        kiln_status st = conv_attr(c, p->attribute[i], depth, &n->attrs[i]);
+        if (st != KILN_OK)
+            return kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
+    }
+    return KILN_OK;
+}
+
+static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_graph **out) {
+    if (depth > KILN_MAX_NESTING)
+        return kiln_fail(KILN_ERR_LIMIT, "subgraphs nested more than %d deep", KILN_MAX_NESTING);
+    kiln_graph *g = kiln_graph_new();
+    if (!g)
+        return KILN_ERR_NOMEM;
+    *out = g;
+    g->src = p;
+    KILN_TRY(dup_str(&g->name, p->name));
+    KILN_TRY(dup_str(&g->doc, p->doc_string));
+    KILN_TRY(conv_value_infos(p->input, p->n_input, &g->inputs, "input"));
+    g->n_inputs = p->n_input;
+    KILN_TRY(conv_value_infos(p->output, p->n_output, &g->outputs, "output"));
+    g->n_outputs = p->n_output;
+    KILN_TRY(conv_value_infos(p->value_info, p->n_value_info, &g->value_info, "value_info"));
+    g->n_value_info = p->n_value_info;
+    for (size_t i = 0; i < p->n_initializer; i++) {
+        kiln_tensor *t;
+        KILN_TRY(conv_tensor(c, p->initializer[i], &t));
+        if (kiln_graph_add_init(g, t) != KILN_OK) {
+            kiln_tensor_destroy(t);
+            return KILN_ERR_NOMEM;
+        }
+    }
+    for (size_t i = 0; i < p->n_node; i++) {
+        kiln_node *n = NULL;
+        kiln_status st = conv_node(c, p->node[i], depth, &n);
+        if (n && kiln_graph_add_node(g, n) != KILN_OK) {
+            kiln_node_destroy(n);
+            return KILN_ERR_NOMEM;
+        }
+        KILN_TRY(st);
+    }
+    return KILN_OK;
+}
+
+static kiln_status conv_model(conv *c, Onnx__ModelProto *p, kiln_model *m) {
+    m->ir_version = p->has_ir_version ? p->ir_version : 0;
+    m->n_opsets = p->n_opset_import;
+    if (m->n_opsets && !(m->opsets = kiln_calloc(m->n_opsets, sizeof(kiln_opset))))
+        return KILN_ERR_NOMEM;
+    for (size_t i = 0; i < m->n_opsets; i++) {
+        KILN_TRY(dup_str(&m->opsets[i].domain, p->opset_import[i]->domain ? p->opset_import[i]->domain : ""));
+        m->opsets[i].version = p->opset_import[i]->version;
+    }
+    KILN_TRY(dup_str(&m->producer_name, p->producer_name));
+    KILN_TRY(dup_str(&m->producer_version, p->producer_version));
+    KILN_TRY(dup_str(&m->domain, p->domain));
+    KILN_TRY(dup_str(&m->doc, p->doc_string));
+    m->has_model_version = p->has_model_version;
+    m->model_version = p->model_version;
+    m->n_meta = p->n_metadata_props;
+    if (m->n_meta) {
+        m->meta_keys = kiln_calloc(m->n_meta, sizeof(kiln_string));
+        m->meta_values = kiln_calloc(m->n_meta, sizeof(kiln_string));
+        if (!m->meta_keys || !m->meta_values)
+            return KILN_ERR_NOMEM;
+        for (size_t i = 0; i < m->n_meta; i++) {
+            const char *k = p->metadata_props[i]->key ? p->metadata_props[i]->key : "";
+            const char *v = p->metadata_props[i]->value ? p->metadata_props[i]->value : "";
+            KILN_TRY(dup_str(&m->meta_keys[i].data, k));
+            KILN_TRY(dup_str(&m->meta_values[i].data, v));
+            m->meta_keys[i].len = strlen(k);
+            m->meta_values[i].len = strlen(v);
+        }
+    }
+    if (!p->graph)
+        return kiln_fail(KILN_ERR_INVALID, "%s: model has no graph", c->path);
+    return conv_graph(c, p->graph, 0, &m->graph);
+}
+
+void kiln_model_destroy(kiln_model *m) {
+    if (!m)
+        return;
+    kiln_graph_destroy(m->graph);
+    for (size_t i = 0; i < m->n_opsets; i++)
+        free(m->opsets[i].domain);
+    free(m->opsets);
+    free(m->producer_name);
+    free(m->producer_version);
+    free(m->domain);
+    free(m->doc);
+    for (size_t i = 0; i < m->n_meta; i++) {
+        free(m->meta_keys[i].data);
+        free(m->meta_values[i].data);
+    }
+    free(m->meta_keys);
+    free(m->meta_values);
+    free(m->path);
+    free(m->dir);
+    if (m->proto)
+        protobuf_c_message_free_unpacked(m->proto, NULL);
+    kiln_buffer_unref(m->mapping);
+    for (size_t i = 0; i < m->n_ext_maps; i++)
+        kiln_buffer_unref(m->ext_maps[i]);
+    free(m->ext_maps);
+    free(m);
+}
+
+kiln_status kiln_model_from_bytes(kiln_buffer *bytes, const char *path, const char *dir, kiln_model **out) {
+    prepass pp = {.base = bytes->ptr, .path = path};
+    kiln_sbuf small = {0};
+    const uint8_t *data = bytes->ptr;
+    kiln_status st = rewrite(&pp, data, data + bytes->size, K_MODEL, 0, &small);
+    if (st != KILN_OK) {
+        free(small.data);
+        free(pp.slices);
+        return st;
+    }
+    Onnx__ModelProto *proto =
+        onnx__model_proto__unpack(NULL, small.len, (const uint8_t *)(small.data ? small.data : ""));
+    free(small.data);
+    if (!proto) {
+        free(pp.slices);
+        return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (protobuf decoding failed)", path);
+    }
+    kiln_model *m = kiln_calloc(1, sizeof *m);
+    if (!m) {
+        onnx__model_proto__free_unpacked(proto, NULL);
+        free(pp.slices);
+        return KILN_ERR_NOMEM;
+    }
+    m->proto = proto;
+    m->mapping = kiln_buffer_ref(bytes);
+    if (dup_str(&m->path, path) != KILN_OK || dup_str(&m->dir, dir) != KILN_OK) {
+        free(pp.slices);
+        kiln_model_destroy(m);
+        return KILN_ERR_NOMEM;
+    }
+    conv c = {.path = path,
+              .backing = bytes,
+              .ext = {.base_dir = dir,
+                      .model_path = path,
+                      .maps = &m->ext_maps,
+                      .n_maps = &m->n_ext_maps,
+                      .slices = pp.slices,
+                      .n_slices = pp.n_slices}};
+    st = conv_model(&c, proto, m);
+    free(pp.slices);
+    if (st != KILN_OK) {
+        kiln_model_destroy(m);
+        if (strncmp(kiln_last_error(), path, strlen(path)) != 0)
+            kiln_fail_prefix(st, "%s: ", path);
+        return st;
+    }
+    *out = m;
+    return KILN_OK;
+}
+
+kiln_status kiln_model_load(const char *path, kiln_model **out) {
+    *out = NULL;
+    kiln_buffer *map;
+    KILN_TRY(kiln_map_file(path, &map));
+    if (map->size == 0) {
+        kiln_buffer_unref(map);
+        return kiln_fail(KILN_ERR_PARSE, "%s: empty file, not an ONNX model", path);
+    }
+    char *tmp = kiln_strdup(path);
+    if (!tmp) {
+        kiln_buffer_unref(map);
+        return KILN_ERR_NOMEM;
+    }
+    char *dir = dirname(tmp);
+    kiln_status st = kiln_model_from_bytes(map, path, dir, out);
+    free(tmp);
+    kiln_buffer_unref(map);
+    return st;
+}
+
+size_t kiln_model_function_names(const kiln_model *m, const char ***names) {
+    *names = NULL;
+    const Onnx__ModelProto *p = m->proto;
+    if (!p || !p->n_functions)
+        return 0;
+    const char **v = calloc(p->n_functions, sizeof *v);
+    if (!v)
+        return 0;
+    for (size_t i = 0; i < p->n_functions; i++)
+        v[i] = p->functions[i]->name ? p->functions[i]->name : "";
+    *names = v;
+    return p->n_functions;
+}

@@ -1,0 +1,461 @@
+/* Saving a model: IR -> protobuf-c messages that borrow the IR's data, packed
+ * in a stream into a temporary file, renamed into place when complete.
+ * Messages start from a shallow copy of the loaded message (src), so fields
+ * kiln does not model, and unknown fields, are written back unchanged. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ir/ir.h"
+#include "onnx.pb-c.h"
+
+typedef struct ext_entry {
+    const kiln_tensor *t;
+    Onnx__TensorProto *p;
+    uint64_t offset;
+} ext_entry;
+
+typedef struct saver {
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+    bool oom;
+    size_t ext_threshold;
+    const char *ext_name; /* basename of the side file */
+    ext_entry *ext;
+    size_t n_ext, cap_ext;
+    uint64_t ext_size;
+} saver;
+
+static bool s_track(saver *s, void *p) {
+    if (s->n_allocs == s->cap_allocs) {
+        size_t cap = s->cap_allocs ? s->cap_allocs * 2 : 256;
+        void **a = realloc(s->allocs, cap * sizeof *a);
+        if (!a) {
+            s->oom = true;
+            return false;
+        }
+        s->allocs = a;
+        s->cap_allocs = cap;
+    }
+    s->allocs[s->n_allocs++] = p;
+    return true;
+}
+
+static void *s_alloc(saver *s, size_t n) {
+    if (s->oom)
+        return NULL;
+    void *p = calloc(1, n ? n : 1);
+    if (!p) {
+        s->oom = true;
+        return NULL;
+    }
+    if (!s_track(s, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static char *s_printf(saver *s, const char *fmt, unsigned long long v) {
+    char *p = s_alloc(s, 32);
+    if (p)
+        snprintf(p, 32, fmt, v);
+    return p;
+}
+
+static Onnx__TypeProto *save_type(saver *s, const kiln_type *t, const Onnx__TypeProto *orig) {
+    if (t->kind == KILN_TYPE_NONE)
+        return NULL;
+    if (t->kind == KILN_TYPE_OTHER)
+        return (Onnx__TypeProto *)orig;
+    Onnx__TypeProto *tp = s_alloc(s, sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = s_alloc(s, sizeof *tt);
+    if (!tp || !tt)
+        return NULL;
+    if (orig)
+        *tp = *orig;
+    else
+        onnx__type_proto__init(tp);
+    const Onnx__TypeProto__Tensor *ott =
+        orig && orig->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? orig->tensor_type : NULL;
+    if (ott)
+        *tt = *ott;
+    else
+        onnx__type_proto__tensor__init(tt);
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    tt->has_elem_type = t->elem != KILN_DTYPE_UNDEFINED;
+    tt->elem_type = (int32_t)t->elem;
+    tt->shape = NULL;
+    if (t->rank >= 0) {
+        Onnx__TensorShapeProto *sh = s_alloc(s, sizeof *sh);
+        if (!sh)
+            return NULL;
+        if (ott && ott->shape)
+            *sh = *ott->shape;
+        else
+            onnx__tensor_shape_proto__init(sh);
+        sh->n_dim = (size_t)t->rank;
+        sh->dim = s_alloc(s, (size_t)t->rank * sizeof *sh->dim);
+        if (t->rank && !sh->dim)
+            return NULL;
+        for (int i = 0; i < t->rank; i++) {
+            Onnx__TensorShapeProto__Dimension *d = s_alloc(s, sizeof *d);
+            if (!d)
+                return NULL;
+            if (ott && ott->shape && (size_t)i < ott->shape->n_dim)
+                *d = *ott->shape->dim[i]; /* keeps denotation */
+            else
+                onnx__tensor_shape_proto__dimension__init(d);
+            if (t->dims[i].value >= 0) {
+                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+                d->dim_value = t->dims[i].value;
+            } else if (t->dims[i].param) {
+                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+                d->dim_param = t->dims[i].param;
+            } else {
+                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE__NOT_SET;
+            }
+            sh->dim[i] = d;
+        }
+        tt->shape = sh;
+    }
+    return tp;
+}
+
+static Onnx__ValueInfoProto **save_value_infos(saver *s, const kiln_value_info *v, size_t n) {
+    Onnx__ValueInfoProto **arr = s_alloc(s, n * sizeof *arr);
+    if (!arr)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        Onnx__ValueInfoProto *p = s_alloc(s, sizeof *p);
+        if (!p)
+            return NULL;
+        const Onnx__ValueInfoProto *o = v[i].src;
+        if (o)
+            *p = *o;
+        else
+            onnx__value_info_proto__init(p);
+        p->name = v[i].name;
+        p->doc_string = v[i].doc;
+        p->type = save_type(s, &v[i].type, o ? o->type : NULL);
+        arr[i] = p;
+    }
+    return arr;
+}
+
+static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
+    Onnx__TensorProto *p = s_alloc(s, sizeof *p);
+    if (!p)
+        return NULL;
+    if (kiln_tensor_to_proto(t, p) != KILN_OK) {
+        s->oom = true;
+        return NULL;
+    }
+    if (p->string_data && !s_track(s, p->string_data)) {
+        free(p->string_data);
+        return NULL;
+    }
+    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && t->nbytes >= s->ext_threshold) {
+        if (s->n_ext == s->cap_ext) {
+            size_t cap = s->cap_ext ? s->cap_ext * 2 : 64;
+            ext_entry *e = realloc(s->ext, cap * sizeof *e);
+            if (!e) {
+                s->oom = true;
+                return NULL;
+            }
+            s->ext = e;
+            s->cap_ext = cap;
+        }
+        uint64_t off = (s->ext_size + 63) & ~(uint64_t)63;
+        s->ext[s->n_ext++] = (ext_entry){t, p, off};
+        s->ext_size = off + t->nbytes;
+        Onnx__StringStringEntryProto **kv = s_alloc(s, 3 * sizeof *kv);
+        if (!kv)
+            return NULL;
+        const char *keys[3] = {"location", "offset", "length"};
+        for (int i = 0; i < 3; i++) {
+            kv[i] = s_alloc(s, sizeof **kv);
+            if (!kv[i])
+                return NULL;
+            onnx__string_string_entry_proto__init(kv[i]);
+            kv[i]->key = (char *)keys[i];
+        }
+        kv[0]->value = (char *)s->ext_name;
+        kv[1]->value = s_printf(s, "%llu", (unsigned long long)off);
+        kv[2]->value = s_printf(s, "%llu", (unsigned long long)t->nbytes);
+        p->n_external_data = 3;
+        p->external_data = kv;
+        p->has_data_location = 1;
+        p->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+        p->has_raw_data = 0;
+        p->raw_data.data = NULL;
+        p->raw_data.len = 0;
+    }
+    return p;
+}
+
+static Onnx__GraphProto *save_graph(saver *s, const kiln_graph *g);
+
+static Onnx__AttributeProto *save_attr(saver *s, const kiln_attr *a) {
+    Onnx__AttributeProto *p = s_alloc(s, sizeof *p);
+    if (!p)
+        return NULL;
+    if (a->src)
+        *p = *(const Onnx__AttributeProto *)a->src;
+    else
+        onnx__attribute_proto__init(p);
+    p->name = a->name;
+    p->has_type = 1;
+    p->type = (Onnx__AttributeProto__AttributeType)a->type;
+    switch (a->type) {
+    case KILN_ATTR_FLOAT:
+        p->has_f = 1;
+        p->f = a->f;
+        break;
+    case KILN_ATTR_INT:
+        p->has_i = 1;
+        p->i = a->i;
+        break;
+    case KILN_ATTR_STRING:
+        p->has_s = 1;
+        p->s.len = a->s.len;
+        p->s.data = (uint8_t *)a->s.data;
+        break;
+    case KILN_ATTR_TENSOR: p->t = save_tensor(s, a->t); break;
+    case KILN_ATTR_GRAPH: p->g = save_graph(s, a->g); break;
+    case KILN_ATTR_FLOATS:
+        p->n_floats = a->n;
+        p->floats = a->floats;
+        break;
+    case KILN_ATTR_INTS:
+        p->n_ints = a->n;
+        p->ints = a->ints;
+        break;
+    case KILN_ATTR_STRINGS:
+        p->n_strings = a->n;
+        p->strings = s_alloc(s, a->n * sizeof *p->strings);
+        for (size_t i = 0; p->strings && i < a->n; i++) {
+            p->strings[i].len = a->strings[i].len;
+            p->strings[i].data = (uint8_t *)a->strings[i].data;
+        }
+        break;
+    case KILN_ATTR_TENSORS:
+        p->n_tensors = a->n;
+        p->tensors = s_alloc(s, a->n * sizeof *p->tensors);
+        for (size_t i = 0; p->tensors && i < a->n; i++)
+            p->tensors[i] = save_tensor(s, a->tensors[i]);
+        break;
+    case KILN_ATTR_GRAPHS:
+        p->n_graphs = a->n;
+        p->graphs = s_alloc(s, a->n * sizeof *p->graphs);
+        for (size_t i = 0; p->graphs && i < a->n; i++)
+            p->graphs[i] = save_graph(s, a->graphs[i]);
+        break;
+    default: break; /* sparse tensors, type protos: kept from src */
+    }
+    return p;
+}
+
+static Onnx__NodeProto *save_node(saver *s, const kiln_node *n) {
+    Onnx__NodeProto *p = s_alloc(s, sizeof *p);
+    if (!p)
+        return NULL;
+    if (n->src)
+        *p = *(const Onnx__NodeProto *)n->src;
+    else
+        onnx__node_proto__init(p);
+    p->name = n->name && *n->name ? n->name : NULL;
+    p->op_type = n->op_type;
+    p->domain = n->domain && *n->domain ? n->domain : (n->src ? ((const Onnx__NodeProto *)n->src)->domain : NULL);
+    if (p->domain && strcmp(p->domain, "ai.onnx") != 0 && !*n->domain)
+        p->domain = NULL;
+    p->doc_string = n->doc;
+    p->n_input = n->n_inputs;
+    p->input = n->inputs;
+    p->n_output = n->n_outputs;
+    p->output = n->outputs;
+    p->n_attribute = n->n_attrs;
+    p->attribute = s_alloc(s, n->n_attrs * sizeof *p->attribute);
+    for (size_t i = 0; p->attribute && i < n->n_attrs; i++)
+        p->attribute[i] = save_attr(s, &n->attrs[i]);
+    return p;
+}
+
+static Onnx__GraphProto *save_graph(saver *s, const kiln_graph *g) {
+    Onnx__GraphProto *p = s_alloc(s, sizeof *p);
+    if (!p)
+        return NULL;
+    if (g->src)
+        *p = *(const Onnx__GraphProto *)g->src;
+    else
+        onnx__graph_proto__init(p);
+    p->name = g->name;
+    p->doc_string = g->doc;
+    p->n_node = g->n_nodes;
+    p->node = s_alloc(s, g->n_nodes * sizeof *p->node);
+    for (size_t i = 0; p->node && i < g->n_nodes; i++)
+        p->node[i] = save_node(s, g->nodes[i]);
+    p->n_initializer = g->n_inits;
+    p->initializer = s_alloc(s, g->n_inits * sizeof *p->initializer);
+    for (size_t i = 0; p->initializer && i < g->n_inits; i++)
+        p->initializer[i] = save_tensor(s, g->inits[i]);
+    p->n_input = g->n_inputs;
+    p->input = save_value_infos(s, g->inputs, g->n_inputs);
+    p->n_output = g->n_outputs;
+    p->output = save_value_infos(s, g->outputs, g->n_outputs);
+    p->n_value_info = g->n_value_info;
+    p->value_info = save_value_infos(s, g->value_info, g->n_value_info);
+    return p;
+}
+
+static Onnx__ModelProto *save_model(saver *s, const kiln_model *m) {
+    Onnx__ModelProto *p = s_alloc(s, sizeof *p);
+    if (!p)
+        return NULL;
+    if (m->proto)
+        *p = *(const Onnx__ModelProto *)m->proto;
+    else
+        onnx__model_proto__init(p);
+    p->has_ir_version = 1;
+    p->ir_version = m->ir_version;
+    p->n_opset_import = m->n_opsets;
+    p->opset_import = s_alloc(s, m->n_opsets * sizeof *p->opset_import);
+    for (size_t i = 0; p->opset_import && i < m->n_opsets; i++) {
+        Onnx__OperatorSetIdProto *o = s_alloc(s, sizeof *o);
+        if (!o)
+            return NULL;
+        onnx__operator_set_id_proto__init(o);
+        o->domain = m->opsets[i].domain;
+        o->has_version = 1;
+        o->version = m->opsets[i].version;
+        p->opset_import[i] = o;
+    }
+    p->producer_name = m->producer_name;
+    p->producer_version = m->producer_version;
+    p->domain = m->domain;
+    p->doc_string = m->doc;
+    p->has_model_version = m->has_model_version;
+    p->model_version = m->model_version;
+    p->n_metadata_props = m->n_meta;
+    p->metadata_props = s_alloc(s, m->n_meta * sizeof *p->metadata_props);
+    for (size_t i = 0; p->metadata_props && i < m->n_meta; i++) {
+        Onnx__StringStringEntryProto *e = s_alloc(s, sizeof *e);
+        if (!e)
+            return NULL;
+        onnx__string_string_entry_proto__init(e);
+        e->key = m->meta_keys[i].data;
+        e->value = m->meta_values[i].data;
+        p->metadata_props[i] = e;
+    }
+    p->graph = save_graph(s, m->graph);
+    return p;
+}
+
+/* A ProtobufCBuffer that streams into a file through a staging block. */
+typedef struct file_sink {
+    ProtobufCBuffer base;
+    int fd;
+    const char *path;
+    char *block;
+    size_t used, cap;
+    kiln_status st;
+} file_sink;
+
+static void sink_flush(file_sink *f) {
+    if (f->st == KILN_OK && f->used)
+        f->st = kiln_write_all(f->fd, f->block, f->used, f->path);
+    f->used = 0;
+}
+
+static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
+    file_sink *f = (file_sink *)b;
+    if (f->st != KILN_OK)
+        return;
+    if (len >= f->cap) { /* big payloads (weights) go straight through */
+        sink_flush(f);
+        if (f->st == KILN_OK)
+            f->st = kiln_write_all(f->fd, data, len, f->path);
+        return;
+    }
+    if (f->used + len > f->cap)
+        sink_flush(f);
+    memcpy(f->block + f->used, data, len);
+    f->used += len;
+}
+
+typedef struct write_ctx {
+    const ProtobufCMessage *msg;
+    const char *path;
+    saver *s;
+} write_ctx;
+
+static kiln_status write_model(void *vctx, int fd) {
+    write_ctx *w = vctx;
+    file_sink f = {.base = {.append = sink_append}, .fd = fd, .path = w->path, .cap = 1 << 20};
+    f.block = malloc(f.cap);
+    if (!f.block)
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory");
+    protobuf_c_message_pack_to_buffer(w->msg, &f.base);
+    sink_flush(&f);
+    free(f.block);
+    return f.st;
+}
+
+static kiln_status write_side(void *vctx, int fd) {
+    write_ctx *w = vctx;
+    static const char zeros[64];
+    uint64_t pos = 0;
+    for (size_t i = 0; i < w->s->n_ext; i++) {
+        const ext_entry *e = &w->s->ext[i];
+        if (e->offset > pos)
+            KILN_TRY(kiln_write_all(fd, zeros, (size_t)(e->offset - pos), w->path));
+        KILN_TRY(kiln_write_all(fd, e->t->data, e->t->nbytes, w->path));
+        pos = e->offset + e->t->nbytes;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_save_options *opts) {
+    saver s = {0};
+    char *side_path = NULL, *tmp = NULL;
+    kiln_status st = KILN_OK;
+    if (opts && opts->external_threshold) {
+        s.ext_threshold = opts->external_threshold;
+        size_t n = strlen(path) + 8;
+        side_path = malloc(n);
+        tmp = strdup(path);
+        if (!side_path || !tmp) {
+            st = kiln_fail(KILN_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        snprintf(side_path, n, "%s.data", path);
+        s.ext_name = strrchr(side_path, '/') ? strrchr(side_path, '/') + 1 : side_path;
+    }
+    Onnx__ModelProto *p = save_model(&s, m);
+    if (!p || s.oom) {
+        st = kiln_fail(KILN_ERR_NOMEM, "out of memory while preparing '%s'", path);
+        goto out;
+    }
+    write_ctx w = {.msg = &p->base, .path = path, .s = &s};
+    if (side_path && s.n_ext) {
+        write_ctx ws = {.path = side_path, .s = &s};
+        st = kiln_write_atomic(side_path, write_side, &ws);
+        if (st != KILN_OK)
+            goto out;
+    }
+    st = kiln_write_atomic(path, write_model, &w);
+out:
+    for (size_t i = 0; i < s.n_allocs; i++)
+        free(s.allocs[i]);
+    free(s.allocs);
+    free(s.ext);
+    free(side_path);
+    free(tmp);
+    return st;
+}

@@ -1,0 +1,138 @@
+/* Add Sub Mul Div (numpy broadcasting), all numeric types. */
+#include "kernels/broadcast.h"
+#include "ops/op.h"
+
+typedef enum { ADD, SUB, MUL, DIV } arith_kind;
+
+typedef struct arith_job {
+    const kiln_bcast *b;
+    const void *x, *y;
+    void *z;
+    kiln_dtype dt;
+    arith_kind kind;
+} arith_job;
+
+#define ARITH_ROWS(T, EXPR)                                                        \
+    do {                                                                           \
+        const T *xa = j->x, *ya = j->y;                                            \
+        T *za = j->z;                                                              \
+        for (size_t r = begin; r < end; r++) {                                     \
+            int64_t off[2];                                                        \
+            kiln_bcast_row(b, (int64_t)r, off);                                    \
+            const T *xp = xa + off[0], *yp = ya + off[1];                          \
+            T *zp = za + (int64_t)r * b->row_len;                                  \
+            int64_t sx = b->step[0], sy = b->step[1], n = b->row_len;              \
+            if (sx && sy)                                                          \
+                for (int64_t i = 0; i < n; i++) {                                  \
+                    T a = xp[i], c = yp[i];                                        \
+                    zp[i] = (T)(EXPR);                                             \
+                }                                                                  \
+            else if (sx)                                                           \
+                for (int64_t i = 0; i < n; i++) {                                  \
+                    T a = xp[i], c = yp[0];                                        \
+                    zp[i] = (T)(EXPR);                                             \
+                }                                                                  \
+            else if (sy)                                                           \
+                for (int64_t i = 0; i < n; i++) {                                  \
+                    T a = xp[0], c = yp[i];                                        \
+                    zp[i] = (T)(EXPR);                                             \
+                }                                                                  \
+            else                                                                   \
+                for (int64_t i = 0; i < n; i++) {                                  \
+                    T a = xp[0], c = yp[0];                                        \
+                    zp[i] = (T)(EXPR);                                             \
+                }                                                                  \
+        }                                                                          \
+    } while (0)
+
+#define ARITH_ALL(T)                                                          \
+    switch (j->kind) {                                                        \
+    case ADD: ARITH_ROWS(T, a + c); break;                                    \
+    case SUB: ARITH_ROWS(T, a - c); break;                                    \
+    case MUL: ARITH_ROWS(T, a * c); break;                                    \
+    case DIV: ARITH_ROWS(T, a / c); break;                                    \
+    }
+
+/* Integer division by zero is undefined in C; ONNX leaves it unspecified, we
+ * give 0. Wrapping arithmetic goes through uint64_t to stay defined. */
+#define ARITH_WRAP(T, DIVEXPR)                                                \
+    switch (j->kind) {                                                        \
+    case ADD: ARITH_ROWS(T, (T)((uint64_t)a + (uint64_t)c)); break;           \
+    case SUB: ARITH_ROWS(T, (T)((uint64_t)a - (uint64_t)c)); break;           \
+    case MUL: ARITH_ROWS(T, (T)((uint64_t)a * (uint64_t)c)); break;           \
+    case DIV: ARITH_ROWS(T, DIVEXPR); break;                                  \
+    }
+#define ARITH_SINT(T) ARITH_WRAP(T, c == 0 ? 0 : c == -1 ? (T)(0 - (uint64_t)a) : a / c)
+#define ARITH_UINT(T) ARITH_WRAP(T, c == 0 ? 0 : a / c)
+
+static void arith_range(void *arg, size_t begin, size_t end) {
+    arith_job *j = arg;
+    const kiln_bcast *b = j->b;
+    switch (j->dt) {
+    case KILN_DTYPE_FLOAT: ARITH_ALL(float); break;
+    case KILN_DTYPE_DOUBLE: ARITH_ALL(double); break;
+    case KILN_DTYPE_INT8: ARITH_SINT(int8_t); break;
+    case KILN_DTYPE_INT16: ARITH_SINT(int16_t); break;
+    case KILN_DTYPE_INT32: ARITH_SINT(int32_t); break;
+    case KILN_DTYPE_INT64: ARITH_SINT(int64_t); break;
+    case KILN_DTYPE_UINT8: ARITH_UINT(uint8_t); break;
+    case KILN_DTYPE_UINT16: ARITH_UINT(uint16_t); break;
+    case KILN_DTYPE_UINT32: ARITH_UINT(uint32_t); break;
+    case KILN_DTYPE_UINT64: ARITH_UINT(uint64_t); break;
+    default: break;
+    }
+}
+
+static kiln_status arith_exec(kiln_op_ctx *c, arith_kind kind) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0], *y = c->in[1];
+    if (x->dtype != y->dtype)
+        return kiln_fail(KILN_ERR_INVALID, "inputs have different element types (%s and %s)",
+                         kiln_dtype_name(x->dtype), kiln_dtype_name(y->dtype));
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_INT8,   KILN_DTYPE_INT16,
+                                    KILN_DTYPE_INT32, KILN_DTYPE_INT64,  KILN_DTYPE_UINT8,  KILN_DTYPE_UINT16,
+                                    KILN_DTYPE_UINT32, KILN_DTYPE_UINT64, KILN_DTYPE_FLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
+    kiln_bcast b;
+    KILN_TRY(kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){x, y}));
+    kiln_tensor *z;
+    size_t reuse = b.numel == x->numel ? 0 : 1;
+    KILN_TRY(kiln_op_output_reuse(c, 0, reuse, x->dtype, b.rank, b.dims, &z));
+    if (b.numel == 0)
+        return KILN_OK;
+    if (x->dtype == KILN_DTYPE_FLOAT16) {
+        /* float16: compute in float32 element by element */
+        kiln_bcast *bp = &b;
+        for (int64_t r = 0; r < bp->n_rows; r++) {
+            int64_t off[2];
+            kiln_bcast_row(bp, r, off);
+            const uint16_t *xp = (const uint16_t *)x->data + off[0], *yp = (const uint16_t *)y->data + off[1];
+            uint16_t *zp = (uint16_t *)z->data + r * bp->row_len;
+            for (int64_t i = 0; i < bp->row_len; i++) {
+                float a = kiln_half_to_float(xp[i * bp->step[0]]), d = kiln_half_to_float(yp[i * bp->step[1]]);
+                float v = kind == ADD ? a + d : kind == SUB ? a - d : kind == MUL ? a * d : a / d;
+                zp[i] = kiln_float_to_half(v);
+            }
+        }
+        return KILN_OK;
+    }
+    arith_job j = {&b, x->data, y->data, z->data, x->dtype, kind};
+    size_t grain = b.row_len >= 4096 ? 1 : (size_t)(4096 / (b.row_len ? b.row_len : 1));
+    kiln_parallel_for(c, (size_t)b.n_rows, grain, arith_range, &j);
+    return KILN_OK;
+}
+
+static kiln_status add_exec(kiln_op_ctx *c) { return arith_exec(c, ADD); }
+static kiln_status sub_exec(kiln_op_ctx *c) { return arith_exec(c, SUB); }
+static kiln_status mul_exec(kiln_op_ctx *c) { return arith_exec(c, MUL); }
+static kiln_status div_exec(kiln_op_ctx *c) { return arith_exec(c, DIV); }
+
+/* Opset 7 brought numpy broadcasting; earlier versions used the `broadcast`
+ * attribute and are not supported. */
+static const kiln_op_desc ops[] = {
+    {"", "Add", 7, 0, add_exec},
+    {"", "Sub", 7, 0, sub_exec},
+    {"", "Mul", 7, 0, mul_exec},
+    {"", "Div", 7, 0, div_exec},
+};
+KILN_OP_FAMILY(arith, ops);

@@ -1,0 +1,2 @@
+/* Op files of the nn family: one KILN_OP_FILE(name) per file, naming the
+ * kiln_op_family that file defines as kiln_ops_<name>. */

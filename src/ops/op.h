@@ -1,0 +1,92 @@
+/* The operator interface: what an op file implements and what it may call.
+ *
+ * An op file defines `exec` functions and lists descriptors in its family's
+ * table (see registry.c). A descriptor covers one operator over an opset
+ * range [since, until] (until 0: no upper bound). Lookup picks the entry whose
+ * range contains the model's opset for the node's domain.
+ *
+ * exec reads inputs with kiln_op_in (NULL for an omitted optional input),
+ * reads attributes with kiln_attr_* on ctx->node, and makes each output with
+ * kiln_op_output (fresh memory from the session's arena), kiln_op_output_reuse
+ * (may take over a dying input's buffer: for elementwise ops) or
+ * kiln_op_output_alias (shares an input's buffer: Reshape, Identity, ...).
+ * Outputs must be allocated before any kiln_parallel_for. Errors are
+ * returned with kiln_fail(); the session prefixes node name and op type.
+ */
+#ifndef KILN_OP_H
+#define KILN_OP_H
+
+#include "ir/ir.h"
+
+typedef struct kiln_op_ctx kiln_op_ctx;
+typedef struct kiln_frame kiln_frame;
+
+typedef kiln_status (*kiln_op_exec_fn)(kiln_op_ctx *ctx);
+
+typedef struct kiln_op_desc {
+    const char *domain; /* "" for ai.onnx */
+    const char *name;
+    int since, until;
+    kiln_op_exec_fn exec;
+} kiln_op_desc;
+
+struct kiln_op_ctx {
+    const kiln_node *node;
+    int64_t opset;               /* the model's opset for the node's domain */
+    size_t n_in, n_out;
+    const kiln_tensor **in;      /* n_in entries; NULL where omitted */
+    const bool *in_dying;        /* input is at its last use here */
+    kiln_tensor **out;           /* n_out slots, filled by the kiln_op_output* calls */
+    kiln_frame *frame;           /* session internals (arena, threads, scope) */
+};
+
+static inline const kiln_tensor *kiln_op_in(const kiln_op_ctx *c, size_t i) {
+    return i < c->n_in ? c->in[i] : NULL;
+}
+/* Whether output i is wanted (present and named). */
+bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i);
+
+kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank, const int64_t *dims,
+                           kiln_tensor **out);
+/* Like kiln_op_output, but takes input `in_idx`'s buffer when that input dies
+ * here, is not shared and has the same byte size. */
+kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
+                                 const int64_t *dims, kiln_tensor **out);
+/* Output i views `src`'s data with a new shape (same dtype and numel). */
+kiln_status kiln_op_output_alias(kiln_op_ctx *c, size_t i, const kiln_tensor *src, int rank,
+                                 const int64_t *dims);
+/* Output i becomes `t` (ownership passes to the session). */
+kiln_status kiln_op_output_take(kiln_op_ctx *c, size_t i, kiln_tensor *t);
+
+/* Runs fn over [0, n) split into contiguous ranges across the session's
+ * threads; ranges are at least `grain` long. fn must not allocate outputs. */
+typedef void (*kiln_range_fn)(void *arg, size_t begin, size_t end);
+void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg);
+int kiln_op_threads(const kiln_op_ctx *c);
+
+/* Runs a subgraph (If branch, Loop/Scan body) with the node's scope visible.
+ * Outputs are new tensors owned by the caller. */
+kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in,
+                                 const kiln_tensor *const *in, size_t n_out, kiln_tensor **out);
+
+/* Registry. */
+const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t opset);
+/* Whether any opset of the operator is known (for messages). */
+bool kiln_op_known(const char *domain, const char *name);
+
+/* Family tables, one per source group (defined in the family's files). */
+typedef struct kiln_op_family {
+    const kiln_op_desc *ops;
+    size_t count;
+} kiln_op_family;
+
+#define KILN_OP_FAMILY(fam, table) \
+    const kiln_op_family kiln_ops_##fam = {table, sizeof(table) / sizeof((table)[0])}
+
+/* Common checks that produce clear messages. */
+kiln_status kiln_op_need_inputs(const kiln_op_ctx *c, size_t min);
+kiln_status kiln_op_need_dtype(const kiln_op_ctx *c, size_t i, const kiln_dtype *allowed, size_t n);
+/* Normalises a possibly negative axis into [0, rank). */
+kiln_status kiln_op_axis(const kiln_op_ctx *c, int64_t axis, int rank, int *out);
+
+#endif

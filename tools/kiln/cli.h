@@ -1,0 +1,20 @@
+/* The kiln command line: one file per subcommand. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "kiln.h"
+
+int kiln_cmd_info(int argc, char **argv);
+int kiln_cmd_run(int argc, char **argv);
+
+/* Prints "kiln <cmd>: <message>" for the last error and returns the exit code. */
+int cli_error(const char *cmd, kiln_status st);
+/* Splits NAME=VALUE; returns false when there is no '='. */
+bool cli_split(char *arg, char **name, char **value);
+/* Short preview of a tensor on stdout. */
+void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f);
+
+#endif

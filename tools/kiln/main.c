@@ -1,0 +1,88 @@
+/* kiln: freeze, run and verify ONNX models. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"info", kiln_cmd_info, "show a model's inputs, outputs, opsets and operators"},
+    {"run", kiln_cmd_run, "run a model on kiln's CPU engine"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: kiln <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'kiln <command> --help' describes a command.\n");
+}
+
+int cli_error(const char *cmd, kiln_status st) {
+    fprintf(stderr, "kiln %s: %s\n", cmd, kiln_last_error()[0] ? kiln_last_error() : kiln_status_name(st));
+    return st == KILN_ERR_MISMATCH ? 3 : st == KILN_ERR_ARG ? 2 : 1;
+}
+
+bool cli_split(char *arg, char **name, char **value) {
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return false;
+    *eq = 0;
+    *name = arg;
+    *value = eq + 1;
+    return true;
+}
+
+void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f) {
+    int rank = kiln_tensor_rank(t);
+    const int64_t *d = kiln_tensor_dims(t);
+    fprintf(f, "%s: %s[", name, kiln_dtype_name(kiln_tensor_dtype(t)));
+    for (int i = 0; i < rank; i++)
+        fprintf(f, "%s%lld", i ? "," : "", (long long)d[i]);
+    fprintf(f, "]");
+    int64_t n = kiln_tensor_numel(t);
+    int64_t show = n < 8 ? n : 8;
+    fprintf(f, " = [");
+    const void *p = kiln_tensor_data_const(t);
+    for (int64_t i = 0; i < show; i++) {
+        if (i)
+            fprintf(f, ", ");
+        switch (kiln_tensor_dtype(t)) {
+        case KILN_DTYPE_FLOAT: fprintf(f, "%.6g", ((const float *)p)[i]); break;
+        case KILN_DTYPE_DOUBLE: fprintf(f, "%.6g", ((const double *)p)[i]); break;
+        case KILN_DTYPE_INT64: fprintf(f, "%lld", (long long)((const int64_t *)p)[i]); break;
+        case KILN_DTYPE_INT32: fprintf(f, "%d", ((const int32_t *)p)[i]); break;
+        case KILN_DTYPE_INT8: fprintf(f, "%d", ((const int8_t *)p)[i]); break;
+        case KILN_DTYPE_UINT8: fprintf(f, "%u", ((const uint8_t *)p)[i]); break;
+        case KILN_DTYPE_BOOL: fprintf(f, "%s", ((const uint8_t *)p)[i] ? "true" : "false"); break;
+        case KILN_DTYPE_STRING: {
+            size_t len;
+            const char *s = kiln_tensor_string(t, i, &len);
+            fprintf(f, "\"%.*s\"", (int)(len > 32 ? 32 : len), s);
+            break;
+        }
+        default: fprintf(f, "?"); break;
+        }
+    }
+    fprintf(f, "%s]\n", n > show ? ", ..." : "");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("kiln 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "kiln: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
