@@ -124,7 +124,8 @@ const char *kiln_model_output_name(const kiln_model *m, size_t i);
 typedef struct kiln_session kiln_session;
 
 typedef struct kiln_session_options {
-    int threads; /* 0: one per core */
+    int threads;             /* 0: one per core */
+    size_t max_tensor_bytes; /* largest tensor an operator may make; 0: 4 GiB */
 } kiln_session_options;
 
 /* The session borrows the model; keep the model alive while it exists. */

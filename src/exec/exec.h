@@ -62,6 +62,7 @@ typedef struct kiln_session_core {
     kiln_plan *plans; /* list; first is the main graph's */
     kiln_tensor **aligned_copies;
     size_t n_aligned_copies;
+    size_t max_tensor_bytes;
 } kiln_session_core;
 
 struct kiln_frame {

@@ -35,6 +35,14 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
         free(t);
         return kiln_fail_prefix(st, "output %zu: ", i);
     }
+    if (t->nbytes > c->frame->core->max_tensor_bytes) {
+        char d[256];
+        kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "output %zu would be %s %s (%zu bytes), over the session's limit of %zu bytes",
+                                    i, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
+                                    c->frame->core->max_tensor_bytes);
+        kiln_tensor_destroy(t);
+        return st2;
+    }
     c->out[i] = t;
     *out = t;
     return KILN_OK;
@@ -245,6 +253,7 @@ kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options 
     if (threads > 64)
         threads = 64;
     s->core.model = m;
+    s->core.max_tensor_bytes = opts && opts->max_tensor_bytes ? opts->max_tensor_bytes : ((size_t)4 << 30);
     s->core.arena = kiln_arena_create();
     s->core.threads = kiln_threads_create(threads);
     if (!s->core.arena || !s->core.threads) {

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"info", kiln_cmd_info, "show a model's inputs, outputs, opsets and operators"},
     {"run", kiln_cmd_run, "run a model on kiln's CPU engine"},
+    {"bench", kiln_cmd_bench, "time a model on kiln's CPU engine"},
 };
 
 static void usage(FILE *f) {
