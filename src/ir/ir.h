@@ -70,6 +70,9 @@ bool kiln_tensor_is_aligned(const kiln_tensor *t);
 /* Reads element i as double / int64 whatever the numeric dtype. */
 double kiln_tensor_get_f64(const kiln_tensor *t, int64_t i);
 int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i);
+/* New tensor: [start, start+len) along axis / the pieces joined along axis. */
+kiln_status kiln_tensor_slice_axis(const kiln_tensor *t, int axis, int64_t start, int64_t len, kiln_tensor **out);
+kiln_status kiln_tensor_concat_axis(kiln_tensor *const *ts, size_t n, int axis, kiln_tensor **out);
 /* Shape as "[2,3,4]" into buf. */
 const char *kiln_dims_str(int rank, const int64_t *dims, char *buf, size_t n);
 
