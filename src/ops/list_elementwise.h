@@ -2,3 +2,4 @@
  * kiln_op_family that file defines as kiln_ops_<name>. */
 KILN_OP_FILE(arith)
 KILN_OP_FILE(unary)
+KILN_OP_FILE(binary)
