@@ -3,3 +3,8 @@
 KILN_OP_FILE(arith)
 KILN_OP_FILE(unary)
 KILN_OP_FILE(binary)
+KILN_OP_FILE(variadic)
+KILN_OP_FILE(where)
+KILN_OP_FILE(clip)
+KILN_OP_FILE(identity)
+KILN_OP_FILE(cast)
