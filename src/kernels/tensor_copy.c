@@ -174,3 +174,50 @@ kiln_status kiln_strings_own(kiln_tensor *t) {
     }
     return KILN_OK;
 }
+
+kiln_status kiln_scalar_from_f64(kiln_dtype dt, double v, void *out) {
+    /* float -> integer casts of out-of-range values are undefined in C */
+    double iv = v != v ? 0 : v;
+#define CLAMP_TO(T, lo, hi) (T)(iv <= (double)(lo) ? (lo) : iv >= (double)(hi) ? (hi) : (T)iv)
+    switch (dt) {
+    case KILN_DTYPE_FLOAT: *(float *)out = (float)v; break;
+    case KILN_DTYPE_DOUBLE: *(double *)out = v; break;
+    case KILN_DTYPE_FLOAT16: *(uint16_t *)out = kiln_float_to_half((float)v); break;
+    case KILN_DTYPE_BFLOAT16: *(uint16_t *)out = kiln_float_to_bf16((float)v); break;
+    case KILN_DTYPE_BOOL: *(uint8_t *)out = v != 0; break;
+    case KILN_DTYPE_INT8: *(int8_t *)out = CLAMP_TO(int8_t, INT8_MIN, INT8_MAX); break;
+    case KILN_DTYPE_INT16: *(int16_t *)out = CLAMP_TO(int16_t, INT16_MIN, INT16_MAX); break;
+    case KILN_DTYPE_INT32: *(int32_t *)out = CLAMP_TO(int32_t, INT32_MIN, INT32_MAX); break;
+    case KILN_DTYPE_INT64: *(int64_t *)out = CLAMP_TO(int64_t, INT64_MIN, INT64_MAX); break;
+    case KILN_DTYPE_UINT8: *(uint8_t *)out = CLAMP_TO(uint8_t, 0, UINT8_MAX); break;
+    case KILN_DTYPE_UINT16: *(uint16_t *)out = CLAMP_TO(uint16_t, 0, UINT16_MAX); break;
+    case KILN_DTYPE_UINT32: *(uint32_t *)out = CLAMP_TO(uint32_t, 0, UINT32_MAX); break;
+    case KILN_DTYPE_UINT64: *(uint64_t *)out = CLAMP_TO(uint64_t, 0, UINT64_MAX); break;
+    default:
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "element type %s is not supported here", kiln_dtype_name(dt));
+    }
+#undef CLAMP_TO
+    return KILN_OK;
+}
+
+void kiln_fill_elems(void *dst, const void *val, size_t es, int64_t n) {
+    if (n <= 0)
+        return;
+    char *d = dst;
+    bool zero = true;
+    for (size_t i = 0; i < es; i++)
+        if (((const char *)val)[i])
+            zero = false;
+    if (zero) {
+        memset(d, 0, (size_t)n * es);
+        return;
+    }
+    memcpy(d, val, es);
+    /* doubling copies */
+    size_t done = 1;
+    while (done < (size_t)n) {
+        size_t k = done < (size_t)n - done ? done : (size_t)n - done;
+        memcpy(d + done * es, d, k * es);
+        done += k;
+    }
+}

@@ -38,4 +38,11 @@ void kiln_dims_strides(int rank, const int64_t *dims, int64_t *strides);
  * its bytes. No-op for other dtypes. */
 kiln_status kiln_strings_own(kiln_tensor *t);
 
+/* Writes v converted to numeric dtype dt into out (kiln_elem_size bytes).
+ * Fails for STRING / unsupported types. */
+kiln_status kiln_scalar_from_f64(kiln_dtype dt, double v, void *out);
+
+/* Fills n elements of es bytes at dst with the element at val. */
+void kiln_fill_elems(void *dst, const void *val, size_t es, int64_t n);
+
 #endif

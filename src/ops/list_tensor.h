@@ -2,3 +2,4 @@
  * kiln_op_family that file defines as kiln_ops_<name>. */
 KILN_OP_FILE(reshape)
 KILN_OP_FILE(transpose)
+KILN_OP_FILE(concat_split)
