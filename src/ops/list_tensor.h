@@ -3,3 +3,4 @@
 KILN_OP_FILE(reshape)
 KILN_OP_FILE(transpose)
 KILN_OP_FILE(concat_split)
+KILN_OP_FILE(slice)
