@@ -10,10 +10,10 @@
 #include <cblas.h>
 #endif
 
-#define MR 4
+#define MR 6
 
 /* Portable kernel, instantiated for float (8 lanes) and double (4 lanes).
- * Blocks: MC x KC of A, KC x NC of B, packed on the stack (<= 192 KiB). */
+ * Blocks: MC x KC of A, KC x NC of B, packed on the stack (<= 200 KiB). */
 #define KILN_GEMM_PORTABLE(NAME, T, VL, MC, KC, NC)                                                          \
     typedef T NAME##_vec __attribute__((vector_size(VL * sizeof(T))));                                       \
     enum { NAME##_NR = 2 * VL };                                                                            \
@@ -29,7 +29,7 @@
         }                                                                                                    \
         if (k == 0 || alpha == (T)0)                                                                         \
             return;                                                                                          \
-        T ap[MC * KC] __attribute__((aligned(64)));                                                          \
+        T ap[(MC + MR - 1) / MR * MR * KC] __attribute__((aligned(64)));                                     \
         T bp[KC * NC] __attribute__((aligned(64)));                                                          \
         for (int64_t jc = 0; jc < n; jc += NC) {                                                             \
             int64_t nc = n - jc < NC ? n - jc : NC;                                                          \
@@ -95,8 +95,8 @@
     }
 
 #ifndef KILN_HAVE_BLAS
-KILN_GEMM_PORTABLE(sgemm_portable, float, 8, 64, 256, 128)
-KILN_GEMM_PORTABLE(dgemm_portable, double, 4, 64, 128, 128)
+KILN_GEMM_PORTABLE(sgemm_portable, float, 8, 72, 256, 128)
+KILN_GEMM_PORTABLE(dgemm_portable, double, 4, 72, 128, 128)
 #endif
 
 void kiln_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
