@@ -3,3 +3,4 @@
 /* compute-heavy ops (MatMul, Gemm, Conv, ConvTranspose, pooling) */
 KILN_OP_FILE(matmul)
 KILN_OP_FILE(gemm)
+KILN_OP_FILE(conv)
