@@ -3,3 +3,4 @@
 KILN_OP_FILE(reduce)
 KILN_OP_FILE(argminmax)
 KILN_OP_FILE(cumsum)
+KILN_OP_FILE(hardmax)
