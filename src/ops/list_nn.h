@@ -3,3 +3,4 @@
 
 /* normalisation, softmax, resize */
 KILN_OP_FILE(softmax)
+KILN_OP_FILE(normalization)
