@@ -4,3 +4,7 @@
 KILN_OP_FILE(matmul)
 KILN_OP_FILE(gemm)
 KILN_OP_FILE(conv)
+
+/* normalisation, softmax, resize */
+KILN_OP_FILE(softmax)
+KILN_OP_FILE(normalization)
