@@ -272,8 +272,14 @@ static Onnx__NodeProto *save_node(saver *s, const kiln_node *n) {
         onnx__node_proto__init(p);
     p->name = n->name && *n->name ? n->name : NULL;
     p->op_type = n->op_type;
-    p->domain = n->domain && *n->domain ? n->domain : (n->src ? ((const Onnx__NodeProto *)n->src)->domain : NULL);
-    if (p->domain && strcmp(p->domain, "ai.onnx") != 0 && !*n->domain)
+    /* The default domain is "" in the IR; write it back as the file had it
+     * (absent, "" or "ai.onnx"), so a round trip changes nothing. */
+    const char *src_domain = n->src ? ((const Onnx__NodeProto *)n->src)->domain : NULL;
+    if (n->domain && *n->domain)
+        p->domain = n->domain;
+    else if (src_domain && (!*src_domain || strcmp(src_domain, "ai.onnx") == 0))
+        p->domain = (char *)src_domain;
+    else
         p->domain = NULL;
     p->doc_string = n->doc;
     p->n_input = n->n_inputs;
@@ -330,8 +336,20 @@ static Onnx__ModelProto *save_model(saver *s, const kiln_model *m) {
         Onnx__OperatorSetIdProto *o = s_alloc(s, sizeof *o);
         if (!o)
             return NULL;
-        onnx__operator_set_id_proto__init(o);
-        o->domain = m->opsets[i].domain;
+        /* Start from the file's entry for the same domain when there is one,
+         * so an absent domain stays absent (the IR says ""). */
+        const Onnx__ModelProto *mp = m->proto;
+        const Onnx__OperatorSetIdProto *orig = NULL;
+        for (size_t k = 0; mp && k < mp->n_opset_import && !orig; k++) {
+            const char *d = mp->opset_import[k]->domain ? mp->opset_import[k]->domain : "";
+            if (strcmp(d, m->opsets[i].domain) == 0)
+                orig = mp->opset_import[k];
+        }
+        if (orig)
+            *o = *orig;
+        else
+            onnx__operator_set_id_proto__init(o);
+        o->domain = orig ? orig->domain : (*m->opsets[i].domain ? m->opsets[i].domain : NULL);
         o->has_version = 1;
         o->version = m->opsets[i].version;
         p->opset_import[i] = o;
@@ -423,14 +441,13 @@ static kiln_status write_side(void *vctx, int fd) {
 
 kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_save_options *opts) {
     saver s = {0};
-    char *side_path = NULL, *tmp = NULL;
+    char *side_path = NULL;
     kiln_status st = KILN_OK;
     if (opts && opts->external_threshold) {
         s.ext_threshold = opts->external_threshold;
         size_t n = strlen(path) + 8;
         side_path = malloc(n);
-        tmp = strdup(path);
-        if (!side_path || !tmp) {
+        if (!side_path) {
             st = kiln_fail(KILN_ERR_NOMEM, "out of memory");
             goto out;
         }
@@ -456,6 +473,5 @@ out:
     free(s.allocs);
     free(s.ext);
     free(side_path);
-    free(tmp);
     return st;
 }
