@@ -439,6 +439,55 @@ static kiln_status write_side(void *vctx, int fd) {
     return KILN_OK;
 }
 
+/* Reserves a unique name beside `path` (an empty file, replaced later). */
+static char *reserve_name(const char *path) {
+    size_t n = strlen(path) + 32;
+    char *name = malloc(n);
+    if (!name)
+        return NULL;
+    snprintf(name, n, "%s.kiln-tmp-XXXXXX", path);
+    int fd = mkstemp(name);
+    if (fd < 0) {
+        kiln_fail(KILN_ERR_IO, "%s: cannot create output file: %s", path, strerror(errno));
+        free(name);
+        return NULL;
+    }
+    close(fd);
+    return name;
+}
+
+static kiln_status save_pair(saver *s, write_ctx *w, const char *path, const char *side_path) {
+    kiln_status st = KILN_OK;
+    char *side_tmp = reserve_name(side_path);
+    char *model_tmp = side_tmp ? reserve_name(path) : NULL;
+    if (!side_tmp || !model_tmp) {
+        st = KILN_ERR_IO;
+        goto out;
+    }
+    write_ctx ws = {.path = side_path, .s = s};
+    KILN_CHECK(st, kiln_write_atomic(side_tmp, write_side, &ws), out);
+    KILN_CHECK(st, kiln_write_atomic(model_tmp, write_model, w), out);
+    if (rename(side_tmp, side_path) != 0) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", side_path, strerror(errno));
+        goto out;
+    }
+    if (rename(model_tmp, path) != 0) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+        unlink(side_path);
+        goto out;
+    }
+out:
+    if (st != KILN_OK) {
+        if (side_tmp)
+            unlink(side_tmp);
+        if (model_tmp)
+            unlink(model_tmp);
+    }
+    free(side_tmp);
+    free(model_tmp);
+    return st;
+}
+
 kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_save_options *opts) {
     saver s = {0};
     char *side_path = NULL;
@@ -461,10 +510,12 @@ kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_sa
     }
     write_ctx w = {.msg = &p->base, .path = path, .s = &s};
     if (side_path && s.n_ext) {
-        write_ctx ws = {.path = side_path, .s = &s};
-        st = kiln_write_atomic(side_path, write_side, &ws);
-        if (st != KILN_OK)
-            goto out;
+        /* Both files are written completely under reserved temporary names
+         * before either is renamed into place: a failure on the way leaves
+         * neither a half-written file nor a side file without its model,
+         * and never pairs an old model with new external data. */
+        st = save_pair(&s, &w, path, side_path);
+        goto out;
     }
     st = kiln_write_atomic(path, write_model, &w);
 out:
