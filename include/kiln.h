@@ -98,6 +98,24 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
 typedef struct kiln_model kiln_model;
 
 kiln_status kiln_model_load(const char *path, kiln_model **out);
+
+/* Bounds a model must stay within; checked before anything is allocated for
+ * it, so a hostile file fails with KILN_ERR_LIMIT instead of exhausting
+ * memory or the stack. kiln_model_load uses kiln_limits_default(). */
+typedef struct kiln_limits {
+    /* Largest tensor, in bytes: initializers and tensor attributes when
+     * loading; the session also holds every value it computes to it. */
+    uint64_t max_tensor_bytes;
+    int max_rank;          /* at most KILN_MAX_RANK */
+    uint64_t max_nodes;    /* nodes in the model, subgraphs included */
+    int max_nesting;       /* subgraphs inside subgraphs (If/Loop/Scan) */
+    uint64_t max_string_bytes; /* any name, attribute or string element */
+} kiln_limits;
+
+/* 2 GiB tensors, rank KILN_MAX_RANK, 1,000,000 nodes, nesting 64, 16 MiB strings. */
+kiln_limits kiln_limits_default(void);
+/* limits NULL: the defaults. Zero fields also take their default. */
+kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln_model **out);
 void kiln_model_destroy(kiln_model *m);
 
 typedef struct kiln_save_options {

@@ -101,7 +101,8 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
         free(h.v);
         return st;
     }
-    qsort(h.v, h.n, sizeof *h.v, cmp_count);
+    if (h.n) /* qsort(NULL, 0) is undefined */
+        qsort(h.v, h.n, sizeof *h.v, cmp_count);
     uint64_t init_bytes = 0;
     for (size_t i = 0; i < g->n_inits; i++)
         init_bytes += g->inits[i]->nbytes;

@@ -189,6 +189,7 @@ struct kiln_model {
     kiln_buffer *mapping; /* the model file, while tensors point into it */
     size_t n_ext_maps;
     kiln_buffer **ext_maps;
+    kiln_limits limits; /* loaded within these; the session keeps to max_tensor_bytes */
 };
 
 /* Opset version the model imports for a domain ("" or "ai.onnx" for the
@@ -246,6 +247,7 @@ typedef struct kiln_ext_ctx {
     /* raw_data lifted out of the file by the loader's pre-pass */
     const kiln_slice *slices;
     size_t n_slices;
+    const kiln_limits *limits; /* NULL: kiln_limits_default() */
 } kiln_ext_ctx;
 /* Field number of the marker the loader leaves where it lifted raw_data. */
 #define KILN_RAW_MARKER_FIELD 536870000u
