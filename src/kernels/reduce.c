@@ -3,6 +3,7 @@
  * contiguous run); each task reduces `r` slices of a block of up to RED_BLK
  * inner elements, so inner loops walk memory contiguously. */
 #include "kernels/reduce.h"
+#include "kernels/tensor_copy.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,90 +16,6 @@ int64_t kiln_dims_prod(const int64_t *dims, int a, int b) {
     for (int i = a; i < b; i++)
         p *= dims[i];
     return p;
-}
-
-void kiln_dims_strides(int rank, const int64_t *dims, int64_t *strides) {
-    int64_t s = 1;
-    for (int i = rank - 1; i >= 0; i--) {
-        strides[i] = s;
-        s *= dims[i];
-    }
-}
-
-/* ---- strided copy ---- */
-
-typedef struct copy_job {
-    char *dst;
-    const char *src;
-    size_t esize;
-    int rank; /* >= 1 */
-    const int64_t *dims, *strides;
-} copy_job;
-
-static void copy_range(void *arg, size_t begin, size_t end) {
-    const copy_job *j = arg;
-    int rk = j->rank;
-    int64_t n = j->dims[rk - 1], st = j->strides[rk - 1];
-    int64_t idx[KILN_MAX_RANK];
-    /* odometer position of row `begin` */
-    int64_t rem = (int64_t)begin, off = 0;
-    for (int d = rk - 2; d >= 0; d--) {
-        idx[d] = rem % j->dims[d];
-        rem /= j->dims[d];
-        off += idx[d] * j->strides[d];
-    }
-    for (size_t row = begin; row < end; row++) {
-        char *dp = j->dst + (size_t)row * (size_t)n * j->esize;
-        switch (j->esize) {
-#define COPY_T(SZ, T)                                    \
-    case SZ: {                                           \
-        const T *s = (const T *)j->src + off;            \
-        T *d = (T *)dp;                                  \
-        if (st == 1)                                     \
-            memcpy(d, s, (size_t)n * SZ);                \
-        else                                             \
-            for (int64_t i = 0; i < n; i++)              \
-                d[i] = s[i * st];                        \
-        break;                                           \
-    }
-            COPY_T(1, uint8_t)
-            COPY_T(2, uint16_t)
-            COPY_T(4, uint32_t)
-            COPY_T(8, uint64_t)
-#undef COPY_T
-        default:
-            for (int64_t i = 0; i < n; i++)
-                memcpy(dp + (size_t)i * j->esize, j->src + (size_t)(off + i * st) * j->esize, j->esize);
-        }
-        for (int d = rk - 2; d >= 0; d--) {
-            off += j->strides[d];
-            if (++idx[d] < j->dims[d])
-                break;
-            off -= j->strides[d] * j->dims[d];
-            idx[d] = 0;
-        }
-    }
-}
-
-void kiln_strided_copy(kiln_op_ctx *c, void *dst, const void *src, size_t esize, int rank, const int64_t *dims,
-                       const int64_t *strides) {
-    int64_t one = 1, zero = 0;
-    if (rank == 0) {
-        rank = 1;
-        dims = &one;
-        strides = &zero;
-    }
-    int64_t total = kiln_dims_prod(dims, 0, rank);
-    if (total == 0)
-        return;
-    copy_job j = {dst, src, esize, rank, dims, strides};
-    size_t rows = (size_t)(total / dims[rank - 1]);
-    size_t n = (size_t)dims[rank - 1];
-    size_t grain = n >= 16384 ? 1 : 16384 / n;
-    if (c && total >= 65536)
-        kiln_parallel_for(c, rows, grain, copy_range, &j);
-    else
-        copy_range(&j, 0, rows);
 }
 
 /* ---- reductions ---- */

@@ -32,12 +32,7 @@ kiln_status kiln_reduce(kiln_op_ctx *c, kiln_red_op op, const kiln_tensor *x, co
 /* Product of dims[a..b). */
 int64_t kiln_dims_prod(const int64_t *dims, int a, int b);
 
-/* Copies a strided view into contiguous dst (in `dims` order); `strides` are
- * element strides of src. Threaded over rows when c is not NULL. */
-void kiln_strided_copy(kiln_op_ctx *c, void *dst, const void *src, size_t esize, int rank, const int64_t *dims,
-                       const int64_t *strides);
-
-/* Contiguous element strides of a shape. */
-void kiln_dims_strides(int rank, const int64_t *dims, int64_t *strides);
+/* Strided copies and contiguous strides live in kernels/tensor_copy.h. */
+#include "kernels/tensor_copy.h"
 
 #endif
