@@ -366,6 +366,6 @@ static const kiln_op_desc ops[] = {
     {"", "Or", 7, 0, or_exec},
     {"", "Xor", 7, 0, xor_exec},
     {"", "BitShift", 11, 0, bitshift_exec},
-    {"", "PRelu", 6, 0, prelu_exec},
+    {"", "PRelu", 7, 0, prelu_exec}, /* 1-6: legacy.c (per-channel slope) */
 };
 KILN_OP_FAMILY(binary, ops);
