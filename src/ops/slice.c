@@ -88,9 +88,8 @@ static kiln_status slice_exec(kiln_op_ctx *c) {
         dims[a] = cnt;
         if (cnt > 0) {
             off += s * xs[a];
-            str[a] = xs[a] * st; /* |st| may exceed d only when cnt == 1 */
-            if (cnt == 1)
-                str[a] = xs[a];
+            /* |st| < d whenever cnt > 1, so the product cannot overflow */
+            str[a] = cnt > 1 ? xs[a] * st : xs[a];
         }
     }
     kiln_tensor *y;
