@@ -328,9 +328,13 @@ static kiln_status scatter_elems(kiln_dtype dt, reduction r, void *dst, const vo
     return KILN_OK;
 }
 
-/* Output 0 as a copy of data (taking data's buffer when it dies here). */
-static kiln_status copy_data(kiln_op_ctx *c, const kiln_tensor *x, kiln_tensor **y) {
-    KILN_TRY(kiln_op_output_reuse(c, 0, 0, x->dtype, x->rank, x->dims, y));
+/* Output 0 as a copy of data (taking data's buffer when it dies here and
+ * the updates do not live in that same buffer). */
+static kiln_status copy_data(kiln_op_ctx *c, const kiln_tensor *x, const kiln_tensor *u, kiln_tensor **y) {
+    if (u->buf && u->buf == x->buf)
+        KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, y));
+    else
+        KILN_TRY(kiln_op_output_reuse(c, 0, 0, x->dtype, x->rank, x->dims, y));
     if ((*y)->data != x->data && x->numel > 0) {
         memcpy((*y)->data, x->data, x->nbytes);
         KILN_TRY(kiln_strings_own(*y));
@@ -369,7 +373,7 @@ static kiln_status scatter_nd_run(kiln_op_ctx *c, bool has_reduction) {
                          kiln_dims_str(u->rank, u->dims, b1, sizeof b1), (long long)k);
     }
     kiln_tensor *y;
-    kiln_status st = copy_data(c, x, &y);
+    kiln_status st = copy_data(c, x, u, &y);
     size_t es = kiln_elem_size(x->dtype);
     for (int64_t t = 0; st == KILN_OK && t < tuples && slice > 0; t++)
         st = scatter_elems(x->dtype, red, (char *)y->data + (size_t)off[t] * es,
@@ -405,7 +409,7 @@ static kiln_status scatter_elements_run(kiln_op_ctx *c, bool has_reduction) {
     int64_t *idx;
     KILN_TRY(read_all_indices(ind, x->dims[axis], &idx));
     kiln_tensor *y;
-    kiln_status st = copy_data(c, x, &y);
+    kiln_status st = copy_data(c, x, u, &y);
     int64_t xs[KILN_MAX_RANK], pos[KILN_MAX_RANK] = {0};
     kiln_dims_strides(x->rank, x->dims, xs);
     size_t es = kiln_elem_size(x->dtype);
