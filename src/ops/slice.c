@@ -170,8 +170,8 @@ static kiln_status tile_exec(kiln_op_ctx *c) {
             vr++;
         }
     if (vr > KILN_MAX_RANK) {
-        /* rare: copy in two steps, tiling the leading half first is not
-         * needed; a per-element walk is simpler */
+        /* more than KILN_MAX_RANK axes left (rank > 8 with most axes
+         * repeated): rare, walk element by element */
         size_t es = kiln_elem_size(x->dtype);
         int64_t idx[KILN_MAX_RANK] = {0};
         for (int64_t i = 0; i < y->numel; i++) {
