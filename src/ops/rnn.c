@@ -340,42 +340,88 @@ KILN_OP_FAMILY(rnn, ops);
 #define T_ RNN_T
 
 /* C[M,N] += A[M,K] * B[K,N] (row-major, leading dimensions lda, ldb, ldc).
- * Columns in panels of 256 and rows of C four at a time, so each row of B is
- * read once per four rows of C and the panel stays in cache.
- * To be replaced by kiln_sgemm. */
+ * Register tiles of 4 rows x 2 vectors (1 row x 4 vectors for the last rows)
+ * accumulate over all of K, so C is read and written once per tile; scalar
+ * loops finish the right edge. To be replaced by kiln_sgemm. */
+typedef T_ RNN_FN(vec) __attribute__((vector_size(32)));
+#define RNN_VL ((int64_t)(32 / sizeof(T_)))
+
+static inline RNN_FN(vec) RNN_FN(vload)(const T_ *p) {
+    RNN_FN(vec) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void RNN_FN(vstore)(T_ *p, RNN_FN(vec) v) { memcpy(p, &v, sizeof v); }
+
 static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t lda, const T_ *B, int64_t ldb,
                          T_ *C, int64_t ldc) {
-    for (int64_t n0 = 0; n0 < N; n0 += 256) {
-        int64_t nn = N - n0 < 256 ? N - n0 : 256;
-        int64_t m = 0;
-        for (; m + 4 <= M; m += 4) {
-            T_ *restrict c0 = C + m * ldc + n0, *restrict c1 = c0 + ldc, *restrict c2 = c1 + ldc,
-                         *restrict c3 = c2 + ldc;
-            const T_ *a0 = A + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            for (int64_t k = 0; k < K; k++) {
-                const T_ *restrict bk = B + k * ldb + n0;
+    typedef RNN_FN(vec) V;
+    const int64_t VL = RNN_VL;
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const T_ *a0 = A + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        T_ *c0 = C + m * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+        int64_t n = 0;
+        for (; n + 2 * VL <= N; n += 2 * VL) {
+            V s00 = RNN_FN(vload)(c0 + n), s01 = RNN_FN(vload)(c0 + n + VL);
+            V s10 = RNN_FN(vload)(c1 + n), s11 = RNN_FN(vload)(c1 + n + VL);
+            V s20 = RNN_FN(vload)(c2 + n), s21 = RNN_FN(vload)(c2 + n + VL);
+            V s30 = RNN_FN(vload)(c3 + n), s31 = RNN_FN(vload)(c3 + n + VL);
+            const T_ *bp = B + n;
+            for (int64_t k = 0; k < K; k++, bp += ldb) {
+                V b0 = RNN_FN(vload)(bp), b1 = RNN_FN(vload)(bp + VL);
                 T_ x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-                for (int64_t n = 0; n < nn; n++) {
-                    T_ v = bk[n];
-                    c0[n] += x0 * v;
-                    c1[n] += x1 * v;
-                    c2[n] += x2 * v;
-                    c3[n] += x3 * v;
-                }
+                s00 += x0 * b0, s01 += x0 * b1;
+                s10 += x1 * b0, s11 += x1 * b1;
+                s20 += x2 * b0, s21 += x2 * b1;
+                s30 += x3 * b0, s31 += x3 * b1;
             }
+            RNN_FN(vstore)(c0 + n, s00), RNN_FN(vstore)(c0 + n + VL, s01);
+            RNN_FN(vstore)(c1 + n, s10), RNN_FN(vstore)(c1 + n + VL, s11);
+            RNN_FN(vstore)(c2 + n, s20), RNN_FN(vstore)(c2 + n + VL, s21);
+            RNN_FN(vstore)(c3 + n, s30), RNN_FN(vstore)(c3 + n + VL, s31);
         }
-        for (; m < M; m++) {
-            T_ *restrict c0 = C + m * ldc + n0;
-            const T_ *a0 = A + m * lda;
+        for (; n < N; n++) {
+            T_ s0 = c0[n], s1 = c1[n], s2 = c2[n], s3 = c3[n];
             for (int64_t k = 0; k < K; k++) {
-                const T_ *restrict bk = B + k * ldb + n0;
-                T_ x0 = a0[k];
-                for (int64_t n = 0; n < nn; n++)
-                    c0[n] += x0 * bk[n];
+                T_ v = B[k * ldb + n];
+                s0 += a0[k] * v, s1 += a1[k] * v, s2 += a2[k] * v, s3 += a3[k] * v;
             }
+            c0[n] = s0, c1[n] = s1, c2[n] = s2, c3[n] = s3;
+        }
+    }
+    for (; m < M; m++) {
+        const T_ *a0 = A + m * lda;
+        T_ *c0 = C + m * ldc;
+        int64_t n = 0;
+        for (; n + 4 * VL <= N; n += 4 * VL) {
+            V s0 = RNN_FN(vload)(c0 + n), s1 = RNN_FN(vload)(c0 + n + VL);
+            V s2 = RNN_FN(vload)(c0 + n + 2 * VL), s3 = RNN_FN(vload)(c0 + n + 3 * VL);
+            const T_ *bp = B + n;
+            for (int64_t k = 0; k < K; k++, bp += ldb) {
+                T_ x = a0[k];
+                s0 += x * RNN_FN(vload)(bp), s1 += x * RNN_FN(vload)(bp + VL);
+                s2 += x * RNN_FN(vload)(bp + 2 * VL), s3 += x * RNN_FN(vload)(bp + 3 * VL);
+            }
+            RNN_FN(vstore)(c0 + n, s0), RNN_FN(vstore)(c0 + n + VL, s1);
+            RNN_FN(vstore)(c0 + n + 2 * VL, s2), RNN_FN(vstore)(c0 + n + 3 * VL, s3);
+        }
+        for (; n + VL <= N; n += VL) {
+            V s0 = RNN_FN(vload)(c0 + n);
+            const T_ *bp = B + n;
+            for (int64_t k = 0; k < K; k++, bp += ldb)
+                s0 += a0[k] * RNN_FN(vload)(bp);
+            RNN_FN(vstore)(c0 + n, s0);
+        }
+        for (; n < N; n++) {
+            T_ s0 = c0[n];
+            for (int64_t k = 0; k < K; k++)
+                s0 += a0[k] * B[k * ldb + n];
+            c0[n] = s0;
         }
     }
 }
+#undef RNN_VL
 
 static inline T_ RNN_FN(act)(const rnn_act *a, T_ x) {
     switch (a->kind) {

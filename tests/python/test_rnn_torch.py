@@ -437,6 +437,12 @@ def run_spec(r, filt):
         case(k + "_only_Y", kind, outputs=("Y",), direction="bidirectional")
         case(k + "_seq1_batch1", kind, seq=1, batch=1)
         case(k + "_input1_hidden1", kind, I=1, H=1)
+        # empty tensors: no steps (final states are the initial ones), no batch, no input, no hidden units
+        case(k + "_seq0", kind, seq=0)
+        case(k + "_seq0_bidir_lens", kind, seq=0, lens=[0, 0, 0], direction="bidirectional")
+        case(k + "_batch0", kind, batch=0)
+        case(k + "_input0", kind, I=0)
+        case(k + "_hidden0", kind, H=0, direction="bidirectional")
         # bigger: the per-step work is split across threads / directions in parallel
         case(k + "_big_threads2", kind, seq=7, batch=5, I=33, H=150, threads=2, lens=[7, 3, 0, 7, 6])
         case(k + "_big_bidir_threads2", kind, seq=6, batch=3, I=20, H=130, threads=2, direction="bidirectional")
