@@ -1,4 +1,4 @@
-/* Recurrent operators: RNN, GRU and LSTM (ai.onnx opsets 7 and 14).
+/* Recurrent operators: RNN, GRU and LSTM (ai.onnx, every opset; 7 and 14 mainly).
  *
  * The three share one engine. The input projection X*W^T (plus the biases
  * that do not depend on the state) is computed for every time step and both
@@ -327,11 +327,14 @@ static kiln_status rnn_simple_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_SIMP
 static kiln_status gru_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_GRU); }
 static kiln_status lstm_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_LSTM); }
 
-/* Opsets 7 to 13 and 14 share the code; `layout` is read from 14 on. */
+/* All versions share the code: 14 added `layout` (read from 14 on); before 7
+ * there was an `output_sequence` flag that only said whether Y is wanted,
+ * which the node's outputs already tell; GRU before 3 had no
+ * linear_before_reset (absent means 0). */
 static const kiln_op_desc ops[] = {
-    {"", "RNN", 7, 13, rnn_simple_exec}, {"", "RNN", 14, 0, rnn_simple_exec},
-    {"", "GRU", 7, 13, gru_exec},        {"", "GRU", 14, 0, gru_exec},
-    {"", "LSTM", 7, 13, lstm_exec},      {"", "LSTM", 14, 0, lstm_exec},
+    {"", "RNN", 1, 6, rnn_simple_exec}, {"", "RNN", 7, 13, rnn_simple_exec}, {"", "RNN", 14, 0, rnn_simple_exec},
+    {"", "GRU", 1, 6, gru_exec},        {"", "GRU", 7, 13, gru_exec},        {"", "GRU", 14, 0, gru_exec},
+    {"", "LSTM", 1, 6, lstm_exec},      {"", "LSTM", 7, 13, lstm_exec},      {"", "LSTM", 14, 0, lstm_exec},
 };
 KILN_OP_FAMILY(rnn, ops);
 

@@ -448,6 +448,9 @@ def run_spec(r, filt):
         case(k + "_big_bidir_threads2", kind, seq=6, batch=3, I=20, H=130, threads=2, direction="bidirectional")
         case(k + "_big_threads1", kind, seq=6, batch=2, I=20, H=130, threads=1, direction="bidirectional")
     case("gru_linear_before_reset", "GRU", linear_before_reset=1)
+    case("gru_opset3_linear_before_reset", "GRU", linear_before_reset=1, opset=3)
+    case("lstm_opset1", "LSTM", opset=1, peep=True, lens=[5, 1, 3])
+    case("rnn_opset6", "RNN", opset=6, direction="bidirectional")
     case("gru_linear_before_reset_bidir_lens", "GRU", linear_before_reset=1, direction="bidirectional",
          lens=[2, 5, 3], layout=1)
     case("gru_linear_before_reset_no_bias", "GRU", linear_before_reset=1, bias=False)
