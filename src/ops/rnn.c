@@ -349,12 +349,10 @@ KILN_OP_FAMILY(rnn, ops);
 typedef T_ RNN_FN(vec) __attribute__((vector_size(32)));
 #define RNN_VL ((int64_t)(32 / sizeof(T_)))
 
-static inline RNN_FN(vec) RNN_FN(vload)(const T_ *p) {
-    RNN_FN(vec) v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void RNN_FN(vstore)(T_ *p, RNN_FN(vec) v) { memcpy(p, &v, sizeof v); }
+/* Unaligned loads and stores as macros: passing 32-byte vectors to
+ * functions changes the ABI on targets without AVX. */
+#define RNN_VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define RNN_VSTORE(p, v) memcpy((p), &(v), sizeof(v))
 
 static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t lda, const T_ *B, int64_t ldb,
                          T_ *C, int64_t ldc) {
@@ -366,23 +364,24 @@ static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t l
         T_ *c0 = C + m * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
         int64_t n = 0;
         for (; n + 2 * VL <= N; n += 2 * VL) {
-            V s00 = RNN_FN(vload)(c0 + n), s01 = RNN_FN(vload)(c0 + n + VL);
-            V s10 = RNN_FN(vload)(c1 + n), s11 = RNN_FN(vload)(c1 + n + VL);
-            V s20 = RNN_FN(vload)(c2 + n), s21 = RNN_FN(vload)(c2 + n + VL);
-            V s30 = RNN_FN(vload)(c3 + n), s31 = RNN_FN(vload)(c3 + n + VL);
+            V s00, s01, s10, s11, s20, s21, s30, s31, b0, b1;
+            RNN_VLOAD(s00, c0 + n), RNN_VLOAD(s01, c0 + n + VL);
+            RNN_VLOAD(s10, c1 + n), RNN_VLOAD(s11, c1 + n + VL);
+            RNN_VLOAD(s20, c2 + n), RNN_VLOAD(s21, c2 + n + VL);
+            RNN_VLOAD(s30, c3 + n), RNN_VLOAD(s31, c3 + n + VL);
             const T_ *bp = B + n;
             for (int64_t k = 0; k < K; k++, bp += ldb) {
-                V b0 = RNN_FN(vload)(bp), b1 = RNN_FN(vload)(bp + VL);
+                RNN_VLOAD(b0, bp), RNN_VLOAD(b1, bp + VL);
                 T_ x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
                 s00 += x0 * b0, s01 += x0 * b1;
                 s10 += x1 * b0, s11 += x1 * b1;
                 s20 += x2 * b0, s21 += x2 * b1;
                 s30 += x3 * b0, s31 += x3 * b1;
             }
-            RNN_FN(vstore)(c0 + n, s00), RNN_FN(vstore)(c0 + n + VL, s01);
-            RNN_FN(vstore)(c1 + n, s10), RNN_FN(vstore)(c1 + n + VL, s11);
-            RNN_FN(vstore)(c2 + n, s20), RNN_FN(vstore)(c2 + n + VL, s21);
-            RNN_FN(vstore)(c3 + n, s30), RNN_FN(vstore)(c3 + n + VL, s31);
+            RNN_VSTORE(c0 + n, s00), RNN_VSTORE(c0 + n + VL, s01);
+            RNN_VSTORE(c1 + n, s10), RNN_VSTORE(c1 + n + VL, s11);
+            RNN_VSTORE(c2 + n, s20), RNN_VSTORE(c2 + n + VL, s21);
+            RNN_VSTORE(c3 + n, s30), RNN_VSTORE(c3 + n + VL, s31);
         }
         for (; n < N; n++) {
             T_ s0 = c0[n], s1 = c1[n], s2 = c2[n], s3 = c3[n];
@@ -398,23 +397,27 @@ static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t l
         T_ *c0 = C + m * ldc;
         int64_t n = 0;
         for (; n + 4 * VL <= N; n += 4 * VL) {
-            V s0 = RNN_FN(vload)(c0 + n), s1 = RNN_FN(vload)(c0 + n + VL);
-            V s2 = RNN_FN(vload)(c0 + n + 2 * VL), s3 = RNN_FN(vload)(c0 + n + 3 * VL);
+            V s0, s1, s2, s3, b0, b1, b2, b3;
+            RNN_VLOAD(s0, c0 + n), RNN_VLOAD(s1, c0 + n + VL);
+            RNN_VLOAD(s2, c0 + n + 2 * VL), RNN_VLOAD(s3, c0 + n + 3 * VL);
             const T_ *bp = B + n;
             for (int64_t k = 0; k < K; k++, bp += ldb) {
                 T_ x = a0[k];
-                s0 += x * RNN_FN(vload)(bp), s1 += x * RNN_FN(vload)(bp + VL);
-                s2 += x * RNN_FN(vload)(bp + 2 * VL), s3 += x * RNN_FN(vload)(bp + 3 * VL);
+                RNN_VLOAD(b0, bp), RNN_VLOAD(b1, bp + VL), RNN_VLOAD(b2, bp + 2 * VL), RNN_VLOAD(b3, bp + 3 * VL);
+                s0 += x * b0, s1 += x * b1, s2 += x * b2, s3 += x * b3;
             }
-            RNN_FN(vstore)(c0 + n, s0), RNN_FN(vstore)(c0 + n + VL, s1);
-            RNN_FN(vstore)(c0 + n + 2 * VL, s2), RNN_FN(vstore)(c0 + n + 3 * VL, s3);
+            RNN_VSTORE(c0 + n, s0), RNN_VSTORE(c0 + n + VL, s1);
+            RNN_VSTORE(c0 + n + 2 * VL, s2), RNN_VSTORE(c0 + n + 3 * VL, s3);
         }
         for (; n + VL <= N; n += VL) {
-            V s0 = RNN_FN(vload)(c0 + n);
+            V s0, b0;
+            RNN_VLOAD(s0, c0 + n);
             const T_ *bp = B + n;
-            for (int64_t k = 0; k < K; k++, bp += ldb)
-                s0 += a0[k] * RNN_FN(vload)(bp);
-            RNN_FN(vstore)(c0 + n, s0);
+            for (int64_t k = 0; k < K; k++, bp += ldb) {
+                RNN_VLOAD(b0, bp);
+                s0 += a0[k] * b0;
+            }
+            RNN_VSTORE(c0 + n, s0);
         }
         for (; n < N; n++) {
             T_ s0 = c0[n];
@@ -425,6 +428,8 @@ static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t l
     }
 }
 #undef RNN_VL
+#undef RNN_VLOAD
+#undef RNN_VSTORE
 
 static inline T_ RNN_FN(act)(const rnn_act *a, T_ x) {
     switch (a->kind) {
