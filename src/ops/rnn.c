@@ -10,7 +10,8 @@
  * sequence_lens: steps at or past a batch entry's length give zeros in Y, and
  * the final states are those of its last valid step (the initial state when
  * the length is 0). The element code is written once and instantiated for
- * float and double by including this file into itself.
+ * float and double by including this file into itself; float16 runs in
+ * float32.
  */
 #ifndef RNN_T
 
@@ -186,8 +187,8 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     p->n_acts = kind == RNN_LSTM ? 3 : kind == RNN_GRU ? 2 : 1;
     KILN_TRY(kiln_op_need_inputs(c, 3));
     const kiln_tensor *x = c->in[0], *w = c->in[1], *r = c->in[2];
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE};
-    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 3));
     static const char *const in_names[] = {"X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"};
     size_t max_in = kind == RNN_LSTM ? 8 : 6;
     for (size_t i = 1; i < c->n_in && i < max_in; i++) {
@@ -300,10 +301,32 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     return KILN_OK;
 }
 
+/* float16 runs in float32: a float tensor shaped like t (a shallow shell
+ * that owns only `data`), holding t's values when `convert`. */
+static kiln_status half_to_float_copy(const kiln_tensor *t, kiln_tensor *out, bool convert) {
+    *out = *t;
+    out->dtype = KILN_DTYPE_FLOAT;
+    out->nbytes = (size_t)t->numel * sizeof(float);
+    out->buf = NULL;
+    float *d = kiln_aligned_alloc(out->nbytes);
+    if (!d)
+        return KILN_ERR_NOMEM;
+    if (convert)
+        for (int64_t i = 0; i < t->numel; i++)
+            d[i] = kiln_half_to_float(((const uint16_t *)t->data)[i]);
+    out->data = d;
+    return KILN_OK;
+}
+
 static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
     rnn_params p;
     KILN_TRY(parse(c, kind, &p));
     kiln_status st = KILN_OK;
+    kiln_dtype dt = p.x->dtype;
+    bool half = dt == KILN_DTYPE_FLOAT16;
+    kiln_tensor f_in[7], f_out[3];
+    size_t n_f_in = 0;
+    float *f_out_data[3] = {NULL, NULL, NULL};
     int64_t sdims[3] = {p.nd, p.batch, p.hidden};
     if (p.layout)
         sdims[0] = p.batch, sdims[1] = p.nd;
@@ -311,14 +334,40 @@ static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
         int64_t yd[4] = {p.seq, p.nd, p.batch, p.hidden};
         if (p.layout)
             yd[0] = p.batch, yd[1] = p.seq, yd[2] = p.nd;
-        KILN_CHECK(st, kiln_op_output(c, 0, p.x->dtype, 4, yd, &p.y), done);
+        KILN_CHECK(st, kiln_op_output(c, 0, dt, 4, yd, &p.y), done);
     }
     if (kiln_op_out_wanted(c, 1))
-        KILN_CHECK(st, kiln_op_output(c, 1, p.x->dtype, 3, sdims, &p.yh), done);
+        KILN_CHECK(st, kiln_op_output(c, 1, dt, 3, sdims, &p.yh), done);
     if (kind == RNN_LSTM && kiln_op_out_wanted(c, 2))
-        KILN_CHECK(st, kiln_op_output(c, 2, p.x->dtype, 3, sdims, &p.yc), done);
-    st = p.x->dtype == KILN_DTYPE_FLOAT ? run_f32(c, &p) : run_f64(c, &p);
+        KILN_CHECK(st, kiln_op_output(c, 2, dt, 3, sdims, &p.yc), done);
+    if (half) {
+        const kiln_tensor **ins[] = {&p.x, &p.w, &p.r, &p.b, &p.h0, &p.c0, &p.p};
+        for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
+            if (*ins[i]) {
+                KILN_CHECK(st, half_to_float_copy(*ins[i], &f_in[n_f_in], true), done);
+                *ins[i] = &f_in[n_f_in++];
+            }
+        kiln_tensor **outs[] = {&p.y, &p.yh, &p.yc};
+        kiln_tensor *real[3] = {p.y, p.yh, p.yc};
+        for (size_t i = 0; i < 3; i++)
+            if (real[i]) {
+                KILN_CHECK(st, half_to_float_copy(real[i], &f_out[i], false), done);
+                f_out_data[i] = f_out[i].data;
+                *outs[i] = &f_out[i];
+            }
+        KILN_CHECK(st, run_f32(c, &p), done);
+        for (size_t i = 0; i < 3; i++)
+            if (real[i])
+                for (int64_t e = 0; e < real[i]->numel; e++)
+                    ((uint16_t *)real[i]->data)[e] = kiln_float_to_half(f_out_data[i][e]);
+    } else {
+        st = dt == KILN_DTYPE_FLOAT ? run_f32(c, &p) : run_f64(c, &p);
+    }
 done:
+    for (size_t i = 0; i < n_f_in; i++)
+        free(f_in[i].data);
+    for (size_t i = 0; i < 3; i++)
+        free(f_out_data[i]);
     free(p.lens);
     return st;
 }
