@@ -756,7 +756,8 @@ static kiln_status RNN_FN(run)(kiln_op_ctx *c, rnn_params *p) {
     if (H == 0 || B == 0)
         return KILN_OK; /* every output is empty */
     kiln_status st = KILN_OK;
-    T_ *xw = kiln_aligned_alloc(n_xw), *wt = kiln_aligned_alloc(n_wt), *bias = kiln_aligned_alloc((size_t)ngh * sizeof(T_));
+    T_ *xw = kiln_aligned_alloc(n_xw), *wt = kiln_aligned_alloc(n_wt);
+    T_ *bias = kiln_aligned_alloc((size_t)ngh * sizeof(T_));
     T_ *dbuf[2] = {NULL, NULL};
     for (int d = 0; d < nd; d++)
         dbuf[d] = kiln_aligned_alloc(n_dir);
