@@ -4,3 +4,4 @@
 KILN_OP_FILE(matmul)
 KILN_OP_FILE(gemm)
 KILN_OP_FILE(conv)
+KILN_OP_FILE(conv_transpose)
