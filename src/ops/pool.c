@@ -1,0 +1,226 @@
+/* Pooling: MaxPool (optional Indices, ceil_mode, dilations, storage_order),
+ * AveragePool (count_include_pad, ceil_mode), LpPool, and their Global forms,
+ * over 1..KILN_MAX_RANK-2 spatial dims. One (image, channel) plane per work
+ * item; windows are walked with an odometer over the kernel, sums in double. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/conv.h"
+#include "ops/op.h"
+
+typedef enum { POOL_MAX, POOL_AVG, POOL_LP } pool_kind;
+
+typedef struct pool_job {
+    const kiln_conv_geom *g;
+    pool_kind kind;
+    kiln_dtype dt;
+    const void *x;
+    void *y;
+    int64_t *ind; /* MaxPool Indices or NULL */
+    bool col_major, include_pad;
+    double p;
+} pool_job;
+
+static inline double pool_load(kiln_dtype dt, const void *x, int64_t i) {
+    switch (dt) {
+    case KILN_DTYPE_FLOAT: return ((const float *)x)[i];
+    case KILN_DTYPE_DOUBLE: return ((const double *)x)[i];
+    case KILN_DTYPE_FLOAT16: return kiln_half_to_float(((const uint16_t *)x)[i]);
+    case KILN_DTYPE_INT8: return ((const int8_t *)x)[i];
+    case KILN_DTYPE_UINT8: return ((const uint8_t *)x)[i];
+    default: return 0.0;
+    }
+}
+
+static inline void pool_store(kiln_dtype dt, void *y, int64_t i, double v) {
+    switch (dt) {
+    case KILN_DTYPE_FLOAT: ((float *)y)[i] = (float)v; break;
+    case KILN_DTYPE_DOUBLE: ((double *)y)[i] = v; break;
+    case KILN_DTYPE_FLOAT16: ((uint16_t *)y)[i] = kiln_float_to_half((float)v); break;
+    case KILN_DTYPE_INT8: ((int8_t *)y)[i] = (int8_t)v; break;
+    case KILN_DTYPE_UINT8: ((uint8_t *)y)[i] = (uint8_t)v; break;
+    default: break;
+    }
+}
+
+static void pool_plane(const pool_job *j, int64_t plane) {
+    const kiln_conv_geom *g = j->g;
+    int nsp = g->nsp;
+    int64_t instr[KILN_CONV_MAX_SP], cmstr[KILN_CONV_MAX_SP];
+    instr[nsp - 1] = 1;
+    for (int d = nsp - 2; d >= 0; d--)
+        instr[d] = instr[d + 1] * g->in[d + 1];
+    cmstr[0] = 1;
+    for (int d = 1; d < nsp; d++)
+        cmstr[d] = cmstr[d - 1] * g->in[d - 1];
+    int64_t xbase = plane * g->in_size, ybase = plane * g->out_size;
+    int64_t opos[KILN_CONV_MAX_SP] = {0};
+    for (int64_t o = 0; o < g->out_size; o++) {
+        /* per-dim window start, padded-extent count and in-bounds count */
+        int64_t start[KILN_CONV_MAX_SP];
+        int64_t n_valid = 1, n_padded = 1;
+        for (int d = 0; d < nsp; d++) {
+            start[d] = opos[d] * g->stride[d] - g->pb[d];
+            int64_t v = 0, pv = 0;
+            for (int64_t k = 0; k < g->k[d]; k++) {
+                int64_t id = start[d] + k * g->dil[d];
+                v += id >= 0 && id < g->in[d];
+                pv += id >= -g->pb[d] && id < g->in[d] + g->pe[d];
+            }
+            n_valid *= v;
+            n_padded *= pv;
+        }
+        double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
+        int64_t best = -1;
+        if (n_valid > 0) {
+            int64_t kpos[KILN_CONV_MAX_SP] = {0};
+            for (int64_t kk = 0; kk < g->k_size; kk++) {
+                int64_t off = 0, cm = 0;
+                bool inside = true;
+                for (int d = 0; d < nsp; d++) {
+                    int64_t id = start[d] + kpos[d] * g->dil[d];
+                    if (id < 0 || id >= g->in[d]) {
+                        inside = false;
+                        break;
+                    }
+                    off += id * instr[d];
+                    cm += id * cmstr[d];
+                }
+                if (inside) {
+                    double v = pool_load(j->dt, j->x, xbase + off);
+                    if (j->kind == POOL_MAX) {
+                        if (v > acc || best < 0) {
+                            acc = v;
+                            best = j->col_major ? cm : off;
+                        }
+                    } else if (j->kind == POOL_AVG)
+                        acc += v;
+                    else
+                        acc += pow(fabs(v), j->p);
+                }
+                for (int d = nsp - 1; d >= 0; d--) {
+                    if (++kpos[d] < g->k[d])
+                        break;
+                    kpos[d] = 0;
+                }
+            }
+        }
+        double out = acc;
+        if (j->kind == POOL_AVG) {
+            int64_t div = j->include_pad ? n_padded : n_valid;
+            out = div > 0 ? acc / (double)div : 0.0;
+        } else if (j->kind == POOL_LP)
+            out = pow(acc, 1.0 / j->p);
+        pool_store(j->dt, j->y, ybase + o, out);
+        if (j->ind)
+            j->ind[ybase + o] = xbase + (best < 0 ? 0 : best);
+        for (int d = nsp - 1; d >= 0; d--) {
+            if (++opos[d] < g->out[d])
+                break;
+            opos[d] = 0;
+        }
+    }
+}
+
+static void pool_range(void *arg, size_t begin, size_t end) {
+    for (size_t p = begin; p < end; p++)
+        pool_plane(arg, (int64_t)p);
+}
+
+static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *X = c->in[0];
+    static const kiln_dtype ok_max[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT8,
+                                        KILN_DTYPE_UINT8};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok_max, kind == POOL_MAX ? 5 : 3));
+    if (X->rank < 3 || X->rank > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_INVALID, "X must have rank >= 3 (N, C, spatial...), got %d", X->rank);
+    kiln_conv_geom g;
+    memset(&g, 0, sizeof g);
+    int nsp = g.nsp = X->rank - 2;
+    for (int d = 0; d < nsp; d++)
+        g.in[d] = X->dims[d + 2];
+    bool ceil_mode = false;
+    if (global) {
+        for (int d = 0; d < nsp; d++) {
+            g.k[d] = g.in[d];
+            g.out[d] = 1;
+            g.stride[d] = g.dil[d] = 1;
+        }
+        for (int d = 0; d < nsp; d++)
+            if (g.in[d] == 0)
+                return kiln_fail(KILN_ERR_INVALID, "global pooling over an empty spatial dimension");
+        KILN_TRY(kiln_conv_sizes(&g));
+    } else {
+        size_t n;
+        const int64_t *ks = kiln_attr_ints(c->node, "kernel_shape", &n);
+        if (!ks)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'kernel_shape' is required");
+        if (n != (size_t)nsp)
+            return kiln_fail(KILN_ERR_INVALID, "kernel_shape has %zu values, input has %d spatial dims", n, nsp);
+        for (int d = 0; d < nsp; d++)
+            g.k[d] = ks[d];
+        KILN_TRY(kiln_conv_read_attrs(&g, c->node, true));
+        ceil_mode = kiln_attr_int(c->node, "ceil_mode", 0) != 0;
+        KILN_TRY(kiln_conv_forward_shape(&g, ceil_mode));
+    }
+    pool_job j;
+    memset(&j, 0, sizeof j);
+    j.g = &g;
+    j.kind = kind;
+    j.dt = X->dtype;
+    j.x = X->data;
+    if (kind == POOL_LP) {
+        /* opset 1 had p as a float attribute; opset 2 made it an int */
+        const kiln_attr *pa = kiln_node_attr(c->node, "p");
+        j.p = !pa ? 2.0 : pa->type == KILN_ATTR_FLOAT ? (double)pa->f : (double)pa->i;
+        if (!(j.p > 0.0) || !isfinite(j.p))
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'p' must be positive, got %g", j.p);
+    }
+    if (kind == POOL_AVG)
+        j.include_pad = kiln_attr_int(c->node, "count_include_pad", 0) != 0;
+    if (kind == POOL_MAX) {
+        int64_t so = kiln_attr_int(c->node, "storage_order", 0);
+        if (so != 0 && so != 1)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'storage_order' must be 0 or 1, got %lld", (long long)so);
+        j.col_major = so == 1;
+    }
+    int64_t dims[KILN_MAX_RANK];
+    dims[0] = X->dims[0];
+    dims[1] = X->dims[1];
+    for (int d = 0; d < nsp; d++)
+        dims[d + 2] = g.out[d];
+    kiln_tensor *Y, *I = NULL;
+    KILN_TRY(kiln_op_output(c, 0, X->dtype, X->rank, dims, &Y));
+    if (kind == POOL_MAX && !global && kiln_op_out_wanted(c, 1)) {
+        KILN_TRY(kiln_op_output(c, 1, KILN_DTYPE_INT64, X->rank, dims, &I));
+        j.ind = I->data;
+    }
+    j.y = Y->data;
+    if (Y->numel == 0)
+        return KILN_OK;
+    int64_t planes = X->dims[0] * X->dims[1];
+    double work = (double)g.out_size * (double)g.k_size;
+    size_t grain = work >= 16384.0 ? 1 : (size_t)(16384.0 / (work + 1.0));
+    kiln_parallel_for(c, (size_t)planes, grain, pool_range, &j);
+    return KILN_OK;
+}
+
+static kiln_status maxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, false); }
+static kiln_status avgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, false); }
+static kiln_status lppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, false); }
+static kiln_status gmaxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, true); }
+static kiln_status gavgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, true); }
+static kiln_status glppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, true); }
+
+/* Later opsets only add attributes (Indices/storage_order 8, ceil_mode and
+ * dilations 10, int8/uint8 12), all defaulting to the older behaviour. */
+static const kiln_op_desc ops[] = {
+    {"", "MaxPool", 1, 0, maxpool_exec},
+    {"", "AveragePool", 1, 0, avgpool_exec},
+    {"", "LpPool", 1, 0, lppool_exec},
+    {"", "GlobalMaxPool", 1, 0, gmaxpool_exec},
+    {"", "GlobalAveragePool", 1, 0, gavgpool_exec},
+    {"", "GlobalLpPool", 1, 0, glppool_exec},
+};
+KILN_OP_FAMILY(pool, ops);
