@@ -164,21 +164,33 @@ static void valid_range(int64_t off, int64_t s, int64_t lim, int64_t seg, int64_
             }                                                                                         \
     } while (0)
 
+#define IM2COL_BODY(T)                                                                   \
+    CONV_WALK({                                                                          \
+        for (int64_t i = 0; i < lo; i++)                                                 \
+            dst[i] = 0;                                                                  \
+        if (s == 1) {                                                                    \
+            if (hi > lo)                                                                 \
+                memcpy(dst + lo, src + base + lo, (size_t)(hi - lo) * sizeof(T));        \
+        } else                                                                           \
+            for (int64_t i = lo; i < hi; i++)                                            \
+                dst[i] = src[base + i * s];                                              \
+        for (int64_t i = hi; i < seg; i++)                                               \
+            dst[i] = 0;                                                                  \
+    })
+
 void kiln_im2col(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt, float *col) {
 #define ROWPTR_T float *
 #define IMGPTR_T const float *
-    CONV_WALK({
-        for (int64_t i = 0; i < lo; i++)
-            dst[i] = 0;
-        if (s == 1) {
-            if (hi > lo)
-                memcpy(dst + lo, src + base + lo, (size_t)(hi - lo) * sizeof(float));
-        } else
-            for (int64_t i = lo; i < hi; i++)
-                dst[i] = src[base + i * s];
-        for (int64_t i = hi; i < seg; i++)
-            dst[i] = 0;
-    });
+    IM2COL_BODY(float);
+#undef ROWPTR_T
+#undef IMGPTR_T
+}
+
+void kiln_im2col_f64(const kiln_conv_geom *g, const double *x, int64_t channels, int64_t o0, int64_t cnt,
+                     double *col) {
+#define ROWPTR_T double *
+#define IMGPTR_T const double *
+    IM2COL_BODY(double);
 #undef ROWPTR_T
 #undef IMGPTR_T
 }
@@ -195,37 +207,45 @@ void kiln_col2im(const kiln_conv_geom *g, const float *col, int64_t channels, in
 #undef IMGPTR_T
 }
 
+#define DEPTHWISE_BODY(T)                                                                            \
+    int64_t IH = 1, OH = 1, KH = 1, SH = 1, DH = 1, PH = 0, L = g->nsp - 1;                         \
+    if (g->nsp == 2) {                                                                              \
+        IH = g->in[0];                                                                              \
+        OH = g->out[0];                                                                             \
+        KH = g->k[0];                                                                               \
+        SH = g->stride[0];                                                                          \
+        DH = g->dil[0];                                                                             \
+        PH = g->pb[0];                                                                              \
+    }                                                                                               \
+    int64_t IW = g->in[L], OW = g->out[L], KW = g->k[L], SW = g->stride[L], DW = g->dil[L], PW = g->pb[L]; \
+    for (int64_t oh = 0; oh < OH; oh++) {                                                           \
+        T *yr = y + oh * OW;                                                                        \
+        for (int64_t ow = 0; ow < OW; ow++)                                                         \
+            yr[ow] = bias;                                                                          \
+        for (int64_t kh = 0; kh < KH; kh++) {                                                       \
+            int64_t ih = oh * SH - PH + kh * DH;                                                    \
+            if (ih < 0 || ih >= IH)                                                                 \
+                continue;                                                                           \
+            const T *xr = x + ih * IW;                                                              \
+            for (int64_t kw = 0; kw < KW; kw++) {                                                   \
+                T wv = w[kh * KW + kw];                                                             \
+                int64_t off = kw * DW - PW, lo, hi;                                                 \
+                valid_range(off, SW, IW, OW, &lo, &hi);                                             \
+                if (SW == 1)                                                                        \
+                    for (int64_t ow = lo; ow < hi; ow++)                                            \
+                        yr[ow] += wv * xr[ow + off];                                                \
+                else                                                                                \
+                    for (int64_t ow = lo; ow < hi; ow++)                                            \
+                        yr[ow] += wv * xr[ow * SW + off];                                           \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    do {} while (0)
+
 void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y) {
-    int64_t IH = 1, OH = 1, KH = 1, SH = 1, DH = 1, PH = 0, L = g->nsp - 1;
-    if (g->nsp == 2) {
-        IH = g->in[0];
-        OH = g->out[0];
-        KH = g->k[0];
-        SH = g->stride[0];
-        DH = g->dil[0];
-        PH = g->pb[0];
-    }
-    int64_t IW = g->in[L], OW = g->out[L], KW = g->k[L], SW = g->stride[L], DW = g->dil[L], PW = g->pb[L];
-    for (int64_t oh = 0; oh < OH; oh++) {
-        float *yr = y + oh * OW;
-        for (int64_t ow = 0; ow < OW; ow++)
-            yr[ow] = bias;
-        for (int64_t kh = 0; kh < KH; kh++) {
-            int64_t ih = oh * SH - PH + kh * DH;
-            if (ih < 0 || ih >= IH)
-                continue;
-            const float *xr = x + ih * IW;
-            for (int64_t kw = 0; kw < KW; kw++) {
-                float wv = w[kh * KW + kw];
-                int64_t off = kw * DW - PW, lo, hi;
-                valid_range(off, SW, IW, OW, &lo, &hi);
-                if (SW == 1)
-                    for (int64_t ow = lo; ow < hi; ow++)
-                        yr[ow] += wv * xr[ow + off];
-                else
-                    for (int64_t ow = lo; ow < hi; ow++)
-                        yr[ow] += wv * xr[ow * SW + off];
-            }
-        }
-    }
+    DEPTHWISE_BODY(float);
+}
+
+void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y) {
+    DEPTHWISE_BODY(double);
 }
