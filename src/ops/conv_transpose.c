@@ -161,7 +161,7 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
         int64_t in = g.out[d], s = g.stride[d];
         if (in > ((int64_t)1 << 40))
             return kiln_fail(KILN_ERR_INVALID, "input dimension too large");
-        int64_t full = s * (in > 0 ? in - 1 : 0) + opad[d] + (g.k[d] - 1) * g.dil[d] + 1;
+        int64_t full = s * (in - 1) + opad[d] + (g.k[d] - 1) * g.dil[d] + 1;
         if (os || g.autopad == KILN_AUTOPAD_SAME_UPPER || g.autopad == KILN_AUTOPAD_SAME_LOWER) {
             int64_t out = os ? os[d] : in * s;
             if (out < 0 || out > ((int64_t)1 << 40))

@@ -92,7 +92,7 @@ static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) 
 static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *j, int *orank, int64_t *odims,
                             int64_t *nbatch, bool *b_unbatched) {
     if (A->rank < 1 || B->rank < 1)
-        return kiln_fail(KILN_ERR_INVALID, "MatMul inputs must have rank >= 1 (got ranks %d and %d)", A->rank,
+        return kiln_fail(KILN_ERR_INVALID, "inputs must have rank >= 1 (got ranks %d and %d)", A->rank,
                          B->rank);
     int64_t ad[KILN_MAX_RANK + 1], bd[KILN_MAX_RANK + 1];
     int ar = A->rank, br = B->rank;
@@ -112,7 +112,7 @@ static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *
     j->n = bd[br - 1];
     if (bd[br - 2] != j->k) {
         char s1[128], s2[128];
-        return kiln_fail(KILN_ERR_INVALID, "MatMul inner dimensions differ: A %s, B %s",
+        return kiln_fail(KILN_ERR_INVALID, "inner dimensions differ: A %s, B %s",
                          kiln_dims_str(A->rank, A->dims, s1, sizeof s1), kiln_dims_str(B->rank, B->dims, s2, sizeof s2));
     }
     int abr = ar - 2, bbr = br - 2;
