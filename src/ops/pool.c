@@ -206,6 +206,74 @@ static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global) {
     return KILN_OK;
 }
 
+/* MaxUnpool: scatters X into zeros at the positions given by I (flat indices
+ * into the unpooled shape (in - 1) * stride + kernel - pads). With an
+ * output_shape input, that unpooled image sits at the start of each larger
+ * output dim (the ONNX backend tests' semantics), so indices are re-based. */
+static kiln_status maxunpool_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *X = c->in[0], *I = c->in[1], *S = kiln_op_in(c, 2);
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 3));
+    static const kiln_dtype oki[] = {KILN_DTYPE_INT64};
+    KILN_TRY(kiln_op_need_dtype(c, 1, oki, 1));
+    if (X->rank < 3)
+        return kiln_fail(KILN_ERR_INVALID, "X must have rank >= 3 (N, C, spatial...), got %d", X->rank);
+    if (I->rank != X->rank || memcmp(I->dims, X->dims, sizeof(int64_t) * (size_t)X->rank) != 0)
+        return kiln_fail(KILN_ERR_INVALID, "I must have the shape of X");
+    kiln_conv_geom g;
+    memset(&g, 0, sizeof g);
+    int nsp = g.nsp = X->rank - 2;
+    size_t n;
+    const int64_t *ks = kiln_attr_ints(c->node, "kernel_shape", &n);
+    if (!ks || n != (size_t)nsp)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'kernel_shape' must have %d values", nsp);
+    for (int d = 0; d < nsp; d++)
+        g.k[d] = ks[d];
+    KILN_TRY(kiln_conv_read_attrs(&g, c->node, false));
+    int64_t inf[KILN_MAX_RANK], dims[KILN_MAX_RANK];
+    inf[0] = X->dims[0];
+    inf[1] = X->dims[1];
+    for (int d = 0; d < nsp; d++) {
+        inf[d + 2] = (X->dims[d + 2] - 1) * g.stride[d] + g.k[d] - g.pb[d] - g.pe[d];
+        if (X->dims[d + 2] > ((int64_t)1 << 40) || inf[d + 2] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "unpooled size along spatial dimension %d is out of range", d);
+    }
+    memcpy(dims, inf, sizeof(int64_t) * (size_t)X->rank);
+    if (S) {
+        if (S->dtype != KILN_DTYPE_INT64 || S->rank != 1 || S->numel != X->rank)
+            return kiln_fail(KILN_ERR_INVALID, "output_shape must be an int64 vector of %d values", X->rank);
+        for (int d = 0; d < X->rank; d++) {
+            dims[d] = ((const int64_t *)S->data)[d];
+            if (dims[d] < inf[d])
+                return kiln_fail(KILN_ERR_INVALID, "output_shape[%d] = %lld is smaller than the unpooled size %lld", d,
+                                 (long long)dims[d], (long long)inf[d]);
+        }
+    }
+    int64_t inf_numel;
+    KILN_TRY(kiln_dims_numel(X->rank, inf, &inf_numel));
+    kiln_tensor *Y;
+    KILN_TRY(kiln_op_output(c, 0, X->dtype, X->rank, dims, &Y));
+    if (Y->nbytes)
+        memset(Y->data, 0, Y->nbytes);
+    size_t es = kiln_dtype_size(X->dtype);
+    const int64_t *ip = I->data;
+    for (int64_t i = 0; i < X->numel; i++) {
+        int64_t idx = ip[i];
+        if (idx < 0 || idx >= inf_numel)
+            return kiln_fail(KILN_ERR_INVALID, "index I[%lld] = %lld is outside the unpooled tensor (%lld elements)",
+                             (long long)i, (long long)idx, (long long)inf_numel);
+        int64_t out = 0, mul = 1;
+        for (int d = X->rank - 1; d >= 0; d--) {
+            out += (idx % inf[d]) * mul;
+            idx /= inf[d];
+            mul *= dims[d];
+        }
+        memcpy((char *)Y->data + (size_t)out * es, (const char *)X->data + (size_t)i * es, es);
+    }
+    return KILN_OK;
+}
+
 static kiln_status maxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, false); }
 static kiln_status avgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, false); }
 static kiln_status lppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, false); }
@@ -222,5 +290,6 @@ static const kiln_op_desc ops[] = {
     {"", "GlobalMaxPool", 1, 0, gmaxpool_exec},
     {"", "GlobalAveragePool", 1, 0, gavgpool_exec},
     {"", "GlobalLpPool", 1, 0, glppool_exec},
+    {"", "MaxUnpool", 9, 0, maxunpool_exec},
 };
 KILN_OP_FAMILY(pool, ops);
