@@ -1,12 +1,12 @@
 /* Conv (1-D/2-D/3-D, groups, dilations, strides, pads, auto_pad, bias) and
- * ConvInteger.
+ * the integer forms ConvInteger and QLinearConv.
  *
  * Core (float32 and float64): im2col tiles + GEMM per (image, group, tile of
  * output positions); 1x1 stride-1 unpadded convs run GEMM straight on the
  * input; depthwise convs (one input channel per group, <= 2 spatial dims)
  * use a direct kernel. Work items are spread over the session's threads,
  * each thread owning one slot of a single bounded im2col allocation.
- * float16 runs through float32; ConvInteger through float64 (exact: every
+ * float16 runs through float32; the integer forms through float64 (exact: every
  * partial sum of int8/uint8 products fits in 53 bits).
  */
 #include <math.h>
@@ -243,40 +243,66 @@ static inline double conv_u8i8(const kiln_tensor *t, int64_t i) {
     return t->dtype == KILN_DTYPE_UINT8 ? (double)((const uint8_t *)t->data)[i] : (double)((const int8_t *)t->data)[i];
 }
 
-/* ConvInteger: (x - x_zero_point) conv (w - w_zero_point) in int32. The
- * weight zero point is a scalar or one value per output channel. */
-static kiln_status convinteger_exec(kiln_op_ctx *c) {
-    KILN_TRY(kiln_op_need_inputs(c, 2));
-    const kiln_tensor *X = c->in[0], *W = c->in[1], *xz = kiln_op_in(c, 2), *wz = kiln_op_in(c, 3);
+static kiln_status conv_qparam(const kiln_tensor *t, const char *name, int64_t per, kiln_dtype want) {
+    if (!t)
+        return KILN_OK;
+    if (t->dtype != want)
+        return kiln_fail(KILN_ERR_INVALID, "%s must have element type %s, got %s", name, kiln_dtype_name(want),
+                         kiln_dtype_name(t->dtype));
+    if (t->numel == 1 || (per > 0 && t->rank == 1 && t->dims[0] == per))
+        return KILN_OK;
+    return kiln_fail(KILN_ERR_INVALID, "%s must be a scalar%s (got %lld values)", name,
+                     per > 0 ? " or have one value per output channel" : "", (long long)t->numel);
+}
+
+/* ConvInteger: (x - x_zero_point) conv (w - w_zero_point) in int32.
+ * QLinearConv: that sum plus the int32 bias B, requantized:
+ * saturate(round_half_even(acc * x_scale * w_scale / y_scale) + y_zero_point).
+ * Weight zero point and scale are per tensor or per output channel. */
+static kiln_status conv_integer(kiln_op_ctx *c, bool qlinear) {
+    KILN_TRY(kiln_op_need_inputs(c, qlinear ? 8 : 2));
+    size_t iw = qlinear ? 3 : 1;
+    const kiln_tensor *X = c->in[0], *W = c->in[iw], *xz = kiln_op_in(c, 2),
+                      *wz = kiln_op_in(c, qlinear ? 5 : 3), *B = qlinear ? kiln_op_in(c, 8) : NULL;
     static const kiln_dtype ok[] = {KILN_DTYPE_INT8, KILN_DTYPE_UINT8};
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
-    KILN_TRY(kiln_op_need_dtype(c, 1, ok, 2));
-    if ((xz && xz->dtype != X->dtype) || (wz && wz->dtype != W->dtype))
-        return kiln_fail(KILN_ERR_INVALID, "zero point element type must match its input");
+    KILN_TRY(kiln_op_need_dtype(c, iw, ok, 2));
     int64_t G, dims[KILN_MAX_RANK];
     kiln_conv_geom g;
     KILN_TRY(conv_setup(c, X, W, &G, &g, dims));
     int64_t M = dims[1];
-    if (xz && xz->numel != 1)
-        return kiln_fail(KILN_ERR_INVALID, "x_zero_point must be a scalar (got %lld values)", (long long)xz->numel);
-    if (wz && wz->numel != 1 && !(wz->rank == 1 && wz->dims[0] == M))
-        return kiln_fail(KILN_ERR_INVALID, "w_zero_point must be a scalar or have one value per output channel (%lld)",
-                         (long long)M);
+    KILN_TRY(conv_qparam(xz, "x_zero_point", 0, X->dtype));
+    KILN_TRY(conv_qparam(wz, "w_zero_point", M, W->dtype));
+    kiln_dtype ydt = KILN_DTYPE_INT32;
+    const kiln_tensor *xs = NULL, *ws = NULL, *ys = NULL, *yz = NULL;
+    if (qlinear) {
+        xs = c->in[1];
+        ws = c->in[4];
+        ys = kiln_op_in(c, 6);
+        yz = kiln_op_in(c, 7);
+        if (!ys || !yz)
+            return kiln_fail(KILN_ERR_INVALID, "y_scale and y_zero_point are required");
+        KILN_TRY(conv_qparam(xs, "x_scale", 0, KILN_DTYPE_FLOAT));
+        KILN_TRY(conv_qparam(ws, "w_scale", M, KILN_DTYPE_FLOAT));
+        KILN_TRY(conv_qparam(ys, "y_scale", 0, KILN_DTYPE_FLOAT));
+        if (yz->dtype != KILN_DTYPE_UINT8 && yz->dtype != KILN_DTYPE_INT8)
+            return kiln_fail(KILN_ERR_INVALID, "y_zero_point must be int8 or uint8");
+        KILN_TRY(conv_qparam(yz, "y_zero_point", 0, yz->dtype));
+        if (B && (B->dtype != KILN_DTYPE_INT32 || B->rank != 1 || B->dims[0] != M))
+            return kiln_fail(KILN_ERR_INVALID, "B must be an int32 vector of %lld values", (long long)M);
+        ydt = yz->dtype;
+    }
     kiln_tensor *Y;
-    KILN_TRY(kiln_op_output(c, 0, KILN_DTYPE_INT32, X->rank, dims, &Y));
+    KILN_TRY(kiln_op_output(c, 0, ydt, X->rank, dims, &Y));
     if (Y->numel == 0)
         return KILN_OK;
-    if (W->numel == 0) {
-        memset(Y->data, 0, Y->nbytes);
-        return KILN_OK;
-    }
     size_t total = 0;
     size_t parts[3] = {(size_t)X->numel, (size_t)W->numel, (size_t)Y->numel};
     for (int i = 0; i < 3; i++)
         if (__builtin_add_overflow(total, parts[i], &total))
-            return kiln_fail(KILN_ERR_INVALID, "ConvInteger scratch size overflows");
+            return kiln_fail(KILN_ERR_INVALID, "integer Conv scratch size overflows");
     if (kiln_mul_overflow_size(total, sizeof(double), &total))
-        return kiln_fail(KILN_ERR_INVALID, "ConvInteger scratch size overflows");
+        return kiln_fail(KILN_ERR_INVALID, "integer Conv scratch size overflows");
     double *s = kiln_malloc(total);
     if (!s)
         return KILN_ERR_NOMEM;
@@ -284,18 +310,43 @@ static kiln_status convinteger_exec(kiln_op_ctx *c) {
     double xzv = xz ? conv_u8i8(xz, 0) : 0.0;
     for (int64_t i = 0; i < X->numel; i++)
         dx[i] = conv_u8i8(X, i) - xzv;
-    int64_t per_oc = W->numel / M;
+    int64_t per_oc = W->numel / M; /* M > 0: Y is not empty */
     for (int64_t i = 0; i < W->numel; i++)
         dw[i] = conv_u8i8(W, i) - (wz ? conv_u8i8(wz, wz->numel == 1 ? 0 : i / per_oc) : 0.0);
-    kiln_status st = conv_core(c, &g, dims[0], X->dims[1], M, G, true, dx, dw, NULL, dy);
-    for (int64_t i = 0; st == KILN_OK && i < Y->numel; i++)
-        ((int32_t *)Y->data)[i] = (int32_t)(int64_t)llrint(dy[i]); /* wraps like int32 accumulation */
+    kiln_status st = KILN_OK;
+    if (W->numel == 0)
+        memset(dy, 0, (size_t)Y->numel * sizeof(double));
+    else
+        st = conv_core(c, &g, dims[0], X->dims[1], M, G, true, dx, dw, NULL, dy);
+    for (int64_t i = 0; st == KILN_OK && i < Y->numel; i++) {
+        int64_t oc = (i / g.out_size) % M;
+        int32_t acc = (int32_t)(int64_t)llrint(dy[i]); /* exact; wraps like int32 accumulation */
+        if (!qlinear) {
+            ((int32_t *)Y->data)[i] = acc;
+            continue;
+        }
+        if (B)
+            acc = (int32_t)(uint32_t)((uint32_t)acc + (uint32_t)((const int32_t *)B->data)[oc]);
+        float scale = *(const float *)xs->data * ((const float *)ws->data)[ws->numel == 1 ? 0 : oc] /
+                      *(const float *)ys->data;
+        int32_t lo = ydt == KILN_DTYPE_UINT8 ? 0 : -128, hi = ydt == KILN_DTYPE_UINT8 ? 255 : 127;
+        float v = nearbyintf((float)acc * scale) + (float)conv_u8i8(yz, 0);
+        int32_t q = v >= (float)hi ? hi : v > (float)lo ? (int32_t)v : lo; /* NaN -> lo */
+        if (ydt == KILN_DTYPE_UINT8)
+            ((uint8_t *)Y->data)[i] = (uint8_t)q;
+        else
+            ((int8_t *)Y->data)[i] = (int8_t)q;
+    }
     free(s);
     return st;
 }
 
+static kiln_status convinteger_exec(kiln_op_ctx *c) { return conv_integer(c, false); }
+static kiln_status qlinearconv_exec(kiln_op_ctx *c) { return conv_integer(c, true); }
+
 static const kiln_op_desc ops[] = {
     {"", "Conv", 1, 0, conv_exec},
     {"", "ConvInteger", 10, 0, convinteger_exec},
+    {"", "QLinearConv", 10, 0, qlinearconv_exec},
 };
 KILN_OP_FAMILY(conv, ops);
