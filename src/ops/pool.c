@@ -122,9 +122,91 @@ static void pool_plane(const pool_job *j, int64_t plane) {
     }
 }
 
+/* Range [lo, hi) of k in [0, n) with 0 <= start + k * d < lim; also the
+ * count of k whose position lies in the padded extent [-pb, lim + pe). */
+static void pool_window(int64_t start, int64_t d, int64_t n, int64_t lim, int64_t pb, int64_t pe, int64_t *lo,
+                        int64_t *hi, int64_t *padded) {
+    int64_t l = start >= 0 ? 0 : (-start + d - 1) / d;
+    int64_t h = lim - 1 - start < 0 ? 0 : (lim - 1 - start) / d + 1;
+    *lo = l < n ? l : n;
+    *hi = h < n ? h : n;
+    if (*hi < *lo)
+        *hi = *lo;
+    int64_t pl = start >= -pb ? 0 : (-pb - start + d - 1) / d;
+    int64_t ph = lim + pe - 1 - start < 0 ? 0 : (lim + pe - 1 - start) / d + 1;
+    if (ph > n)
+        ph = n;
+    *padded = ph > pl ? ph - pl : 0;
+}
+
+/* float32 max / average pooling over <= 2 spatial dims (1-D as H = 1): the
+ * common case, without the generic odometer. */
+static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
+    const kiln_conv_geom *g = j->g;
+    int64_t IH = 1, OH = 1, KH = 1, SH = 1, DH = 1, PH = 0, PHE = 0, L = g->nsp - 1;
+    if (g->nsp == 2) {
+        IH = g->in[0];
+        OH = g->out[0];
+        KH = g->k[0];
+        SH = g->stride[0];
+        DH = g->dil[0];
+        PH = g->pb[0];
+        PHE = g->pe[0];
+    }
+    int64_t IW = g->in[L], OW = g->out[L], KW = g->k[L], SW = g->stride[L], DW = g->dil[L], PW = g->pb[L],
+            PWE = g->pe[L];
+    const float *x = (const float *)j->x + plane * g->in_size;
+    float *y = (float *)j->y + plane * g->out_size;
+    int64_t *ind = j->ind ? j->ind + plane * g->out_size : NULL;
+    int64_t ibase = plane * g->in_size;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t ih0 = oh * SH - PH, hlo, hhi, hpad;
+        pool_window(ih0, DH, KH, IH, PH, PHE, &hlo, &hhi, &hpad);
+        for (int64_t ow = 0; ow < OW; ow++) {
+            int64_t iw0 = ow * SW - PW, wlo, whi, wpad;
+            pool_window(iw0, DW, KW, IW, PW, PWE, &wlo, &whi, &wpad);
+            int64_t o = oh * OW + ow;
+            if (j->kind == POOL_MAX) {
+                float m = -INFINITY;
+                int64_t best = -1;
+                for (int64_t kh = hlo; kh < hhi; kh++) {
+                    int64_t ih = ih0 + kh * DH;
+                    const float *row = x + ih * IW;
+                    for (int64_t kw = wlo; kw < whi; kw++) {
+                        int64_t iw = iw0 + kw * DW;
+                        float v = row[iw];
+                        if (v > m || best < 0) {
+                            m = v;
+                            best = j->col_major ? iw * IH + ih : ih * IW + iw;
+                        }
+                    }
+                }
+                y[o] = m;
+                if (ind)
+                    ind[o] = ibase + (best < 0 ? 0 : best);
+            } else {
+                float sum = 0.0f;
+                for (int64_t kh = hlo; kh < hhi; kh++) {
+                    const float *row = x + (ih0 + kh * DH) * IW + iw0;
+                    for (int64_t kw = wlo; kw < whi; kw++)
+                        sum += row[kw * DW];
+                }
+                int64_t div = j->include_pad ? hpad * wpad : (hhi - hlo) * (whi - wlo);
+                y[o] = div > 0 ? sum / (float)div : 0.0f;
+            }
+        }
+    }
+}
+
 static void pool_range(void *arg, size_t begin, size_t end) {
-    for (size_t p = begin; p < end; p++)
-        pool_plane(arg, (int64_t)p);
+    const pool_job *j = arg;
+    bool fast = j->dt == KILN_DTYPE_FLOAT && j->g->nsp <= 2 && j->kind != POOL_LP;
+    for (size_t p = begin; p < end; p++) {
+        if (fast)
+            pool_plane_f32_2d(j, (int64_t)p);
+        else
+            pool_plane(j, (int64_t)p);
+    }
 }
 
 static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global) {
