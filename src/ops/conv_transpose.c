@@ -80,9 +80,10 @@ static kiln_status ct_f32(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, in
         j.mc = (j.mc + 1) / 2;
         j.nchunks = (j.Mg + j.mc - 1) / j.mc;
     }
-    int64_t rows; /* GEMM rows per item: mc * ks */
-    if (kiln_mul_overflow_i64(j.mc, j.ks, &rows) || !kiln_gemm_dims_ok(rows, g->out_size, j.Cg))
+    int64_t rows, lda; /* GEMM rows per item (mc * ks); W's row stride (Mg * ks) */
+    if (kiln_mul_overflow_i64(j.Mg, j.ks, &lda) || !kiln_gemm_dims_ok(lda, g->out_size, j.Cg))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "ConvTranspose dimensions are too large");
+    rows = j.mc * j.ks; /* <= lda */
     j.tile = g->out_size;
     while (j.tile > 32 && rows > CT_SLOT_FLOATS / j.tile)
         j.tile = (j.tile + 1) / 2;
