@@ -13,7 +13,8 @@
 #define MR 6
 
 /* Portable kernel, instantiated for float (8 lanes) and double (4 lanes).
- * Blocks: MC x KC of A, KC x NC of B, packed on the stack (72 KiB, kept small for callers' threads). */
+ * Blocks: MC x KC of A, KC x NC of B, packed on the stack (72 KiB: small
+ * enough for callers' threads). */
 #define KILN_GEMM_PORTABLE(NAME, T, VL, MC, KC, NC)                                                          \
     typedef T NAME##_vec __attribute__((vector_size(VL * sizeof(T))));                                       \
     enum { NAME##_NR = 2 * VL };                                                                            \
