@@ -6,8 +6,9 @@
  * Output size: output_shape when given (pads derived from it; a negative
  * total padding extends the tail), else
  * stride * (in - 1) + output_padding + dilated kernel - pads, with auto_pad
- * SAME_* giving in * stride (SAME_UPPER puts the odd pad at the end, as the
- * ONNX backend tests expect). */
+ * SAME_* giving in * stride. Splitting a total padding (spec, and
+ * onnxruntime): SAME_UPPER puts the odd pad at the end, SAME_LOWER and
+ * NOTSET (with output_shape) at the start. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,7 +171,7 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
             int64_t total = full - out;
             if (total < 0)
                 total = 0; /* a larger requested output grows at the tail */
-            bool upper = g.autopad != KILN_AUTOPAD_SAME_LOWER;
+            bool upper = g.autopad == KILN_AUTOPAD_SAME_UPPER; /* spec: else the odd pad goes first */
             g.pb[d] = upper ? total / 2 : total - total / 2;
             g.pe[d] = total - g.pb[d];
             g.in[d] = out;
