@@ -16,7 +16,7 @@ static kiln_status read_ints(const kiln_node *node, const char *name, size_t wan
     if (n != want)
         return kiln_fail(KILN_ERR_INVALID, "attribute '%s' has %zu values, expected %zu", name, n, want);
     for (size_t i = 0; i < n; i++) {
-        if (v[i] < min || v[i] > ((int64_t)1 << 40))
+        if (v[i] < min || v[i] > KILN_CONV_MAX_DIM)
             return kiln_fail(KILN_ERR_INVALID, "attribute '%s' value %lld is out of range", name, (long long)v[i]);
         out[i] = v[i];
     }
@@ -51,7 +51,7 @@ kiln_status kiln_conv_read_attrs(kiln_conv_geom *g, const kiln_node *node, bool 
     else
         return kiln_fail(KILN_ERR_INVALID, "attribute 'auto_pad' has unknown value '%s'", ap);
     for (size_t i = 0; i < n; i++)
-        if (g->k[i] < 1 || g->k[i] > ((int64_t)1 << 40))
+        if (g->k[i] < 1 || g->k[i] > KILN_CONV_MAX_DIM)
             return kiln_fail(KILN_ERR_INVALID, "kernel dimension %zu is %lld, must be >= 1", i, (long long)g->k[i]);
     return KILN_OK;
 }
@@ -59,7 +59,9 @@ kiln_status kiln_conv_read_attrs(kiln_conv_geom *g, const kiln_node *node, bool 
 kiln_status kiln_conv_forward_shape(kiln_conv_geom *g, bool ceil_mode) {
     for (int d = 0; d < g->nsp; d++) {
         int64_t in = g->in[d], s = g->stride[d];
-        int64_t ek = (g->k[d] - 1) * g->dil[d] + 1; /* both <= 2^40 */
+        if (in > KILN_CONV_MAX_DIM)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "spatial dimension %d of size %lld is too large", d, (long long)in);
+        int64_t ek = (g->k[d] - 1) * g->dil[d] + 1; /* both <= KILN_CONV_MAX_DIM */
         switch (g->autopad) {
         case KILN_AUTOPAD_SAME_UPPER:
         case KILN_AUTOPAD_SAME_LOWER: {

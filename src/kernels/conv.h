@@ -11,6 +11,9 @@
 #include "ir/ir.h"
 
 #define KILN_CONV_MAX_SP (KILN_MAX_RANK - 2)
+/* Bound on every spatial size, kernel size, stride, dilation and pad, so
+ * that the geometry's sums of products stay far from int64 overflow. */
+#define KILN_CONV_MAX_DIM ((int64_t)1 << 30)
 
 typedef enum kiln_autopad {
     KILN_AUTOPAD_NOTSET = 0,

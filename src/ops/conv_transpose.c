@@ -149,7 +149,7 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
         if (n != (size_t)nsp)
             return kiln_fail(KILN_ERR_INVALID, "output_padding has %zu values, expected %d", n, nsp);
         for (int d = 0; d < nsp; d++) {
-            if (op[d] < 0 || op[d] > ((int64_t)1 << 40))
+            if (op[d] < 0 || op[d] > KILN_CONV_MAX_DIM)
                 return kiln_fail(KILN_ERR_INVALID, "output_padding[%d] = %lld is out of range", d, (long long)op[d]);
             opad[d] = op[d];
         }
@@ -161,12 +161,12 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
         os += 2; /* some exporters include N and C */
     for (int d = 0; d < nsp; d++) {
         int64_t in = g.out[d], s = g.stride[d];
-        if (in > ((int64_t)1 << 40))
+        if (in > KILN_CONV_MAX_DIM)
             return kiln_fail(KILN_ERR_INVALID, "input dimension too large");
         int64_t full = s * (in - 1) + opad[d] + (g.k[d] - 1) * g.dil[d] + 1;
         if (os || g.autopad == KILN_AUTOPAD_SAME_UPPER || g.autopad == KILN_AUTOPAD_SAME_LOWER) {
             int64_t out = os ? os[d] : in * s;
-            if (out < 0 || out > ((int64_t)1 << 40))
+            if (out < 0 || out > KILN_CONV_MAX_DIM)
                 return kiln_fail(KILN_ERR_INVALID, "output_shape[%d] = %lld is out of range", d, (long long)out);
             int64_t total = full - out;
             if (total < 0)

@@ -317,8 +317,10 @@ static kiln_status maxunpool_exec(kiln_op_ctx *c) {
     inf[0] = X->dims[0];
     inf[1] = X->dims[1];
     for (int d = 0; d < nsp; d++) {
+        if (X->dims[d + 2] > KILN_CONV_MAX_DIM)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "spatial dimension %d is too large", d);
         inf[d + 2] = (X->dims[d + 2] - 1) * g.stride[d] + g.k[d] - g.pb[d] - g.pe[d];
-        if (X->dims[d + 2] > ((int64_t)1 << 40) || inf[d + 2] < 0)
+        if (inf[d + 2] < 0)
             return kiln_fail(KILN_ERR_INVALID, "unpooled size along spatial dimension %d is out of range", d);
     }
     memcpy(dims, inf, sizeof(int64_t) * (size_t)X->rank);
