@@ -4,6 +4,8 @@
 KILN_OP_FILE(matmul)
 KILN_OP_FILE(gemm)
 KILN_OP_FILE(conv)
+KILN_OP_FILE(conv_transpose)
+KILN_OP_FILE(pool)
 
 /* normalisation, softmax, resize */
 KILN_OP_FILE(softmax)
