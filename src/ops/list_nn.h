@@ -4,3 +4,4 @@
 /* normalisation, softmax, resize */
 KILN_OP_FILE(softmax)
 KILN_OP_FILE(normalization)
+KILN_OP_FILE(resize)
