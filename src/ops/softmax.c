@@ -57,10 +57,10 @@ typedef struct sm_job {
                     y[r * S + i] = STORE(exp((double)LOAD(x[r * S + i]) - mx[i]) * sum[i]); \
         } else {                                                                          \
             for (int64_t i = 0; i < w; i++)                                               \
-                sum[i] = log(sum[i]) + mx[i];                                             \
+                sum[i] = log(sum[i]);                                                     \
             for (int64_t r = 0; r < R; r++)                                               \
                 for (int64_t i = 0; i < w; i++)                                           \
-                    y[r * S + i] = STORE((double)LOAD(x[r * S + i]) - sum[i]);            \
+                    y[r * S + i] = STORE(((double)LOAD(x[r * S + i]) - mx[i]) - sum[i]);  \
         }                                                                                 \
     }
 
@@ -108,10 +108,11 @@ static void sm_f32(const sm_job *j, int64_t o, int64_t i0, int64_t w) {
                 sum[i] += expf(x[r * S + i] - mx[i]);
         float sub[SM_BLK];
         for (int64_t i = 0; i < w; i++)
-            sub[i] = (float)log(sum[i]) + mx[i];
+            sub[i] = (float)log(sum[i]);
+        /* (x - max) - log(sum): exact 0 - tiny for the maximum, not lost in max's rounding */
         for (int64_t r = 0; r < R; r++)
             for (int64_t i = 0; i < w; i++)
-                y[r * S + i] = x[r * S + i] - sub[i];
+                y[r * S + i] = (x[r * S + i] - mx[i]) - sub[i];
     }
 }
 
