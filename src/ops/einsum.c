@@ -249,15 +249,18 @@ static kiln_status contract(ei_ctx *e, ei_op *a, ei_op *b, const bool *needed, e
     int p = 0;
     for (int i = 0; i < nb; i++) {
         la[p++] = bl[i];
-        B *= e->size[bl[i]];
+        if (kiln_mul_overflow_i64(B, e->size[bl[i]], &B))
+            return kiln_fail(KILN_ERR_LIMIT, "intermediate result is too large");
     }
     for (int i = 0; i < na; i++) {
         la[p++] = al[i];
-        M *= e->size[al[i]];
+        if (kiln_mul_overflow_i64(M, e->size[al[i]], &M))
+            return kiln_fail(KILN_ERR_LIMIT, "intermediate result is too large");
     }
     for (int i = 0; i < nk; i++) {
         la[p++] = kl[i];
-        K *= e->size[kl[i]];
+        if (kiln_mul_overflow_i64(K, e->size[kl[i]], &K))
+            return kiln_fail(KILN_ERR_LIMIT, "intermediate result is too large");
     }
     int q = 0;
     for (int i = 0; i < nb; i++)
@@ -266,7 +269,8 @@ static kiln_status contract(ei_ctx *e, ei_op *a, ei_op *b, const bool *needed, e
         lb[q++] = kl[i];
     for (int i = 0; i < nn; i++) {
         lb[q++] = nl[i];
-        N *= e->size[nl[i]];
+        if (kiln_mul_overflow_i64(N, e->size[nl[i]], &N))
+            return kiln_fail(KILN_ERR_LIMIT, "intermediate result is too large");
     }
     void *pa = NULL, *pb = NULL;
     int64_t ca, cb;
