@@ -20,7 +20,7 @@
 
 typedef enum { RM_NEAREST, RM_LINEAR, RM_CUBIC } rs_mode;
 typedef enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_NN,
-               CT_TF_CROP_AND_RESIZE } rs_coord;
+               CT_TF_CROP_AND_RESIZE, CT_HALF_PIXEL_SYMMETRIC } rs_coord;
 typedef enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL, NM_SIMPLE } rs_nearest;
 
 typedef struct rs_params {
@@ -36,6 +36,7 @@ typedef struct rs_axis {
     int taps;
     int64_t *idx; /* out * taps */
     double *w;    /* out * taps */
+    float *wf;    /* the same weights in float */
     uint8_t *ext; /* out: coordinate outside the crop (tf_crop_and_resize) */
     bool identity;
 } rs_axis;
@@ -60,8 +61,9 @@ static kiln_status axis_build(rs_axis *ax, const rs_params *p, double scale, dou
     size_t n = (size_t)(out ? out : 1) * (size_t)ax->taps;
     ax->idx = kiln_malloc(n * sizeof *ax->idx);
     ax->w = kiln_malloc(n * sizeof *ax->w);
+    ax->wf = kiln_malloc(n * sizeof *ax->wf);
     ax->ext = kiln_calloc((size_t)(out ? out : 1), 1);
-    if (!ax->idx || !ax->w || !ax->ext)
+    if (!ax->idx || !ax->w || !ax->wf || !ax->ext)
         return KILN_ERR_NOMEM;
     bool identity = in == out;
     for (int64_t j = 0; j < out; j++) {
@@ -72,6 +74,12 @@ static kiln_status axis_build(rs_axis *ax, const rs_params *p, double scale, dou
         case CT_ALIGN_CORNERS: xo = out_len == 1 ? 0.0 : x * (double)(in - 1) / (out_len - 1); break;
         case CT_ASYMMETRIC: xo = x / scale; break;
         case CT_TF_HALF_PIXEL_NN: xo = (x + 0.5) / scale; break;
+        case CT_HALF_PIXEL_SYMMETRIC: {
+            /* opset 19: half_pixel re-centred on the input's middle */
+            double adj = (double)out / (scale * (double)in), ctr = (double)in / 2;
+            xo = ctr * (1 - adj) + (x + 0.5) / scale - 0.5;
+            break;
+        }
         case CT_TF_CROP_AND_RESIZE:
         default:
             if (out_len == 1)
@@ -131,6 +139,8 @@ static kiln_status axis_build(rs_axis *ax, const rs_params *p, double scale, dou
             if ((w[k] != 0 && ix[k] != j) || (ix[k] == j && w[k] != 1 && w[k] != 0))
                 identity = false;
     }
+    for (size_t i = 0; i < (size_t)out * (size_t)ax->taps; i++)
+        ax->wf[i] = (float)ax->w[i];
     ax->identity = identity;
     return KILN_OK;
 }
@@ -210,7 +220,7 @@ typedef struct pass_job {
     double fill;
 } pass_job;
 
-#define PASS_FN(NAME, W)                                                                     \
+#define PASS_FN(NAME, W, WS)                                                                   \
     static void NAME(const pass_job *j, size_t begin, size_t end) {                           \
         const W *src = j->src;                                                                \
         W *dst = j->dst;                                                                      \
@@ -222,10 +232,10 @@ typedef struct pass_job {
                 W *d = dst + (int64_t)o * j->out;                                             \
                 for (int64_t q = 0; q < j->out; q++) {                                        \
                     const int64_t *ix = j->ax->idx + q * T;                                   \
-                    const double *w = j->ax->w + q * T;                                       \
-                    W acc = 0;                                                                \
-                    for (int k = 0; k < T; k++)                                               \
-                        acc += (W)w[k] * s[ix[k]];                                            \
+                    const W *w = j->ax->WS + q * T;                                           \
+                    W acc = w[0] * s[ix[0]];                                                  \
+                    for (int k = 1; k < T; k++)                                               \
+                        acc += w[k] * s[ix[k]];                                               \
                     d[q] = j->ax->ext[q] ? fill : acc;                                        \
                 }                                                                             \
             }                                                                                 \
@@ -240,7 +250,7 @@ typedef struct pass_job {
                 continue;                                                                     \
             }                                                                                 \
             const int64_t *ix = j->ax->idx + q * T;                                           \
-            const double *w = j->ax->w + q * T;                                               \
+            const W *w = j->ax->WS + q * T;                                                   \
             const W *s0 = src + (o * j->in + ix[0]) * n;                                      \
             W w0 = (W)w[0];                                                                   \
             for (int64_t i = 0; i < n; i++)                                                   \
@@ -257,8 +267,8 @@ typedef struct pass_job {
     }
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wfloat-equal"
-PASS_FN(pass_f32, float)
-PASS_FN(pass_f64, double)
+PASS_FN(pass_f32, float, wf)
+PASS_FN(pass_f64, double, w)
 #pragma GCC diagnostic pop
 
 static void pass_range(void *arg, size_t begin, size_t end) {
@@ -395,29 +405,44 @@ static kiln_status resize_run(kiln_op_ctx *c, const rs_params *p, const kiln_ten
             maxn = n;
     }
     memcpy(cur, x->dims, sizeof(int64_t) * (size_t)rk);
+    if (no == 0) {
+        memcpy(y->data, x->data, x->nbytes);
+        goto done;
+    }
+    /* float32 runs straight from the input into the output; other types go
+     * through a float or double work copy */
+    bool direct = x->dtype == KILN_DTYPE_FLOAT;
     bufs[0] = kiln_malloc((size_t)maxn * wsz);
     bufs[1] = kiln_malloc((size_t)maxn * wsz);
     if (!bufs[0] || !bufs[1]) {
         st = KILN_ERR_NOMEM;
         goto done;
     }
-    to_work(x, bufs[0], dbl);
-    int src = 0;
+    const void *from = x->data;
+    if (!direct) {
+        to_work(x, bufs[0], dbl);
+        from = bufs[0];
+    }
+    int next = 1;
     for (int a = 0; a < no; a++) {
         int d = order[a];
-        pass_job j = {bufs[src], bufs[1 - src], dbl, kiln_dims_prod(cur, 0, d), ax[d].in, ax[d].out,
+        void *to = (direct && a == no - 1) ? y->data : bufs[next];
+        pass_job j = {from, to, dbl, kiln_dims_prod(cur, 0, d), ax[d].in, ax[d].out,
                       kiln_dims_prod(cur, d + 1, rk), &ax[d], p->extrapolation};
         size_t tasks = (size_t)(j.inner == 1 ? j.outer : j.outer * j.out);
         int64_t per = j.inner == 1 ? j.out * ax[d].taps : j.inner * ax[d].taps;
         kiln_parallel_for(c, tasks, per >= 8192 ? 1 : (size_t)(8192 / (per ? per : 1)), pass_range, &j);
         cur[d] = ax[d].out;
-        src = 1 - src;
+        from = to;
+        next = to == bufs[1] ? 0 : 1;
     }
-    from_work(bufs[src], dbl, y);
+    if (!direct)
+        from_work(from, dbl, y);
 done:
     for (int d = 0; d < rk; d++) {
         free(ax[d].idx);
         free(ax[d].w);
+        free(ax[d].wf);
         free(ax[d].ext);
     }
     free(bufs[0]);
@@ -449,7 +474,8 @@ static kiln_status parse_mode(const kiln_op_ctx *c, rs_params *p, bool classic) 
     static const struct { const char *s; rs_coord v; } cts[] = {
         {"half_pixel", CT_HALF_PIXEL}, {"pytorch_half_pixel", CT_PYTORCH_HALF_PIXEL},
         {"align_corners", CT_ALIGN_CORNERS}, {"asymmetric", CT_ASYMMETRIC},
-        {"tf_half_pixel_for_nn", CT_TF_HALF_PIXEL_NN}, {"tf_crop_and_resize", CT_TF_CROP_AND_RESIZE}};
+        {"tf_half_pixel_for_nn", CT_TF_HALF_PIXEL_NN}, {"tf_crop_and_resize", CT_TF_CROP_AND_RESIZE},
+        {"half_pixel_symmetric", CT_HALF_PIXEL_SYMMETRIC}};
     size_t i;
     for (i = 0; i < sizeof cts / sizeof *cts; i++)
         if (!strcmp(ct, cts[i].s))
