@@ -264,7 +264,7 @@ typedef struct red_job {
                 }                                                                                \
             for (int64_t i = 0; i < w; i++) {                                                    \
                 double v = j->op == KILN_RED_L2 ? sqrt(d[i]) : log(d[i]);                        \
-                y[i] = isfinite(v) ? (T)v : (T)0;                                                \
+                y[i] = !isfinite(v) ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v; \
             }                                                                                    \
             return;                                                                              \
         case KILN_RED_LOGSUMEXP: {                                                               \
@@ -275,7 +275,7 @@ typedef struct red_job {
                 for (int64_t r = 0; r < R; r++)                                                  \
                     s += exp((double)x[r * S + i] - mx);                                         \
                 double v = log(s) + mx;                                                          \
-                y[i] = isfinite(v) ? (T)v : (T)0;                                                \
+                y[i] = !isfinite(v) ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v; \
             }                                                                                    \
             return;                                                                              \
         }                                                                                        \
