@@ -21,6 +21,7 @@ typedef struct ei_op {
     int lab[KILN_MAX_RANK];
     int64_t dims[KILN_MAX_RANK];
     void *data;               /* contiguous, work type */
+    bool owned;               /* false: borrowed from a float32 input */
     int64_t numel;
 } ei_op;
 
@@ -89,6 +90,10 @@ static void *work_alloc(const ei_ctx *e, int64_t n) { return kiln_malloc((size_t
 
 /* Input tensor -> work buffer of the same shape. */
 static kiln_status to_work(const ei_ctx *e, const kiln_tensor *t, void **out) {
+    if (t->dtype == KILN_DTYPE_FLOAT || t->dtype == KILN_DTYPE_DOUBLE || t->dtype == KILN_DTYPE_INT64) {
+        *out = t->data; /* already the work type: borrowed */
+        return KILN_OK;
+    }
     void *w = work_alloc(e, t->numel);
     if (!w)
         return KILN_ERR_NOMEM;
@@ -139,8 +144,10 @@ static kiln_status sum_out(ei_ctx *e, ei_op *o, const bool *keep) {
     if (!y.data)
         return KILN_ERR_NOMEM;
     kiln_status st = kiln_reduce(e->c, KILN_RED_SUM, &x, mask, &y);
-    free(o->data);
+    if (o->owned)
+        free(o->data);
     o->data = y.data;
+    o->owned = true;
     o->n = n;
     o->numel = numel;
     return st;
@@ -288,6 +295,7 @@ static kiln_status contract(ei_ctx *e, ei_op *a, ei_op *b, const bool *needed, e
         goto fail;
     }
     out->numel = total;
+    out->owned = true;
     out->n = 0;
     for (int i = 0; i < nb; i++)
         out->lab[out->n++] = bl[i];
@@ -427,6 +435,7 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
         const kiln_tensor *t = c->in[i];
         void *w = NULL;
         KILN_CHECK(st, to_work(&e, t, &w), done);
+        bool w_owned = w != t->data;
         int64_t ts[KILN_MAX_RANK], ud[KILN_MAX_RANK], us[KILN_MAX_RANK];
         kiln_dims_strides(t->rank, t->dims, ts);
         ei_op *o = &ops[i];
@@ -438,7 +447,8 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
                     f = m;
             if (f >= 0) {
                 if (ud[f] != t->dims[k]) {
-                    free(w);
+                    if (w_owned)
+                        free(w);
                     st = kiln_fail(KILN_ERR_INVALID, "repeated label in operand %zu has different sizes", i);
                     goto done;
                 }
@@ -453,15 +463,19 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
         o->numel = kiln_dims_prod(ud, 0, o->n);
         if (o->n == nlab[i]) {
             o->data = w;
+            o->owned = w_owned;
         } else {
             o->data = work_alloc(&e, o->numel);
+            o->owned = true;
             if (!o->data) {
-                free(w);
+                if (w_owned)
+                    free(w);
                 st = KILN_ERR_NOMEM;
                 goto done;
             }
             kiln_strided_copy(c, o->data, w, e.wsize, o->n, ud, us);
-            free(w);
+            if (w_owned)
+                free(w);
         }
         bool keep[EI_MAXLAB];
         for (int l = 0; l < EI_MAXLAB; l++) {
@@ -487,14 +501,30 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
         }
         ei_op nr = {0};
         KILN_CHECK(st, contract(&e, &res, &ops[i], needed, &nr), done);
-        free(res.data);
+        if (res.owned)
+            free(res.data);
         res = nr;
-        free(ops[i].data);
+        if (ops[i].owned)
+            free(ops[i].data);
         ops[i].data = NULL;
     }
     /* labels summed only at the end (single operand with labels not in the output) */
     KILN_CHECK(st, sum_out(&e, &res, in_out), done);
     int64_t n_fin;
+    if (dt == e.wdt) {
+        /* the result is already in the output type: lay it out in place */
+        int64_t rs[KILN_MAX_RANK], ps[KILN_MAX_RANK];
+        kiln_dims_strides(res.n, res.dims, rs);
+        for (int i = 0; i < n_out; i++) {
+            ps[i] = 0;
+            for (int k = 0; k < res.n; k++)
+                if (res.lab[k] == out_lab[i])
+                    ps[i] = res.dims[k] == 1 ? 0 : rs[k];
+        }
+        if (y->numel > 0)
+            kiln_strided_copy(c, y->data, res.data, e.wsize, n_out, odims, ps);
+        goto done;
+    }
     KILN_CHECK(st, pack(&e, &res, n_out, out_lab, &fin, &n_fin), done);
     for (int64_t i = 0; i < y->numel; i++) {
         switch (dt) {
@@ -515,9 +545,11 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
     }
 done:
     for (size_t i = 0; i < n_in; i++)
-        free(ops[i].data);
+        if (ops[i].owned)
+            free(ops[i].data);
     free(ops);
-    free(res.data);
+    if (res.owned)
+        free(res.data);
     free(fin);
     return st;
 }
