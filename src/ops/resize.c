@@ -450,7 +450,13 @@ done:
     return st;
 }
 
-static bool resize_dtype_ok(kiln_dtype dt) { return kiln_reduce_dtype_ok(dt); }
+/* Numeric types in every mode; bool only by nearest (a pure gather). */
+static kiln_status resize_check_dtype(kiln_dtype dt, const rs_params *p) {
+    if (kiln_reduce_dtype_ok(dt) || (dt == KILN_DTYPE_BOOL && p->mode == RM_NEAREST))
+        return KILN_OK;
+    return kiln_fail(KILN_ERR_UNSUPPORTED, "input 'X' has element type %s, which is not supported in this mode",
+                     kiln_dtype_name(dt));
+}
 
 static kiln_status parse_mode(const kiln_op_ctx *c, rs_params *p, bool classic) {
     const char *m = kiln_attr_string(c->node, "mode", "nearest");
@@ -542,12 +548,10 @@ static kiln_status read_scales(const kiln_tensor *t, int rank, double *s, float 
 static kiln_status resize_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
-    if (!resize_dtype_ok(x->dtype))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "input 'X' has element type %s, which Resize does not take",
-                         kiln_dtype_name(x->dtype));
     bool classic = c->opset < 11;
     rs_params p;
     KILN_TRY(parse_mode(c, &p, classic));
+    KILN_TRY(resize_check_dtype(x->dtype, &p));
     int rk = x->rank;
     int64_t out_dims[KILN_MAX_RANK];
     double scales[KILN_MAX_RANK], out_lens[KILN_MAX_RANK], s[KILN_MAX_RANK];
@@ -599,11 +603,9 @@ static kiln_status resize_exec(kiln_op_ctx *c) {
 static kiln_status upsample_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
-    if (!resize_dtype_ok(x->dtype))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "input 'X' has element type %s, which Upsample does not take",
-                         kiln_dtype_name(x->dtype));
     rs_params p;
     KILN_TRY(parse_mode(c, &p, true));
+    KILN_TRY(resize_check_dtype(x->dtype, &p));
     int rk = x->rank;
     int64_t out_dims[KILN_MAX_RANK];
     double scales[KILN_MAX_RANK], out_lens[KILN_MAX_RANK], s[KILN_MAX_RANK];
