@@ -184,22 +184,43 @@ typedef struct gemm_job {
     int64_t m, k, n;
 } gemm_job;
 
-#define GEMM_ROWS(T)                                                         \
-    do {                                                                     \
-        for (size_t t = begin; t < end; t++) {                               \
-            int64_t bt = (int64_t)t / j->m, r = (int64_t)t % j->m;           \
-            const T *a = (const T *)j->a + (bt * j->m + r) * j->k;           \
-            const T *b = (const T *)j->b + bt * j->k * j->n;                 \
-            T *c = (T *)j->c + (bt * j->m + r) * j->n;                       \
-            for (int64_t q = 0; q < j->n; q++)                               \
-                c[q] = 0;                                                    \
-            for (int64_t p = 0; p < j->k; p++) {                             \
-                T av = a[p];                                                 \
-                const T *bp = b + p * j->n;                                  \
-                for (int64_t q = 0; q < j->n; q++)                           \
-                    c[q] += av * bp[q];                                      \
-            }                                                                \
-        }                                                                    \
+/* Tasks are blocks of up to 4 rows of one batch entry: each row of B is
+ * loaded once per block and feeds 4 rows of C. */
+#define GEMM_ROWS(T)                                                                   \
+    do {                                                                               \
+        int64_t nb = (j->m + 3) / 4;                                                   \
+        for (size_t t = begin; t < end; t++) {                                         \
+            int64_t bt = (int64_t)t / nb, r0 = ((int64_t)t % nb) * 4;                  \
+            int64_t nr = j->m - r0 < 4 ? j->m - r0 : 4;                                \
+            const T *a = (const T *)j->a + (bt * j->m + r0) * j->k;                    \
+            const T *b = (const T *)j->b + bt * j->k * j->n;                           \
+            T *c = (T *)j->c + (bt * j->m + r0) * j->n;                                \
+            for (int64_t q = 0; q < nr * j->n; q++)                                    \
+                c[q] = 0;                                                              \
+            if (nr == 4) {                                                             \
+                T *c0 = c, *c1 = c + j->n, *c2 = c + 2 * j->n, *c3 = c + 3 * j->n;     \
+                for (int64_t p = 0; p < j->k; p++) {                                   \
+                    T a0 = a[p], a1 = a[j->k + p], a2 = a[2 * j->k + p], a3 = a[3 * j->k + p]; \
+                    const T *bp = b + p * j->n;                                        \
+                    for (int64_t q = 0; q < j->n; q++) {                               \
+                        T bv = bp[q];                                                  \
+                        c0[q] += a0 * bv;                                              \
+                        c1[q] += a1 * bv;                                              \
+                        c2[q] += a2 * bv;                                              \
+                        c3[q] += a3 * bv;                                              \
+                    }                                                                  \
+                }                                                                      \
+            } else {                                                                   \
+                for (int64_t rr = 0; rr < nr; rr++)                                    \
+                    for (int64_t p = 0; p < j->k; p++) {                               \
+                        T av = a[rr * j->k + p];                                       \
+                        const T *bp = b + p * j->n;                                    \
+                        T *cr = c + rr * j->n;                                         \
+                        for (int64_t q = 0; q < j->n; q++)                             \
+                            cr[q] += av * bp[q];                                       \
+                    }                                                                  \
+            }                                                                          \
+        }                                                                              \
     } while (0)
 
 static void gemm_range(void *arg, size_t begin, size_t end) {
@@ -208,7 +229,7 @@ static void gemm_range(void *arg, size_t begin, size_t end) {
     case W_F32: GEMM_ROWS(float); break;
     case W_F64: GEMM_ROWS(double); break;
     case W_I64: {
-        /* wrapping integer products */
+        /* wrapping integer products, one row per task */
         for (size_t t = begin; t < end; t++) {
             int64_t bt = (int64_t)t / j->m, r = (int64_t)t % j->m;
             const int64_t *a = (const int64_t *)j->a + (bt * j->m + r) * j->k;
@@ -307,8 +328,10 @@ static kiln_status contract(ei_ctx *e, ei_op *a, ei_op *b, const bool *needed, e
         out->dims[i] = e->size[out->lab[i]];
     if (total > 0) {
         gemm_job j = {e->wt, pa, pb, out->data, M, K, N};
-        int64_t per = K * N;
-        kiln_parallel_for(e->c, (size_t)(B * M), per >= 16384 ? 1 : (size_t)(16384 / (per ? per : 1)), gemm_range,
+        int64_t per = K * N, rows = e->wt == W_I64 ? M : (M + 3) / 4;
+        if (e->wt != W_I64)
+            per *= 4;
+        kiln_parallel_for(e->c, (size_t)(B * rows), per >= 16384 ? 1 : (size_t)(16384 / (per ? per : 1)), gemm_range,
                           &j);
     }
 fail:
