@@ -10,3 +10,4 @@ KILN_OP_FILE(pool)
 /* normalisation, softmax, resize */
 KILN_OP_FILE(softmax)
 KILN_OP_FILE(normalization)
+KILN_OP_FILE(resize)
