@@ -249,6 +249,8 @@ static kiln_status cast_to(kiln_op_ctx *c, kiln_dtype to) {
         return kiln_op_output_alias(c, 0, x, x->rank, x->dims);
     kiln_tensor *y;
     KILN_TRY(kiln_op_output_reuse(c, 0, 0, to, x->rank, x->dims, &y));
+    /* kiln_op_output does not fill its out-pointer for strings: read the slot */
+    y = c->out[0];
     if (x->numel == 0)
         return KILN_OK;
     if (to == KILN_DTYPE_STRING)

@@ -64,6 +64,7 @@ static kiln_status where_exec(kiln_op_ctx *c) {
     kiln_tensor *z;
     size_t reuse = b.numel == x->numel ? 1 : 2;
     KILN_TRY(kiln_op_output_reuse(c, 0, reuse, x->dtype, b.rank, b.dims, &z));
+    z = c->out[0]; /* kiln_op_output leaves its out-pointer unset for strings */
     if (b.numel == 0)
         return KILN_OK;
     if (x->dtype == KILN_DTYPE_STRING) {
