@@ -1,4 +1,10 @@
 /* Add Sub Mul Div (numpy broadcasting), all numeric types. */
+/* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
+ * trip count is not a known multiple of the vector width, i.e. all of these
+ * kernels; the dynamic model vectorises them with runtime checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include "kernels/broadcast.h"
 #include "ops/op.h"
 

@@ -5,6 +5,12 @@
  * float16/bfloat16 inputs are widened to float32 scratch copies, computed on,
  * and narrowed back; every other type runs on its own data through the
  * row walker of kernels/elementwise.h. */
+/* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
+ * trip count is not a known multiple of the vector width, i.e. all of these
+ * kernels; the dynamic model vectorises them with runtime checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <string.h>
 

@@ -1,5 +1,11 @@
 /* Where(condition, X, Y): three-way broadcasting select, any element type
  * (strings are deep-copied). Numeric data moves as 1/2/4/8-byte words. */
+/* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
+ * trip count is not a known multiple of the vector width, i.e. all of these
+ * kernels; the dynamic model vectorises them with runtime checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <string.h>
 
 #include "kernels/elementwise.h"
