@@ -106,13 +106,17 @@ typedef struct un_job {
         }                                                                                          \
     }
 
-/* float32 exp/sigmoid/tanh/erf use the vectorised kernels; double keeps libm. */
+/* float32 exp/sigmoid/tanh/erf/log/softplus/mish use the vectorised kernels;
+ * double keeps libm. */
 static bool un_vec_f32(un_kind k, const float *xs, float *ys, size_t n) {
     switch (k) {
     case U_EXP: kiln_vexp_f32(xs, ys, n); return true;
     case U_SIGMOID: kiln_vsigmoid_f32(xs, ys, n); return true;
     case U_TANH: kiln_vtanh_f32(xs, ys, n); return true;
     case U_ERF: kiln_verf_f32(xs, ys, n); return true;
+    case U_LOG: kiln_vlog_f32(xs, ys, n); return true;
+    case U_SOFTPLUS: kiln_vsoftplus_f32(xs, ys, n); return true;
+    case U_MISH: kiln_vmish_f32(xs, ys, n); return true;
     default: return false;
     }
 }
