@@ -344,6 +344,17 @@ static kiln_status bin_exec(kiln_op_ctx *c, bin_kind kind) {
     kiln_status pst;
     if (kind == B_POW && pow_scalar(c, x, y, &pst))
         return pst;
+    kiln_tensor slope_view;
+    if (kind == B_PRELU && c->opset < 7 && y->rank == 1 && y->numel > 1 && x->rank >= 2 &&
+        y->dims[0] == x->dims[1]) {
+        /* PRelu-6 exporters (Caffe2 semantics) give one slope per channel
+         * (axis 1); view it as [C,1,...,1] for the broadcast below. */
+        slope_view = *y;
+        slope_view.rank = x->rank - 1;
+        for (int d = 1; d < slope_view.rank; d++)
+            slope_view.dims[d] = 1;
+        y = &slope_view;
+    }
     kiln_bcast b;
     KILN_TRY(kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){x, y}));
     if (kind == B_PRELU) {
