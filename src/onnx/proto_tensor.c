@@ -207,7 +207,8 @@ static kiln_status from_typed(const Onnx__TensorProto *p, kiln_tensor *t) {
         case KILN_DTYPE_STRING: {
             kiln_string *s = &((kiln_string *)d)[i];
             s->len = p->string_data[i].len;
-            s->data = kiln_strndup((const char *)p->string_data[i].data, s->len);
+            /* an empty string arrives as data == NULL */
+            s->data = kiln_strndup(s->len ? (const char *)p->string_data[i].data : "", s->len);
             if (!s->data)
                 return KILN_ERR_NOMEM;
             break;
