@@ -271,14 +271,19 @@ static kiln_status conv_type(const conv *c, const Onnx__TypeProto *p, kiln_type 
     return KILN_OK;
 }
 
-static kiln_status conv_value_infos(const conv *c, Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out, const char *what) {
+/* Sets *count as soon as the array exists, so a failure half-way leaves
+ * nothing the graph's destructor cannot free. */
+static kiln_status conv_value_infos(const conv *c, Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out,
+                                    size_t *count, const char *what) {
     *out = NULL;
+    *count = 0;
     if (!n)
         return KILN_OK;
     kiln_value_info *v = kiln_calloc(n, sizeof *v);
     if (!v)
         return KILN_ERR_NOMEM;
     *out = v;
+    *count = n;
     for (size_t i = 0; i < n; i++) {
         v[i].type.rank = -1;
         v[i].src = in[i];
@@ -402,12 +407,13 @@ static kiln_status conv_node(conv *c, Onnx__NodeProto *p, int depth, kiln_node *
     KILN_TRY(dup_str(&n->op_type, p->op_type));
     KILN_TRY(dup_str(&n->domain, p->domain && strcmp(p->domain, "ai.onnx") != 0 ? p->domain : ""));
     KILN_TRY(dup_str(&n->doc, p->doc_string));
-    n->n_inputs = p->n_input;
-    n->n_outputs = p->n_output;
+    /* Counts only once the arrays exist: the destructor walks them. */
     if (p->n_input && !(n->inputs = kiln_calloc(p->n_input, sizeof(char *))))
         return KILN_ERR_NOMEM;
+    n->n_inputs = p->n_input;
     if (p->n_output && !(n->outputs = kiln_calloc(p->n_output, sizeof(char *))))
         return KILN_ERR_NOMEM;
+    n->n_outputs = p->n_output;
     for (size_t i = 0; i < p->n_input; i++)
         KILN_TRY(dup_str(&n->inputs[i], p->input[i] ? p->input[i] : ""));
     for (size_t i = 0; i < p->n_output; i++)
@@ -434,12 +440,9 @@ static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_grap
     g->src = p;
     KILN_TRY(dup_str(&g->name, p->name));
     KILN_TRY(dup_str(&g->doc, p->doc_string));
-    KILN_TRY(conv_value_infos(c, p->input, p->n_input, &g->inputs, "input"));
-    g->n_inputs = p->n_input;
-    KILN_TRY(conv_value_infos(c, p->output, p->n_output, &g->outputs, "output"));
-    g->n_outputs = p->n_output;
-    KILN_TRY(conv_value_infos(c, p->value_info, p->n_value_info, &g->value_info, "value_info"));
-    g->n_value_info = p->n_value_info;
+    KILN_TRY(conv_value_infos(c, p->input, p->n_input, &g->inputs, &g->n_inputs, "input"));
+    KILN_TRY(conv_value_infos(c, p->output, p->n_output, &g->outputs, &g->n_outputs, "output"));
+    KILN_TRY(conv_value_infos(c, p->value_info, p->n_value_info, &g->value_info, &g->n_value_info, "value_info"));
     for (size_t i = 0; i < p->n_initializer; i++) {
         kiln_tensor *t;
         KILN_TRY(conv_tensor(c, p->initializer[i], &t));
