@@ -35,7 +35,8 @@ typedef struct prepass {
     size_t n_slices, cap_slices;
     const char *path;
     const kiln_limits *lim;
-    int max_depth; /* message nesting */
+    int max_depth;    /* message nesting */
+    uint64_t n_nodes; /* NodeProtos seen, subgraphs and functions included */
 } prepass;
 
 /* Messages re-emitted by the pre-pass (the ones on the path to raw_data). */
@@ -116,6 +117,11 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
             const uint8_t *payload = p;
             p += v;
             const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)field);
+            /* Counted here, before protobuf-c allocates a node for each. */
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->descriptor == &onnx__node_proto__descriptor &&
+                ++pp->n_nodes > pp->lim->max_nodes)
+                return kiln_fail(KILN_ERR_LIMIT, "%s: more than %llu nodes (kiln_limits.max_nodes)", pp->path,
+                                 (unsigned long long)pp->lim->max_nodes);
             bool raw_data = is_tensor && field == 9;
             if (fd && (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES) && !raw_data &&
                 v > pp->lim->max_string_bytes)

@@ -569,19 +569,74 @@ def save_cases():
         subprocess.run(["umount", mnt])
 
 
+# ---- kiln_limits through the C API ----------------------------------------
+
+def limits_cases():
+    if not ARGS.limits_probe:
+        skipped.append("kiln_limits cases (no --limits-probe)")
+        return
+    d = os.path.join(WORK, "limits")
+    os.makedirs(d)
+
+    def probe(name, m, limits, expect):
+        path = os.path.join(d, name + ".onnx")
+        with open(path, "wb") as f:
+            f.write(m if isinstance(m, bytes) else m.SerializeToString())
+        try:
+            p = subprocess.run([ARGS.limits_probe, path] + [str(v) for v in limits], capture_output=True,
+                               timeout=10)
+        except subprocess.TimeoutExpired:
+            return report("limits " + name, ["timed out"])
+        err = p.stderr.decode(errors="replace")
+        probs = []
+        if p.returncode < 0 or SANITIZER.search(err):
+            probs.append("crashed or sanitizer report: %s" % err[-500:])
+        elif expect is None and p.returncode != 0:
+            probs.append("expected to load, got: " + err.strip())
+        elif expect is not None and (p.returncode == 0 or not re.search(expect, err)):
+            probs.append("expected /%s/, got %d: %s" % (expect, p.returncode, err.strip()))
+        report("limits " + name, probs)
+
+    chain = [helper.make_node("Add", ["x" if i == 0 else "a%d" % (i - 1), "x"], ["a%d" % i]) for i in range(49)]
+    chain.append(helper.make_node("Add", ["a48", "x"], ["z"]))
+    many = model(chain, [vi("x", [2])], [vi("z", [2])])
+    probe("50-nodes-max-10", many, (0, 0, 10, 0, 0), r"limit exceeded.*max_nodes")
+    probe("50-nodes-max-50", many, (0, 0, 50, 0, 0), None)
+    probe("if-3-deep-max-2", deep_if_model(3), (0, 0, 0, 2, 0), r"limit exceeded.*max_nesting")
+    probe("if-3-deep-max-3", deep_if_model(3), (0, 0, 0, 3, 0), None)
+    big = add_model(inits=[numpy_helper.from_array(np.zeros(1000, np.float32), "w")])
+    probe("4000-byte-tensor-max-1000", big, (1000, 0, 0, 0, 0), r"limit exceeded.*max_tensor_bytes")
+    probe("4000-byte-tensor-max-4000", big, (4000, 0, 0, 0, 0), None)
+    small = add_model(inits=[raw_tensor("w", [40], floats=[0.0] * 40)])
+    probe("160-byte-typed-tensor-max-100", small, (100, 0, 0, 0, 0), r"limit exceeded.*max_tensor_bytes")
+    r3 = model([helper.make_node("Add", ["x", "x"], ["z"])], [vi("x", [1, 1, 1])], [vi("z", [1, 1, 1])])
+    probe("rank-3-max-2", r3, (0, 2, 0, 0, 0), r"limit exceeded.*max_rank")
+    probe("rank-3-max-3", r3, (0, 3, 0, 0, 0), None)
+    named = add_model()
+    named.graph.node[0].name = "n" * 11
+    probe("11-byte-name-max-10", named, (0, 0, 0, 0, 10), r"limit exceeded.*max_string_bytes")
+    probe("11-byte-name-max-11", named, (0, 0, 0, 0, 11), None)
+    probe("if-300-deep-nesting-clamped", deep_if_model(300), (0, 0, 0, 100000, 0), r"limit exceeded.*nested")
+    probe("defaults", many, (0, 0, 0, 0, 0), None)
+
+
 def main():
     global ARGS, WORK
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", default="build/kiln")
     ap.add_argument("--save-loop", default=None, help="kiln-save-loop test tool (build/tests/kiln-save-loop)")
+    ap.add_argument("--limits-probe", default=None, help="kiln-limits-probe test tool")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ARGS = ap.parse_args()
     ARGS.kiln = os.path.abspath(ARGS.kiln)
     if ARGS.save_loop:
         ARGS.save_loop = os.path.abspath(ARGS.save_loop)
+    if ARGS.limits_probe:
+        ARGS.limits_probe = os.path.abspath(ARGS.limits_probe)
     WORK = tempfile.mkdtemp(prefix="kiln-hostile-")
     try:
-        for group in (load_cases, plan_cases, runtime_cases, tensor_file_cases, external_data_cases, save_cases):
+        for group in (load_cases, plan_cases, runtime_cases, tensor_file_cases, external_data_cases, limits_cases,
+                      save_cases):
             group()
     finally:
         if ARGS.keep:
