@@ -37,7 +37,34 @@ typedef struct prepass {
     const kiln_limits *lim;
     int max_depth;    /* message nesting */
     uint64_t n_nodes; /* NodeProtos seen, subgraphs and functions included */
+    uint64_t est;     /* upper bound of what protobuf-c will allocate */
 } prepass;
+
+/* Bytes protobuf-c allocates for one field, at most: the wire size of a
+ * small message can be tiny (2 bytes for an empty node) while its unpacked
+ * struct is hundreds of bytes, so the tree is bounded separately. */
+static uint64_t field_cost(const ProtobufCFieldDescriptor *fd, uint32_t wt, uint64_t len) {
+    if (!fd) /* an unknown field: kept as a copy */
+        return sizeof(ProtobufCMessageUnknownField) + (wt == 2 ? len : 10);
+    uint64_t slot = fd->label == PROTOBUF_C_LABEL_REPEATED ? 16 : 0;
+    if (wt != 2)
+        return slot;
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES: return slot + len + 1;
+    case PROTOBUF_C_TYPE_MESSAGE: return slot; /* counted when walked */
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64: return slot + len; /* packed, same size unpacked */
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT64: return slot + len * 8; /* packed varints: >= 1 byte each */
+    default: return slot + len * 4;
+    }
+}
 
 /* Messages re-emitted by the pre-pass (the ones on the path to raw_data). */
 static bool rewrites(const ProtobufCMessageDescriptor *d) {
@@ -83,6 +110,7 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
     if (depth > pp->max_depth)
         return kiln_fail(KILN_ERR_LIMIT, "%s: protobuf messages nested more than %d deep", pp->path, pp->max_depth);
     bool is_tensor = desc == &onnx__tensor_proto__descriptor;
+    pp->est += desc->sizeof_message;
     while (p < end) {
         const uint8_t *field_start = p;
         uint64_t tag;
@@ -117,6 +145,12 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
             const uint8_t *payload = p;
             p += v;
             const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)field);
+            if (!(is_tensor && field == 9 && v >= LIFT_MIN && out)) /* lifted raw_data costs nothing */
+                pp->est += field_cost(fd, wt, v);
+            if (pp->est > pp->lim->max_tensor_bytes)
+                return kiln_fail(KILN_ERR_LIMIT, "%s: decoding the model's structure would take more than %llu bytes "
+                                 "(kiln_limits.max_tensor_bytes)", pp->path,
+                                 (unsigned long long)pp->lim->max_tensor_bytes);
             /* Counted here, before protobuf-c allocates a node for each. */
             if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->descriptor == &onnx__node_proto__descriptor &&
                 ++pp->n_nodes > pp->lim->max_nodes)
@@ -175,6 +209,8 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
             return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (wire type %u at byte %zu)", pp->path, wt,
                              (size_t)(field_start - pp->base));
         }
+        if (wt != 2)
+            pp->est += field_cost(protobuf_c_message_descriptor_get_field(desc, (unsigned)field), wt, 0);
         if (is_tensor && field == KILN_RAW_MARKER_FIELD)
             return kiln_fail(KILN_ERR_PARSE, "%s: field %u is reserved by kiln", pp->path, KILN_RAW_MARKER_FIELD);
         if (out)

@@ -281,6 +281,12 @@ def load_cases():
     m = add_model()
     m.graph.node[0].attribute.append(helper.make_attribute("junk", big.encode()))
     case("attribute-string-17MiB", m, r"max_string_bytes")
+    # 24 MB of empty attributes: 2 bytes each on the wire, ~250 unpacked.
+    node = field(1, b"x") + field(1, b"y") + field(2, b"z") + field(4, b"Add") + b"\x2a\x00" * 12000000
+    g = field(1, node) + field(2, b"g") + b"".join(field(11, vi(n, [2]).SerializeToString()) for n in "xy") + \
+        field(12, vi("z", [2]).SerializeToString())
+    case("attribute-flood-24MB", field_varint(1, 8) + field(8, field(1, b"") + field_varint(2, 13)) + field(7, g),
+         r"decoding the model's structure would take more than")
     case("if-nested-10000-deep", deep_if_model(10000), r"nested more than \d+ deep")
     case("if-nested-65-deep", deep_if_model(65), r"nested more than 64 deep")
     case("sequence-type-nested-100000-deep", deep_type_model(100000), r"nested more than \d+ deep")
