@@ -368,6 +368,24 @@ static kiln_status conv_tensor(conv *c, Onnx__TensorProto *p, kiln_tensor **out)
     return KILN_OK;
 }
 
+/* Tensor attributes (Constant's value, ...) go straight to operators, which
+ * read them as typed arrays: raw_data used in place sits at whatever offset
+ * the file put it, so misaligned ones get an aligned copy (initializers are
+ * aligned by the planner instead). */
+static kiln_status conv_attr_tensor(conv *c, Onnx__TensorProto *p, kiln_tensor **out) {
+    KILN_TRY(conv_tensor(c, p, out));
+    if (kiln_tensor_is_aligned(*out))
+        return KILN_OK;
+    kiln_tensor *copy;
+    kiln_status st = kiln_tensor_clone(*out, &copy);
+    if (st != KILN_OK)
+        return st; /* *out stays owned by the caller's attribute */
+    copy->src = (*out)->src;
+    kiln_tensor_destroy(*out);
+    *out = copy;
+    return KILN_OK;
+}
+
 static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_attr *a) {
     a->src = p;
     KILN_TRY(dup_str(&a->name, p->name ? p->name : ""));
@@ -382,7 +400,7 @@ static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_a
     case KILN_ATTR_TENSOR:
         if (!p->t)
             return kiln_fail(KILN_ERR_INVALID, "attribute '%s' of type tensor has no tensor", a->name);
-        return conv_tensor(c, p->t, &a->t);
+        return conv_attr_tensor(c, p->t, &a->t);
     case KILN_ATTR_GRAPH:
         if (!p->g)
             return kiln_fail(KILN_ERR_INVALID, "attribute '%s' of type graph has no graph", a->name);
@@ -420,7 +438,7 @@ static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_a
         if (a->n && !(a->tensors = kiln_calloc(a->n, sizeof(kiln_tensor *))))
             return KILN_ERR_NOMEM;
         for (size_t i = 0; i < a->n; i++)
-            KILN_TRY(conv_tensor(c, p->tensors[i], &a->tensors[i]));
+            KILN_TRY(conv_attr_tensor(c, p->tensors[i], &a->tensors[i]));
         return KILN_OK;
     case KILN_ATTR_GRAPHS:
         a->n = p->n_graphs;
