@@ -374,6 +374,25 @@ def runtime_cases():
          any_ok=True)
 
 
+def output_name_cases():
+    """Output names become file names under --out: they must stay inside."""
+    for oname in ("../escaped", "/tmp/kiln-hostile-abs", "a/../../b", ".."):
+        m = model([helper.make_node("Add", ["x", "y"], [oname])], [vi("x", [2]), vi("y", [2])], [vi(oname, [2])])
+        d, path = write_case("output-name-" + re.sub(r"\W", "_", oname), m)
+        outdir = tempfile.mkdtemp(dir=d, prefix="out-")
+        before = set(os.listdir(d)) | set(os.listdir(os.path.dirname(d)))
+        rc, out, err = run_kiln(["run", path, "--out", outdir, "-i", "x=[1,2]", "-i", "y=[3,4]"])
+        probs = []
+        if rc is None or rc < 0 or SANITIZER.search(err.decode(errors="replace")):
+            probs.append("crashed or hung: %s" % err.decode(errors="replace")[-300:])
+        after = set(os.listdir(d)) | set(os.listdir(os.path.dirname(d)))
+        if after != before or os.path.exists("/tmp/kiln-hostile-abs.npy"):
+            probs.append("a file was written outside --out: %s" % sorted(after - before))
+        if rc == 0 and len(os.listdir(outdir)) != 1:
+            probs.append("expected one file in --out, found %s" % os.listdir(outdir))
+        report("output-name %r stays inside --out" % oname, probs)
+
+
 def tensor_file_cases():
     cases = {
         "npy-bad-magic.npy": b"\x93NUMPX\x01\x00\x10\x00" + b" " * 16,
@@ -641,7 +660,8 @@ def main():
         ARGS.limits_probe = os.path.abspath(ARGS.limits_probe)
     WORK = tempfile.mkdtemp(prefix="kiln-hostile-")
     try:
-        for group in (load_cases, plan_cases, runtime_cases, tensor_file_cases, external_data_cases, limits_cases,
+        for group in (load_cases, plan_cases, runtime_cases, output_name_cases, tensor_file_cases,
+                      external_data_cases, limits_cases,
                       save_cases):
             group()
     finally:
