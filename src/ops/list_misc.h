@@ -1,3 +1,4 @@
 /* Op files of the misc family: one KILN_OP_FILE(name) per file, naming the
  * kiln_op_family that file defines as kiln_ops_<name>. */
 KILN_OP_FILE(legacy)
+KILN_OP_FILE(loss)

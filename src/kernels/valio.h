@@ -1,0 +1,44 @@
+/* Element access by dtype for the small ops that compute in double: reading
+ * any numeric element as double and storing a double into float, double or
+ * float16 storage. Not for hot loops. */
+#ifndef KILN_VALIO_H
+#define KILN_VALIO_H
+
+#include "ir/ir.h"
+
+static inline bool kiln_is_float_dtype(kiln_dtype dt) {
+    return dt == KILN_DTYPE_FLOAT || dt == KILN_DTYPE_DOUBLE || dt == KILN_DTYPE_FLOAT16 ||
+           dt == KILN_DTYPE_BFLOAT16;
+}
+
+static inline double kiln_load_f64(const void *data, kiln_dtype dt, int64_t i) {
+    switch (dt) {
+    case KILN_DTYPE_FLOAT: return ((const float *)data)[i];
+    case KILN_DTYPE_DOUBLE: return ((const double *)data)[i];
+    case KILN_DTYPE_FLOAT16: return kiln_half_to_float(((const uint16_t *)data)[i]);
+    case KILN_DTYPE_BFLOAT16: return kiln_bf16_to_float(((const uint16_t *)data)[i]);
+    case KILN_DTYPE_INT8: return ((const int8_t *)data)[i];
+    case KILN_DTYPE_UINT8: return ((const uint8_t *)data)[i];
+    case KILN_DTYPE_INT16: return ((const int16_t *)data)[i];
+    case KILN_DTYPE_UINT16: return ((const uint16_t *)data)[i];
+    case KILN_DTYPE_INT32: return ((const int32_t *)data)[i];
+    case KILN_DTYPE_UINT32: return ((const uint32_t *)data)[i];
+    case KILN_DTYPE_INT64: return (double)((const int64_t *)data)[i];
+    case KILN_DTYPE_UINT64: return (double)((const uint64_t *)data)[i];
+    case KILN_DTYPE_BOOL: return ((const uint8_t *)data)[i] ? 1.0 : 0.0;
+    default: return 0.0;
+    }
+}
+
+/* Floating dtypes only (float, double, float16, bfloat16). */
+static inline void kiln_store_f64(void *data, kiln_dtype dt, int64_t i, double v) {
+    switch (dt) {
+    case KILN_DTYPE_FLOAT: ((float *)data)[i] = (float)v; break;
+    case KILN_DTYPE_DOUBLE: ((double *)data)[i] = v; break;
+    case KILN_DTYPE_FLOAT16: ((uint16_t *)data)[i] = kiln_float_to_half((float)v); break;
+    case KILN_DTYPE_BFLOAT16: ((uint16_t *)data)[i] = kiln_float_to_bf16((float)v); break;
+    default: break;
+    }
+}
+
+#endif
