@@ -2,3 +2,4 @@
  * kiln_op_family that file defines as kiln_ops_<name>. */
 KILN_OP_FILE(legacy)
 KILN_OP_FILE(loss)
+KILN_OP_FILE(nms)
