@@ -3,3 +3,4 @@
 KILN_OP_FILE(legacy)
 KILN_OP_FILE(loss)
 KILN_OP_FILE(nms)
+KILN_OP_FILE(gridsample)
