@@ -41,4 +41,22 @@ static inline void kiln_store_f64(void *data, kiln_dtype dt, int64_t i, double v
     }
 }
 
+/* Any numeric dtype; integers take the value truncated toward zero and
+ * saturated to the type's range (NaN gives 0), bool is v != 0. */
+#define KILN_VALIO_SAT(T, LO, HI) (v != v ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v)
+static inline void kiln_store_any(void *data, kiln_dtype dt, int64_t i, double v) {
+    switch (dt) {
+    case KILN_DTYPE_INT8: ((int8_t *)data)[i] = KILN_VALIO_SAT(int8_t, INT8_MIN, INT8_MAX); break;
+    case KILN_DTYPE_INT16: ((int16_t *)data)[i] = KILN_VALIO_SAT(int16_t, INT16_MIN, INT16_MAX); break;
+    case KILN_DTYPE_INT32: ((int32_t *)data)[i] = KILN_VALIO_SAT(int32_t, INT32_MIN, INT32_MAX); break;
+    case KILN_DTYPE_INT64: ((int64_t *)data)[i] = KILN_VALIO_SAT(int64_t, INT64_MIN, INT64_MAX); break;
+    case KILN_DTYPE_UINT8: ((uint8_t *)data)[i] = KILN_VALIO_SAT(uint8_t, 0, UINT8_MAX); break;
+    case KILN_DTYPE_UINT16: ((uint16_t *)data)[i] = KILN_VALIO_SAT(uint16_t, 0, UINT16_MAX); break;
+    case KILN_DTYPE_UINT32: ((uint32_t *)data)[i] = KILN_VALIO_SAT(uint32_t, 0, UINT32_MAX); break;
+    case KILN_DTYPE_UINT64: ((uint64_t *)data)[i] = KILN_VALIO_SAT(uint64_t, 0, UINT64_MAX); break;
+    case KILN_DTYPE_BOOL: ((uint8_t *)data)[i] = v != 0; break;
+    default: kiln_store_f64(data, dt, i, v); break;
+    }
+}
+
 #endif

@@ -17,17 +17,7 @@ static kiln_status shrink_exec(kiln_op_ctx *c) {
     for (int64_t i = 0; i < x->numel; i++) {
         double v = kiln_load_f64(x->data, x->dtype, i);
         double r = v < -lambd ? v + bias : v > lambd ? v - bias : 0.0;
-        switch (x->dtype) {
-        case KILN_DTYPE_INT8: ((int8_t *)y->data)[i] = (int8_t)r; break;
-        case KILN_DTYPE_INT16: ((int16_t *)y->data)[i] = (int16_t)r; break;
-        case KILN_DTYPE_INT32: ((int32_t *)y->data)[i] = (int32_t)r; break;
-        case KILN_DTYPE_INT64: ((int64_t *)y->data)[i] = (int64_t)r; break;
-        case KILN_DTYPE_UINT8: ((uint8_t *)y->data)[i] = (uint8_t)r; break;
-        case KILN_DTYPE_UINT16: ((uint16_t *)y->data)[i] = (uint16_t)r; break;
-        case KILN_DTYPE_UINT32: ((uint32_t *)y->data)[i] = (uint32_t)r; break;
-        case KILN_DTYPE_UINT64: ((uint64_t *)y->data)[i] = (uint64_t)r; break;
-        default: kiln_store_f64(y->data, y->dtype, i, r); break;
-        }
+        kiln_store_any(y->data, y->dtype, i, r);
     }
     return KILN_OK;
 }
