@@ -75,8 +75,9 @@ static kiln_status tfidf_exec(kiln_op_ctx *c) {
         int64_t lo = cnt[k], hi = k + 1 < ncnt ? cnt[k + 1] : (int64_t)t.pool_n;
         int64_t n = (int64_t)k + 1;
         if (lo < 0 || hi < lo || hi > (int64_t)t.pool_n || (hi - lo) % n != 0)
-            return kiln_fail(KILN_ERR_INVALID, "ngram_counts[%zu] = %lld does not split the pool of %zu items into "
-                             "%lld-grams", k, (long long)lo, t.pool_n, (long long)n);
+            return kiln_fail(KILN_ERR_INVALID, "ngram_counts: the %lld-grams span items [%lld, %lld) of a pool of %zu "
+                             "items, not a whole number of %lld-grams", (long long)n, (long long)lo, (long long)hi,
+                             t.pool_n, (long long)n);
         total_grams += (size_t)((hi - lo) / n);
     }
     if (total_grams != nidx)
