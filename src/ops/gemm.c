@@ -66,7 +66,7 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_output(c, 0, A->dtype, 2, dims, &Y));
     if (Y->numel == 0)
         return KILN_OK;
-    bool has_c = C && C->numel > 0;
+    bool has_c = C && C->numel > 0 && beta != 0.0; /* like onnxruntime: beta 0 ignores C */
     switch (A->dtype) {
     case KILN_DTYPE_FLOAT:
         if (has_c)
