@@ -115,19 +115,22 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
             for (int64_t j = 0; j < n; j++) {
                 int64_t yi = i * n + j, ci = (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j);
                 double cv = has_c ? kiln_tensor_get_f64(C, ci) : 0.0;
-#define GEMM_INT_FIX(T)                                                                                      \
+/* scaled results saturate to T's range (NaN gives 0): the cast stays defined */
+#define GEMM_INT_FIX(T, LO, HI)                                                                              \
     do {                                                                                                     \
         T *y = (T *)Y->data + yi;                                                                            \
-        if (alpha == 1.0 && (beta == 1.0 || !has_c))                                                         \
+        if (alpha == 1.0 && (beta == 1.0 || !has_c)) {                                                       \
             *y = (T)((uint64_t)*y + (has_c ? (uint64_t)((const T *)C->data)[ci] : 0));                       \
-        else                                                                                                 \
-            *y = (T)(alpha * (double)*y + beta * cv);                                                        \
+        } else {                                                                                             \
+            double v = alpha * (double)*y + beta * cv;                                                       \
+            *y = v != v ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v;           \
+        }                                                                                                    \
     } while (0)
                 switch (A->dtype) {
-                case KILN_DTYPE_INT32: GEMM_INT_FIX(int32_t); break;
-                case KILN_DTYPE_INT64: GEMM_INT_FIX(int64_t); break;
-                case KILN_DTYPE_UINT32: GEMM_INT_FIX(uint32_t); break;
-                case KILN_DTYPE_UINT64: GEMM_INT_FIX(uint64_t); break;
+                case KILN_DTYPE_INT32: GEMM_INT_FIX(int32_t, INT32_MIN, INT32_MAX); break;
+                case KILN_DTYPE_INT64: GEMM_INT_FIX(int64_t, INT64_MIN, INT64_MAX); break;
+                case KILN_DTYPE_UINT32: GEMM_INT_FIX(uint32_t, 0, UINT32_MAX); break;
+                case KILN_DTYPE_UINT64: GEMM_INT_FIX(uint64_t, 0, UINT64_MAX); break;
                 default: break;
                 }
 #undef GEMM_INT_FIX
