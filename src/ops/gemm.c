@@ -29,8 +29,8 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
     const kiln_tensor *A = c->in[0], *B = c->in[1], *C = kiln_op_in(c, 2);
     if (!C && c->opset < 11)
         return kiln_fail(KILN_ERR_INVALID, "input C is required before opset 11");
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT32,
-                                    KILN_DTYPE_INT64, KILN_DTYPE_UINT32, KILN_DTYPE_UINT64};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT,  KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16,
+                                    KILN_DTYPE_INT32,  KILN_DTYPE_INT64,  KILN_DTYPE_UINT32,  KILN_DTYPE_UINT64};
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
     if (B->dtype != A->dtype || (C && C->dtype != A->dtype))
         return kiln_fail(KILN_ERR_INVALID, "inputs A, B%s must have the same element type", C ? ", C" : "");
@@ -80,30 +80,34 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
         kiln_dgemm_par(c, ta, tb, m, n, k, alpha, A->data, A->dims[1], B->data, B->dims[1], has_c ? 1.0 : 0.0,
                        Y->data, n);
         return KILN_OK;
-    case KILN_DTYPE_FLOAT16: {
+    case KILN_DTYPE_FLOAT16:
+    case KILN_DTYPE_BFLOAT16: {
+        bool half = A->dtype == KILN_DTYPE_FLOAT16;
+#define GEMM_WIDEN(v) (half ? kiln_half_to_float(v) : kiln_bf16_to_float(v))
         size_t total;
         if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
             __builtin_add_overflow(total, (size_t)Y->numel, &total) || kiln_mul_overflow_size(total, 4, &total))
-            return kiln_fail(KILN_ERR_INVALID, "Gemm float16 scratch size overflows");
+            return kiln_fail(KILN_ERR_INVALID, "Gemm scratch size overflows");
         float *s = kiln_malloc(total);
         if (!s)
             return KILN_ERR_NOMEM;
         float *fa = s, *fb = s + A->numel, *fy = fb + B->numel;
         for (int64_t i = 0; i < A->numel; i++)
-            fa[i] = kiln_half_to_float(((const uint16_t *)A->data)[i]);
+            fa[i] = GEMM_WIDEN(((const uint16_t *)A->data)[i]);
         for (int64_t i = 0; i < B->numel; i++)
-            fb[i] = kiln_half_to_float(((const uint16_t *)B->data)[i]);
+            fb[i] = GEMM_WIDEN(((const uint16_t *)B->data)[i]);
         if (has_c) {
             int64_t cm = C->rank == 2 ? C->dims[0] : 1, cn = C->rank >= 1 ? C->dims[C->rank - 1] : 1;
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++)
-                    fy[i * n + j] = (float)beta * kiln_half_to_float(((const uint16_t *)C->data)[
+                    fy[i * n + j] = (float)beta * GEMM_WIDEN(((const uint16_t *)C->data)[
                                                       (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]);
         }
         kiln_sgemm_par(c, ta, tb, m, n, k, (float)alpha, fa, A->dims[1], fb, B->dims[1], has_c ? 1.0f : 0.0f, fy,
                        n);
         for (int64_t i = 0; i < Y->numel; i++)
-            ((uint16_t *)Y->data)[i] = kiln_float_to_half(fy[i]);
+            ((uint16_t *)Y->data)[i] = half ? kiln_float_to_half(fy[i]) : kiln_float_to_bf16(fy[i]);
+#undef GEMM_WIDEN
         free(s);
         return KILN_OK;
     }
