@@ -1,7 +1,7 @@
 /* ConvInteger and QLinearConv (opset 10): integer convolution of uint8/int8
- * data with zero points, accumulated exactly in int64 (the spec's int32
- * accumulator; no overflow for realistic kernels). Padding contributes
- * nothing (as if holding the zero point). ConvInteger outputs int32;
+ * data with zero points, accumulated exactly in int64 (im2col + integer
+ * GEMM); ConvInteger wraps to int32 like the spec's accumulator. Padding
+ * contributes nothing (as if holding the zero point). ConvInteger outputs int32;
  * QLinearConv adds the int32 bias B, rescales by x_scale * w_scale / y_scale
  * (w_scale and w_zero_point per output channel or scalar), rounds half to
  * even and saturates to y_zero_point's type. Geometry (strides, pads,
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels/conv.h"
+#include "kernels/gemm.h"
 #include "kernels/valio.h"
 #include "ops/op.h"
 
@@ -81,43 +82,87 @@ static kiln_status qc_conv(kiln_op_ctx *c, const kiln_tensor *X, const kiln_tens
     int64_t *acc = kiln_calloc(bytes ? bytes : 1, 1);
     if (!acc)
         return KILN_ERR_NOMEM;
-    int64_t CG = C / G, MG = M / G, xzv = qc_zp(xz, 0);
+    int64_t CG = C / G, MG = M / G, xzv = qc_zp(xz, 0), ksz = g->k_size, os = g->out_size;
     int nsp = g->nsp;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t m = 0; m < M; m++) {
-            int64_t grp = m / MG, wzv = qc_zp(wz, m);
-            for (int64_t o = 0; o < g->out_size; o++) {
-                int64_t oc[KILN_CONV_MAX_SP], r = o;
-                for (int d = nsp - 1; d >= 0; d--) {
-                    oc[d] = r % g->out[d];
-                    r /= g->out[d];
-                }
-                int64_t s = 0;
-                for (int64_t kk = 0; kk < g->k_size; kk++) {
-                    int64_t off = 0, rk = kk;
-                    bool inside = true;
-                    int64_t kc[KILN_CONV_MAX_SP];
-                    for (int d = nsp - 1; d >= 0; d--) {
-                        kc[d] = rk % g->k[d];
-                        rk /= g->k[d];
-                    }
-                    for (int d = 0; d < nsp && inside; d++) {
-                        int64_t ip = oc[d] * g->stride[d] - g->pb[d] + kc[d] * g->dil[d];
-                        if (ip < 0 || ip >= g->in[d])
-                            inside = false;
-                        off = off * g->in[d] + ip;
-                    }
-                    if (!inside)
-                        continue;
-                    for (int64_t ci = 0; ci < CG; ci++) {
-                        int64_t xv = qc_load(X, (n * C + grp * CG + ci) * g->in_size + off) - xzv;
-                        int64_t wv = qc_load(W, (m * CG + ci) * g->k_size + kk) - wzv;
-                        s += xv * wv;
-                    }
-                }
-                acc[(n * M + m) * g->out_size + o] = s;
+    /* im2col + integer GEMM per image and group, over blocks of output
+     * positions: col[(ci * k_size + kk) * cnt + i] = x - x_zero_point (0 in the
+     * padding), wm[m][ci * k_size + kk] = w - w_zero_point[m]. */
+    int64_t K = CG * ksz, blk = 1024;
+    if (blk > os)
+        blk = os ? os : 1;
+    size_t ncol, nw;
+    kiln_status st = KILN_OK;
+    if (kiln_mul_overflow_size((size_t)K, (size_t)blk, &ncol) ||
+        kiln_mul_overflow_size(ncol, sizeof(int64_t), &ncol) ||
+        kiln_mul_overflow_size((size_t)M, (size_t)(K ? K : 1), &nw) ||
+        kiln_mul_overflow_size(nw, sizeof(int64_t), &nw) ||
+        kiln_mul_overflow_size((size_t)blk, (size_t)(nsp * 2), &bytes) ||
+        kiln_mul_overflow_size(bytes, sizeof(int64_t), &bytes)) {
+        free(acc);
+        return kiln_fail(KILN_ERR_INVALID, "convolution scratch size overflows");
+    }
+    int64_t *col = kiln_malloc(ncol ? ncol : 1), *wm = kiln_malloc(nw ? nw : 1);
+    int64_t *base = kiln_malloc(bytes ? bytes : 1);
+    int64_t *koff = kiln_calloc((size_t)(ksz ? ksz : 1) * (size_t)nsp, sizeof(int64_t));
+    if (!col || !wm || !base || !koff) {
+        st = KILN_ERR_NOMEM;
+        goto fail;
+    }
+    for (int64_t m = 0; m < M; m++) {
+        int64_t wzv = qc_zp(wz, m);
+        for (int64_t e = 0; e < K; e++)
+            wm[m * K + e] = qc_load(W, m * K + e) - wzv;
+    }
+    for (int64_t kk = 0; kk < ksz; kk++) {
+        int64_t r = kk;
+        for (int d = nsp - 1; d >= 0; d--) {
+            koff[kk * nsp + d] = (r % g->k[d]) * g->dil[d];
+            r /= g->k[d];
+        }
+    }
+    for (int64_t o0 = 0; o0 < os; o0 += blk) {
+        int64_t cnt = os - o0 < blk ? os - o0 : blk;
+        for (int64_t i = 0; i < cnt; i++) {
+            int64_t r = o0 + i;
+            for (int d = nsp - 1; d >= 0; d--) {
+                base[i * nsp + d] = (r % g->out[d]) * g->stride[d] - g->pb[d];
+                r /= g->out[d];
             }
         }
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t grp = 0; grp < G; grp++) {
+                for (int64_t ci = 0; ci < CG; ci++) {
+                    int64_t xo = (n * C + grp * CG + ci) * g->in_size;
+                    for (int64_t kk = 0; kk < ksz; kk++) {
+                        int64_t *cr = col + (ci * ksz + kk) * cnt;
+                        for (int64_t i = 0; i < cnt; i++) {
+                            int64_t off = 0;
+                            bool inside = true;
+                            for (int d = 0; d < nsp; d++) {
+                                int64_t ip = base[i * nsp + d] + koff[kk * nsp + d];
+                                if (ip < 0 || ip >= g->in[d]) {
+                                    inside = false;
+                                    break;
+                                }
+                                off = off * g->in[d] + ip;
+                            }
+                            cr[i] = inside ? qc_load(X, xo + off) - xzv : 0;
+                        }
+                    }
+                }
+                kiln_igemm(KILN_DTYPE_INT64, false, false, MG, cnt, K, wm + grp * MG * K, K, col, cnt,
+                           acc + (n * M + grp * MG) * os + o0, os, false);
+            }
+    }
+fail:
+    free(col);
+    free(wm);
+    free(base);
+    free(koff);
+    if (st != KILN_OK) {
+        free(acc);
+        return st;
+    }
     *acc_out = acc;
     return KILN_OK;
 }
