@@ -94,6 +94,21 @@ static inline float erf1(float x) {
 
 static inline float sigmoid1(float x) { return 1.0f / (1.0f + exp1(-x)); }
 
+/* e^x - 1: Taylor polynomial to x^8 for |x| < ln2/2 (no cancellation),
+ * exp(x) - 1 elsewhere. */
+static inline float expm1_1(float x) {
+    float p = 1.0f / 40320.0f;
+    p = p * x + 1.0f / 5040.0f;
+    p = p * x + 1.0f / 720.0f;
+    p = p * x + 1.0f / 120.0f;
+    p = p * x + 1.0f / 24.0f;
+    p = p * x + 1.0f / 6.0f;
+    p = p * x + 0.5f;
+    float small = x + x * x * p;
+    float big = exp1(x) - 1.0f;
+    return fabsf(x) < 0.3465736f ? small : big;
+}
+
 static inline float bits_float(uint32_t u) {
     float f;
     memcpy(&f, &u, sizeof f);
@@ -201,6 +216,7 @@ void kiln_vexp_f32(const float *x, float *y, size_t n) { VAPPLY(exp1); }
 void kiln_vsigmoid_f32(const float *x, float *y, size_t n) { VAPPLY(sigmoid1); }
 void kiln_vtanh_f32(const float *x, float *y, size_t n) { VAPPLY(tanh1); }
 void kiln_verf_f32(const float *x, float *y, size_t n) { VAPPLY(erf1); }
+void kiln_vexpm1_f32(const float *x, float *y, size_t n) { VAPPLY(expm1_1); }
 /* Like VAPPLY for kernels made of several passes over a block. */
 static void vapply_block(const float *x, float *y, size_t n,
                          void (*block)(const float *restrict xb, float *restrict buf)) {

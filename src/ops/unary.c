@@ -50,7 +50,7 @@ typedef struct un_job {
 #define UN_FLOAT_FN(NAME, T, F, VEC)                                                               \
     static void NAME(const un_job *j, const T *xs, T *ys, size_t n) {                             \
         typedef T un_elem;                                                                         \
-        if (VEC(j->kind, xs, ys, n))                                                               \
+        if (VEC(j, xs, ys, n))                                                               \
             return;                                                                                \
         const T al = (T)j->alpha, be = (T)j->beta, ga = (T)j->gamma;                               \
         (void)al, (void)be, (void)ga;                                                              \
@@ -106,10 +106,11 @@ typedef struct un_job {
         }                                                                                          \
     }
 
-/* float32 exp/sigmoid/tanh/erf/log/softplus/mish use the vectorised kernels;
+/* float32 exp/sigmoid/tanh/erf/log/softplus/mish/elu/selu/celu use the
+ * vectorised kernels;
  * double keeps libm. */
-static bool un_vec_f32(un_kind k, const float *xs, float *ys, size_t n) {
-    switch (k) {
+static bool un_vec_f32(const un_job *j, const float *xs, float *ys, size_t n) {
+    switch (j->kind) {
     case U_EXP: kiln_vexp_f32(xs, ys, n); return true;
     case U_SIGMOID: kiln_vsigmoid_f32(xs, ys, n); return true;
     case U_TANH: kiln_vtanh_f32(xs, ys, n); return true;
@@ -117,11 +118,35 @@ static bool un_vec_f32(un_kind k, const float *xs, float *ys, size_t n) {
     case U_LOG: kiln_vlog_f32(xs, ys, n); return true;
     case U_SOFTPLUS: kiln_vsoftplus_f32(xs, ys, n); return true;
     case U_MISH: kiln_vmish_f32(xs, ys, n); return true;
+    case U_ELU:
+    case U_SELU:
+    case U_CELU: {
+        /* expm1 of a block into t, then the select (works in place) */
+        float t[256], al = j->alpha, ga = j->gamma, inv = j->kind == U_CELU ? 1.0f / al : 1.0f;
+        for (size_t k = 0; k < n; k += 256) {
+            size_t m = n - k < 256 ? n - k : 256;
+            const float *x = xs + k;
+            float *y = ys + k;
+            for (size_t i = 0; i < m; i++)
+                t[i] = x[i] * inv;
+            kiln_vexpm1_f32(t, t, m);
+            if (j->kind == U_ELU)
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] < 0 ? al * t[i] : x[i];
+            else if (j->kind == U_SELU)
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] > 0 ? ga * x[i] : ga * al * t[i];
+            else
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] > 0 ? x[i] : al * t[i];
+        }
+        return true;
+    }
     default: return false;
     }
 }
-static bool un_vec_f64(un_kind k, const double *xs, double *ys, size_t n) {
-    (void)k, (void)xs, (void)ys, (void)n;
+static bool un_vec_f64(const un_job *j, const double *xs, double *ys, size_t n) {
+    (void)j, (void)xs, (void)ys, (void)n;
     return false;
 }
 
