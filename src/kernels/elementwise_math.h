@@ -17,6 +17,7 @@ void kiln_vsigmoid_f32(const float *x, float *y, size_t n);
 void kiln_vtanh_f32(const float *x, float *y, size_t n);
 void kiln_verf_f32(const float *x, float *y, size_t n);
 void kiln_vexpm1_f32(const float *x, float *y, size_t n);
+void kiln_vsqrt_f32(const float *x, float *y, size_t n);
 void kiln_vlog_f32(const float *x, float *y, size_t n);
 void kiln_vsoftplus_f32(const float *x, float *y, size_t n);
 void kiln_vmish_f32(const float *x, float *y, size_t n);

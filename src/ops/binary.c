@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/elementwise.h"
+#include "kernels/elementwise_math.h"
 #include "ops/op.h"
 
 typedef enum {
@@ -142,6 +143,21 @@ typedef struct pow_scalar_job {
 
 static void pow_scalar_range(void *arg, size_t begin, size_t end) {
     const pow_scalar_job *j = arg;
+    if (!j->dbl && j->form == 2) {
+        /* vector sqrt, then pow's answers: +0 for -0, +inf for -inf */
+        float t[256]; /* a copy of x: z may be x (in place) */
+        for (size_t k = begin; k < end; k += 256) {
+            size_t m = end - k < 256 ? end - k : 256;
+            float *z = (float *)j->z + k;
+            memcpy(t, (const float *)j->x + k, m * sizeof(float));
+            kiln_vsqrt_f32(t, z, m);
+            for (size_t i = 0; i < m; i++) {
+                float v = z[i] + 0.0f;
+                z[i] = t[i] == -INFINITY ? INFINITY : v;
+            }
+        }
+        return;
+    }
     if (j->dbl)
         POW_SCALAR(double, sqrt);
     else
