@@ -1,4 +1,5 @@
-/* Add Sub Mul Div (numpy broadcasting), all numeric types. */
+/* Add Sub Mul Div (numpy broadcasting), all numeric types; float16 and
+ * bfloat16 through float32 blocks. */
 /* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
  * trip count is not a known multiple of the vector width, i.e. all of these
  * kernels; the dynamic model vectorises them with runtime checks. */

@@ -3,9 +3,11 @@
  * functions, Softsign Softplus Relu LeakyRelu Elu Selu Celu HardSigmoid
  * HardSwish ThresholdedRelu Mish, and the bool-valued Not IsNaN IsInf.
  *
- * float and double use the matching libm functions (expf for float);
- * float16 and bfloat16 go through float32 in small blocks. Outputs take over
- * a dying input's buffer when they can (the kernels work in place). */
+ * float32 Sqrt Exp Log Erf Tanh Sigmoid Softplus Mish Elu Selu Celu use the
+ * vectorised kernels of kernels/elementwise_math.h; the rest of float, and
+ * double, use libm (expf for float). float16 and bfloat16 go through float32
+ * in small blocks. Outputs take over a dying input's buffer when they can
+ * (the kernels work in place). */
 /* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
  * trip count is not a known multiple of the vector width, i.e. all of these
  * kernels; the dynamic model vectorises them with runtime checks. Without
