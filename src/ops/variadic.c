@@ -147,12 +147,19 @@ static kiln_status var_exec(kiln_op_ctx *c, var_kind kind) {
         zd = acc.data;
     }
     var_job j = {.z = zd, .dt = half ? KILN_DTYPE_FLOAT : dt, .kind = kind};
-    size_t k;
-    for (k = 0; k < n;) {
+    /* inputs 0 and 1 combine in one pass when together they span the output */
+    bool pair_first = false;
+    if (n >= 2) {
+        int r01;
+        int64_t d01[KILN_MAX_RANK];
+        KILN_CHECK(st, kiln_bcast_shape(2, ranks, dims, &r01, d01), done);
+        pair_first = same_shape(r01, d01, orank, odims);
+    }
+    for (size_t k = 0; k < n;) {
         kiln_bcast b;
         const kiln_tensor *a, *y;
-        if (k == 0 && n >= 2 && (kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){c->in[0], c->in[1]}),
-                                 same_shape(b.rank, b.dims, orank, odims))) {
+        if (k == 0 && pair_first) {
+            KILN_CHECK(st, kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){c->in[0], c->in[1]}), done);
             a = c->in[0];
             y = c->in[1];
             j.copy = false;
