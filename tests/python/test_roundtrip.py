@@ -185,9 +185,57 @@ def rich_model():
     return m.SerializeToString() + b"\xc0\x0c\x05"  # field 200 = 5: unknown to onnx and kiln
 
 
+def expected_edit(orig, value):
+    """What tests/tools/edit_model.c must produce, built with onnx; value is
+    the TensorProto frozen into the last input without initializer."""
+    from onnx import helper as H
+    m = onnx.ModelProto()
+    m.CopyFrom(orig)
+    g = m.graph
+    inits = {t.name for t in g.initializer}
+    free = [k for k, v in enumerate(g.input) if v.name not in inits]
+    if value is not None and m.ir_version >= 4 and free:
+        frozen = onnx.TensorProto()
+        frozen.CopyFrom(value)
+        frozen.name = g.input[free[-1]].name
+        g.initializer.append(frozen)
+        del g.input[free[-1]]
+    out0 = g.output[0]
+    copy = onnx.ValueInfoProto(name=out0.name + "_copy")
+    default_opset = any(o.domain in ("", "ai.onnx") for o in m.opset_import)
+    if out0.type.WhichOneof("value") == "tensor_type" and default_opset:
+        tt = out0.type.tensor_type
+        ct = copy.type.tensor_type
+        if tt.elem_type:
+            ct.elem_type = tt.elem_type
+        if tt.HasField("shape"):
+            ct.shape.SetInParent()
+            for d in tt.shape.dim:
+                nd = ct.shape.dim.add()
+                if d.HasField("dim_value") and d.dim_value >= 0:
+                    nd.dim_value = d.dim_value
+                elif d.HasField("dim_param"):
+                    nd.dim_param = d.dim_param
+        g.node.append(onnx.NodeProto(name="kiln_added_identity", op_type="Identity", input=[out0.name],
+                                     output=[out0.name + "_copy"]))
+        g.output.append(copy)
+    probe = H.make_node("Probe", [out0.name], ["probe_out"], name="probe", domain="kiln.test",
+                        doc_string="added by edit_model")
+    # in the order the tool adds them (make_node would sort keyword attributes)
+    for k, v in (("f", -0.25), ("i", -(1 << 40)), ("s", b'a"b'),
+                 ("t", numpy_helper.from_array((-3 * np.arange(6, dtype=np.int64)).reshape(2, 3), "probe_t")),
+                 ("floats", [1.5, -2.0]), ("ints", [7, 0, -2 ** 63]), ("strings", [b"xy", b""]),
+                 ("tensors", [numpy_helper.from_array(0.5 * np.arange(4, dtype=np.float32), "probe_ts")])):
+        probe.attribute.append(H.make_attribute(k, v))
+    g.node.append(probe)
+    m.opset_import.append(H.make_opsetid("kiln.test", 1))
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--roundtrip", required=True)
+    ap.add_argument("--edit", help="tests/tools/edit_model.c: edits without protobuf behind them, then save")
     ap.add_argument("--data", required=True)
     args = ap.parse_args()
     t = Tally("roundtrip")
@@ -227,6 +275,38 @@ def main():
             t.ok(not leftovers, f"{label}: no stray files", str(leftovers))
             os.unlink(out)
         print(f"checker: {checked} models checked, {skipped_checker} originals fail the checker themselves")
+
+        if args.edit:
+            n_edit = 0
+            for ext, subset in (("0", dirs), ("64", dirs[::10])):
+                for d in subset:
+                    label = os.path.relpath(d, args.data) + f" (edited, external threshold {ext})"
+                    src = os.path.join(d, "model.onnx")
+                    orig = onnx.load(src)
+                    if not orig.graph.output:
+                        continue
+                    out = os.path.join(tmp, "edited.onnx")
+                    # freeze the last free input to its value from the test data
+                    inits = {i.name for i in orig.graph.initializer}
+                    free = [v for v in orig.graph.input if v.name not in inits]
+                    pb = os.path.join(d, "test_data_set_0", f"input_{len(free) - 1}.pb")
+                    value = None
+                    if free and free[-1].type.WhichOneof("value") == "tensor_type" and os.path.exists(pb):
+                        value = onnx.TensorProto()
+                        with open(pb, "rb") as fh:
+                            value.ParseFromString(fh.read())
+                    r = subprocess.run([args.edit, src, out] + ([pb] if value is not None else []),
+                                       capture_output=True, text=True, env=dict(os.environ, EDIT_MODEL_EXTERNAL=ext))
+                    if not t.ok(r.returncode == 0, f"{label}: edit and save", r.stderr.strip()):
+                        continue
+                    compare(t, label, expected_edit(orig, value), onnx.load(out))
+                    if ext == "0" and passes_checker(orig)[0]:
+                        ok, why = passes_checker(saved)
+                        t.ok(ok, f"{label}: checker on the edited model", why)
+                    for f in os.listdir(tmp):
+                        os.unlink(os.path.join(tmp, f))
+                    n_edit += 1
+            print(f"edited models: {n_edit}")
 
         rich = os.path.join(tmp, "rich.onnx")
         with open(rich, "wb") as f:
