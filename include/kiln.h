@@ -98,6 +98,24 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
 typedef struct kiln_model kiln_model;
 
 kiln_status kiln_model_load(const char *path, kiln_model **out);
+
+/* Bounds a model must stay within; checked before anything is allocated for
+ * it, so a hostile file fails with KILN_ERR_LIMIT instead of exhausting
+ * memory or the stack. kiln_model_load uses kiln_limits_default(). */
+typedef struct kiln_limits {
+    /* Largest tensor, in bytes: initializers and tensor attributes when
+     * loading; the session also holds every value it computes to it. */
+    uint64_t max_tensor_bytes;
+    int max_rank;          /* at most KILN_MAX_RANK */
+    uint64_t max_nodes;    /* nodes in the model, subgraphs included */
+    int max_nesting;       /* subgraphs inside subgraphs (If/Loop/Scan) */
+    uint64_t max_string_bytes; /* any name, attribute or string element */
+} kiln_limits;
+
+/* 2 GiB tensors, rank KILN_MAX_RANK, 1,000,000 nodes, nesting 64, 16 MiB strings. */
+kiln_limits kiln_limits_default(void);
+/* limits NULL: the defaults. Zero fields also take their default. */
+kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln_model **out);
 void kiln_model_destroy(kiln_model *m);
 
 typedef struct kiln_save_options {
@@ -124,7 +142,8 @@ const char *kiln_model_output_name(const kiln_model *m, size_t i);
 typedef struct kiln_session kiln_session;
 
 typedef struct kiln_session_options {
-    int threads; /* 0: one per core */
+    int threads;             /* 0: one per core */
+    size_t max_tensor_bytes; /* largest tensor an operator may make; 0: 4 GiB */
 } kiln_session_options;
 
 /* The session borrows the model; keep the model alive while it exists. */
@@ -138,6 +157,40 @@ void kiln_session_destroy(kiln_session *s);
 kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
                              const kiln_tensor *const *inputs, size_t n_outputs,
                              const char *const *output_names, kiln_tensor **outputs);
+
+/* ---- recurrent state carried from run to run ---------------------------
+ * A state pair is a graph input and the graph output that holds its next
+ * value. After each run the output becomes the next run's input, so a stream
+ * processed chunk by chunk equals one call on the whole stream. State starts
+ * as zeros (dynamic dims take their size from other inputs of the first run
+ * that share the symbol) or from a value set with kiln_session_set_state.
+ * A caller may still pass a state input explicitly: that value is used and
+ * the pair carries on from its output. */
+
+/* Declares a pair; dtypes and declared shapes must agree. */
+kiln_status kiln_session_add_state(kiln_session *s, const char *input, const char *output);
+/* Adds the pairs kiln finds (see kiln_model_find_states); *added = count. */
+kiln_status kiln_session_add_found_states(kiln_session *s, const char *convention, size_t *added);
+size_t kiln_session_state_count(const kiln_session *s);
+const char *kiln_session_state_input(const kiln_session *s, size_t i);
+const char *kiln_session_state_output(const kiln_session *s, size_t i);
+/* A copy of the current value of the state fed to `input` (NULL *out when
+ * the state is still the implicit zero state). */
+kiln_status kiln_session_get_state(const kiln_session *s, const char *input, kiln_tensor **out);
+kiln_status kiln_session_set_state(kiln_session *s, const char *input, const kiln_tensor *value);
+/* Back to zeros. */
+void kiln_session_reset_state(kiln_session *s);
+/* DIR/<input name>.npy for every pair with a current value. */
+kiln_status kiln_session_save_state(const kiln_session *s, const char *dir);
+kiln_status kiln_session_load_state(kiln_session *s, const char *dir);
+
+/* State pairs found in a model: the initial_h/initial_c inputs and Y_h/Y_c
+ * outputs of LSTM/GRU/RNN nodes wired straight to graph inputs and outputs,
+ * and, with a convention such as "past_*=present_*", inputs and outputs whose
+ * names pair up by it (NULL: none). ins/outs are malloc'd arrays of borrowed
+ * names (free the arrays). */
+kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, size_t *n, const char ***ins,
+                                   const char ***outs);
 
 /* Bytes the session's allocator held at its peak. */
 size_t kiln_session_peak_bytes(const kiln_session *s);

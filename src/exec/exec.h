@@ -62,7 +62,21 @@ typedef struct kiln_session_core {
     kiln_plan *plans; /* list; first is the main graph's */
     kiln_tensor **aligned_copies;
     size_t n_aligned_copies;
+    size_t max_tensor_bytes;
 } kiln_session_core;
+
+typedef struct kiln_state_pair {
+    char *input, *output;
+    size_t input_index;  /* in the graph's inputs */
+    size_t output_index; /* in the graph's outputs */
+    kiln_tensor *value;  /* NULL: zeros of the declared shape */
+} kiln_state_pair;
+
+struct kiln_session {
+    kiln_session_core core;
+    kiln_state_pair *states;
+    size_t n_states;
+};
 
 struct kiln_frame {
     kiln_session_core *core;
@@ -71,6 +85,13 @@ struct kiln_frame {
     bool *owned;        /* vals[i] is this frame's to destroy */
     kiln_frame *parent;
 };
+
+/* State pairs (state.c): fill unfed state inputs (zero tensors made here go
+ * to zeros[], which the caller destroys); after a run keep the outputs. */
+kiln_status kiln_state_feed(kiln_session *s, const kiln_tensor **feed, kiln_tensor **zeros);
+kiln_status kiln_state_capture(kiln_session *s, const kiln_tensor *const *feed, kiln_tensor *const *all);
+void kiln_state_free(kiln_session *s);
+kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t);
 
 int kiln_name_map_get(const kiln_name_map *m, const char *name);
 

@@ -9,9 +9,6 @@
 void kiln_plans_free(kiln_plan *p);
 kiln_status kiln_plan_main(kiln_session_core *core, const kiln_graph *g);
 
-struct kiln_session {
-    kiln_session_core core;
-};
 
 /* ---- op context ---- */
 
@@ -34,6 +31,14 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
     if (st != KILN_OK) {
         free(t);
         return kiln_fail_prefix(st, "output %zu: ", i);
+    }
+    if (t->nbytes > c->frame->core->max_tensor_bytes) {
+        char d[256];
+        kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "output %zu would be %s %s (%zu bytes), over the session's limit of %zu bytes",
+                                    i, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
+                                    c->frame->core->max_tensor_bytes);
+        kiln_tensor_destroy(t);
+        return st2;
     }
     c->out[i] = t;
     *out = t;
@@ -245,6 +250,7 @@ kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options 
     if (threads > 64)
         threads = 64;
     s->core.model = m;
+    s->core.max_tensor_bytes = opts && opts->max_tensor_bytes ? opts->max_tensor_bytes : ((size_t)4 << 30);
     s->core.arena = kiln_arena_create();
     s->core.threads = kiln_threads_create(threads);
     if (!s->core.arena || !s->core.threads) {
@@ -263,6 +269,7 @@ kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options 
 void kiln_session_destroy(kiln_session *s) {
     if (!s)
         return;
+    kiln_state_free(s);
     kiln_plans_free(s->core.plans);
     for (size_t i = 0; i < s->core.n_aligned_copies; i++)
         kiln_tensor_destroy(s->core.aligned_copies[i]);
@@ -274,7 +281,7 @@ void kiln_session_destroy(kiln_session *s) {
 
 size_t kiln_session_peak_bytes(const kiln_session *s) { return kiln_arena_peak(s->core.arena); }
 
-static kiln_status check_input(const kiln_value_info *vi, const kiln_tensor *t) {
+kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t) {
     const kiln_type *ty = &vi->type;
     if (ty->kind != KILN_TYPE_TENSOR)
         return KILN_OK;
@@ -302,7 +309,8 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
     kiln_status st = KILN_OK;
     const kiln_tensor **feed = kiln_calloc(g->n_inputs + 1, sizeof *feed);
     kiln_tensor **all = kiln_calloc(g->n_outputs + 1, sizeof *all);
-    if (!feed || !all) {
+    kiln_tensor **zeros = kiln_calloc(s->n_states + 1, sizeof *zeros);
+    if (!feed || !all || !zeros) {
         st = KILN_ERR_NOMEM;
         goto done;
     }
@@ -322,9 +330,10 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
             st = kiln_fail(KILN_ERR_ARG, "input '%s' is given twice", input_names[i]);
             goto done;
         }
-        KILN_CHECK(st, check_input(&g->inputs[idx], inputs[i]), done);
+        KILN_CHECK(st, kiln_check_input(&g->inputs[idx], inputs[i]), done);
         feed[idx] = inputs[i];
     }
+    KILN_CHECK(st, kiln_state_feed(s, feed, zeros), done);
     for (size_t i = 0; i < g->n_inputs; i++)
         if (!feed[i] && !kiln_graph_find_init(g, g->inputs[i].name, NULL)) {
             st = kiln_fail(KILN_ERR_ARG, "input '%s' is required but was not given", g->inputs[i].name);
@@ -354,6 +363,8 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
         }
     }
     st = kiln_frame_run(&s->core, plan, NULL, g->n_inputs, feed, g->n_outputs, all);
+    if (st == KILN_OK)
+        st = kiln_state_capture(s, feed, all);
     if (st == KILN_OK) {
         for (size_t i = 0; i < n_outputs; i++) {
             outputs[i] = NULL;
@@ -374,6 +385,9 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
         kiln_tensor_destroy(all[i]);
     free(pick);
 done:
+    for (size_t i = 0; zeros && i < s->n_states; i++)
+        kiln_tensor_destroy(zeros[i]);
+    free(zeros);
     free(feed);
     free(all);
     return st;

@@ -69,13 +69,16 @@ kiln_threads *kiln_threads_create(int n) {
         }
         for (int i = 1; i < t->n; i++) {
             worker_arg *wa = malloc(sizeof *wa);
+            if (wa) {
+                /* filled before the thread starts: the worker reads it at once */
+                wa->t = t;
+                wa->index = i;
+            }
             if (!wa || pthread_create(&t->workers[i - 1], NULL, worker_main, wa) != 0) {
                 free(wa);
                 t->n = i; /* run with the threads we got */
                 break;
             }
-            wa->t = t;
-            wa->index = i;
         }
     }
     return t;

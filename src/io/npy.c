@@ -75,6 +75,10 @@ kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
     const char *descr = dict_value(header, "descr");
     const char *fortran = dict_value(header, "fortran_order");
     const char *shape = dict_value(header, "shape");
+    if (descr && *descr == '[') {
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: structured (record) dtypes are not supported", path);
+        goto done;
+    }
     if (!descr || !fortran || !shape || *descr != '\'' || *shape != '(') {
         st = kiln_fail(KILN_ERR_PARSE, "%s: malformed .npy header", path);
         goto done;

@@ -101,7 +101,8 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
         free(h.v);
         return st;
     }
-    qsort(h.v, h.n, sizeof *h.v, cmp_count);
+    if (h.n) /* qsort(NULL, 0) is undefined */
+        qsort(h.v, h.n, sizeof *h.v, cmp_count);
     uint64_t init_bytes = 0;
     for (size_t i = 0; i < g->n_inits; i++)
         init_bytes += g->inits[i]->nbytes;
@@ -111,6 +112,10 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
             n_defaults++;
     const char **fnames = NULL;
     size_t n_functions = kiln_model_function_names(m, &fnames);
+    const char **st_in = NULL, **st_out = NULL;
+    size_t n_states = 0;
+    if (kiln_model_find_states(m, NULL, &n_states, &st_in, &st_out) != KILN_OK)
+        n_states = 0;
     kiln_sbuf b = {0};
     if (json) {
         kiln_sbuf_printf(&b, "{\n  \"path\": ");
@@ -160,6 +165,14 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
             kiln_sbuf_printf(&b, "%s", i ? ", " : "");
             kiln_sbuf_json_string(&b, fnames[i]);
         }
+        kiln_sbuf_printf(&b, "],\n  \"state_pairs\": [");
+        for (size_t i = 0; i < n_states; i++) {
+            kiln_sbuf_printf(&b, "%s{\"input\": ", i ? ", " : "");
+            kiln_sbuf_json_string(&b, st_in[i]);
+            kiln_sbuf_printf(&b, ", \"output\": ");
+            kiln_sbuf_json_string(&b, st_out[i]);
+            kiln_sbuf_printf(&b, "}");
+        }
         kiln_sbuf_printf(&b, "]\n}\n");
     } else {
         char sz[64];
@@ -192,6 +205,11 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
         kiln_sbuf_printf(&b, "\n");
         for (size_t i = 0; i < h.n; i++)
             kiln_sbuf_printf(&b, "  %6zu  %s%s%s\n", h.v[i].n, h.v[i].domain, *h.v[i].domain ? "." : "", h.v[i].name);
+        if (n_states) {
+            kiln_sbuf_printf(&b, "\nstate pairs (%zu; 'kiln run --state auto' carries them)\n", n_states);
+            for (size_t i = 0; i < n_states; i++)
+                kiln_sbuf_printf(&b, "  %s <- %s\n", st_in[i], st_out[i]);
+        }
         if (n_functions) {
             kiln_sbuf_printf(&b, "\nfunctions (%zu)\n", n_functions);
             for (size_t i = 0; i < n_functions; i++)
@@ -200,6 +218,8 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
     }
     free(h.v);
     free(fnames);
+    free(st_in);
+    free(st_out);
     if (b.failed) {
         free(b.data);
         return kiln_fail(KILN_ERR_NOMEM, "out of memory");

@@ -70,6 +70,9 @@ bool kiln_tensor_is_aligned(const kiln_tensor *t);
 /* Reads element i as double / int64 whatever the numeric dtype. */
 double kiln_tensor_get_f64(const kiln_tensor *t, int64_t i);
 int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i);
+/* New tensor: [start, start+len) along axis / the pieces joined along axis. */
+kiln_status kiln_tensor_slice_axis(const kiln_tensor *t, int axis, int64_t start, int64_t len, kiln_tensor **out);
+kiln_status kiln_tensor_concat_axis(kiln_tensor *const *ts, size_t n, int axis, kiln_tensor **out);
 /* Shape as "[2,3,4]" into buf. */
 const char *kiln_dims_str(int rank, const int64_t *dims, char *buf, size_t n);
 
@@ -186,6 +189,7 @@ struct kiln_model {
     kiln_buffer *mapping; /* the model file, while tensors point into it */
     size_t n_ext_maps;
     kiln_buffer **ext_maps;
+    kiln_limits limits; /* loaded within these; the session keeps to max_tensor_bytes */
 };
 
 /* Opset version the model imports for a domain ("" or "ai.onnx" for the
@@ -243,6 +247,7 @@ typedef struct kiln_ext_ctx {
     /* raw_data lifted out of the file by the loader's pre-pass */
     const kiln_slice *slices;
     size_t n_slices;
+    const kiln_limits *limits; /* NULL: kiln_limits_default() */
 } kiln_ext_ctx;
 /* Field number of the marker the loader leaves where it lifted raw_data. */
 #define KILN_RAW_MARKER_FIELD 536870000u

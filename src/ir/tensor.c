@@ -357,3 +357,67 @@ const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len) {
         *len = s[i].len;
     return s[i].data ? s[i].data : "";
 }
+
+/* ---- axis slicing and concatenation (streaming, scans) ---- */
+
+static size_t elem_bytes(kiln_dtype dt) { return dt == KILN_DTYPE_STRING ? sizeof(kiln_string) : kiln_dtype_size(dt); }
+
+kiln_status kiln_tensor_slice_axis(const kiln_tensor *t, int axis, int64_t start, int64_t len, kiln_tensor **out) {
+    if (axis < 0 || axis >= t->rank || start < 0 || len < 0 || start + len > t->dims[axis])
+        return kiln_fail(KILN_ERR_ARG, "slice [%lld, %lld) of axis %d is out of range for that tensor",
+                         (long long)start, (long long)(start + len), axis);
+    if (t->dtype == KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "slicing string tensors is not supported");
+    int64_t dims[KILN_MAX_RANK];
+    memcpy(dims, t->dims, sizeof dims);
+    dims[axis] = len;
+    kiln_tensor *s;
+    KILN_TRY(kiln_tensor_create(t->dtype, t->rank, dims, &s));
+    size_t es = elem_bytes(t->dtype), outer = 1, inner = es;
+    for (int d = 0; d < axis; d++)
+        outer *= (size_t)t->dims[d];
+    for (int d = axis + 1; d < t->rank; d++)
+        inner *= (size_t)t->dims[d];
+    for (size_t q = 0; q < outer && len; q++)
+        memcpy((char *)s->data + q * (size_t)len * inner,
+               (const char *)t->data + (q * (size_t)t->dims[axis] + (size_t)start) * inner, (size_t)len * inner);
+    *out = s;
+    return KILN_OK;
+}
+
+kiln_status kiln_tensor_concat_axis(kiln_tensor *const *ts, size_t n, int axis, kiln_tensor **out) {
+    if (n == 0)
+        return kiln_fail(KILN_ERR_ARG, "nothing to concatenate");
+    const kiln_tensor *f = ts[0];
+    if (axis < 0 || axis >= f->rank)
+        return kiln_fail(KILN_ERR_ARG, "axis %d is out of range for rank %d", axis, f->rank);
+    if (f->dtype == KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "concatenating string tensors is not supported");
+    int64_t dims[KILN_MAX_RANK];
+    memcpy(dims, f->dims, sizeof dims);
+    dims[axis] = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool ok = ts[i]->dtype == f->dtype && ts[i]->rank == f->rank;
+        for (int d = 0; ok && d < f->rank; d++)
+            ok = d == axis || ts[i]->dims[d] == f->dims[d];
+        if (!ok)
+            return kiln_fail(KILN_ERR_INVALID, "pieces to concatenate along axis %d differ in type or other dims", axis);
+        dims[axis] += ts[i]->dims[axis];
+    }
+    kiln_tensor *c;
+    KILN_TRY(kiln_tensor_create(f->dtype, f->rank, dims, &c));
+    size_t es = elem_bytes(f->dtype), outer = 1, inner = es;
+    for (int d = 0; d < axis; d++)
+        outer *= (size_t)f->dims[d];
+    for (int d = axis + 1; d < f->rank; d++)
+        inner *= (size_t)f->dims[d];
+    char *dst = c->data;
+    for (size_t q = 0; q < outer; q++)
+        for (size_t i = 0; i < n; i++) {
+            size_t chunk = (size_t)ts[i]->dims[axis] * inner;
+            memcpy(dst, (const char *)ts[i]->data + q * chunk, chunk);
+            dst += chunk;
+        }
+    *out = c;
+    return KILN_OK;
+}

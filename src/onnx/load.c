@@ -14,12 +14,19 @@
 #include "onnx/onnx_io.h"
 
 /* ---- pre-pass over the wire format ----
- * Walks Model.graph -> Graph.{node,initializer} -> Node.attribute ->
- * Attribute.{t,g,tensors,graphs} -> Tensor.raw_data, and replaces each
- * raw_data of at least LIFT_MIN bytes by a varint field KILN_RAW_MARKER_FIELD
- * holding the index of a slice that records where the bytes are in the file. */
+ * Walks every message with protobuf-c's descriptors, before protobuf-c
+ * unpacks anything, and
+ *  - bounds message nesting (protobuf-c's unpacker recurses once per level
+ *    and has no limit of its own: TypeProto.sequence_type nests without end,
+ *    and so do subgraphs) and subgraph nesting;
+ *  - bounds every string and bytes field (names, attribute strings, string
+ *    elements) by kiln_limits.max_string_bytes;
+ *  - replaces each TensorProto.raw_data of at least LIFT_MIN bytes in the
+ *    Model -> Graph -> Node -> Attribute -> Tensor chain by a varint field
+ *    KILN_RAW_MARKER_FIELD holding the index of a slice that records where
+ *    the bytes are in the file (weights are then used in place). Messages
+ *    outside that chain are only checked, and copied through unchanged. */
 
-enum { K_MODEL, K_GRAPH, K_NODE, K_ATTR, K_TENSOR, K_NONE };
 #define LIFT_MIN 256
 
 typedef struct prepass {
@@ -27,17 +34,15 @@ typedef struct prepass {
     kiln_slice *slices;
     size_t n_slices, cap_slices;
     const char *path;
+    const kiln_limits *lim;
+    int max_depth; /* message nesting */
 } prepass;
 
-static int child_kind(int kind, uint32_t field) {
-    switch (kind) {
-    case K_MODEL: return field == 7 ? K_GRAPH : K_NONE;
-    case K_GRAPH: return field == 1 ? K_NODE : field == 5 ? K_TENSOR : K_NONE;
-    case K_NODE: return field == 5 ? K_ATTR : K_NONE;
-    case K_ATTR:
-        return field == 5 || field == 10 ? K_TENSOR : field == 6 || field == 11 ? K_GRAPH : K_NONE;
-    default: return K_NONE;
-    }
+/* Messages re-emitted by the pre-pass (the ones on the path to raw_data). */
+static bool rewrites(const ProtobufCMessageDescriptor *d) {
+    return d == &onnx__model_proto__descriptor || d == &onnx__graph_proto__descriptor ||
+           d == &onnx__node_proto__descriptor || d == &onnx__attribute_proto__descriptor ||
+           d == &onnx__tensor_proto__descriptor;
 }
 
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
@@ -68,20 +73,27 @@ static void put_varint(kiln_sbuf *o, uint64_t v) {
     kiln_sbuf_append(o, (const char *)b, n);
 }
 
-static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, int kind, int depth,
-                           kiln_sbuf *out) {
-    if (depth > 3 * KILN_MAX_NESTING + 4)
-        return kiln_fail(KILN_ERR_LIMIT, "%s: subgraphs nested more than %d deep", pp->path, KILN_MAX_NESTING);
+/* `out` NULL: check only. `depth` counts messages, `gdepth` graphs. */
+static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *desc,
+                           int depth, int gdepth, kiln_sbuf *out) {
+    if (desc == &onnx__graph_proto__descriptor && ++gdepth > pp->lim->max_nesting + 1)
+        return kiln_fail(KILN_ERR_LIMIT, "%s: subgraphs nested more than %d deep (kiln_limits.max_nesting)",
+                         pp->path, pp->lim->max_nesting);
+    if (depth > pp->max_depth)
+        return kiln_fail(KILN_ERR_LIMIT, "%s: protobuf messages nested more than %d deep", pp->path, pp->max_depth);
+    bool is_tensor = desc == &onnx__tensor_proto__descriptor;
     while (p < end) {
         const uint8_t *field_start = p;
         uint64_t tag;
         if (!read_varint(&p, end, &tag))
             return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (bad field tag at byte %zu)", pp->path,
                              (size_t)(field_start - pp->base));
-        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (field == 0)
-            return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (field number 0 at byte %zu)", pp->path,
-                             (size_t)(field_start - pp->base));
+        uint64_t field64 = tag >> 3;
+        uint32_t wt = (uint32_t)(tag & 7);
+        if (field64 == 0 || field64 > 0x1fffffff)
+            return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (field number %llu at byte %zu)", pp->path,
+                             (unsigned long long)field64, (size_t)(field_start - pp->base));
+        uint32_t field = (uint32_t)field64;
         uint64_t v;
         switch (wt) {
         case 0:
@@ -103,8 +115,20 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, in
                 goto trunc;
             const uint8_t *payload = p;
             p += v;
-            int ck = child_kind(kind, field);
-            if (kind == K_TENSOR && field == 9 && v >= LIFT_MIN) {
+            const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)field);
+            bool raw_data = is_tensor && field == 9;
+            if (fd && (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES) && !raw_data &&
+                v > pp->lim->max_string_bytes)
+                return kiln_fail(KILN_ERR_LIMIT, "%s: field '%s' of %s at byte %zu holds %llu bytes, more than the "
+                                 "limit of %llu (kiln_limits.max_string_bytes)",
+                                 pp->path, fd->name, desc->short_name, (size_t)(field_start - pp->base),
+                                 (unsigned long long)v, (unsigned long long)pp->lim->max_string_bytes);
+            if (raw_data && v > pp->lim->max_tensor_bytes)
+                return kiln_fail(KILN_ERR_LIMIT, "%s: a tensor's raw_data at byte %zu holds %llu bytes, more than the "
+                                 "limit of %llu (kiln_limits.max_tensor_bytes)",
+                                 pp->path, (size_t)(field_start - pp->base), (unsigned long long)v,
+                                 (unsigned long long)pp->lim->max_tensor_bytes);
+            if (out && raw_data && v >= LIFT_MIN) {
                 if (pp->n_slices == pp->cap_slices) {
                     size_t cap = pp->cap_slices ? pp->cap_slices * 2 : 64;
                     kiln_slice *s = kiln_realloc(pp->slices, cap * sizeof *s);
@@ -120,20 +144,24 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, in
                 pp->n_slices++;
                 continue;
             }
-            if (ck != K_NONE) {
-                kiln_sbuf sub = {0};
-                kiln_status st = rewrite(pp, payload, payload + v, ck, depth + 1, &sub);
-                if (st == KILN_OK) {
-                    put_varint(out, tag);
-                    put_varint(out, sub.len);
-                    kiln_sbuf_append(out, sub.data ? sub.data : "", sub.len);
-                    if (sub.failed)
-                        out->failed = true;
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const ProtobufCMessageDescriptor *cd = fd->descriptor;
+                if (out && rewrites(cd)) {
+                    kiln_sbuf sub = {0};
+                    kiln_status st = rewrite(pp, payload, payload + v, cd, depth + 1, gdepth, &sub);
+                    if (st == KILN_OK) {
+                        put_varint(out, tag);
+                        put_varint(out, sub.len);
+                        kiln_sbuf_append(out, sub.data ? sub.data : "", sub.len);
+                        if (sub.failed)
+                            out->failed = true;
+                    }
+                    free(sub.data);
+                    if (st != KILN_OK)
+                        return st;
+                    continue;
                 }
-                free(sub.data);
-                if (st != KILN_OK)
-                    return st;
-                continue;
+                KILN_TRY(rewrite(pp, payload, payload + v, cd, depth + 1, gdepth, NULL));
             }
             break;
         }
@@ -141,16 +169,47 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, in
             return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (wire type %u at byte %zu)", pp->path, wt,
                              (size_t)(field_start - pp->base));
         }
-        if (kind == K_TENSOR && field == KILN_RAW_MARKER_FIELD)
+        if (is_tensor && field == KILN_RAW_MARKER_FIELD)
             return kiln_fail(KILN_ERR_PARSE, "%s: field %u is reserved by kiln", pp->path, KILN_RAW_MARKER_FIELD);
-        kiln_sbuf_append(out, (const char *)field_start, (size_t)(p - field_start));
+        if (out)
+            kiln_sbuf_append(out, (const char *)field_start, (size_t)(p - field_start));
     }
-    if (out->failed)
+    if (out && out->failed)
         return kiln_fail(KILN_ERR_NOMEM, "out of memory");
     return KILN_OK;
 trunc:
     return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (truncated or corrupt near byte %zu)", pp->path,
                      (size_t)(p - pp->base));
+}
+
+/* Public limits: zero fields take the default; hard ceilings keep recursion
+ * within a normal thread stack. */
+#define KILN_NESTING_CEILING 256
+
+kiln_limits kiln_limits_default(void) {
+    kiln_limits l = {.max_tensor_bytes = (uint64_t)1 << 31,
+                     .max_rank = KILN_MAX_RANK,
+                     .max_nodes = 1000000,
+                     .max_nesting = KILN_MAX_NESTING,
+                     .max_string_bytes = (uint64_t)16 << 20};
+    return l;
+}
+
+static kiln_limits effective_limits(const kiln_limits *in) {
+    kiln_limits d = kiln_limits_default(), l = in ? *in : d;
+    if (!l.max_tensor_bytes)
+        l.max_tensor_bytes = d.max_tensor_bytes;
+    if (l.max_rank <= 0 || l.max_rank > KILN_MAX_RANK)
+        l.max_rank = l.max_rank <= 0 ? d.max_rank : KILN_MAX_RANK;
+    if (!l.max_nodes)
+        l.max_nodes = d.max_nodes;
+    if (l.max_nesting <= 0)
+        l.max_nesting = d.max_nesting;
+    if (l.max_nesting > KILN_NESTING_CEILING)
+        l.max_nesting = KILN_NESTING_CEILING;
+    if (!l.max_string_bytes)
+        l.max_string_bytes = d.max_string_bytes;
+    return l;
 }
 
 /* ---- protobuf -> IR ---- */
@@ -159,6 +218,8 @@ typedef struct conv {
     const char *path;
     kiln_buffer *backing;
     kiln_ext_ctx ext;
+    const kiln_limits *lim;
+    uint64_t n_nodes; /* so far, subgraphs included */
 } conv;
 
 static kiln_status dup_str(char **dst, const char *s) {
@@ -172,7 +233,7 @@ static kiln_status dup_str(char **dst, const char *s) {
 
 static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_graph **out);
 
-static kiln_status conv_type(const Onnx__TypeProto *p, kiln_type *t) {
+static kiln_status conv_type(const conv *c, const Onnx__TypeProto *p, kiln_type *t) {
     memset(t, 0, sizeof *t);
     t->rank = -1;
     if (!p)
@@ -186,8 +247,9 @@ static kiln_status conv_type(const Onnx__TypeProto *p, kiln_type *t) {
     t->elem = tt->has_elem_type ? (kiln_dtype)tt->elem_type : KILN_DTYPE_UNDEFINED;
     if (!tt->shape)
         return KILN_OK;
-    if (tt->shape->n_dim > KILN_MAX_RANK)
-        return kiln_fail(KILN_ERR_LIMIT, "rank %zu exceeds kiln's limit of %d", tt->shape->n_dim, KILN_MAX_RANK);
+    if (tt->shape->n_dim > (size_t)c->lim->max_rank)
+        return kiln_fail(KILN_ERR_LIMIT, "rank %zu exceeds the limit of %d (kiln_limits.max_rank)", tt->shape->n_dim,
+                         c->lim->max_rank);
     t->rank = (int)tt->shape->n_dim;
     if (t->rank) {
         t->dims = kiln_calloc((size_t)t->rank, sizeof(kiln_dim));
@@ -197,15 +259,19 @@ static kiln_status conv_type(const Onnx__TypeProto *p, kiln_type *t) {
     for (int i = 0; i < t->rank; i++) {
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
         t->dims[i].value = -1;
-        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+            if (d->dim_value < 0)
+                return kiln_fail(KILN_ERR_INVALID, "dimension %d is %lld; dimensions must not be negative", i,
+                                 (long long)d->dim_value);
             t->dims[i].value = d->dim_value;
+        }
         else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param)
             KILN_TRY(dup_str(&t->dims[i].param, d->dim_param));
     }
     return KILN_OK;
 }
 
-static kiln_status conv_value_infos(Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out, const char *what) {
+static kiln_status conv_value_infos(const conv *c, Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out, const char *what) {
     *out = NULL;
     if (!n)
         return KILN_OK;
@@ -218,7 +284,7 @@ static kiln_status conv_value_infos(Onnx__ValueInfoProto **in, size_t n, kiln_va
         v[i].src = in[i];
         KILN_TRY(dup_str(&v[i].name, in[i]->name ? in[i]->name : ""));
         KILN_TRY(dup_str(&v[i].doc, in[i]->doc_string));
-        kiln_status st = conv_type(in[i]->type, &v[i].type);
+        kiln_status st = conv_type(c, in[i]->type, &v[i].type);
         if (st != KILN_OK)
             return kiln_fail_prefix(st, "%s '%s': ", what, v[i].name);
     }
@@ -322,6 +388,9 @@ static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_a
 }
 
 static kiln_status conv_node(conv *c, Onnx__NodeProto *p, int depth, kiln_node **out) {
+    if (++c->n_nodes > c->lim->max_nodes)
+        return kiln_fail(KILN_ERR_LIMIT, "more than %llu nodes (kiln_limits.max_nodes)",
+                         (unsigned long long)c->lim->max_nodes);
     kiln_node *n = kiln_calloc(1, sizeof *n);
     if (!n)
         return KILN_ERR_NOMEM;
@@ -355,8 +424,9 @@ static kiln_status conv_node(conv *c, Onnx__NodeProto *p, int depth, kiln_node *
 }
 
 static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_graph **out) {
-    if (depth > KILN_MAX_NESTING)
-        return kiln_fail(KILN_ERR_LIMIT, "subgraphs nested more than %d deep", KILN_MAX_NESTING);
+    if (depth > c->lim->max_nesting)
+        return kiln_fail(KILN_ERR_LIMIT, "subgraphs nested more than %d deep (kiln_limits.max_nesting)",
+                         c->lim->max_nesting);
     kiln_graph *g = kiln_graph_new();
     if (!g)
         return KILN_ERR_NOMEM;
@@ -364,11 +434,11 @@ static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_grap
     g->src = p;
     KILN_TRY(dup_str(&g->name, p->name));
     KILN_TRY(dup_str(&g->doc, p->doc_string));
-    KILN_TRY(conv_value_infos(p->input, p->n_input, &g->inputs, "input"));
+    KILN_TRY(conv_value_infos(c, p->input, p->n_input, &g->inputs, "input"));
     g->n_inputs = p->n_input;
-    KILN_TRY(conv_value_infos(p->output, p->n_output, &g->outputs, "output"));
+    KILN_TRY(conv_value_infos(c, p->output, p->n_output, &g->outputs, "output"));
     g->n_outputs = p->n_output;
-    KILN_TRY(conv_value_infos(p->value_info, p->n_value_info, &g->value_info, "value_info"));
+    KILN_TRY(conv_value_infos(c, p->value_info, p->n_value_info, &g->value_info, "value_info"));
     g->n_value_info = p->n_value_info;
     for (size_t i = 0; i < p->n_initializer; i++) {
         kiln_tensor *t;
@@ -454,10 +524,17 @@ void kiln_model_destroy(kiln_model *m) {
 }
 
 kiln_status kiln_model_from_bytes(kiln_buffer *bytes, const char *path, const char *dir, kiln_model **out) {
-    prepass pp = {.base = bytes->ptr, .path = path};
+    return kiln_model_from_bytes_ex(bytes, path, dir, NULL, out);
+}
+
+kiln_status kiln_model_from_bytes_ex(kiln_buffer *bytes, const char *path, const char *dir,
+                                     const kiln_limits *limits, kiln_model **out) {
+    *out = NULL;
+    kiln_limits lim = effective_limits(limits);
+    prepass pp = {.base = bytes->ptr, .path = path, .lim = &lim, .max_depth = 3 * (lim.max_nesting + 1) + 32};
     kiln_sbuf small = {0};
-    const uint8_t *data = bytes->ptr;
-    kiln_status st = rewrite(&pp, data, data + bytes->size, K_MODEL, 0, &small);
+    const uint8_t *data = bytes->ptr ? bytes->ptr : (const uint8_t *)"";
+    kiln_status st = rewrite(&pp, data, data + bytes->size, &onnx__model_proto__descriptor, 0, 0, &small);
     if (st != KILN_OK) {
         free(small.data);
         free(pp.slices);
@@ -477,6 +554,7 @@ kiln_status kiln_model_from_bytes(kiln_buffer *bytes, const char *path, const ch
         return KILN_ERR_NOMEM;
     }
     m->proto = proto;
+    m->limits = lim;
     m->mapping = kiln_buffer_ref(bytes);
     if (dup_str(&m->path, path) != KILN_OK || dup_str(&m->dir, dir) != KILN_OK) {
         free(pp.slices);
@@ -490,7 +568,9 @@ kiln_status kiln_model_from_bytes(kiln_buffer *bytes, const char *path, const ch
                       .maps = &m->ext_maps,
                       .n_maps = &m->n_ext_maps,
                       .slices = pp.slices,
-                      .n_slices = pp.n_slices}};
+                      .n_slices = pp.n_slices,
+                      .limits = &lim},
+              .lim = &lim};
     st = conv_model(&c, proto, m);
     free(pp.slices);
     if (st != KILN_OK) {
@@ -504,7 +584,15 @@ kiln_status kiln_model_from_bytes(kiln_buffer *bytes, const char *path, const ch
 }
 
 kiln_status kiln_model_load(const char *path, kiln_model **out) {
+    return kiln_model_load_ex(path, NULL, out);
+}
+
+kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln_model **out) {
+    if (!out)
+        return kiln_fail(KILN_ERR_ARG, "kiln_model_load: no place for the model");
     *out = NULL;
+    if (!path)
+        return kiln_fail(KILN_ERR_ARG, "kiln_model_load: no path");
     kiln_buffer *map;
     KILN_TRY(kiln_map_file(path, &map));
     if (map->size == 0) {
@@ -517,7 +605,7 @@ kiln_status kiln_model_load(const char *path, kiln_model **out) {
         return KILN_ERR_NOMEM;
     }
     char *dir = dirname(tmp);
-    kiln_status st = kiln_model_from_bytes(map, path, dir, out);
+    kiln_status st = kiln_model_from_bytes_ex(map, path, dir, limits, out);
     free(tmp);
     kiln_buffer_unref(map);
     return st;

@@ -207,7 +207,8 @@ static kiln_status from_typed(const Onnx__TensorProto *p, kiln_tensor *t) {
         case KILN_DTYPE_STRING: {
             kiln_string *s = &((kiln_string *)d)[i];
             s->len = p->string_data[i].len;
-            s->data = kiln_strndup((const char *)p->string_data[i].data, s->len);
+            /* protobuf-c leaves data NULL for an empty string */
+            s->data = kiln_strndup(s->len ? (const char *)p->string_data[i].data : "", s->len);
             if (!s->data)
                 return KILN_ERR_NOMEM;
             break;
@@ -224,9 +225,10 @@ kiln_status kiln_tensor_from_proto(Onnx__TensorProto *p, kiln_buffer *backing, c
     if (!p->has_data_type || !dtype_known(p->data_type))
         return kiln_fail(KILN_ERR_INVALID, "tensor '%s': unknown data type %d", tname(p),
                          p->has_data_type ? (int)p->data_type : 0);
-    if (p->n_dims > KILN_MAX_RANK)
-        return kiln_fail(KILN_ERR_LIMIT, "tensor '%s': rank %zu exceeds kiln's limit of %d", tname(p),
-                         p->n_dims, KILN_MAX_RANK);
+    kiln_limits lim = ext && ext->limits ? *ext->limits : kiln_limits_default();
+    if (p->n_dims > (size_t)lim.max_rank)
+        return kiln_fail(KILN_ERR_LIMIT, "tensor '%s': rank %zu exceeds the limit of %d (kiln_limits.max_rank)",
+                         tname(p), p->n_dims, lim.max_rank);
     for (size_t i = 0; i < p->n_dims; i++)
         if (p->dims[i] < 0)
             return kiln_fail(KILN_ERR_INVALID, "tensor '%s': negative dimension %lld", tname(p),
@@ -234,6 +236,11 @@ kiln_status kiln_tensor_from_proto(Onnx__TensorProto *p, kiln_buffer *backing, c
     kiln_status st = kiln_tensor_init_shape(t, (kiln_dtype)p->data_type, (int)p->n_dims, p->dims);
     if (st != KILN_OK)
         return kiln_fail_prefix(st, "tensor '%s': ", tname(p));
+    if ((uint64_t)t->nbytes > lim.max_tensor_bytes)
+        return kiln_fail(KILN_ERR_LIMIT, "tensor '%s': shape %s of %s needs %zu bytes, more than the limit of %llu "
+                         "(kiln_limits.max_tensor_bytes)", tname(p),
+                         kiln_dims_str(t->rank, t->dims, (char[256]){0}, 256), kiln_dtype_name(t->dtype), t->nbytes,
+                         (unsigned long long)lim.max_tensor_bytes);
     if (p->segment)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "tensor '%s': segmented tensors are not supported", tname(p));
     if (p->name && !(t->name = kiln_strdup(p->name)))

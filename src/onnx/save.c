@@ -272,8 +272,14 @@ static Onnx__NodeProto *save_node(saver *s, const kiln_node *n) {
         onnx__node_proto__init(p);
     p->name = n->name && *n->name ? n->name : NULL;
     p->op_type = n->op_type;
-    p->domain = n->domain && *n->domain ? n->domain : (n->src ? ((const Onnx__NodeProto *)n->src)->domain : NULL);
-    if (p->domain && strcmp(p->domain, "ai.onnx") != 0 && !*n->domain)
+    /* The default domain is "" in the IR; write it back as the file had it
+     * (absent, "" or "ai.onnx"), so a round trip changes nothing. */
+    const char *src_domain = n->src ? ((const Onnx__NodeProto *)n->src)->domain : NULL;
+    if (n->domain && *n->domain)
+        p->domain = n->domain;
+    else if (src_domain && (!*src_domain || strcmp(src_domain, "ai.onnx") == 0))
+        p->domain = (char *)src_domain;
+    else
         p->domain = NULL;
     p->doc_string = n->doc;
     p->n_input = n->n_inputs;
@@ -330,8 +336,20 @@ static Onnx__ModelProto *save_model(saver *s, const kiln_model *m) {
         Onnx__OperatorSetIdProto *o = s_alloc(s, sizeof *o);
         if (!o)
             return NULL;
-        onnx__operator_set_id_proto__init(o);
-        o->domain = m->opsets[i].domain;
+        /* Start from the file's entry for the same domain when there is one,
+         * so an absent domain stays absent (the IR says ""). */
+        const Onnx__ModelProto *mp = m->proto;
+        const Onnx__OperatorSetIdProto *orig = NULL;
+        for (size_t k = 0; mp && k < mp->n_opset_import && !orig; k++) {
+            const char *d = mp->opset_import[k]->domain ? mp->opset_import[k]->domain : "";
+            if (strcmp(d, m->opsets[i].domain) == 0)
+                orig = mp->opset_import[k];
+        }
+        if (orig)
+            *o = *orig;
+        else
+            onnx__operator_set_id_proto__init(o);
+        o->domain = orig ? orig->domain : (*m->opsets[i].domain ? m->opsets[i].domain : NULL);
         o->has_version = 1;
         o->version = m->opsets[i].version;
         p->opset_import[i] = o;
@@ -421,16 +439,64 @@ static kiln_status write_side(void *vctx, int fd) {
     return KILN_OK;
 }
 
+/* Reserves a unique name beside `path` (an empty file, replaced later). */
+static char *reserve_name(const char *path) {
+    size_t n = strlen(path) + 32;
+    char *name = malloc(n);
+    if (!name)
+        return NULL;
+    snprintf(name, n, "%s.kiln-tmp-XXXXXX", path);
+    int fd = mkstemp(name);
+    if (fd < 0) {
+        kiln_fail(KILN_ERR_IO, "%s: cannot create output file: %s", path, strerror(errno));
+        free(name);
+        return NULL;
+    }
+    close(fd);
+    return name;
+}
+
+static kiln_status save_pair(saver *s, write_ctx *w, const char *path, const char *side_path) {
+    kiln_status st = KILN_OK;
+    char *side_tmp = reserve_name(side_path);
+    char *model_tmp = side_tmp ? reserve_name(path) : NULL;
+    if (!side_tmp || !model_tmp) {
+        st = KILN_ERR_IO;
+        goto out;
+    }
+    write_ctx ws = {.path = side_path, .s = s};
+    KILN_CHECK(st, kiln_write_atomic(side_tmp, write_side, &ws), out);
+    KILN_CHECK(st, kiln_write_atomic(model_tmp, write_model, w), out);
+    if (rename(side_tmp, side_path) != 0) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", side_path, strerror(errno));
+        goto out;
+    }
+    if (rename(model_tmp, path) != 0) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+        unlink(side_path);
+        goto out;
+    }
+out:
+    if (st != KILN_OK) {
+        if (side_tmp)
+            unlink(side_tmp);
+        if (model_tmp)
+            unlink(model_tmp);
+    }
+    free(side_tmp);
+    free(model_tmp);
+    return st;
+}
+
 kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_save_options *opts) {
     saver s = {0};
-    char *side_path = NULL, *tmp = NULL;
+    char *side_path = NULL;
     kiln_status st = KILN_OK;
     if (opts && opts->external_threshold) {
         s.ext_threshold = opts->external_threshold;
         size_t n = strlen(path) + 8;
         side_path = malloc(n);
-        tmp = strdup(path);
-        if (!side_path || !tmp) {
+        if (!side_path) {
             st = kiln_fail(KILN_ERR_NOMEM, "out of memory");
             goto out;
         }
@@ -444,10 +510,12 @@ kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_sa
     }
     write_ctx w = {.msg = &p->base, .path = path, .s = &s};
     if (side_path && s.n_ext) {
-        write_ctx ws = {.path = side_path, .s = &s};
-        st = kiln_write_atomic(side_path, write_side, &ws);
-        if (st != KILN_OK)
-            goto out;
+        /* Both files are written completely under reserved temporary names
+         * before either is renamed into place: a failure on the way leaves
+         * neither a half-written file nor a side file without its model,
+         * and never pairs an old model with new external data. */
+        st = save_pair(&s, &w, path, side_path);
+        goto out;
     }
     st = kiln_write_atomic(path, write_model, &w);
 out:
@@ -456,6 +524,5 @@ out:
     free(s.allocs);
     free(s.ext);
     free(side_path);
-    free(tmp);
     return st;
 }

@@ -1,2 +1,3 @@
 /* Op files of the rnn family: one KILN_OP_FILE(name) per file, naming the
  * kiln_op_family that file defines as kiln_ops_<name>. */
+KILN_OP_FILE(rnn)

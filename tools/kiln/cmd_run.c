@@ -1,4 +1,7 @@
-/* kiln run MODEL -i NAME=VALUE ... [--out DIR] [--threads N] */
+/* kiln run MODEL -i NAME=VALUE ... [--out DIR] [--threads N]
+ *          [--state IN=OUT | --state auto | --state 'past_*=present_*']...
+ *          [--chunks N | --chunk-size K] [--chunk-axis A] [--chunk-input NAME]...
+ *          [--state-in DIR] [--state-out DIR] */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdlib.h>
@@ -6,151 +9,365 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "ir/ir.h"
 
 static void help(FILE *f) {
-    fprintf(f, "usage: kiln run MODEL [-i NAME=VALUE]... [--out DIR] [--threads N]\n\n"
+    fprintf(f, "usage: kiln run MODEL [-i NAME=VALUE]... [--out DIR] [--threads N]\n"
+               "                [--state IN=OUT|auto|PATTERN]... [--chunks N | --chunk-size K]\n"
+               "                [--chunk-axis A] [--chunk-input NAME]... [--state-in DIR] [--state-out DIR]\n\n"
                "Runs the model on kiln's CPU engine.\n\n"
                "  -i, --input NAME=VALUE  an input: @file.npy, @file.pb, a number,\n"
                "                          true/false or a nested list like [[1,2],[3,4]]\n"
                "  --out DIR               write each output as DIR/<output name>.npy\n"
                "                          (without it, shapes and a preview are printed)\n"
-               "  --threads N             worker threads (default: one per core)\n");
+               "  --threads N             worker threads (default: one per core)\n\n"
+               "Streaming with recurrent state:\n"
+               "  --state IN=OUT          output OUT feeds input IN on the next call\n"
+               "  --state auto            pairs of LSTM/GRU/RNN initial_h/c and Y_h/c wired to\n"
+               "                          the graph's inputs and outputs\n"
+               "  --state 'past_*=present_*'  pairs named by a convention\n"
+               "  --chunks N              split the chunked inputs into N chunks along the axis\n"
+               "  --chunk-size K          ... or into chunks of K (the last may be shorter)\n"
+               "  --chunk-axis A          axis to split and to join outputs along (default 0)\n"
+               "  --chunk-input NAME      an input to split (default: every given input that is\n"
+               "                          not a state input)\n"
+               "  --state-in DIR          initial state from DIR/<state input>.npy\n"
+               "  --state-out DIR         final state to DIR/<state input>.npy\n"
+               "State starts as zeros unless given with -i or --state-in. Outputs that are\n"
+               "not state are joined along the chunk axis; state outputs hold the final state.\n");
 }
 
-static kiln_dtype input_dtype(const kiln_model *m, const char *name) {
-    /* Literal types follow the declared input type. */
-    extern kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
-    return kiln_model_input_dtype(m, name);
+static bool is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-int kiln_cmd_run(int argc, char **argv) {
-    const char *path = NULL, *out_dir = NULL;
-    int threads = 0;
-    char **in_args = calloc((size_t)argc + 1, sizeof *in_args);
-    size_t n_in = 0;
-    int rc = 0;
-    if (!in_args)
-        return 1;
+static kiln_status write_output(const char *dir, const char *name, const kiln_tensor *t) {
+    size_t len = strlen(dir) + strlen(name) + 8;
+    char *p = malloc(len);
+    if (!p)
+        return KILN_ERR_NOMEM;
+    snprintf(p, len, "%s/%s.npy", dir, name);
+    for (char *c = p + strlen(dir) + 1; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    kiln_status st = kiln_npy_write(t, p);
+    free(p);
+    return st;
+}
+
+typedef struct run_args {
+    const char *path, *out_dir, *state_in, *state_out;
+    int threads;
+    char **in_args, **states, **chunk_inputs;
+    size_t n_in, n_states, n_chunk_inputs;
+    long chunks, chunk_size, chunk_axis;
+} run_args;
+
+static int parse(int argc, char **argv, run_args *a) {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        const char *s = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             help(stdout);
-            free(in_args);
             return 0;
-        } else if ((!strcmp(a, "-i") || !strcmp(a, "--input")) && i + 1 < argc) {
-            in_args[n_in++] = argv[++i];
-        } else if (!strcmp(a, "--out") && i + 1 < argc) {
-            out_dir = argv[++i];
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+        } else if ((!strcmp(s, "-i") || !strcmp(s, "--input")) && has) {
+            a->in_args[a->n_in++] = argv[++i];
+        } else if (!strcmp(s, "--out") && has) {
+            a->out_dir = argv[++i];
+        } else if (!strcmp(s, "--state") && has) {
+            a->states[a->n_states++] = argv[++i];
+        } else if (!strcmp(s, "--chunk-input") && has) {
+            a->chunk_inputs[a->n_chunk_inputs++] = argv[++i];
+        } else if (!strcmp(s, "--state-in") && has) {
+            a->state_in = argv[++i];
+        } else if (!strcmp(s, "--state-out") && has) {
+            a->state_out = argv[++i];
+        } else if ((!strcmp(s, "--threads") || !strcmp(s, "--chunks") || !strcmp(s, "--chunk-size") ||
+                    !strcmp(s, "--chunk-axis")) &&
+                   has) {
             char *e;
+            errno = 0;
             long v = strtol(argv[++i], &e, 10);
-            if (*e || v < 1 || v > 256) {
-                fprintf(stderr, "kiln run: --threads takes a number from 1 to 256\n");
-                free(in_args);
+            bool axis = !strcmp(s, "--chunk-axis");
+            if (*e || !*argv[i] || errno || v < (axis ? 0 : 1) || v > 1000000000L) {
+                fprintf(stderr, "kiln run: %s takes a %s number, got '%s'\n", s, axis ? "non-negative" : "positive",
+                        argv[i]);
                 return 2;
             }
-            threads = (int)v;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kiln run: unknown option or missing value: '%s'\n", a);
+            if (!strcmp(s, "--threads"))
+                a->threads = (int)(v > 256 ? 256 : v);
+            else if (!strcmp(s, "--chunks"))
+                a->chunks = v;
+            else if (!strcmp(s, "--chunk-size"))
+                a->chunk_size = v;
+            else
+                a->chunk_axis = v;
+        } else if (s[0] == '-' && s[1]) {
+            fprintf(stderr, "kiln run: unknown option or missing value: '%s'\n", s);
             help(stderr);
-            free(in_args);
             return 2;
-        } else if (!path) {
-            path = a;
+        } else if (!a->path) {
+            a->path = s;
         } else {
-            fprintf(stderr, "kiln run: unexpected argument '%s'\n", a);
-            free(in_args);
+            fprintf(stderr, "kiln run: unexpected argument '%s'\n", s);
             return 2;
         }
     }
-    if (!path) {
+    if (!a->path) {
         help(stderr);
-        free(in_args);
         return 2;
     }
+    if (a->chunks && a->chunk_size) {
+        fprintf(stderr, "kiln run: give --chunks or --chunk-size, not both\n");
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+int kiln_cmd_run(int argc, char **argv) {
+    run_args a = {.chunk_axis = 0};
+    a.in_args = calloc((size_t)argc + 1, sizeof *a.in_args);
+    a.states = calloc((size_t)argc + 1, sizeof *a.states);
+    a.chunk_inputs = calloc((size_t)argc + 1, sizeof *a.chunk_inputs);
+    int rc = 0;
     kiln_model *m = NULL;
     kiln_session *s = NULL;
-    const char **names = calloc(n_in + 1, sizeof *names);
-    kiln_tensor **vals = calloc(n_in + 1, sizeof *vals);
-    kiln_tensor **outs = NULL;
-    size_t n_out = 0;
-    kiln_status st = names && vals ? kiln_model_load(path, &m) : KILN_ERR_NOMEM;
+    const char **names = NULL;
+    kiln_tensor **vals = NULL, **outs = NULL, **pieces = NULL, **feed = NULL;
+    bool *chunked = NULL;
+    size_t n_out = 0, n_chunks = 1;
+    if (!a.in_args || !a.states || !a.chunk_inputs) {
+        rc = 1;
+        goto done;
+    }
+    rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        goto done;
+    rc = 0;
+    const char *dirs[3] = {a.out_dir, a.state_in, a.state_out};
+    for (int i = 0; i < 3; i++)
+        if (dirs[i] && !is_dir(dirs[i])) {
+            fprintf(stderr, "kiln run: folder '%s' does not exist\n", dirs[i]);
+            rc = 2;
+            goto done;
+        }
+    kiln_status st = kiln_model_load(a.path, &m);
     if (st != KILN_OK) {
         rc = cli_error("run", st);
         goto done;
     }
-    for (size_t i = 0; i < n_in; i++) {
+    names = calloc(a.n_in + 1, sizeof *names);
+    vals = calloc(a.n_in + 1, sizeof *vals);
+    feed = calloc(a.n_in + 1, sizeof *feed);
+    chunked = calloc(a.n_in + 1, sizeof *chunked);
+    if (!names || !vals || !feed || !chunked) {
+        rc = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < a.n_in; i++) {
         char *name, *value;
-        if (!cli_split(in_args[i], &name, &value)) {
-            fprintf(stderr, "kiln run: -i takes NAME=VALUE, got '%s'\n", in_args[i]);
+        if (!cli_split(a.in_args[i], &name, &value)) {
+            fprintf(stderr, "kiln run: -i takes NAME=VALUE, got '%s'\n", a.in_args[i]);
             rc = 2;
             goto done;
         }
         names[i] = name;
-        st = kiln_value_parse(value, input_dtype(m, name), &vals[i]);
+        const kiln_value_info *vi = kiln_graph_find_input(m->graph, name, NULL);
+        st = kiln_value_parse(value, vi && vi->type.kind == KILN_TYPE_TENSOR ? vi->type.elem : KILN_DTYPE_UNDEFINED,
+                              &vals[i]);
         if (st != KILN_OK) {
             fprintf(stderr, "kiln run: input '%s': %s\n", name, kiln_last_error());
             rc = 2;
             goto done;
         }
     }
-    if (out_dir) {
-        struct stat sb;
-        if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, "kiln run: output folder '%s' does not exist\n", out_dir);
+    st = kiln_session_create(m, &(kiln_session_options){.threads = a.threads}, &s);
+    if (st != KILN_OK) {
+        rc = cli_error("run", st);
+        goto done;
+    }
+    for (size_t i = 0; i < a.n_states && st == KILN_OK; i++) {
+        size_t added = 0;
+        char *in, *out;
+        if (!strcmp(a.states[i], "auto")) {
+            st = kiln_session_add_found_states(s, NULL, &added);
+            if (st == KILN_OK && added == 0)
+                fprintf(stderr, "kiln run: --state auto found no recurrent state pairs\n");
+        } else if (strchr(a.states[i], '*')) {
+            st = kiln_session_add_found_states(s, a.states[i], &added);
+            if (st == KILN_OK && added == 0)
+                fprintf(stderr, "kiln run: no input/output names match '%s'\n", a.states[i]);
+        } else if (cli_split(a.states[i], &in, &out)) {
+            st = kiln_session_add_state(s, in, out);
+        } else {
+            fprintf(stderr, "kiln run: --state takes IN=OUT, auto or a pattern like 'past_*=present_*'\n");
             rc = 2;
             goto done;
         }
     }
-    kiln_session_options opts = {.threads = threads};
-    st = kiln_session_create(m, &opts, &s);
+    if (st == KILN_OK && a.state_in)
+        st = kiln_session_load_state(s, a.state_in);
     if (st != KILN_OK) {
         rc = cli_error("run", st);
         goto done;
+    }
+    /* Which inputs are split, and into how many chunks. */
+    int64_t length = -1;
+    bool streaming = a.chunks || a.chunk_size;
+    for (size_t i = 0; i < a.n_in && streaming; i++) {
+        bool is_state = false;
+        for (size_t k = 0; k < kiln_session_state_count(s); k++)
+            is_state |= !strcmp(kiln_session_state_input(s, k), names[i]);
+        bool want = a.n_chunk_inputs == 0 ? !is_state && vals[i]->rank > a.chunk_axis : false;
+        for (size_t k = 0; k < a.n_chunk_inputs; k++)
+            want |= !strcmp(a.chunk_inputs[k], names[i]);
+        if (!want)
+            continue;
+        if (vals[i]->rank <= a.chunk_axis) {
+            fprintf(stderr, "kiln run: chunk axis %ld is out of range for input '%s' of rank %d\n", a.chunk_axis,
+                    names[i], vals[i]->rank);
+            rc = 2;
+            goto done;
+        }
+        int64_t l = vals[i]->dims[a.chunk_axis];
+        if (length >= 0 && l != length) {
+            fprintf(stderr, "kiln run: chunked inputs differ in length along axis %ld (%lld and %lld)\n",
+                    a.chunk_axis, (long long)length, (long long)l);
+            rc = 2;
+            goto done;
+        }
+        length = l;
+        chunked[i] = true;
+    }
+    for (size_t k = 0; k < a.n_chunk_inputs; k++) {
+        bool found = false;
+        for (size_t i = 0; i < a.n_in; i++)
+            found |= !strcmp(a.chunk_inputs[k], names[i]);
+        if (!found) {
+            fprintf(stderr, "kiln run: --chunk-input '%s' is not given with -i\n", a.chunk_inputs[k]);
+            rc = 2;
+            goto done;
+        }
+    }
+    if (streaming && length < 0) {
+        fprintf(stderr, "kiln run: no input to split into chunks (axis %ld)\n", a.chunk_axis);
+        rc = 2;
+        goto done;
+    }
+    int64_t csize = length;
+    if (streaming) {
+        csize = a.chunk_size ? a.chunk_size : (length + a.chunks - 1) / a.chunks;
+        if (csize < 1)
+            csize = 1;
+        n_chunks = length ? (size_t)((length + csize - 1) / csize) : 1;
     }
     n_out = kiln_model_output_count(m);
     outs = calloc(n_out + 1, sizeof *outs);
-    if (!outs) {
+    pieces = calloc((n_out + 1) * n_chunks, sizeof *pieces);
+    if (!outs || !pieces) {
         rc = 1;
         goto done;
     }
-    st = kiln_session_run(s, n_in, names, (const kiln_tensor *const *)vals, n_out, NULL, outs);
-    if (st != KILN_OK) {
-        rc = cli_error("run", st);
-        goto done;
-    }
-    for (size_t i = 0; i < n_out; i++) {
-        const char *oname = kiln_model_output_name(m, i);
-        if (out_dir) {
-            size_t len = strlen(out_dir) + strlen(oname) + 8;
-            char *p = malloc(len);
-            if (!p) {
+    for (size_t c = 0; c < n_chunks; c++) {
+        for (size_t i = 0; i < a.n_in; i++) {
+            feed[i] = NULL;
+            if (!chunked[i])
+                continue;
+            int64_t start = (int64_t)c * csize, len = length - start < csize ? length - start : csize;
+            st = kiln_tensor_slice_axis(vals[i], (int)a.chunk_axis, start, len, &feed[i]);
+            if (st != KILN_OK)
+                break;
+        }
+        if (st == KILN_OK) {
+            const kiln_tensor **use = calloc(a.n_in + 1, sizeof *use);
+            if (!use) {
                 rc = 1;
                 goto done;
             }
-            snprintf(p, len, "%s/%s.npy", out_dir, oname);
-            for (char *c = p + strlen(out_dir) + 1; *c; c++)
-                if (*c == '/')
-                    *c = '_';
-            st = kiln_npy_write(outs[i], p);
-            free(p);
-            if (st != KILN_OK) {
-                rc = cli_error("run", st);
+            for (size_t i = 0; i < a.n_in; i++)
+                use[i] = chunked[i] ? feed[i] : vals[i];
+            /* State inputs given with -i seed the first chunk only. */
+            size_t n_use = 0;
+            const char **use_names = calloc(a.n_in + 1, sizeof *use_names);
+            if (!use_names) {
+                free(use);
+                rc = 1;
                 goto done;
             }
-        } else {
-            cli_print_tensor(oname, outs[i], stdout);
+            for (size_t i = 0; i < a.n_in; i++) {
+                bool is_state = false;
+                for (size_t k = 0; k < kiln_session_state_count(s); k++)
+                    is_state |= !strcmp(kiln_session_state_input(s, k), names[i]);
+                if (is_state && c > 0)
+                    continue;
+                use_names[n_use] = names[i];
+                use[n_use++] = chunked[i] ? feed[i] : vals[i];
+            }
+            st = kiln_session_run(s, n_use, use_names, use, n_out, NULL, outs);
+            free(use);
+            free(use_names);
+        }
+        for (size_t i = 0; i < a.n_in; i++) {
+            kiln_tensor_destroy(feed[i]);
+            feed[i] = NULL;
+        }
+        if (st != KILN_OK) {
+            if (n_chunks > 1)
+                fprintf(stderr, "kiln run: chunk %zu of %zu: %s\n", c + 1, n_chunks, kiln_last_error());
+            else
+                cli_error("run", st);
+            rc = st == KILN_ERR_ARG ? 2 : 1;
+            goto done;
+        }
+        for (size_t o = 0; o < n_out; o++)
+            pieces[o * n_chunks + c] = outs[o];
+    }
+    for (size_t o = 0; o < n_out; o++) {
+        const char *oname = kiln_model_output_name(m, o);
+        bool is_state = false;
+        for (size_t k = 0; k < kiln_session_state_count(s); k++)
+            is_state |= !strcmp(kiln_session_state_output(s, k), oname);
+        kiln_tensor *result = pieces[o * n_chunks + n_chunks - 1];
+        kiln_tensor *joined = NULL;
+        if (n_chunks > 1 && !is_state && result->rank > a.chunk_axis) {
+            st = kiln_tensor_concat_axis(&pieces[o * n_chunks], n_chunks, (int)a.chunk_axis, &joined);
+            if (st != KILN_OK) {
+                fprintf(stderr, "kiln run: output '%s': %s\n", oname, kiln_last_error());
+                rc = 1;
+                goto done;
+            }
+            result = joined;
+        }
+        if (a.out_dir)
+            st = write_output(a.out_dir, oname, result);
+        else
+            cli_print_tensor(oname, result, stdout);
+        kiln_tensor_destroy(joined);
+        if (st != KILN_OK) {
+            rc = cli_error("run", st);
+            goto done;
         }
     }
+    if (a.state_out) {
+        st = kiln_session_save_state(s, a.state_out);
+        if (st != KILN_OK)
+            rc = cli_error("run", st);
+    }
 done:
-    for (size_t i = 0; outs && i < n_out; i++)
-        kiln_tensor_destroy(outs[i]);
+    for (size_t i = 0; pieces && i < n_out * n_chunks; i++)
+        kiln_tensor_destroy(pieces[i]);
+    free(pieces);
     free(outs);
-    for (size_t i = 0; vals && i < n_in; i++)
+    for (size_t i = 0; vals && i < a.n_in; i++)
         kiln_tensor_destroy(vals[i]);
     free(vals);
+    free(feed);
+    free(chunked);
     free(names);
-    free(in_args);
+    free(a.in_args);
+    free(a.states);
+    free(a.chunk_inputs);
     kiln_session_destroy(s);
     kiln_model_destroy(m);
     return rc;

@@ -1,0 +1,231 @@
+/* Convolution geometry (attributes, output shapes, auto_pad), im2col, col2im
+ * and the direct depthwise kernel. */
+#include "kernels/conv.h"
+
+#include <string.h>
+
+static kiln_status read_ints(const kiln_node *node, const char *name, size_t want, int64_t dflt, int64_t min,
+                             int64_t *out) {
+    size_t n;
+    const int64_t *v = kiln_attr_ints(node, name, &n);
+    if (!v) {
+        for (size_t i = 0; i < want; i++)
+            out[i] = dflt;
+        return KILN_OK;
+    }
+    if (n != want)
+        return kiln_fail(KILN_ERR_INVALID, "attribute '%s' has %zu values, expected %zu", name, n, want);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < min || v[i] > ((int64_t)1 << 40))
+            return kiln_fail(KILN_ERR_INVALID, "attribute '%s' value %lld is out of range", name, (long long)v[i]);
+        out[i] = v[i];
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_conv_read_attrs(kiln_conv_geom *g, const kiln_node *node, bool use_dil) {
+    if (g->nsp < 1 || g->nsp > KILN_CONV_MAX_SP)
+        return kiln_fail(KILN_ERR_INVALID, "unsupported number of spatial dimensions %d", g->nsp);
+    size_t n = (size_t)g->nsp;
+    KILN_TRY(read_ints(node, "strides", n, 1, 1, g->stride));
+    if (use_dil)
+        KILN_TRY(read_ints(node, "dilations", n, 1, 1, g->dil));
+    else
+        for (size_t i = 0; i < n; i++)
+            g->dil[i] = 1;
+    int64_t pads[2 * KILN_CONV_MAX_SP];
+    KILN_TRY(read_ints(node, "pads", 2 * n, 0, 0, pads));
+    for (size_t i = 0; i < n; i++) {
+        g->pb[i] = pads[i];
+        g->pe[i] = pads[n + i];
+    }
+    const char *ap = kiln_attr_string(node, "auto_pad", "NOTSET");
+    if (strcmp(ap, "NOTSET") == 0 || ap[0] == 0)
+        g->autopad = KILN_AUTOPAD_NOTSET;
+    else if (strcmp(ap, "SAME_UPPER") == 0)
+        g->autopad = KILN_AUTOPAD_SAME_UPPER;
+    else if (strcmp(ap, "SAME_LOWER") == 0)
+        g->autopad = KILN_AUTOPAD_SAME_LOWER;
+    else if (strcmp(ap, "VALID") == 0)
+        g->autopad = KILN_AUTOPAD_VALID;
+    else
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'auto_pad' has unknown value '%s'", ap);
+    for (size_t i = 0; i < n; i++)
+        if (g->k[i] < 1 || g->k[i] > ((int64_t)1 << 40))
+            return kiln_fail(KILN_ERR_INVALID, "kernel dimension %zu is %lld, must be >= 1", i, (long long)g->k[i]);
+    return KILN_OK;
+}
+
+kiln_status kiln_conv_forward_shape(kiln_conv_geom *g, bool ceil_mode) {
+    for (int d = 0; d < g->nsp; d++) {
+        int64_t in = g->in[d], s = g->stride[d];
+        int64_t ek = (g->k[d] - 1) * g->dil[d] + 1; /* both <= 2^40 */
+        switch (g->autopad) {
+        case KILN_AUTOPAD_SAME_UPPER:
+        case KILN_AUTOPAD_SAME_LOWER: {
+            int64_t out = (in + s - 1) / s;
+            int64_t total = (out > 0 ? (out - 1) * s : 0) + ek - in;
+            if (total < 0)
+                total = 0;
+            g->pb[d] = g->autopad == KILN_AUTOPAD_SAME_UPPER ? total / 2 : total - total / 2;
+            g->pe[d] = total - g->pb[d];
+            g->out[d] = out;
+            break;
+        }
+        case KILN_AUTOPAD_VALID:
+            g->pb[d] = g->pe[d] = 0;
+            /* fall through */
+        case KILN_AUTOPAD_NOTSET: {
+            int64_t padded = in + g->pb[d] + g->pe[d];
+            if (padded < ek)
+                return kiln_fail(KILN_ERR_INVALID,
+                                 "spatial dimension %d: padded input %lld is smaller than the (dilated) kernel %lld", d,
+                                 (long long)padded, (long long)ek);
+            int64_t out = (padded - ek) / s + 1;
+            if (ceil_mode && g->autopad == KILN_AUTOPAD_NOTSET) {
+                out = (padded - ek + s - 1) / s + 1;
+                /* the last window must start inside the input or its begin pad */
+                if ((out - 1) * s >= in + g->pb[d])
+                    out--;
+            }
+            g->out[d] = out;
+            break;
+        }
+        }
+    }
+    return kiln_conv_sizes(g);
+}
+
+kiln_status kiln_conv_sizes(kiln_conv_geom *g) {
+    KILN_TRY(kiln_dims_numel(g->nsp, g->in, &g->in_size));
+    KILN_TRY(kiln_dims_numel(g->nsp, g->out, &g->out_size));
+    KILN_TRY(kiln_dims_numel(g->nsp, g->k, &g->k_size));
+    return KILN_OK;
+}
+
+/* Range of i in [0, seg) with 0 <= off + i * s < lim. */
+static void valid_range(int64_t off, int64_t s, int64_t lim, int64_t seg, int64_t *lo, int64_t *hi) {
+    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t h = lim - 1 - off < 0 ? 0 : (lim - 1 - off) / s + 1;
+    if (l > seg)
+        l = seg;
+    if (h > seg)
+        h = seg;
+    if (h < l)
+        h = l;
+    *lo = l;
+    *hi = h;
+}
+
+/* Walks the (channel, kernel offset, output position) space of a tile; for
+ * each row segment along the last spatial dim calls BODY with: dst (col row
+ * segment), src (input row or NULL when the row is in the padding), base
+ * (input column of the segment's first position), s (stride), seg, lo, hi. */
+#define CONV_WALK(BODY)                                                                               \
+    do {                                                                                              \
+        int nsp = g->nsp, L = nsp - 1;                                                                \
+        int64_t instr[KILN_CONV_MAX_SP];                                                              \
+        instr[L] = 1;                                                                                 \
+        for (int d = L - 1; d >= 0; d--)                                                              \
+            instr[d] = instr[d + 1] * g->in[d + 1];                                                   \
+        int64_t OW = g->out[L], IW = g->in[L], s = g->stride[L];                                      \
+        for (int64_t ch = 0; ch < channels; ch++)                                                     \
+            for (int64_t kk = 0; kk < g->k_size; kk++) {                                              \
+                int64_t kpos[KILN_CONV_MAX_SP], r = kk;                                               \
+                for (int d = L; d >= 0; d--) {                                                        \
+                    kpos[d] = r % g->k[d];                                                            \
+                    r /= g->k[d];                                                                     \
+                }                                                                                     \
+                ROWPTR_T dst = col + (ch * g->k_size + kk) * cnt;                                     \
+                IMGPTR_T img = x + ch * g->in_size;                                                   \
+                int64_t p = o0, end = o0 + cnt;                                                       \
+                while (p < end) {                                                                     \
+                    int64_t ow = p % OW, rest = p / OW;                                               \
+                    int64_t seg = OW - ow < end - p ? OW - ow : end - p;                              \
+                    bool inside = true;                                                               \
+                    int64_t off = 0;                                                                  \
+                    for (int d = L - 1; d >= 0; d--) {                                                \
+                        int64_t od = rest % g->out[d];                                                \
+                        rest /= g->out[d];                                                            \
+                        int64_t id = od * g->stride[d] - g->pb[d] + kpos[d] * g->dil[d];              \
+                        if (id < 0 || id >= g->in[d])                                                 \
+                            inside = false;                                                           \
+                        off += id * instr[d];                                                         \
+                    }                                                                                 \
+                    int64_t base = ow * s - g->pb[L] + kpos[L] * g->dil[L];                           \
+                    int64_t lo = 0, hi = 0;                                                           \
+                    if (inside)                                                                       \
+                        valid_range(base, s, IW, seg, &lo, &hi);                                      \
+                    IMGPTR_T src = img + (inside ? off : 0);                                          \
+                    BODY;                                                                             \
+                    dst += seg;                                                                       \
+                    p += seg;                                                                         \
+                }                                                                                     \
+            }                                                                                         \
+    } while (0)
+
+void kiln_im2col(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt, float *col) {
+#define ROWPTR_T float *
+#define IMGPTR_T const float *
+    CONV_WALK({
+        for (int64_t i = 0; i < lo; i++)
+            dst[i] = 0;
+        if (s == 1) {
+            if (hi > lo)
+                memcpy(dst + lo, src + base + lo, (size_t)(hi - lo) * sizeof(float));
+        } else
+            for (int64_t i = lo; i < hi; i++)
+                dst[i] = src[base + i * s];
+        for (int64_t i = hi; i < seg; i++)
+            dst[i] = 0;
+    });
+#undef ROWPTR_T
+#undef IMGPTR_T
+}
+
+void kiln_col2im(const kiln_conv_geom *g, const float *col, int64_t channels, int64_t o0, int64_t cnt, float *y) {
+    float *x = y;
+#define ROWPTR_T const float *
+#define IMGPTR_T float *
+    CONV_WALK({
+        for (int64_t i = lo; i < hi; i++)
+            src[base + i * s] += dst[i];
+    });
+#undef ROWPTR_T
+#undef IMGPTR_T
+}
+
+void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y) {
+    int64_t IH = 1, OH = 1, KH = 1, SH = 1, DH = 1, PH = 0, L = g->nsp - 1;
+    if (g->nsp == 2) {
+        IH = g->in[0];
+        OH = g->out[0];
+        KH = g->k[0];
+        SH = g->stride[0];
+        DH = g->dil[0];
+        PH = g->pb[0];
+    }
+    int64_t IW = g->in[L], OW = g->out[L], KW = g->k[L], SW = g->stride[L], DW = g->dil[L], PW = g->pb[L];
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *yr = y + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow++)
+            yr[ow] = bias;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t ih = oh * SH - PH + kh * DH;
+            if (ih < 0 || ih >= IH)
+                continue;
+            const float *xr = x + ih * IW;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float wv = w[kh * KW + kw];
+                int64_t off = kw * DW - PW, lo, hi;
+                valid_range(off, SW, IW, OW, &lo, &hi);
+                if (SW == 1)
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        yr[ow] += wv * xr[ow + off];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        yr[ow] += wv * xr[ow * SW + off];
+            }
+        }
+    }
+}

@@ -1,0 +1,371 @@
+/* Two-input broadcasting operators other than Add/Sub/Mul/Div: Pow, Mod,
+ * the comparisons (Equal Less Greater LessOrEqual GreaterOrEqual, bool out),
+ * And Or Xor, BitShift and PRelu.
+ *
+ * float16/bfloat16 inputs are widened to float32 scratch copies, computed on,
+ * and narrowed back; every other type runs on its own data through the
+ * row walker of kernels/elementwise.h. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/elementwise.h"
+#include "ops/op.h"
+
+typedef enum {
+    B_POW, B_MOD, B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR, B_SHL, B_SHR, B_PRELU
+} bin_kind;
+
+typedef struct bin_job {
+    const kiln_bcast *b;
+    const void *x, *y;
+    void *z;
+    kiln_dtype xt, yt;
+    bin_kind kind;
+    bool fmod;
+} bin_job;
+
+/* float -> integer conversions that stay defined for NaN and out-of-range
+ * values (C leaves those undefined). */
+static inline int64_t sat_i64(double v) {
+    if (!(v == v))
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+static inline int32_t sat_i32(double v) {
+    if (!(v == v))
+        return 0;
+    if (v >= 2147483647.0)
+        return INT32_MAX;
+    if (v <= -2147483648.0)
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
+/* Integer power with wrapping; negative exponents give the integer part of
+ * the real result (0 unless the base is 1 or -1). */
+static inline int64_t ipow(int64_t a, int64_t e) {
+    if (e < 0)
+        return a == 1 ? 1 : a == -1 ? ((e & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, base = (uint64_t)a;
+    uint64_t k = (uint64_t)e;
+    while (k) {
+        if (k & 1)
+            r *= base;
+        base *= base;
+        k >>= 1;
+    }
+    return (int64_t)r;
+}
+static inline int64_t exp_i64(uint64_t e) { return e > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)e; }
+
+#define ROWS(TA, TB, TZ, EXPR) KILN_EW_BIN_ROWS(j->b, begin, end, TA, j->x, TB, j->y, TZ, j->z, EXPR)
+
+/* Calls M(T, ...) with the C type of a numeric dtype (bool as uint8_t). */
+#define EW_NUM_SWITCH(dt, M, ...)                                  \
+    switch (dt) {                                                  \
+    case KILN_DTYPE_FLOAT: M(float, __VA_ARGS__); break;           \
+    case KILN_DTYPE_DOUBLE: M(double, __VA_ARGS__); break;         \
+    case KILN_DTYPE_INT8: M(int8_t, __VA_ARGS__); break;           \
+    case KILN_DTYPE_INT16: M(int16_t, __VA_ARGS__); break;         \
+    case KILN_DTYPE_INT32: M(int32_t, __VA_ARGS__); break;         \
+    case KILN_DTYPE_INT64: M(int64_t, __VA_ARGS__); break;         \
+    case KILN_DTYPE_UINT8: M(uint8_t, __VA_ARGS__); break;         \
+    case KILN_DTYPE_UINT16: M(uint16_t, __VA_ARGS__); break;       \
+    case KILN_DTYPE_UINT32: M(uint32_t, __VA_ARGS__); break;       \
+    case KILN_DTYPE_UINT64: M(uint64_t, __VA_ARGS__); break;       \
+    case KILN_DTYPE_BOOL: M(uint8_t, __VA_ARGS__); break;          \
+    default: break;                                                \
+    }
+
+/* ---- Pow ---- */
+
+#define POW_FLOAT_BASE(TB, TA) ROWS(TA, TB, TA, pow((double)a, (double)c))
+#define POW_INT_BASE(TB, TA, SAT)                                                                  \
+    do {                                                                                           \
+        if (j->yt == KILN_DTYPE_FLOAT || j->yt == KILN_DTYPE_DOUBLE)                               \
+            ROWS(TA, TB, TA, SAT(pow((double)a, (double)c)));                                      \
+        else if (j->yt == KILN_DTYPE_UINT64)                                                       \
+            ROWS(TA, TB, TA, ipow(a, exp_i64((uint64_t)c)));                                       \
+        else                                                                                       \
+            ROWS(TA, TB, TA, ipow(a, (int64_t)c));                                                 \
+    } while (0)
+
+static void pow_range(const bin_job *j, size_t begin, size_t end) {
+    switch (j->xt) {
+    case KILN_DTYPE_FLOAT:
+        if (j->yt == KILN_DTYPE_FLOAT)
+            ROWS(float, float, float, powf(a, c));
+        else
+            EW_NUM_SWITCH(j->yt, POW_FLOAT_BASE, float)
+        break;
+    case KILN_DTYPE_DOUBLE: EW_NUM_SWITCH(j->yt, POW_FLOAT_BASE, double) break;
+    case KILN_DTYPE_INT32: EW_NUM_SWITCH(j->yt, POW_INT_BASE, int32_t, sat_i32) break;
+    case KILN_DTYPE_INT64: EW_NUM_SWITCH(j->yt, POW_INT_BASE, int64_t, sat_i64) break;
+    default: break;
+    }
+}
+
+/* ---- Mod ---- */
+
+/* fmod=0: the result takes the divisor's sign (Python's %); fmod=1: the
+ * dividend's sign (C's fmod). Integer division by 0 gives 0 (unspecified by
+ * ONNX; undefined in C), as does x % -1 (avoids INT_MIN % -1). */
+#define MOD_SINT(T, _)                                                                             \
+    if (j->fmod)                                                                                   \
+        ROWS(T, T, T, (c == 0 || c == -1) ? 0 : a % c);                                            \
+    else                                                                                           \
+        ROWS(T, T, T, (c == 0 || c == -1) ? 0 : (a % c != 0 && ((a % c < 0) != (c < 0))) ? a % c + c : a % c)
+#define MOD_UINT(T, _) ROWS(T, T, T, c == 0 ? 0 : a % c)
+#define MOD_FLT(T, F)                                                                              \
+    if (j->fmod)                                                                                   \
+        ROWS(T, T, T, F(a, c));                                                                    \
+    else                                                                                           \
+        ROWS(T, T, T, (F(a, c) != 0 && ((F(a, c) < 0) != (c < 0))) ? F(a, c) + c : F(a, c))
+
+static void mod_range(const bin_job *j, size_t begin, size_t end) {
+    switch (j->xt) {
+    case KILN_DTYPE_FLOAT: MOD_FLT(float, fmodf); break;
+    case KILN_DTYPE_DOUBLE: MOD_FLT(double, fmod); break;
+    case KILN_DTYPE_INT8: MOD_SINT(int8_t, 0); break;
+    case KILN_DTYPE_INT16: MOD_SINT(int16_t, 0); break;
+    case KILN_DTYPE_INT32: MOD_SINT(int32_t, 0); break;
+    case KILN_DTYPE_INT64: MOD_SINT(int64_t, 0); break;
+    case KILN_DTYPE_UINT8: MOD_UINT(uint8_t, 0); break;
+    case KILN_DTYPE_UINT16: MOD_UINT(uint16_t, 0); break;
+    case KILN_DTYPE_UINT32: MOD_UINT(uint32_t, 0); break;
+    case KILN_DTYPE_UINT64: MOD_UINT(uint64_t, 0); break;
+    default: break;
+    }
+}
+
+/* ---- comparisons, logic, shifts, PRelu ---- */
+
+#define CMP_T(T, _)                                                        \
+    switch (j->kind) {                                                     \
+    case B_EQ: ROWS(T, T, uint8_t, a == c); break;                         \
+    case B_LT: ROWS(T, T, uint8_t, a < c); break;                          \
+    case B_GT: ROWS(T, T, uint8_t, a > c); break;                          \
+    case B_LE: ROWS(T, T, uint8_t, a <= c); break;                         \
+    case B_GE: ROWS(T, T, uint8_t, a >= c); break;                         \
+    default: break;                                                        \
+    }
+
+/* Shifting by the type's width or more gives 0 (undefined in C). */
+#define SHIFT_T(T, _)                                                                          \
+    if (j->kind == B_SHL)                                                                      \
+        ROWS(T, T, T, c >= sizeof(T) * 8 ? 0 : (T)((uint64_t)a << c));                         \
+    else                                                                                       \
+        ROWS(T, T, T, c >= sizeof(T) * 8 ? 0 : a >> c);
+
+#define PRELU_FLT(T, _) ROWS(T, T, T, a < 0 ? a * c : a)
+#define PRELU_INT(T, _) ROWS(T, T, T, a < 0 ? (T)((uint64_t)a * (uint64_t)c) : a)
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtype-limits"
+static void bin_range(void *arg, size_t begin, size_t end) {
+    const bin_job *j = arg;
+    switch (j->kind) {
+    case B_POW: pow_range(j, begin, end); break;
+    case B_MOD: mod_range(j, begin, end); break;
+    case B_EQ: case B_LT: case B_GT: case B_LE: case B_GE: EW_NUM_SWITCH(j->xt, CMP_T, 0) break;
+    case B_AND: ROWS(uint8_t, uint8_t, uint8_t, (a != 0) & (c != 0)); break;
+    case B_OR: ROWS(uint8_t, uint8_t, uint8_t, (a != 0) | (c != 0)); break;
+    case B_XOR: ROWS(uint8_t, uint8_t, uint8_t, (a != 0) ^ (c != 0)); break;
+    case B_SHL:
+    case B_SHR:
+        switch (j->xt) {
+        case KILN_DTYPE_UINT8: SHIFT_T(uint8_t, 0) break;
+        case KILN_DTYPE_UINT16: SHIFT_T(uint16_t, 0) break;
+        case KILN_DTYPE_UINT32: SHIFT_T(uint32_t, 0) break;
+        case KILN_DTYPE_UINT64: SHIFT_T(uint64_t, 0) break;
+        default: break;
+        }
+        break;
+    case B_PRELU:
+        switch (j->xt) {
+        case KILN_DTYPE_FLOAT: PRELU_FLT(float, 0); break;
+        case KILN_DTYPE_DOUBLE: PRELU_FLT(double, 0); break;
+        case KILN_DTYPE_INT32: PRELU_INT(int32_t, 0); break;
+        case KILN_DTYPE_INT64: PRELU_INT(int64_t, 0); break;
+        case KILN_DTYPE_UINT32: PRELU_INT(uint32_t, 0); break;
+        case KILN_DTYPE_UINT64: PRELU_INT(uint64_t, 0); break;
+        default: break;
+        }
+        break;
+    }
+}
+#pragma GCC diagnostic pop
+
+/* ---- exec ---- */
+
+static bool is_num(kiln_dtype d) {
+    switch (d) {
+    case KILN_DTYPE_FLOAT: case KILN_DTYPE_DOUBLE: case KILN_DTYPE_FLOAT16: case KILN_DTYPE_BFLOAT16:
+    case KILN_DTYPE_INT8: case KILN_DTYPE_INT16: case KILN_DTYPE_INT32: case KILN_DTYPE_INT64:
+    case KILN_DTYPE_UINT8: case KILN_DTYPE_UINT16: case KILN_DTYPE_UINT32: case KILN_DTYPE_UINT64:
+        return true;
+    default: return false;
+    }
+}
+
+static kiln_status bad_type(int i, kiln_dtype d) {
+    return kiln_fail(KILN_ERR_UNSUPPORTED, "input %d has element type %s, which this operator does not take", i,
+                     kiln_dtype_name(d));
+}
+
+/* Checks the input types of `kind`; sets the output type. */
+static kiln_status bin_types(kiln_op_ctx *c, bin_kind kind, kiln_dtype xt, kiln_dtype yt, kiln_dtype *zt) {
+    *zt = xt;
+    if (kind == B_POW) {
+        /* Pow-12 lets base (T) and exponent (T1) differ; the result is T. */
+        if (!(xt == KILN_DTYPE_FLOAT || xt == KILN_DTYPE_DOUBLE || xt == KILN_DTYPE_FLOAT16 ||
+              xt == KILN_DTYPE_BFLOAT16 || xt == KILN_DTYPE_INT32 || xt == KILN_DTYPE_INT64))
+            return bad_type(0, xt);
+        if (!is_num(yt))
+            return bad_type(1, yt);
+        if (c->opset < 12 && xt != yt)
+            return kiln_fail(KILN_ERR_INVALID, "Pow before opset 12 needs equal input types (got %s and %s)",
+                             kiln_dtype_name(xt), kiln_dtype_name(yt));
+        return KILN_OK;
+    }
+    if (xt != yt)
+        return kiln_fail(KILN_ERR_INVALID, "inputs have different element types (%s and %s)", kiln_dtype_name(xt),
+                         kiln_dtype_name(yt));
+    switch (kind) {
+    case B_MOD:
+        if (!is_num(xt))
+            return bad_type(0, xt);
+        break;
+    case B_EQ: case B_LT: case B_GT: case B_LE: case B_GE:
+        *zt = KILN_DTYPE_BOOL;
+        if (!is_num(xt) && !(xt == KILN_DTYPE_BOOL && kind == B_EQ))
+            return bad_type(0, xt);
+        break;
+    case B_AND: case B_OR: case B_XOR:
+        if (xt != KILN_DTYPE_BOOL)
+            return bad_type(0, xt);
+        break;
+    case B_SHL: case B_SHR:
+        if (!(xt == KILN_DTYPE_UINT8 || xt == KILN_DTYPE_UINT16 || xt == KILN_DTYPE_UINT32 || xt == KILN_DTYPE_UINT64))
+            return bad_type(0, xt);
+        break;
+    case B_PRELU:
+        if (!(xt == KILN_DTYPE_FLOAT || xt == KILN_DTYPE_DOUBLE || kiln_ew_is_half(xt) || xt == KILN_DTYPE_INT32 ||
+              xt == KILN_DTYPE_INT64 || xt == KILN_DTYPE_UINT32 || xt == KILN_DTYPE_UINT64))
+            return bad_type(0, xt);
+        break;
+    default: break;
+    }
+    return KILN_OK;
+}
+
+static kiln_status bin_exec(kiln_op_ctx *c, bin_kind kind) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0], *y = c->in[1];
+    kiln_dtype zt;
+    KILN_TRY(bin_types(c, kind, x->dtype, y->dtype, &zt));
+    bin_job j = {.kind = kind};
+    if (kind == B_MOD) {
+        int64_t f = kiln_attr_int(c->node, "fmod", 0);
+        if (f != 0 && f != 1)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'fmod' must be 0 or 1, got %lld", (long long)f);
+        j.fmod = f == 1;
+    }
+    if (kind == B_SHL) {
+        const char *dir = kiln_attr_string(c->node, "direction", NULL);
+        if (!dir || (strcmp(dir, "LEFT") && strcmp(dir, "RIGHT")))
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'direction' must be \"LEFT\" or \"RIGHT\", got %s%s%s",
+                             dir ? "\"" : "", dir ? dir : "nothing", dir ? "\"" : "");
+        j.kind = strcmp(dir, "LEFT") ? B_SHR : B_SHL;
+    }
+    kiln_bcast b;
+    KILN_TRY(kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){x, y}));
+    if (kind == B_PRELU) {
+        /* the slope broadcasts to X, never the other way */
+        bool same = b.rank == x->rank;
+        for (int d = 0; same && d < b.rank; d++)
+            same = b.dims[d] == x->dims[d];
+        if (!same) {
+            char s1[256], s2[256];
+            return kiln_fail(KILN_ERR_INVALID, "slope of shape %s does not broadcast to X of shape %s",
+                             kiln_dims_str(y->rank, y->dims, s1, sizeof s1),
+                             kiln_dims_str(x->rank, x->dims, s2, sizeof s2));
+        }
+    }
+    kiln_tensor *z;
+    size_t reuse = b.numel == x->numel ? 0 : 1;
+    KILN_TRY(kiln_op_output_reuse(c, 0, reuse, zt, b.rank, b.dims, &z));
+    if (b.numel == 0)
+        return KILN_OK;
+
+    kiln_tensor wx = {0}, wy = {0}, wz = {0};
+    kiln_status st = KILN_OK;
+    j.b = &b;
+    j.x = x->data;
+    j.y = y->data;
+    j.z = z->data;
+    j.xt = x->dtype;
+    j.yt = y->dtype;
+    if (kiln_ew_is_half(x->dtype)) {
+        KILN_CHECK(st, kiln_ew_widen(x, &wx), done);
+        j.x = wx.data;
+        j.xt = KILN_DTYPE_FLOAT;
+    }
+    if (kiln_ew_is_half(y->dtype)) {
+        KILN_CHECK(st, kiln_ew_widen(y, &wy), done);
+        j.y = wy.data;
+        j.yt = KILN_DTYPE_FLOAT;
+    }
+    if (kiln_ew_is_half(zt)) {
+        KILN_CHECK(st, kiln_ew_float_scratch(b.rank, b.dims, &wz), done);
+        j.z = wz.data;
+    }
+    size_t grain = kiln_ew_row_grain(&b, kind == B_POW ? KILN_EW_GRAIN_MATH : KILN_EW_GRAIN_CHEAP);
+    kiln_parallel_for(c, (size_t)b.n_rows, grain, bin_range, &j);
+    if (kiln_ew_is_half(zt))
+        kiln_ew_float_to_half(zt, wz.data, z->data, (size_t)b.numel);
+done:
+    kiln_tensor_clear(&wx);
+    kiln_tensor_clear(&wy);
+    kiln_tensor_clear(&wz);
+    return st;
+}
+
+#define BIN_OP(fn, KIND) \
+    static kiln_status fn(kiln_op_ctx *c) { return bin_exec(c, KIND); }
+BIN_OP(pow_exec, B_POW)
+BIN_OP(mod_exec, B_MOD)
+BIN_OP(equal_exec, B_EQ)
+BIN_OP(less_exec, B_LT)
+BIN_OP(greater_exec, B_GT)
+BIN_OP(less_equal_exec, B_LE)
+BIN_OP(greater_equal_exec, B_GE)
+BIN_OP(and_exec, B_AND)
+BIN_OP(or_exec, B_OR)
+BIN_OP(xor_exec, B_XOR)
+BIN_OP(bitshift_exec, B_SHL)
+BIN_OP(prelu_exec, B_PRELU)
+
+/* Opset 7 brought numpy broadcasting to all of these (opset 1 used the
+ * `broadcast`/`axis` attributes). Later versions only widened type sets,
+ * except Pow-12 (mixed base/exponent types), handled in bin_types. PRelu-6
+ * already allowed a slope broadcast to X. */
+static const kiln_op_desc ops[] = {
+    {"", "Pow", 7, 0, pow_exec},
+    {"", "Mod", 10, 0, mod_exec},
+    {"", "Equal", 7, 0, equal_exec},
+    {"", "Less", 7, 0, less_exec},
+    {"", "Greater", 7, 0, greater_exec},
+    {"", "LessOrEqual", 12, 0, less_equal_exec},
+    {"", "GreaterOrEqual", 12, 0, greater_equal_exec},
+    {"", "And", 7, 0, and_exec},
+    {"", "Or", 7, 0, or_exec},
+    {"", "Xor", 7, 0, xor_exec},
+    {"", "BitShift", 11, 0, bitshift_exec},
+    {"", "PRelu", 7, 0, prelu_exec}, /* 1-6: legacy.c (per-channel slope) */
+};
+KILN_OP_FAMILY(binary, ops);

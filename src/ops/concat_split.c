@@ -1,0 +1,191 @@
+/* Concat and Split along one axis. Any dtype (bytes are moved; strings get
+ * their own copies). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/tensor_copy.h"
+#include "ops/op.h"
+
+typedef struct concat_job {
+    size_t n;
+    const char **src;
+    size_t *chunk; /* bytes per outer index, per input */
+    size_t row;    /* output bytes per outer index */
+    char *dst;
+} concat_job;
+
+static void concat_range(void *arg, size_t begin, size_t end) {
+    const concat_job *j = arg;
+    for (size_t o = begin; o < end; o++) {
+        char *d = j->dst + o * j->row;
+        for (size_t i = 0; i < j->n; i++) {
+            if (j->chunk[i])
+                memcpy(d, j->src[i] + o * j->chunk[i], j->chunk[i]);
+            d += j->chunk[i];
+        }
+    }
+}
+
+/* Concat: `axis` is required from opset 4 (default 1 before); negative axes
+ * from opset 11. */
+static kiln_status concat_exec(kiln_op_ctx *c) {
+    if (c->n_in == 0)
+        return kiln_fail(KILN_ERR_INVALID, "needs at least one input");
+    KILN_TRY(kiln_op_need_inputs(c, c->n_in));
+    const kiln_tensor *x0 = c->in[0];
+    const kiln_attr *aa = kiln_node_attr(c->node, "axis");
+    if (!aa && c->opset >= 4)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'axis' is required");
+    int64_t axis_v = aa ? aa->i : 1;
+    int r = x0->rank, axis;
+    if (r == 0)
+        return kiln_fail(KILN_ERR_INVALID, "inputs must have rank >= 1");
+    KILN_TRY(kiln_op_axis(c, axis_v, r, &axis));
+    int64_t dims[KILN_MAX_RANK];
+    memcpy(dims, x0->dims, sizeof(int64_t) * (size_t)r);
+    dims[axis] = 0;
+    for (size_t i = 0; i < c->n_in; i++) {
+        const kiln_tensor *t = c->in[i];
+        char b1[256], b2[256];
+        if (t->dtype != x0->dtype)
+            return kiln_fail(KILN_ERR_INVALID, "input %zu has element type %s, input 0 has %s", i,
+                             kiln_dtype_name(t->dtype), kiln_dtype_name(x0->dtype));
+        bool ok = t->rank == r;
+        for (int a = 0; ok && a < r; a++)
+            if (a != axis && t->dims[a] != x0->dims[a])
+                ok = false;
+        if (!ok)
+            return kiln_fail(KILN_ERR_INVALID, "input %zu has shape %s, incompatible with input 0's %s on axis %d", i,
+                             kiln_dims_str(t->rank, t->dims, b1, sizeof b1),
+                             kiln_dims_str(r, x0->dims, b2, sizeof b2), axis);
+        if (__builtin_add_overflow(dims[axis], t->dims[axis], &dims[axis]))
+            return kiln_fail(KILN_ERR_LIMIT, "output size overflows");
+    }
+    KILN_TRY(kiln_check_shape("output", r, dims));
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x0->dtype, r, dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    size_t es = kiln_elem_size(x0->dtype);
+    int64_t outer = 1, inner = 1;
+    for (int a = 0; a < axis; a++)
+        outer *= dims[a];
+    for (int a = axis + 1; a < r; a++)
+        inner *= dims[a];
+    const char **src = kiln_calloc(c->n_in, sizeof *src);
+    size_t *chunk = kiln_calloc(c->n_in, sizeof *chunk);
+    if (!src || !chunk) {
+        free(src);
+        free(chunk);
+        return KILN_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < c->n_in; i++) {
+        src[i] = c->in[i]->data;
+        chunk[i] = (size_t)(c->in[i]->dims[axis] * inner) * es;
+    }
+    concat_job j = {c->n_in, src, chunk, (size_t)(dims[axis] * inner) * es, y->data};
+    size_t grain = j.row >= 32768 ? 1 : 32768 / j.row;
+    kiln_parallel_for(c, (size_t)outer, grain, concat_range, &j);
+    free(src);
+    free(chunk);
+    return kiln_strings_own(y);
+}
+
+/* Split: sizes from attribute 'split' (opset 2-12) or input 1 (13+); absent,
+ * the axis is split into equal parts, one per output. */
+static kiln_status split_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    int axis;
+    if (x->rank == 0)
+        return kiln_fail(KILN_ERR_INVALID, "input must have rank >= 1");
+    KILN_TRY(kiln_op_axis(c, kiln_attr_int(c->node, "axis", 0), x->rank, &axis));
+    size_t nout = c->n_out;
+    if (nout == 0)
+        return kiln_fail(KILN_ERR_INVALID, "has no outputs");
+    int64_t *sizes = kiln_calloc(nout, sizeof *sizes);
+    if (!sizes)
+        return KILN_ERR_NOMEM;
+    kiln_status st = KILN_OK;
+    int64_t dim = x->dims[axis];
+    bool given = false;
+    if (c->opset >= 13 && kiln_op_in(c, 1)) {
+        size_t n;
+        const kiln_tensor *s = c->in[1];
+        if (s->numel != (int64_t)nout) {
+            st = kiln_fail(KILN_ERR_INVALID, "input 'split' has %lld values for %zu outputs", (long long)s->numel,
+                           nout);
+            goto done;
+        }
+        KILN_CHECK(st, kiln_tensor_read_ints(s, "input 'split'", sizes, nout, &n), done);
+        given = true;
+    } else if (c->opset < 13) {
+        size_t n;
+        const int64_t *v = kiln_attr_ints(c->node, "split", &n);
+        if (v) {
+            if (n != nout) {
+                st = kiln_fail(KILN_ERR_INVALID, "attribute 'split' has %zu values for %zu outputs", n, nout);
+                goto done;
+            }
+            memcpy(sizes, v, n * sizeof *v);
+            given = true;
+        }
+    }
+    if (given) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < nout; i++) {
+            if (sizes[i] < 0 || __builtin_add_overflow(sum, sizes[i], &sum)) {
+                st = kiln_fail(KILN_ERR_INVALID, "split size %lld (output %zu) is invalid", (long long)sizes[i], i);
+                goto done;
+            }
+        }
+        if (sum != dim) {
+            st = kiln_fail(KILN_ERR_INVALID, "split sizes add up to %lld but axis %d has %lld", (long long)sum, axis,
+                           (long long)dim);
+            goto done;
+        }
+    } else {
+        if (dim % (int64_t)nout) {
+            st = kiln_fail(KILN_ERR_INVALID, "axis %d of length %lld cannot be split into %zu equal parts", axis,
+                           (long long)dim, nout);
+            goto done;
+        }
+        for (size_t i = 0; i < nout; i++)
+            sizes[i] = dim / (int64_t)nout;
+    }
+    kiln_tensor **outs = kiln_calloc(nout, sizeof *outs);
+    if (!outs) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+    int64_t dims[KILN_MAX_RANK];
+    memcpy(dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
+    for (size_t i = 0; i < nout && st == KILN_OK; i++) {
+        if (!kiln_op_out_wanted(c, i))
+            continue;
+        dims[axis] = sizes[i];
+        st = kiln_op_output(c, i, x->dtype, x->rank, dims, &outs[i]);
+    }
+    int64_t str[KILN_MAX_RANK];
+    kiln_dims_strides(x->rank, x->dims, str);
+    size_t es = kiln_elem_size(x->dtype);
+    int64_t start = 0;
+    for (size_t i = 0; i < nout && st == KILN_OK; i++) {
+        if (outs[i] && outs[i]->numel > 0) {
+            kiln_strided_copy(c, outs[i]->data, (const char *)x->data + (size_t)(start * str[axis]) * es, es,
+                              x->rank, outs[i]->dims, str);
+            st = kiln_strings_own(outs[i]);
+        }
+        start += sizes[i];
+    }
+    free(outs);
+done:
+    free(sizes);
+    return st;
+}
+
+static const kiln_op_desc ops[] = {
+    {"", "Concat", 1, 0, concat_exec},
+    {"", "Split", 2, 0, split_exec},
+};
+KILN_OP_FAMILY(concat_split, ops);

@@ -1,0 +1,138 @@
+/* Gemm: Y = alpha * op(A) * op(B) + beta * C, with C broadcast
+ * unidirectionally to (M, N). C became optional in opset 11; opsets before 7
+ * used a `broadcast` attribute and are not supported. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "ops/op.h"
+
+/* Y = beta * C (broadcast), read as double; written in Y's type. */
+static void gemm_fill_c(const kiln_tensor *C, kiln_tensor *Y, int64_t m, int64_t n, double beta) {
+    int64_t cm = C->rank == 2 ? C->dims[0] : 1;
+    int64_t cn = C->rank >= 1 ? C->dims[C->rank - 1] : 1;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            int64_t ci = (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j);
+            int64_t yi = i * n + j;
+            switch (Y->dtype) {
+            case KILN_DTYPE_FLOAT: ((float *)Y->data)[yi] = (float)beta * ((const float *)C->data)[ci]; break;
+            case KILN_DTYPE_DOUBLE: ((double *)Y->data)[yi] = beta * ((const double *)C->data)[ci]; break;
+            default: break;
+            }
+        }
+}
+
+static kiln_status gemm_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *A = c->in[0], *B = c->in[1], *C = kiln_op_in(c, 2);
+    if (!C && c->opset < 11)
+        return kiln_fail(KILN_ERR_INVALID, "input C is required before opset 11");
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT32,
+                                    KILN_DTYPE_INT64, KILN_DTYPE_UINT32, KILN_DTYPE_UINT64};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
+    if (B->dtype != A->dtype || (C && C->dtype != A->dtype))
+        return kiln_fail(KILN_ERR_INVALID, "inputs A, B%s must have the same element type", C ? ", C" : "");
+    if (A->rank != 2 || B->rank != 2)
+        return kiln_fail(KILN_ERR_INVALID, "A and B must be 2-D (got ranks %d and %d)", A->rank, B->rank);
+    bool ta = kiln_attr_int(c->node, "transA", 0) != 0, tb = kiln_attr_int(c->node, "transB", 0) != 0;
+    double alpha = kiln_attr_float(c->node, "alpha", 1.0f), beta = kiln_attr_float(c->node, "beta", 1.0f);
+    int64_t m = ta ? A->dims[1] : A->dims[0], k = ta ? A->dims[0] : A->dims[1];
+    int64_t kb = tb ? B->dims[1] : B->dims[0], n = tb ? B->dims[0] : B->dims[1];
+    if (k != kb)
+        return kiln_fail(KILN_ERR_INVALID, "inner dimensions differ: op(A) is %lldx%lld, op(B) is %lldx%lld",
+                         (long long)m, (long long)k, (long long)kb, (long long)n);
+    if (C) {
+        bool good = C->rank <= 2;
+        if (good && C->rank >= 1 && C->dims[C->rank - 1] != 1 && C->dims[C->rank - 1] != n)
+            good = false;
+        if (good && C->rank == 2 && C->dims[0] != 1 && C->dims[0] != m)
+            good = false;
+        if (!good) {
+            char s[128];
+            return kiln_fail(KILN_ERR_INVALID, "C of shape %s cannot broadcast to [%lld,%lld]",
+                             kiln_dims_str(C->rank, C->dims, s, sizeof s), (long long)m, (long long)n);
+        }
+    }
+    if (!kiln_gemm_dims_ok(m, n, k))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "Gemm dimensions exceed the BLAS int range");
+    int64_t dims[2] = {m, n};
+    kiln_tensor *Y;
+    KILN_TRY(kiln_op_output(c, 0, A->dtype, 2, dims, &Y));
+    if (Y->numel == 0)
+        return KILN_OK;
+    bool has_c = C && C->numel > 0;
+    switch (A->dtype) {
+    case KILN_DTYPE_FLOAT:
+        if (has_c)
+            gemm_fill_c(C, Y, m, n, beta);
+        kiln_sgemm_par(c, ta, tb, m, n, k, (float)alpha, A->data, A->dims[1], B->data, B->dims[1],
+                       has_c ? 1.0f : 0.0f, Y->data, n);
+        return KILN_OK;
+    case KILN_DTYPE_DOUBLE:
+        if (has_c)
+            gemm_fill_c(C, Y, m, n, beta);
+        kiln_dgemm_par(c, ta, tb, m, n, k, alpha, A->data, A->dims[1], B->data, B->dims[1], has_c ? 1.0 : 0.0,
+                       Y->data, n);
+        return KILN_OK;
+    case KILN_DTYPE_FLOAT16: {
+        size_t total;
+        if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
+            __builtin_add_overflow(total, (size_t)Y->numel, &total) || kiln_mul_overflow_size(total, 4, &total))
+            return kiln_fail(KILN_ERR_INVALID, "Gemm float16 scratch size overflows");
+        float *s = kiln_malloc(total);
+        if (!s)
+            return KILN_ERR_NOMEM;
+        float *fa = s, *fb = s + A->numel, *fy = fb + B->numel;
+        for (int64_t i = 0; i < A->numel; i++)
+            fa[i] = kiln_half_to_float(((const uint16_t *)A->data)[i]);
+        for (int64_t i = 0; i < B->numel; i++)
+            fb[i] = kiln_half_to_float(((const uint16_t *)B->data)[i]);
+        if (has_c) {
+            int64_t cm = C->rank == 2 ? C->dims[0] : 1, cn = C->rank >= 1 ? C->dims[C->rank - 1] : 1;
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++)
+                    fy[i * n + j] = (float)beta * kiln_half_to_float(((const uint16_t *)C->data)[
+                                                      (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]);
+        }
+        kiln_sgemm_par(c, ta, tb, m, n, k, (float)alpha, fa, A->dims[1], fb, B->dims[1], has_c ? 1.0f : 0.0f, fy,
+                       n);
+        for (int64_t i = 0; i < Y->numel; i++)
+            ((uint16_t *)Y->data)[i] = kiln_float_to_half(fy[i]);
+        free(s);
+        return KILN_OK;
+    }
+    default: {
+        /* integers: exact product, alpha/beta applied in double only when not 1 */
+        kiln_igemm(A->dtype, ta, tb, m, n, k, A->data, A->dims[1], B->data, B->dims[1], Y->data, n, false);
+        int64_t cm = has_c && C->rank == 2 ? C->dims[0] : 1, cn = has_c && C->rank >= 1 ? C->dims[C->rank - 1] : 1;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                int64_t yi = i * n + j, ci = (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j);
+                double cv = has_c ? kiln_tensor_get_f64(C, ci) : 0.0;
+#define GEMM_INT_FIX(T)                                                                                      \
+    do {                                                                                                     \
+        T *y = (T *)Y->data + yi;                                                                            \
+        if (alpha == 1.0 && (beta == 1.0 || !has_c))                                                         \
+            *y = (T)((uint64_t)*y + (has_c ? (uint64_t)((const T *)C->data)[ci] : 0));                       \
+        else                                                                                                 \
+            *y = (T)(alpha * (double)*y + beta * cv);                                                        \
+    } while (0)
+                switch (A->dtype) {
+                case KILN_DTYPE_INT32: GEMM_INT_FIX(int32_t); break;
+                case KILN_DTYPE_INT64: GEMM_INT_FIX(int64_t); break;
+                case KILN_DTYPE_UINT32: GEMM_INT_FIX(uint32_t); break;
+                case KILN_DTYPE_UINT64: GEMM_INT_FIX(uint64_t); break;
+                default: break;
+                }
+#undef GEMM_INT_FIX
+            }
+        return KILN_OK;
+    }
+    }
+}
+
+static const kiln_op_desc ops[] = {
+    {"", "Gemm", 7, 0, gemm_exec},
+};
+KILN_OP_FAMILY(gemm, ops);

@@ -1,0 +1,281 @@
+/* MatMul (numpy matmul: batched, broadcast batch dims, 1-D promotion) and
+ * MatMulInteger. float32/float64 go through kiln_sgemm/kiln_dgemm, float16
+ * through float32, integers through the wrapping integer kernel. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/broadcast.h"
+#include "kernels/gemm.h"
+#include "ops/op.h"
+
+typedef struct mm_job {
+    kiln_dtype dt; /* FLOAT, DOUBLE or an integer type */
+    const void *a, *b;
+    void *c;
+    int64_t m, n, k;
+    int brank;                    /* batch rank of the output */
+    int64_t bdims[KILN_MAX_RANK]; /* output batch dims */
+    int64_t astr[KILN_MAX_RANK], bstr[KILN_MAX_RANK]; /* matrix strides per batch dim, 0 if broadcast */
+} mm_job;
+
+static void mm_batch_offsets(const mm_job *j, int64_t idx, int64_t *ao, int64_t *bo) {
+    int64_t oa = 0, ob = 0;
+    for (int d = j->brank - 1; d >= 0; d--) {
+        int64_t i = idx % j->bdims[d];
+        idx /= j->bdims[d];
+        oa += i * j->astr[d];
+        ob += i * j->bstr[d];
+    }
+    *ao = oa;
+    *bo = ob;
+}
+
+static void mm_range(void *arg, size_t begin, size_t end) {
+    const mm_job *j = arg;
+    size_t es = kiln_dtype_size(j->dt);
+    for (size_t t = begin; t < end; t++) {
+        int64_t ao, bo;
+        mm_batch_offsets(j, (int64_t)t, &ao, &bo);
+        const char *a = (const char *)j->a + (size_t)(ao * j->m * j->k) * es;
+        const char *b = (const char *)j->b + (size_t)(bo * j->k * j->n) * es;
+        char *c = (char *)j->c + (size_t)((int64_t)t * j->m * j->n) * es;
+        if (j->dt == KILN_DTYPE_FLOAT)
+            kiln_sgemm(false, false, j->m, j->n, j->k, 1.0f, (const float *)a, j->k, (const float *)b, j->n, 0.0f,
+                       (float *)c, j->n);
+        else if (j->dt == KILN_DTYPE_DOUBLE)
+            kiln_dgemm(false, false, j->m, j->n, j->k, 1.0, (const double *)a, j->k, (const double *)b, j->n, 0.0,
+                       (double *)c, j->n);
+        else
+            kiln_igemm(j->dt, false, false, j->m, j->n, j->k, a, j->k, b, j->n, c, j->n, false);
+    }
+}
+
+/* Runs all batches: one big GEMM when B has no batch dims (A's batch folds into
+ * M), else batches across threads, or one threaded GEMM per batch when few. */
+static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) {
+    if (nbatch == 0 || j->m == 0 || j->n == 0)
+        return;
+    bool fl = j->dt == KILN_DTYPE_FLOAT, db = j->dt == KILN_DTYPE_DOUBLE;
+    if (b_unbatched && (fl || db)) {
+        int64_t m = nbatch * j->m;
+        if (fl)
+            kiln_sgemm_par(c, false, false, m, j->n, j->k, 1.0f, j->a, j->k, j->b, j->n, 0.0f, j->c, j->n);
+        else
+            kiln_dgemm_par(c, false, false, m, j->n, j->k, 1.0, j->a, j->k, j->b, j->n, 0.0, j->c, j->n);
+        return;
+    }
+    int threads = kiln_op_threads(c);
+    if ((fl || db) && nbatch < threads) {
+        size_t es = kiln_dtype_size(j->dt);
+        for (int64_t t = 0; t < nbatch; t++) {
+            int64_t ao, bo;
+            mm_batch_offsets(j, t, &ao, &bo);
+            const char *a = (const char *)j->a + (size_t)(ao * j->m * j->k) * es;
+            const char *b = (const char *)j->b + (size_t)(bo * j->k * j->n) * es;
+            char *o = (char *)j->c + (size_t)(t * j->m * j->n) * es;
+            if (fl)
+                kiln_sgemm_par(c, false, false, j->m, j->n, j->k, 1.0f, (const float *)a, j->k, (const float *)b,
+                               j->n, 0.0f, (float *)o, j->n);
+            else
+                kiln_dgemm_par(c, false, false, j->m, j->n, j->k, 1.0, (const double *)a, j->k,
+                               (const double *)b, j->n, 0.0, (double *)o, j->n);
+        }
+        return;
+    }
+    double work = (double)j->m * (double)j->n * (double)(j->k + 1);
+    size_t grain = work >= 65536.0 ? 1 : (size_t)(65536.0 / work);
+    kiln_parallel_for(c, (size_t)nbatch, grain, mm_range, j);
+}
+
+/* Shape logic shared by MatMul and MatMulInteger: fills j (except pointers and
+ * dtype) and the output shape. */
+static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *j, int *orank, int64_t *odims,
+                            int64_t *nbatch, bool *b_unbatched) {
+    if (A->rank < 1 || B->rank < 1)
+        return kiln_fail(KILN_ERR_INVALID, "MatMul inputs must have rank >= 1 (got ranks %d and %d)", A->rank,
+                         B->rank);
+    int64_t ad[KILN_MAX_RANK + 1], bd[KILN_MAX_RANK + 1];
+    int ar = A->rank, br = B->rank;
+    memcpy(ad, A->dims, sizeof(int64_t) * (size_t)ar);
+    memcpy(bd, B->dims, sizeof(int64_t) * (size_t)br);
+    if (ar == 1) { /* [K] -> [1, K] */
+        ad[1] = ad[0];
+        ad[0] = 1;
+        ar = 2;
+    }
+    if (br == 1) { /* [K] -> [K, 1] */
+        bd[1] = 1;
+        br = 2;
+    }
+    j->m = ad[ar - 2];
+    j->k = ad[ar - 1];
+    j->n = bd[br - 1];
+    if (bd[br - 2] != j->k) {
+        char s1[128], s2[128];
+        return kiln_fail(KILN_ERR_INVALID, "MatMul inner dimensions differ: A %s, B %s",
+                         kiln_dims_str(A->rank, A->dims, s1, sizeof s1), kiln_dims_str(B->rank, B->dims, s2, sizeof s2));
+    }
+    int abr = ar - 2, bbr = br - 2;
+    int obr = abr > bbr ? abr : bbr;
+    if (obr + 2 > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_INVALID, "MatMul output rank too large");
+    const int ranks[2] = {abr, bbr};
+    const int64_t *dimsp[2] = {ad, bd};
+    int r;
+    KILN_TRY(kiln_bcast_shape(2, ranks, dimsp, &r, j->bdims));
+    j->brank = r;
+    /* matrix-count strides of each operand's batch dims, aligned right */
+    int64_t sa = 1, sb = 1;
+    for (int d = r - 1; d >= 0; d--) {
+        int ia = d - (r - abr), ib = d - (r - bbr);
+        int64_t da = ia >= 0 ? ad[ia] : 1, db = ib >= 0 ? bd[ib] : 1;
+        j->astr[d] = da == 1 ? 0 : sa;
+        j->bstr[d] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
+    }
+    *b_unbatched = true;
+    for (int d = 0; d < r; d++)
+        if (j->bstr[d] != 0)
+            *b_unbatched = false;
+    /* folding A's batch into M needs A's batch to be full (not broadcast) */
+    for (int d = 0; d < r && *b_unbatched; d++)
+        if (j->astr[d] == 0 && j->bdims[d] != 1)
+            *b_unbatched = false;
+    int n = 0;
+    for (int d = 0; d < r; d++)
+        odims[n++] = j->bdims[d];
+    if (A->rank > 1)
+        odims[n++] = j->m;
+    if (B->rank > 1)
+        odims[n++] = j->n;
+    *orank = n;
+    KILN_TRY(kiln_dims_numel(r, j->bdims, nbatch));
+    int64_t tmp;
+    KILN_TRY(kiln_dims_numel(n, odims, &tmp));
+    if (!kiln_gemm_dims_ok(*b_unbatched ? *nbatch * j->m : j->m, j->n, j->k))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "MatMul dimensions exceed the BLAS int range");
+    return KILN_OK;
+}
+
+static kiln_status matmul_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *A = c->in[0], *B = c->in[1];
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT32,
+                                    KILN_DTYPE_INT64, KILN_DTYPE_UINT32, KILN_DTYPE_UINT64};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
+    if (A->dtype != B->dtype)
+        return kiln_fail(KILN_ERR_INVALID, "inputs have different element types (%s and %s)",
+                         kiln_dtype_name(A->dtype), kiln_dtype_name(B->dtype));
+    mm_job j;
+    memset(&j, 0, sizeof j);
+    int orank;
+    int64_t odims[KILN_MAX_RANK], nbatch;
+    bool bun;
+    KILN_TRY(mm_shape(A, B, &j, &orank, odims, &nbatch, &bun));
+    kiln_tensor *Y;
+    KILN_TRY(kiln_op_output(c, 0, A->dtype, orank, odims, &Y));
+    if (Y->numel == 0)
+        return KILN_OK;
+    if (j.k == 0) { /* empty sum */
+        memset(Y->data, 0, Y->nbytes);
+        return KILN_OK;
+    }
+    if (A->dtype != KILN_DTYPE_FLOAT16) {
+        j.dt = A->dtype;
+        j.a = A->data;
+        j.b = B->data;
+        j.c = Y->data;
+        mm_run(c, &j, nbatch, bun);
+        return KILN_OK;
+    }
+    /* float16: widen both operands and the result into one scratch block */
+    size_t total;
+    if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
+        __builtin_add_overflow(total, (size_t)Y->numel, &total) || kiln_mul_overflow_size(total, 4, &total))
+        return kiln_fail(KILN_ERR_INVALID, "MatMul float16 scratch size overflows");
+    float *s = kiln_malloc(total);
+    if (!s)
+        return KILN_ERR_NOMEM;
+    float *fa = s, *fb = s + A->numel, *fy = fb + B->numel;
+    const uint16_t *ha = A->data, *hb = B->data;
+    for (int64_t i = 0; i < A->numel; i++)
+        fa[i] = kiln_half_to_float(ha[i]);
+    for (int64_t i = 0; i < B->numel; i++)
+        fb[i] = kiln_half_to_float(hb[i]);
+    j.dt = KILN_DTYPE_FLOAT;
+    j.a = fa;
+    j.b = fb;
+    j.c = fy;
+    mm_run(c, &j, nbatch, bun);
+    uint16_t *hy = Y->data;
+    for (int64_t i = 0; i < Y->numel; i++)
+        hy[i] = kiln_float_to_half(fy[i]);
+    free(s);
+    return KILN_OK;
+}
+
+/* MatMulInteger: (A - a_zero_point) * (B - b_zero_point) in int32; A and B are
+ * int8 or uint8; zero points are scalars or per-row (A) / per-column (B). */
+static kiln_status matmulinteger_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *A = c->in[0], *B = c->in[1], *az = kiln_op_in(c, 2), *bz = kiln_op_in(c, 3);
+    static const kiln_dtype ok[] = {KILN_DTYPE_INT8, KILN_DTYPE_UINT8};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
+    KILN_TRY(kiln_op_need_dtype(c, 1, ok, 2));
+    if ((az && az->dtype != A->dtype) || (bz && bz->dtype != B->dtype))
+        return kiln_fail(KILN_ERR_INVALID, "zero point element type must match its input");
+    mm_job j;
+    memset(&j, 0, sizeof j);
+    int orank;
+    int64_t odims[KILN_MAX_RANK], nbatch;
+    bool bun;
+    KILN_TRY(mm_shape(A, B, &j, &orank, odims, &nbatch, &bun));
+    if (az && az->numel != 1 && !(az->rank == 1 && az->dims[0] == j.m && A->rank == 2))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "a_zero_point must be a scalar or a per-row vector of length M");
+    if (bz && bz->numel != 1 && !(bz->rank == 1 && bz->dims[0] == j.n && B->rank == 2))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "b_zero_point must be a scalar or a per-column vector of length N");
+    kiln_tensor *Y;
+    KILN_TRY(kiln_op_output(c, 0, KILN_DTYPE_INT32, orank, odims, &Y));
+    if (Y->numel == 0)
+        return KILN_OK;
+    size_t total;
+    if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
+        kiln_mul_overflow_size(total, 4, &total))
+        return kiln_fail(KILN_ERR_INVALID, "MatMulInteger scratch size overflows");
+    int32_t *s = kiln_malloc(total ? total : 1);
+    if (!s)
+        return KILN_ERR_NOMEM;
+    int32_t *ia = s, *ib = s + A->numel;
+    bool au = A->dtype == KILN_DTYPE_UINT8, bu = B->dtype == KILN_DTYPE_UINT8;
+    for (int64_t i = 0; i < A->numel; i++) {
+        int64_t row = (i / (j.k ? j.k : 1)) % (j.m ? j.m : 1);
+        int32_t z = az ? (au ? ((const uint8_t *)az->data)[az->numel == 1 ? 0 : row]
+                             : ((const int8_t *)az->data)[az->numel == 1 ? 0 : row])
+                       : 0;
+        ia[i] = (au ? ((const uint8_t *)A->data)[i] : ((const int8_t *)A->data)[i]) - z;
+    }
+    for (int64_t i = 0; i < B->numel; i++) {
+        int64_t col = i % (j.n ? j.n : 1);
+        int32_t z = bz ? (bu ? ((const uint8_t *)bz->data)[bz->numel == 1 ? 0 : col]
+                             : ((const int8_t *)bz->data)[bz->numel == 1 ? 0 : col])
+                       : 0;
+        ib[i] = (bu ? ((const uint8_t *)B->data)[i] : ((const int8_t *)B->data)[i]) - z;
+    }
+    j.dt = KILN_DTYPE_INT32;
+    j.a = ia;
+    j.b = ib;
+    j.c = Y->data;
+    if (j.k == 0)
+        memset(Y->data, 0, Y->nbytes);
+    else
+        mm_run(c, &j, nbatch, false);
+    free(s);
+    return KILN_OK;
+}
+
+static const kiln_op_desc ops[] = {
+    {"", "MatMul", 1, 0, matmul_exec},
+    {"", "MatMulInteger", 10, 0, matmulinteger_exec},
+};
+KILN_OP_FAMILY(matmul, ops);

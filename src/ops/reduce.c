@@ -1,0 +1,101 @@
+/* ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2
+ * ReduceLogSum ReduceLogSumExp ReduceSumSquare.
+ *
+ * `axes` is an attribute until the opset that moves it to an optional input
+ * (ReduceSum 13, the others 18); that same opset adds noop_with_empty_axes.
+ * No axes means all axes, unless noop_with_empty_axes=1 (then the input
+ * passes through unchanged). */
+#include "kernels/reduce.h"
+
+static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    if (!kiln_reduce_dtype_ok(x->dtype))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "input 'data' has element type %s, which reductions do not take",
+                         kiln_dtype_name(x->dtype));
+    int64_t keepdims = kiln_attr_int(c->node, "keepdims", 1);
+    int64_t noop = axes_input ? kiln_attr_int(c->node, "noop_with_empty_axes", 0) : 0;
+    bool mask[KILN_MAX_RANK] = {false};
+    size_t n_axes = 0;
+    if (axes_input) {
+        const kiln_tensor *a = kiln_op_in(c, 1);
+        if (a) {
+            if (a->dtype != KILN_DTYPE_INT64)
+                return kiln_fail(KILN_ERR_INVALID, "input 'axes' must be int64, got %s", kiln_dtype_name(a->dtype));
+            if (a->rank > 1)
+                return kiln_fail(KILN_ERR_INVALID, "input 'axes' must be 1-D, got rank %d", a->rank);
+            n_axes = (size_t)a->numel;
+            for (size_t i = 0; i < n_axes; i++) {
+                int ax;
+                KILN_TRY(kiln_op_axis(c, ((const int64_t *)a->data)[i], x->rank, &ax));
+                if (mask[ax])
+                    return kiln_fail(KILN_ERR_INVALID, "input 'axes' repeats axis %d", ax);
+                mask[ax] = true;
+            }
+        }
+    } else {
+        const int64_t *axes = kiln_attr_ints(c->node, "axes", &n_axes);
+        for (size_t i = 0; axes && i < n_axes; i++) {
+            int ax;
+            KILN_TRY(kiln_op_axis(c, axes[i], x->rank, &ax));
+            if (mask[ax])
+                return kiln_fail(KILN_ERR_INVALID, "attribute 'axes' repeats axis %d", ax);
+            mask[ax] = true;
+        }
+    }
+    if (n_axes == 0) {
+        if (noop)
+            return kiln_op_output_alias(c, 0, x, x->rank, x->dims);
+        for (int d = 0; d < x->rank; d++)
+            mask[d] = true;
+    }
+    int64_t dims[KILN_MAX_RANK];
+    int rank = 0;
+    for (int d = 0; d < x->rank; d++) {
+        if (!mask[d])
+            dims[rank++] = x->dims[d];
+        else if (keepdims)
+            dims[rank++] = 1;
+    }
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, rank, dims, &y));
+    return kiln_reduce(c, op, x, mask, y);
+}
+
+#define REDUCE_OP(fn, OP)                                                              \
+    static kiln_status fn##_attr(kiln_op_ctx *c) { return reduce_exec(c, OP, false); } \
+    static kiln_status fn##_input(kiln_op_ctx *c) { return reduce_exec(c, OP, true); }
+REDUCE_OP(rsum, KILN_RED_SUM)
+REDUCE_OP(rmean, KILN_RED_MEAN)
+REDUCE_OP(rmax, KILN_RED_MAX)
+REDUCE_OP(rmin, KILN_RED_MIN)
+REDUCE_OP(rprod, KILN_RED_PROD)
+REDUCE_OP(rl1, KILN_RED_L1)
+REDUCE_OP(rl2, KILN_RED_L2)
+REDUCE_OP(rlogsum, KILN_RED_LOGSUM)
+REDUCE_OP(rlse, KILN_RED_LOGSUMEXP)
+REDUCE_OP(rsumsq, KILN_RED_SUMSQ)
+
+static const kiln_op_desc ops[] = {
+    {"", "ReduceSum", 1, 12, rsum_attr},
+    {"", "ReduceSum", 13, 0, rsum_input},
+    {"", "ReduceMean", 1, 17, rmean_attr},
+    {"", "ReduceMean", 18, 0, rmean_input},
+    {"", "ReduceMax", 1, 17, rmax_attr},
+    {"", "ReduceMax", 18, 0, rmax_input},
+    {"", "ReduceMin", 1, 17, rmin_attr},
+    {"", "ReduceMin", 18, 0, rmin_input},
+    {"", "ReduceProd", 1, 17, rprod_attr},
+    {"", "ReduceProd", 18, 0, rprod_input},
+    {"", "ReduceL1", 1, 17, rl1_attr},
+    {"", "ReduceL1", 18, 0, rl1_input},
+    {"", "ReduceL2", 1, 17, rl2_attr},
+    {"", "ReduceL2", 18, 0, rl2_input},
+    {"", "ReduceLogSum", 1, 17, rlogsum_attr},
+    {"", "ReduceLogSum", 18, 0, rlogsum_input},
+    {"", "ReduceLogSumExp", 1, 17, rlse_attr},
+    {"", "ReduceLogSumExp", 18, 0, rlse_input},
+    {"", "ReduceSumSquare", 1, 17, rsumsq_attr},
+    {"", "ReduceSumSquare", 18, 0, rsumsq_input},
+};
+KILN_OP_FAMILY(reduce, ops);

@@ -1,0 +1,759 @@
+/* Recurrent operators: RNN, GRU and LSTM (ai.onnx opsets 7 and 14).
+ *
+ * The three share one engine. The input projection X*W^T (plus the biases
+ * that do not depend on the state) is computed for every time step and both
+ * directions in one matrix product; each step then does H*R^T and the gate
+ * maths. Work inside a step is split across threads by hidden unit; with two
+ * directions and two threads, each direction runs on its own thread instead.
+ *
+ * Opset 14 added `layout` (batch-major X, Y, initial and final states).
+ * sequence_lens: steps at or past a batch entry's length give zeros in Y, and
+ * the final states are those of its last valid step (the initial state when
+ * the length is 0). The element code is written once and instantiated for
+ * float and double by including this file into itself.
+ */
+#ifndef RNN_T
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ops/op.h"
+
+typedef enum { RNN_SIMPLE, RNN_GRU, RNN_LSTM } rnn_kind;
+
+typedef enum {
+    ACT_RELU,
+    ACT_TANH,
+    ACT_SIGMOID,
+    ACT_AFFINE,
+    ACT_LEAKYRELU,
+    ACT_THRESHOLDEDRELU,
+    ACT_SCALEDTANH,
+    ACT_HARDSIGMOID,
+    ACT_ELU,
+    ACT_SOFTSIGN,
+    ACT_SOFTPLUS
+} rnn_act_kind;
+
+typedef struct rnn_act {
+    rnn_act_kind kind;
+    float alpha, beta;
+} rnn_act;
+
+/* Activation names, how many of (alpha, beta) each takes from the attribute
+ * lists, and their defaults (those of the matching ONNX operators). */
+static const struct {
+    const char *name;
+    rnn_act_kind kind;
+    int n_params;
+    float alpha, beta;
+} act_table[] = {
+    {"Relu", ACT_RELU, 0, 0, 0},
+    {"Tanh", ACT_TANH, 0, 0, 0},
+    {"Sigmoid", ACT_SIGMOID, 0, 0, 0},
+    {"Affine", ACT_AFFINE, 2, 1.0f, 0.0f},
+    {"LeakyRelu", ACT_LEAKYRELU, 1, 0.01f, 0},
+    {"ThresholdedRelu", ACT_THRESHOLDEDRELU, 1, 1.0f, 0},
+    {"ScaledTanh", ACT_SCALEDTANH, 2, 1.0f, 1.0f},
+    {"HardSigmoid", ACT_HARDSIGMOID, 2, 0.2f, 0.5f},
+    {"Elu", ACT_ELU, 1, 1.0f, 0},
+    {"Softsign", ACT_SOFTSIGN, 0, 0, 0},
+    {"Softplus", ACT_SOFTPLUS, 0, 0, 0},
+};
+
+typedef struct rnn_params {
+    rnn_kind kind;
+    int n_gates; /* 1 (RNN), 3 (GRU: z r h), 4 (LSTM: i o f c) */
+    int n_acts;  /* activations per direction: 1, 2, 3 */
+    int nd;      /* number of directions */
+    bool reverse; /* direction == "reverse" (single direction) */
+    int layout;
+    int64_t seq, batch, input, hidden;
+    bool has_clip;
+    float clip;
+    bool input_forget;        /* LSTM */
+    bool linear_before_reset; /* GRU */
+    rnn_act act[2][3];
+    const kiln_tensor *x, *w, *r, *b, *h0, *c0, *p;
+    int64_t *lens; /* [batch], malloc'd */
+    kiln_tensor *y, *yh, *yc;
+} rnn_params;
+
+/* Index helpers for the two layouts. */
+static inline int64_t rnn_x_row(const rnn_params *p, int64_t t, int64_t b) {
+    return p->layout ? b * p->seq + t : t * p->batch + b;
+}
+static inline int64_t rnn_y_off(const rnn_params *p, int64_t t, int d, int64_t b) {
+    return (p->layout ? (b * p->seq + t) * p->nd + d : (t * p->nd + d) * p->batch + b) * p->hidden;
+}
+static inline int64_t rnn_state_off(const rnn_params *p, int d, int64_t b) {
+    return (p->layout ? b * p->nd + d : d * p->batch + b) * p->hidden;
+}
+
+#define RNN_T float
+#define RNN_FN(name) name##_f32
+#define RNN_EXP expf
+#define RNN_TANH tanhf
+#define RNN_LOG1P log1pf
+#include "ops/rnn.c"
+#undef RNN_T
+#undef RNN_FN
+#undef RNN_EXP
+#undef RNN_TANH
+#undef RNN_LOG1P
+
+#define RNN_T double
+#define RNN_FN(name) name##_f64
+#define RNN_EXP exp
+#define RNN_TANH tanh
+#define RNN_LOG1P log1p
+#include "ops/rnn.c"
+#undef RNN_T
+#undef RNN_FN
+#undef RNN_EXP
+#undef RNN_TANH
+#undef RNN_LOG1P
+
+static const char *kind_name(rnn_kind k) { return k == RNN_LSTM ? "LSTM" : k == RNN_GRU ? "GRU" : "RNN"; }
+
+static kiln_status parse_activations(const kiln_op_ctx *c, rnn_params *p) {
+    static const rnn_act_kind defaults[3][3] = {
+        {ACT_TANH}, {ACT_SIGMOID, ACT_TANH}, {ACT_SIGMOID, ACT_TANH, ACT_TANH}};
+    int na = p->n_acts;
+    const kiln_attr *a = kiln_node_attr(c->node, "activations");
+    if (!a || a->type != KILN_ATTR_STRINGS) {
+        if (a)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'activations' must be a list of strings");
+        for (int d = 0; d < p->nd; d++)
+            for (int i = 0; i < na; i++) {
+                rnn_act_kind k = defaults[na - 1][i];
+                p->act[d][i] = (rnn_act){k, 0, 0};
+            }
+        return KILN_OK;
+    }
+    size_t n = a->n;
+    /* One set per direction; a single set for a bidirectional node is used
+     * for both, and extra entries for a one-way node are ignored (RNN's
+     * schema default lists two). */
+    bool dup = n == (size_t)na && p->nd == 2;
+    if (!dup && n < (size_t)(na * p->nd))
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'activations' has %zu entries; %s with %d direction(s) needs %d",
+                         n, kind_name(p->kind), p->nd, na * p->nd);
+    size_t n_alpha = 0, n_beta = 0;
+    const float *alpha = kiln_attr_floats(c->node, "activation_alpha", &n_alpha);
+    const float *beta = kiln_attr_floats(c->node, "activation_beta", &n_beta);
+    size_t ia = 0, ib = 0;
+    for (int d = 0; d < p->nd; d++)
+        for (int i = 0; i < na; i++) {
+            size_t idx = dup ? (size_t)i : (size_t)(d * na + i);
+            const kiln_string *s = &a->strings[idx];
+            size_t k;
+            for (k = 0; k < sizeof act_table / sizeof *act_table; k++)
+                if (strlen(act_table[k].name) == s->len && strncasecmp(act_table[k].name, s->data, s->len) == 0)
+                    break;
+            if (k == sizeof act_table / sizeof *act_table)
+                return kiln_fail(KILN_ERR_UNSUPPORTED, "activation '%.*s' is not one of the RNN activation functions",
+                                 (int)(s->len > 64 ? 64 : s->len), s->data ? s->data : "");
+            rnn_act act = {act_table[k].kind, act_table[k].alpha, act_table[k].beta};
+            /* alpha and beta are consumed in activation order by the
+             * functions that take them; missing ones keep the default. */
+            if (act_table[k].n_params >= 1 && alpha && ia < n_alpha)
+                act.alpha = alpha[ia++];
+            if (act_table[k].n_params >= 2 && beta && ib < n_beta)
+                act.beta = beta[ib++];
+            p->act[d][i] = act;
+        }
+    return KILN_OK;
+}
+
+static kiln_status check_shape(const kiln_tensor *t, const char *name, int rank, const int64_t *want) {
+    char a[96], b[96];
+    bool ok = t->rank == rank;
+    for (int i = 0; ok && i < rank; i++)
+        ok = t->dims[i] == want[i];
+    if (!ok)
+        return kiln_fail(KILN_ERR_INVALID, "input %s has shape %s, expected %s", name,
+                         kiln_dims_str(t->rank, t->dims, a, sizeof a), kiln_dims_str(rank, want, b, sizeof b));
+    return KILN_OK;
+}
+
+static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->n_gates = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1;
+    p->n_acts = kind == RNN_LSTM ? 3 : kind == RNN_GRU ? 2 : 1;
+    KILN_TRY(kiln_op_need_inputs(c, 3));
+    const kiln_tensor *x = c->in[0], *w = c->in[1], *r = c->in[2];
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
+    static const char *const in_names[] = {"X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"};
+    size_t max_in = kind == RNN_LSTM ? 8 : 6;
+    for (size_t i = 1; i < c->n_in && i < max_in; i++) {
+        const kiln_tensor *t = c->in[i];
+        if (t && i != 4 && t->dtype != x->dtype)
+            return kiln_fail(KILN_ERR_INVALID, "input %s is %s but X is %s", in_names[i], kiln_dtype_name(t->dtype),
+                             kiln_dtype_name(x->dtype));
+    }
+
+    const char *dir = kiln_attr_string(c->node, "direction", "forward");
+    if (strcmp(dir, "forward") == 0)
+        p->nd = 1;
+    else if (strcmp(dir, "reverse") == 0)
+        p->nd = 1, p->reverse = true;
+    else if (strcmp(dir, "bidirectional") == 0)
+        p->nd = 2;
+    else
+        return kiln_fail(KILN_ERR_INVALID, "attribute direction is '%s'; expected forward, reverse or bidirectional",
+                         dir);
+    int64_t layout = c->opset >= 14 ? kiln_attr_int(c->node, "layout", 0) : 0;
+    if (layout != 0 && layout != 1)
+        return kiln_fail(KILN_ERR_INVALID, "attribute layout is %lld; expected 0 or 1", (long long)layout);
+    p->layout = (int)layout;
+
+    if (x->rank != 3)
+        return kiln_fail(KILN_ERR_INVALID, "input X must have rank 3, got rank %d", x->rank);
+    if (w->rank != 3 || r->rank != 3)
+        return kiln_fail(KILN_ERR_INVALID, "inputs W and R must have rank 3, got ranks %d and %d", w->rank, r->rank);
+    p->seq = x->dims[layout ? 1 : 0];
+    p->batch = x->dims[layout ? 0 : 1];
+    p->input = x->dims[2];
+    int64_t G = p->n_gates;
+    int64_t hs = kiln_attr_int(c->node, "hidden_size", -1);
+    if (hs < -1 || (hs == -1 && kiln_node_attr(c->node, "hidden_size")))
+        return kiln_fail(KILN_ERR_INVALID, "attribute hidden_size is %lld; must not be negative", (long long)hs);
+    if (hs < 0)
+        hs = r->dims[2];
+    p->hidden = hs;
+    int64_t gh;
+    if (kiln_mul_overflow_i64(G, hs, &gh))
+        return kiln_fail(KILN_ERR_INVALID, "hidden_size %lld is too large", (long long)hs);
+    if (w->dims[0] != p->nd || w->dims[1] != gh || w->dims[2] != p->input) {
+        char a[96];
+        return kiln_fail(KILN_ERR_INVALID,
+                         "input W has shape %s, expected [%d,%lld,%lld] (num_directions %d for direction '%s', "
+                         "%lld gates x hidden_size %lld, input_size %lld)",
+                         kiln_dims_str(w->rank, w->dims, a, sizeof a), p->nd, (long long)gh, (long long)p->input,
+                         p->nd, dir, (long long)G, (long long)hs, (long long)p->input);
+    }
+    KILN_TRY(check_shape(r, "R", 3, (int64_t[]){p->nd, gh, hs}));
+    const kiln_tensor *b = kiln_op_in(c, 3);
+    if (b) {
+        int64_t gh2;
+        if (kiln_mul_overflow_i64(gh, 2, &gh2))
+            return kiln_fail(KILN_ERR_INVALID, "hidden_size %lld is too large", (long long)hs);
+        KILN_TRY(check_shape(b, "B", 2, (int64_t[]){p->nd, gh2}));
+    }
+    p->x = x, p->w = w, p->r = r, p->b = b;
+    int64_t sdims[3] = {p->nd, p->batch, hs};
+    if (layout)
+        sdims[0] = p->batch, sdims[1] = p->nd;
+    p->h0 = kiln_op_in(c, 5);
+    if (p->h0)
+        KILN_TRY(check_shape(p->h0, "initial_h", 3, sdims));
+    if (kind == RNN_LSTM) {
+        p->c0 = kiln_op_in(c, 6);
+        if (p->c0)
+            KILN_TRY(check_shape(p->c0, "initial_c", 3, sdims));
+        p->p = kiln_op_in(c, 7);
+        if (p->p) {
+            int64_t h3;
+            if (kiln_mul_overflow_i64(hs, 3, &h3))
+                return kiln_fail(KILN_ERR_INVALID, "hidden_size %lld is too large", (long long)hs);
+            KILN_TRY(check_shape(p->p, "P", 2, (int64_t[]){p->nd, h3}));
+        }
+        p->input_forget = kiln_attr_int(c->node, "input_forget", 0) != 0;
+    }
+    if (kind == RNN_GRU)
+        p->linear_before_reset = kiln_attr_int(c->node, "linear_before_reset", 0) != 0;
+    const kiln_attr *clip = kiln_node_attr(c->node, "clip");
+    if (clip) {
+        if (clip->type != KILN_ATTR_FLOAT)
+            return kiln_fail(KILN_ERR_INVALID, "attribute clip must be a float");
+        if (!(clip->f > 0))
+            return kiln_fail(KILN_ERR_INVALID, "attribute clip is %g; it must be positive", (double)clip->f);
+        p->has_clip = true;
+        p->clip = clip->f;
+    }
+    KILN_TRY(parse_activations(c, p));
+
+    const kiln_tensor *sl = kiln_op_in(c, 4);
+    if (sl) {
+        if (sl->dtype != KILN_DTYPE_INT32 && sl->dtype != KILN_DTYPE_INT64)
+            return kiln_fail(KILN_ERR_INVALID, "input sequence_lens must be int32, got %s", kiln_dtype_name(sl->dtype));
+        KILN_TRY(check_shape(sl, "sequence_lens", 1, (int64_t[]){p->batch}));
+    }
+    p->lens = kiln_malloc((size_t)(p->batch ? p->batch : 1) * sizeof *p->lens);
+    if (!p->lens)
+        return KILN_ERR_NOMEM;
+    for (int64_t i = 0; i < p->batch; i++) {
+        int64_t v = sl ? kiln_tensor_get_i64(sl, i) : p->seq;
+        if (v < 0 || v > p->seq) {
+            free(p->lens);
+            p->lens = NULL;
+            return kiln_fail(KILN_ERR_INVALID, "sequence_lens[%lld] is %lld; must be within [0, %lld]", (long long)i,
+                             (long long)v, (long long)p->seq);
+        }
+        p->lens[i] = v;
+    }
+    return KILN_OK;
+}
+
+static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
+    rnn_params p;
+    KILN_TRY(parse(c, kind, &p));
+    kiln_status st = KILN_OK;
+    int64_t sdims[3] = {p.nd, p.batch, p.hidden};
+    if (p.layout)
+        sdims[0] = p.batch, sdims[1] = p.nd;
+    if (kiln_op_out_wanted(c, 0)) {
+        int64_t yd[4] = {p.seq, p.nd, p.batch, p.hidden};
+        if (p.layout)
+            yd[0] = p.batch, yd[1] = p.seq, yd[2] = p.nd;
+        KILN_CHECK(st, kiln_op_output(c, 0, p.x->dtype, 4, yd, &p.y), done);
+    }
+    if (kiln_op_out_wanted(c, 1))
+        KILN_CHECK(st, kiln_op_output(c, 1, p.x->dtype, 3, sdims, &p.yh), done);
+    if (kind == RNN_LSTM && kiln_op_out_wanted(c, 2))
+        KILN_CHECK(st, kiln_op_output(c, 2, p.x->dtype, 3, sdims, &p.yc), done);
+    st = p.x->dtype == KILN_DTYPE_FLOAT ? run_f32(c, &p) : run_f64(c, &p);
+done:
+    free(p.lens);
+    return st;
+}
+
+static kiln_status rnn_simple_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_SIMPLE); }
+static kiln_status gru_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_GRU); }
+static kiln_status lstm_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_LSTM); }
+
+/* Opsets 7 to 13 and 14 share the code; `layout` is read from 14 on. */
+static const kiln_op_desc ops[] = {
+    {"", "RNN", 7, 13, rnn_simple_exec}, {"", "RNN", 14, 0, rnn_simple_exec},
+    {"", "GRU", 7, 13, gru_exec},        {"", "GRU", 14, 0, gru_exec},
+    {"", "LSTM", 7, 13, lstm_exec},      {"", "LSTM", 14, 0, lstm_exec},
+};
+KILN_OP_FAMILY(rnn, ops);
+
+#else /* RNN_T: the element code, instantiated per type */
+
+#define T_ RNN_T
+
+/* C[M,N] += A[M,K] * B[K,N] (row-major, leading dimensions lda, ldb, ldc).
+ * Columns in panels of 256 and rows of C four at a time, so each row of B is
+ * read once per four rows of C and the panel stays in cache.
+ * To be replaced by kiln_sgemm. */
+static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t lda, const T_ *B, int64_t ldb,
+                         T_ *C, int64_t ldc) {
+    for (int64_t n0 = 0; n0 < N; n0 += 256) {
+        int64_t nn = N - n0 < 256 ? N - n0 : 256;
+        int64_t m = 0;
+        for (; m + 4 <= M; m += 4) {
+            T_ *restrict c0 = C + m * ldc + n0, *restrict c1 = c0 + ldc, *restrict c2 = c1 + ldc,
+                         *restrict c3 = c2 + ldc;
+            const T_ *a0 = A + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            for (int64_t k = 0; k < K; k++) {
+                const T_ *restrict bk = B + k * ldb + n0;
+                T_ x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                for (int64_t n = 0; n < nn; n++) {
+                    T_ v = bk[n];
+                    c0[n] += x0 * v;
+                    c1[n] += x1 * v;
+                    c2[n] += x2 * v;
+                    c3[n] += x3 * v;
+                }
+            }
+        }
+        for (; m < M; m++) {
+            T_ *restrict c0 = C + m * ldc + n0;
+            const T_ *a0 = A + m * lda;
+            for (int64_t k = 0; k < K; k++) {
+                const T_ *restrict bk = B + k * ldb + n0;
+                T_ x0 = a0[k];
+                for (int64_t n = 0; n < nn; n++)
+                    c0[n] += x0 * bk[n];
+            }
+        }
+    }
+}
+
+static inline T_ RNN_FN(act)(const rnn_act *a, T_ x) {
+    switch (a->kind) {
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_TANH: return RNN_TANH(x);
+    case ACT_SIGMOID:
+        if (x >= 0)
+            return 1 / (1 + RNN_EXP(-x));
+        else {
+            T_ e = RNN_EXP(x);
+            return e / (1 + e);
+        }
+    case ACT_AFFINE: return (T_)a->alpha * x + (T_)a->beta;
+    case ACT_LEAKYRELU: return x >= 0 ? x : (T_)a->alpha * x;
+    case ACT_THRESHOLDEDRELU: return x >= (T_)a->alpha ? x : 0;
+    case ACT_SCALEDTANH: return (T_)a->alpha * RNN_TANH((T_)a->beta * x);
+    case ACT_HARDSIGMOID: {
+        T_ v = (T_)a->alpha * x + (T_)a->beta;
+        return v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+    case ACT_ELU: return x >= 0 ? x : (T_)a->alpha * (RNN_EXP(x) - 1);
+    case ACT_SOFTSIGN: return x / (1 + (x < 0 ? -x : x));
+    case ACT_SOFTPLUS: return x > 0 ? x + RNN_LOG1P(RNN_EXP(-x)) : RNN_LOG1P(RNN_EXP(x));
+    }
+    return x;
+}
+
+/* One direction's state while it runs. */
+typedef struct RNN_FN(rnn_dir) {
+    const rnn_params *p;
+    int d;
+    bool reverse;
+    const T_ *xw;     /* projections: row rnn_x_row(t, b), this direction's columns at xw_off */
+    int64_t xw_ld, xw_off;
+    const T_ *rt;     /* R^T: [hidden, G*hidden] */
+    const T_ *rbh;    /* GRU with linear_before_reset: Rb of the h gate, else NULL */
+    const T_ *peep;   /* LSTM peepholes [3*hidden] (i o f) or NULL */
+    T_ *gates;        /* [batch, G*hidden] */
+    T_ *h[2], *cs[2]; /* states, double-buffered: [batch, hidden] */
+    T_ *rh;           /* GRU: r (.) H_{t-1}, [batch, hidden] */
+    T_ *y;            /* output Y or NULL */
+    int64_t t;
+    int cur;          /* h[cur] is H_{t-1} */
+    int phase;        /* GRU without linear_before_reset: 1 (z, r) then 2 (h) */
+    size_t grain;
+} RNN_FN(rnn_dir);
+
+static inline T_ RNN_FN(clip)(const rnn_params *p, T_ v) {
+    if (p->has_clip) {
+        T_ lim = (T_)p->clip;
+        v = v < -lim ? -lim : v > lim ? lim : v;
+    }
+    return v;
+}
+
+/* Loads this step's projection into gate columns [g*H + j0, g*H + j1) for
+ * gates g in [g0, g1), then adds state * R^T for those columns. */
+static void RNN_FN(gates_in)(RNN_FN(rnn_dir) * s, const T_ *state, int g0, int g1, int64_t j0, int64_t j1,
+                             bool with_xw) {
+    const rnn_params *p = s->p;
+    int64_t H = p->hidden, GH = p->n_gates * H;
+    for (int64_t b = 0; b < p->batch; b++) {
+        const T_ *xw = s->xw + rnn_x_row(p, s->t, b) * s->xw_ld + s->xw_off;
+        T_ *g = s->gates + b * GH;
+        for (int gi = g0; gi < g1; gi++)
+            for (int64_t j = j0; j < j1; j++)
+                g[gi * H + j] = with_xw ? xw[gi * H + j] : 0;
+    }
+    for (int gi = g0; gi < g1; gi++)
+        RNN_FN(gemm)(p->batch, j1 - j0, H, state, H, s->rt + gi * H + j0, GH, s->gates + gi * H + j0, GH);
+}
+
+/* Finishes an inactive batch row (past its sequence length): state carried
+ * over, zeros in Y. */
+static void RNN_FN(carry)(RNN_FN(rnn_dir) * s, int64_t b, int64_t j0, int64_t j1) {
+    const rnn_params *p = s->p;
+    int64_t H = p->hidden;
+    for (int64_t j = j0; j < j1; j++) {
+        s->h[s->cur ^ 1][b * H + j] = s->h[s->cur][b * H + j];
+        if (p->kind == RNN_LSTM)
+            s->cs[s->cur ^ 1][b * H + j] = s->cs[s->cur][b * H + j];
+    }
+    if (s->y) {
+        T_ *y = s->y + rnn_y_off(p, s->t, s->d, b);
+        for (int64_t j = j0; j < j1; j++)
+            y[j] = 0;
+    }
+}
+
+static void RNN_FN(step_units)(RNN_FN(rnn_dir) * s, int64_t j0, int64_t j1) {
+    const rnn_params *p = s->p;
+    int64_t H = p->hidden, GH = p->n_gates * H;
+    const rnn_act *act = p->act[s->d];
+    const T_ *hp = s->h[s->cur];
+    T_ *hn = s->h[s->cur ^ 1];
+    switch (p->kind) {
+    case RNN_SIMPLE:
+        RNN_FN(gates_in)(s, hp, 0, 1, j0, j1, true);
+        for (int64_t b = 0; b < p->batch; b++) {
+            if (s->t >= p->lens[b]) {
+                RNN_FN(carry)(s, b, j0, j1);
+                continue;
+            }
+            const T_ *g = s->gates + b * GH;
+            T_ *y = s->y ? s->y + rnn_y_off(p, s->t, s->d, b) : NULL;
+            for (int64_t j = j0; j < j1; j++) {
+                T_ v = RNN_FN(act)(&act[0], RNN_FN(clip)(p, g[j]));
+                hn[b * H + j] = v;
+                if (y)
+                    y[j] = v;
+            }
+        }
+        break;
+    case RNN_LSTM: {
+        RNN_FN(gates_in)(s, hp, 0, 4, j0, j1, true);
+        const T_ *cp = s->cs[s->cur];
+        T_ *cn = s->cs[s->cur ^ 1];
+        const T_ *pi = s->peep, *po = s->peep ? s->peep + H : NULL, *pf = s->peep ? s->peep + 2 * H : NULL;
+        for (int64_t b = 0; b < p->batch; b++) {
+            if (s->t >= p->lens[b]) {
+                RNN_FN(carry)(s, b, j0, j1);
+                continue;
+            }
+            const T_ *g = s->gates + b * GH;
+            T_ *y = s->y ? s->y + rnn_y_off(p, s->t, s->d, b) : NULL;
+            for (int64_t j = j0; j < j1; j++) {
+                T_ c_prev = cp[b * H + j];
+                T_ gi = g[j], go = g[H + j], gf = g[2 * H + j], gc = g[3 * H + j];
+                if (pi) {
+                    gi += pi[j] * c_prev;
+                    gf += pf[j] * c_prev;
+                }
+                T_ i = RNN_FN(act)(&act[0], RNN_FN(clip)(p, gi));
+                /* input_forget couples the gates: f = 1 - i. */
+                T_ f = p->input_forget ? 1 - i : RNN_FN(act)(&act[0], RNN_FN(clip)(p, gf));
+                T_ cc = RNN_FN(act)(&act[1], RNN_FN(clip)(p, gc));
+                T_ c_new = f * c_prev + i * cc;
+                if (po)
+                    go += po[j] * c_new;
+                T_ o = RNN_FN(act)(&act[0], RNN_FN(clip)(p, go));
+                T_ h = o * RNN_FN(act)(&act[2], c_new);
+                cn[b * H + j] = c_new;
+                hn[b * H + j] = h;
+                if (y)
+                    y[j] = h;
+            }
+        }
+        break;
+    }
+    case RNN_GRU:
+        if (p->linear_before_reset) {
+            /* h = g(Xh*Wh^T + Wbh + r (.) (H*Rh^T + Rbh)): the h gate's
+             * recurrent part is computed alone, without the projection. */
+            RNN_FN(gates_in)(s, hp, 0, 2, j0, j1, true);
+            RNN_FN(gates_in)(s, hp, 2, 3, j0, j1, false);
+            for (int64_t b = 0; b < p->batch; b++) {
+                if (s->t >= p->lens[b]) {
+                    RNN_FN(carry)(s, b, j0, j1);
+                    continue;
+                }
+                const T_ *g = s->gates + b * GH;
+                const T_ *xw = s->xw + rnn_x_row(p, s->t, b) * s->xw_ld + s->xw_off;
+                T_ *y = s->y ? s->y + rnn_y_off(p, s->t, s->d, b) : NULL;
+                for (int64_t j = j0; j < j1; j++) {
+                    T_ z = RNN_FN(act)(&act[0], RNN_FN(clip)(p, g[j]));
+                    T_ r = RNN_FN(act)(&act[0], RNN_FN(clip)(p, g[H + j]));
+                    T_ rec = g[2 * H + j] + (s->rbh ? s->rbh[j] : 0);
+                    T_ hh = RNN_FN(act)(&act[1], RNN_FN(clip)(p, xw[2 * H + j] + r * rec));
+                    T_ hv = (1 - z) * hh + z * hp[b * H + j];
+                    hn[b * H + j] = hv;
+                    if (y)
+                        y[j] = hv;
+                }
+            }
+        } else if (s->phase == 1) {
+            /* z and r first; (r (.) H) * Rh^T needs every unit's r. */
+            RNN_FN(gates_in)(s, hp, 0, 2, j0, j1, true);
+            for (int64_t b = 0; b < p->batch; b++) {
+                T_ *g = s->gates + b * GH;
+                bool live = s->t < p->lens[b];
+                for (int64_t j = j0; j < j1; j++) {
+                    if (!live) {
+                        s->rh[b * H + j] = 0;
+                        continue;
+                    }
+                    g[j] = RNN_FN(act)(&act[0], RNN_FN(clip)(p, g[j]));
+                    T_ r = RNN_FN(act)(&act[0], RNN_FN(clip)(p, g[H + j]));
+                    s->rh[b * H + j] = r * hp[b * H + j];
+                }
+            }
+        } else {
+            RNN_FN(gates_in)(s, s->rh, 2, 3, j0, j1, true);
+            for (int64_t b = 0; b < p->batch; b++) {
+                if (s->t >= p->lens[b]) {
+                    RNN_FN(carry)(s, b, j0, j1);
+                    continue;
+                }
+                const T_ *g = s->gates + b * GH;
+                T_ *y = s->y ? s->y + rnn_y_off(p, s->t, s->d, b) : NULL;
+                for (int64_t j = j0; j < j1; j++) {
+                    T_ z = g[j];
+                    T_ hh = RNN_FN(act)(&act[1], RNN_FN(clip)(p, g[2 * H + j]));
+                    T_ hv = (1 - z) * hh + z * hp[b * H + j];
+                    hn[b * H + j] = hv;
+                    if (y)
+                        y[j] = hv;
+                }
+            }
+        }
+        break;
+    }
+}
+
+static void RNN_FN(step_range)(void *arg, size_t begin, size_t end) {
+    RNN_FN(step_units)(arg, (int64_t)begin, (int64_t)end);
+}
+
+/* Runs every step of one direction; c non-NULL splits each step's hidden
+ * units across the session's threads. */
+static void RNN_FN(run_dir)(RNN_FN(rnn_dir) * s, kiln_op_ctx *c) {
+    const rnn_params *p = s->p;
+    bool two_phase = p->kind == RNN_GRU && !p->linear_before_reset;
+    for (int64_t k = 0; k < p->seq; k++) {
+        s->t = s->reverse ? p->seq - 1 - k : k;
+        for (int ph = two_phase ? 1 : 0; ph <= (two_phase ? 2 : 0); ph++) {
+            s->phase = ph;
+            if (c)
+                kiln_parallel_for(c, (size_t)p->hidden, s->grain, RNN_FN(step_range), s);
+            else
+                RNN_FN(step_units)(s, 0, p->hidden);
+        }
+        s->cur ^= 1;
+    }
+}
+
+static void RNN_FN(dirs_range)(void *arg, size_t begin, size_t end) {
+    RNN_FN(rnn_dir) *dirs = arg;
+    for (size_t i = begin; i < end; i++)
+        RNN_FN(run_dir)(&dirs[i], NULL);
+}
+
+typedef struct RNN_FN(proj_job) {
+    int64_t rows, in, n;
+    const T_ *x, *wt, *bias;
+    T_ *xw;
+} RNN_FN(proj_job);
+
+/* Projection rows in blocks of four: XW = bias + X * W^T. */
+static void RNN_FN(proj_range)(void *arg, size_t begin, size_t end) {
+    const RNN_FN(proj_job) *j = arg;
+    int64_t r0 = (int64_t)begin * 4, r1 = (int64_t)end * 4;
+    if (r1 > j->rows)
+        r1 = j->rows;
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(j->xw + r * j->n, j->bias, (size_t)j->n * sizeof(T_));
+    if (j->in > 0)
+        RNN_FN(gemm)(r1 - r0, j->n, j->in, j->x + r0 * j->in, j->in, j->wt, j->n, j->xw + r0 * j->n, j->n);
+}
+
+static kiln_status RNN_FN(run)(kiln_op_ctx *c, rnn_params *p) {
+    int64_t H = p->hidden, G = p->n_gates, GH = G * H, nd = p->nd, I = p->input, B = p->batch;
+    int64_t ngh = nd * GH; /* W's leading dims: nd*GH*I elements exist */
+    int64_t rows = p->seq * B; /* X's dims */
+    size_t n_xw, n_wt, n_rt, n_dir, n_state;
+    if (kiln_mul_overflow_size((size_t)rows, (size_t)ngh, &n_xw) || kiln_mul_overflow_size(n_xw, sizeof(T_), &n_xw))
+        return kiln_fail(KILN_ERR_INVALID, "projection of %lld rows by %lld gate columns is too large",
+                         (long long)rows, (long long)ngh);
+    n_wt = (size_t)(I * ngh) * sizeof(T_);
+    n_rt = (size_t)(H * GH) * sizeof(T_);
+    /* per direction: gates [B, GH], h x2, c x2, rh, each [B, H] */
+    if (kiln_mul_overflow_size((size_t)B, (size_t)GH + 6 * (size_t)H, &n_state) ||
+        kiln_mul_overflow_size(n_state, sizeof(T_), &n_state) || __builtin_add_overflow(n_rt, n_state, &n_dir))
+        return kiln_fail(KILN_ERR_INVALID, "state of %lld x %lld is too large", (long long)B, (long long)GH);
+
+    if (H == 0 || B == 0)
+        return KILN_OK; /* every output is empty */
+    kiln_status st = KILN_OK;
+    T_ *xw = kiln_aligned_alloc(n_xw), *wt = kiln_aligned_alloc(n_wt), *bias = kiln_aligned_alloc((size_t)ngh * sizeof(T_));
+    T_ *dbuf[2] = {NULL, NULL};
+    for (int d = 0; d < nd; d++)
+        dbuf[d] = kiln_aligned_alloc(n_dir);
+    if (!xw || !wt || !bias || !dbuf[0] || (nd == 2 && !dbuf[1])) {
+        st = KILN_ERR_NOMEM;
+        goto done;
+    }
+
+    /* W^T for both directions side by side, [I, nd*GH], and the biases that
+     * can be folded into the projection. */
+    const T_ *w = p->w->data, *r = p->r->data, *bsrc = p->b ? p->b->data : NULL;
+    for (int64_t d = 0; d < nd; d++)
+        for (int64_t n = 0; n < GH; n++) {
+            const T_ *wr = w + (d * GH + n) * I;
+            for (int64_t k = 0; k < I; k++)
+                wt[k * ngh + d * GH + n] = wr[k];
+            T_ bv = 0;
+            if (bsrc) {
+                const T_ *bd = bsrc + d * 2 * GH;
+                bv = bd[n];
+                /* GRU with linear_before_reset keeps Rbh inside r (.) (...). */
+                if (!(p->kind == RNN_GRU && p->linear_before_reset && n >= 2 * H))
+                    bv += bd[GH + n];
+            }
+            bias[d * GH + n] = bv;
+        }
+
+    RNN_FN(proj_job) pj = {rows, I, ngh, p->x->data, wt, bias, xw};
+    size_t blocks = (size_t)((rows + 3) / 4);
+    double work = 8.0 * (double)I * (double)ngh + 1;
+    size_t pgrain = work >= 65536 ? 1 : (size_t)(65536 / work);
+    kiln_parallel_for(c, blocks, pgrain, RNN_FN(proj_range), &pj);
+
+    RNN_FN(rnn_dir) dirs[2];
+    for (int d = 0; d < nd; d++) {
+        RNN_FN(rnn_dir) *s = &dirs[d];
+        memset(s, 0, sizeof *s);
+        T_ *m = dbuf[d];
+        T_ *rt = m;
+        m += H * GH;
+        for (int64_t n = 0; n < GH; n++)
+            for (int64_t k = 0; k < H; k++)
+                rt[k * GH + n] = r[(d * GH + n) * H + k];
+        s->p = p;
+        s->d = d;
+        s->reverse = d == 1 || p->reverse;
+        s->xw = xw;
+        s->xw_ld = ngh;
+        s->xw_off = d * GH;
+        s->rt = rt;
+        s->gates = m, m += B * GH;
+        s->h[0] = m, m += B * H;
+        s->h[1] = m, m += B * H;
+        s->cs[0] = m, m += B * H;
+        s->cs[1] = m, m += B * H;
+        s->rh = m, m += B * H;
+        if (p->kind == RNN_GRU && p->linear_before_reset && bsrc)
+            s->rbh = bsrc + d * 2 * GH + GH + 2 * H;
+        if (p->kind == RNN_LSTM && p->p)
+            s->peep = (const T_ *)p->p->data + d * 3 * H;
+        s->y = p->y ? p->y->data : NULL;
+        for (int64_t b = 0; b < B; b++) {
+            const T_ *h0 = p->h0 ? (const T_ *)p->h0->data + rnn_state_off(p, d, b) : NULL;
+            const T_ *c0 = p->c0 ? (const T_ *)p->c0->data + rnn_state_off(p, d, b) : NULL;
+            for (int64_t j = 0; j < H; j++) {
+                s->h[0][b * H + j] = h0 ? h0[j] : 0;
+                s->cs[0][b * H + j] = c0 ? c0[j] : 0;
+                s->h[1][b * H + j] = 0;
+                s->cs[1][b * H + j] = 0;
+                s->rh[b * H + j] = 0;
+            }
+        }
+        double uw = 2.0 * (double)B * (double)GH + 1; /* flops per hidden unit and step */
+        s->grain = uw >= 32768 ? 1 : (size_t)(32768 / uw);
+    }
+
+    if (nd == 2 && kiln_op_threads(c) >= 2)
+        kiln_parallel_for(c, 2, 1, RNN_FN(dirs_range), dirs);
+    else
+        for (int d = 0; d < nd; d++)
+            RNN_FN(run_dir)(&dirs[d], c);
+
+    for (int d = 0; d < nd; d++) {
+        const RNN_FN(rnn_dir) *s = &dirs[d];
+        for (int64_t b = 0; b < B; b++) {
+            int64_t off = rnn_state_off(p, d, b);
+            if (p->yh)
+                memcpy((T_ *)p->yh->data + off, s->h[s->cur] + b * H, (size_t)H * sizeof(T_));
+            if (p->yc)
+                memcpy((T_ *)p->yc->data + off, s->cs[s->cur] + b * H, (size_t)H * sizeof(T_));
+        }
+    }
+done:
+    free(xw);
+    free(wt);
+    free(bias);
+    free(dbuf[0]);
+    free(dbuf[1]);
+    return st;
+}
+
+#undef T_
+#endif

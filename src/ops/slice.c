@@ -1,0 +1,346 @@
+/* Slice, Expand, Tile and Pad: outputs that are strided or repeated views of
+ * the input, shapes taken from attributes or tensor values (validated). Any
+ * dtype (bytes are moved; strings get their own copies). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/broadcast.h"
+#include "kernels/tensor_copy.h"
+#include "ops/op.h"
+
+/* Slice: starts/ends/axes attributes in opset 1-9; from opset 10 they are
+ * inputs, with optional steps. Starts and ends are clamped per the spec. */
+static kiln_status slice_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, c->opset >= 10 ? 3 : 1));
+    const kiln_tensor *x = c->in[0];
+    int r = x->rank;
+    int64_t starts[KILN_MAX_RANK], ends[KILN_MAX_RANK], axes[KILN_MAX_RANK], steps[KILN_MAX_RANK];
+    size_t ns, ne, na, nst;
+    bool have_axes = false, have_steps = false;
+    if (c->opset >= 10) {
+        KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'starts'", starts, KILN_MAX_RANK, &ns));
+        KILN_TRY(kiln_tensor_read_ints(c->in[2], "input 'ends'", ends, KILN_MAX_RANK, &ne));
+        if (kiln_op_in(c, 3)) {
+            KILN_TRY(kiln_tensor_read_ints(c->in[3], "input 'axes'", axes, KILN_MAX_RANK, &na));
+            have_axes = true;
+        }
+        if (kiln_op_in(c, 4)) {
+            KILN_TRY(kiln_tensor_read_ints(c->in[4], "input 'steps'", steps, KILN_MAX_RANK, &nst));
+            have_steps = true;
+        }
+    } else {
+        const int64_t *s = kiln_attr_ints(c->node, "starts", &ns), *e = kiln_attr_ints(c->node, "ends", &ne);
+        const int64_t *a = kiln_attr_ints(c->node, "axes", &na);
+        if (!s || !e)
+            return kiln_fail(KILN_ERR_INVALID, "attributes 'starts' and 'ends' are required");
+        if (ns > KILN_MAX_RANK || ne > KILN_MAX_RANK || (a && na > KILN_MAX_RANK))
+            return kiln_fail(KILN_ERR_INVALID, "too many values in 'starts'/'ends'/'axes'");
+        memcpy(starts, s, ns * sizeof *s);
+        memcpy(ends, e, ne * sizeof *e);
+        if (a) {
+            memcpy(axes, a, na * sizeof *a);
+            have_axes = true;
+        }
+    }
+    if (ns != ne)
+        return kiln_fail(KILN_ERR_INVALID, "starts has %zu values but ends has %zu", ns, ne);
+    if (have_axes && na != ns)
+        return kiln_fail(KILN_ERR_INVALID, "axes has %zu values but starts has %zu", na, ns);
+    if (have_steps && nst != ns)
+        return kiln_fail(KILN_ERR_INVALID, "steps has %zu values but starts has %zu", nst, ns);
+    if (!have_axes && ns > (size_t)r)
+        return kiln_fail(KILN_ERR_INVALID, "starts has %zu values but the input has rank %d", ns, r);
+    int64_t dims[KILN_MAX_RANK], str[KILN_MAX_RANK], xs[KILN_MAX_RANK], off = 0;
+    kiln_dims_strides(r, x->dims, xs);
+    bool seen[KILN_MAX_RANK] = {false};
+    for (int a = 0; a < r; a++) {
+        dims[a] = x->dims[a];
+        str[a] = xs[a];
+    }
+    for (size_t i = 0; i < ns; i++) {
+        int a = (int)i;
+        if (have_axes)
+            KILN_TRY(kiln_op_axis(c, axes[i], r, &a));
+        if (a >= r)
+            return kiln_fail(KILN_ERR_INVALID, "axis %d is out of range for rank %d", a, r);
+        if (seen[a])
+            return kiln_fail(KILN_ERR_INVALID, "axis %d is sliced twice", a);
+        seen[a] = true;
+        int64_t d = x->dims[a], st = have_steps ? steps[i] : 1, s = starts[i], e = ends[i];
+        if (st == 0)
+            return kiln_fail(KILN_ERR_INVALID, "step for axis %d is 0", a);
+        if (st == INT64_MIN)
+            st = INT64_MIN + 1;
+        if (s < 0)
+            s += d;
+        if (e < 0)
+            e += d;
+        int64_t cnt;
+        if (st > 0) {
+            s = s < 0 ? 0 : s > d ? d : s;
+            e = e < 0 ? 0 : e > d ? d : e;
+            cnt = e > s ? (e - s - 1) / st + 1 : 0;
+        } else {
+            s = s < 0 ? 0 : s > d - 1 ? d - 1 : s;
+            e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
+            cnt = s > e ? (s - e - 1) / (-st) + 1 : 0;
+        }
+        dims[a] = cnt;
+        if (cnt > 0) {
+            off += s * xs[a];
+            str[a] = xs[a] * st; /* |st| may exceed d only when cnt == 1 */
+            if (cnt == 1)
+                str[a] = xs[a];
+        }
+    }
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, r, dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    size_t es = kiln_elem_size(x->dtype);
+    kiln_strided_copy(c, y->data, (const char *)x->data + (size_t)off * es, es, r, dims, str);
+    return kiln_strings_own(y);
+}
+
+/* Expand (opset 8+): bidirectional broadcast of the input to `shape`. */
+static kiln_status expand_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0];
+    int64_t shape[KILN_MAX_RANK];
+    size_t n;
+    KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'shape'", shape, KILN_MAX_RANK, &n));
+    for (size_t i = 0; i < n; i++)
+        if (shape[i] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "input 'shape' has negative value %lld at %zu", (long long)shape[i],
+                             i);
+    int ranks[2] = {x->rank, (int)n}, r;
+    const int64_t *dp[2] = {x->dims, shape};
+    int64_t dims[KILN_MAX_RANK];
+    KILN_TRY(kiln_bcast_shape(2, ranks, dp, &r, dims));
+    KILN_TRY(kiln_check_shape("output", r, dims));
+    int64_t xs[KILN_MAX_RANK], str[KILN_MAX_RANK];
+    kiln_dims_strides(x->rank, x->dims, xs);
+    for (int a = 0; a < r; a++) {
+        int k = a - (r - x->rank);
+        str[a] = k < 0 || x->dims[k] == 1 ? 0 : xs[k];
+    }
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, r, dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    kiln_strided_copy(c, y->data, x->data, kiln_elem_size(x->dtype), r, dims, str);
+    return kiln_strings_own(y);
+}
+
+/* Tile (opset 6+: repeats is an input): a view of rank 2r, [r0,d0,r1,d1..]
+ * with stride 0 on the repeat axes. */
+static kiln_status tile_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0];
+    int64_t rep[KILN_MAX_RANK];
+    size_t n;
+    KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'repeats'", rep, KILN_MAX_RANK, &n));
+    if ((int)n != x->rank)
+        return kiln_fail(KILN_ERR_INVALID, "input 'repeats' has %zu values but the input has rank %d", n, x->rank);
+    int64_t dims[KILN_MAX_RANK], xs[KILN_MAX_RANK], vd[2 * KILN_MAX_RANK], vs[2 * KILN_MAX_RANK];
+    kiln_dims_strides(x->rank, x->dims, xs);
+    for (int a = 0; a < x->rank; a++) {
+        if (rep[a] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "input 'repeats' has negative value %lld at %d", (long long)rep[a], a);
+        if (kiln_mul_overflow_i64(x->dims[a], rep[a], &dims[a]))
+            return kiln_fail(KILN_ERR_LIMIT, "output dimension %d overflows", a);
+        vd[2 * a] = rep[a];
+        vs[2 * a] = 0;
+        vd[2 * a + 1] = x->dims[a];
+        vs[2 * a + 1] = xs[a];
+    }
+    KILN_TRY(kiln_check_shape("output", x->rank, dims));
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    /* the strided copy handles at most KILN_MAX_RANK axes: drop unit ones */
+    int vr = 0;
+    for (int a = 0; a < 2 * x->rank; a++)
+        if (vd[a] != 1) {
+            vd[vr] = vd[a];
+            vs[vr] = vs[a];
+            vr++;
+        }
+    if (vr > KILN_MAX_RANK) {
+        /* rare: copy in two steps, tiling the leading half first is not
+         * needed; a per-element walk is simpler */
+        size_t es = kiln_elem_size(x->dtype);
+        int64_t idx[KILN_MAX_RANK] = {0};
+        for (int64_t i = 0; i < y->numel; i++) {
+            int64_t o = 0;
+            for (int a = 0; a < x->rank; a++)
+                o += (idx[a] % x->dims[a]) * xs[a];
+            memcpy((char *)y->data + (size_t)i * es, (const char *)x->data + (size_t)o * es, es);
+            for (int a = x->rank - 1; a >= 0; a--) {
+                if (++idx[a] < dims[a])
+                    break;
+                idx[a] = 0;
+            }
+        }
+    } else {
+        kiln_strided_copy(c, y->data, x->data, kiln_elem_size(x->dtype), vr, vd, vs);
+    }
+    return kiln_strings_own(y);
+}
+
+/* Pad: pads/value/mode attributes in opset 2-10 ('paddings' in opset 1); from
+ * opset 11 pads and constant_value are inputs. Negative pads crop. Modes:
+ * constant, reflect (mirror without repeating the edge), edge. */
+typedef enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE } pad_mode;
+
+static int64_t pad_src(int64_t i, int64_t d, pad_mode m) {
+    if (i >= 0 && i < d)
+        return i;
+    if (m == PAD_CONSTANT)
+        return -1;
+    if (m == PAD_EDGE)
+        return i < 0 ? 0 : d - 1;
+    if (d == 1)
+        return 0;
+    int64_t p = 2 * (d - 1);
+    int64_t k = i % p;
+    if (k < 0)
+        k += p;
+    return k < d ? k : p - k;
+}
+
+static kiln_status pad_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    int r = x->rank;
+    int64_t pads[2 * KILN_MAX_RANK];
+    size_t np;
+    size_t es = kiln_elem_size(x->dtype);
+    char fill[sizeof(kiln_string) > 16 ? sizeof(kiln_string) : 16] = {0};
+    const kiln_tensor *cv = NULL;
+    if (c->opset >= 11) {
+        KILN_TRY(kiln_op_need_inputs(c, 2));
+        KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'pads'", pads, 2 * KILN_MAX_RANK, &np));
+        cv = kiln_op_in(c, 2);
+        if (cv) {
+            if (cv->dtype != x->dtype)
+                return kiln_fail(KILN_ERR_INVALID, "input 'constant_value' has element type %s, the data has %s",
+                                 kiln_dtype_name(cv->dtype), kiln_dtype_name(x->dtype));
+            if (cv->numel > 1)
+                return kiln_fail(KILN_ERR_INVALID, "input 'constant_value' must be a scalar, it has %lld values",
+                                 (long long)cv->numel);
+            if (cv->numel == 1)
+                memcpy(fill, cv->data, es);
+        }
+    } else {
+        const int64_t *p = kiln_attr_ints(c->node, "pads", &np);
+        if (!p)
+            p = kiln_attr_ints(c->node, "paddings", &np);
+        if (!p)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'pads' is required");
+        if (np > 2 * KILN_MAX_RANK)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'pads' has too many values (%zu)", np);
+        memcpy(pads, p, np * sizeof *p);
+        if (x->dtype != KILN_DTYPE_STRING)
+            KILN_TRY(kiln_scalar_from_f64(x->dtype, kiln_attr_float(c->node, "value", 0.0f), fill));
+    }
+    if ((int)np != 2 * r)
+        return kiln_fail(KILN_ERR_INVALID, "pads has %zu values but the input has rank %d (needs %d)", np, r, 2 * r);
+    const char *ms = kiln_attr_string(c->node, "mode", "constant");
+    pad_mode mode;
+    if (!strcmp(ms, "constant"))
+        mode = PAD_CONSTANT;
+    else if (!strcmp(ms, "reflect"))
+        mode = PAD_REFLECT;
+    else if (!strcmp(ms, "edge"))
+        mode = PAD_EDGE;
+    else
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be constant, reflect or edge, got '%s'", ms);
+    int64_t dims[KILN_MAX_RANK];
+    for (int a = 0; a < r; a++) {
+        int64_t b = pads[a], e = pads[a + r];
+        if (b < -x->dims[a] || e < -x->dims[a] || b > KILN_TENSOR_MAX_NUMEL || e > KILN_TENSOR_MAX_NUMEL)
+            return kiln_fail(KILN_ERR_INVALID, "pads %lld,%lld are invalid for axis %d of length %lld", (long long)b,
+                             (long long)e, a, (long long)x->dims[a]);
+        dims[a] = x->dims[a] + b + e;
+        if (dims[a] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "pads %lld,%lld crop axis %d of length %lld below zero", (long long)b,
+                             (long long)e, a, (long long)x->dims[a]);
+        if (mode != PAD_CONSTANT && x->dims[a] == 0 && dims[a] > 0)
+            return kiln_fail(KILN_ERR_INVALID, "mode '%s' cannot pad axis %d of length 0", ms, a);
+    }
+    KILN_TRY(kiln_check_shape("output", r, dims));
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, r, dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    if (r == 0) {
+        memcpy(y->data, x->data, es);
+        return kiln_strings_own(y);
+    }
+    /* per axis: output index -> input index (-1: fill) */
+    int64_t total = 0;
+    for (int a = 0; a < r; a++)
+        total += dims[a];
+    int64_t *map = kiln_malloc((size_t)total * sizeof *map);
+    if (!map)
+        return KILN_ERR_NOMEM;
+    int64_t *maps[KILN_MAX_RANK], xs[KILN_MAX_RANK];
+    kiln_dims_strides(r, x->dims, xs);
+    int64_t o = 0;
+    for (int a = 0; a < r; a++) {
+        maps[a] = map + o;
+        for (int64_t i = 0; i < dims[a]; i++)
+            maps[a][i] = pad_src(i - pads[a], x->dims[a], mode);
+        o += dims[a];
+    }
+    int64_t inner = dims[r - 1], rows = y->numel / inner;
+    const int64_t *lm = maps[r - 1];
+    int64_t idx[KILN_MAX_RANK] = {0};
+    char *out = y->data;
+    const char *src = x->data;
+    for (int64_t row = 0; row < rows; row++) {
+        char *d = out + (size_t)(row * inner) * es;
+        int64_t base = 0;
+        bool fill_row = false;
+        for (int a = 0; a < r - 1; a++) {
+            int64_t s = maps[a][idx[a]];
+            if (s < 0)
+                fill_row = true;
+            base += s * xs[a];
+        }
+        if (fill_row) {
+            kiln_fill_elems(d, fill, es, inner);
+        } else {
+            for (int64_t k = 0; k < inner;) {
+                int64_t k0 = k;
+                if (lm[k] < 0) {
+                    while (k < inner && lm[k] < 0)
+                        k++;
+                    kiln_fill_elems(d + (size_t)k0 * es, fill, es, k - k0);
+                } else {
+                    k++;
+                    while (k < inner && lm[k] == lm[k - 1] + 1)
+                        k++;
+                    memcpy(d + (size_t)k0 * es, src + (size_t)(base + lm[k0]) * es, (size_t)(k - k0) * es);
+                }
+            }
+        }
+        for (int a = r - 2; a >= 0; a--) {
+            if (++idx[a] < dims[a])
+                break;
+            idx[a] = 0;
+        }
+    }
+    free(map);
+    return kiln_strings_own(y);
+}
+
+static const kiln_op_desc ops[] = {
+    {"", "Slice", 1, 0, slice_exec},
+    {"", "Expand", 8, 0, expand_exec},
+    {"", "Tile", 6, 0, tile_exec},
+    {"", "Pad", 1, 0, pad_exec},
+};
+KILN_OP_FAMILY(slice, ops);

@@ -1,0 +1,123 @@
+/* Transpose, and DepthToSpace / SpaceToDepth as a reshape + transpose.
+ * Any dtype (bytes are moved; strings get their own copies). The strided
+ * copy merges axes that stay adjacent, so when the last axis stays last the
+ * inner loop is a memcpy. */
+#include <string.h>
+
+#include "kernels/tensor_copy.h"
+#include "ops/op.h"
+
+/* Output i of shape out_dims = `view` (a reshape of x) with its axes permuted. */
+static kiln_status permute_view(kiln_op_ctx *c, const kiln_tensor *x, int rank, const int64_t *view,
+                                const int *perm, int out_rank, const int64_t *out_dims) {
+    int64_t vstr[KILN_MAX_RANK], pdims[KILN_MAX_RANK], pstr[KILN_MAX_RANK];
+    kiln_dims_strides(rank, view, vstr);
+    for (int i = 0; i < rank; i++) {
+        pdims[i] = view[perm[i]];
+        pstr[i] = vstr[perm[i]];
+    }
+    /* only size-1 axes move: the data order is unchanged, share it */
+    bool same = true;
+    for (int i = 0, last = -1; i < rank; i++)
+        if (view[perm[i]] != 1) {
+            if (perm[i] < last)
+                same = false;
+            last = perm[i];
+        }
+    if (same)
+        return kiln_op_output_alias(c, 0, x, out_rank, out_dims);
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, out_rank, out_dims, &y));
+    kiln_strided_copy(c, y->data, x->data, kiln_elem_size(x->dtype), rank, pdims, pstr);
+    return kiln_strings_own(y);
+}
+
+static kiln_status transpose_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    int r = x->rank;
+    int perm[KILN_MAX_RANK];
+    size_t n;
+    const int64_t *p = kiln_attr_ints(c->node, "perm", &n);
+    if (p) {
+        if ((int)n != r)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'perm' has %zu values but the input has rank %d", n, r);
+        bool seen[KILN_MAX_RANK] = {false};
+        for (int i = 0; i < r; i++) {
+            if (p[i] < 0 || p[i] >= r || seen[p[i]])
+                return kiln_fail(KILN_ERR_INVALID, "attribute 'perm' is not a permutation of 0..%d (value %lld at %d)",
+                                 r - 1, (long long)p[i], i);
+            seen[p[i]] = true;
+            perm[i] = (int)p[i];
+        }
+    } else {
+        for (int i = 0; i < r; i++)
+            perm[i] = r - 1 - i;
+    }
+    int64_t od[KILN_MAX_RANK];
+    for (int i = 0; i < r; i++)
+        od[i] = x->dims[perm[i]];
+    return permute_view(c, x, r, x->dims, perm, r, od);
+}
+
+static kiln_status blocksize(kiln_op_ctx *c, const kiln_tensor *x, int64_t *b) {
+    if (x->rank != 4)
+        return kiln_fail(KILN_ERR_INVALID, "input must be 4-D (N,C,H,W), got rank %d", x->rank);
+    *b = kiln_attr_int(c->node, "blocksize", 0);
+    if (*b <= 0 || *b > (int64_t)1 << 20)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'blocksize' must be positive, got %lld", (long long)*b);
+    return KILN_OK;
+}
+
+/* DepthToSpace: mode DCR (default) takes depth as (b, b, C'), CRD as
+ * (C', b, b) (mode added in opset 11). */
+static kiln_status d2s_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    int64_t b = 1;
+    KILN_TRY(blocksize(c, x, &b));
+    const int64_t *d = x->dims;
+    if (d[1] % (b * b))
+        return kiln_fail(KILN_ERR_INVALID, "channels %lld are not divisible by blocksize^2 = %lld", (long long)d[1],
+                         (long long)(b * b));
+    int64_t cc = d[1] / (b * b);
+    const char *mode = c->opset >= 11 ? kiln_attr_string(c->node, "mode", "DCR") : "DCR";
+    int64_t out[4] = {d[0], cc, 0, 0};
+    if (kiln_mul_overflow_i64(d[2], b, &out[2]) || kiln_mul_overflow_i64(d[3], b, &out[3]))
+        return kiln_fail(KILN_ERR_LIMIT, "output size overflows");
+    if (!strcmp(mode, "DCR")) {
+        int64_t view[6] = {d[0], b, b, cc, d[2], d[3]};
+        static const int perm[6] = {0, 3, 4, 1, 5, 2};
+        return permute_view(c, x, 6, view, perm, 4, out);
+    }
+    if (!strcmp(mode, "CRD")) {
+        int64_t view[6] = {d[0], cc, b, b, d[2], d[3]};
+        static const int perm[6] = {0, 1, 4, 2, 5, 3};
+        return permute_view(c, x, 6, view, perm, 4, out);
+    }
+    return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be DCR or CRD, got '%s'", mode);
+}
+
+static kiln_status s2d_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    int64_t b = 1;
+    KILN_TRY(blocksize(c, x, &b));
+    const int64_t *d = x->dims;
+    if (d[2] % b || d[3] % b)
+        return kiln_fail(KILN_ERR_INVALID, "height %lld and width %lld must be divisible by blocksize %lld",
+                         (long long)d[2], (long long)d[3], (long long)b);
+    int64_t view[6] = {d[0], d[1], d[2] / b, b, d[3] / b, b};
+    static const int perm[6] = {0, 3, 5, 1, 2, 4};
+    int64_t out[4] = {d[0], 0, d[2] / b, d[3] / b};
+    if (kiln_mul_overflow_i64(d[1], b * b, &out[1]))
+        return kiln_fail(KILN_ERR_LIMIT, "output size overflows");
+    return permute_view(c, x, 6, view, perm, 4, out);
+}
+
+static const kiln_op_desc ops[] = {
+    {"", "Transpose", 1, 0, transpose_exec},
+    {"", "DepthToSpace", 1, 0, d2s_exec},
+    {"", "SpaceToDepth", 1, 0, s2d_exec},
+};
+KILN_OP_FAMILY(transpose, ops);

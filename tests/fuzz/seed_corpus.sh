@@ -1,0 +1,61 @@
+#!/bin/sh
+# Seeds the fuzz corpora with a small sample of real inputs (never committed):
+#   seed_corpus.sh OUT_DIR [ONNX_TESTDATA]
+# OUT_DIR/<target>/ gets models and tensors from the ONNX backend test data,
+# .npy files made with numpy (when available) and value literals.
+set -eu
+out=$1
+data=${2:-/usr/share/libonnx-testdata/data}
+mkdir -p "$out/model" "$out/run" "$out/pb" "$out/npy" "$out/value"
+
+# Models: operators kiln runs today and a few control-flow ones, plus every
+# 25th node test for variety; small files only.
+n=0
+for d in "$data"/node/test_add "$data"/node/test_add_bcast "$data"/node/test_sub "$data"/node/test_mul \
+          "$data"/node/test_div "$data"/node/test_if "$data"/node/test_loop11 "$data"/node/test_scan9_sum \
+          "$data"/node/test_range_float_type_positive_delta_expanded "$data"/simple/* $(ls -d "$data"/node/* | awk 'NR % 25 == 0'); do
+    [ -f "$d/model.onnx" ] || continue
+    size=$(stat -c %s "$d/model.onnx")
+    [ "$size" -le 65536 ] || continue
+    name=$(basename "$d")
+    cp "$d/model.onnx" "$out/model/$name.onnx"
+    cp "$d/model.onnx" "$out/run/$name.onnx"
+    for pb in "$d"/test_data_set_0/*.pb; do
+        [ -f "$pb" ] || continue
+        [ "$(stat -c %s "$pb")" -le 65536 ] || continue
+        cp "$pb" "$out/pb/$name-$(basename "$pb")"
+    done
+    n=$((n + 1))
+done
+
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import numpy' 2>/dev/null; then
+    python3 - "$out/npy" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+arrs = {
+    "f4": np.arange(12, dtype=np.float32).reshape(3, 4),
+    "f8": np.linspace(0, 1, 5),
+    "f2": np.ones((2, 2), np.float16),
+    "i8": np.arange(6, dtype=np.int64),
+    "u1": np.arange(7, dtype=np.uint8),
+    "b1": np.array([True, False, True]),
+    "scalar": np.float32(3.5),
+    "empty": np.zeros((0, 3), np.int32),
+    "c8": np.ones(3, np.complex64),
+    "rank5": np.zeros((1, 2, 1, 2, 1), np.int16),
+}
+for k, a in arrs.items():
+    np.save(f"{d}/{k}.npy", a)
+PY
+else
+    printf '\223NUMPY\001\000v\000{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }' > "$out/npy/f4.npy"
+fi
+
+# Value literals: first byte picks the dtype (index into kiln_dtype mod 17).
+printf '\001[[1.5,2],[3,4]]' > "$out/value/float_list"
+printf '\007[1,2,3]' > "$out/value/int64_list"
+printf '\000true' > "$out/value/bool"
+printf '\000[[[1e10]]]' > "$out/value/nested"
+printf '\012-0.5' > "$out/value/half"
+printf '\003[[], []]' > "$out/value/empty"
+echo "seeded $n models into $out"
