@@ -180,6 +180,9 @@ static kiln_status fold_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         kiln_node *n = g->nodes[i];
         bool ok = n->n_outputs > 0 && n->n_inputs > 0 && n->n_inputs <= 64 && n->n_outputs <= 64 &&
                   !has_subgraph(n) && !nondeterministic(n);
+        /* Identity(constant) -> graph output is already the folded form */
+        if (ok && !strcmp(n->op_type, "Identity") && kiln_edit_is_output(g, n->outputs[0]))
+            ok = false;
         int64_t in_bytes = 0;
         for (size_t k = 0; ok && k < n->n_inputs; k++) {
             ins[k] = NULL;

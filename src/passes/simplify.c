@@ -82,10 +82,42 @@ static int identity_input(kiln_freeze_ctx *c, const kiln_scope *s, const kiln_no
     return -1;
 }
 
+/* And(x, false) and Or(x, true): the result is the constant operand when it
+ * already has the output's shape. */
+static const kiln_tensor *absorbed(kiln_freeze_ctx *c, const kiln_scope *s, const kiln_node *n) {
+    bool and_ = !strcmp(n->op_type, "And"), or_ = !strcmp(n->op_type, "Or");
+    if (*n->domain || (!and_ && !or_) || n->n_inputs != 2 || n->n_outputs != 1)
+        return NULL;
+    const kiln_shape_fact *fo = kiln_fact(c, n->outputs[0]);
+    for (int side = 0; side < 2 && fo && fo->rank >= 0; side++) {
+        const kiln_tensor *k = kiln_edit_const(s, n->inputs[side]);
+        if (!k || !all_equal(k, and_ ? 0.0 : 1.0) || k->rank != fo->rank)
+            continue;
+        bool same = true;
+        for (int d = 0; d < k->rank; d++)
+            if (!fo->dims[d].known || fo->dims[d].n || fo->dims[d].den != 1 || fo->dims[d].num != k->dims[d])
+                same = false;
+        if (same)
+            return k;
+    }
+    return NULL;
+}
+
 static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
     kiln_graph *g = s->g;
     for (size_t i = 0; i < g->n_nodes;) {
         kiln_node *n = g->nodes[i];
+        const kiln_tensor *ab = absorbed(c, s, n);
+        if (ab && !kiln_edit_is_output(g, n->outputs[0])) {
+            kiln_tensor *t;
+            KILN_TRY(kiln_tensor_clone(ab, &t));
+            kiln_edit_drop_value_info(g, n->outputs[0]);
+            KILN_TRY(kiln_edit_set_const(g, n->outputs[0], t));
+            kiln_graph_remove_node(g, i);
+            c->rep->simplified++;
+            c->changed = true;
+            continue;
+        }
         int k = identity_input(c, s, n);
         /* Where(cond, x, y) with a constant uniform condition */
         if (k < 0 && !*n->domain && !strcmp(n->op_type, "Where") && n->n_inputs == 3 && n->n_outputs == 1) {
