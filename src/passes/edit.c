@@ -239,6 +239,17 @@ kiln_status kiln_edit_insert(kiln_graph *g, size_t idx, kiln_node *n) {
     return KILN_OK;
 }
 
+/* kiln_tensor_share keeps the data, not the name */
+static kiln_status share_named(const kiln_tensor *t, kiln_tensor **out) {
+    KILN_TRY(kiln_tensor_share(t, out));
+    if (t->name && !((*out)->name = kiln_strdup(t->name))) {
+        kiln_tensor_destroy(*out);
+        *out = NULL;
+        return KILN_ERR_NOMEM;
+    }
+    return KILN_OK;
+}
+
 static char *dup_or(const char *s, bool *ok) {
     if (!s)
         return NULL;
@@ -282,7 +293,7 @@ kiln_status kiln_edit_graph_clone(const kiln_graph *g, kiln_graph **out) {
     }
     for (size_t i = 0; st == KILN_OK && i < g->n_inits; i++) {
         kiln_tensor *t;
-        st = kiln_tensor_share(g->inits[i], &t);
+        st = share_named(g->inits[i], &t);
         if (st == KILN_OK && (st = kiln_graph_add_init(c, t)) != KILN_OK)
             kiln_tensor_destroy(t);
     }
@@ -317,7 +328,7 @@ static kiln_status clone_attr(const kiln_attr *a, kiln_attr *d) {
     if (!ok)
         return KILN_ERR_NOMEM;
     if (a->t)
-        KILN_TRY(kiln_tensor_share(a->t, &d->t));
+        KILN_TRY(share_named(a->t, &d->t));
     if (a->g)
         KILN_TRY(kiln_edit_graph_clone(a->g, &d->g));
     if (a->floats) {
@@ -343,7 +354,7 @@ static kiln_status clone_attr(const kiln_attr *a, kiln_attr *d) {
         if (!(d->tensors = kiln_calloc(a->n + 1, sizeof *d->tensors)))
             return KILN_ERR_NOMEM;
         for (size_t i = 0; i < a->n; i++)
-            KILN_TRY(kiln_tensor_share(a->tensors[i], &d->tensors[i]));
+            KILN_TRY(share_named(a->tensors[i], &d->tensors[i]));
     }
     if (a->graphs) {
         if (!(d->graphs = kiln_calloc(a->n + 1, sizeof *d->graphs)))

@@ -309,7 +309,65 @@ def case_transformer(opset):
     freeze_and_compare("encoder", mod, (src, mask), ["src", "mask"], {"mask": mask}, opset, extra_check=chk)
 
 
-CASES = [case_scale_bias, case_if, case_where, case_linear_files, case_loop, case_view, case_transformer]
+def case_loop_scan(opset):
+    """A Loop built with onnx.helper: carried value, scan output, and an If on
+    the iteration number inside the body (exported models rarely have scan
+    outputs). Checked by onnxruntime against numpy and by kiln check."""
+    from onnx import helper as h, TensorProto as T
+    then_g = h.make_graph([h.make_node("Add", ["acc_new", "hundred"], ["t_out"])], "then", [],
+                          [h.make_tensor_value_info("t_out", T.FLOAT, [2])],
+                          [h.make_tensor("hundred", T.FLOAT, [], [100.0])])
+    else_g = h.make_graph([h.make_node("Identity", ["acc_new"], ["e_out"])], "else", [],
+                          [h.make_tensor_value_info("e_out", T.FLOAT, [2])])
+    body = h.make_graph([
+        h.make_node("Cast", ["i"], ["fi"], to=T.FLOAT),
+        h.make_node("Mul", ["x", "fi"], ["xi"]),
+        h.make_node("Add", ["acc", "xi"], ["acc_new"]),
+        h.make_node("Equal", ["i", "zero_c"], ["is0"]),
+        h.make_node("If", ["is0"], ["scan_v"], then_branch=then_g, else_branch=else_g),
+        h.make_node("Identity", ["cond"], ["cond_out"]),
+    ], "body", [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond", T.BOOL, []),
+                h.make_tensor_value_info("acc", T.FLOAT, [2])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("acc_new", T.FLOAT, [2]),
+         h.make_tensor_value_info("scan_v", T.FLOAT, [2])], [h.make_tensor("zero_c", T.INT64, [], [0])])
+    g = h.make_graph([h.make_node("Loop", ["n", "c", "a0"], ["acc_f", "scans"], body=body),
+                      h.make_node("Add", ["acc_f", "x"], ["y"])], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, [2]), h.make_tensor_value_info("n", T.INT64, []),
+                      h.make_tensor_value_info("c", T.BOOL, []), h.make_tensor_value_info("a0", T.FLOAT, [2])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [2]), h.make_tensor_value_info("scans", T.FLOAT, ["s", 2])])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
+    m.ir_version = 7
+    src = os.path.join(TMP, "loop_scan_%d.onnx" % opset)
+    onnx.save(m, src)
+    x, a0 = np.array([1.0, 2.0], np.float32), np.array([0.5, -1.0], np.float32)
+    for n in (4, 1, 0):
+        out = os.path.join(TMP, "loop_scan_%d_%d.onnx" % (opset, n))
+        kiln("freeze", src, "-o", out, "--quiet", "--bind", "n=%d" % n, "--bind", "c=true")
+        onnx.checker.check_model(onnx.load(out), full_check=True)
+        ops = ops_of(out)
+        assert "Loop" not in ops and "If" not in ops, ops
+        kiln("check", src, out, "--bind", "n=%d" % n, "--bind", "c=true")
+        acc, scans = a0.copy(), []
+        for i in range(n):
+            acc = acc + x * i
+            scans.append(acc + 100 if i == 0 else acc)
+        if HAVE_ORT:
+            d = tempfile.mkdtemp(dir=TMP)
+            np.save(os.path.join(d, "x.npy"), x)
+            np.save(os.path.join(d, "a0.npy"), a0)
+            code = ("import sys,os,numpy as np,onnxruntime as ort\n"
+                    "d=sys.argv[2];s=ort.InferenceSession(sys.argv[1],providers=['CPUExecutionProvider'])\n"
+                    "r=s.run(None,{'x':np.load(d+'/x.npy'),'a0':np.load(d+'/a0.npy')})\n"
+                    "np.save(d+'/y.npy',r[0]);np.save(d+'/s.npy',r[1])\n")
+            r = subprocess.run([ORT_PY, "-c", code, out, d], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            np.testing.assert_allclose(np.load(d + "/y.npy"), acc + x, rtol=TOL, atol=TOL)
+            s_ = np.load(d + "/s.npy")
+            np.testing.assert_allclose(s_, np.array(scans, np.float32).reshape(n, 2), rtol=TOL, atol=TOL)
+            stats["ort_runs"] += 1
+
+
+CASES = [case_scale_bias, case_if, case_where, case_linear_files, case_loop, case_view, case_transformer, case_loop_scan]
 
 
 # ---- bad inputs ----
