@@ -36,18 +36,21 @@ void kiln_report_skip(kiln_freeze_ctx *c, const kiln_node *n, const char *fmt, .
     va_end(ap);
     kiln_freeze_report *r = c->rep;
     /* the same node is met again on every pipeline round: report it once */
+    const char *out = n->n_outputs ? n->outputs[0] : "";
     char key[700];
-    snprintf(key, sizeof key, "\"node\":\"%s\"", n->name);
+    snprintf(key, sizeof key, "\"output\":\"%s\"", out);
     if (r->skipped.data && strstr(r->skipped.data, key))
         return;
-    kiln_sbuf_printf(&r->skipped, "%s{\"node\":", r->n_skipped ? "," : "");
+    kiln_sbuf_printf(&r->skipped, "%s{\"output\":", r->n_skipped ? "," : "");
+    kiln_sbuf_json_string(&r->skipped, out);
+    kiln_sbuf_printf(&r->skipped, ",\"node\":");
     kiln_sbuf_json_string(&r->skipped, n->name);
     kiln_sbuf_printf(&r->skipped, ",\"op\":");
     kiln_sbuf_json_string(&r->skipped, n->op_type);
     kiln_sbuf_printf(&r->skipped, ",\"reason\":");
     kiln_sbuf_json_string(&r->skipped, msg);
     kiln_sbuf_printf(&r->skipped, "}");
-    kiln_sbuf_printf(&r->text_skipped, "  fold skipped: node '%s' (%s): %s\n", n->name, n->op_type, msg);
+    kiln_sbuf_printf(&r->text_skipped, "  fold skipped: %s '%s' (output '%s'): %s\n", n->op_type, n->name, out, msg);
     r->n_skipped++;
 }
 

@@ -1075,9 +1075,15 @@ static void refine_type(kiln_type *t, const fact *f) {
             free(t->dims[i].param);
             t->dims[i].param = NULL;
             t->dims[i].value = d->num;
-        } else if (t->dims[i].value < 0 && !t->dims[i].param && d->known && d->n == 1 && d->num == 1 &&
-                   d->den == 1) {
-            t->dims[i].param = kiln_strdup(d->sym[0]);
+        } else if (t->dims[i].value < 0 && d->known && d->n == 1 && d->num == 1 && d->den == 1 &&
+                   (!t->dims[i].param || strcmp(t->dims[i].param, d->sym[0]) != 0)) {
+            /* the inferred symbol comes from the inputs: it says more than
+             * an exporter's generated name */
+            char *p = kiln_strdup(d->sym[0]);
+            if (p) {
+                free(t->dims[i].param);
+                t->dims[i].param = p;
+            }
         }
     }
 }
