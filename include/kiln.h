@@ -104,7 +104,8 @@ kiln_status kiln_model_load(const char *path, kiln_model **out);
  * memory or the stack. kiln_model_load uses kiln_limits_default(). */
 typedef struct kiln_limits {
     /* Largest tensor, in bytes: initializers and tensor attributes when
-     * loading; the session also holds every value it computes to it. */
+     * loading (and the decoded message tree as a whole); the session also
+     * holds every value it computes to it. */
     uint64_t max_tensor_bytes;
     int max_rank;          /* at most KILN_MAX_RANK */
     uint64_t max_nodes;    /* nodes in the model, subgraphs included */

@@ -98,7 +98,8 @@ char *kiln_strndup(const char *s, size_t n) {
     char *p = kiln_malloc(n + 1);
     if (!p)
         return NULL;
-    memcpy(p, s, n);
+    if (n)
+        memcpy(p, s, n);
     p[n] = 0;
     return p;
 }

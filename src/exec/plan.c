@@ -245,6 +245,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     p->const_vals = kiln_calloc(g->n_inits + 1, sizeof(kiln_tensor *));
     p->nodes = kiln_calloc(n_nodes + 1, sizeof(kiln_plan_node));
     implicit = kiln_calloc(n_nodes + 1, sizeof(name_list));
+    p->n_nodes = p->nodes ? n_nodes : 0; /* so plan_free frees per-node arrays on early errors */
     if (!p->value_names || !p->names || !b.producer || !p->input_ids || !p->output_ids || !p->const_ids ||
         !p->const_vals || !p->nodes || !implicit) {
         st = KILN_ERR_NOMEM;

@@ -49,8 +49,10 @@ kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank,
                            kiln_tensor **out) {
     kiln_tensor *t;
     KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
-    if (dtype == KILN_DTYPE_STRING)
+    if (dtype == KILN_DTYPE_STRING) {
+        *out = t;
         return kiln_tensor_alloc_data(t);
+    }
     kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, t->nbytes);
     if (!b)
         return KILN_ERR_NOMEM;

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,17 +144,20 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
         *out = t;
         return KILN_OK;
     }
-    lit l = {.text = text, .p = text, .rank = -1};
+    /* Messages quote the value, shortened: it may be megabytes long. */
+    char shown[64];
+    snprintf(shown, sizeof shown, "%.40s%s", text, strlen(text) > 40 ? "..." : "");
+    lit l = {.text = shown, .p = text, .rank = -1};
     for (int i = 0; i < KILN_MAX_RANK; i++)
         l.counts[i] = -1;
     kiln_status st = parse_elem(&l, 0);
     if (st == KILN_OK) {
         skip_ws(&l);
         if (*l.p)
-            st = kiln_fail(KILN_ERR_ARG, "value '%s': unexpected text '%.20s'", text, l.p);
+            st = kiln_fail(KILN_ERR_ARG, "value '%s': unexpected text '%.20s'", l.text, l.p);
     }
     if (st == KILN_OK && l.any_bool && l.any_number)
-        st = kiln_fail(KILN_ERR_ARG, "value '%s': mixes true/false with numbers", text);
+        st = kiln_fail(KILN_ERR_ARG, "value '%s': mixes true/false with numbers", l.text);
     kiln_tensor *t = NULL;
     if (st == KILN_OK) {
         int rank = l.rank < 0 ? 0 : l.rank;
@@ -163,18 +167,18 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
         if (dt == KILN_DTYPE_UNDEFINED)
             dt = l.any_bool ? KILN_DTYPE_BOOL : l.any_float ? KILN_DTYPE_FLOAT : KILN_DTYPE_INT64;
         if (dt == KILN_DTYPE_STRING)
-            st = kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s': string literals are not supported; use a .pb file", text);
+            st = kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s': string literals are not supported; use a .pb file", l.text);
         else
             st = kiln_tensor_create(dt, rank, l.dims, &t);
         if (st == KILN_OK && (size_t)t->numel != l.n)
-            st = kiln_fail(KILN_ERR_ARG, "value '%s': element count does not match its shape", text);
+            st = kiln_fail(KILN_ERR_ARG, "value '%s': element count does not match its shape", l.text);
         bool is_int = dt != KILN_DTYPE_FLOAT && dt != KILN_DTYPE_DOUBLE && dt != KILN_DTYPE_FLOAT16 &&
                       dt != KILN_DTYPE_BFLOAT16;
         for (size_t i = 0; st == KILN_OK && i < l.n; i++) {
             double v = l.vals[i];
             int64_t iv = l.ivals[i];
             if (is_int && dt != KILN_DTYPE_BOOL && v != (double)iv && l.any_float)
-                st = kiln_fail(KILN_ERR_ARG, "value '%s': %g is not an integer, but the input takes %s", text, v,
+                st = kiln_fail(KILN_ERR_ARG, "value '%s': %g is not an integer, but the input takes %s", l.text, v,
                                kiln_dtype_name(dt));
             void *d = t->data;
             switch (dt) {
@@ -191,7 +195,7 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
             case KILN_DTYPE_UINT32: ((uint32_t *)d)[i] = (uint32_t)iv; break;
             case KILN_DTYPE_INT64: ((int64_t *)d)[i] = iv; break;
             case KILN_DTYPE_UINT64: ((uint64_t *)d)[i] = (uint64_t)iv; break;
-            default: st = kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s': cannot make a %s literal", text, kiln_dtype_name(dt));
+            default: st = kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s': cannot make a %s literal", l.text, kiln_dtype_name(dt));
             }
         }
     }

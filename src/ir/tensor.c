@@ -96,7 +96,7 @@ static void release_map(kiln_buffer *b) {
 }
 
 kiln_status kiln_map_file(const char *path, kiln_buffer **out) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
     if (fd < 0)
         return kiln_fail(KILN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;

@@ -11,6 +11,9 @@
 #include "ir/ir.h"
 
 #define KILN_CONV_MAX_SP (KILN_MAX_RANK - 2)
+/* Bound on every spatial size, kernel size, stride, dilation and pad, so
+ * that the geometry's sums of products stay far from int64 overflow. */
+#define KILN_CONV_MAX_DIM ((int64_t)1 << 30)
 
 typedef enum kiln_autopad {
     KILN_AUTOPAD_NOTSET = 0,
@@ -42,11 +45,14 @@ kiln_status kiln_conv_sizes(kiln_conv_geom *g);
 /* col[(c * k_size + kk) * cnt + i] = x[c][window of output position o0 + i,
  * kernel offset kk] (0 in the padding), for c < channels. */
 void kiln_im2col(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt, float *col);
+void kiln_im2col_f64(const kiln_conv_geom *g, const double *x, int64_t channels, int64_t o0, int64_t cnt,
+                     double *col);
 /* The adjoint: y[c][...] += col[...] (scatter-add), same layout. */
 void kiln_col2im(const kiln_conv_geom *g, const float *col, int64_t channels, int64_t o0, int64_t cnt, float *y);
 
 /* Direct depthwise conv for nsp <= 2: one output channel of one image,
  * y = bias + sum over the window of x * w (x: one input channel). */
 void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y);
+void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y);
 
 #endif

@@ -13,7 +13,8 @@
 #define MR 6
 
 /* Portable kernel, instantiated for float (8 lanes) and double (4 lanes).
- * Blocks: MC x KC of A, KC x NC of B, packed on the stack (<= 200 KiB). */
+ * Blocks: MC x KC of A, KC x NC of B, packed on the stack (72 KiB: small
+ * enough for callers' threads). */
 #define KILN_GEMM_PORTABLE(NAME, T, VL, MC, KC, NC)                                                          \
     typedef T NAME##_vec __attribute__((vector_size(VL * sizeof(T))));                                       \
     enum { NAME##_NR = 2 * VL };                                                                            \
@@ -95,8 +96,8 @@
     }
 
 #ifndef KILN_HAVE_BLAS
-KILN_GEMM_PORTABLE(sgemm_portable, float, 8, 72, 256, 128)
-KILN_GEMM_PORTABLE(dgemm_portable, double, 4, 72, 128, 128)
+KILN_GEMM_PORTABLE(sgemm_portable, float, 8, 48, 128, 96)
+KILN_GEMM_PORTABLE(dgemm_portable, double, 4, 48, 64, 96)
 #endif
 
 void kiln_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

@@ -12,6 +12,11 @@
 #define RED_BLK 256
 
 int64_t kiln_dims_prod(const int64_t *dims, int a, int b) {
+    /* a zero dim makes the product 0 whatever the others (which may then be
+     * large enough to overflow) */
+    for (int i = a; i < b; i++)
+        if (dims[i] == 0)
+            return 0;
     int64_t p = 1;
     for (int i = a; i < b; i++)
         p *= dims[i];
@@ -176,7 +181,7 @@ typedef struct red_job {
                 }                                                                                \
             for (int64_t i = 0; i < w; i++) {                                                    \
                 double v = j->op == KILN_RED_L2 ? sqrt(d[i]) : log(d[i]);                        \
-                y[i] = isfinite(v) ? (T)v : (T)0;                                                \
+                y[i] = !isfinite(v) ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v; \
             }                                                                                    \
             return;                                                                              \
         case KILN_RED_LOGSUMEXP: {                                                               \
@@ -187,7 +192,7 @@ typedef struct red_job {
                 for (int64_t r = 0; r < R; r++)                                                  \
                     s += exp((double)x[r * S + i] - mx);                                         \
                 double v = log(s) + mx;                                                          \
-                y[i] = isfinite(v) ? (T)v : (T)0;                                                \
+                y[i] = !isfinite(v) ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v; \
             }                                                                                    \
             return;                                                                              \
         }                                                                                        \
@@ -245,6 +250,13 @@ kiln_status kiln_reduce(kiln_op_ctx *c, kiln_red_op op, const kiln_tensor *x, co
                          kiln_dtype_name(x->dtype));
     if (y->numel == 0)
         return KILN_OK;
+    if (x->numel == 0) {
+        /* every output reduces an empty set: the op's identity */
+        red_job e = {.op = op, .dt = x->dtype, .x = x->data, .y = y->data, .outer = y->numel, .r = 0, .inner = 1,
+                     .nblk = 1};
+        red_range(&e, 0, (size_t)y->numel);
+        return KILN_OK;
+    }
     /* merge neighbouring axes with the same role, dropping size-1 axes */
     int m = 0;
     int64_t md[KILN_MAX_RANK];

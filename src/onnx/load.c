@@ -35,8 +35,36 @@ typedef struct prepass {
     size_t n_slices, cap_slices;
     const char *path;
     const kiln_limits *lim;
-    int max_depth; /* message nesting */
+    int max_depth;    /* message nesting */
+    uint64_t n_nodes; /* NodeProtos seen, subgraphs and functions included */
+    uint64_t est;     /* upper bound of what protobuf-c will allocate */
 } prepass;
+
+/* Bytes protobuf-c allocates for one field, at most: the wire size of a
+ * small message can be tiny (2 bytes for an empty node) while its unpacked
+ * struct is hundreds of bytes, so the tree is bounded separately. */
+static uint64_t field_cost(const ProtobufCFieldDescriptor *fd, uint32_t wt, uint64_t len) {
+    if (!fd) /* an unknown field: kept as a copy */
+        return sizeof(ProtobufCMessageUnknownField) + (wt == 2 ? len : 10);
+    uint64_t slot = fd->label == PROTOBUF_C_LABEL_REPEATED ? 16 : 0;
+    if (wt != 2)
+        return slot;
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES: return slot + len + 1;
+    case PROTOBUF_C_TYPE_MESSAGE: return slot; /* counted when walked */
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64: return slot + len; /* packed, same size unpacked */
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT64: return slot + len * 8; /* packed varints: >= 1 byte each */
+    default: return slot + len * 4;
+    }
+}
 
 /* Messages re-emitted by the pre-pass (the ones on the path to raw_data). */
 static bool rewrites(const ProtobufCMessageDescriptor *d) {
@@ -82,6 +110,7 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
     if (depth > pp->max_depth)
         return kiln_fail(KILN_ERR_LIMIT, "%s: protobuf messages nested more than %d deep", pp->path, pp->max_depth);
     bool is_tensor = desc == &onnx__tensor_proto__descriptor;
+    pp->est += desc->sizeof_message;
     while (p < end) {
         const uint8_t *field_start = p;
         uint64_t tag;
@@ -116,6 +145,17 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
             const uint8_t *payload = p;
             p += v;
             const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)field);
+            if (!(is_tensor && field == 9 && v >= LIFT_MIN && out)) /* lifted raw_data costs nothing */
+                pp->est += field_cost(fd, wt, v);
+            if (pp->est > pp->lim->max_tensor_bytes)
+                return kiln_fail(KILN_ERR_LIMIT, "%s: decoding the model's structure would take more than %llu bytes "
+                                 "(kiln_limits.max_tensor_bytes)", pp->path,
+                                 (unsigned long long)pp->lim->max_tensor_bytes);
+            /* Counted here, before protobuf-c allocates a node for each. */
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->descriptor == &onnx__node_proto__descriptor &&
+                ++pp->n_nodes > pp->lim->max_nodes)
+                return kiln_fail(KILN_ERR_LIMIT, "%s: more than %llu nodes (kiln_limits.max_nodes)", pp->path,
+                                 (unsigned long long)pp->lim->max_nodes);
             bool raw_data = is_tensor && field == 9;
             if (fd && (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES) && !raw_data &&
                 v > pp->lim->max_string_bytes)
@@ -169,6 +209,8 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
             return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (wire type %u at byte %zu)", pp->path, wt,
                              (size_t)(field_start - pp->base));
         }
+        if (wt != 2)
+            pp->est += field_cost(protobuf_c_message_descriptor_get_field(desc, (unsigned)field), wt, 0);
         if (is_tensor && field == KILN_RAW_MARKER_FIELD)
             return kiln_fail(KILN_ERR_PARSE, "%s: field %u is reserved by kiln", pp->path, KILN_RAW_MARKER_FIELD);
         if (out)
@@ -271,14 +313,19 @@ static kiln_status conv_type(const conv *c, const Onnx__TypeProto *p, kiln_type 
     return KILN_OK;
 }
 
-static kiln_status conv_value_infos(const conv *c, Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out, const char *what) {
+/* Sets *count as soon as the array exists, so a failure half-way leaves
+ * nothing the graph's destructor cannot free. */
+static kiln_status conv_value_infos(const conv *c, Onnx__ValueInfoProto **in, size_t n, kiln_value_info **out,
+                                    size_t *count, const char *what) {
     *out = NULL;
+    *count = 0;
     if (!n)
         return KILN_OK;
     kiln_value_info *v = kiln_calloc(n, sizeof *v);
     if (!v)
         return KILN_ERR_NOMEM;
     *out = v;
+    *count = n;
     for (size_t i = 0; i < n; i++) {
         v[i].type.rank = -1;
         v[i].src = in[i];
@@ -321,6 +368,24 @@ static kiln_status conv_tensor(conv *c, Onnx__TensorProto *p, kiln_tensor **out)
     return KILN_OK;
 }
 
+/* Tensor attributes (Constant's value, ...) go straight to operators, which
+ * read them as typed arrays: raw_data used in place sits at whatever offset
+ * the file put it, so misaligned ones get an aligned copy (initializers are
+ * aligned by the planner instead). */
+static kiln_status conv_attr_tensor(conv *c, Onnx__TensorProto *p, kiln_tensor **out) {
+    KILN_TRY(conv_tensor(c, p, out));
+    if (kiln_tensor_is_aligned(*out))
+        return KILN_OK;
+    kiln_tensor *copy;
+    kiln_status st = kiln_tensor_clone(*out, &copy);
+    if (st != KILN_OK)
+        return st; /* *out stays owned by the caller's attribute */
+    copy->src = (*out)->src;
+    kiln_tensor_destroy(*out);
+    *out = copy;
+    return KILN_OK;
+}
+
 static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_attr *a) {
     a->src = p;
     KILN_TRY(dup_str(&a->name, p->name ? p->name : ""));
@@ -335,7 +400,7 @@ static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_a
     case KILN_ATTR_TENSOR:
         if (!p->t)
             return kiln_fail(KILN_ERR_INVALID, "attribute '%s' of type tensor has no tensor", a->name);
-        return conv_tensor(c, p->t, &a->t);
+        return conv_attr_tensor(c, p->t, &a->t);
     case KILN_ATTR_GRAPH:
         if (!p->g)
             return kiln_fail(KILN_ERR_INVALID, "attribute '%s' of type graph has no graph", a->name);
@@ -373,7 +438,7 @@ static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_a
         if (a->n && !(a->tensors = kiln_calloc(a->n, sizeof(kiln_tensor *))))
             return KILN_ERR_NOMEM;
         for (size_t i = 0; i < a->n; i++)
-            KILN_TRY(conv_tensor(c, p->tensors[i], &a->tensors[i]));
+            KILN_TRY(conv_attr_tensor(c, p->tensors[i], &a->tensors[i]));
         return KILN_OK;
     case KILN_ATTR_GRAPHS:
         a->n = p->n_graphs;
@@ -402,12 +467,13 @@ static kiln_status conv_node(conv *c, Onnx__NodeProto *p, int depth, kiln_node *
     KILN_TRY(dup_str(&n->op_type, p->op_type));
     KILN_TRY(dup_str(&n->domain, p->domain && strcmp(p->domain, "ai.onnx") != 0 ? p->domain : ""));
     KILN_TRY(dup_str(&n->doc, p->doc_string));
-    n->n_inputs = p->n_input;
-    n->n_outputs = p->n_output;
+    /* Counts only once the arrays exist: the destructor walks them. */
     if (p->n_input && !(n->inputs = kiln_calloc(p->n_input, sizeof(char *))))
         return KILN_ERR_NOMEM;
+    n->n_inputs = p->n_input;
     if (p->n_output && !(n->outputs = kiln_calloc(p->n_output, sizeof(char *))))
         return KILN_ERR_NOMEM;
+    n->n_outputs = p->n_output;
     for (size_t i = 0; i < p->n_input; i++)
         KILN_TRY(dup_str(&n->inputs[i], p->input[i] ? p->input[i] : ""));
     for (size_t i = 0; i < p->n_output; i++)
@@ -434,12 +500,9 @@ static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_grap
     g->src = p;
     KILN_TRY(dup_str(&g->name, p->name));
     KILN_TRY(dup_str(&g->doc, p->doc_string));
-    KILN_TRY(conv_value_infos(c, p->input, p->n_input, &g->inputs, "input"));
-    g->n_inputs = p->n_input;
-    KILN_TRY(conv_value_infos(c, p->output, p->n_output, &g->outputs, "output"));
-    g->n_outputs = p->n_output;
-    KILN_TRY(conv_value_infos(c, p->value_info, p->n_value_info, &g->value_info, "value_info"));
-    g->n_value_info = p->n_value_info;
+    KILN_TRY(conv_value_infos(c, p->input, p->n_input, &g->inputs, &g->n_inputs, "input"));
+    KILN_TRY(conv_value_infos(c, p->output, p->n_output, &g->outputs, &g->n_outputs, "output"));
+    KILN_TRY(conv_value_infos(c, p->value_info, p->n_value_info, &g->value_info, &g->n_value_info, "value_info"));
     for (size_t i = 0; i < p->n_initializer; i++) {
         kiln_tensor *t;
         KILN_TRY(conv_tensor(c, p->initializer[i], &t));

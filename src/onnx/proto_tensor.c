@@ -111,7 +111,8 @@ static kiln_status load_external(const Onnx__TensorProto *p, const kiln_ext_ctx 
     if (strncmp(real_file, real_base, bl) != 0 || (real_file[bl] != '/' && strcmp(real_base, "/") != 0))
         return kiln_fail(KILN_ERR_INVALID, "tensor '%s': external data '%s' resolves to '%s', outside the model's folder",
                          tname(p), loc, real_file);
-    int fd = open(real_file, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open; fstat rejects it next. */
+    int fd = open(real_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0)
         return kiln_fail(KILN_ERR_IO, "tensor '%s': cannot open external data '%s': %s", tname(p), joined,
                          strerror(errno));

@@ -5,6 +5,12 @@
  * float16/bfloat16 inputs are widened to float32 scratch copies, computed on,
  * and narrowed back; every other type runs on its own data through the
  * row walker of kernels/elementwise.h. */
+/* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
+ * trip count is not a known multiple of the vector width, i.e. all of these
+ * kernels; the dynamic model vectorises them with runtime checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -107,6 +113,59 @@ static void pow_range(const bin_job *j, size_t begin, size_t end) {
     case KILN_DTYPE_INT64: EW_NUM_SWITCH(j->yt, POW_INT_BASE, int64_t, sat_i64) break;
     default: break;
     }
+}
+
+/* Pow with one float exponent that has a cheaper exact form (x^2 is x*x,
+ * x^0.5 is sqrt with pow's answers for -0 and -inf). */
+typedef struct pow_scalar_job {
+    const void *x;
+    void *z;
+    bool dbl;
+    int form; /* 0: x^2, 1: x^3, 2: x^0.5, 3: x^-1, 4: x^1 */
+} pow_scalar_job;
+
+#define POW_SCALAR(T, SQRT)                                                        \
+    do {                                                                           \
+        const T *x = (const T *)j->x;                                              \
+        T *z = (T *)j->z;                                                          \
+        switch (j->form) {                                                         \
+        case 0: for (size_t i = begin; i < end; i++) z[i] = x[i] * x[i]; break;    \
+        case 1: for (size_t i = begin; i < end; i++) z[i] = x[i] * x[i] * x[i]; break; \
+        case 2:                                                                    \
+            for (size_t i = begin; i < end; i++)                                   \
+                z[i] = x[i] == -(T)INFINITY ? (T)INFINITY : SQRT(x[i]) + (T)0;     \
+            break;                                                                 \
+        case 3: for (size_t i = begin; i < end; i++) z[i] = (T)1 / x[i]; break;    \
+        default: for (size_t i = begin; i < end; i++) z[i] = x[i]; break;          \
+        }                                                                          \
+    } while (0)
+
+static void pow_scalar_range(void *arg, size_t begin, size_t end) {
+    const pow_scalar_job *j = arg;
+    if (j->dbl)
+        POW_SCALAR(double, sqrt);
+    else
+        POW_SCALAR(float, sqrtf);
+}
+
+/* Returns true (and runs) when Pow(x, scalar) has a special form. */
+static bool pow_scalar(kiln_op_ctx *c, const kiln_tensor *x, const kiln_tensor *y, kiln_status *st) {
+    if (!(x->dtype == KILN_DTYPE_FLOAT || x->dtype == KILN_DTYPE_DOUBLE) || y->numel != 1 || y->rank > x->rank)
+        return false;
+    if (!(y->dtype == KILN_DTYPE_FLOAT || y->dtype == KILN_DTYPE_DOUBLE || y->dtype == KILN_DTYPE_INT32 ||
+          y->dtype == KILN_DTYPE_INT64))
+        return false;
+    double e = kiln_tensor_get_f64(y, 0);
+    int form = e == 2 ? 0 : e == 3 ? 1 : e == 0.5 ? 2 : e == -1 ? 3 : e == 1 ? 4 : -1;
+    if (form < 0)
+        return false;
+    kiln_tensor *z;
+    *st = kiln_op_output_reuse(c, 0, 0, x->dtype, x->rank, x->dims, &z);
+    if (*st != KILN_OK || x->numel == 0)
+        return true;
+    pow_scalar_job j = {x->data, z->data, x->dtype == KILN_DTYPE_DOUBLE, form};
+    kiln_parallel_for(c, (size_t)x->numel, KILN_EW_GRAIN_CHEAP, pow_scalar_range, &j);
+    return true;
 }
 
 /* ---- Mod ---- */
@@ -281,6 +340,20 @@ static kiln_status bin_exec(kiln_op_ctx *c, bin_kind kind) {
             return kiln_fail(KILN_ERR_INVALID, "attribute 'direction' must be \"LEFT\" or \"RIGHT\", got %s%s%s",
                              dir ? "\"" : "", dir ? dir : "nothing", dir ? "\"" : "");
         j.kind = strcmp(dir, "LEFT") ? B_SHR : B_SHL;
+    }
+    kiln_status pst;
+    if (kind == B_POW && pow_scalar(c, x, y, &pst))
+        return pst;
+    kiln_tensor slope_view;
+    if (kind == B_PRELU && c->opset < 7 && y->rank == 1 && y->numel > 1 && x->rank >= 2 &&
+        y->dims[0] == x->dims[1]) {
+        /* PRelu-6 exporters (Caffe2 semantics) give one slope per channel
+         * (axis 1); view it as [C,1,...,1] for the broadcast below. */
+        slope_view = *y;
+        slope_view.rank = x->rank - 1;
+        for (int d = 1; d < slope_view.rank; d++)
+            slope_view.dims[d] = 1;
+        y = &slope_view;
     }
     kiln_bcast b;
     KILN_TRY(kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){x, y}));

@@ -28,13 +28,13 @@ static void concat_range(void *arg, size_t begin, size_t end) {
 
 /* Concat: `axis` is required from opset 4 (default 1 before); negative axes
  * from opset 11. */
-static kiln_status concat_exec(kiln_op_ctx *c) {
+static kiln_status concat_run(kiln_op_ctx *c, bool axis_required) {
     if (c->n_in == 0)
         return kiln_fail(KILN_ERR_INVALID, "needs at least one input");
     KILN_TRY(kiln_op_need_inputs(c, c->n_in));
     const kiln_tensor *x0 = c->in[0];
     const kiln_attr *aa = kiln_node_attr(c->node, "axis");
-    if (!aa && c->opset >= 4)
+    if (!aa && axis_required)
         return kiln_fail(KILN_ERR_INVALID, "attribute 'axis' is required");
     int64_t axis_v = aa ? aa->i : 1;
     int r = x0->rank, axis;
@@ -93,7 +93,7 @@ static kiln_status concat_exec(kiln_op_ctx *c) {
 
 /* Split: sizes from attribute 'split' (opset 2-12) or input 1 (13+); absent,
  * the axis is split into equal parts, one per output. */
-static kiln_status split_exec(kiln_op_ctx *c) {
+static kiln_status split_run(kiln_op_ctx *c, bool split_input) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int axis;
@@ -109,7 +109,7 @@ static kiln_status split_exec(kiln_op_ctx *c) {
     kiln_status st = KILN_OK;
     int64_t dim = x->dims[axis];
     bool given = false;
-    if (c->opset >= 13 && kiln_op_in(c, 1)) {
+    if (split_input && kiln_op_in(c, 1)) {
         size_t n;
         const kiln_tensor *s = c->in[1];
         if (s->numel != (int64_t)nout) {
@@ -119,7 +119,7 @@ static kiln_status split_exec(kiln_op_ctx *c) {
         }
         KILN_CHECK(st, kiln_tensor_read_ints(s, "input 'split'", sizes, nout, &n), done);
         given = true;
-    } else if (c->opset < 13) {
+    } else if (!split_input) {
         size_t n;
         const int64_t *v = kiln_attr_ints(c->node, "split", &n);
         if (v) {
@@ -184,8 +184,15 @@ done:
     return st;
 }
 
+static kiln_status concat_v1(kiln_op_ctx *c) { return concat_run(c, false); }
+static kiln_status concat_v4(kiln_op_ctx *c) { return concat_run(c, true); }
+static kiln_status split_v2(kiln_op_ctx *c) { return split_run(c, false); }
+static kiln_status split_v13(kiln_op_ctx *c) { return split_run(c, true); }
+
 static const kiln_op_desc ops[] = {
-    {"", "Concat", 1, 0, concat_exec},
-    {"", "Split", 2, 0, split_exec},
+    {"", "Concat", 1, 3, concat_v1},
+    {"", "Concat", 4, 0, concat_v4},
+    {"", "Split", 2, 12, split_v2},
+    {"", "Split", 13, 0, split_v13},
 };
 KILN_OP_FAMILY(concat_split, ops);

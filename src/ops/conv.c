@@ -1,12 +1,15 @@
-/* Conv (1-D/2-D/3-D, groups, dilations, strides, pads, auto_pad, bias).
+/* Conv (1-D/2-D/3-D, groups, dilations, strides, pads, auto_pad, bias) and
+ * the integer forms ConvInteger and QLinearConv.
  *
- * float32 core: im2col tiles + GEMM per (image, group, tile of output
- * positions); 1x1 stride-1 unpadded convs run GEMM straight on the input;
- * depthwise convs (one input channel per group, <= 2 spatial dims) use a
- * direct kernel. Work items are spread over the session's threads, each
- * thread owning one slot of a single bounded im2col allocation. float16 and
- * float64 run through float32.
+ * Core (float32 and float64): im2col tiles + GEMM per (image, group, tile of
+ * output positions); 1x1 stride-1 unpadded convs run GEMM straight on the
+ * input; depthwise convs (one input channel per group, <= 2 spatial dims)
+ * use a direct kernel. Work items are spread over the session's threads,
+ * each thread owning one slot of a single bounded im2col allocation.
+ * float16 runs through float32; the integer forms through float64 (exact: every
+ * partial sum of int8/uint8 products fits in 53 bits).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,65 +17,69 @@
 #include "kernels/gemm.h"
 #include "ops/op.h"
 
-/* im2col slot budget per thread, in floats (16 MiB). */
-#define CONV_SLOT_FLOATS ((int64_t)1 << 22)
+/* im2col slot budget per thread, in bytes (16 MiB). */
+#define CONV_SLOT_BYTES ((int64_t)1 << 24)
 
 typedef enum { CONV_IM2COL, CONV_POINTWISE, CONV_DEPTHWISE } conv_mode;
 
 typedef struct conv_job {
     const kiln_conv_geom *g;
-    const float *x, *w, *b;
-    float *y;
+    const void *x, *w, *b;
+    void *y;
     int64_t C, M, G, Cg, Mg, Kd; /* Kd = Cg * kernel size: GEMM depth */
     int64_t tile, ntiles, items, parts;
     conv_mode mode;
-    float *scratch;
-    int64_t slot; /* floats per thread slot */
+    void *scratch;
+    int64_t slot; /* elements per thread slot */
 } conv_job;
 
-static void conv_item(const conv_job *j, int64_t it, float *col) {
-    const kiln_conv_geom *g = j->g;
-    int64_t IS = g->in_size, OS = g->out_size;
-    if (j->mode == CONV_DEPTHWISE) {
-        int64_t n = it / j->M, oc = it % j->M, ic = oc / j->Mg;
-        kiln_conv_depthwise(g, j->x + (n * j->C + ic) * IS, j->w + oc * g->k_size, j->b ? j->b[oc] : 0.0f,
-                            j->y + it * OS);
-        return;
+#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE)                                                           \
+    static void conv_item_##SFX(const conv_job *j, int64_t it, T *col) {                                       \
+        const kiln_conv_geom *g = j->g;                                                                        \
+        const T *x = j->x, *w = j->w, *b = j->b;                                                               \
+        T *y = j->y;                                                                                           \
+        int64_t IS = g->in_size, OS = g->out_size;                                                             \
+        if (j->mode == CONV_DEPTHWISE) {                                                                       \
+            int64_t n = it / j->M, oc = it % j->M, ic = oc / j->Mg;                                            \
+            DEPTHWISE(g, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS);         \
+            return;                                                                                            \
+        }                                                                                                      \
+        int64_t t = it % j->ntiles, ng = it / j->ntiles, grp = ng % j->G, n = ng / j->G;                       \
+        int64_t o0 = t * j->tile, cnt = OS - o0 < j->tile ? OS - o0 : j->tile;                                 \
+        const T *xg = x + (n * j->C + grp * j->Cg) * IS;                                                       \
+        T *yg = y + (n * j->M + grp * j->Mg) * OS + o0;                                                        \
+        const T *wg = w + grp * j->Mg * j->Kd;                                                                 \
+        if (b)                                                                                                 \
+            for (int64_t oc = 0; oc < j->Mg; oc++) {                                                           \
+                T bv = b[grp * j->Mg + oc], *yr = yg + oc * OS;                                                \
+                for (int64_t i = 0; i < cnt; i++)                                                              \
+                    yr[i] = bv;                                                                                \
+            }                                                                                                  \
+        T beta = b ? (T)1 : (T)0;                                                                              \
+        if (j->mode == CONV_POINTWISE)                                                                         \
+            GEMM(false, false, j->Mg, cnt, j->Cg, (T)1, wg, j->Kd, xg + o0, IS, beta, yg, OS);                 \
+        else {                                                                                                 \
+            IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
+            GEMM(false, false, j->Mg, cnt, j->Kd, (T)1, wg, j->Kd, col, cnt, beta, yg, OS);                    \
+        }                                                                                                      \
+    }                                                                                                          \
+    static void conv_parts_##SFX(void *arg, size_t begin, size_t end) {                                        \
+        const conv_job *j = arg;                                                                               \
+        for (size_t p = begin; p < end; p++) {                                                                 \
+            int64_t lo = (int64_t)p * j->items / j->parts, hi = ((int64_t)p + 1) * j->items / j->parts;        \
+            T *col = j->scratch ? (T *)j->scratch + (int64_t)p * j->slot : NULL;                               \
+            for (int64_t it = lo; it < hi; it++)                                                               \
+                conv_item_##SFX(j, it, col);                                                                   \
+        }                                                                                                      \
     }
-    int64_t t = it % j->ntiles, ng = it / j->ntiles, grp = ng % j->G, n = ng / j->G;
-    int64_t o0 = t * j->tile, cnt = OS - o0 < j->tile ? OS - o0 : j->tile;
-    const float *xg = j->x + (n * j->C + grp * j->Cg) * IS;
-    float *yg = j->y + (n * j->M + grp * j->Mg) * OS + o0;
-    const float *wg = j->w + grp * j->Mg * j->Kd;
-    if (j->b)
-        for (int64_t oc = 0; oc < j->Mg; oc++) {
-            float bv = j->b[grp * j->Mg + oc];
-            float *yr = yg + oc * OS;
-            for (int64_t i = 0; i < cnt; i++)
-                yr[i] = bv;
-        }
-    float beta = j->b ? 1.0f : 0.0f;
-    if (j->mode == CONV_POINTWISE) {
-        kiln_sgemm(false, false, j->Mg, cnt, j->Cg, 1.0f, wg, j->Kd, xg + o0, IS, beta, yg, OS);
-    } else {
-        kiln_im2col(g, xg, j->Cg, o0, cnt, col);
-        kiln_sgemm(false, false, j->Mg, cnt, j->Kd, 1.0f, wg, j->Kd, col, cnt, beta, yg, OS);
-    }
-}
 
-static void conv_parts(void *arg, size_t begin, size_t end) {
-    const conv_job *j = arg;
-    for (size_t p = begin; p < end; p++) {
-        int64_t lo = (int64_t)p * j->items / j->parts, hi = ((int64_t)p + 1) * j->items / j->parts;
-        float *col = j->scratch ? j->scratch + (int64_t)p * j->slot : NULL;
-        for (int64_t it = lo; it < hi; it++)
-            conv_item(j, it, col);
-    }
-}
+CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, kiln_conv_depthwise)
+CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, kiln_conv_depthwise_f64)
 
-/* Runs the float32 conv: x [N, C, in...], w [M, C/G, k...], b [M] or NULL. */
-static kiln_status conv_f32(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M, int64_t G,
-                            const float *x, const float *w, const float *b, float *y) {
+/* Runs the conv core: x [N, C, in...], w [M, C/G, k...], b [M] or NULL, all
+ * float32 (dbl false) or float64 (dbl true). */
+static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M, int64_t G,
+                             bool dbl, const void *x, const void *w, const void *b, void *y) {
     conv_job j;
     memset(&j, 0, sizeof j);
     j.g = g;
@@ -87,28 +94,30 @@ static kiln_status conv_f32(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, 
     j.Mg = M / G;
     if (kiln_mul_overflow_i64(j.Cg, g->k_size, &j.Kd))
         return kiln_fail(KILN_ERR_INVALID, "kernel size overflows");
+    kiln_range_fn fn = dbl ? conv_parts_f64 : conv_parts_f32;
+    int64_t es = dbl ? 8 : 4;
     int threads = kiln_op_threads(c);
-    bool unit = true;
-    for (int d = 0; d < g->nsp; d++)
-        if (g->k[d] != 1 || g->stride[d] != 1 || g->pb[d] != 0 || g->pe[d] != 0)
-            unit = false;
+    kiln_gemm_init();
     if (j.Cg == 1 && G > 1 && g->nsp <= 2) {
         j.mode = CONV_DEPTHWISE;
-        j.items = N * M;
+        j.items = j.parts = N * M; /* one item per part: no scratch */
         double work = (double)g->out_size * (double)g->k_size;
         size_t grain = work >= 32768.0 ? 1 : (size_t)(32768.0 / (work + 1.0));
-        j.parts = j.items; /* one item per part: no scratch */
-        kiln_parallel_for(c, (size_t)j.items, grain, conv_parts, &j);
+        kiln_parallel_for(c, (size_t)j.items, grain, fn, &j);
         return KILN_OK;
     }
     if (!kiln_gemm_dims_ok(j.Mg, g->out_size, j.Kd))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Conv GEMM dimensions exceed the BLAS int range");
+    bool unit = true;
+    for (int d = 0; d < g->nsp; d++)
+        if (g->k[d] != 1 || g->stride[d] != 1 || g->pb[d] != 0 || g->pe[d] != 0)
+            unit = false;
     j.mode = unit ? CONV_POINTWISE : CONV_IM2COL;
     int64_t OS = g->out_size;
     j.tile = OS;
     /* bound the im2col slot, then split further until every thread has work */
     if (j.mode == CONV_IM2COL)
-        while (j.tile > 32 && (j.Kd > CONV_SLOT_FLOATS / j.tile))
+        while (j.tile > 32 && j.Kd > CONV_SLOT_BYTES / es / j.tile)
             j.tile = (j.tile + 1) / 2;
     j.ntiles = (OS + j.tile - 1) / j.tile;
     while (N * G * j.ntiles < threads && j.tile >= 128) {
@@ -119,17 +128,55 @@ static kiln_status conv_f32(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, 
     j.parts = j.items < threads ? j.items : threads;
     if (j.mode == CONV_IM2COL) {
         size_t bytes;
-        j.slot = j.Kd * j.tile; /* <= CONV_SLOT_FLOATS unless the tile is at its floor */
-        if (kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
-            kiln_mul_overflow_size(bytes, sizeof(float), &bytes))
+        if (kiln_mul_overflow_i64(j.Kd, j.tile, &j.slot) ||
+            kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
+            kiln_mul_overflow_size(bytes, (size_t)es, &bytes))
             return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
         j.scratch = kiln_malloc(bytes);
         if (!j.scratch)
             return KILN_ERR_NOMEM;
     }
-    kiln_gemm_init();
-    kiln_parallel_for(c, (size_t)j.parts, 1, conv_parts, &j);
+    kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
     free(j.scratch);
+    return KILN_OK;
+}
+
+/* Validates X/W shapes and attributes, fills the geometry and output dims. */
+static kiln_status conv_setup(kiln_op_ctx *c, const kiln_tensor *X, const kiln_tensor *W, int64_t *G,
+                              kiln_conv_geom *g, int64_t *dims) {
+    if (X->rank < 3 || X->rank > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_INVALID, "X must have rank >= 3 (N, C, spatial...), got %d", X->rank);
+    if (W->rank != X->rank)
+        return kiln_fail(KILN_ERR_INVALID, "W has rank %d, X has rank %d", W->rank, X->rank);
+    *G = kiln_attr_int(c->node, "group", 1);
+    int64_t C = X->dims[1], M = W->dims[0];
+    if (*G < 1 || C % *G != 0 || M % *G != 0 || W->dims[1] != C / *G) {
+        char s[128];
+        return kiln_fail(KILN_ERR_INVALID, "W shape %s does not match %lld input channels with group %lld",
+                         kiln_dims_str(W->rank, W->dims, s, sizeof s), (long long)C, (long long)*G);
+    }
+    memset(g, 0, sizeof *g);
+    g->nsp = X->rank - 2;
+    for (int d = 0; d < g->nsp; d++) {
+        g->in[d] = X->dims[d + 2];
+        g->k[d] = W->dims[d + 2];
+    }
+    size_t nks;
+    const int64_t *ks = kiln_attr_ints(c->node, "kernel_shape", &nks);
+    if (ks) {
+        if (nks != (size_t)g->nsp)
+            return kiln_fail(KILN_ERR_INVALID, "kernel_shape has %zu values, expected %d", nks, g->nsp);
+        for (int d = 0; d < g->nsp; d++)
+            if (ks[d] != g->k[d])
+                return kiln_fail(KILN_ERR_INVALID, "kernel_shape[%d] = %lld differs from W's dimension %lld", d,
+                                 (long long)ks[d], (long long)g->k[d]);
+    }
+    KILN_TRY(kiln_conv_read_attrs(g, c->node, true));
+    KILN_TRY(kiln_conv_forward_shape(g, false));
+    dims[0] = X->dims[0];
+    dims[1] = M;
+    for (int d = 0; d < g->nsp; d++)
+        dims[d + 2] = g->out[d];
     return KILN_OK;
 }
 
@@ -140,48 +187,17 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
     if (W->dtype != X->dtype || (B && B->dtype != X->dtype))
         return kiln_fail(KILN_ERR_INVALID, "X, W%s must have the same element type", B ? " and B" : "");
-    if (X->rank < 3 || X->rank > KILN_MAX_RANK)
-        return kiln_fail(KILN_ERR_INVALID, "X must have rank >= 3 (N, C, spatial...), got %d", X->rank);
-    if (W->rank != X->rank)
-        return kiln_fail(KILN_ERR_INVALID, "W has rank %d, X has rank %d", W->rank, X->rank);
-    int64_t G = kiln_attr_int(c->node, "group", 1);
-    int64_t N = X->dims[0], C = X->dims[1], M = W->dims[0];
-    if (G < 1 || C % G != 0 || M % G != 0 || W->dims[1] * G != C) {
-        char s[128];
-        return kiln_fail(KILN_ERR_INVALID, "W shape %s does not match %lld input channels with group %lld",
-                         kiln_dims_str(W->rank, W->dims, s, sizeof s), (long long)C, (long long)G);
-    }
+    int64_t G, dims[KILN_MAX_RANK];
+    kiln_conv_geom g;
+    KILN_TRY(conv_setup(c, X, W, &G, &g, dims));
+    int64_t N = dims[0], C = X->dims[1], M = dims[1];
     if (B && (B->rank != 1 || B->dims[0] != M))
         return kiln_fail(KILN_ERR_INVALID, "B must be a vector of %lld values (one per output channel)", (long long)M);
-    kiln_conv_geom g;
-    memset(&g, 0, sizeof g);
-    g.nsp = X->rank - 2;
-    for (int d = 0; d < g.nsp; d++) {
-        g.in[d] = X->dims[d + 2];
-        g.k[d] = W->dims[d + 2];
-    }
-    size_t nks;
-    const int64_t *ks = kiln_attr_ints(c->node, "kernel_shape", &nks);
-    if (ks) {
-        if (nks != (size_t)g.nsp)
-            return kiln_fail(KILN_ERR_INVALID, "kernel_shape has %zu values, expected %d", nks, g.nsp);
-        for (int d = 0; d < g.nsp; d++)
-            if (ks[d] != g.k[d])
-                return kiln_fail(KILN_ERR_INVALID, "kernel_shape[%d] = %lld differs from W's dimension %lld", d,
-                                 (long long)ks[d], (long long)g.k[d]);
-    }
-    KILN_TRY(kiln_conv_read_attrs(&g, c->node, true));
-    KILN_TRY(kiln_conv_forward_shape(&g, false));
-    int64_t dims[KILN_MAX_RANK];
-    dims[0] = N;
-    dims[1] = M;
-    for (int d = 0; d < g.nsp; d++)
-        dims[d + 2] = g.out[d];
     kiln_tensor *Y;
     KILN_TRY(kiln_op_output(c, 0, X->dtype, X->rank, dims, &Y));
     if (Y->numel == 0)
         return KILN_OK;
-    if (X->numel == 0 || W->numel == 0) { /* no input channels: bias only */
+    if (W->numel == 0) { /* no input channels: bias only */
         for (int64_t i = 0; i < Y->numel; i++) {
             double v = B ? kiln_tensor_get_f64(B, (i / g.out_size) % M) : 0.0;
             if (X->dtype == KILN_DTYPE_FLOAT)
@@ -193,9 +209,10 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
         }
         return KILN_OK;
     }
-    if (X->dtype == KILN_DTYPE_FLOAT)
-        return conv_f32(c, &g, N, C, M, G, X->data, W->data, B ? B->data : NULL, Y->data);
-    /* float16 / float64: widen into one scratch block, run float32, narrow */
+    if (X->dtype != KILN_DTYPE_FLOAT16)
+        return conv_core(c, &g, N, C, M, G, X->dtype == KILN_DTYPE_DOUBLE, X->data, W->data, B ? B->data : NULL,
+                         Y->data);
+    /* float16: widen into one scratch block, run float32, narrow */
     size_t total = 0;
     size_t parts[4] = {(size_t)X->numel, (size_t)W->numel, B ? (size_t)B->numel : 0, (size_t)Y->numel};
     for (int i = 0; i < 4; i++)
@@ -212,26 +229,124 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
     dst[1] = dst[0] + parts[0];
     dst[2] = dst[1] + parts[1];
     dst[3] = dst[2] + parts[2];
-    for (int t = 0; t < 3; t++) {
-        if (!src[t])
-            continue;
-        for (int64_t i = 0; i < src[t]->numel; i++)
-            dst[t][i] = X->dtype == KILN_DTYPE_DOUBLE ? (float)((const double *)src[t]->data)[i]
-                                                      : kiln_half_to_float(((const uint16_t *)src[t]->data)[i]);
-    }
-    kiln_status st = conv_f32(c, &g, N, C, M, G, dst[0], dst[1], B ? dst[2] : NULL, dst[3]);
-    if (st == KILN_OK)
-        for (int64_t i = 0; i < Y->numel; i++) {
-            if (X->dtype == KILN_DTYPE_DOUBLE)
-                ((double *)Y->data)[i] = dst[3][i];
-            else
-                ((uint16_t *)Y->data)[i] = kiln_float_to_half(dst[3][i]);
-        }
+    for (int t = 0; t < 3; t++)
+        for (int64_t i = 0; src[t] && i < src[t]->numel; i++)
+            dst[t][i] = kiln_half_to_float(((const uint16_t *)src[t]->data)[i]);
+    kiln_status st = conv_core(c, &g, N, C, M, G, false, dst[0], dst[1], B ? dst[2] : NULL, dst[3]);
+    for (int64_t i = 0; st == KILN_OK && i < Y->numel; i++)
+        ((uint16_t *)Y->data)[i] = kiln_float_to_half(dst[3][i]);
     free(s);
     return st;
 }
 
+static inline double conv_u8i8(const kiln_tensor *t, int64_t i) {
+    return t->dtype == KILN_DTYPE_UINT8 ? (double)((const uint8_t *)t->data)[i] : (double)((const int8_t *)t->data)[i];
+}
+
+static kiln_status conv_qparam(const kiln_tensor *t, const char *name, int64_t per, kiln_dtype want) {
+    if (!t)
+        return KILN_OK;
+    if (t->dtype != want)
+        return kiln_fail(KILN_ERR_INVALID, "%s must have element type %s, got %s", name, kiln_dtype_name(want),
+                         kiln_dtype_name(t->dtype));
+    if (t->numel == 1 || (per > 0 && t->rank == 1 && t->dims[0] == per))
+        return KILN_OK;
+    return kiln_fail(KILN_ERR_INVALID, "%s must be a scalar%s (got %lld values)", name,
+                     per > 0 ? " or have one value per output channel" : "", (long long)t->numel);
+}
+
+/* ConvInteger: (x - x_zero_point) conv (w - w_zero_point) in int32.
+ * QLinearConv: that sum plus the int32 bias B, requantized:
+ * saturate(round_half_even(acc * x_scale * w_scale / y_scale) + y_zero_point).
+ * Weight zero point and scale are per tensor or per output channel. */
+static kiln_status conv_integer(kiln_op_ctx *c, bool qlinear) {
+    KILN_TRY(kiln_op_need_inputs(c, qlinear ? 8 : 2));
+    size_t iw = qlinear ? 3 : 1;
+    const kiln_tensor *X = c->in[0], *W = c->in[iw], *xz = kiln_op_in(c, 2),
+                      *wz = kiln_op_in(c, qlinear ? 5 : 3), *B = qlinear ? kiln_op_in(c, 8) : NULL;
+    static const kiln_dtype ok[] = {KILN_DTYPE_INT8, KILN_DTYPE_UINT8};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
+    KILN_TRY(kiln_op_need_dtype(c, iw, ok, 2));
+    int64_t G, dims[KILN_MAX_RANK];
+    kiln_conv_geom g;
+    KILN_TRY(conv_setup(c, X, W, &G, &g, dims));
+    int64_t M = dims[1];
+    KILN_TRY(conv_qparam(xz, "x_zero_point", 0, X->dtype));
+    KILN_TRY(conv_qparam(wz, "w_zero_point", M, W->dtype));
+    kiln_dtype ydt = KILN_DTYPE_INT32;
+    const kiln_tensor *xs = NULL, *ws = NULL, *ys = NULL, *yz = NULL;
+    if (qlinear) {
+        xs = c->in[1];
+        ws = c->in[4];
+        ys = kiln_op_in(c, 6);
+        yz = kiln_op_in(c, 7);
+        if (!ys || !yz)
+            return kiln_fail(KILN_ERR_INVALID, "y_scale and y_zero_point are required");
+        KILN_TRY(conv_qparam(xs, "x_scale", 0, KILN_DTYPE_FLOAT));
+        KILN_TRY(conv_qparam(ws, "w_scale", M, KILN_DTYPE_FLOAT));
+        KILN_TRY(conv_qparam(ys, "y_scale", 0, KILN_DTYPE_FLOAT));
+        if (yz->dtype != KILN_DTYPE_UINT8 && yz->dtype != KILN_DTYPE_INT8)
+            return kiln_fail(KILN_ERR_INVALID, "y_zero_point must be int8 or uint8");
+        KILN_TRY(conv_qparam(yz, "y_zero_point", 0, yz->dtype));
+        if (B && (B->dtype != KILN_DTYPE_INT32 || B->rank != 1 || B->dims[0] != M))
+            return kiln_fail(KILN_ERR_INVALID, "B must be an int32 vector of %lld values", (long long)M);
+        ydt = yz->dtype;
+    }
+    kiln_tensor *Y;
+    KILN_TRY(kiln_op_output(c, 0, ydt, X->rank, dims, &Y));
+    if (Y->numel == 0)
+        return KILN_OK;
+    size_t total = 0;
+    size_t parts[3] = {(size_t)X->numel, (size_t)W->numel, (size_t)Y->numel};
+    for (int i = 0; i < 3; i++)
+        if (__builtin_add_overflow(total, parts[i], &total))
+            return kiln_fail(KILN_ERR_INVALID, "integer Conv scratch size overflows");
+    if (kiln_mul_overflow_size(total, sizeof(double), &total))
+        return kiln_fail(KILN_ERR_INVALID, "integer Conv scratch size overflows");
+    double *s = kiln_malloc(total);
+    if (!s)
+        return KILN_ERR_NOMEM;
+    double *dx = s, *dw = s + parts[0], *dy = dw + parts[1];
+    double xzv = xz ? conv_u8i8(xz, 0) : 0.0;
+    for (int64_t i = 0; i < X->numel; i++)
+        dx[i] = conv_u8i8(X, i) - xzv;
+    int64_t per_oc = W->numel / M; /* M > 0: Y is not empty */
+    for (int64_t i = 0; i < W->numel; i++)
+        dw[i] = conv_u8i8(W, i) - (wz ? conv_u8i8(wz, wz->numel == 1 ? 0 : i / per_oc) : 0.0);
+    kiln_status st = KILN_OK;
+    if (W->numel == 0)
+        memset(dy, 0, (size_t)Y->numel * sizeof(double));
+    else
+        st = conv_core(c, &g, dims[0], X->dims[1], M, G, true, dx, dw, NULL, dy);
+    for (int64_t i = 0; st == KILN_OK && i < Y->numel; i++) {
+        int64_t oc = (i / g.out_size) % M;
+        int32_t acc = (int32_t)(int64_t)llrint(dy[i]); /* exact; wraps like int32 accumulation */
+        if (!qlinear) {
+            ((int32_t *)Y->data)[i] = acc;
+            continue;
+        }
+        if (B)
+            acc = (int32_t)(uint32_t)((uint32_t)acc + (uint32_t)((const int32_t *)B->data)[oc]);
+        float scale = *(const float *)xs->data * ((const float *)ws->data)[ws->numel == 1 ? 0 : oc] /
+                      *(const float *)ys->data;
+        int32_t lo = ydt == KILN_DTYPE_UINT8 ? 0 : -128, hi = ydt == KILN_DTYPE_UINT8 ? 255 : 127;
+        float v = nearbyintf((float)acc * scale) + (float)conv_u8i8(yz, 0);
+        int32_t q = v >= (float)hi ? hi : v > (float)lo ? (int32_t)v : lo; /* NaN -> lo */
+        if (ydt == KILN_DTYPE_UINT8)
+            ((uint8_t *)Y->data)[i] = (uint8_t)q;
+        else
+            ((int8_t *)Y->data)[i] = (int8_t)q;
+    }
+    free(s);
+    return st;
+}
+
+static kiln_status convinteger_exec(kiln_op_ctx *c) { return conv_integer(c, false); }
+static kiln_status qlinearconv_exec(kiln_op_ctx *c) { return conv_integer(c, true); }
+
 static const kiln_op_desc ops[] = {
     {"", "Conv", 1, 0, conv_exec},
+    {"", "ConvInteger", 10, 0, convinteger_exec},
+    {"", "QLinearConv", 10, 0, qlinearconv_exec},
 };
 KILN_OP_FAMILY(conv, ops);

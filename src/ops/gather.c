@@ -196,10 +196,10 @@ static kiln_status nd_offsets(const kiln_tensor *x, const kiln_tensor *ind, int 
     return KILN_OK;
 }
 
-static kiln_status gather_nd_exec(kiln_op_ctx *c) {
+static kiln_status gather_nd_run(kiln_op_ctx *c, bool has_batch_dims) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *x = c->in[0], *ind = c->in[1];
-    int64_t bd = c->opset >= 12 ? kiln_attr_int(c->node, "batch_dims", 0) : 0;
+    int64_t bd = has_batch_dims ? kiln_attr_int(c->node, "batch_dims", 0) : 0;
     if (bd < 0 || bd > KILN_MAX_RANK)
         return kiln_fail(KILN_ERR_INVALID, "attribute 'batch_dims' %lld is invalid", (long long)bd);
     int64_t *off, tuples, slice;
@@ -223,14 +223,16 @@ static kiln_status gather_nd_exec(kiln_op_ctx *c) {
     return st;
 }
 
+static kiln_status gather_nd_v11(kiln_op_ctx *c) { return gather_nd_run(c, false); }
+static kiln_status gather_nd_v12(kiln_op_ctx *c) { return gather_nd_run(c, true); }
+
 /* ---- scatter ---- */
 
 typedef enum { RED_NONE, RED_ADD, RED_MUL, RED_MAX, RED_MIN } reduction;
 
+/* The `reduction` attribute (opset 16: none/add/mul; max/min from 18). */
 static kiln_status read_reduction(kiln_op_ctx *c, kiln_dtype dt, reduction *r) {
     *r = RED_NONE;
-    if (c->opset < 16)
-        return KILN_OK;
     const char *s = kiln_attr_string(c->node, "reduction", "none");
     if (!strcmp(s, "none"))
         return KILN_OK;
@@ -326,9 +328,13 @@ static kiln_status scatter_elems(kiln_dtype dt, reduction r, void *dst, const vo
     return KILN_OK;
 }
 
-/* Output 0 as a copy of data (taking data's buffer when it dies here). */
-static kiln_status copy_data(kiln_op_ctx *c, const kiln_tensor *x, kiln_tensor **y) {
-    KILN_TRY(kiln_op_output_reuse(c, 0, 0, x->dtype, x->rank, x->dims, y));
+/* Output 0 as a copy of data (taking data's buffer when it dies here and
+ * the updates do not live in that same buffer). */
+static kiln_status copy_data(kiln_op_ctx *c, const kiln_tensor *x, const kiln_tensor *u, kiln_tensor **y) {
+    if (u->buf && u->buf == x->buf)
+        KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, y));
+    else
+        KILN_TRY(kiln_op_output_reuse(c, 0, 0, x->dtype, x->rank, x->dims, y));
     if ((*y)->data != x->data && x->numel > 0) {
         memcpy((*y)->data, x->data, x->nbytes);
         KILN_TRY(kiln_strings_own(*y));
@@ -339,14 +345,15 @@ static kiln_status copy_data(kiln_op_ctx *c, const kiln_tensor *x, kiln_tensor *
 /* ScatterND (opset 11+, reduction from 16): updates has shape
  * indices.shape[:-1] + data.shape[k:]. Updates apply in index order, so a
  * duplicate index with reduction none keeps the last one. */
-static kiln_status scatter_nd_exec(kiln_op_ctx *c) {
+static kiln_status scatter_nd_run(kiln_op_ctx *c, bool has_reduction) {
     KILN_TRY(kiln_op_need_inputs(c, 3));
     const kiln_tensor *x = c->in[0], *ind = c->in[1], *u = c->in[2];
     if (u->dtype != x->dtype)
         return kiln_fail(KILN_ERR_INVALID, "updates (%s) and data (%s) differ in element type",
                          kiln_dtype_name(u->dtype), kiln_dtype_name(x->dtype));
-    reduction red;
-    KILN_TRY(read_reduction(c, x->dtype, &red));
+    reduction red = RED_NONE;
+    if (has_reduction)
+        KILN_TRY(read_reduction(c, x->dtype, &red));
     int64_t *off, tuples, slice;
     KILN_TRY(nd_offsets(x, ind, 0, &off, &tuples, &slice));
     int64_t k = ind->dims[ind->rank - 1];
@@ -366,7 +373,7 @@ static kiln_status scatter_nd_exec(kiln_op_ctx *c) {
                          kiln_dims_str(u->rank, u->dims, b1, sizeof b1), (long long)k);
     }
     kiln_tensor *y;
-    kiln_status st = copy_data(c, x, &y);
+    kiln_status st = copy_data(c, x, u, &y);
     size_t es = kiln_elem_size(x->dtype);
     for (int64_t t = 0; st == KILN_OK && t < tuples && slice > 0; t++)
         st = scatter_elems(x->dtype, red, (char *)y->data + (size_t)off[t] * es,
@@ -376,7 +383,7 @@ static kiln_status scatter_nd_exec(kiln_op_ctx *c) {
 }
 
 /* ScatterElements (opset 11+, reduction from 16) and Scatter (9-10). */
-static kiln_status scatter_elements_exec(kiln_op_ctx *c) {
+static kiln_status scatter_elements_run(kiln_op_ctx *c, bool has_reduction) {
     KILN_TRY(kiln_op_need_inputs(c, 3));
     const kiln_tensor *x = c->in[0], *ind = c->in[1], *u = c->in[2];
     KILN_TRY(need_index_dtype(ind));
@@ -384,7 +391,7 @@ static kiln_status scatter_elements_exec(kiln_op_ctx *c) {
         return kiln_fail(KILN_ERR_INVALID, "updates (%s) and data (%s) differ in element type",
                          kiln_dtype_name(u->dtype), kiln_dtype_name(x->dtype));
     reduction red = RED_NONE;
-    if (!strcmp(c->node->op_type, "ScatterElements"))
+    if (has_reduction)
         KILN_TRY(read_reduction(c, x->dtype, &red));
     if (x->rank == 0 || ind->rank != x->rank || u->rank != x->rank)
         return kiln_fail(KILN_ERR_INVALID, "data, indices and updates must have the same rank >= 1 (%d, %d, %d)",
@@ -402,7 +409,7 @@ static kiln_status scatter_elements_exec(kiln_op_ctx *c) {
     int64_t *idx;
     KILN_TRY(read_all_indices(ind, x->dims[axis], &idx));
     kiln_tensor *y;
-    kiln_status st = copy_data(c, x, &y);
+    kiln_status st = copy_data(c, x, u, &y);
     int64_t xs[KILN_MAX_RANK], pos[KILN_MAX_RANK] = {0};
     kiln_dims_strides(x->rank, x->dims, xs);
     size_t es = kiln_elem_size(x->dtype);
@@ -422,12 +429,20 @@ static kiln_status scatter_elements_exec(kiln_op_ctx *c) {
     return st;
 }
 
+static kiln_status scatter_nd_v11(kiln_op_ctx *c) { return scatter_nd_run(c, false); }
+static kiln_status scatter_nd_v16(kiln_op_ctx *c) { return scatter_nd_run(c, true); }
+static kiln_status scatter_elements_v9(kiln_op_ctx *c) { return scatter_elements_run(c, false); }
+static kiln_status scatter_elements_v16(kiln_op_ctx *c) { return scatter_elements_run(c, true); }
+
 static const kiln_op_desc ops[] = {
     {"", "Gather", 1, 0, gather_exec},
     {"", "GatherElements", 11, 0, gather_elements_exec},
-    {"", "GatherND", 11, 0, gather_nd_exec},
-    {"", "ScatterND", 11, 0, scatter_nd_exec},
-    {"", "ScatterElements", 11, 0, scatter_elements_exec},
-    {"", "Scatter", 9, 10, scatter_elements_exec},
+    {"", "GatherND", 11, 11, gather_nd_v11},
+    {"", "GatherND", 12, 0, gather_nd_v12},
+    {"", "ScatterND", 11, 15, scatter_nd_v11},
+    {"", "ScatterND", 16, 0, scatter_nd_v16},
+    {"", "ScatterElements", 11, 15, scatter_elements_v9},
+    {"", "ScatterElements", 16, 0, scatter_elements_v16},
+    {"", "Scatter", 9, 10, scatter_elements_v9},
 };
 KILN_OP_FAMILY(gather, ops);

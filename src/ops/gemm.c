@@ -1,6 +1,7 @@
 /* Gemm: Y = alpha * op(A) * op(B) + beta * C, with C broadcast
- * unidirectionally to (M, N). C became optional in opset 11; opsets before 7
- * used a `broadcast` attribute and are not supported. */
+ * unidirectionally to (M, N). C became optional in opset 11; before opset 7
+ * broadcasting of C needed the `broadcast` attribute (else C is exactly
+ * (M, N)). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,10 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
                              kiln_dims_str(C->rank, C->dims, s, sizeof s), (long long)m, (long long)n);
         }
     }
+    if (C && c->opset < 7 && kiln_attr_int(c->node, "broadcast", 0) == 0 &&
+        (C->rank != 2 || C->dims[0] != m || C->dims[1] != n))
+        return kiln_fail(KILN_ERR_INVALID, "C must have shape [%lld,%lld] when attribute 'broadcast' is 0",
+                         (long long)m, (long long)n);
     if (!kiln_gemm_dims_ok(m, n, k))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Gemm dimensions exceed the BLAS int range");
     int64_t dims[2] = {m, n};
@@ -133,6 +138,6 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Gemm", 7, 0, gemm_exec},
+    {"", "Gemm", 1, 0, gemm_exec},
 };
 KILN_OP_FAMILY(gemm, ops);

@@ -4,7 +4,10 @@
 KILN_OP_FILE(matmul)
 KILN_OP_FILE(gemm)
 KILN_OP_FILE(conv)
+KILN_OP_FILE(conv_transpose)
+KILN_OP_FILE(pool)
 
 /* normalisation, softmax, resize */
 KILN_OP_FILE(softmax)
 KILN_OP_FILE(normalization)
+KILN_OP_FILE(resize)

@@ -1,6 +1,7 @@
 /* MatMul (numpy matmul: batched, broadcast batch dims, 1-D promotion) and
  * MatMulInteger. float32/float64 go through kiln_sgemm/kiln_dgemm, float16
  * through float32, integers through the wrapping integer kernel. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,7 @@ static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) 
 static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *j, int *orank, int64_t *odims,
                             int64_t *nbatch, bool *b_unbatched) {
     if (A->rank < 1 || B->rank < 1)
-        return kiln_fail(KILN_ERR_INVALID, "MatMul inputs must have rank >= 1 (got ranks %d and %d)", A->rank,
+        return kiln_fail(KILN_ERR_INVALID, "inputs must have rank >= 1 (got ranks %d and %d)", A->rank,
                          B->rank);
     int64_t ad[KILN_MAX_RANK + 1], bd[KILN_MAX_RANK + 1];
     int ar = A->rank, br = B->rank;
@@ -112,7 +113,7 @@ static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *
     j->n = bd[br - 1];
     if (bd[br - 2] != j->k) {
         char s1[128], s2[128];
-        return kiln_fail(KILN_ERR_INVALID, "MatMul inner dimensions differ: A %s, B %s",
+        return kiln_fail(KILN_ERR_INVALID, "inner dimensions differ: A %s, B %s",
                          kiln_dims_str(A->rank, A->dims, s1, sizeof s1), kiln_dims_str(B->rank, B->dims, s2, sizeof s2));
     }
     int abr = ar - 2, bbr = br - 2;
@@ -215,67 +216,111 @@ static kiln_status matmul_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
-/* MatMulInteger: (A - a_zero_point) * (B - b_zero_point) in int32; A and B are
- * int8 or uint8; zero points are scalars or per-row (A) / per-column (B). */
-static kiln_status matmulinteger_exec(kiln_op_ctx *c) {
-    KILN_TRY(kiln_op_need_inputs(c, 2));
-    const kiln_tensor *A = c->in[0], *B = c->in[1], *az = kiln_op_in(c, 2), *bz = kiln_op_in(c, 3);
+/* Per-tensor (one value) or per-row / per-column (vector of `len`, 2-D
+ * operand only) quantization parameter. */
+static kiln_status mm_qparam(const kiln_tensor *t, const char *name, int64_t len, int operand_rank,
+                             kiln_dtype want) {
+    if (!t)
+        return KILN_OK;
+    if (t->dtype != want)
+        return kiln_fail(KILN_ERR_INVALID, "%s must have element type %s, got %s", name, kiln_dtype_name(want),
+                         kiln_dtype_name(t->dtype));
+    if (t->numel == 1 || (t->rank == 1 && t->dims[0] == len && operand_rank == 2))
+        return KILN_OK;
+    return kiln_fail(KILN_ERR_UNSUPPORTED, "%s must be a scalar or a vector of %lld values (2-D operand)", name,
+                     (long long)len);
+}
+
+static inline int32_t mm_q8(const kiln_tensor *t, int64_t i) {
+    return t->dtype == KILN_DTYPE_UINT8 ? ((const uint8_t *)t->data)[i] : ((const int8_t *)t->data)[i];
+}
+
+/* MatMulInteger: (A - a_zero_point) * (B - b_zero_point) in int32, A and B
+ * int8 or uint8, zero points per tensor or per row (A) / column (B).
+ * QLinearMatMul: the same product requantized: saturate(round_half_even(acc *
+ * a_scale * b_scale / y_scale) + y_zero_point), in y_zero_point's type. */
+static kiln_status mm_integer(kiln_op_ctx *c, bool qlinear) {
+    KILN_TRY(kiln_op_need_inputs(c, qlinear ? 8 : 2));
+    size_t ia_ = 0, iaz = 2, ib_ = qlinear ? 3 : 1, ibz = qlinear ? 5 : 3;
+    const kiln_tensor *A = c->in[ia_], *B = c->in[ib_], *az = kiln_op_in(c, iaz), *bz = kiln_op_in(c, ibz);
+    const kiln_tensor *as = NULL, *bs = NULL, *ys = NULL, *yz = NULL;
     static const kiln_dtype ok[] = {KILN_DTYPE_INT8, KILN_DTYPE_UINT8};
-    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
-    KILN_TRY(kiln_op_need_dtype(c, 1, ok, 2));
-    if ((az && az->dtype != A->dtype) || (bz && bz->dtype != B->dtype))
-        return kiln_fail(KILN_ERR_INVALID, "zero point element type must match its input");
+    KILN_TRY(kiln_op_need_dtype(c, ia_, ok, 2));
+    KILN_TRY(kiln_op_need_dtype(c, ib_, ok, 2));
     mm_job j;
     memset(&j, 0, sizeof j);
     int orank;
     int64_t odims[KILN_MAX_RANK], nbatch;
     bool bun;
     KILN_TRY(mm_shape(A, B, &j, &orank, odims, &nbatch, &bun));
-    if (az && az->numel != 1 && !(az->rank == 1 && az->dims[0] == j.m && A->rank == 2))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "a_zero_point must be a scalar or a per-row vector of length M");
-    if (bz && bz->numel != 1 && !(bz->rank == 1 && bz->dims[0] == j.n && B->rank == 2))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "b_zero_point must be a scalar or a per-column vector of length N");
+    KILN_TRY(mm_qparam(az, "a_zero_point", j.m, A->rank, A->dtype));
+    KILN_TRY(mm_qparam(bz, "b_zero_point", j.n, B->rank, B->dtype));
+    kiln_dtype ydt = KILN_DTYPE_INT32;
+    if (qlinear) {
+        as = c->in[1];
+        bs = c->in[4];
+        ys = kiln_op_in(c, 6);
+        yz = kiln_op_in(c, 7);
+        if (!ys || !yz)
+            return kiln_fail(KILN_ERR_INVALID, "y_scale and y_zero_point are required");
+        KILN_TRY(mm_qparam(as, "a_scale", j.m, A->rank, KILN_DTYPE_FLOAT));
+        KILN_TRY(mm_qparam(bs, "b_scale", j.n, B->rank, KILN_DTYPE_FLOAT));
+        if (ys->dtype != KILN_DTYPE_FLOAT || ys->numel != 1 || yz->numel != 1 ||
+            (yz->dtype != KILN_DTYPE_UINT8 && yz->dtype != KILN_DTYPE_INT8))
+            return kiln_fail(KILN_ERR_INVALID, "y_scale must be one float and y_zero_point one int8/uint8 value");
+        ydt = yz->dtype;
+    }
     kiln_tensor *Y;
-    KILN_TRY(kiln_op_output(c, 0, KILN_DTYPE_INT32, orank, odims, &Y));
+    KILN_TRY(kiln_op_output(c, 0, ydt, orank, odims, &Y));
     if (Y->numel == 0)
         return KILN_OK;
     size_t total;
     if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
+        __builtin_add_overflow(total, qlinear ? (size_t)Y->numel : 0, &total) ||
         kiln_mul_overflow_size(total, 4, &total))
-        return kiln_fail(KILN_ERR_INVALID, "MatMulInteger scratch size overflows");
+        return kiln_fail(KILN_ERR_INVALID, "integer MatMul scratch size overflows");
     int32_t *s = kiln_malloc(total ? total : 1);
     if (!s)
         return KILN_ERR_NOMEM;
-    int32_t *ia = s, *ib = s + A->numel;
-    bool au = A->dtype == KILN_DTYPE_UINT8, bu = B->dtype == KILN_DTYPE_UINT8;
-    for (int64_t i = 0; i < A->numel; i++) {
-        int64_t row = (i / (j.k ? j.k : 1)) % (j.m ? j.m : 1);
-        int32_t z = az ? (au ? ((const uint8_t *)az->data)[az->numel == 1 ? 0 : row]
-                             : ((const int8_t *)az->data)[az->numel == 1 ? 0 : row])
-                       : 0;
-        ia[i] = (au ? ((const uint8_t *)A->data)[i] : ((const int8_t *)A->data)[i]) - z;
-    }
-    for (int64_t i = 0; i < B->numel; i++) {
-        int64_t col = i % (j.n ? j.n : 1);
-        int32_t z = bz ? (bu ? ((const uint8_t *)bz->data)[bz->numel == 1 ? 0 : col]
-                             : ((const int8_t *)bz->data)[bz->numel == 1 ? 0 : col])
-                       : 0;
-        ib[i] = (bu ? ((const uint8_t *)B->data)[i] : ((const int8_t *)B->data)[i]) - z;
-    }
+    int32_t *ia = s, *ib = s + A->numel, *acc = qlinear ? ib + B->numel : Y->data;
+    int64_t K = j.k ? j.k : 1, M = j.m ? j.m : 1, N = j.n ? j.n : 1;
+    for (int64_t i = 0; i < A->numel; i++)
+        ia[i] = mm_q8(A, i) - (az ? mm_q8(az, az->numel == 1 ? 0 : (i / K) % M) : 0);
+    for (int64_t i = 0; i < B->numel; i++)
+        ib[i] = mm_q8(B, i) - (bz ? mm_q8(bz, bz->numel == 1 ? 0 : i % N) : 0);
     j.dt = KILN_DTYPE_INT32;
     j.a = ia;
     j.b = ib;
-    j.c = Y->data;
+    j.c = acc;
     if (j.k == 0)
-        memset(Y->data, 0, Y->nbytes);
+        memset(acc, 0, (size_t)Y->numel * sizeof(int32_t));
     else
         mm_run(c, &j, nbatch, false);
+    if (qlinear) {
+        const float *asp = as->data, *bsp = bs->data;
+        float ysv = *(const float *)ys->data;
+        int32_t zp = mm_q8(yz, 0), lo = ydt == KILN_DTYPE_UINT8 ? 0 : -128, hi = ydt == KILN_DTYPE_UINT8 ? 255 : 127;
+        for (int64_t i = 0; i < Y->numel; i++) {
+            int64_t col = i % N, row = (i / N) % M;
+            float scale = asp[as->numel == 1 ? 0 : row] * bsp[bs->numel == 1 ? 0 : col] / ysv;
+            float v = nearbyintf((float)acc[i] * scale) + (float)zp;
+            int32_t q = v >= (float)hi ? hi : v > (float)lo ? (int32_t)v : lo; /* NaN -> lo */
+            if (ydt == KILN_DTYPE_UINT8)
+                ((uint8_t *)Y->data)[i] = (uint8_t)q;
+            else
+                ((int8_t *)Y->data)[i] = (int8_t)q;
+        }
+    }
     free(s);
     return KILN_OK;
 }
 
+static kiln_status matmulinteger_exec(kiln_op_ctx *c) { return mm_integer(c, false); }
+static kiln_status qlinearmatmul_exec(kiln_op_ctx *c) { return mm_integer(c, true); }
+
 static const kiln_op_desc ops[] = {
     {"", "MatMul", 1, 0, matmul_exec},
     {"", "MatMulInteger", 10, 0, matmulinteger_exec},
+    {"", "QLinearMatMul", 10, 0, qlinearmatmul_exec},
 };
 KILN_OP_FAMILY(matmul, ops);

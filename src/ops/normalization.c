@@ -180,6 +180,8 @@ static kiln_status batchnorm_exec(kiln_op_ctx *c) {
     int64_t size = spatial ? kiln_dims_prod(x->dims, 2, x->rank) : 1;
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
     double *p = kiln_malloc((size_t)(ch ? ch : 1) * 4 * sizeof(double));
     if (!p)
         return KILN_ERR_NOMEM;
@@ -210,6 +212,8 @@ static kiln_status instancenorm_exec(kiln_op_ctx *c) {
     int64_t ch = x->dims[1];
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
     double *p = kiln_malloc((size_t)(ch ? ch : 1) * 2 * sizeof(double));
     if (!p)
         return KILN_ERR_NOMEM;

@@ -5,13 +5,13 @@
 
 /* Reshape (opset 5+: shape is an input; 14 adds allowzero). A 0 copies the
  * input's dim unless allowzero=1; one -1 is inferred. */
-static kiln_status reshape_exec(kiln_op_ctx *c) {
+static kiln_status reshape_run(kiln_op_ctx *c, bool has_allowzero) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *x = c->in[0], *s = c->in[1];
     int64_t dims[KILN_MAX_RANK];
     size_t n;
     KILN_TRY(kiln_tensor_read_ints(s, "input 'shape'", dims, KILN_MAX_RANK, &n));
-    int64_t allowzero = c->opset >= 14 ? kiln_attr_int(c->node, "allowzero", 0) : 0;
+    int64_t allowzero = has_allowzero ? kiln_attr_int(c->node, "allowzero", 0) : 0;
     int infer = -1;
     bool has_zero = false;
     int64_t known = 1;
@@ -59,6 +59,9 @@ static kiln_status reshape_exec(kiln_op_ctx *c) {
     return kiln_op_output_alias(c, 0, x, (int)n, dims);
 }
 
+static kiln_status reshape_v5(kiln_op_ctx *c) { return reshape_run(c, false); }
+static kiln_status reshape_v14(kiln_op_ctx *c) { return reshape_run(c, true); }
+
 /* Flatten: axis in [-r, r] (negative from opset 11); output is 2-D. */
 static kiln_status flatten_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
@@ -76,10 +79,10 @@ static kiln_status flatten_exec(kiln_op_ctx *c) {
 }
 
 /* Axes of Squeeze/Unsqueeze: the attribute before opset 13, input 1 from 13. */
-static kiln_status read_axes(kiln_op_ctx *c, int64_t *axes, size_t *n, bool *given) {
+static kiln_status read_axes(kiln_op_ctx *c, bool from_input, int64_t *axes, size_t *n, bool *given) {
     *n = 0;
     *given = false;
-    if (c->opset >= 13) {
+    if (from_input) {
         const kiln_tensor *a = kiln_op_in(c, 1);
         if (!a)
             return KILN_OK;
@@ -100,13 +103,13 @@ static kiln_status read_axes(kiln_op_ctx *c, int64_t *axes, size_t *n, bool *giv
     return KILN_OK;
 }
 
-static kiln_status squeeze_exec(kiln_op_ctx *c) {
+static kiln_status squeeze_run(kiln_op_ctx *c, bool axes_input) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int64_t axes[KILN_MAX_RANK];
     size_t n;
     bool given;
-    KILN_TRY(read_axes(c, axes, &n, &given));
+    KILN_TRY(read_axes(c, axes_input, axes, &n, &given));
     bool drop[KILN_MAX_RANK] = {false};
     if (!given) {
         for (int i = 0; i < x->rank; i++)
@@ -134,13 +137,13 @@ static kiln_status squeeze_exec(kiln_op_ctx *c) {
     return kiln_op_output_alias(c, 0, x, r, dims);
 }
 
-static kiln_status unsqueeze_exec(kiln_op_ctx *c) {
+static kiln_status unsqueeze_run(kiln_op_ctx *c, bool axes_input) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int64_t axes[KILN_MAX_RANK];
     size_t n;
     bool given;
-    KILN_TRY(read_axes(c, axes, &n, &given));
+    KILN_TRY(read_axes(c, axes_input, axes, &n, &given));
     if (!given)
         return kiln_fail(KILN_ERR_INVALID, "axes are required");
     int r = x->rank + (int)n;
@@ -162,11 +165,11 @@ static kiln_status unsqueeze_exec(kiln_op_ctx *c) {
 
 /* Shape: opset 15 adds start/end, clamped to [0, rank] after adding rank to
  * negatives. */
-static kiln_status shape_exec(kiln_op_ctx *c) {
+static kiln_status shape_run(kiln_op_ctx *c, bool has_range) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int64_t start = 0, end = x->rank;
-    if (c->opset >= 15) {
+    if (has_range) {
         start = kiln_attr_int(c->node, "start", 0);
         end = kiln_attr_int(c->node, "end", x->rank);
     }
@@ -184,6 +187,13 @@ static kiln_status shape_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+static kiln_status squeeze_v1(kiln_op_ctx *c) { return squeeze_run(c, false); }
+static kiln_status squeeze_v13(kiln_op_ctx *c) { return squeeze_run(c, true); }
+static kiln_status unsqueeze_v1(kiln_op_ctx *c) { return unsqueeze_run(c, false); }
+static kiln_status unsqueeze_v13(kiln_op_ctx *c) { return unsqueeze_run(c, true); }
+static kiln_status shape_v1(kiln_op_ctx *c) { return shape_run(c, false); }
+static kiln_status shape_v15(kiln_op_ctx *c) { return shape_run(c, true); }
+
 static kiln_status size_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     kiln_tensor *y;
@@ -193,11 +203,15 @@ static kiln_status size_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Reshape", 5, 0, reshape_exec},
+    {"", "Reshape", 5, 13, reshape_v5},
+    {"", "Reshape", 14, 0, reshape_v14},
     {"", "Flatten", 1, 0, flatten_exec},
-    {"", "Squeeze", 1, 0, squeeze_exec},
-    {"", "Unsqueeze", 1, 0, unsqueeze_exec},
-    {"", "Shape", 1, 0, shape_exec},
+    {"", "Squeeze", 1, 12, squeeze_v1},
+    {"", "Squeeze", 13, 0, squeeze_v13},
+    {"", "Unsqueeze", 1, 12, unsqueeze_v1},
+    {"", "Unsqueeze", 13, 0, unsqueeze_v13},
+    {"", "Shape", 1, 14, shape_v1},
+    {"", "Shape", 15, 0, shape_v15},
     {"", "Size", 1, 0, size_exec},
 };
 KILN_OP_FAMILY(reshape, ops);

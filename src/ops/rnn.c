@@ -1,4 +1,4 @@
-/* Recurrent operators: RNN, GRU and LSTM (ai.onnx opsets 7 and 14).
+/* Recurrent operators: RNN, GRU and LSTM (ai.onnx, every opset; 7 and 14 mainly).
  *
  * The three share one engine. The input projection X*W^T (plus the biases
  * that do not depend on the state) is computed for every time step and both
@@ -10,7 +10,8 @@
  * sequence_lens: steps at or past a batch entry's length give zeros in Y, and
  * the final states are those of its last valid step (the initial state when
  * the length is 0). The element code is written once and instantiated for
- * float and double by including this file into itself.
+ * float and double by including this file into itself; float16 runs in
+ * float32.
  */
 #ifndef RNN_T
 
@@ -186,8 +187,8 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     p->n_acts = kind == RNN_LSTM ? 3 : kind == RNN_GRU ? 2 : 1;
     KILN_TRY(kiln_op_need_inputs(c, 3));
     const kiln_tensor *x = c->in[0], *w = c->in[1], *r = c->in[2];
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE};
-    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 2));
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 3));
     static const char *const in_names[] = {"X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"};
     size_t max_in = kind == RNN_LSTM ? 8 : 6;
     for (size_t i = 1; i < c->n_in && i < max_in; i++) {
@@ -300,10 +301,32 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     return KILN_OK;
 }
 
+/* float16 runs in float32: a float tensor shaped like t (a shallow shell
+ * that owns only `data`), holding t's values when `convert`. */
+static kiln_status half_to_float_copy(const kiln_tensor *t, kiln_tensor *out, bool convert) {
+    *out = *t;
+    out->dtype = KILN_DTYPE_FLOAT;
+    out->nbytes = (size_t)t->numel * sizeof(float);
+    out->buf = NULL;
+    float *d = kiln_aligned_alloc(out->nbytes);
+    if (!d)
+        return KILN_ERR_NOMEM;
+    if (convert)
+        for (int64_t i = 0; i < t->numel; i++)
+            d[i] = kiln_half_to_float(((const uint16_t *)t->data)[i]);
+    out->data = d;
+    return KILN_OK;
+}
+
 static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
     rnn_params p;
     KILN_TRY(parse(c, kind, &p));
     kiln_status st = KILN_OK;
+    kiln_dtype dt = p.x->dtype;
+    bool half = dt == KILN_DTYPE_FLOAT16;
+    kiln_tensor f_in[7], f_out[3];
+    size_t n_f_in = 0;
+    float *f_out_data[3] = {NULL, NULL, NULL};
     int64_t sdims[3] = {p.nd, p.batch, p.hidden};
     if (p.layout)
         sdims[0] = p.batch, sdims[1] = p.nd;
@@ -311,14 +334,40 @@ static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
         int64_t yd[4] = {p.seq, p.nd, p.batch, p.hidden};
         if (p.layout)
             yd[0] = p.batch, yd[1] = p.seq, yd[2] = p.nd;
-        KILN_CHECK(st, kiln_op_output(c, 0, p.x->dtype, 4, yd, &p.y), done);
+        KILN_CHECK(st, kiln_op_output(c, 0, dt, 4, yd, &p.y), done);
     }
     if (kiln_op_out_wanted(c, 1))
-        KILN_CHECK(st, kiln_op_output(c, 1, p.x->dtype, 3, sdims, &p.yh), done);
+        KILN_CHECK(st, kiln_op_output(c, 1, dt, 3, sdims, &p.yh), done);
     if (kind == RNN_LSTM && kiln_op_out_wanted(c, 2))
-        KILN_CHECK(st, kiln_op_output(c, 2, p.x->dtype, 3, sdims, &p.yc), done);
-    st = p.x->dtype == KILN_DTYPE_FLOAT ? run_f32(c, &p) : run_f64(c, &p);
+        KILN_CHECK(st, kiln_op_output(c, 2, dt, 3, sdims, &p.yc), done);
+    if (half) {
+        const kiln_tensor **ins[] = {&p.x, &p.w, &p.r, &p.b, &p.h0, &p.c0, &p.p};
+        for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
+            if (*ins[i]) {
+                KILN_CHECK(st, half_to_float_copy(*ins[i], &f_in[n_f_in], true), done);
+                *ins[i] = &f_in[n_f_in++];
+            }
+        kiln_tensor **outs[] = {&p.y, &p.yh, &p.yc};
+        kiln_tensor *real[3] = {p.y, p.yh, p.yc};
+        for (size_t i = 0; i < 3; i++)
+            if (real[i]) {
+                KILN_CHECK(st, half_to_float_copy(real[i], &f_out[i], false), done);
+                f_out_data[i] = f_out[i].data;
+                *outs[i] = &f_out[i];
+            }
+        KILN_CHECK(st, run_f32(c, &p), done);
+        for (size_t i = 0; i < 3; i++)
+            if (real[i])
+                for (int64_t e = 0; e < real[i]->numel; e++)
+                    ((uint16_t *)real[i]->data)[e] = kiln_float_to_half(f_out_data[i][e]);
+    } else {
+        st = dt == KILN_DTYPE_FLOAT ? run_f32(c, &p) : run_f64(c, &p);
+    }
 done:
+    for (size_t i = 0; i < n_f_in; i++)
+        free(f_in[i].data);
+    for (size_t i = 0; i < 3; i++)
+        free(f_out_data[i]);
     free(p.lens);
     return st;
 }
@@ -327,11 +376,14 @@ static kiln_status rnn_simple_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_SIMP
 static kiln_status gru_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_GRU); }
 static kiln_status lstm_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_LSTM); }
 
-/* Opsets 7 to 13 and 14 share the code; `layout` is read from 14 on. */
+/* All versions share the code: 14 added `layout` (read from 14 on); before 7
+ * there was an `output_sequence` flag that only said whether Y is wanted,
+ * which the node's outputs already tell; GRU before 3 had no
+ * linear_before_reset (absent means 0). */
 static const kiln_op_desc ops[] = {
-    {"", "RNN", 7, 13, rnn_simple_exec}, {"", "RNN", 14, 0, rnn_simple_exec},
-    {"", "GRU", 7, 13, gru_exec},        {"", "GRU", 14, 0, gru_exec},
-    {"", "LSTM", 7, 13, lstm_exec},      {"", "LSTM", 14, 0, lstm_exec},
+    {"", "RNN", 1, 6, rnn_simple_exec}, {"", "RNN", 7, 13, rnn_simple_exec}, {"", "RNN", 14, 0, rnn_simple_exec},
+    {"", "GRU", 1, 6, gru_exec},        {"", "GRU", 7, 13, gru_exec},        {"", "GRU", 14, 0, gru_exec},
+    {"", "LSTM", 1, 6, lstm_exec},      {"", "LSTM", 7, 13, lstm_exec},      {"", "LSTM", 14, 0, lstm_exec},
 };
 KILN_OP_FAMILY(rnn, ops);
 
@@ -340,42 +392,93 @@ KILN_OP_FAMILY(rnn, ops);
 #define T_ RNN_T
 
 /* C[M,N] += A[M,K] * B[K,N] (row-major, leading dimensions lda, ldb, ldc).
- * Columns in panels of 256 and rows of C four at a time, so each row of B is
- * read once per four rows of C and the panel stays in cache.
- * To be replaced by kiln_sgemm. */
+ * Register tiles of 4 rows x 2 vectors (1 row x 4 vectors for the last rows)
+ * accumulate over all of K, so C is read and written once per tile; scalar
+ * loops finish the right edge. To be replaced by kiln_sgemm. */
+typedef T_ RNN_FN(vec) __attribute__((vector_size(32)));
+#define RNN_VL ((int64_t)(32 / sizeof(T_)))
+
+/* Unaligned loads and stores as macros: passing 32-byte vectors to
+ * functions changes the ABI on targets without AVX. */
+#define RNN_VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define RNN_VSTORE(p, v) memcpy((p), &(v), sizeof(v))
+
 static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t lda, const T_ *B, int64_t ldb,
                          T_ *C, int64_t ldc) {
-    for (int64_t n0 = 0; n0 < N; n0 += 256) {
-        int64_t nn = N - n0 < 256 ? N - n0 : 256;
-        int64_t m = 0;
-        for (; m + 4 <= M; m += 4) {
-            T_ *restrict c0 = C + m * ldc + n0, *restrict c1 = c0 + ldc, *restrict c2 = c1 + ldc,
-                         *restrict c3 = c2 + ldc;
-            const T_ *a0 = A + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            for (int64_t k = 0; k < K; k++) {
-                const T_ *restrict bk = B + k * ldb + n0;
+    typedef RNN_FN(vec) V;
+    const int64_t VL = RNN_VL;
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const T_ *a0 = A + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        T_ *c0 = C + m * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+        int64_t n = 0;
+        for (; n + 2 * VL <= N; n += 2 * VL) {
+            V s00, s01, s10, s11, s20, s21, s30, s31, b0, b1;
+            RNN_VLOAD(s00, c0 + n), RNN_VLOAD(s01, c0 + n + VL);
+            RNN_VLOAD(s10, c1 + n), RNN_VLOAD(s11, c1 + n + VL);
+            RNN_VLOAD(s20, c2 + n), RNN_VLOAD(s21, c2 + n + VL);
+            RNN_VLOAD(s30, c3 + n), RNN_VLOAD(s31, c3 + n + VL);
+            const T_ *bp = B + n;
+            for (int64_t k = 0; k < K; k++, bp += ldb) {
+                RNN_VLOAD(b0, bp), RNN_VLOAD(b1, bp + VL);
                 T_ x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-                for (int64_t n = 0; n < nn; n++) {
-                    T_ v = bk[n];
-                    c0[n] += x0 * v;
-                    c1[n] += x1 * v;
-                    c2[n] += x2 * v;
-                    c3[n] += x3 * v;
-                }
+                s00 += x0 * b0, s01 += x0 * b1;
+                s10 += x1 * b0, s11 += x1 * b1;
+                s20 += x2 * b0, s21 += x2 * b1;
+                s30 += x3 * b0, s31 += x3 * b1;
             }
+            RNN_VSTORE(c0 + n, s00), RNN_VSTORE(c0 + n + VL, s01);
+            RNN_VSTORE(c1 + n, s10), RNN_VSTORE(c1 + n + VL, s11);
+            RNN_VSTORE(c2 + n, s20), RNN_VSTORE(c2 + n + VL, s21);
+            RNN_VSTORE(c3 + n, s30), RNN_VSTORE(c3 + n + VL, s31);
         }
-        for (; m < M; m++) {
-            T_ *restrict c0 = C + m * ldc + n0;
-            const T_ *a0 = A + m * lda;
+        for (; n < N; n++) {
+            T_ s0 = c0[n], s1 = c1[n], s2 = c2[n], s3 = c3[n];
             for (int64_t k = 0; k < K; k++) {
-                const T_ *restrict bk = B + k * ldb + n0;
-                T_ x0 = a0[k];
-                for (int64_t n = 0; n < nn; n++)
-                    c0[n] += x0 * bk[n];
+                T_ v = B[k * ldb + n];
+                s0 += a0[k] * v, s1 += a1[k] * v, s2 += a2[k] * v, s3 += a3[k] * v;
             }
+            c0[n] = s0, c1[n] = s1, c2[n] = s2, c3[n] = s3;
+        }
+    }
+    for (; m < M; m++) {
+        const T_ *a0 = A + m * lda;
+        T_ *c0 = C + m * ldc;
+        int64_t n = 0;
+        for (; n + 4 * VL <= N; n += 4 * VL) {
+            V s0, s1, s2, s3, b0, b1, b2, b3;
+            RNN_VLOAD(s0, c0 + n), RNN_VLOAD(s1, c0 + n + VL);
+            RNN_VLOAD(s2, c0 + n + 2 * VL), RNN_VLOAD(s3, c0 + n + 3 * VL);
+            const T_ *bp = B + n;
+            for (int64_t k = 0; k < K; k++, bp += ldb) {
+                T_ x = a0[k];
+                RNN_VLOAD(b0, bp), RNN_VLOAD(b1, bp + VL), RNN_VLOAD(b2, bp + 2 * VL), RNN_VLOAD(b3, bp + 3 * VL);
+                s0 += x * b0, s1 += x * b1, s2 += x * b2, s3 += x * b3;
+            }
+            RNN_VSTORE(c0 + n, s0), RNN_VSTORE(c0 + n + VL, s1);
+            RNN_VSTORE(c0 + n + 2 * VL, s2), RNN_VSTORE(c0 + n + 3 * VL, s3);
+        }
+        for (; n + VL <= N; n += VL) {
+            V s0, b0;
+            RNN_VLOAD(s0, c0 + n);
+            const T_ *bp = B + n;
+            for (int64_t k = 0; k < K; k++, bp += ldb) {
+                RNN_VLOAD(b0, bp);
+                s0 += a0[k] * b0;
+            }
+            RNN_VSTORE(c0 + n, s0);
+        }
+        for (; n < N; n++) {
+            T_ s0 = c0[n];
+            for (int64_t k = 0; k < K; k++)
+                s0 += a0[k] * B[k * ldb + n];
+            c0[n] = s0;
         }
     }
 }
+#undef RNN_VL
+#undef RNN_VLOAD
+#undef RNN_VSTORE
 
 static inline T_ RNN_FN(act)(const rnn_act *a, T_ x) {
     switch (a->kind) {
@@ -653,7 +756,8 @@ static kiln_status RNN_FN(run)(kiln_op_ctx *c, rnn_params *p) {
     if (H == 0 || B == 0)
         return KILN_OK; /* every output is empty */
     kiln_status st = KILN_OK;
-    T_ *xw = kiln_aligned_alloc(n_xw), *wt = kiln_aligned_alloc(n_wt), *bias = kiln_aligned_alloc((size_t)ngh * sizeof(T_));
+    T_ *xw = kiln_aligned_alloc(n_xw), *wt = kiln_aligned_alloc(n_wt);
+    T_ *bias = kiln_aligned_alloc((size_t)ngh * sizeof(T_));
     T_ *dbuf[2] = {NULL, NULL};
     for (int d = 0; d < nd; d++)
         dbuf[d] = kiln_aligned_alloc(n_dir);

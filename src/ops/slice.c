@@ -10,14 +10,14 @@
 
 /* Slice: starts/ends/axes attributes in opset 1-9; from opset 10 they are
  * inputs, with optional steps. Starts and ends are clamped per the spec. */
-static kiln_status slice_exec(kiln_op_ctx *c) {
-    KILN_TRY(kiln_op_need_inputs(c, c->opset >= 10 ? 3 : 1));
+static kiln_status slice_run(kiln_op_ctx *c, bool inputs) {
+    KILN_TRY(kiln_op_need_inputs(c, inputs ? 3 : 1));
     const kiln_tensor *x = c->in[0];
     int r = x->rank;
     int64_t starts[KILN_MAX_RANK], ends[KILN_MAX_RANK], axes[KILN_MAX_RANK], steps[KILN_MAX_RANK];
     size_t ns, ne, na, nst;
     bool have_axes = false, have_steps = false;
-    if (c->opset >= 10) {
+    if (inputs) {
         KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'starts'", starts, KILN_MAX_RANK, &ns));
         KILN_TRY(kiln_tensor_read_ints(c->in[2], "input 'ends'", ends, KILN_MAX_RANK, &ne));
         if (kiln_op_in(c, 3)) {
@@ -88,9 +88,8 @@ static kiln_status slice_exec(kiln_op_ctx *c) {
         dims[a] = cnt;
         if (cnt > 0) {
             off += s * xs[a];
-            str[a] = xs[a] * st; /* |st| may exceed d only when cnt == 1 */
-            if (cnt == 1)
-                str[a] = xs[a];
+            /* |st| < d whenever cnt > 1, so the product cannot overflow */
+            str[a] = cnt > 1 ? xs[a] * st : xs[a];
         }
     }
     kiln_tensor *y;
@@ -101,6 +100,9 @@ static kiln_status slice_exec(kiln_op_ctx *c) {
     kiln_strided_copy(c, y->data, (const char *)x->data + (size_t)off * es, es, r, dims, str);
     return kiln_strings_own(y);
 }
+
+static kiln_status slice_v1(kiln_op_ctx *c) { return slice_run(c, false); }
+static kiln_status slice_v10(kiln_op_ctx *c) { return slice_run(c, true); }
 
 /* Expand (opset 8+): bidirectional broadcast of the input to `shape`. */
 static kiln_status expand_exec(kiln_op_ctx *c) {
@@ -168,8 +170,8 @@ static kiln_status tile_exec(kiln_op_ctx *c) {
             vr++;
         }
     if (vr > KILN_MAX_RANK) {
-        /* rare: copy in two steps, tiling the leading half first is not
-         * needed; a per-element walk is simpler */
+        /* more than KILN_MAX_RANK axes left (rank > 8 with most axes
+         * repeated): rare, walk element by element */
         size_t es = kiln_elem_size(x->dtype);
         int64_t idx[KILN_MAX_RANK] = {0};
         for (int64_t i = 0; i < y->numel; i++) {
@@ -210,7 +212,7 @@ static int64_t pad_src(int64_t i, int64_t d, pad_mode m) {
     return k < d ? k : p - k;
 }
 
-static kiln_status pad_exec(kiln_op_ctx *c) {
+static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int r = x->rank;
@@ -219,7 +221,7 @@ static kiln_status pad_exec(kiln_op_ctx *c) {
     size_t es = kiln_elem_size(x->dtype);
     char fill[sizeof(kiln_string) > 16 ? sizeof(kiln_string) : 16] = {0};
     const kiln_tensor *cv = NULL;
-    if (c->opset >= 11) {
+    if (inputs) {
         KILN_TRY(kiln_op_need_inputs(c, 2));
         KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'pads'", pads, 2 * KILN_MAX_RANK, &np));
         cv = kiln_op_in(c, 2);
@@ -337,10 +339,15 @@ static kiln_status pad_exec(kiln_op_ctx *c) {
     return kiln_strings_own(y);
 }
 
+static kiln_status pad_v1(kiln_op_ctx *c) { return pad_run(c, false); }
+static kiln_status pad_v11(kiln_op_ctx *c) { return pad_run(c, true); }
+
 static const kiln_op_desc ops[] = {
-    {"", "Slice", 1, 0, slice_exec},
+    {"", "Slice", 1, 9, slice_v1},
+    {"", "Slice", 10, 0, slice_v10},
     {"", "Expand", 8, 0, expand_exec},
     {"", "Tile", 6, 0, tile_exec},
-    {"", "Pad", 1, 0, pad_exec},
+    {"", "Pad", 1, 10, pad_v1},
+    {"", "Pad", 11, 0, pad_v11},
 };
 KILN_OP_FAMILY(slice, ops);

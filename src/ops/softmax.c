@@ -57,15 +57,54 @@ typedef struct sm_job {
                     y[r * S + i] = STORE(exp((double)LOAD(x[r * S + i]) - mx[i]) * sum[i]); \
         } else {                                                                          \
             for (int64_t i = 0; i < w; i++)                                               \
-                sum[i] = log(sum[i]) + mx[i];                                             \
+                sum[i] = log(sum[i]);                                                     \
             for (int64_t r = 0; r < R; r++)                                               \
                 for (int64_t i = 0; i < w; i++)                                           \
-                    y[r * S + i] = STORE((double)LOAD(x[r * S + i]) - sum[i]);            \
+                    y[r * S + i] = STORE(((double)LOAD(x[r * S + i]) - mx[i]) - sum[i]);  \
         }                                                                                 \
     }
 
-/* float32 rows in single precision: expf is much cheaper than exp. */
+/* One contiguous float32 row (axis is the last one): the common case. */
+static void sm_row_f32(const sm_job *j, int64_t o) {
+    const float *x = (const float *)j->x + o * j->r;
+    float *y = (float *)j->y + o * j->r;
+    int64_t R = j->r, arg = 0;
+    float mx = x[0];
+    for (int64_t r = 1; r < R; r++)
+        if (x[r] > mx) {
+            mx = x[r];
+            arg = r;
+        }
+    if (j->kind == SM_HARDMAX) {
+        for (int64_t r = 0; r < R; r++)
+            y[r] = r == arg ? 1.0f : 0.0f;
+        return;
+    }
+    double sum = 0.0; /* long rows (vocabularies) keep their precision */
+    if (j->kind == SM_SOFTMAX) {
+        for (int64_t r = 0; r < R; r++) {
+            float e = expf(x[r] - mx);
+            y[r] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t r = 0; r < R; r++)
+            y[r] *= inv;
+    } else {
+        for (int64_t r = 0; r < R; r++)
+            sum += expf(x[r] - mx);
+        float ls = (float)log(sum);
+        for (int64_t r = 0; r < R; r++)
+            y[r] = (x[r] - mx) - ls;
+    }
+}
+
+/* float32 blocks in single precision: expf is much cheaper than exp. */
 static void sm_f32(const sm_job *j, int64_t o, int64_t i0, int64_t w) {
+    if (j->inner == 1) {
+        sm_row_f32(j, o);
+        return;
+    }
     const float *x = (const float *)j->x + o * j->r * j->inner + i0;
     float *y = (float *)j->y + o * j->r * j->inner + i0;
     int64_t S = j->inner, R = j->r;
@@ -108,10 +147,11 @@ static void sm_f32(const sm_job *j, int64_t o, int64_t i0, int64_t w) {
                 sum[i] += expf(x[r * S + i] - mx[i]);
         float sub[SM_BLK];
         for (int64_t i = 0; i < w; i++)
-            sub[i] = (float)log(sum[i]) + mx[i];
+            sub[i] = (float)log(sum[i]);
+        /* (x - max) - log(sum): exact 0 - tiny for the maximum, not lost in max's rounding */
         for (int64_t r = 0; r < R; r++)
             for (int64_t i = 0; i < w; i++)
-                y[r * S + i] = x[r * S + i] - sub[i];
+                y[r * S + i] = (x[r * S + i] - mx[i]) - sub[i];
     }
 }
 

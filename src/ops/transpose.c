@@ -71,7 +71,7 @@ static kiln_status blocksize(kiln_op_ctx *c, const kiln_tensor *x, int64_t *b) {
 
 /* DepthToSpace: mode DCR (default) takes depth as (b, b, C'), CRD as
  * (C', b, b) (mode added in opset 11). */
-static kiln_status d2s_exec(kiln_op_ctx *c) {
+static kiln_status d2s_run(kiln_op_ctx *c, bool has_mode) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int64_t b = 1;
@@ -81,7 +81,7 @@ static kiln_status d2s_exec(kiln_op_ctx *c) {
         return kiln_fail(KILN_ERR_INVALID, "channels %lld are not divisible by blocksize^2 = %lld", (long long)d[1],
                          (long long)(b * b));
     int64_t cc = d[1] / (b * b);
-    const char *mode = c->opset >= 11 ? kiln_attr_string(c->node, "mode", "DCR") : "DCR";
+    const char *mode = has_mode ? kiln_attr_string(c->node, "mode", "DCR") : "DCR";
     int64_t out[4] = {d[0], cc, 0, 0};
     if (kiln_mul_overflow_i64(d[2], b, &out[2]) || kiln_mul_overflow_i64(d[3], b, &out[3]))
         return kiln_fail(KILN_ERR_LIMIT, "output size overflows");
@@ -97,6 +97,9 @@ static kiln_status d2s_exec(kiln_op_ctx *c) {
     }
     return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be DCR or CRD, got '%s'", mode);
 }
+
+static kiln_status d2s_v1(kiln_op_ctx *c) { return d2s_run(c, false); }
+static kiln_status d2s_v11(kiln_op_ctx *c) { return d2s_run(c, true); }
 
 static kiln_status s2d_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
@@ -117,7 +120,8 @@ static kiln_status s2d_exec(kiln_op_ctx *c) {
 
 static const kiln_op_desc ops[] = {
     {"", "Transpose", 1, 0, transpose_exec},
-    {"", "DepthToSpace", 1, 0, d2s_exec},
+    {"", "DepthToSpace", 1, 10, d2s_v1},
+    {"", "DepthToSpace", 11, 0, d2s_v11},
     {"", "SpaceToDepth", 1, 0, s2d_exec},
 };
 KILN_OP_FAMILY(transpose, ops);

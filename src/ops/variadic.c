@@ -4,6 +4,12 @@
  * inputs 0 and 1 (or copies input 0 when more inputs widen the shape), each
  * later pass folds one more input into the output in place. float16 and
  * bfloat16 run on a float32 accumulator. Min/Max propagate NaN like numpy. */
+/* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
+ * trip count is not a known multiple of the vector width, i.e. all of these
+ * kernels; the dynamic model vectorises them with runtime checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <string.h>
 
 #include "kernels/elementwise.h"

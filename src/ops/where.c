@@ -1,5 +1,11 @@
 /* Where(condition, X, Y): three-way broadcasting select, any element type
  * (strings are deep-copied). Numeric data moves as 1/2/4/8-byte words. */
+/* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
+ * trip count is not a known multiple of the vector width, i.e. all of these
+ * kernels; the dynamic model vectorises them with runtime checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <string.h>
 
 #include "kernels/elementwise.h"
@@ -13,26 +19,37 @@ typedef struct where_job {
     size_t es;
 } where_job;
 
+/* Both operands are loaded unconditionally so the select becomes a blend. */
+#define WHERE_LOOP(T, CI, XI, YI)                                               \
+    for (int64_t i = 0; i < n; i++) {                                          \
+        T xv = xp[XI], yv = yp[YI];                                            \
+        zp[i] = cp[CI] ? xv : yv;                                              \
+    }
+
+/* One loop per broadcast pattern of the row (each operand steps or not), so
+ * the inner loops carry no index arithmetic. */
 #define WHERE_ROWS(T)                                                                              \
     do {                                                                                           \
         const T *xa = j->x, *ya = j->y;                                                            \
         T *za = j->z;                                                                              \
-        int64_t n = b->row_len, sc = b->step[0], sx = b->step[1], sy = b->step[2];                 \
+        int64_t n = b->row_len;                                                                    \
+        int pat = (b->step[0] ? 4 : 0) | (b->step[1] ? 2 : 0) | (b->step[2] ? 1 : 0);              \
         for (size_t r = begin; r < end; r++) {                                                     \
             int64_t off[3];                                                                        \
             kiln_bcast_row(b, (int64_t)r, off);                                                    \
             const uint8_t *cp = j->cond + off[0];                                                  \
             const T *xp = xa + off[1], *yp = ya + off[2];                                          \
             T *zp = za + (int64_t)r * n;                                                           \
-            if (sc && sx && sy)                                                                    \
-                for (int64_t i = 0; i < n; i++)                                                    \
-                    zp[i] = cp[i] ? xp[i] : yp[i];                                                 \
-            else if (!sc) /* one condition for the whole row */                                    \
-                for (int64_t i = 0; i < n; i++)                                                    \
-                    zp[i] = cp[0] ? xp[i * sx] : yp[i * sy];                                       \
-            else                                                                                   \
-                for (int64_t i = 0; i < n; i++)                                                    \
-                    zp[i] = cp[i] ? xp[i * sx] : yp[i * sy];                                       \
+            switch (pat) {                                                                         \
+            case 7: WHERE_LOOP(T, i, i, i); break;                                                    \
+            case 6: WHERE_LOOP(T, i, i, 0); break;                                                    \
+            case 5: WHERE_LOOP(T, i, 0, i); break;                                                    \
+            case 4: WHERE_LOOP(T, i, 0, 0); break;                                                    \
+            case 3: WHERE_LOOP(T, 0, i, i); break;                                                    \
+            case 2: WHERE_LOOP(T, 0, i, 0); break;                                                    \
+            case 1: WHERE_LOOP(T, 0, 0, i); break;                                                    \
+            default: WHERE_LOOP(T, 0, 0, 0); break;                                                   \
+            }                                                                                      \
         }                                                                                          \
     } while (0)
 
@@ -64,6 +81,7 @@ static kiln_status where_exec(kiln_op_ctx *c) {
     kiln_tensor *z;
     size_t reuse = b.numel == x->numel ? 1 : 2;
     KILN_TRY(kiln_op_output_reuse(c, 0, reuse, x->dtype, b.rank, b.dims, &z));
+    z = c->out[0]; /* kiln_op_output leaves its out-pointer unset for strings */
     if (b.numel == 0)
         return KILN_OK;
     if (x->dtype == KILN_DTYPE_STRING) {

@@ -525,5 +525,20 @@ int main(int argc, char **argv) {
            n_tests, passed, failed, xfail, unexpected_fail, unexpected_pass);
     /* Closing line for CTest: expected failures count as skipped. */
     printf("%zu passed, %zu failed, %zu skipped\n", passed - unexpected_pass, unexpected_fail + unexpected_pass, xfail);
+    for (size_t i = 0; i < n_ops; i++)
+        free(ops[i].op);
+    free(ops);
+    for (size_t i = 0; i < n_tests; i++) {
+        free(tests[i].path);
+        free(tests[i].name);
+        free(tests[i].ops);
+    }
+    free(tests);
+    for (size_t i = 0; i < n_expects; i++) {
+        free(expects[i].name);
+        free(expects[i].reason);
+    }
+    free(expects);
+    free(run);
     return unexpected_fail || unexpected_pass ? 1 : 0;
 }

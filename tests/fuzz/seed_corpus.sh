@@ -7,6 +7,9 @@ set -eu
 out=$1
 data=${2:-/usr/share/libonnx-testdata/data}
 mkdir -p "$out/model" "$out/run" "$out/pb" "$out/npy" "$out/value"
+# The system Python has onnx and numpy (a python3 earlier on PATH may not).
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
 
 # Models: operators kiln runs today and a few control-flow ones, plus every
 # 25th node test for variety; small files only.
@@ -28,8 +31,8 @@ for d in "$data"/node/test_add "$data"/node/test_add_bcast "$data"/node/test_sub
     n=$((n + 1))
 done
 
-if command -v python3 >/dev/null 2>&1 && python3 -c 'import numpy' 2>/dev/null; then
-    python3 - "$out/npy" <<'PY'
+if "$py" -c 'import numpy' 2>/dev/null; then
+    "$py" - "$out/npy" <<'PY'
 import sys, numpy as np
 d = sys.argv[1]
 arrs = {
@@ -49,6 +52,28 @@ for k, a in arrs.items():
 PY
 else
     printf '\223NUMPY\001\000v\000{'"'"'descr'"'"': '"'"'<f4'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }' > "$out/npy/f4.npy"
+fi
+
+# Models with external data naming w.bin, the 4096-byte file the fuzz
+# targets put in their scratch folder.
+if "$py" -c 'import onnx' 2>/dev/null; then
+    "$py" - "$out" <<'PY'
+import sys
+from onnx import TensorProto, helper
+out = sys.argv[1]
+inits = []
+for i, (off, n) in enumerate([(0, 4), (64, 16), (4000, 24)]):
+    t = TensorProto(name="w%d" % i, data_type=TensorProto.FLOAT, dims=[n], data_location=TensorProto.EXTERNAL)
+    for k, v in (("location", "w.bin"), ("offset", str(off)), ("length", str(4 * n))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    inits.append(t)
+nodes = [helper.make_node("Add", ["w0", "w0"], ["z"])]
+g = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4])], initializer=inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+for d in ("model", "run"):
+    open("%s/%s/external_data.onnx" % (out, d), "wb").write(m.SerializeToString())
+PY
 fi
 
 # Value literals: first byte picks the dtype (index into kiln_dtype mod 17).

@@ -132,6 +132,28 @@ def main():
                 t.ok(r.returncode > 0 and path in r.stderr, f"{label}: kiln info fails cleanly", r.stderr)
             t.ok(accepted < 10, f"{src}: most cuts refused", f"{accepted} of 49 accepted")
 
+        # random byte changes in valid models (subgraphs, strings, weights):
+        # accepted or refused with one line, never a crash
+        mrng = random.Random(11)
+        for src in ("pytorch-converted/test_Conv2d", "node/test_loop11", "node/test_if_seq", "node/test_scan9_sum",
+                    "node/test_lstm_defaults", "node/test_strnormalizer_export_monday_casesensintive_lower"):
+            blob = open(os.path.join(args.data, src, "model.onnx"), "rb").read()
+            bad = []
+            for k in range(30):
+                b = bytearray(blob)
+                for _ in range(mrng.randint(1, 4)):
+                    b[mrng.randrange(len(b))] = mrng.randrange(256)
+                with open(p("mut.onnx"), "wb") as f:
+                    f.write(b)
+                for cmd in ([args.roundtrip, p("mut.onnx"), p("out.onnx")], [args.kiln, "info", "--json", p("mut.onnx")]):
+                    r = subprocess.run(cmd, capture_output=True)
+                    err = r.stderr.decode("utf-8", "replace")
+                    if r.returncode not in (0, 1) or len(err.splitlines()) > 1 or (r.returncode and not err):
+                        bad.append(f"#{k} {os.path.basename(cmd[0])}: exit {r.returncode}: {err[:300]}")
+                if os.path.exists(p("out.onnx")):
+                    os.unlink(p("out.onnx"))
+            t.ok(not bad, f"{src}: 30 mutated copies handled", "; ".join(bad[:3]))
+
         # tensors that lie about their size
         big = [2 ** 40, 2 ** 40, 2 ** 40]
         save(simple_model(TensorProto(name="W", data_type=TensorProto.FLOAT, dims=big, raw_data=b"\0" * 4), big),

@@ -16,7 +16,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kiln_testlib import Tally  # noqa: E402
 
-DTYPES = {1: "float32", 7: "int64", 6: "int32", 11: "float64", 9: "bool", 10: "float16"}
+DTYPES = {0: "undefined", 1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+          8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64",
+          15: "complex128", 16: "bfloat16"}
 
 
 class Net(torch.nn.Module):
@@ -40,6 +42,7 @@ def dims_of(v):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", required=True)
+    ap.add_argument("--data", help="also check `kiln info --json` on every backend-test model")
     args = ap.parse_args()
     t = Tally("info")
     with tempfile.TemporaryDirectory(prefix="kiln-info-") as tmp:
@@ -111,7 +114,62 @@ def main():
             t.fail("json with odd dim names parses", f"{e}: {r.stdout[:400]}")
         r = subprocess.run([args.kiln, "info", p2], capture_output=True, text=True)
         t.ok("[batch,?]" in r.stdout, "text unknown dim is ?", r.stdout)
+    if args.data:
+        every_model(t, args)
     t.finish()
+
+
+def expected_io(v):
+    """(dtype, shape) as kiln info --json should report a graph input/output."""
+    which = v.type.WhichOneof("value")
+    if which is None:
+        return "untyped", None
+    if which != "tensor_type":
+        return "non-tensor", None
+    tt = v.type.tensor_type
+    return DTYPES.get(tt.elem_type, "unknown"), dims_of(v) if tt.HasField("shape") else None
+
+
+def every_model(t, args):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from kiln_testlib import test_dirs
+    n = 0
+    for d in test_dirs(args.data):
+        path = os.path.join(d, "model.onnx")
+        label = os.path.relpath(d, args.data)
+        r = subprocess.run([args.kiln, "info", "--json", path], capture_output=True, text=True)
+        if not t.ok(r.returncode == 0 and not r.stderr, f"{label}: kiln info --json", r.stderr.strip()):
+            continue
+        try:
+            j = json.loads(r.stdout)
+        except ValueError as e:
+            t.fail(f"{label}: JSON parses", str(e))
+            continue
+        m = onnx.load(path)
+        got = [(i["name"], i["dtype"], i["shape"]) for i in j["inputs"] + j["outputs"]]
+        want = [(v.name,) + expected_io(v) for v in list(m.graph.input) + list(m.graph.output)]
+        t.ok(got == want, f"{label}: inputs/outputs", f"{got} vs {want}")
+        ops = collections.Counter()
+        subgraphs = [0]
+
+        def walk(g, depth):
+            if depth:
+                subgraphs[0] += 1
+            for node in g.node:
+                ops[(node.domain + "." if node.domain and node.domain != "ai.onnx" else "") + node.op_type] += 1
+                for a in node.attribute:
+                    if a.HasField("g"):
+                        walk(a.g, depth + 1)
+                    for sg in a.graphs:
+                        walk(sg, depth + 1)
+        walk(m.graph, 0)
+        t.ok(j["ops"] == dict(ops) and j["nodes"] == sum(ops.values()) and j["subgraphs"] == subgraphs[0],
+             f"{label}: op counts", f"{j['ops']} {j['nodes']} {j['subgraphs']} vs {dict(ops)} {subgraphs[0]}")
+        t.ok(j["functions"] == [f.name for f in m.functions], f"{label}: functions")
+        n += 1
+        r = subprocess.run([args.kiln, "info", path], capture_output=True, text=True)
+        t.ok(r.returncode == 0 and not r.stderr and "inputs (" in r.stdout, f"{label}: kiln info (text)")
+    print(f"kiln info checked on {n} backend-test models")
 
 
 if __name__ == "__main__":

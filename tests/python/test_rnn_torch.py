@@ -81,7 +81,7 @@ class Runner:
             print("FAIL %s: %s" % (name, msg))
         sys.stdout.flush()
 
-    def compare(self, name, got, want):
+    def compare(self, name, got, want, tol=TOL):
         """got, want: dicts of arrays (want keys are checked)."""
         for k, w in want.items():
             g = got.get(k)
@@ -92,7 +92,7 @@ class Runner:
             if g.dtype != w.dtype:
                 return self.report(name, False, "%s dtype %s, expected %s" % (k, g.dtype, w.dtype))
             d = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if w.size else 0.0
-            if not d <= TOL:
+            if not d <= tol:
                 return self.report(name, False, "%s differs by %g" % (k, d))
         self.report(name, True)
 
@@ -352,9 +352,10 @@ def make_node_model(kind, inputs, outputs, attrs, opset, dtype):
     for n, a in inputs:
         if a is not None:
             et = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
+                  np.dtype(np.float16): TensorProto.FLOAT16,
                   np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int64): TensorProto.INT64}[a.dtype]
             vi.append(helper.make_tensor_value_info(n, et, a.shape))
-    et = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
+    et = {np.float32: TensorProto.FLOAT, np.float64: TensorProto.DOUBLE, np.float16: TensorProto.FLOAT16}[dtype]
     outs = [helper.make_tensor_value_info(o, et, None) for o in outputs if o]
     g = helper.make_graph([node], "rnn_case", vi, outs)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
@@ -399,7 +400,7 @@ def spec_case(r, name, kind, seq=5, batch=3, I=4, H=5, direction="forward", bias
     got, err = r.run(model, feeds, threads)
     if err:
         return r.report(name, False, err.splitlines()[-1])
-    r.compare(name, got, want)
+    r.compare(name, got, want, 2e-3 if dtype == np.float16 else TOL)
 
 
 def error_case(r, name, kind, feeds_fn, attrs, expect):
@@ -432,16 +433,26 @@ def run_spec(r, filt):
         case(k + "_layout1_bidir", kind, direction="bidirectional", layout=1)
         case(k + "_clip", kind, clip=0.7)
         case(k + "_opset7", kind, opset=7, direction="bidirectional")
+        case(k + "_float16", kind, dtype=np.float16, direction="bidirectional", lens=[4, 5, 2])
         case(k + "_float64", kind, dtype=np.float64, direction="bidirectional", lens=[4, 5, 2])
         case(k + "_only_Y_h", kind, outputs=("", "Y_h", ""))
         case(k + "_only_Y", kind, outputs=("Y",), direction="bidirectional")
         case(k + "_seq1_batch1", kind, seq=1, batch=1)
         case(k + "_input1_hidden1", kind, I=1, H=1)
+        # empty tensors: no steps (final states are the initial ones), no batch, no input, no hidden units
+        case(k + "_seq0", kind, seq=0)
+        case(k + "_seq0_bidir_lens", kind, seq=0, lens=[0, 0, 0], direction="bidirectional")
+        case(k + "_batch0", kind, batch=0)
+        case(k + "_input0", kind, I=0)
+        case(k + "_hidden0", kind, H=0, direction="bidirectional")
         # bigger: the per-step work is split across threads / directions in parallel
         case(k + "_big_threads2", kind, seq=7, batch=5, I=33, H=150, threads=2, lens=[7, 3, 0, 7, 6])
         case(k + "_big_bidir_threads2", kind, seq=6, batch=3, I=20, H=130, threads=2, direction="bidirectional")
         case(k + "_big_threads1", kind, seq=6, batch=2, I=20, H=130, threads=1, direction="bidirectional")
     case("gru_linear_before_reset", "GRU", linear_before_reset=1)
+    case("gru_opset3_linear_before_reset", "GRU", linear_before_reset=1, opset=3)
+    case("lstm_opset1", "LSTM", opset=1, peep=True, lens=[5, 1, 3])
+    case("rnn_opset6", "RNN", opset=6, direction="bidirectional")
     case("gru_linear_before_reset_bidir_lens", "GRU", linear_before_reset=1, direction="bidirectional",
          lens=[2, 5, 3], layout=1)
     case("gru_linear_before_reset_no_bias", "GRU", linear_before_reset=1, bias=False)

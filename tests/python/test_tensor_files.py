@@ -73,12 +73,16 @@ def pb_files(t, tc, data, tmp):
     for i in range(0, len(pairs), 500):
         chunk = pairs[i:i + 500]
         r = subprocess.run([tc, "--many"] + [x for p in chunk for x in p], capture_output=True, text=True)
+        t.ok(r.returncode in (0, 1) and not r.stderr, "kiln converter runs cleanly",
+             f"exit {r.returncode}: {r.stderr[-2000:]}")
         for line in r.stdout.splitlines():
             if line.startswith("FAIL "):
                 name, _, msg = line[5:].partition(": ")
                 fails[name] = msg
     for (src, out), (label, ref, dt) in zip(pairs, refs):
         if not t.ok(src not in fails, f"{label}: kiln reads it", fails.get(src, "")):
+            continue
+        if not t.ok(os.path.exists(out), f"{label}: kiln wrote {os.path.basename(out)}"):
             continue
         if out.endswith(".npy"):
             got = np.load(out)

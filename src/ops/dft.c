@@ -1,0 +1,176 @@
+/* DFT and STFT (opset 17). Signals carry a trailing dimension of 1 (real)
+ * or 2 (real, imaginary); outputs are always complex ([..., 2]).
+ *
+ * DFT: along `axis` (default 1; not the trailing component axis), with the
+ * optional dft_length input zero-padding or truncating the signal. inverse
+ * scales by 1/n like numpy.fft.ifft. onesided keeps bins 0..n/2 (real or
+ * complex input alike; not with inverse).
+ * STFT: signal [batch, length, 1|2], frame_step, optional window [W] and
+ * frame_length (equal to W when both are given); frames start every
+ * frame_step samples while a full frame fits. onesided (default 1) keeps
+ * bins 0..n/2 and is ignored for complex input. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/fft.h"
+#include "kernels/valio.h"
+#include "ops/op.h"
+
+static const kiln_dtype dft_types[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+
+static kiln_status dft_scalar(const kiln_tensor *t, const char *name, int64_t *out) {
+    *out = 0;
+    if (t->numel != 1 || (t->dtype != KILN_DTYPE_INT32 && t->dtype != KILN_DTYPE_INT64))
+        return kiln_fail(KILN_ERR_INVALID, "%s must be one int32 or int64 value", name);
+    *out = kiln_tensor_get_i64(t, 0);
+    return KILN_OK;
+}
+
+static kiln_status dft_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    KILN_TRY(kiln_op_need_dtype(c, 0, dft_types, 4));
+    const kiln_tensor *x = c->in[0], *lt = kiln_op_in(c, 1);
+    int r = x->rank;
+    if (r < 2 || (x->dims[r - 1] != 1 && x->dims[r - 1] != 2)) {
+        char s[128];
+        return kiln_fail(KILN_ERR_INVALID, "input must be [batch, signal dims..., 1 or 2], got %s",
+                         kiln_dims_str(r, x->dims, s, sizeof s));
+    }
+    int64_t cin = x->dims[r - 1];
+    int axis;
+    KILN_TRY(kiln_op_axis(c, kiln_attr_int(c->node, "axis", 1), r, &axis));
+    if (axis == r - 1)
+        return kiln_fail(KILN_ERR_INVALID, "axis %d is the real/imaginary component axis", axis);
+    bool inverse = kiln_attr_int(c->node, "inverse", 0) != 0;
+    bool onesided = kiln_attr_int(c->node, "onesided", 0) != 0;
+    if (inverse && onesided)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "onesided inverse DFT is not supported");
+    int64_t L = x->dims[axis], n = L;
+    if (lt)
+        KILN_TRY(dft_scalar(lt, "dft_length", &n));
+    if (n < 1 || n > ((int64_t)1 << 40))
+        return kiln_fail(KILN_ERR_INVALID, "dft_length %lld is out of range", (long long)n);
+    int64_t nout = onesided ? n / 2 + 1 : n;
+    int64_t od[KILN_MAX_RANK];
+    memcpy(od, x->dims, sizeof(int64_t) * (size_t)r);
+    od[axis] = nout;
+    od[r - 1] = 2;
+    int64_t outer, inner;
+    KILN_TRY(kiln_dims_numel(axis, x->dims, &outer));
+    KILN_TRY(kiln_dims_numel(r - 1 - axis - 1, x->dims + axis + 1, &inner));
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, r, od, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    kiln_fft_plan p;
+    if (kiln_fft_plan_init(&p, n, inverse) != KILN_OK)
+        return KILN_ERR_NOMEM;
+    double *re = kiln_malloc((size_t)n * sizeof(double)), *im = kiln_malloc((size_t)n * sizeof(double));
+    if (!re || !im) {
+        free(re);
+        free(im);
+        kiln_fft_plan_free(&p);
+        return KILN_ERR_NOMEM;
+    }
+    int64_t take = L < n ? L : n;
+    double scale = inverse ? 1.0 / (double)n : 1.0;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            for (int64_t j = 0; j < n; j++) {
+                re[j] = im[j] = 0.0;
+                if (j < take) {
+                    int64_t xi = ((o * L + j) * inner + i) * cin;
+                    re[j] = kiln_load_f64(x->data, x->dtype, xi);
+                    if (cin == 2)
+                        im[j] = kiln_load_f64(x->data, x->dtype, xi + 1);
+                }
+            }
+            kiln_fft_run(&p, re, im);
+            for (int64_t k = 0; k < nout; k++) {
+                int64_t yi = ((o * nout + k) * inner + i) * 2;
+                kiln_store_f64(y->data, y->dtype, yi, re[k] * scale);
+                kiln_store_f64(y->data, y->dtype, yi + 1, im[k] * scale);
+            }
+        }
+    free(re);
+    free(im);
+    kiln_fft_plan_free(&p);
+    return KILN_OK;
+}
+
+static kiln_status stft_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    KILN_TRY(kiln_op_need_dtype(c, 0, dft_types, 4));
+    const kiln_tensor *x = c->in[0], *st = c->in[1], *w = kiln_op_in(c, 2), *fl = kiln_op_in(c, 3);
+    if (x->rank != 3 || (x->dims[2] != 1 && x->dims[2] != 2))
+        return kiln_fail(KILN_ERR_INVALID, "signal must be [batch, length, 1 or 2]");
+    int64_t B = x->dims[0], L = x->dims[1], cin = x->dims[2];
+    int64_t step, n = -1;
+    KILN_TRY(dft_scalar(st, "frame_step", &step));
+    if (step < 1)
+        return kiln_fail(KILN_ERR_INVALID, "frame_step must be positive, got %lld", (long long)step);
+    if (w) {
+        if (w->rank != 1)
+            return kiln_fail(KILN_ERR_INVALID, "window must be 1-D");
+        if (!kiln_is_float_dtype(w->dtype))
+            return kiln_fail(KILN_ERR_INVALID, "window must be floating point");
+        n = w->dims[0];
+    }
+    if (fl) {
+        int64_t v;
+        KILN_TRY(dft_scalar(fl, "frame_length", &v));
+        if (n >= 0 && v != n)
+            return kiln_fail(KILN_ERR_INVALID, "frame_length %lld differs from the window length %lld", (long long)v,
+                             (long long)n);
+        n = v;
+    }
+    if (n < 0)
+        return kiln_fail(KILN_ERR_INVALID, "one of window and frame_length is required");
+    if (n < 1 || n > L)
+        return kiln_fail(KILN_ERR_INVALID, "frame length %lld must be in [1, signal length %lld]", (long long)n,
+                         (long long)L);
+    bool onesided = kiln_attr_int(c->node, "onesided", 1) != 0 && cin == 1;
+    int64_t bins = onesided ? n / 2 + 1 : n, frames = (L - n) / step + 1;
+    int64_t od[4] = {B, frames, bins, 2};
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, 4, od, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    kiln_fft_plan p;
+    if (kiln_fft_plan_init(&p, n, false) != KILN_OK)
+        return KILN_ERR_NOMEM;
+    double *re = kiln_malloc((size_t)n * sizeof(double)), *im = kiln_malloc((size_t)n * sizeof(double));
+    if (!re || !im) {
+        free(re);
+        free(im);
+        kiln_fft_plan_free(&p);
+        return KILN_ERR_NOMEM;
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t f = 0; f < frames; f++) {
+            for (int64_t j = 0; j < n; j++) {
+                int64_t xi = (b * L + f * step + j) * cin;
+                double wv = w ? kiln_load_f64(w->data, w->dtype, j) : 1.0;
+                re[j] = kiln_load_f64(x->data, x->dtype, xi) * wv;
+                im[j] = cin == 2 ? kiln_load_f64(x->data, x->dtype, xi + 1) * wv : 0.0;
+            }
+            kiln_fft_run(&p, re, im);
+            for (int64_t k = 0; k < bins; k++) {
+                int64_t yi = ((b * frames + f) * bins + k) * 2;
+                kiln_store_f64(y->data, y->dtype, yi, re[k]);
+                kiln_store_f64(y->data, y->dtype, yi + 1, im[k]);
+            }
+        }
+    free(re);
+    free(im);
+    kiln_fft_plan_free(&p);
+    return KILN_OK;
+}
+
+/* Opset 20 moved DFT's axis to an input; only the opset-17 form is here. */
+static const kiln_op_desc ops[] = {
+    {"", "DFT", 17, 19, dft_exec},
+    {"", "STFT", 17, 0, stft_exec},
+};
+KILN_OP_FAMILY(dft, ops);
