@@ -413,6 +413,38 @@ def bad_cases():
         assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
 
 
+def misc_cases():
+    """Fold limit, --shape, an input that had an initializer default, --prune-dead-inputs."""
+    from onnx import helper as h, TensorProto as T, numpy_helper as nh
+    g = h.make_graph([h.make_node("ConstantOfShape", ["shp"], ["big"], value=h.make_tensor("v", T.FLOAT, [1], [1.0])),
+                      h.make_node("Add", ["x", "big"], ["y0"]), h.make_node("Mul", ["y0", "d"], ["y"])], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, ["b", 1024]), h.make_tensor_value_info("d", T.FLOAT, [1]),
+                      h.make_tensor_value_info("unused", T.FLOAT, [3])],
+                     [h.make_tensor_value_info("y", T.FLOAT, ["b", 1024])],
+                     [nh.from_array(np.array([1024, 1024], np.int64), "shp"),
+                      nh.from_array(np.array([3.0], np.float32), "d")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 7
+    src = os.path.join(TMP, "big.onnx")
+    onnx.save(m, src)
+    out, rep = os.path.join(TMP, "big_f.onnx"), os.path.join(TMP, "big_f.json")
+    kiln("freeze", src, "-o", out, "--quiet", "--report", rep, "--bind", "d=[2.0]", "--shape", "x=1024,1024",
+         "--prune-dead-inputs")
+    r = json.load(open(rep))
+    assert r["folds_skipped"] and "fold limit" in r["folds_skipped"][0]["reason"], r
+    assert r["dims_fixed"] == {"b": 1024}, r
+    assert set(r["inputs_removed"]) == {"d", "unused"}, r
+    fm = onnx.load(out)
+    onnx.checker.check_model(fm, full_check=True)
+    assert [i.name for i in fm.graph.input] == ["x"]
+    assert [d.dim_value for d in fm.graph.input[0].type.tensor_type.shape.dim] == [1024, 1024]
+    assert [d.dim_value for d in fm.graph.output[0].type.tensor_type.shape.dim] == [1024, 1024]
+    assert "ConstantOfShape" in ops_of(out)
+    kiln("check", src, out, "--bind", "d=[2.0]", "--runs", "1")
+    kiln("freeze", src, "-o", out, "--quiet", "--fold-limit", "100000000", "--shape", "x=1,1024", "--verify")
+    assert "ConstantOfShape" not in ops_of(out)
+
+
 def main():
     ran = 0
     for case in CASES:
@@ -434,6 +466,13 @@ def main():
         except Exception as e:  # noqa: BLE001
             failures.append("bad_inputs")
             print("FAIL bad_inputs: %s" % e)
+    if not FILTER or FILTER in "misc":
+        try:
+            misc_cases()
+            print("ok   misc")
+        except Exception as e:  # noqa: BLE001
+            failures.append("misc")
+            print("FAIL misc: %s" % e)
     print("%d failures; kiln ran %d frozen models, onnxruntime %d%s" % (
         len(failures), stats["kiln_runs"], stats["ort_runs"], "" if HAVE_ORT else " (onnxruntime not found)"))
     return 1 if failures else 0
