@@ -217,6 +217,17 @@ kiln_status kiln_edit_attr_int(kiln_node *n, const char *name, int64_t v) {
     return KILN_OK;
 }
 
+kiln_status kiln_edit_attr_tensor(kiln_node *n, const char *name, kiln_tensor *t) {
+    kiln_attr *a = add_attr(n, name);
+    if (!a) {
+        kiln_tensor_destroy(t);
+        return KILN_ERR_NOMEM;
+    }
+    a->type = KILN_ATTR_TENSOR;
+    a->t = t;
+    return KILN_OK;
+}
+
 kiln_status kiln_edit_attr_ints(kiln_node *n, const char *name, size_t count, const int64_t *v) {
     kiln_attr *a = add_attr(n, name);
     if (!a)

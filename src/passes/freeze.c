@@ -56,8 +56,6 @@ void kiln_report_skip(kiln_freeze_ctx *c, const kiln_node *n, const char *fmt, .
 
 static kiln_status count_ops(kiln_graph *g, int depth, void *ctx) {
     kiln_freeze_report *r = ctx;
-    bool after = r->n_ops && r->ops[0].before < 0; /* marker: second count */
-    (void)after;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const char *op = g->nodes[i]->op_type;
         size_t k = 1;
@@ -77,8 +75,6 @@ static kiln_status count_ops(kiln_graph *g, int depth, void *ctx) {
             r->ops[k].after++;
         else
             r->ops[k].before++;
-        if (r->ops[0].after)
-            r->ops[0].before += 0;
     }
     return KILN_OK;
 }
@@ -354,11 +350,34 @@ kiln_status kiln_model_bind(kiln_model *m, const char *name, const kiln_tensor *
 
 /* ---- the pipeline ---- */
 
-static kiln_status constants_visit(kiln_graph *g, int depth, void *ctx) { return kiln_pass_constants(ctx, g); }
-
-static kiln_status prune_all(kiln_freeze_ctx *c, kiln_graph *g, bool top, bool inputs) {
-    return kiln_pass_prune(c, g, top, inputs);
+/* IR versions before 4 require every initializer to be a graph input too;
+ * constants that are not inputs become Constant nodes there, so the input
+ * list stays what the user asked for. */
+static kiln_status inits_to_constants(kiln_graph *g, int depth, void *ctx) {
+    size_t at = 0;
+    for (size_t i = 0; i < g->n_inits;) {
+        kiln_tensor *t = g->inits[i];
+        if (!t->name || kiln_edit_is_input(g, t->name)) {
+            i++;
+            continue;
+        }
+        kiln_node *n;
+        const char *nm = t->name;
+        KILN_TRY(kiln_edit_node_new("Constant", "", 0, NULL, 1, &nm, &n));
+        g->inits[i] = NULL;
+        memmove(&g->inits[i], &g->inits[i + 1], (g->n_inits - i - 1) * sizeof *g->inits);
+        g->n_inits--;
+        kiln_status st = kiln_edit_attr_tensor(n, "value", t);
+        if (st == KILN_OK && (st = kiln_edit_insert(g, at++, n)) != KILN_OK)
+            kiln_node_destroy(n);
+        else if (st != KILN_OK)
+            kiln_node_destroy(n);
+        KILN_TRY(st);
+    }
+    return KILN_OK;
 }
+
+static kiln_status constants_visit(kiln_graph *g, int depth, void *ctx) { return kiln_pass_constants(ctx, g); }
 
 kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *o, kiln_freeze_report *report) {
     kiln_freeze_report *own = NULL;
@@ -387,13 +406,15 @@ kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *o, kiln_
         KILN_CHECK(st, kiln_pass_fold(&c, &top), out);
         KILN_CHECK(st, kiln_pass_control(&c, &top), out);
         KILN_CHECK(st, kiln_pass_simplify(&c, &top), out);
-        KILN_CHECK(st, prune_all(&c, m->graph, true, prune_inputs), out);
+        KILN_CHECK(st, kiln_pass_prune(&c, m->graph, true, prune_inputs), out);
         if (!c.changed)
             break;
     }
     /* a last shapes run refines the outputs' declared shapes */
     if (st == KILN_OK)
         st = kiln_pass_shapes(&c, &top);
+    if (st == KILN_OK && m->ir_version < 4)
+        st = kiln_graph_walk(m->graph, inits_to_constants, NULL);
     if (st == KILN_OK)
         st = count_all(report, m->graph, true);
     report->bytes_after = 0;
