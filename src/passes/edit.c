@@ -156,8 +156,8 @@ const kiln_tensor *kiln_edit_const(const kiln_scope *s, const char *name) {
         const kiln_tensor *t = kiln_graph_find_init(s->g, name, NULL);
         if (t)
             return t;
-        if (kiln_edit_producer(s->g, name) >= 0)
-            return NULL;
+        /* names are unique across scopes: a value made by a node here is
+         * no initializer further out */
     }
     return NULL;
 }

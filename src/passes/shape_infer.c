@@ -1119,6 +1119,9 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
     if (!x)
         return KILN_ERR_NOMEM;
     kiln_status st = KILN_OK;
+    kiln_nameset declared = {0}; /* value_info by name */
+    for (size_t v = 0; st == KILN_OK && v < g->n_value_info; v++)
+        st = kiln_nameset_put(&declared, g->value_info[v].name, &g->value_info[v]);
     for (size_t i = 0; st == KILN_OK && i < g->n_nodes;) {
         kiln_node *n = g->nodes[i];
         memset(x, 0, sizeof *x);
@@ -1163,10 +1166,11 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
             }
         }
         /* declared value_info fills what the rules leave open */
-        for (size_t k = 0; k < n->n_outputs && k < 8; k++)
-            for (size_t v = 0; v < g->n_value_info; v++)
-                if (!strcmp(g->value_info[v].name, n->outputs[k]))
-                    fact_merge_declared(c, &x->out[k], &g->value_info[v].type);
+        for (size_t k = 0; k < n->n_outputs && k < 8; k++) {
+            const kiln_value_info *vi = *n->outputs[k] ? kiln_nameset_get(&declared, n->outputs[k]) : NULL;
+            if (vi)
+                fact_merge_declared(c, &x->out[k], &vi->type);
+        }
         for (size_t k = 0; st == KILN_OK && k < n->n_outputs && k < 8; k++)
             st = put_fact(c, n->outputs[k], &x->out[k]);
         if (st != KILN_OK)
@@ -1189,7 +1193,6 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
                 s2 = make_const(&x->out[k], &t);
                 if (s2 != KILN_OK)
                     break;
-                kiln_edit_drop_value_info(g, n->outputs[k]);
                 if (kiln_edit_is_output(g, n->outputs[k])) {
                     const char *cn;
                     kiln_node *id;
@@ -1218,6 +1221,7 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         i++;
     }
     free(x);
+    kiln_nameset_free(&declared, NULL);
     if (st == KILN_OK && !s->up)
         for (size_t i = 0; i < g->n_outputs; i++) {
             const fact *o = kiln_fact(c, g->outputs[i].name);
