@@ -276,6 +276,7 @@ typedef struct infer {
     bool has[16];
     const kiln_tensor *k[16]; /* constant inputs */
     fact out[8];
+    fact br[2][8]; /* If branch outputs */
 } infer;
 
 /* Integer list from a constant input or, failing that, an attribute. */
@@ -1140,11 +1141,23 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         }
         /* subgraphs first: their outputs type If's */
         bool sub = false;
+        /* branch output facts, taken right away: both branches may use the
+         * same local names */
+        bool have_br[2] = {false, false};
         for (size_t a = 0; st == KILN_OK && a < n->n_attrs; a++) {
             if (n->attrs[a].g) {
                 kiln_scope ss = {.g = n->attrs[a].g, .up = s};
                 st = shapes_graph(c, &ss);
                 sub = true;
+                int b = !strcmp(n->attrs[a].name, "then_branch") ? 0 : !strcmp(n->attrs[a].name, "else_branch") ? 1 : -1;
+                for (size_t k = 0; b >= 0 && st == KILN_OK && k < n->attrs[a].g->n_outputs && k < 8; k++) {
+                    const fact *bf = kiln_fact(c, n->attrs[a].g->outputs[k].name);
+                    if (bf)
+                        x->br[b][k] = *bf;
+                    else
+                        fact_unknown(&x->br[b][k], KILN_DTYPE_UNDEFINED);
+                    have_br[b] = true;
+                }
             }
             for (size_t k = 0; st == KILN_OK && n->attrs[a].graphs && k < n->attrs[a].n; k++) {
                 kiln_scope ss = {.g = n->attrs[a].graphs[k], .up = s};
@@ -1155,14 +1168,11 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         if (st != KILN_OK)
             break;
         infer_node(x);
-        if (sub && !strcmp(n->op_type, "If")) {
+        if (sub && !strcmp(n->op_type, "If") && have_br[0] && have_br[1]) {
             const kiln_graph *tb = kiln_attr_graph(n, "then_branch"), *eb = kiln_attr_graph(n, "else_branch");
             for (size_t k = 0; tb && eb && k < n->n_outputs && k < 8 && k < tb->n_outputs && k < eb->n_outputs; k++) {
-                const fact *a = kiln_fact(c, tb->outputs[k].name), *b = kiln_fact(c, eb->outputs[k].name);
-                if (a && b) {
-                    x->out[k] = *a;
-                    merge_facts(&x->out[k], b);
-                }
+                x->out[k] = x->br[0][k];
+                merge_facts(&x->out[k], &x->br[1][k]);
             }
         }
         /* declared value_info fills what the rules leave open */
