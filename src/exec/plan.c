@@ -171,6 +171,59 @@ static kiln_status free_vars(const kiln_graph *g, name_list *out) {
     return st;
 }
 
+/* Attribute names whose type is the same in every ai.onnx operator: checked
+ * when a plan is built, so a model with, say, a string `axis` is refused with
+ * a clear message instead of being read as some default. */
+static const struct {
+    const char *name;
+    kiln_attr_type type;
+} attr_types[] = {
+    {"activation_alpha", KILN_ATTR_FLOATS}, {"activation_beta", KILN_ATTR_FLOATS}, {"activations", KILN_ATTR_STRINGS},
+    {"alpha", KILN_ATTR_FLOAT}, {"auto_pad", KILN_ATTR_STRING}, {"axes", KILN_ATTR_INTS}, {"axis", KILN_ATTR_INT},
+    {"batch_dims", KILN_ATTR_INT}, {"beta", KILN_ATTR_FLOAT}, {"blocksize", KILN_ATTR_INT}, {"body", KILN_ATTR_GRAPH},
+    {"ceil_mode", KILN_ATTR_INT}, {"center_point_box", KILN_ATTR_INT}, {"clip", KILN_ATTR_FLOAT},
+    {"coordinate_transformation_mode", KILN_ATTR_STRING}, {"count_include_pad", KILN_ATTR_INT},
+    {"cubic_coeff_a", KILN_ATTR_FLOAT}, {"detect_negative", KILN_ATTR_INT}, {"detect_positive", KILN_ATTR_INT},
+    {"dilations", KILN_ATTR_INTS}, {"direction", KILN_ATTR_STRING}, {"else_branch", KILN_ATTR_GRAPH},
+    {"epsilon", KILN_ATTR_FLOAT}, {"exclude_outside", KILN_ATTR_INT}, {"exclusive", KILN_ATTR_INT},
+    {"extrapolation_value", KILN_ATTR_FLOAT}, {"fmod", KILN_ATTR_INT}, {"gamma", KILN_ATTR_FLOAT},
+    {"group", KILN_ATTR_INT}, {"hidden_size", KILN_ATTR_INT}, {"input_forget", KILN_ATTR_INT},
+    {"keepdims", KILN_ATTR_INT}, {"kernel_shape", KILN_ATTR_INTS}, {"largest", KILN_ATTR_INT},
+    {"layout", KILN_ATTR_INT}, {"linear_before_reset", KILN_ATTR_INT}, {"mode", KILN_ATTR_STRING},
+    {"nearest_mode", KILN_ATTR_STRING}, {"noop_with_empty_axes", KILN_ATTR_INT}, {"num_scan_inputs", KILN_ATTR_INT},
+    {"output_padding", KILN_ATTR_INTS}, {"output_shape", KILN_ATTR_INTS}, {"pads", KILN_ATTR_INTS},
+    {"perm", KILN_ATTR_INTS}, {"reduction", KILN_ATTR_STRING}, {"reverse", KILN_ATTR_INT},
+    {"scan_input_axes", KILN_ATTR_INTS}, {"scan_input_directions", KILN_ATTR_INTS},
+    {"scan_output_axes", KILN_ATTR_INTS}, {"scan_output_directions", KILN_ATTR_INTS},
+    {"select_last_index", KILN_ATTR_INT}, {"sorted", KILN_ATTR_INT}, {"storage_order", KILN_ATTR_INT},
+    {"strides", KILN_ATTR_INTS}, {"then_branch", KILN_ATTR_GRAPH}, {"to", KILN_ATTR_INT}, {"transA", KILN_ATTR_INT},
+    {"transB", KILN_ATTR_INT}, {"upper", KILN_ATTR_INT}, {"value_float", KILN_ATTR_FLOAT},
+    {"value_floats", KILN_ATTR_FLOATS}, {"value_int", KILN_ATTR_INT}, {"value_ints", KILN_ATTR_INTS},
+    {"value_string", KILN_ATTR_STRING}, {"value_strings", KILN_ATTR_STRINGS},
+};
+
+static kiln_status check_attr_types(const kiln_node *n) {
+    static const char *tn[] = {"undefined", "float", "int", "string", "tensor", "graph", "floats", "ints", "strings",
+                               "tensors", "graphs", "sparse_tensor", "sparse_tensors", "type_proto", "type_protos"};
+    if (*n->domain)
+        return KILN_OK;
+    for (size_t a = 0; a < n->n_attrs; a++) {
+        const kiln_attr *at = &n->attrs[a];
+        for (size_t k = 0; k < sizeof attr_types / sizeof *attr_types; k++) {
+            if (strcmp(attr_types[k].name, at->name))
+                continue;
+            kiln_attr_type want = attr_types[k].type;
+            bool ok = at->type == want || (want == KILN_ATTR_FLOAT && at->type == KILN_ATTR_INT);
+            if (!ok)
+                return kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): attribute '%s' has type %s, expected %s", n->name,
+                                 n->op_type, at->name, (unsigned)at->type < 15 ? tn[at->type] : "unknown",
+                                 tn[want]);
+            break;
+        }
+    }
+    return KILN_OK;
+}
+
 static void plan_free(kiln_plan *p) {
     if (!p)
         return;
@@ -328,6 +381,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
         pn->opset = core->model ? kiln_model_opset(core->model, n->domain) : 0;
         if (pn->opset == 0 && (!*n->domain))
             pn->opset = 1;
+        KILN_CHECK(st, check_attr_types(n), done);
         pn->op = kiln_op_find(n->domain, n->op_type, pn->opset);
         if (!pn->op) {
             st = kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s': operator %s%s%s (opset %lld) is not supported by kiln%s",

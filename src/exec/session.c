@@ -180,7 +180,11 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .in_dying = dying,
                            .out = outs,
                            .frame = &f};
+        kiln_attr_mismatch_take();
         st = pn->op->exec(&ctx);
+        const char *mismatch = kiln_attr_mismatch_take();
+        if (st == KILN_OK && mismatch)
+            st = kiln_fail(KILN_ERR_INVALID, "%s", mismatch);
         if (st == KILN_OK)
             for (size_t k = 0; k < n->n_outputs; k++)
                 if (pn->out_ids[k] >= 0 && !outs[k]) {

@@ -1,4 +1,5 @@
 /* Graphs, nodes, attributes and value types: lifetimes, look-ups, edits. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,8 +112,35 @@ const kiln_attr *kiln_node_attr(const kiln_node *n, const char *name) {
     return NULL;
 }
 
+/* A getter that finds the attribute with another type notes it here; the
+ * session turns the note into an error naming node and attribute (a getter
+ * cannot fail itself, and silently using the default would hide a broken
+ * model). */
+static _Thread_local char attr_mismatch[256];
+
+static void note_mismatch(const kiln_attr *a, const char *want) {
+    static const char *names[] = {"undefined", "float", "int", "string", "tensor", "graph", "floats", "ints",
+                                  "strings", "tensors", "graphs", "sparse_tensor", "sparse_tensors", "type_proto",
+                                  "type_protos"};
+    if (attr_mismatch[0])
+        return;
+    snprintf(attr_mismatch, sizeof attr_mismatch, "attribute '%s' has type %s, expected %s", a->name,
+             (unsigned)a->type < sizeof names / sizeof *names ? names[a->type] : "unknown", want);
+}
+
+const char *kiln_attr_mismatch_take(void) {
+    if (!attr_mismatch[0])
+        return NULL;
+    static _Thread_local char copy[256];
+    memcpy(copy, attr_mismatch, sizeof copy);
+    attr_mismatch[0] = 0;
+    return copy;
+}
+
 int64_t kiln_attr_int(const kiln_node *n, const char *name, int64_t dflt) {
     const kiln_attr *a = kiln_node_attr(n, name);
+    if (a && a->type != KILN_ATTR_INT)
+        note_mismatch(a, "int");
     return a && a->type == KILN_ATTR_INT ? a->i : dflt;
 }
 
@@ -122,16 +150,22 @@ float kiln_attr_float(const kiln_node *n, const char *name, float dflt) {
         return a->f;
     if (a && a->type == KILN_ATTR_INT)
         return (float)a->i;
+    if (a)
+        note_mismatch(a, "float");
     return dflt;
 }
 
 const char *kiln_attr_string(const kiln_node *n, const char *name, const char *dflt) {
     const kiln_attr *a = kiln_node_attr(n, name);
+    if (a && a->type != KILN_ATTR_STRING)
+        note_mismatch(a, "string");
     return a && a->type == KILN_ATTR_STRING && a->s.data ? a->s.data : dflt;
 }
 
 const int64_t *kiln_attr_ints(const kiln_node *n, const char *name, size_t *count) {
     const kiln_attr *a = kiln_node_attr(n, name);
+    if (a && a->type != KILN_ATTR_INTS)
+        note_mismatch(a, "ints");
     if (!a || a->type != KILN_ATTR_INTS) {
         *count = 0;
         return NULL;
@@ -143,6 +177,8 @@ const int64_t *kiln_attr_ints(const kiln_node *n, const char *name, size_t *coun
 
 const float *kiln_attr_floats(const kiln_node *n, const char *name, size_t *count) {
     const kiln_attr *a = kiln_node_attr(n, name);
+    if (a && a->type != KILN_ATTR_FLOATS)
+        note_mismatch(a, "floats");
     if (!a || a->type != KILN_ATTR_FLOATS) {
         *count = 0;
         return NULL;
@@ -154,11 +190,15 @@ const float *kiln_attr_floats(const kiln_node *n, const char *name, size_t *coun
 
 const kiln_tensor *kiln_attr_tensor(const kiln_node *n, const char *name) {
     const kiln_attr *a = kiln_node_attr(n, name);
+    if (a && a->type != KILN_ATTR_TENSOR)
+        note_mismatch(a, "tensor");
     return a && a->type == KILN_ATTR_TENSOR ? a->t : NULL;
 }
 
 const kiln_graph *kiln_attr_graph(const kiln_node *n, const char *name) {
     const kiln_attr *a = kiln_node_attr(n, name);
+    if (a && a->type != KILN_ATTR_GRAPH)
+        note_mismatch(a, "graph");
     return a && a->type == KILN_ATTR_GRAPH ? a->g : NULL;
 }
 

@@ -215,6 +215,9 @@ const int64_t *kiln_attr_ints(const kiln_node *n, const char *name, size_t *coun
 const float *kiln_attr_floats(const kiln_node *n, const char *name, size_t *count);
 const kiln_tensor *kiln_attr_tensor(const kiln_node *n, const char *name);
 const kiln_graph *kiln_attr_graph(const kiln_node *n, const char *name);
+/* The getters above note an attribute found with another type; this returns
+ * (and clears) that note, or NULL. */
+const char *kiln_attr_mismatch_take(void);
 
 /* Graph edits used by passes. */
 kiln_status kiln_graph_add_node(kiln_graph *g, kiln_node *n); /* takes n */

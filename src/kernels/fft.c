@@ -6,7 +6,7 @@
 
 #include "core/common.h"
 
-int kiln_fft_plan_init(kiln_fft_plan *p, int64_t n, bool inverse) {
+kiln_status kiln_fft_plan_init(kiln_fft_plan *p, int64_t n, bool inverse) {
     p->n = n;
     p->inverse = inverse;
     p->cs = p->sn = p->tre = p->tim = NULL;

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kiln.h"
+
 typedef struct kiln_fft_plan {
     int64_t n;
     bool inverse;
@@ -16,8 +18,8 @@ typedef struct kiln_fft_plan {
     double *tre, *tim; /* scratch for the direct sum */
 } kiln_fft_plan;
 
-/* Returns KILN_ERR_NOMEM (after kiln_fail) when tables cannot be made. */
-int kiln_fft_plan_init(kiln_fft_plan *p, int64_t n, bool inverse);
+/* KILN_ERR_NOMEM (message set) when the tables cannot be allocated. */
+kiln_status kiln_fft_plan_init(kiln_fft_plan *p, int64_t n, bool inverse);
 void kiln_fft_plan_free(kiln_fft_plan *p);
 /* In place on re[0..n), im[0..n). */
 void kiln_fft_run(const kiln_fft_plan *p, double *re, double *im);

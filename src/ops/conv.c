@@ -17,8 +17,10 @@
 #include "kernels/gemm.h"
 #include "ops/op.h"
 
-/* im2col slot budget per thread, in bytes (16 MiB). */
-#define CONV_SLOT_BYTES ((int64_t)1 << 24)
+/* im2col budget: 32 MiB shared by the threads, at least 2 MiB per slot
+ * (a slot may exceed it only when a 32-position tile alone does). */
+#define CONV_SCRATCH_BYTES ((int64_t)1 << 25)
+#define CONV_SLOT_MIN_BYTES ((int64_t)1 << 21)
 
 typedef enum { CONV_IM2COL, CONV_POINTWISE, CONV_DEPTHWISE } conv_mode;
 
@@ -114,10 +116,13 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
             unit = false;
     j.mode = unit ? CONV_POINTWISE : CONV_IM2COL;
     int64_t OS = g->out_size;
+    int64_t slot_bytes = CONV_SCRATCH_BYTES / threads;
+    if (slot_bytes < CONV_SLOT_MIN_BYTES)
+        slot_bytes = CONV_SLOT_MIN_BYTES;
     j.tile = OS;
     /* bound the im2col slot, then split further until every thread has work */
     if (j.mode == CONV_IM2COL)
-        while (j.tile > 32 && j.Kd > CONV_SLOT_BYTES / es / j.tile)
+        while (j.tile > 32 && j.Kd > slot_bytes / es / j.tile)
             j.tile = (j.tile + 1) / 2;
     j.ntiles = (OS + j.tile - 1) / j.tile;
     while (N * G * j.ntiles < threads && j.tile >= 128) {

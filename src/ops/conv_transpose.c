@@ -16,7 +16,9 @@
 #include "kernels/gemm.h"
 #include "ops/op.h"
 
-#define CT_SLOT_FLOATS ((int64_t)1 << 22)
+/* col budget as in conv.c: 32 MiB over the threads, >= 2 MiB per slot. */
+#define CT_SCRATCH_FLOATS ((int64_t)1 << 23)
+#define CT_SLOT_MIN_FLOATS ((int64_t)1 << 19)
 
 typedef struct ct_job {
     const kiln_conv_geom *g; /* forward view: in = Y spatial, out = X spatial */
@@ -86,7 +88,10 @@ static kiln_status ct_f32(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, in
         return kiln_fail(KILN_ERR_UNSUPPORTED, "ConvTranspose dimensions are too large");
     rows = j.mc * j.ks; /* <= lda */
     j.tile = g->out_size;
-    while (j.tile > 32 && rows > CT_SLOT_FLOATS / j.tile)
+    int64_t slot_floats = CT_SCRATCH_FLOATS / threads;
+    if (slot_floats < CT_SLOT_MIN_FLOATS)
+        slot_floats = CT_SLOT_MIN_FLOATS;
+    while (j.tile > 32 && rows > slot_floats / j.tile)
         j.tile = (j.tile + 1) / 2;
     j.items = N * G * j.nchunks;
     j.parts = j.items < threads ? j.items : threads;

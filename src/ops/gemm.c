@@ -29,8 +29,8 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
     const kiln_tensor *A = c->in[0], *B = c->in[1], *C = kiln_op_in(c, 2);
     if (!C && c->opset < 11)
         return kiln_fail(KILN_ERR_INVALID, "input C is required before opset 11");
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT32,
-                                    KILN_DTYPE_INT64, KILN_DTYPE_UINT32, KILN_DTYPE_UINT64};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT,  KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16,
+                                    KILN_DTYPE_INT32,  KILN_DTYPE_INT64,  KILN_DTYPE_UINT32,  KILN_DTYPE_UINT64};
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
     if (B->dtype != A->dtype || (C && C->dtype != A->dtype))
         return kiln_fail(KILN_ERR_INVALID, "inputs A, B%s must have the same element type", C ? ", C" : "");
@@ -66,7 +66,7 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_output(c, 0, A->dtype, 2, dims, &Y));
     if (Y->numel == 0)
         return KILN_OK;
-    bool has_c = C && C->numel > 0;
+    bool has_c = C && C->numel > 0 && beta != 0.0; /* like onnxruntime: beta 0 ignores C */
     switch (A->dtype) {
     case KILN_DTYPE_FLOAT:
         if (has_c)
@@ -80,30 +80,34 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
         kiln_dgemm_par(c, ta, tb, m, n, k, alpha, A->data, A->dims[1], B->data, B->dims[1], has_c ? 1.0 : 0.0,
                        Y->data, n);
         return KILN_OK;
-    case KILN_DTYPE_FLOAT16: {
+    case KILN_DTYPE_FLOAT16:
+    case KILN_DTYPE_BFLOAT16: {
+        bool half = A->dtype == KILN_DTYPE_FLOAT16;
+#define GEMM_WIDEN(v) (half ? kiln_half_to_float(v) : kiln_bf16_to_float(v))
         size_t total;
         if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
             __builtin_add_overflow(total, (size_t)Y->numel, &total) || kiln_mul_overflow_size(total, 4, &total))
-            return kiln_fail(KILN_ERR_INVALID, "Gemm float16 scratch size overflows");
+            return kiln_fail(KILN_ERR_INVALID, "Gemm scratch size overflows");
         float *s = kiln_malloc(total);
         if (!s)
             return KILN_ERR_NOMEM;
         float *fa = s, *fb = s + A->numel, *fy = fb + B->numel;
         for (int64_t i = 0; i < A->numel; i++)
-            fa[i] = kiln_half_to_float(((const uint16_t *)A->data)[i]);
+            fa[i] = GEMM_WIDEN(((const uint16_t *)A->data)[i]);
         for (int64_t i = 0; i < B->numel; i++)
-            fb[i] = kiln_half_to_float(((const uint16_t *)B->data)[i]);
+            fb[i] = GEMM_WIDEN(((const uint16_t *)B->data)[i]);
         if (has_c) {
             int64_t cm = C->rank == 2 ? C->dims[0] : 1, cn = C->rank >= 1 ? C->dims[C->rank - 1] : 1;
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++)
-                    fy[i * n + j] = (float)beta * kiln_half_to_float(((const uint16_t *)C->data)[
+                    fy[i * n + j] = (float)beta * GEMM_WIDEN(((const uint16_t *)C->data)[
                                                       (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]);
         }
         kiln_sgemm_par(c, ta, tb, m, n, k, (float)alpha, fa, A->dims[1], fb, B->dims[1], has_c ? 1.0f : 0.0f, fy,
                        n);
         for (int64_t i = 0; i < Y->numel; i++)
-            ((uint16_t *)Y->data)[i] = kiln_float_to_half(fy[i]);
+            ((uint16_t *)Y->data)[i] = half ? kiln_float_to_half(fy[i]) : kiln_float_to_bf16(fy[i]);
+#undef GEMM_WIDEN
         free(s);
         return KILN_OK;
     }
@@ -115,19 +119,22 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
             for (int64_t j = 0; j < n; j++) {
                 int64_t yi = i * n + j, ci = (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j);
                 double cv = has_c ? kiln_tensor_get_f64(C, ci) : 0.0;
-#define GEMM_INT_FIX(T)                                                                                      \
+/* scaled results saturate to T's range (NaN gives 0): the cast stays defined */
+#define GEMM_INT_FIX(T, LO, HI)                                                                              \
     do {                                                                                                     \
         T *y = (T *)Y->data + yi;                                                                            \
-        if (alpha == 1.0 && (beta == 1.0 || !has_c))                                                         \
+        if (alpha == 1.0 && (beta == 1.0 || !has_c)) {                                                       \
             *y = (T)((uint64_t)*y + (has_c ? (uint64_t)((const T *)C->data)[ci] : 0));                       \
-        else                                                                                                 \
-            *y = (T)(alpha * (double)*y + beta * cv);                                                        \
+        } else {                                                                                             \
+            double v = alpha * (double)*y + beta * cv;                                                       \
+            *y = v != v ? (T)0 : v <= (double)(LO) ? (T)(LO) : v >= (double)(HI) ? (T)(HI) : (T)v;           \
+        }                                                                                                    \
     } while (0)
                 switch (A->dtype) {
-                case KILN_DTYPE_INT32: GEMM_INT_FIX(int32_t); break;
-                case KILN_DTYPE_INT64: GEMM_INT_FIX(int64_t); break;
-                case KILN_DTYPE_UINT32: GEMM_INT_FIX(uint32_t); break;
-                case KILN_DTYPE_UINT64: GEMM_INT_FIX(uint64_t); break;
+                case KILN_DTYPE_INT32: GEMM_INT_FIX(int32_t, INT32_MIN, INT32_MAX); break;
+                case KILN_DTYPE_INT64: GEMM_INT_FIX(int64_t, INT64_MIN, INT64_MAX); break;
+                case KILN_DTYPE_UINT32: GEMM_INT_FIX(uint32_t, 0, UINT32_MAX); break;
+                case KILN_DTYPE_UINT64: GEMM_INT_FIX(uint64_t, 0, UINT64_MAX); break;
                 default: break;
                 }
 #undef GEMM_INT_FIX

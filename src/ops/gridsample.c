@@ -88,6 +88,31 @@ static double gs_sample(const gs_plane *p, double gx, double gy, gs_mode mode, g
            gs_pix(p, y0 + 1, x0) * (1 - wx) * wy + gs_pix(p, y0 + 1, x0 + 1) * wx * wy;
 }
 
+typedef struct gs_job {
+    const kiln_tensor *x, *g;
+    kiln_tensor *y;
+    gs_mode mode;
+    gs_pad pad;
+    bool ac;
+} gs_job;
+
+/* One (image, channel) plane per item. */
+static void gs_range(void *arg, size_t begin, size_t end) {
+    const gs_job *j = arg;
+    const kiln_tensor *x = j->x, *g = j->g;
+    int64_t C = x->dims[1], H = x->dims[2], W = x->dims[3], Ho = g->dims[1], Wo = g->dims[2];
+    for (size_t it = begin; it < end; it++) {
+        int64_t n = (int64_t)it / C, ch = (int64_t)it % C;
+        gs_plane p = {x->data, x->dtype, (n * C + ch) * H * W, H, W};
+        for (int64_t i = 0; i < Ho * Wo; i++) {
+            double gx = kiln_load_f64(g->data, g->dtype, (n * Ho * Wo + i) * 2);
+            double gy = kiln_load_f64(g->data, g->dtype, (n * Ho * Wo + i) * 2 + 1);
+            double v = H > 0 && W > 0 ? gs_sample(&p, gx, gy, j->mode, j->pad, j->ac) : 0.0;
+            kiln_store_f64(j->y->data, j->y->dtype, (n * C + ch) * Ho * Wo + i, v);
+        }
+    }
+}
+
 static kiln_status gs_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     static const kiln_dtype ft[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
@@ -120,20 +145,14 @@ static kiln_status gs_exec(kiln_op_ctx *c) {
     if (g->rank != 4 || g->dims[0] != x->dims[0] || g->dims[3] != 2)
         return kiln_fail(KILN_ERR_INVALID, "grid must have shape [N, H_out, W_out, 2] with N = %lld",
                          (long long)x->dims[0]);
-    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], Ho = g->dims[1], Wo = g->dims[2];
+    int64_t N = x->dims[0], C = x->dims[1], Ho = g->dims[1], Wo = g->dims[2];
     int64_t od[4] = {N, C, Ho, Wo};
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, 4, od, &y));
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t ch = 0; ch < C; ch++) {
-            gs_plane p = {x->data, x->dtype, (n * C + ch) * H * W, H, W};
-            for (int64_t i = 0; i < Ho * Wo; i++) {
-                double gx = kiln_load_f64(g->data, g->dtype, (n * Ho * Wo + i) * 2);
-                double gy = kiln_load_f64(g->data, g->dtype, (n * Ho * Wo + i) * 2 + 1);
-                double v = H > 0 && W > 0 ? gs_sample(&p, gx, gy, mode, pad, ac) : 0.0;
-                kiln_store_f64(y->data, y->dtype, (n * C + ch) * Ho * Wo + i, v);
-            }
-        }
+    if (y->numel == 0)
+        return KILN_OK;
+    gs_job job = {x, g, y, mode, pad, ac};
+    kiln_parallel_for(c, (size_t)(N * C), 1, gs_range, &job);
     return KILN_OK;
 }
 

@@ -1,4 +1,4 @@
-/* Opset 1-6 forms of the binary arithmetic ops and Gemm. Before opset 7,
+/* Opset 1-6 forms of the binary arithmetic ops (Gemm handles its own). Before opset 7,
  * broadcasting was explicit: `broadcast=1` lets B be broadcast to A, with B's
  * dims aligned to A's starting at `axis` (default: trailing alignment, as
  * numpy). Shaping B accordingly turns the node into its opset-7 form, whose
@@ -63,17 +63,8 @@ static kiln_status legacy_prelu(kiln_op_ctx *c) {
     return modern->exec(&sub);
 }
 
-static kiln_status legacy_gemm(kiln_op_ctx *c) {
-    /* Gemm 6 broadcasts C only with broadcast=1; opset 7 always may. */
-    const kiln_op_desc *modern = kiln_op_find("", "Gemm", 7);
-    if (!modern)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "no opset-7 Gemm kernel");
-    return modern->exec(c);
-}
-
 static const kiln_op_desc ops[] = {
     {"", "Add", 1, 6, legacy_binary}, {"", "Sub", 1, 6, legacy_binary}, {"", "Mul", 1, 6, legacy_binary},
-    {"", "Div", 1, 6, legacy_binary}, {"", "Pow", 1, 6, legacy_binary}, {"", "Gemm", 1, 6, legacy_gemm},
-    {"", "PRelu", 1, 6, legacy_prelu},
+    {"", "Div", 1, 6, legacy_binary}, {"", "Pow", 1, 6, legacy_binary},     {"", "PRelu", 1, 6, legacy_prelu},
 };
 KILN_OP_FAMILY(legacy, ops);

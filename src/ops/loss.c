@@ -69,7 +69,8 @@ static kiln_status loss_core(kiln_op_ctx *c, const kiln_tensor *x, const double 
             double l = 0.0, wt = 0.0;
             if (!(has_ii && cls == ii)) {
                 if (cls < 0 || cls >= C)
-                    return kiln_fail(KILN_ERR_INVALID, "target[%lld] = %lld is outside [0, %lld) and is not ignore_index",
+                    return kiln_fail(KILN_ERR_INVALID,
+                                     "target[%lld] = %lld is outside [0, %lld) and is not ignore_index",
                                      (long long)ti, (long long)cls, (long long)C);
                 int64_t xi = (n * C + cls) * D + d;
                 double v = lpd ? lpd[xi] : kiln_load_f64(x->data, x->dtype, xi);

@@ -1,6 +1,6 @@
 /* MatMul (numpy matmul: batched, broadcast batch dims, 1-D promotion) and
  * MatMulInteger. float32/float64 go through kiln_sgemm/kiln_dgemm, float16
- * through float32, integers through the wrapping integer kernel. */
+ * and bfloat16 through float32, integers through the wrapping integer kernel. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,8 +162,8 @@ static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *
 static kiln_status matmul_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *A = c->in[0], *B = c->in[1];
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT32,
-                                    KILN_DTYPE_INT64, KILN_DTYPE_UINT32, KILN_DTYPE_UINT64};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT,  KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16,
+                                    KILN_DTYPE_INT32,  KILN_DTYPE_INT64,  KILN_DTYPE_UINT32,  KILN_DTYPE_UINT64};
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
     if (A->dtype != B->dtype)
         return kiln_fail(KILN_ERR_INVALID, "inputs have different element types (%s and %s)",
@@ -182,7 +182,8 @@ static kiln_status matmul_exec(kiln_op_ctx *c) {
         memset(Y->data, 0, Y->nbytes);
         return KILN_OK;
     }
-    if (A->dtype != KILN_DTYPE_FLOAT16) {
+    bool half = A->dtype == KILN_DTYPE_FLOAT16;
+    if (!half && A->dtype != KILN_DTYPE_BFLOAT16) {
         j.dt = A->dtype;
         j.a = A->data;
         j.b = B->data;
@@ -190,20 +191,20 @@ static kiln_status matmul_exec(kiln_op_ctx *c) {
         mm_run(c, &j, nbatch, bun);
         return KILN_OK;
     }
-    /* float16: widen both operands and the result into one scratch block */
+    /* float16 / bfloat16: widen both operands and the result into one scratch block */
     size_t total;
     if (__builtin_add_overflow((size_t)A->numel, (size_t)B->numel, &total) ||
         __builtin_add_overflow(total, (size_t)Y->numel, &total) || kiln_mul_overflow_size(total, 4, &total))
-        return kiln_fail(KILN_ERR_INVALID, "MatMul float16 scratch size overflows");
+        return kiln_fail(KILN_ERR_INVALID, "MatMul scratch size overflows");
     float *s = kiln_malloc(total);
     if (!s)
         return KILN_ERR_NOMEM;
     float *fa = s, *fb = s + A->numel, *fy = fb + B->numel;
     const uint16_t *ha = A->data, *hb = B->data;
     for (int64_t i = 0; i < A->numel; i++)
-        fa[i] = kiln_half_to_float(ha[i]);
+        fa[i] = half ? kiln_half_to_float(ha[i]) : kiln_bf16_to_float(ha[i]);
     for (int64_t i = 0; i < B->numel; i++)
-        fb[i] = kiln_half_to_float(hb[i]);
+        fb[i] = half ? kiln_half_to_float(hb[i]) : kiln_bf16_to_float(hb[i]);
     j.dt = KILN_DTYPE_FLOAT;
     j.a = fa;
     j.b = fb;
@@ -211,7 +212,7 @@ static kiln_status matmul_exec(kiln_op_ctx *c) {
     mm_run(c, &j, nbatch, bun);
     uint16_t *hy = Y->data;
     for (int64_t i = 0; i < Y->numel; i++)
-        hy[i] = kiln_float_to_half(fy[i]);
+        hy[i] = half ? kiln_float_to_half(fy[i]) : kiln_float_to_bf16(fy[i]);
     free(s);
     return KILN_OK;
 }

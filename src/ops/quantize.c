@@ -1,6 +1,6 @@
 /* Linear quantization: QuantizeLinear, DequantizeLinear (opset 10: scalar
  * scale / zero point; opset 13+: also 1-D per-axis along `axis`, default 1),
- * DynamicQuantizeLinear (opset 11) and QLinearMatMul (opset 10).
+ * DynamicQuantizeLinear (opset 11). QLinearMatMul lives with MatMul.
  * Quantization rounds half to even and saturates to the output type's range
  * (uint8 when no zero point is given). */
 #include <math.h>
@@ -131,100 +131,9 @@ static kiln_status dynquant_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
-/* Per-tensor scalar, or a 1-D vector of `n` values (per row of a / per
- * column of b / per output). */
-static kiln_status q_param(const kiln_tensor *t, const char *name, int64_t n, bool want_float) {
-    if (want_float ? !kiln_is_float_dtype(t->dtype) : !q_is_int8ish(t->dtype))
-        return kiln_fail(KILN_ERR_INVALID, "%s has type %s", name, kiln_dtype_name(t->dtype));
-    if (t->numel == 1 && t->rank <= 1)
-        return KILN_OK;
-    if (t->rank == 1 && t->dims[0] == n)
-        return KILN_OK;
-    return kiln_fail(KILN_ERR_INVALID, "%s must be a scalar or hold %lld values, has %lld", name, (long long)n,
-                     (long long)t->numel);
-}
-
-static double q_get(const kiln_tensor *t, int64_t i) {
-    return kiln_load_f64(t->data, t->dtype, t->numel == 1 ? 0 : i);
-}
-
-static kiln_status qlinear_matmul_exec(kiln_op_ctx *c) {
-    KILN_TRY(kiln_op_need_inputs(c, 8));
-    for (size_t i = 0; i < 8; i++)
-        if (!c->in[i])
-            return kiln_fail(KILN_ERR_INVALID, "input %zu is required", i);
-    const kiln_tensor *a = c->in[0], *as = c->in[1], *az = c->in[2], *b = c->in[3], *bs = c->in[4],
-                      *bz = c->in[5], *ys = c->in[6], *yz = c->in[7];
-    if (!q_is_int8ish(a->dtype) || !q_is_int8ish(b->dtype))
-        return kiln_fail(KILN_ERR_INVALID, "a and b must be int8 or uint8");
-    if (az->dtype != a->dtype || bz->dtype != b->dtype)
-        return kiln_fail(KILN_ERR_INVALID, "zero points must have the type of their matrix");
-    if (a->rank < 1 || b->rank < 1)
-        return kiln_fail(KILN_ERR_INVALID, "a and b must have rank >= 1");
-    /* numpy matmul shapes: 1-D a is a row, 1-D b a column */
-    int64_t M = a->rank >= 2 ? a->dims[a->rank - 2] : 1, K = a->dims[a->rank - 1];
-    int64_t Kb = b->rank >= 2 ? b->dims[b->rank - 2] : b->dims[0], N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
-    if (K != Kb)
-        return kiln_fail(KILN_ERR_INVALID, "inner dimensions differ: a has %lld, b has %lld", (long long)K,
-                         (long long)Kb);
-    KILN_TRY(q_param(as, "a_scale", M, true));
-    KILN_TRY(q_param(az, "a_zero_point", M, false));
-    KILN_TRY(q_param(bs, "b_scale", N, true));
-    KILN_TRY(q_param(bz, "b_zero_point", N, false));
-    KILN_TRY(q_param(ys, "y_scale", 1, true));
-    KILN_TRY(q_param(yz, "y_zero_point", 1, false));
-    int ab = a->rank > 2 ? a->rank - 2 : 0, bb = b->rank > 2 ? b->rank - 2 : 0;
-    int nb = ab > bb ? ab : bb;
-    int64_t od[KILN_MAX_RANK], astr[KILN_MAX_RANK], bstr[KILN_MAX_RANK];
-    int64_t sa = M * K, sb = K * N;
-    for (int i = nb - 1; i >= 0; i--) {
-        int ia = i - (nb - ab), ib = i - (nb - bb);
-        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
-        if (da != db && da != 1 && db != 1)
-            return kiln_fail(KILN_ERR_INVALID, "batch dimensions %lld and %lld do not broadcast", (long long)da,
-                             (long long)db);
-        od[i] = da == 1 ? db : da;
-        astr[i] = da == 1 ? 0 : sa;
-        bstr[i] = db == 1 ? 0 : sb;
-        sa *= da;
-        sb *= db;
-    }
-    int orank = nb;
-    if (a->rank >= 2)
-        od[orank++] = M;
-    if (b->rank >= 2)
-        od[orank++] = N;
-    kiln_tensor *y;
-    KILN_TRY(kiln_op_output(c, 0, yz->dtype, orank, od, &y));
-    int64_t nbatch;
-    KILN_TRY(kiln_dims_numel(nb, od, &nbatch));
-    double yscale = q_get(ys, 0), yzero = q_get(yz, 0);
-    for (int64_t bi = 0; bi < nbatch; bi++) {
-        int64_t ao = 0, bo = 0, r = bi;
-        for (int i = nb - 1; i >= 0; i--) {
-            int64_t ix = r % od[i];
-            r /= od[i];
-            ao += ix * astr[i];
-            bo += ix * bstr[i];
-        }
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t n = 0; n < N; n++) {
-                double azp = q_get(az, m), bzp = q_get(bz, n);
-                int64_t acc = 0;
-                for (int64_t k = 0; k < K; k++)
-                    acc += (int64_t)(kiln_load_f64(a->data, a->dtype, ao + m * K + k) - azp) *
-                           (int64_t)(kiln_load_f64(b->data, b->dtype, bo + k * N + n) - bzp);
-                double v = (double)acc * (q_get(as, m) * q_get(bs, n) / yscale);
-                q_store(y->data, y->dtype, (bi * M + m) * N + n, nearbyint(v) + yzero);
-            }
-    }
-    return KILN_OK;
-}
-
 static const kiln_op_desc ops[] = {
     {"", "QuantizeLinear", 10, 0, quantize_exec},
     {"", "DequantizeLinear", 10, 0, dequantize_exec},
     {"", "DynamicQuantizeLinear", 11, 0, dynquant_exec},
-    {"", "QLinearMatMul", 10, 0, qlinear_matmul_exec},
 };
 KILN_OP_FAMILY(quantize, ops);

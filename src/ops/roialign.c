@@ -8,6 +8,7 @@
  * image count as 0. mode max takes, per bin, the largest weighted corner
  * term of any sample (the widely deployed onnxruntime convention). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/valio.h"
@@ -44,6 +45,51 @@ static double roi_sample(const kiln_tensor *x, int64_t off, int64_t H, int64_t W
         return m > v4 ? m : v4;
     }
     return v1 + v2 + v3 + v4;
+}
+
+typedef struct roi_geom {
+    int64_t b, gh, gw;
+    double x1, y1, bh, bw;
+} roi_geom;
+
+typedef struct roi_job {
+    const kiln_tensor *x;
+    kiln_tensor *y;
+    const roi_geom *geo;
+    int64_t C, oh, ow;
+    bool maxm;
+} roi_job;
+
+/* One (roi, channel) pair per item. */
+static void roi_range(void *arg, size_t begin, size_t end) {
+    const roi_job *j = arg;
+    int64_t C = j->C, H = j->x->dims[2], W = j->x->dims[3];
+    for (size_t it = begin; it < end; it++) {
+        int64_t r = (int64_t)it / C, ch = (int64_t)it % C;
+        const roi_geom *q = &j->geo[r];
+        int64_t xoff = (q->b * C + ch) * H * W;
+        double count = (double)(q->gh * q->gw > 1 ? q->gh * q->gw : 1);
+        for (int64_t ph = 0; ph < j->oh; ph++)
+            for (int64_t pw = 0; pw < j->ow; pw++) {
+                double acc = 0.0;
+                bool first = true;
+                for (int64_t iy = 0; iy < q->gh; iy++) {
+                    double yy = q->y1 + (double)ph * q->bh + ((double)iy + 0.5) * q->bh / (double)q->gh;
+                    for (int64_t ix = 0; ix < q->gw; ix++) {
+                        double xx = q->x1 + (double)pw * q->bw + ((double)ix + 0.5) * q->bw / (double)q->gw;
+                        double v = roi_sample(j->x, xoff, H, W, yy, xx, j->maxm);
+                        if (j->maxm) {
+                            acc = first || v > acc ? v : acc;
+                            first = false;
+                        } else {
+                            acc += v;
+                        }
+                    }
+                }
+                kiln_store_f64(j->y->data, j->y->dtype, ((r * C + ch) * j->oh + ph) * j->ow + pw,
+                               j->maxm ? acc : acc / count);
+            }
+    }
 }
 
 static kiln_status roialign_exec(kiln_op_ctx *c) {
@@ -99,47 +145,38 @@ static kiln_status roialign_exec(kiln_op_ctx *c) {
         return KILN_OK;
     }
     double off = half ? 0.5 : 0.0;
+    roi_geom *geo = kiln_calloc((size_t)R, sizeof *geo);
+    if (!geo)
+        return KILN_ERR_NOMEM;
     for (int64_t r = 0; r < R; r++) {
-        int64_t b = kiln_tensor_get_i64(bi, r);
-        double x1 = kiln_load_f64(rois->data, rois->dtype, r * 4) * scale - off;
-        double y1 = kiln_load_f64(rois->data, rois->dtype, r * 4 + 1) * scale - off;
+        roi_geom *q = &geo[r];
+        q->b = kiln_tensor_get_i64(bi, r);
+        q->x1 = kiln_load_f64(rois->data, rois->dtype, r * 4) * scale - off;
+        q->y1 = kiln_load_f64(rois->data, rois->dtype, r * 4 + 1) * scale - off;
         double x2 = kiln_load_f64(rois->data, rois->dtype, r * 4 + 2) * scale - off;
         double y2 = kiln_load_f64(rois->data, rois->dtype, r * 4 + 3) * scale - off;
-        double rw = x2 - x1, rh = y2 - y1;
+        double rw = x2 - q->x1, rh = y2 - q->y1;
         if (!half) {
             rw = rw > 1.0 ? rw : 1.0;
             rh = rh > 1.0 ? rh : 1.0;
         }
-        double bh = rh / (double)oh, bw = rw / (double)ow;
+        q->bh = rh / (double)oh;
+        q->bw = rw / (double)ow;
         double gh = sr > 0 ? (double)sr : ceil(rh / (double)oh), gw = sr > 0 ? (double)sr : ceil(rw / (double)ow);
-        /* adaptive grids are bounded so a huge roi cannot stall the run */
-        if (!(gh >= 0 && gw >= 0 && gh <= 4096 && gw <= 4096))
+        /* an empty or inverted roi samples nothing (output 0); adaptive grids
+         * are bounded so a huge roi cannot stall the run */
+        gh = gh > 0 ? gh : 0;
+        gw = gw > 0 ? gw : 0;
+        if (!(gh <= 4096 && gw <= 4096)) {
+            free(geo);
             return kiln_fail(KILN_ERR_INVALID, "roi %lld needs a %g x %g sampling grid", (long long)r, gh, gw);
-        int64_t igh = (int64_t)gh, igw = (int64_t)gw;
-        double count = (double)(igh * igw > 1 ? igh * igw : 1);
-        for (int64_t ch = 0; ch < C; ch++) {
-            int64_t xoff = (b * C + ch) * H * W;
-            for (int64_t ph = 0; ph < oh; ph++)
-                for (int64_t pw = 0; pw < ow; pw++) {
-                    double acc = 0.0;
-                    bool first = true;
-                    for (int64_t iy = 0; iy < igh; iy++) {
-                        double yy = y1 + (double)ph * bh + ((double)iy + 0.5) * bh / (double)igh;
-                        for (int64_t ix = 0; ix < igw; ix++) {
-                            double xx = x1 + (double)pw * bw + ((double)ix + 0.5) * bw / (double)igw;
-                            double v = roi_sample(x, xoff, H, W, yy, xx, maxm);
-                            if (maxm) {
-                                acc = first || v > acc ? v : acc;
-                                first = false;
-                            } else {
-                                acc += v;
-                            }
-                        }
-                    }
-                    kiln_store_f64(y->data, y->dtype, ((r * C + ch) * oh + ph) * ow + pw, maxm ? acc : acc / count);
-                }
         }
+        q->gh = (int64_t)gh;
+        q->gw = (int64_t)gw;
     }
+    roi_job job = {x, y, geo, C, oh, ow, maxm};
+    kiln_parallel_for(c, (size_t)(R * C), 1, roi_range, &job);
+    free(geo);
     return KILN_OK;
 }
 
