@@ -196,6 +196,58 @@ kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, 
 /* Bytes the session's allocator held at its peak. */
 size_t kiln_session_peak_bytes(const kiln_session *s);
 
+/* ---- freezing ------------------------------------------------------------
+ * What functools.partial(model.forward, **frozen) does in PyTorch, done on
+ * the ONNX graph: bind inputs to constants, fix dynamic dimensions, then
+ * kiln_model_freeze folds what became static (shape arithmetic, constant
+ * subgraphs through kiln's engine, If on constant conditions, Loops with
+ * constant trip counts) and prunes what is left unused. All operate on the
+ * model in memory; save it with kiln_model_save. */
+
+typedef struct kiln_freeze_report kiln_freeze_report;
+
+kiln_status kiln_freeze_report_create(kiln_freeze_report **out);
+void kiln_freeze_report_destroy(kiln_freeze_report *r);
+/* Human-readable summary / JSON, malloc'd; free(). */
+kiln_status kiln_report_text(const kiln_freeze_report *r, char **out);
+kiln_status kiln_report_json(const kiln_freeze_report *r, char **out);
+
+/* Input `name` becomes an initializer holding a copy of `value`. Its dtype
+ * and shape must match the declared type; symbolic dimensions take the
+ * value's sizes and are fixed everywhere they appear. `report` may be NULL. */
+kiln_status kiln_model_bind(kiln_model *m, const char *name, const kiln_tensor *value, kiln_freeze_report *report);
+/* Every dimension named `symbol` becomes `value`. */
+kiln_status kiln_model_fix_dim(kiln_model *m, const char *symbol, int64_t value, kiln_freeze_report *report);
+/* Input `input` gets these dims (symbols among them are fixed everywhere). */
+kiln_status kiln_model_fix_shape(kiln_model *m, const char *input, int rank, const int64_t *dims,
+                                 kiln_freeze_report *report);
+
+typedef struct kiln_freeze_options {
+    int64_t unroll_limit;      /* max Loop iterations to unroll; 0: 64, < 0: never */
+    int64_t unroll_node_limit; /* max nodes an unrolled Loop may add; 0: 4096 */
+    int64_t fold_limit;        /* bytes a growing fold may produce; 0: 1 MiB, < 0: no limit */
+    int prune_dead_inputs;     /* remove graph inputs nothing reads */
+} kiln_freeze_options;
+
+/* Runs the passes. opts and report may be NULL. */
+kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *opts, kiln_freeze_report *report);
+
+typedef struct kiln_check_options {
+    int runs;          /* 0: 3 */
+    uint64_t seed;     /* random inputs */
+    double rtol, atol; /* 0, 0: 1e-4, 1e-5 */
+    const char *inputs_dir; /* DIR/<input>.npy used when present */
+    int threads;
+} kiln_check_options;
+
+/* Runs `original` (fed the bound values as inputs) and `frozen` on the same
+ * seeded inputs and compares every output. *text (malloc'd, may be NULL)
+ * gets one line per output and run with max abs / rel error. Returns
+ * KILN_ERR_MISMATCH when an output differs. */
+kiln_status kiln_check(const kiln_model *original, const kiln_model *frozen, size_t n_bound,
+                       const char *const *bound_names, const kiln_tensor *const *bound_values,
+                       const kiln_check_options *opts, char **text);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,8 @@ static const struct {
 } commands[] = {
     {"info", kiln_cmd_info, "show a model's inputs, outputs, opsets and operators"},
     {"run", kiln_cmd_run, "run a model on kiln's CPU engine"},
+    {"freeze", kiln_cmd_freeze, "bake inputs and dimensions into a model and simplify it"},
+    {"check", kiln_cmd_check, "compare a frozen model with its original on random inputs"},
     {"bench", kiln_cmd_bench, "time a model on kiln's CPU engine"},
 };
 

@@ -1,0 +1,91 @@
+/* The freeze pipeline: shared context, the report, and one entry per pass.
+ * Every pass is graph -> graph through passes/edit.h. */
+#ifndef KILN_PASSES_H
+#define KILN_PASSES_H
+
+#include "passes/edit.h"
+
+typedef struct kiln_count {
+    char *key;
+    int64_t before, after;
+} kiln_count;
+
+struct kiln_freeze_report {
+    kiln_sbuf inputs_removed; /* JSON array items */
+    kiln_sbuf dims_fixed;     /* JSON object items */
+    kiln_sbuf skipped;        /* JSON array items */
+    size_t n_inputs_removed, n_dims_fixed, n_skipped;
+    int64_t ifs_inlined, loops_unrolled, folded, shapes_folded, simplified, nodes_pruned;
+    int64_t bytes_before, bytes_after;
+    size_t n_ops;
+    kiln_count *ops;
+    kiln_sbuf text_skipped; /* human-readable lines */
+    kiln_sbuf text_bound;
+};
+
+/* A symbolic dimension: num/den * sym[0] * ... * sym[n-1] (symbols sorted,
+ * interned), or unknown. Constants have n == 0 and den == 1. */
+#define KILN_SDIM_MAXSYM 4
+typedef struct kiln_sdim {
+    bool known;
+    int n;
+    int64_t num, den;
+    const char *sym[KILN_SDIM_MAXSYM];
+} kiln_sdim;
+
+#define KILN_FACT_MAXVAL 64
+/* What shape inference knows about a value: type, shape, and for small
+ * integer tensors (shape arithmetic) the elements themselves. */
+typedef struct kiln_shape_fact {
+    kiln_dtype dt;
+    int rank; /* -1: unknown */
+    kiln_sdim dims[KILN_MAX_RANK];
+    int nval; /* -1: elements unknown */
+    kiln_sdim val[KILN_FACT_MAXVAL];
+} kiln_shape_fact;
+
+typedef struct kiln_freeze_ctx {
+    kiln_model *m;
+    int64_t opset;
+    int64_t unroll_limit, unroll_node_limit, fold_limit;
+    kiln_freeze_report *rep; /* never NULL inside passes */
+    kiln_nameset names;
+    bool changed;
+    kiln_nameset facts; /* value name -> kiln_shape_fact*, from the last shapes run */
+    kiln_nameset syms;  /* interned symbol names */
+} kiln_freeze_ctx;
+
+const kiln_shape_fact *kiln_fact(const kiln_freeze_ctx *c, const char *name);
+void kiln_shapes_free(kiln_freeze_ctx *c);
+bool kiln_sdim_eq(const kiln_sdim *a, const kiln_sdim *b);
+/* Whether two facts describe the same (fully known) shape. */
+bool kiln_fact_same_shape(const kiln_shape_fact *a, const kiln_shape_fact *b);
+
+void kiln_report_skip(kiln_freeze_ctx *c, const kiln_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Calls fn on every subgraph of g's nodes, with the scope chained. */
+kiln_status kiln_pass_subgraphs(kiln_freeze_ctx *c, kiln_scope *s,
+                                kiln_status (*fn)(kiln_freeze_ctx *, kiln_scope *));
+
+/* Constant nodes become initializers. */
+kiln_status kiln_pass_constants(kiln_freeze_ctx *c, kiln_graph *g);
+/* Symbolic shape inference and what it folds (Shape, shape arithmetic,
+ * Reshape targets, partial Concats). */
+kiln_status kiln_pass_shapes(kiln_freeze_ctx *c, kiln_scope *s);
+/* Nodes whose inputs are all constant, evaluated by kiln's engine. */
+kiln_status kiln_pass_fold(kiln_freeze_ctx *c, kiln_scope *s);
+/* If on a constant condition, Loop with a constant trip count. */
+kiln_status kiln_pass_control(kiln_freeze_ctx *c, kiln_scope *s);
+/* Identities, Where on constant conditions, duplicate constants. */
+kiln_status kiln_pass_simplify(kiln_freeze_ctx *c, kiln_scope *s);
+/* Dead nodes and unused initializers (and inputs when asked). */
+kiln_status kiln_pass_prune(kiln_freeze_ctx *c, kiln_graph *g, bool top, bool inputs);
+
+/* One node through kiln's engine: inputs borrowed, outputs new tensors. */
+kiln_status kiln_eval_node(const kiln_model *m, const kiln_node *n, const kiln_tensor *const *in,
+                           kiln_tensor **out);
+bool kiln_eval_supported(const kiln_model *m, const kiln_node *n);
+
+
+#endif

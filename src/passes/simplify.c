@@ -1,0 +1,174 @@
+/* Local simplifications after folding: identities (Identity, inference
+ * Dropout, Cast to the same type, Reshape/Expand to the same shape,
+ * single-input Concat, x*1, x+0, x-0, x/1), Where on a constant condition,
+ * identical constants merged. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/passes.h"
+
+static bool all_equal(const kiln_tensor *t, double v) {
+    if (!t || t->dtype == KILN_DTYPE_STRING || t->numel == 0)
+        return false;
+    for (int64_t i = 0; i < t->numel; i++)
+        if (kiln_tensor_get_f64(t, i) != v)
+            return false;
+    return true;
+}
+
+static kiln_dtype dtype_of(const kiln_freeze_ctx *c, const kiln_scope *s, const char *name) {
+    const kiln_tensor *t = kiln_edit_const(s, name);
+    if (t)
+        return t->dtype;
+    const kiln_shape_fact *f = kiln_fact(c, name);
+    return f ? f->dt : KILN_DTYPE_UNDEFINED;
+}
+
+/* Input index the node passes through unchanged, or -1. */
+static int identity_input(kiln_freeze_ctx *c, const kiln_scope *s, const kiln_node *n) {
+    const char *op = n->op_type;
+    if (*n->domain || n->n_outputs < 1)
+        return -1;
+    if (!strcmp(op, "Identity") && n->n_inputs == 1)
+        return 0;
+    if (!strcmp(op, "Dropout") && n->n_inputs >= 1) {
+        /* training_mode (opset 12+) must be absent or constant false; the
+         * mask output must be unused */
+        if (n->n_outputs > 1 && *n->outputs[1])
+            return -1;
+        if (n->n_inputs >= 3 && *n->inputs[2]) {
+            const kiln_tensor *tm = kiln_edit_const(s, n->inputs[2]);
+            if (!tm || !all_equal(tm, 0))
+                return -1;
+        }
+        if (kiln_attr_int(n, "is_test", 1) == 0 && c->opset < 7)
+            return -1;
+        return 0;
+    }
+    if (n->n_outputs != 1)
+        return -1;
+    const kiln_shape_fact *fo = kiln_fact(c, n->outputs[0]);
+    if (!strcmp(op, "Cast") && n->n_inputs == 1) {
+        kiln_dtype in = dtype_of(c, s, n->inputs[0]);
+        return in != KILN_DTYPE_UNDEFINED && in == (kiln_dtype)kiln_attr_int(n, "to", 0) ? 0 : -1;
+    }
+    if ((!strcmp(op, "Reshape") || !strcmp(op, "Expand")) && n->n_inputs == 2) {
+        const kiln_shape_fact *fi = kiln_fact(c, n->inputs[0]);
+        return fi && fo && kiln_fact_same_shape(fi, fo) ? 0 : -1;
+    }
+    if (!strcmp(op, "Concat") && n->n_inputs == 1)
+        return 0;
+    if ((!strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze") || !strcmp(op, "Flatten")) && n->n_inputs >= 1) {
+        const kiln_shape_fact *fi = kiln_fact(c, n->inputs[0]);
+        return fi && fo && kiln_fact_same_shape(fi, fo) ? 0 : -1;
+    }
+    bool add = !strcmp(op, "Add"), sub = !strcmp(op, "Sub"), mul = !strcmp(op, "Mul"), dv = !strcmp(op, "Div");
+    if ((add || sub || mul || dv) && n->n_inputs == 2) {
+        for (int side = 0; side < 2; side++) {
+            if (side == 0 && (sub || dv))
+                continue; /* 0-x and 1/x are not identities */
+            const kiln_tensor *k = kiln_edit_const(s, n->inputs[side]);
+            double neutral = (add || sub) ? 0.0 : 1.0;
+            if (!k || !all_equal(k, neutral))
+                continue;
+            int other = 1 - side;
+            /* the result must keep the other operand's type and shape */
+            const kiln_shape_fact *fx = kiln_fact(c, n->inputs[other]);
+            if (!fx || !fo || !kiln_fact_same_shape(fx, fo) || dtype_of(c, s, n->inputs[other]) != k->dtype)
+                continue;
+            return other;
+        }
+    }
+    return -1;
+}
+
+/* And(x, false) and Or(x, true): the result is the constant operand when it
+ * already has the output's shape. */
+static const kiln_tensor *absorbed(kiln_freeze_ctx *c, const kiln_scope *s, const kiln_node *n) {
+    bool and_ = !strcmp(n->op_type, "And"), or_ = !strcmp(n->op_type, "Or");
+    if (*n->domain || (!and_ && !or_) || n->n_inputs != 2 || n->n_outputs != 1)
+        return NULL;
+    const kiln_shape_fact *fo = kiln_fact(c, n->outputs[0]);
+    for (int side = 0; side < 2 && fo && fo->rank >= 0; side++) {
+        const kiln_tensor *k = kiln_edit_const(s, n->inputs[side]);
+        if (!k || !all_equal(k, and_ ? 0.0 : 1.0) || k->rank != fo->rank)
+            continue;
+        bool same = true;
+        for (int d = 0; d < k->rank; d++)
+            if (!fo->dims[d].known || fo->dims[d].n || fo->dims[d].den != 1 || fo->dims[d].num != k->dims[d])
+                same = false;
+        if (same)
+            return k;
+    }
+    return NULL;
+}
+
+static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
+    kiln_graph *g = s->g;
+    for (size_t i = 0; i < g->n_nodes;) {
+        kiln_node *n = g->nodes[i];
+        const kiln_tensor *ab = absorbed(c, s, n);
+        if (ab && !kiln_edit_is_output(g, n->outputs[0])) {
+            kiln_tensor *t;
+            KILN_TRY(kiln_tensor_clone(ab, &t));
+            kiln_edit_drop_value_info(g, n->outputs[0]);
+            KILN_TRY(kiln_edit_set_const(g, n->outputs[0], t));
+            kiln_graph_remove_node(g, i);
+            c->rep->simplified++;
+            c->changed = true;
+            continue;
+        }
+        int k = identity_input(c, s, n);
+        /* Where(cond, x, y) with a constant uniform condition */
+        if (k < 0 && !*n->domain && !strcmp(n->op_type, "Where") && n->n_inputs == 3 && n->n_outputs == 1) {
+            const kiln_tensor *ct = kiln_edit_const(s, n->inputs[0]);
+            int pick = all_equal(ct, 1) ? 1 : ct && all_equal(ct, 0) ? 2 : -1;
+            if (pick > 0) {
+                const kiln_shape_fact *fp = kiln_fact(c, n->inputs[pick]), *fo = kiln_fact(c, n->outputs[0]);
+                if (fp && fo && kiln_fact_same_shape(fp, fo))
+                    k = pick;
+            }
+        }
+        if (k >= 0 && *n->inputs[k] && *n->outputs[0]) {
+            char *x = kiln_strdup(n->inputs[k]), *y = kiln_strdup(n->outputs[0]);
+            if (!x || !y) {
+                free(x);
+                free(y);
+                return KILN_ERR_NOMEM;
+            }
+            bool ok = kiln_edit_forward(g, y, x);
+            free(x);
+            free(y);
+            if (ok) {
+                kiln_graph_remove_node(g, i);
+                c->rep->simplified++;
+                c->changed = true;
+                continue;
+            }
+        }
+        i++;
+    }
+    /* identical constants: later ones read the first */
+    for (size_t i = 0; i < g->n_inits; i++) {
+        const kiln_tensor *a = g->inits[i];
+        if (!a->name || a->dtype == KILN_DTYPE_STRING || kiln_edit_is_input(g, a->name) ||
+            kiln_edit_is_output(g, a->name) || a->nbytes > (1 << 16))
+            continue;
+        for (size_t j = i + 1; j < g->n_inits;) {
+            const kiln_tensor *b = g->inits[j];
+            if (b->name && b->dtype == a->dtype && b->rank == a->rank && b->nbytes == a->nbytes &&
+                !memcmp(b->dims, a->dims, (size_t)a->rank * sizeof *a->dims) &&
+                (a->nbytes == 0 || !memcmp(a->data, b->data, a->nbytes)) && !kiln_edit_is_input(g, b->name) &&
+                !kiln_edit_is_output(g, b->name)) {
+                KILN_TRY(kiln_edit_rename_uses(g, b->name, a->name));
+                kiln_graph_remove_init(g, j);
+                c->changed = true;
+            } else {
+                j++;
+            }
+        }
+    }
+    return kiln_pass_subgraphs(c, s, simplify_graph);
+}
+
+kiln_status kiln_pass_simplify(kiln_freeze_ctx *c, kiln_scope *s) { return simplify_graph(c, s); }
