@@ -136,7 +136,7 @@ static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
                 free(y);
                 return KILN_ERR_NOMEM;
             }
-            bool ok = kiln_edit_forward(g, y, x);
+            bool ok = kiln_edit_forward(g, y, x, s->up != NULL);
             free(x);
             free(y);
             if (ok) {
