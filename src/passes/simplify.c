@@ -137,6 +137,22 @@ static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
                 return KILN_ERR_NOMEM;
             }
             bool ok = kiln_edit_forward(g, y, x, s->up != NULL);
+            const kiln_tensor *oc = !ok && s->up && !kiln_graph_find_init(g, x, NULL) ? kiln_edit_const(s, x) : NULL;
+            if (oc && oc->nbytes <= 64) {
+                /* an outer constant returned by a subgraph: a small local
+                 * copy can be returned directly */
+                kiln_tensor *t;
+                const char *local;
+                kiln_status st = kiln_tensor_clone(oc, &t);
+                if (st == KILN_OK)
+                    st = kiln_edit_new_const(g, &c->names, x, t, &local);
+                if (st != KILN_OK) {
+                    free(x);
+                    free(y);
+                    return st;
+                }
+                ok = kiln_edit_forward(g, y, local, true);
+            }
             free(x);
             free(y);
             if (ok) {
