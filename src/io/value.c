@@ -134,6 +134,20 @@ static kiln_status parse_elem(lit *l, int depth) {
     return parse_scalar(l, depth);
 }
 
+/* Integer literals must fit the input's type, never wrap. */
+static bool int_fits(kiln_dtype dt, int64_t v) {
+    switch (dt) {
+    case KILN_DTYPE_INT8: return v >= INT8_MIN && v <= INT8_MAX;
+    case KILN_DTYPE_UINT8: return v >= 0 && v <= UINT8_MAX;
+    case KILN_DTYPE_INT16: return v >= INT16_MIN && v <= INT16_MAX;
+    case KILN_DTYPE_UINT16: return v >= 0 && v <= UINT16_MAX;
+    case KILN_DTYPE_INT32: return v >= INT32_MIN && v <= INT32_MAX;
+    case KILN_DTYPE_UINT32: return v >= 0 && v <= (int64_t)UINT32_MAX;
+    case KILN_DTYPE_UINT64: return v >= 0;
+    default: return true;
+    }
+}
+
 kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **out) {
     *out = NULL;
     if (!text)
@@ -179,6 +193,9 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
             int64_t iv = l.ivals[i];
             if (is_int && dt != KILN_DTYPE_BOOL && v != (double)iv && l.any_float)
                 st = kiln_fail(KILN_ERR_ARG, "value '%s': %g is not an integer, but the input takes %s", l.text, v,
+                               kiln_dtype_name(dt));
+            else if (is_int && !int_fits(dt, iv))
+                st = kiln_fail(KILN_ERR_ARG, "value '%s': %lld does not fit in %s", text, (long long)iv,
                                kiln_dtype_name(dt));
             void *d = t->data;
             switch (dt) {

@@ -16,6 +16,10 @@
 
 #include "kernels/elementwise_math.h"
 
+#if defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #define VBLOCK 64
 
 static inline float pow2i(int32_t k) {
@@ -93,6 +97,21 @@ static inline float erf1(float x) {
 }
 
 static inline float sigmoid1(float x) { return 1.0f / (1.0f + exp1(-x)); }
+
+/* e^x - 1: Taylor polynomial to x^8 for |x| < ln2/2 (no cancellation),
+ * exp(x) - 1 elsewhere. */
+static inline float expm1_1(float x) {
+    float p = 1.0f / 40320.0f;
+    p = p * x + 1.0f / 5040.0f;
+    p = p * x + 1.0f / 720.0f;
+    p = p * x + 1.0f / 120.0f;
+    p = p * x + 1.0f / 24.0f;
+    p = p * x + 1.0f / 6.0f;
+    p = p * x + 0.5f;
+    float small = x + x * x * p;
+    float big = exp1(x) - 1.0f;
+    return fabsf(x) < 0.3465736f ? small : big;
+}
 
 static inline float bits_float(uint32_t u) {
     float f;
@@ -201,6 +220,7 @@ void kiln_vexp_f32(const float *x, float *y, size_t n) { VAPPLY(exp1); }
 void kiln_vsigmoid_f32(const float *x, float *y, size_t n) { VAPPLY(sigmoid1); }
 void kiln_vtanh_f32(const float *x, float *y, size_t n) { VAPPLY(tanh1); }
 void kiln_verf_f32(const float *x, float *y, size_t n) { VAPPLY(erf1); }
+void kiln_vexpm1_f32(const float *x, float *y, size_t n) { VAPPLY(expm1_1); }
 /* Like VAPPLY for kernels made of several passes over a block. */
 static void vapply_block(const float *x, float *y, size_t n,
                          void (*block)(const float *restrict xb, float *restrict buf)) {
@@ -225,3 +245,18 @@ static void log_block(const float *restrict xb, float *restrict buf) {
 void kiln_vlog_f32(const float *x, float *y, size_t n) { vapply_block(x, y, n, log_block); }
 void kiln_vsoftplus_f32(const float *x, float *y, size_t n) { vapply_block(x, y, n, softplus_block); }
 void kiln_vmish_f32(const float *x, float *y, size_t n) { vapply_block(x, y, n, mish_block); }
+
+/* sqrtf keeps a scalar errno path, so the compiler never vectorises it:
+ * the vector square roots are spelled out (IEEE exact, same results). */
+void kiln_vsqrt_f32(const float *x, float *y, size_t n) {
+    size_t i = 0;
+#if defined(__AVX__)
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#elif defined(__SSE2__)
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(y + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++)
+        y[i] = sqrtf(x[i]);
+}

@@ -1,4 +1,4 @@
-/* Vectorisable float32 exp, sigmoid, tanh, erf, log, softplus and mish over
+/* Vectorisable float32 exp, expm1, sigmoid, tanh, erf, log, softplus and mish over
  * arrays.
  *
  * libm's expf/tanhf/erff are scalar calls; these kernels evaluate branch-free
@@ -16,6 +16,8 @@ void kiln_vexp_f32(const float *x, float *y, size_t n);
 void kiln_vsigmoid_f32(const float *x, float *y, size_t n);
 void kiln_vtanh_f32(const float *x, float *y, size_t n);
 void kiln_verf_f32(const float *x, float *y, size_t n);
+void kiln_vexpm1_f32(const float *x, float *y, size_t n);
+void kiln_vsqrt_f32(const float *x, float *y, size_t n);
 void kiln_vlog_f32(const float *x, float *y, size_t n);
 void kiln_vsoftplus_f32(const float *x, float *y, size_t n);
 void kiln_vmish_f32(const float *x, float *y, size_t n);

@@ -442,7 +442,7 @@ static kiln_status write_side(void *vctx, int fd) {
 /* Reserves a unique name beside `path` (an empty file, replaced later). */
 static char *reserve_name(const char *path) {
     size_t n = strlen(path) + 32;
-    char *name = malloc(n);
+    char *name = kiln_malloc(n);
     if (!name)
         return NULL;
     snprintf(name, n, "%s.kiln-tmp-XXXXXX", path);

@@ -1,56 +1,25 @@
-/* Add Sub Mul Div (numpy broadcasting), all numeric types. */
+/* Add Sub Mul Div (numpy broadcasting), all numeric types; float16 and
+ * bfloat16 through float32 blocks. */
 /* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
  * trip count is not a known multiple of the vector width, i.e. all of these
  * kernels; the dynamic model vectorises them with runtime checks. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("vect-cost-model=dynamic")
 #endif
-#include "kernels/broadcast.h"
 #include "kernels/elementwise.h"
 #include "ops/op.h"
 
 typedef enum { ADD, SUB, MUL, DIV } arith_kind;
 
 typedef struct arith_job {
-    const kiln_bcast *b;
+    const kiln_ew_part *p;
     const void *x, *y;
     void *z;
     kiln_dtype dt;
     arith_kind kind;
 } arith_job;
 
-#define ARITH_ROWS(T, EXPR)                                                        \
-    do {                                                                           \
-        const T *xa = j->x, *ya = j->y;                                            \
-        T *za = j->z;                                                              \
-        for (size_t r = begin; r < end; r++) {                                     \
-            int64_t off[2];                                                        \
-            kiln_bcast_row(b, (int64_t)r, off);                                    \
-            const T *xp = xa + off[0], *yp = ya + off[1];                          \
-            T *zp = za + (int64_t)r * b->row_len;                                  \
-            int64_t sx = b->step[0], sy = b->step[1], n = b->row_len;              \
-            if (sx && sy)                                                          \
-                for (int64_t i = 0; i < n; i++) {                                  \
-                    T a = xp[i], c = yp[i];                                        \
-                    zp[i] = (T)(EXPR);                                             \
-                }                                                                  \
-            else if (sx)                                                           \
-                for (int64_t i = 0; i < n; i++) {                                  \
-                    T a = xp[i], c = yp[0];                                        \
-                    zp[i] = (T)(EXPR);                                             \
-                }                                                                  \
-            else if (sy)                                                           \
-                for (int64_t i = 0; i < n; i++) {                                  \
-                    T a = xp[0], c = yp[i];                                        \
-                    zp[i] = (T)(EXPR);                                             \
-                }                                                                  \
-            else                                                                   \
-                for (int64_t i = 0; i < n; i++) {                                  \
-                    T a = xp[0], c = yp[0];                                        \
-                    zp[i] = (T)(EXPR);                                             \
-                }                                                                  \
-        }                                                                          \
-    } while (0)
+#define ARITH_ROWS(T, EXPR) KILN_EW_BIN_ROWS(j->p, begin, end, T, j->x, T, j->y, T, j->z, EXPR)
 
 #define ARITH_ALL(T)                                                          \
     switch (j->kind) {                                                        \
@@ -74,14 +43,13 @@ typedef struct arith_job {
 
 /* float16/bfloat16: each row goes through float32 in blocks. */
 static void arith_half_rows(const arith_job *j, size_t begin, size_t end) {
-    const kiln_bcast *b = j->b;
+    const kiln_bcast *b = j->p->b;
     float xb[256], yb[256];
-    int64_t n = b->row_len;
-    for (size_t r = begin; r < end; r++) {
-        int64_t off[2];
-        kiln_bcast_row(b, (int64_t)r, off);
+    for (size_t t = begin; t < end; t++) {
+        int64_t off[2], zo;
+        int64_t n = kiln_ew_part_locate(j->p, t, off, &zo);
         const uint16_t *xp = (const uint16_t *)j->x + off[0], *yp = (const uint16_t *)j->y + off[1];
-        uint16_t *zp = (uint16_t *)j->z + (int64_t)r * n;
+        uint16_t *zp = (uint16_t *)j->z + zo;
         for (int64_t k = 0; k < n; k += 256) {
             size_t m = (size_t)(n - k < 256 ? n - k : 256);
             /* a broadcast operand (step 0) is one value repeated */
@@ -104,7 +72,6 @@ static void arith_half_rows(const arith_job *j, size_t begin, size_t end) {
 
 static void arith_range(void *arg, size_t begin, size_t end) {
     arith_job *j = arg;
-    const kiln_bcast *b = j->b;
     switch (j->dt) {
     case KILN_DTYPE_FLOAT16:
     case KILN_DTYPE_BFLOAT16: arith_half_rows(j, begin, end); break;
@@ -140,9 +107,10 @@ static kiln_status arith_exec(kiln_op_ctx *c, arith_kind kind) {
     KILN_TRY(kiln_op_output_reuse(c, 0, reuse, x->dtype, b.rank, b.dims, &z));
     if (b.numel == 0)
         return KILN_OK;
-    arith_job j = {&b, x->data, y->data, z->data, x->dtype, kind};
-    size_t grain = b.row_len >= 4096 ? 1 : (size_t)(4096 / (b.row_len ? b.row_len : 1));
-    kiln_parallel_for(c, (size_t)b.n_rows, grain, arith_range, &j);
+    kiln_ew_part part;
+    kiln_ew_part_init(&part, &b);
+    arith_job j = {&part, x->data, y->data, z->data, x->dtype, kind};
+    kiln_parallel_for(c, kiln_ew_part_count(&part), kiln_ew_part_grain(&part, KILN_EW_GRAIN_CHEAP), arith_range, &j);
     return KILN_OK;
 }
 

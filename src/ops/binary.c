@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/elementwise.h"
+#include "kernels/elementwise_math.h"
 #include "ops/op.h"
 
 typedef enum {
@@ -22,7 +23,7 @@ typedef enum {
 } bin_kind;
 
 typedef struct bin_job {
-    const kiln_bcast *b;
+    const kiln_ew_part *p;
     const void *x, *y;
     void *z;
     kiln_dtype xt, yt;
@@ -68,7 +69,7 @@ static inline int64_t ipow(int64_t a, int64_t e) {
 }
 static inline int64_t exp_i64(uint64_t e) { return e > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)e; }
 
-#define ROWS(TA, TB, TZ, EXPR) KILN_EW_BIN_ROWS(j->b, begin, end, TA, j->x, TB, j->y, TZ, j->z, EXPR)
+#define ROWS(TA, TB, TZ, EXPR) KILN_EW_BIN_ROWS(j->p, begin, end, TA, j->x, TB, j->y, TZ, j->z, EXPR)
 
 /* Calls M(T, ...) with the C type of a numeric dtype (bool as uint8_t). */
 #define EW_NUM_SWITCH(dt, M, ...)                                  \
@@ -142,6 +143,21 @@ typedef struct pow_scalar_job {
 
 static void pow_scalar_range(void *arg, size_t begin, size_t end) {
     const pow_scalar_job *j = arg;
+    if (!j->dbl && j->form == 2) {
+        /* vector sqrt, then pow's answers: +0 for -0, +inf for -inf */
+        float t[256]; /* a copy of x: z may be x (in place) */
+        for (size_t k = begin; k < end; k += 256) {
+            size_t m = end - k < 256 ? end - k : 256;
+            float *z = (float *)j->z + k;
+            memcpy(t, (const float *)j->x + k, m * sizeof(float));
+            kiln_vsqrt_f32(t, z, m);
+            for (size_t i = 0; i < m; i++) {
+                float v = z[i] + 0.0f;
+                z[i] = t[i] == -INFINITY ? INFINITY : v;
+            }
+        }
+        return;
+    }
     if (j->dbl)
         POW_SCALAR(double, sqrt);
     else
@@ -377,7 +393,6 @@ static kiln_status bin_exec(kiln_op_ctx *c, bin_kind kind) {
 
     kiln_tensor wx = {0}, wy = {0}, wz = {0};
     kiln_status st = KILN_OK;
-    j.b = &b;
     j.x = x->data;
     j.y = y->data;
     j.z = z->data;
@@ -397,8 +412,11 @@ static kiln_status bin_exec(kiln_op_ctx *c, bin_kind kind) {
         KILN_CHECK(st, kiln_ew_float_scratch(b.rank, b.dims, &wz), done);
         j.z = wz.data;
     }
-    size_t grain = kiln_ew_row_grain(&b, kind == B_POW ? KILN_EW_GRAIN_MATH : KILN_EW_GRAIN_CHEAP);
-    kiln_parallel_for(c, (size_t)b.n_rows, grain, bin_range, &j);
+    kiln_ew_part part;
+    kiln_ew_part_init(&part, &b);
+    j.p = &part;
+    size_t grain = kiln_ew_part_grain(&part, kind == B_POW ? KILN_EW_GRAIN_MATH : KILN_EW_GRAIN_CHEAP);
+    kiln_parallel_for(c, kiln_ew_part_count(&part), grain, bin_range, &j);
     if (kiln_ew_is_half(zt))
         kiln_ew_float_to_half(zt, wz.data, z->data, (size_t)b.numel);
 done:

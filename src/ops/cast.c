@@ -193,43 +193,56 @@ static kiln_status to_string(const kiln_tensor *x, kiln_tensor *y) {
     return KILN_OK;
 }
 
+/* Parses one string element into element i of y. */
+static kiln_status parse_one(const char *buf, kiln_tensor *y, int64_t i) {
+    size_t es = kiln_dtype_size(y->dtype);
+    void *dst = (char *)y->data + (size_t)i * es;
+    bool is_int = y->dtype != KILN_DTYPE_FLOAT && y->dtype != KILN_DTYPE_DOUBLE && !kiln_ew_is_half(y->dtype) &&
+                  y->dtype != KILN_DTYPE_BOOL;
+    char *end;
+    /* integers parse exactly when the text is an integer ("1000") */
+    if (is_int && y->dtype == KILN_DTYPE_UINT64) {
+        unsigned long long u = strtoull(buf, &end, 10);
+        if (end != buf && !*end) {
+            *(uint64_t *)dst = u;
+            return KILN_OK;
+        }
+    } else if (is_int) {
+        long long v = strtoll(buf, &end, 10);
+        if (end != buf && !*end) {
+            int64_t w = v;
+            cast_plain(KILN_DTYPE_INT64, y->dtype, &w, dst, 1);
+            return KILN_OK;
+        }
+    }
+    double v = strtod(buf, &end);
+    if (end == buf && y->dtype == KILN_DTYPE_BOOL)
+        v = !strcmp(buf, "True") || !strcmp(buf, "true");
+    else if (end == buf || *end)
+        return kiln_fail(KILN_ERR_INVALID, "element %lld (\"%.64s\") is not a number", (long long)i, buf);
+    if (kiln_ew_is_half(y->dtype)) {
+        float f = (float)v;
+        kiln_ew_float_to_half(y->dtype, &f, dst, 1);
+    } else {
+        cast_plain(KILN_DTYPE_DOUBLE, y->dtype, &v, dst, 1);
+    }
+    return KILN_OK;
+}
+
 static kiln_status from_string(const kiln_tensor *x, kiln_tensor *y) {
     const kiln_string *s = x->data;
     for (int64_t i = 0; i < x->numel; i++) {
-        char buf[128];
-        size_t len = s[i].len < sizeof buf - 1 ? s[i].len : sizeof buf - 1;
+        char small[128], *buf = small;
+        size_t len = s[i].len;
+        if (len >= sizeof small && !(buf = kiln_malloc(len + 1)))
+            return KILN_ERR_NOMEM;
         if (len)
             memcpy(buf, s[i].data, len);
         buf[len] = 0;
-        bool is_int = y->dtype != KILN_DTYPE_FLOAT && y->dtype != KILN_DTYPE_DOUBLE && !kiln_ew_is_half(y->dtype) &&
-                      y->dtype != KILN_DTYPE_BOOL;
-        char *end;
-        if (is_int && y->dtype == KILN_DTYPE_UINT64) {
-            unsigned long long u = strtoull(buf, &end, 10);
-            if (end != buf && !*end) {
-                ((uint64_t *)y->data)[i] = u;
-                continue;
-            }
-        } else if (is_int) {
-            long long v = strtoll(buf, &end, 10);
-            if (end != buf && !*end) {
-                int64_t w = v;
-                cast_plain(KILN_DTYPE_INT64, y->dtype, &w, (char *)y->data + (size_t)i * kiln_dtype_size(y->dtype), 1);
-                continue;
-            }
-        }
-        double v = strtod(buf, &end);
-        if (end == buf && y->dtype == KILN_DTYPE_BOOL)
-            v = !strcmp(buf, "True") || !strcmp(buf, "true");
-        else if (end == buf || *end)
-            return kiln_fail(KILN_ERR_INVALID, "element %lld (\"%s\") is not a number", (long long)i, buf);
-        void *dst = (char *)y->data + (size_t)i * kiln_dtype_size(y->dtype);
-        if (kiln_ew_is_half(y->dtype)) {
-            float f = (float)v;
-            kiln_ew_float_to_half(y->dtype, &f, dst, 1);
-        } else {
-            cast_plain(KILN_DTYPE_DOUBLE, y->dtype, &v, dst, 1);
-        }
+        kiln_status st = parse_one(buf, y, i);
+        if (buf != small)
+            free(buf);
+        KILN_TRY(st);
     }
     return KILN_OK;
 }

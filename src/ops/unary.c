@@ -3,14 +3,18 @@
  * functions, Softsign Softplus Relu LeakyRelu Elu Selu Celu HardSigmoid
  * HardSwish ThresholdedRelu Mish, and the bool-valued Not IsNaN IsInf.
  *
- * float and double use the matching libm functions (expf for float);
- * float16 and bfloat16 go through float32 in small blocks. Outputs take over
- * a dying input's buffer when they can (the kernels work in place). */
+ * float32 Sqrt Exp Log Erf Tanh Sigmoid Softplus Mish Elu Selu Celu use the
+ * vectorised kernels of kernels/elementwise_math.h; the rest of float, and
+ * double, use libm (expf for float). float16 and bfloat16 go through float32
+ * in small blocks. Outputs take over a dying input's buffer when they can
+ * (the kernels work in place). */
 /* Loop vectorisation: -O2 (GCC 12's "very cheap" model) skips loops whose
  * trip count is not a known multiple of the vector width, i.e. all of these
- * kernels; the dynamic model vectorises them with runtime checks. */
+ * kernels; the dynamic model vectorises them with runtime checks. Without
+ * FP-trap semantics (kiln enables no traps) floor and ceil become vector
+ * instructions too; results are unchanged. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("vect-cost-model=dynamic")
+#pragma GCC optimize("vect-cost-model=dynamic", "no-trapping-math")
 #endif
 #include <math.h>
 #include <string.h>
@@ -36,6 +40,8 @@ typedef struct un_job {
     bool neg_inf, pos_inf;
 } un_job;
 
+#define UN_CLAMP01(v) ((v) < 0 ? (un_elem)0 : (v) > 1 ? (un_elem)1 : (v))
+
 #define FN_F(fn) fn##f
 #define FN_D(fn) fn
 
@@ -50,7 +56,7 @@ typedef struct un_job {
 #define UN_FLOAT_FN(NAME, T, F, VEC)                                                               \
     static void NAME(const un_job *j, const T *xs, T *ys, size_t n) {                             \
         typedef T un_elem;                                                                         \
-        if (VEC(j->kind, xs, ys, n))                                                               \
+        if (VEC(j, xs, ys, n))                                                               \
             return;                                                                                \
         const T al = (T)j->alpha, be = (T)j->beta, ga = (T)j->gamma;                               \
         (void)al, (void)be, (void)ga;                                                              \
@@ -97,8 +103,9 @@ typedef struct un_job {
         case U_ELU: UN_LOOP(x < 0 ? al * F(expm1)(x) : x);                                         \
         case U_SELU: UN_LOOP(x > 0 ? ga * x : ga * al * F(expm1)(x));                              \
         case U_CELU: UN_LOOP(x > 0 ? x : al * F(expm1)(x / al));                                   \
-        case U_HSIGMOID: UN_LOOP(F(fmax)((T)0, F(fmin)((T)1, al * x + be)));                       \
-        case U_HSWISH: UN_LOOP(x * F(fmax)((T)0, F(fmin)((T)1, x / (T)6 + (T)0.5)));               \
+        /* clamps as selects (fmaxf/fminf are calls); NaN passes through */                       \
+        case U_HSIGMOID: UN_LOOP(UN_CLAMP01(al * x + be));                                         \
+        case U_HSWISH: UN_LOOP(x * UN_CLAMP01(x / (T)6 + (T)0.5));                                 \
         case U_THRELU: UN_LOOP(x > al ? x : (T)0);                                                 \
         case U_MISH:                                                                               \
             UN_LOOP(x * F(tanh)(x > 0 ? x + F(log1p)(F(exp)(-x)) : F(log1p)(F(exp)(x))));          \
@@ -106,10 +113,12 @@ typedef struct un_job {
         }                                                                                          \
     }
 
-/* float32 exp/sigmoid/tanh/erf/log/softplus/mish use the vectorised kernels;
+/* float32 exp/sigmoid/tanh/erf/log/softplus/mish/elu/selu/celu use the
+ * vectorised kernels;
  * double keeps libm. */
-static bool un_vec_f32(un_kind k, const float *xs, float *ys, size_t n) {
-    switch (k) {
+static bool un_vec_f32(const un_job *j, const float *xs, float *ys, size_t n) {
+    switch (j->kind) {
+    case U_SQRT: kiln_vsqrt_f32(xs, ys, n); return true;
     case U_EXP: kiln_vexp_f32(xs, ys, n); return true;
     case U_SIGMOID: kiln_vsigmoid_f32(xs, ys, n); return true;
     case U_TANH: kiln_vtanh_f32(xs, ys, n); return true;
@@ -117,11 +126,35 @@ static bool un_vec_f32(un_kind k, const float *xs, float *ys, size_t n) {
     case U_LOG: kiln_vlog_f32(xs, ys, n); return true;
     case U_SOFTPLUS: kiln_vsoftplus_f32(xs, ys, n); return true;
     case U_MISH: kiln_vmish_f32(xs, ys, n); return true;
+    case U_ELU:
+    case U_SELU:
+    case U_CELU: {
+        /* expm1 of a block into t, then the select (works in place) */
+        float t[256], al = j->alpha, ga = j->gamma, inv = j->kind == U_CELU ? 1.0f / al : 1.0f;
+        for (size_t k = 0; k < n; k += 256) {
+            size_t m = n - k < 256 ? n - k : 256;
+            const float *x = xs + k;
+            float *y = ys + k;
+            for (size_t i = 0; i < m; i++)
+                t[i] = x[i] * inv;
+            kiln_vexpm1_f32(t, t, m);
+            if (j->kind == U_ELU)
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] < 0 ? al * t[i] : x[i];
+            else if (j->kind == U_SELU)
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] > 0 ? ga * x[i] : ga * al * t[i];
+            else
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] > 0 ? x[i] : al * t[i];
+        }
+        return true;
+    }
     default: return false;
     }
 }
-static bool un_vec_f64(un_kind k, const double *xs, double *ys, size_t n) {
-    (void)k, (void)xs, (void)ys, (void)n;
+static bool un_vec_f64(const un_job *j, const double *xs, double *ys, size_t n) {
+    (void)j, (void)xs, (void)ys, (void)n;
     return false;
 }
 

@@ -18,7 +18,7 @@
 typedef enum { V_MIN, V_MAX, V_SUM, V_MEAN } var_kind;
 
 typedef struct var_job {
-    const kiln_bcast *b;
+    const kiln_ew_part *p;
     const void *x, *y;
     void *z;
     kiln_dtype dt;
@@ -27,7 +27,7 @@ typedef struct var_job {
     double scale; /* Mean: applied to the finished output */
 } var_job;
 
-#define VROWS(T, EXPR) KILN_EW_BIN_ROWS(j->b, begin, end, T, j->x, T, j->y, T, j->z, EXPR)
+#define VROWS(T, EXPR) KILN_EW_BIN_ROWS(j->p, begin, end, T, j->x, T, j->y, T, j->z, EXPR)
 
 #define VAR_FLT(T)                                                         \
     if (j->copy)                                                           \
@@ -147,12 +147,19 @@ static kiln_status var_exec(kiln_op_ctx *c, var_kind kind) {
         zd = acc.data;
     }
     var_job j = {.z = zd, .dt = half ? KILN_DTYPE_FLOAT : dt, .kind = kind};
-    size_t k;
-    for (k = 0; k < n;) {
+    /* inputs 0 and 1 combine in one pass when together they span the output */
+    bool pair_first = false;
+    if (n >= 2) {
+        int r01;
+        int64_t d01[KILN_MAX_RANK];
+        KILN_CHECK(st, kiln_bcast_shape(2, ranks, dims, &r01, d01), done);
+        pair_first = same_shape(r01, d01, orank, odims);
+    }
+    for (size_t k = 0; k < n;) {
         kiln_bcast b;
         const kiln_tensor *a, *y;
-        if (k == 0 && n >= 2 && (kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){c->in[0], c->in[1]}),
-                                 same_shape(b.rank, b.dims, orank, odims))) {
+        if (k == 0 && pair_first) {
+            KILN_CHECK(st, kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){c->in[0], c->in[1]}), done);
             a = c->in[0];
             y = c->in[1];
             j.copy = false;
@@ -164,7 +171,9 @@ static kiln_status var_exec(kiln_op_ctx *c, var_kind kind) {
             k++;
             KILN_CHECK(st, kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){a, y}), done);
         }
-        j.b = &b;
+        kiln_ew_part part;
+        kiln_ew_part_init(&part, &b);
+        j.p = &part;
         j.x = a == &shell ? zd : a->data;
         j.y = y->data;
         if (half) {
@@ -177,7 +186,8 @@ static kiln_status var_exec(kiln_op_ctx *c, var_kind kind) {
             KILN_CHECK(st, kiln_ew_widen(y, &wy), done);
             j.y = wy.data;
         }
-        kiln_parallel_for(c, (size_t)b.n_rows, kiln_ew_row_grain(&b, KILN_EW_GRAIN_CHEAP), var_range, &j);
+        kiln_parallel_for(c, kiln_ew_part_count(&part), kiln_ew_part_grain(&part, KILN_EW_GRAIN_CHEAP), var_range,
+                          &j);
     }
     if (kind == V_MEAN) {
         j.scale = 1.0 / (double)n;

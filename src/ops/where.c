@@ -12,7 +12,7 @@
 #include "ops/op.h"
 
 typedef struct where_job {
-    const kiln_bcast *b;
+    const kiln_ew_part *p;
     const uint8_t *cond;
     const void *x, *y;
     void *z;
@@ -32,30 +32,29 @@ typedef struct where_job {
     do {                                                                                           \
         const T *xa = j->x, *ya = j->y;                                                            \
         T *za = j->z;                                                                              \
-        int64_t n = b->row_len;                                                                    \
         int pat = (b->step[0] ? 4 : 0) | (b->step[1] ? 2 : 0) | (b->step[2] ? 1 : 0);              \
-        for (size_t r = begin; r < end; r++) {                                                     \
-            int64_t off[3];                                                                        \
-            kiln_bcast_row(b, (int64_t)r, off);                                                    \
+        for (size_t t = begin; t < end; t++) {                                                     \
+            int64_t off[3], zo;                                                                    \
+            int64_t n = kiln_ew_part_locate(j->p, t, off, &zo);                                    \
             const uint8_t *cp = j->cond + off[0];                                                  \
             const T *xp = xa + off[1], *yp = ya + off[2];                                          \
-            T *zp = za + (int64_t)r * n;                                                           \
+            T *zp = za + zo;                                                                       \
             switch (pat) {                                                                         \
-            case 7: WHERE_LOOP(T, i, i, i); break;                                                    \
-            case 6: WHERE_LOOP(T, i, i, 0); break;                                                    \
-            case 5: WHERE_LOOP(T, i, 0, i); break;                                                    \
-            case 4: WHERE_LOOP(T, i, 0, 0); break;                                                    \
-            case 3: WHERE_LOOP(T, 0, i, i); break;                                                    \
-            case 2: WHERE_LOOP(T, 0, i, 0); break;                                                    \
-            case 1: WHERE_LOOP(T, 0, 0, i); break;                                                    \
-            default: WHERE_LOOP(T, 0, 0, 0); break;                                                   \
+            case 7: WHERE_LOOP(T, i, i, i); break;                                                 \
+            case 6: WHERE_LOOP(T, i, i, 0); break;                                                 \
+            case 5: WHERE_LOOP(T, i, 0, i); break;                                                 \
+            case 4: WHERE_LOOP(T, i, 0, 0); break;                                                 \
+            case 3: WHERE_LOOP(T, 0, i, i); break;                                                 \
+            case 2: WHERE_LOOP(T, 0, i, 0); break;                                                 \
+            case 1: WHERE_LOOP(T, 0, 0, i); break;                                                 \
+            default: WHERE_LOOP(T, 0, 0, 0); break;                                                \
             }                                                                                      \
         }                                                                                          \
     } while (0)
 
 static void where_range(void *arg, size_t begin, size_t end) {
     const where_job *j = arg;
-    const kiln_bcast *b = j->b;
+    const kiln_bcast *b = j->p->b;
     switch (j->es) {
     case 1: WHERE_ROWS(uint8_t); break;
     case 2: WHERE_ROWS(uint16_t); break;
@@ -103,8 +102,10 @@ static kiln_status where_exec(kiln_op_ctx *c) {
         }
         return KILN_OK;
     }
-    where_job j = {&b, cond->data, x->data, y->data, z->data, es};
-    kiln_parallel_for(c, (size_t)b.n_rows, kiln_ew_row_grain(&b, KILN_EW_GRAIN_CHEAP), where_range, &j);
+    kiln_ew_part part;
+    kiln_ew_part_init(&part, &b);
+    where_job j = {&part, cond->data, x->data, y->data, z->data, es};
+    kiln_parallel_for(c, kiln_ew_part_count(&part), kiln_ew_part_grain(&part, KILN_EW_GRAIN_CHEAP), where_range, &j);
     return KILN_OK;
 }
 

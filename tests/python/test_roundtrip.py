@@ -40,8 +40,20 @@ def tensors_of_graph(g, out):
     return out
 
 
+def attrs_of_graph(g, out):
+    for n in g.node:
+        out.extend(n.attribute)
+        for a in n.attribute:
+            if a.HasField("g"):
+                attrs_of_graph(a.g, out)
+            for sg in a.graphs:
+                attrs_of_graph(sg, out)
+    return out
+
+
 def split_values(model):
-    """Strips tensor data from a copy of the model; returns (copy, arrays)."""
+    """Strips tensor data (and float attributes, which may hold NaN, never
+    equal to itself) from a copy of the model; returns (copy, arrays)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     arrays = []
@@ -49,6 +61,13 @@ def split_values(model):
         arrays.append(numpy_helper.to_array(t))
         for f in DATA_FIELDS:
             t.ClearField(f)
+    for a in attrs_of_graph(m.graph, []):
+        if a.HasField("f"):
+            arrays.append(np.array([a.f], np.float32))
+            a.ClearField("f")
+        if a.floats:
+            arrays.append(np.array(a.floats, np.float32))
+            a.ClearField("floats")
     return m, arrays
 
 
@@ -107,9 +126,116 @@ def compare(t, label, orig, saved):
     t.ok(not bad, f"{label}: tensor values", "; ".join(bad[:3]))
 
 
+def rich_model():
+    """A model using every part of the format the test suites leave out:
+    all attribute kinds (NaN and -0.0 in floats, bytes with NUL, sparse
+    tensors, type protos, empty lists), custom domains and a local function,
+    doc strings everywhere, denotations, sparse initializers, quantization
+    annotations, training info, metadata, every tensor encoding, and an
+    unknown field. Returned serialized."""
+    from onnx import TensorProto as T
+    from onnx import helper as H
+    body = H.make_graph([H.make_node("Identity", ["a"], ["b"], name="inner", doc_string="inner node")], "body",
+                        [H.make_tensor_value_info("a", T.FLOAT, [2])], [H.make_tensor_value_info("b", T.FLOAT, [2])],
+                        [numpy_helper.from_array(np.arange(100, dtype=np.float32), "big_inner")])
+    t_small = H.make_tensor("ts", T.INT32, [3], [1, 2, 3])
+    t_big = numpy_helper.from_array(np.linspace(0, 1, 300).astype(np.float64), "tb")
+    t_f16 = H.make_tensor("th", T.FLOAT16, [2], np.array([1.5, -2], np.float16).view(np.uint16).tolist())
+    t_str = H.make_tensor("tstr", T.STRING, [2], [b"x", b""])
+    sp = H.make_sparse_tensor(H.make_tensor("spv", T.FLOAT, [2], [1.0, 2.0]),
+                              H.make_tensor("spi", T.INT64, [2], [0, 3]), [4])
+    node = H.make_node("Custom", ["X", "W"], ["Y"], name="n1", domain="com.example", doc_string="a node",
+                       f=float("nan"), i=-7, s=b"bytes\x00\xff", t=t_big, g=body,
+                       floats=[1.0, float("nan"), -0.0], ints=[1, -2 ** 63], strings=[b"a", b""],
+                       tensors=[t_small, t_f16, t_str], graphs=[body, body], sp=sp)
+    node.attribute.append(onnx.AttributeProto(name="empty_ints", type=onnx.AttributeProto.INTS))
+    tp_attr = onnx.AttributeProto(name="tp", type=onnx.AttributeProto.TYPE_PROTO)
+    tp_attr.tp.CopyFrom(H.make_tensor_type_proto(T.FLOAT, [1, "n"]))
+    node.attribute.append(tp_attr)
+    nodes = [node, H.make_node("Add", ["Y", "B"], ["Z"], domain="ai.onnx"), H.make_node("Relu", ["Z"], ["R"], domain=""),
+             H.make_node("MyFunc", ["R"], ["Out"], domain="local")]
+    x = H.make_tensor_value_info("X", T.FLOAT, ["batch", 3, None], doc_string="input x")
+    x.type.tensor_type.shape.dim[0].denotation = "DATA_BATCH"
+    x.type.denotation = "TENSOR"
+    seq = H.make_tensor_sequence_value_info("S", T.FLOAT, [2])
+    w = numpy_helper.from_array(np.random.RandomState(0).randn(3, 3).astype(np.float32), "W")
+    w.doc_string = "weights"
+    inits = [w, H.make_tensor("B", T.FLOAT, [3], [0.5, -1.0, 2.0]), H.make_tensor("tbool", T.BOOL, [3], [True, False, True]),
+             H.make_tensor("tu64", T.UINT64, [2], [2 ** 64 - 1, 5]), H.make_tensor("ti64", T.INT64, [2], [-1, 2 ** 62]),
+             H.make_tensor("tf64", T.DOUBLE, [1], [0.1]), H.make_tensor("tu8", T.UINT8, [2], [255, 0]),
+             numpy_helper.from_array(np.array([1 + 2j, 3 - 4j], np.complex64), "tc"),
+             numpy_helper.from_array(np.zeros((0, 4), np.float32), "empty"),
+             numpy_helper.from_array(np.array(3.5, np.float32), "scalar")]
+    g = H.make_graph(nodes, "main", [x, H.make_tensor_value_info("W", T.FLOAT, [3, 3])],
+                     [H.make_tensor_value_info("Out", T.FLOAT, None), seq], inits, doc_string="graph doc",
+                     value_info=[H.make_tensor_value_info("Y", T.FLOAT, [1, "n"]), H.make_value_info("untyped", onnx.TypeProto())])
+    g.sparse_initializer.append(sp)
+    qa = g.quantization_annotation.add()
+    qa.tensor_name = "Y"
+    kv = qa.quant_parameter_tensor_names.add()
+    kv.key, kv.value = "SCALE_TENSOR", "B"
+    fn = onnx.FunctionProto(name="MyFunc", domain="local", input=["i"], output=["o"],
+                            node=[H.make_node("Relu", ["i"], ["o"])], opset_import=[H.make_opsetid("", 15)])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 15), H.make_opsetid("com.example", 1), H.make_opsetid("local", 1)],
+                     producer_name="rich", producer_version="1.0", domain="org.kiln", model_version=42,
+                     doc_string="model doc", functions=[fn])
+    m.ir_version = 8
+    H.set_model_props(m, {"author": "kiln", "empty": ""})
+    m.training_info.add().algorithm.CopyFrom(H.make_graph([], "algo", [], []))
+    return m.SerializeToString() + b"\xc0\x0c\x05"  # field 200 = 5: unknown to onnx and kiln
+
+
+def expected_edit(orig, value):
+    """What tests/tools/edit_model.c must produce, built with onnx; value is
+    the TensorProto frozen into the last input without initializer."""
+    from onnx import helper as H
+    m = onnx.ModelProto()
+    m.CopyFrom(orig)
+    g = m.graph
+    inits = {t.name for t in g.initializer}
+    free = [k for k, v in enumerate(g.input) if v.name not in inits]
+    if value is not None and m.ir_version >= 4 and free:
+        frozen = onnx.TensorProto()
+        frozen.CopyFrom(value)
+        frozen.name = g.input[free[-1]].name
+        g.initializer.append(frozen)
+        del g.input[free[-1]]
+    out0 = g.output[0]
+    copy = onnx.ValueInfoProto(name=out0.name + "_copy")
+    default_opset = any(o.domain in ("", "ai.onnx") for o in m.opset_import)
+    if out0.type.WhichOneof("value") == "tensor_type" and default_opset:
+        tt = out0.type.tensor_type
+        ct = copy.type.tensor_type
+        if tt.elem_type:
+            ct.elem_type = tt.elem_type
+        if tt.HasField("shape"):
+            ct.shape.SetInParent()
+            for d in tt.shape.dim:
+                nd = ct.shape.dim.add()
+                if d.HasField("dim_value") and d.dim_value >= 0:
+                    nd.dim_value = d.dim_value
+                elif d.HasField("dim_param"):
+                    nd.dim_param = d.dim_param
+        g.node.append(onnx.NodeProto(name="kiln_added_identity", op_type="Identity", input=[out0.name],
+                                     output=[out0.name + "_copy"]))
+        g.output.append(copy)
+    probe = H.make_node("Probe", [out0.name], ["probe_out"], name="probe", domain="kiln.test",
+                        doc_string="added by edit_model")
+    # in the order the tool adds them (make_node would sort keyword attributes)
+    for k, v in (("f", -0.25), ("i", -(1 << 40)), ("s", b'a"b'),
+                 ("t", numpy_helper.from_array((-3 * np.arange(6, dtype=np.int64)).reshape(2, 3), "probe_t")),
+                 ("floats", [1.5, -2.0]), ("ints", [7, 0, -2 ** 63]), ("strings", [b"xy", b""]),
+                 ("tensors", [numpy_helper.from_array(0.5 * np.arange(4, dtype=np.float32), "probe_ts")])):
+        probe.attribute.append(H.make_attribute(k, v))
+    g.node.append(probe)
+    m.opset_import.append(H.make_opsetid("kiln.test", 1))
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--roundtrip", required=True)
+    ap.add_argument("--edit", help="tests/tools/edit_model.c: edits without protobuf behind them, then save")
     ap.add_argument("--data", required=True)
     args = ap.parse_args()
     t = Tally("roundtrip")
@@ -149,6 +275,52 @@ def main():
             t.ok(not leftovers, f"{label}: no stray files", str(leftovers))
             os.unlink(out)
         print(f"checker: {checked} models checked, {skipped_checker} originals fail the checker themselves")
+
+        if args.edit:
+            n_edit = 0
+            for ext, subset in (("0", dirs), ("64", dirs[::10])):
+                for d in subset:
+                    label = os.path.relpath(d, args.data) + f" (edited, external threshold {ext})"
+                    src = os.path.join(d, "model.onnx")
+                    orig = onnx.load(src)
+                    if not orig.graph.output:
+                        continue
+                    out = os.path.join(tmp, "edited.onnx")
+                    # freeze the last free input to its value from the test data
+                    inits = {i.name for i in orig.graph.initializer}
+                    free = [v for v in orig.graph.input if v.name not in inits]
+                    pb = os.path.join(d, "test_data_set_0", f"input_{len(free) - 1}.pb")
+                    value = None
+                    if free and free[-1].type.WhichOneof("value") == "tensor_type" and os.path.exists(pb):
+                        value = onnx.TensorProto()
+                        with open(pb, "rb") as fh:
+                            value.ParseFromString(fh.read())
+                    r = subprocess.run([args.edit, src, out] + ([pb] if value is not None else []),
+                                       capture_output=True, text=True, env=dict(os.environ, EDIT_MODEL_EXTERNAL=ext))
+                    if not t.ok(r.returncode == 0, f"{label}: edit and save", r.stderr.strip()):
+                        continue
+                    compare(t, label, expected_edit(orig, value), onnx.load(out))
+                    if ext == "0" and passes_checker(orig)[0]:
+                        ok, why = passes_checker(saved)
+                        t.ok(ok, f"{label}: checker on the edited model", why)
+                    for f in os.listdir(tmp):
+                        os.unlink(os.path.join(tmp, f))
+                    n_edit += 1
+            print(f"edited models: {n_edit}")
+
+        rich = os.path.join(tmp, "rich.onnx")
+        with open(rich, "wb") as f:
+            f.write(rich_model())
+        for extra in ([], ["--external-threshold", "16"]):
+            label = "rich model" + (" (external data)" if extra else "")
+            out = os.path.join(tmp, "rich_out.onnx")
+            r = subprocess.run([args.roundtrip, rich, out] + extra, capture_output=True, text=True)
+            if t.ok(r.returncode == 0, f"{label}: kiln round trip", r.stderr.strip()):
+                saved = onnx.load(out)
+                compare(t, label, onnx.load(rich), saved)
+                t.ok(open(out, "rb").read().endswith(b"\xc0\x0c\x05"), f"{label}: unknown field kept")
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
 
         # External data: every tensor of >= 64 bytes goes to the side file.
         n_ext = 0

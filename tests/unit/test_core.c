@@ -189,6 +189,16 @@ static void test_value_scalars(void **state) {
     t = parse_ok("-5", KILN_DTYPE_INT8);
     assert_int_equal(((int8_t *)t->data)[0], -5);
     kiln_tensor_destroy(t);
+    t = parse_ok("[-128, 127]", KILN_DTYPE_INT8); /* the limits themselves fit */
+    assert_int_equal(((int8_t *)t->data)[0], -128);
+    assert_int_equal(((int8_t *)t->data)[1], 127);
+    kiln_tensor_destroy(t);
+    t = parse_ok("[0, 255]", KILN_DTYPE_UINT8);
+    assert_int_equal(((uint8_t *)t->data)[1], 255);
+    kiln_tensor_destroy(t);
+    t = parse_ok("4294967295", KILN_DTYPE_UINT32);
+    assert_true(((uint32_t *)t->data)[0] == UINT32_MAX);
+    kiln_tensor_destroy(t);
     t = parse_ok("4e2", KILN_DTYPE_INT32); /* integral value written with an exponent */
     assert_int_equal(((int32_t *)t->data)[0], 400);
     kiln_tensor_destroy(t);
@@ -247,6 +257,12 @@ static void test_value_errors(void **state) {
     parse_bad("99999999999999999999", KILN_DTYPE_UNDEFINED, "out of range");
     parse_bad("2.5", KILN_DTYPE_INT64, "not an integer");
     parse_bad("nan", KILN_DTYPE_INT32, "not an integer");
+    parse_bad("300", KILN_DTYPE_UINT8, "does not fit");
+    parse_bad("[1, -1]", KILN_DTYPE_UINT64, "does not fit");
+    parse_bad("-129", KILN_DTYPE_INT8, "does not fit");
+    parse_bad("70000", KILN_DTYPE_INT16, "does not fit");
+    parse_bad("4294967296", KILN_DTYPE_UINT32, "does not fit");
+    parse_bad("2147483648", KILN_DTYPE_INT32, "does not fit");
     parse_bad("[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]", KILN_DTYPE_UNDEFINED, "nested");
     parse_bad("\"x\"", KILN_DTYPE_STRING, NULL);
     parse_bad("@/nonexistent/kiln-unit.npy", KILN_DTYPE_UNDEFINED, "/nonexistent/kiln-unit.npy");
