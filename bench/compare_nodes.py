@@ -167,6 +167,9 @@ def main():
     for tag, o, k, c1, c2 in rows:
         print("%-22s %8d %6d %9s %8s%s" % (tag, o, k, c1 if c1 is not None else "-", c2 if c2 is not None else "-",
                                           "   <- kiln leaves more" if tag in worse else ""))
+    if any(t.startswith("loop_") for t in worse):
+        print("note: kiln unrolls Loops with a constant trip count (no control flow is left); the peers keep\n"
+              "the Loop and its body, which can be fewer nodes. `kiln freeze --unroll-limit 0` keeps the Loop.")
     print(json.dumps({"kiln_worse": worse}))
     return 1 if worse else 0
 

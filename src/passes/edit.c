@@ -482,11 +482,28 @@ static bool used_in(const kiln_graph *g, const char *name, bool outs) {
 
 bool kiln_edit_is_used(const kiln_graph *g, const char *name) { return used_in(g, name, true); }
 
-bool kiln_edit_forward(kiln_graph *g, const char *y, const char *x) {
+bool kiln_edit_forward(kiln_graph *g, const char *y, const char *x, bool positional_outputs) {
     if (strcmp(x, y) == 0)
         return true;
     if (!kiln_edit_is_output(g, y))
         return kiln_edit_rename_uses(g, y, x) == KILN_OK;
+    if (positional_outputs && !kiln_edit_is_output(g, x) &&
+        (kiln_edit_is_input(g, x) || kiln_graph_find_init(g, x, NULL))) {
+        /* a subgraph's outputs are matched by position: the entry can name
+         * x itself when x is the subgraph's own input or constant
+         * (onnxruntime refuses outer-scope values returned directly) */
+        if (kiln_edit_rename_uses(g, y, x) != KILN_OK)
+            return false;
+        for (size_t i = 0; i < g->n_outputs; i++)
+            if (!strcmp(g->outputs[i].name, y)) {
+                char *d = kiln_strdup(x);
+                if (!d)
+                    return false;
+                free(g->outputs[i].name);
+                g->outputs[i].name = d;
+            }
+        return true;
+    }
     /* y is a graph output: keep the name y, give it to x's producer */
     long p = kiln_edit_producer(g, x);
     if (p < 0 || kiln_edit_is_output(g, x) || kiln_edit_is_input(g, x))

@@ -58,8 +58,9 @@ kiln_status kiln_edit_rename_all(kiln_graph *g, const char *from, const char *to
 bool kiln_edit_is_used(const kiln_graph *g, const char *name);
 /* Makes readers of y read x instead, for removing a node y = f(x) that is an
  * identity. When y is a graph output, x's producer is renamed to y instead;
- * returns false (nothing changed) when that is not possible. */
-bool kiln_edit_forward(kiln_graph *g, const char *y, const char *x);
+ * returns false (nothing changed) when that is not possible. In subgraphs
+ * (positional_outputs) the output entry is renamed to x instead. */
+bool kiln_edit_forward(kiln_graph *g, const char *y, const char *x, bool positional_outputs);
 
 /* ---- constants ---- */
 /* Adds t (taken) as initializer `name` (t->name is replaced). An existing

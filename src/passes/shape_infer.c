@@ -210,6 +210,8 @@ static void fact_unknown(fact *f, kiln_dtype dt) {
 }
 
 static bool is_int(kiln_dtype t) { return t == KILN_DTYPE_INT64 || t == KILN_DTYPE_INT32; }
+/* Types whose elements facts carry (shape arithmetic and its masks). */
+static bool has_vals(kiln_dtype t) { return is_int(t) || t == KILN_DTYPE_BOOL; }
 
 static void fact_from_type(kiln_freeze_ctx *c, const kiln_type *t, fact *f) {
     fact_unknown(f, t->kind == KILN_TYPE_TENSOR ? t->elem : KILN_DTYPE_UNDEFINED);
@@ -232,7 +234,7 @@ static void fact_from_tensor(const kiln_tensor *t, fact *f) {
     f->rank = t->rank;
     for (int i = 0; i < t->rank; i++)
         f->dims[i] = sd_const(t->dims[i]);
-    if (is_int(t->dtype) && t->rank <= 1 && t->numel <= KILN_FACT_MAXVAL) {
+    if (has_vals(t->dtype) && t->rank <= 1 && t->numel <= KILN_FACT_MAXVAL) {
         f->nval = (int)t->numel;
         for (int64_t i = 0; i < t->numel; i++)
             f->val[i] = sd_const(kiln_tensor_get_i64(t, i));
@@ -367,6 +369,48 @@ static void vals_binary(const infer *x, const char *op, fact *o) {
                  : !strcmp(op, "Mul") ? sd_mul(p, q)
                                       : sd_floordiv(p, q);
         o->val[i] = r;
+    }
+    o->nval = n;
+}
+
+/* Equal on shape values: a dim is never negative, so it differs from the
+ * -1 placeholder even when it is symbolic. */
+static void vals_equal(const infer *x, fact *o) {
+    const fact *a = &x->in[0], *b = &x->in[1];
+    if (a->nval < 0 || b->nval < 0 || o->rank > 1)
+        return;
+    int n = a->nval > b->nval ? a->nval : b->nval;
+    if ((a->nval != n && a->nval != 1) || (b->nval != n && b->nval != 1))
+        return;
+    for (int i = 0; i < n; i++) {
+        const sdim *p = &a->val[a->nval == 1 ? 0 : i], *q = &b->val[b->nval == 1 ? 0 : i];
+        if (sd_is_const(p) && sd_is_const(q))
+            o->val[i] = sd_const(p->num == q->num);
+        else if (kiln_sdim_eq(p, q))
+            o->val[i] = sd_const(1);
+        else if ((p->known && p->n > 0 && p->num > 0 && sd_is_const(q) && q->num < 0) ||
+                 (q->known && q->n > 0 && q->num > 0 && sd_is_const(p) && p->num < 0))
+            o->val[i] = sd_const(0);
+        else
+            o->val[i] = sd_unknown();
+    }
+    o->nval = n;
+}
+
+static void vals_where(const infer *x, fact *o) {
+    const fact *c = &x->in[0], *a = &x->in[1], *b = &x->in[2];
+    if (c->nval < 0 || a->nval < 0 || b->nval < 0 || o->rank > 1)
+        return;
+    int n = c->nval;
+    if (a->nval > n)
+        n = a->nval;
+    if (b->nval > n)
+        n = b->nval;
+    if ((c->nval != n && c->nval != 1) || (a->nval != n && a->nval != 1) || (b->nval != n && b->nval != 1))
+        return;
+    for (int i = 0; i < n; i++) {
+        const sdim *k = &c->val[c->nval == 1 ? 0 : i];
+        o->val[i] = !sd_is_const(k) ? sd_unknown() : k->num ? a->val[a->nval == 1 ? 0 : i] : b->val[b->nval == 1 ? 0 : i];
     }
     o->nval = n;
 }
@@ -527,6 +571,10 @@ static void infer_node(infer *x) {
             bcast(fs, cnt, o);
         if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
             vals_binary(x, op, o);
+        if (!strcmp(op, "Equal"))
+            vals_equal(x, o);
+        if (!strcmp(op, "Where"))
+            vals_where(x, o);
         return;
     }
     if (!strcmp(op, "Cast")) {
@@ -963,6 +1011,8 @@ static kiln_status make_const(const fact *f, kiln_tensor **out) {
     for (int i = 0; i < f->nval; i++) {
         if (f->dt == KILN_DTYPE_INT64)
             ((int64_t *)t->data)[i] = f->val[i].num;
+        else if (f->dt == KILN_DTYPE_BOOL)
+            ((uint8_t *)t->data)[i] = f->val[i].num != 0;
         else
             ((int32_t *)t->data)[i] = (int32_t)f->val[i].num;
     }
@@ -971,7 +1021,7 @@ static kiln_status make_const(const fact *f, kiln_tensor **out) {
 }
 
 static bool foldable(const fact *f) {
-    return f && is_int(f->dt) && f->rank >= 0 && f->rank <= 1 && all_vals_const(f) &&
+    return f && has_vals(f->dt) && f->rank >= 0 && f->rank <= 1 && all_vals_const(f) &&
            (f->rank == 1 ? f->nval >= 0 : f->nval == 1);
 }
 
@@ -997,6 +1047,36 @@ static kiln_status fold_reshape(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n,
             left = i;
             v[i] = -1;
         } else
+            return KILN_OK;
+    }
+    const char *nm;
+    int64_t len = S->nval;
+    KILN_TRY(kiln_edit_const_i64(g, &c->names, n->inputs[1], 1, &len, v, &nm));
+    char *d = kiln_strdup(nm);
+    if (!d)
+        return KILN_ERR_NOMEM;
+    free(n->inputs[1]);
+    n->inputs[1] = d;
+    c->rep->shapes_folded++;
+    c->changed = true;
+    return KILN_OK;
+}
+
+/* Shape of an Expand as a constant: known elements, 1 where the element
+ * equals the input's (right-aligned) dim, since 1 keeps that dim. */
+static kiln_status fold_expand(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, const infer *x) {
+    const fact *S = &x->in[1], *X = &x->in[0];
+    if (x->k[1] || S->nval < 0 || S->nval > KILN_MAX_RANK || X->rank < 0)
+        return KILN_OK;
+    int64_t v[KILN_MAX_RANK];
+    for (int i = 0; i < S->nval; i++) {
+        const sdim *d = &S->val[i];
+        int j = i - (S->nval - X->rank);
+        if (sd_is_const(d))
+            v[i] = d->num;
+        else if (j >= 0 && kiln_sdim_eq(d, &X->dims[j]))
+            v[i] = 1;
+        else
             return KILN_OK;
     }
     const char *nm;
@@ -1226,6 +1306,8 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         }
         if (!*n->domain && !strcmp(n->op_type, "Reshape") && n->n_inputs == 2)
             st = fold_reshape(c, g, n, x);
+        else if (!*n->domain && !strcmp(n->op_type, "Expand") && n->n_inputs == 2)
+            st = fold_expand(c, g, n, x);
         else if (!*n->domain && !strcmp(n->op_type, "Concat"))
             st = fold_concat(c, g, n, x);
         i++;

@@ -103,8 +103,47 @@ static const kiln_tensor *absorbed(kiln_freeze_ctx *c, const kiln_scope *s, cons
     return NULL;
 }
 
+/* e = Expand(m, shape) read by an elementwise op whose other operand already
+ * has e's shape: broadcasting m there gives the same result, so the op can
+ * read m directly (the Expand goes once nothing reads it). */
+static kiln_status bypass_expand(kiln_freeze_ctx *c, kiln_graph *g, const kiln_node *e) {
+    static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Less",
+                                      "Greater", "LessOrEqual", "GreaterOrEqual", "Max", "Min", NULL};
+    const kiln_shape_fact *fo = kiln_fact(c, e->outputs[0]);
+    if (!fo || fo->rank < 0)
+        return KILN_OK;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        kiln_node *n = g->nodes[i];
+        bool ok = !*n->domain && n->n_inputs == 2;
+        for (const char *const *o = ops; ok && *o; o++)
+            if (!strcmp(n->op_type, *o))
+                break;
+            else if (!o[1])
+                ok = false;
+        for (size_t k = 0; ok && k < 2; k++) {
+            if (strcmp(n->inputs[k], e->outputs[0]) != 0)
+                continue;
+            const kiln_shape_fact *other = kiln_fact(c, n->inputs[1 - k]);
+            if (!other || !kiln_fact_same_shape(other, fo))
+                continue;
+            char *d = kiln_strdup(e->inputs[0]);
+            if (!d)
+                return KILN_ERR_NOMEM;
+            free(n->inputs[k]);
+            n->inputs[k] = d;
+            c->rep->simplified++;
+            c->changed = true;
+        }
+    }
+    return KILN_OK;
+}
+
 static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
     kiln_graph *g = s->g;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (!*g->nodes[i]->domain && !strcmp(g->nodes[i]->op_type, "Expand") && g->nodes[i]->n_inputs == 2 &&
+            g->nodes[i]->n_outputs == 1)
+            KILN_TRY(bypass_expand(c, g, g->nodes[i]));
     for (size_t i = 0; i < g->n_nodes;) {
         kiln_node *n = g->nodes[i];
         const kiln_tensor *ab = absorbed(c, s, n);
@@ -136,7 +175,23 @@ static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
                 free(y);
                 return KILN_ERR_NOMEM;
             }
-            bool ok = kiln_edit_forward(g, y, x);
+            bool ok = kiln_edit_forward(g, y, x, s->up != NULL);
+            const kiln_tensor *oc = !ok && s->up && !kiln_graph_find_init(g, x, NULL) ? kiln_edit_const(s, x) : NULL;
+            if (oc && oc->nbytes <= 64) {
+                /* an outer constant returned by a subgraph: a small local
+                 * copy can be returned directly */
+                kiln_tensor *t;
+                const char *local;
+                kiln_status st = kiln_tensor_clone(oc, &t);
+                if (st == KILN_OK)
+                    st = kiln_edit_new_const(g, &c->names, x, t, &local);
+                if (st != KILN_OK) {
+                    free(x);
+                    free(y);
+                    return st;
+                }
+                ok = kiln_edit_forward(g, y, local, true);
+            }
             free(x);
             free(y);
             if (ok) {

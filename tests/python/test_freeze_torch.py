@@ -224,6 +224,11 @@ class Encoder(nn.Module):
         return self.enc(src, mask=mask)
 
 
+class ExpandAdd(nn.Module):
+    def forward(self, x, m):
+        return x + m.expand(x.size(0), x.size(1), 4)
+
+
 def no_op(*names):
     def chk(ops, m, rep):
         left = [o for o in ops if o in names]
@@ -367,7 +372,18 @@ def case_loop_scan(opset):
             stats["ort_runs"] += 1
 
 
-CASES = [case_scale_bias, case_if, case_where, case_linear_files, case_loop, case_view, case_transformer, case_loop_scan]
+def case_expand(opset):
+    """Expand to a shape taken from x, with x's dims dynamic: the shape chain
+    (Shape, Gather, Concat, Equal, Where) goes, and so does the Expand since
+    the Add broadcasts the same way."""
+    m = torch.randn(1, 1, 4)
+    def chk(ops, model, rep):
+        assert ops == ["Add"], ops
+    freeze_and_compare("expand", ExpandAdd(), (torch.randn(2, 3, 4), m), ["x", "m"], {"m": m}, opset,
+                       dynamic={"x": {0: "b", 1: "s"}}, free_runs=[{"x": torch.randn(5, 1, 4)}], extra_check=chk)
+
+
+CASES = [case_scale_bias, case_if, case_where, case_linear_files, case_loop, case_view, case_transformer, case_loop_scan, case_expand]
 
 
 # ---- bad inputs ----
