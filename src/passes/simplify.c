@@ -138,8 +138,131 @@ static kiln_status bypass_expand(kiln_freeze_ctx *c, kiln_graph *g, const kiln_n
     return KILN_OK;
 }
 
+/* ---- chains of scalar Add/Mul ----
+ * Unrolled loops and folded configuration arguments leave chains such as
+ * ((x*a + b)*c + d). With scalar constants these collapse to x*(a*c) +
+ * (b*c + d): Mul(Add(z,b),c) becomes Add(Mul(z,c), b*c), and two Adds or two
+ * Muls in a row merge. Floating-point results may differ in the last bits
+ * (the constants are combined in double, then rounded once). */
+
+static bool scalar_float_const(const kiln_scope *s, const char *name, double *v, const kiln_tensor **t) {
+    const kiln_tensor *k = kiln_edit_const(s, name);
+    if (!k || k->numel != 1 || (k->dtype != KILN_DTYPE_FLOAT && k->dtype != KILN_DTYPE_DOUBLE))
+        return false;
+    *v = kiln_tensor_get_f64(k, 0);
+    *t = k;
+    return true;
+}
+
+/* For Add/Mul with one scalar float constant operand: the index of the other. */
+static int chain_operand(const kiln_scope *s, const kiln_node *n, double *v, const kiln_tensor **k) {
+    if (*n->domain || n->n_inputs != 2 || n->n_outputs != 1 || (strcmp(n->op_type, "Add") && strcmp(n->op_type, "Mul")))
+        return -1;
+    for (int side = 0; side < 2; side++)
+        if (scalar_float_const(s, n->inputs[side], v, k) && !kiln_edit_const(s, n->inputs[1 - side]))
+            return 1 - side;
+    return -1;
+}
+
+/* Whether `name` is read exactly once in g (subgraph captures count as many). */
+static bool read_once(const kiln_graph *g, const char *name) {
+    int readers = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = g->nodes[i];
+        for (size_t k = 0; k < n->n_inputs; k++)
+            readers += !strcmp(n->inputs[k], name);
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            const kiln_attr *at = &n->attrs[a];
+            if (at->g && kiln_edit_is_used(at->g, name))
+                return false;
+            for (size_t k = 0; at->graphs && k < at->n; k++)
+                if (kiln_edit_is_used(at->graphs[k], name))
+                    return false;
+        }
+    }
+    return readers == 1 && !kiln_edit_is_output(g, name);
+}
+
+static kiln_status set_chain_node(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, const char *op, const char *x,
+                                  const kiln_tensor *like, double v) {
+    kiln_tensor *t;
+    KILN_TRY(kiln_tensor_create(like->dtype, like->rank, like->dims, &t));
+    if (t->dtype == KILN_DTYPE_FLOAT)
+        *(float *)t->data = (float)v;
+    else
+        *(double *)t->data = v;
+    const char *kname;
+    KILN_TRY(kiln_edit_new_const(g, &c->names, n->outputs[0], t, &kname));
+    char *op_d = kiln_strdup(op), *x_d = kiln_strdup(x), *k_d = kiln_strdup(kname);
+    if (!op_d || !x_d || !k_d) {
+        free(op_d);
+        free(x_d);
+        free(k_d);
+        return KILN_ERR_NOMEM;
+    }
+    free(n->op_type);
+    n->op_type = op_d;
+    free(n->inputs[0]);
+    free(n->inputs[1]);
+    n->inputs[0] = x_d;
+    n->inputs[1] = k_d;
+    return KILN_OK;
+}
+
+static kiln_status fold_chains(kiln_freeze_ctx *c, kiln_scope *s) {
+    kiln_graph *g = s->g;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        kiln_node *n = g->nodes[i];
+        double k2, k1;
+        const kiln_tensor *t2, *t1;
+        int yi = chain_operand(s, n, &k2, &t2);
+        if (yi < 0)
+            continue;
+        const char *y = n->inputs[yi];
+        long pi = kiln_edit_producer(g, y);
+        if (pi < 0 || !read_once(g, y))
+            continue;
+        kiln_node *p = g->nodes[pi];
+        int zi = chain_operand(s, p, &k1, &t1);
+        if (zi < 0 || t1->dtype != t2->dtype)
+            continue;
+        /* the constants must not widen the shape: z, y and n's output alike */
+        const kiln_shape_fact *fz = kiln_fact(c, p->inputs[zi]), *fy = kiln_fact(c, y),
+                              *fo = kiln_fact(c, n->outputs[0]);
+        if (!fz || !fy || !fo || !kiln_fact_same_shape(fz, fy) || !kiln_fact_same_shape(fy, fo))
+            continue;
+        const kiln_tensor *like = t1->rank >= t2->rank ? t1 : t2;
+        bool n_add = !strcmp(n->op_type, "Add"), p_add = !strcmp(p->op_type, "Add");
+        char *z = kiln_strdup(p->inputs[zi]), *yd = kiln_strdup(y);
+        if (!z || !yd) {
+            free(z);
+            free(yd);
+            return KILN_ERR_NOMEM;
+        }
+        kiln_status st = KILN_OK;
+        if (n_add == p_add) /* (z+k1)+k2, (z*k1)*k2 */
+            st = set_chain_node(c, g, n, n->op_type, z, like, n_add ? k1 + k2 : k1 * k2);
+        else if (!n_add && p_add) { /* (z+k1)*k2 -> (z*k2) + k1*k2 */
+            st = set_chain_node(c, g, p, "Mul", z, like, k2);
+            if (st == KILN_OK)
+                st = set_chain_node(c, g, n, "Add", yd, like, k1 * k2);
+        } else {
+            free(z);
+            free(yd);
+            continue; /* (z*k1)+k2 is the canonical form */
+        }
+        free(z);
+        free(yd);
+        KILN_TRY(st);
+        c->rep->simplified++;
+        c->changed = true;
+    }
+    return KILN_OK;
+}
+
 static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
     kiln_graph *g = s->g;
+    KILN_TRY(fold_chains(c, s));
     for (size_t i = 0; i < g->n_nodes; i++)
         if (!*g->nodes[i]->domain && !strcmp(g->nodes[i]->op_type, "Expand") && g->nodes[i]->n_inputs == 2 &&
             g->nodes[i]->n_outputs == 1)
