@@ -144,7 +144,7 @@ typedef struct kiln_session kiln_session;
 
 typedef struct kiln_session_options {
     int threads;             /* 0: one per core */
-    size_t max_tensor_bytes; /* largest tensor an operator may make; 0: 4 GiB */
+    size_t max_tensor_bytes; /* largest tensor an operator may make; 0: the model's kiln_limits */
 } kiln_session_options;
 
 /* The session borrows the model; keep the model alive while it exists. */

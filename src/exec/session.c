@@ -256,7 +256,11 @@ kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options 
     if (threads > 64)
         threads = 64;
     s->core.model = m;
-    s->core.max_tensor_bytes = opts && opts->max_tensor_bytes ? opts->max_tensor_bytes : ((size_t)4 << 30);
+    /* The model's load limits bound what operators may make, unless the
+     * session asks for its own ceiling. */
+    s->core.max_tensor_bytes = opts && opts->max_tensor_bytes ? opts->max_tensor_bytes
+                               : m->limits.max_tensor_bytes ? (size_t)m->limits.max_tensor_bytes
+                                                            : ((size_t)2 << 30);
     s->core.arena = kiln_arena_create();
     s->core.threads = kiln_threads_create(threads);
     if (!s->core.arena || !s->core.threads) {
