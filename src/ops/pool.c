@@ -37,8 +37,10 @@ static inline void pool_store(kiln_dtype dt, void *y, int64_t i, double v) {
     case KILN_DTYPE_FLOAT: ((float *)y)[i] = (float)v; break;
     case KILN_DTYPE_DOUBLE: ((double *)y)[i] = v; break;
     case KILN_DTYPE_FLOAT16: ((uint16_t *)y)[i] = kiln_float_to_half((float)v); break;
-    case KILN_DTYPE_INT8: ((int8_t *)y)[i] = (int8_t)v; break;
-    case KILN_DTYPE_UINT8: ((uint8_t *)y)[i] = (uint8_t)v; break;
+    /* A window lying wholly in the padding has no element: -inf for max.
+     * Integer outputs saturate instead of converting out of range. */
+    case KILN_DTYPE_INT8: ((int8_t *)y)[i] = (int8_t)(v != v ? 0 : v < -128 ? -128 : v > 127 ? 127 : v); break;
+    case KILN_DTYPE_UINT8: ((uint8_t *)y)[i] = (uint8_t)(v != v ? 0 : v < 0 ? 0 : v > 255 ? 255 : v); break;
     default: break;
     }
 }
