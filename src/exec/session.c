@@ -179,7 +179,8 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .in = ins,
                            .in_dying = dying,
                            .out = outs,
-                           .frame = &f};
+                           .frame = &f,
+                           .act = pn->act};
         st = pn->op->exec(&ctx);
         if (st == KILN_OK)
             for (size_t k = 0; k < n->n_outputs; k++)

@@ -2,6 +2,7 @@
  * and the direct depthwise kernel. */
 #include "kernels/conv.h"
 
+#include <math.h>
 #include <string.h>
 
 static kiln_status read_ints(const kiln_node *node, const char *name, size_t want, int64_t dflt, int64_t min,
@@ -262,6 +263,139 @@ static void axpy_f64(double *y, const double *x, double a, int64_t n) {
         }                                                                                           \
     }                                                                                               \
     do {} while (0)
+
+/* ---- 3x3 depthwise fast path (2-D, dilation 1, stride 1 or 2) ----
+ * Each output vector accumulates its nine products in registers and is
+ * stored once, bias and clamp included; the interior columns (whose windows
+ * lie inside the row) need no bounds checks, the border columns and the
+ * columns a full vector load would overrun go through a checked scalar. */
+typedef float dw_v16f __attribute__((vector_size(64)));
+typedef int dw_v16i __attribute__((vector_size(64)));
+typedef float dw_v8f __attribute__((vector_size(32)));
+typedef int dw_v8i __attribute__((vector_size(32)));
+typedef float dw_v4f __attribute__((vector_size(16)));
+typedef int dw_v4i __attribute__((vector_size(16)));
+
+#if defined(__clang__)
+#define DW_EVENS16(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define DW_EVENS8(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define DW_EVENS4(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#else
+#define DW_EVENS16(a, b) \
+    __builtin_shuffle(a, b, (dw_v16i){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+#define DW_EVENS8(a, b) __builtin_shuffle(a, b, (dw_v8i){0, 2, 4, 6, 8, 10, 12, 14})
+#define DW_EVENS4(a, b) __builtin_shuffle(a, b, (dw_v4i){0, 2, 4, 6})
+#endif
+
+/* min(max(v, lo), hi) per lane; NaN passes through like Clip and Relu. */
+#define DW_CLAMP(VF, VI, v, vlo, vhi)                                   \
+    do {                                                                \
+        VI m_ = (v) < (vlo);                                            \
+        v = (VF)(((VI)(v) & ~m_) | ((VI)(vlo) & m_));                   \
+        m_ = (v) > (vhi);                                               \
+        v = (VF)(((VI)(v) & ~m_) | ((VI)(vhi) & m_));                   \
+    } while (0)
+
+/* Outputs [*ow, ...) in steps of V while the widest read stays < IW. */
+#define DW_VEC(V, VF, VI, EVENS)                                                                      \
+    do {                                                                                              \
+        VF vb = (VF){0} + bias, vlo = (VF){0} + lo, vhi = (VF){0} + hi;                              \
+        for (; ow + V <= ow_end && (ow + V - 1) * SW - PW + 2 + (SW == 2 ? 1 : 0) < IW; ow += V) {   \
+            VF acc = vb;                                                                              \
+            for (int64_t kh = kh0; kh < kh1; kh++) {                                                  \
+                const float *xr = x + (ih0 + kh) * IW + ow * SW - PW;                                 \
+                const float *wr = w + kh * 3;                                                         \
+                for (int kw = 0; kw < 3; kw++) {                                                      \
+                    VF xv;                                                                            \
+                    if (SW == 1)                                                                      \
+                        memcpy(&xv, xr + kw, sizeof xv);                                              \
+                    else {                                                                            \
+                        VF a, b;                                                                      \
+                        memcpy(&a, xr + kw, sizeof a);                                                \
+                        memcpy(&b, xr + kw + V, sizeof b);                                            \
+                        xv = EVENS(a, b);                                                             \
+                    }                                                                                 \
+                    acc += wr[kw] * xv;                                                               \
+                }                                                                                     \
+            }                                                                                         \
+            if (clamp)                                                                                \
+                DW_CLAMP(VF, VI, acc, vlo, vhi);                                                      \
+            memcpy(yr + ow, &acc, sizeof acc);                                                        \
+        }                                                                                             \
+    } while (0)
+
+static inline float dw_clamp1(float v, float lo, float hi) {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+static void dw_scalar(const float *x, const float *w, float bias, float *yr, int64_t IW, int64_t SW, int64_t PW,
+                      int64_t ih0, int64_t kh0, int64_t kh1, int64_t ow, int64_t ow_end, float lo, float hi) {
+    for (; ow < ow_end; ow++) {
+        float acc = bias;
+        for (int64_t kh = kh0; kh < kh1; kh++)
+            for (int64_t kw = 0; kw < 3; kw++) {
+                int64_t iw = ow * SW - PW + kw;
+                if (iw >= 0 && iw < IW)
+                    acc += w[kh * 3 + kw] * x[(ih0 + kh) * IW + iw];
+            }
+        yr[ow] = dw_clamp1(acc, lo, hi);
+    }
+}
+
+#define DW_ROWS                                                                          \
+    for (int64_t oh = 0; oh < OH; oh++) {                                                \
+        float *yr = y + oh * OW;                                                         \
+        int64_t ih0 = oh * SH - PH, kh0 = ih0 < 0 ? -ih0 : 0;                           \
+        int64_t kh1 = IH - ih0 < 3 ? IH - ih0 : 3;                                       \
+        if (kh1 < kh0)                                                                   \
+            kh1 = kh0;                                                                   \
+        dw_scalar(x, w, bias, yr, IW, SW, PW, ih0, kh0, kh1, 0, lo_ow, lo, hi);          \
+        int64_t ow = lo_ow, ow_end = hi_ow;                                              \
+        DW_VEC(16, dw_v16f, dw_v16i, DW_EVENS16);                                        \
+        DW_VEC(8, dw_v8f, dw_v8i, DW_EVENS8);                                            \
+        DW_VEC(4, dw_v4f, dw_v4i, DW_EVENS4);                                            \
+        dw_scalar(x, w, bias, yr, IW, SW, PW, ih0, kh0, kh1, ow, OW, lo, hi);            \
+    }
+
+static void dw3x3_s1(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y, float lo,
+                     float hi, bool clamp, int64_t lo_ow, int64_t hi_ow) {
+    int64_t IH = g->in[0], OH = g->out[0], SH = g->stride[0], PH = g->pb[0];
+    int64_t IW = g->in[1], OW = g->out[1], PW = g->pb[1];
+    const int64_t SW = 1;
+    DW_ROWS
+}
+static void dw3x3_s2(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y, float lo,
+                     float hi, bool clamp, int64_t lo_ow, int64_t hi_ow) {
+    int64_t IH = g->in[0], OH = g->out[0], SH = g->stride[0], PH = g->pb[0];
+    int64_t IW = g->in[1], OW = g->out[1], PW = g->pb[1];
+    const int64_t SW = 2;
+    DW_ROWS
+}
+
+void kiln_conv_depthwise_act(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
+                             float lo, float hi) {
+    bool clamp = !(lo == -INFINITY && hi == INFINITY);
+    if (g->nsp == 2 && g->k[0] == 3 && g->k[1] == 3 && g->dil[0] == 1 && g->dil[1] == 1 &&
+        (g->stride[1] == 1 || g->stride[1] == 2) && g->stride[0] <= 2 && g->out[1] >= 4) {
+        int64_t s = g->stride[1], p = g->pb[1], IW = g->in[1], OW = g->out[1];
+        /* interior: ow * s - p >= 0 and ow * s - p + 2 < IW */
+        int64_t lo_ow = (p + s - 1) / s, hi_ow = IW - 3 + p < 0 ? 0 : (IW - 3 + p) / s + 1;
+        if (hi_ow > OW)
+            hi_ow = OW;
+        if (lo_ow > hi_ow)
+            lo_ow = hi_ow;
+        if (s == 1)
+            dw3x3_s1(g, x, w, bias, y, lo, hi, clamp, lo_ow, hi_ow);
+        else
+            dw3x3_s2(g, x, w, bias, y, lo, hi, clamp, lo_ow, hi_ow);
+        return;
+    }
+    kiln_conv_depthwise(g, x, w, bias, y);
+    if (clamp)
+        for (int64_t i = 0; i < g->out_size; i++)
+            y[i] = dw_clamp1(y[i], lo, hi);
+}
 
 void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y) {
     DEPTHWISE_BODY(float, axpy_f32);

@@ -53,6 +53,10 @@ void kiln_col2im(const kiln_conv_geom *g, const float *col, int64_t channels, in
 /* Direct depthwise conv for nsp <= 2: one output channel of one image,
  * y = bias + sum over the window of x * w (x: one input channel). */
 void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y);
+/* Same with the result clamped to [lo, hi] (min(max(y, lo), hi); pass
+ * -INFINITY, INFINITY for none); 3x3 windows take a vectorised path. */
+void kiln_conv_depthwise_act(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
+                             float lo, float hi);
 void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y);
 
 #endif

@@ -9,6 +9,10 @@
  * float16 runs through float32; the integer forms through float64 (exact: every
  * partial sum of int8/uint8 products fits in 53 bits).
  */
+/* The fused clamp loops: see clip.c on GCC 12's -O2 vectorisation model. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +35,34 @@ typedef struct conv_job {
     int64_t C, M, G, Cg, Mg, Kd; /* Kd = Cg * kernel size: GEMM depth */
     int64_t tile, ntiles, items, parts;
     conv_mode mode;
+    bool clamp;      /* fused activation: y = min(max(y, lo), hi) */
+    double lo, hi;
     void *scratch;
     int64_t slot; /* elements per thread slot */
 } conv_job;
+
+/* Clamps rows x cols of y (row stride ld) to the fused activation's range. */
+#define CONV_CLAMP(T, j, y, rows, cols, ld)                                                                    \
+    do {                                                                                                       \
+        const T lo_ = (T)(j)->lo, hi_ = (T)(j)->hi;                                                            \
+        for (int64_t r_ = 0; r_ < (rows); r_++) {                                                              \
+            T *yr_ = (y) + r_ * (ld);                                                                          \
+            for (int64_t i_ = 0; i_ < (cols); i_++) {                                                          \
+                T v_ = yr_[i_] < lo_ ? lo_ : yr_[i_];                                                          \
+                yr_[i_] = v_ > hi_ ? hi_ : v_;                                                                 \
+            }                                                                                                  \
+        }                                                                                                      \
+    } while (0)
+
+static void depthwise_act_f32(const conv_job *j, const float *x, const float *w, float bias, float *y) {
+    kiln_conv_depthwise_act(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
+                            j->clamp ? (float)j->hi : INFINITY);
+}
+static void depthwise_act_f64(const conv_job *j, const double *x, const double *w, double bias, double *y) {
+    kiln_conv_depthwise_f64(j->g, x, w, bias, y);
+    if (j->clamp)
+        CONV_CLAMP(double, j, y, 1, j->g->out_size, 0);
+}
 
 #define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE)                                                           \
     static void conv_item_##SFX(const conv_job *j, int64_t it, T *col) {                                       \
@@ -43,7 +72,7 @@ typedef struct conv_job {
         int64_t IS = g->in_size, OS = g->out_size;                                                             \
         if (j->mode == CONV_DEPTHWISE) {                                                                       \
             int64_t n = it / j->M, oc = it % j->M, ic = oc / j->Mg;                                            \
-            DEPTHWISE(g, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS);         \
+            DEPTHWISE(j, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS);         \
             return;                                                                                            \
         }                                                                                                      \
         int64_t t = it % j->ntiles, ng = it / j->ntiles, grp = ng % j->G, n = ng / j->G;                       \
@@ -64,6 +93,8 @@ typedef struct conv_job {
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
             GEMM(false, false, j->Mg, cnt, j->Kd, (T)1, wg, j->Kd, col, cnt, beta, yg, OS);                    \
         }                                                                                                      \
+        if (j->clamp)                                                                                          \
+            CONV_CLAMP(T, j, yg, j->Mg, cnt, OS);                                                              \
     }                                                                                                          \
     static void conv_parts_##SFX(void *arg, size_t begin, size_t end) {                                        \
         const conv_job *j = arg;                                                                               \
@@ -75,8 +106,8 @@ typedef struct conv_job {
         }                                                                                                      \
     }
 
-CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, kiln_conv_depthwise)
-CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, kiln_conv_depthwise_f64)
+CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32)
+CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64)
 
 /* Runs the conv core: x [N, C, in...], w [M, C/G, k...], b [M] or NULL, all
  * float32 (dbl false) or float64 (dbl true). */
@@ -84,6 +115,9 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
                              bool dbl, const void *x, const void *w, const void *b, void *y) {
     conv_job j;
     memset(&j, 0, sizeof j);
+    j.clamp = c->act.on;
+    j.lo = c->act.lo;
+    j.hi = c->act.hi;
     j.g = g;
     j.x = x;
     j.w = w;
@@ -198,6 +232,9 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
     int64_t N = dims[0], C = X->dims[1], M = dims[1];
     if (B && (B->rank != 1 || B->dims[0] != M))
         return kiln_fail(KILN_ERR_INVALID, "B must be a vector of %lld values (one per output channel)", (long long)M);
+    if (c->act.on && c->act.dtype != KILN_DTYPE_UNDEFINED && c->act.dtype != X->dtype)
+        return kiln_fail(KILN_ERR_INVALID, "the fused Clip's bounds have element type %s, its input %s",
+                         kiln_dtype_name(c->act.dtype), kiln_dtype_name(X->dtype));
     kiln_tensor *Y;
     KILN_TRY(kiln_op_output(c, 0, X->dtype, X->rank, dims, &Y));
     if (Y->numel == 0)
@@ -205,6 +242,10 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
     if (W->numel == 0) { /* no input channels: bias only */
         for (int64_t i = 0; i < Y->numel; i++) {
             double v = B ? kiln_tensor_get_f64(B, (i / g.out_size) % M) : 0.0;
+            if (c->act.on) {
+                v = v < c->act.lo ? c->act.lo : v;
+                v = v > c->act.hi ? c->act.hi : v;
+            }
             if (X->dtype == KILN_DTYPE_FLOAT)
                 ((float *)Y->data)[i] = (float)v;
             else if (X->dtype == KILN_DTYPE_DOUBLE)
