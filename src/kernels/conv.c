@@ -373,6 +373,118 @@ static void dw3x3_s2(const kiln_conv_geom *g, const float *x, const float *w, fl
     DW_ROWS
 }
 
+/* Padded-plane form: the channel is copied once into a zero-bordered plane
+ * wide enough that every output vector, the partial last one included, loads
+ * in bounds; then no column needs a check. */
+static bool dw3x3_ok(const kiln_conv_geom *g) {
+    return g->nsp == 2 && g->k[0] == 3 && g->k[1] == 3 && g->dil[0] == 1 && g->dil[1] == 1 &&
+           (g->stride[1] == 1 || g->stride[1] == 2) && g->stride[0] <= 2 && g->out[0] <= 4096 &&
+           g->out[1] <= 4096 && g->in[0] <= 8192 && g->in[1] <= 8192 && g->pb[0] <= 2 && g->pb[1] <= 2;
+}
+
+static void dw_pad_geom(const kiln_conv_geom *g, int64_t *rows, int64_t *width) {
+    int64_t s = g->stride[1];
+    int64_t rh = g->in[0] + g->pb[0], need = (g->out[0] - 1) * g->stride[0] + 3;
+    int64_t wd = g->in[1] + g->pb[1], wneed = (g->out[1] + 15) * s + 3;
+    *rows = rh > need ? rh : need;
+    wd = wd > wneed ? wd : wneed;
+    *width = (wd + 15) / 16 * 16;
+}
+
+int64_t kiln_conv_depthwise_scratch(const kiln_conv_geom *g) {
+    if (!dw3x3_ok(g))
+        return 0;
+    int64_t r, w;
+    dw_pad_geom(g, &r, &w);
+    return r * w;
+}
+
+#define DW_PVEC(V, VF, VI, EVENS, COUNT)                                                              \
+    do {                                                                                              \
+        VF acc = vb;                                                                                  \
+        for (int kh = 0; kh < 3; kh++) {                                                              \
+            const float *xr = xp + (oh * SH + kh) * PWD + ow * SW;                                    \
+            for (int kw = 0; kw < 3; kw++) {                                                          \
+                VF xv;                                                                                \
+                if (SW == 1)                                                                          \
+                    memcpy(&xv, xr + kw, sizeof xv);                                                  \
+                else {                                                                                \
+                    VF a, b;                                                                          \
+                    memcpy(&a, xr + kw, sizeof a);                                                    \
+                    memcpy(&b, xr + kw + V, sizeof b);                                                \
+                    xv = EVENS(a, b);                                                                 \
+                }                                                                                     \
+                acc += w[kh * 3 + kw] * xv;                                                           \
+            }                                                                                         \
+        }                                                                                             \
+        if (clamp) {                                                                                  \
+            VF vlo = (VF){0} + lo, vhi = (VF){0} + hi;                                                \
+            DW_CLAMP(VF, VI, acc, vlo, vhi);                                                          \
+        }                                                                                             \
+        if ((COUNT) == V)                                                                             \
+            memcpy(yr + ow, &acc, sizeof acc);                                                        \
+        else                                                                                          \
+            memcpy(yr + ow, &acc, (size_t)(COUNT) * sizeof(float));                                   \
+    } while (0)
+
+#define DW_PADDED_ROWS                                                                                \
+    for (int64_t oh = 0; oh < OH; oh++) {                                                             \
+        float *yr = y + oh * OW;                                                                      \
+        dw_v16f vb = (dw_v16f){0} + bias;                                                             \
+        int64_t ow = 0;                                                                               \
+        for (; ow + 16 <= OW; ow += 16)                                                               \
+            DW_PVEC(16, dw_v16f, dw_v16i, DW_EVENS16, 16);                                            \
+        int64_t r = OW - ow;                                                                          \
+        if (r > 8)                                                                                    \
+            DW_PVEC(16, dw_v16f, dw_v16i, DW_EVENS16, r);                                             \
+        else if (r > 4) {                                                                             \
+            dw_v8f vb8 = (dw_v8f){0} + bias;                                                          \
+            {                                                                                         \
+                dw_v8f vb = vb8;                                                                      \
+                DW_PVEC(8, dw_v8f, dw_v8i, DW_EVENS8, r);                                             \
+            }                                                                                         \
+        } else if (r > 0) {                                                                           \
+            dw_v4f vb4 = (dw_v4f){0} + bias;                                                          \
+            {                                                                                         \
+                dw_v4f vb = vb4;                                                                      \
+                DW_PVEC(4, dw_v4f, dw_v4i, DW_EVENS4, r);                                             \
+            }                                                                                         \
+        }                                                                                             \
+    }
+
+static void dw3x3_pad_s1(const float *xp, int64_t PWD, const float *w, float bias, float *y, int64_t OH,
+                         int64_t OW, int64_t SH, float lo, float hi, bool clamp) {
+    const int64_t SW = 1;
+    DW_PADDED_ROWS
+}
+static void dw3x3_pad_s2(const float *xp, int64_t PWD, const float *w, float bias, float *y, int64_t OH,
+                         int64_t OW, int64_t SH, float lo, float hi, bool clamp) {
+    const int64_t SW = 2;
+    DW_PADDED_ROWS
+}
+
+void kiln_conv_depthwise_padded(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
+                                float lo, float hi, float *scratch) {
+    int64_t rows, width, IH = g->in[0], IW = g->in[1], PH = g->pb[0], PW = g->pb[1];
+    dw_pad_geom(g, &rows, &width);
+    for (int64_t r = 0; r < rows; r++) {
+        float *dst = scratch + r * width;
+        int64_t ih = r - PH;
+        if (ih < 0 || ih >= IH) {
+            memset(dst, 0, (size_t)width * sizeof(float));
+            continue;
+        }
+        memset(dst, 0, (size_t)PW * sizeof(float));
+        memcpy(dst + PW, x + ih * IW, (size_t)IW * sizeof(float));
+        memset(dst + PW + IW, 0, (size_t)(width - PW - IW) * sizeof(float));
+    }
+    bool clamp = !(lo == -INFINITY && hi == INFINITY);
+    if (g->stride[1] == 1)
+        dw3x3_pad_s1(scratch, width, w, bias, y, g->out[0], g->out[1], g->stride[0], lo, hi, clamp);
+    else
+        dw3x3_pad_s2(scratch, width, w, bias, y, g->out[0], g->out[1], g->stride[0], lo, hi, clamp);
+}
+
 void kiln_conv_depthwise_act(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
                              float lo, float hi) {
     bool clamp = !(lo == -INFINITY && hi == INFINITY);

@@ -57,6 +57,13 @@ void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w
  * -INFINITY, INFINITY for none); 3x3 windows take a vectorised path. */
 void kiln_conv_depthwise_act(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
                              float lo, float hi);
+/* Scratch floats kiln_conv_depthwise_padded needs for geometry g, 0 when
+ * g is not a 2-D 3x3 window (dilation 1, strides <= 2, pads <= 2). */
+int64_t kiln_conv_depthwise_scratch(const kiln_conv_geom *g);
+/* kiln_conv_depthwise_act for such g, through a zero-padded copy of x in
+ * scratch (kiln_conv_depthwise_scratch(g) floats). */
+void kiln_conv_depthwise_padded(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
+                                float lo, float hi, float *scratch);
 void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y);
 
 #endif

@@ -54,11 +54,19 @@ typedef struct conv_job {
         }                                                                                                      \
     } while (0)
 
-static void depthwise_act_f32(const conv_job *j, const float *x, const float *w, float bias, float *y) {
+static void depthwise_act_f32(const conv_job *j, const float *x, const float *w, float bias, float *y,
+                              float *col) {
+    if (col) {
+        kiln_conv_depthwise_padded(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
+                                   j->clamp ? (float)j->hi : INFINITY, col);
+        return;
+    }
     kiln_conv_depthwise_act(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
                             j->clamp ? (float)j->hi : INFINITY);
 }
-static void depthwise_act_f64(const conv_job *j, const double *x, const double *w, double bias, double *y) {
+static void depthwise_act_f64(const conv_job *j, const double *x, const double *w, double bias, double *y,
+                              double *col) {
+    (void)col;
     kiln_conv_depthwise_f64(j->g, x, w, bias, y);
     if (j->clamp)
         CONV_CLAMP(double, j, y, 1, j->g->out_size, 0);
@@ -72,7 +80,7 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         int64_t IS = g->in_size, OS = g->out_size;                                                             \
         if (j->mode == CONV_DEPTHWISE) {                                                                       \
             int64_t n = it / j->M, oc = it % j->M, ic = oc / j->Mg;                                            \
-            DEPTHWISE(j, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS);         \
+            DEPTHWISE(j, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS, col);         \
             return;                                                                                            \
         }                                                                                                      \
         int64_t t = it % j->ntiles, ng = it / j->ntiles, grp = ng % j->G, n = ng / j->G;                       \
@@ -137,6 +145,19 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (j.Cg == 1 && G > 1 && g->nsp <= 2) {
         j.mode = CONV_DEPTHWISE;
         j.items = j.parts = N * M; /* one item per part: no scratch */
+        j.slot = dbl ? 0 : kiln_conv_depthwise_scratch(g);
+        if (j.slot > 0) { /* 3x3: one padded plane per thread */
+            j.parts = j.items < threads ? j.items : threads;
+            size_t bytes;
+            if (kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts * sizeof(float), &bytes))
+                return kiln_fail(KILN_ERR_INVALID, "Conv scratch size overflows");
+            j.scratch = kiln_malloc(bytes);
+            if (!j.scratch)
+                return KILN_ERR_NOMEM;
+            kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
+            free(j.scratch);
+            return KILN_OK;
+        }
         double work = (double)g->out_size * (double)g->k_size;
         size_t grain = work >= 32768.0 ? 1 : (size_t)(32768.0 / (work + 1.0));
         kiln_parallel_for(c, (size_t)j.items, grain, fn, &j);
