@@ -1,5 +1,10 @@
 /* Convolution geometry (attributes, output shapes, auto_pad), im2col, col2im
  * and the direct depthwise kernel. */
+/* Copy and zero loops with runtime trip counts: GCC 12's -O2 "very cheap"
+ * model would leave them scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include "kernels/conv.h"
 
 #include <math.h>
@@ -474,9 +479,14 @@ void kiln_conv_depthwise_padded(const kiln_conv_geom *g, const float *x, const f
             memset(dst, 0, (size_t)width * sizeof(float));
             continue;
         }
-        memset(dst, 0, (size_t)PW * sizeof(float));
-        memcpy(dst + PW, x + ih * IW, (size_t)IW * sizeof(float));
-        memset(dst + PW + IW, 0, (size_t)(width - PW - IW) * sizeof(float));
+        /* short runs: plain loops beat the library calls' overhead here */
+        for (int64_t i = 0; i < PW; i++)
+            dst[i] = 0;
+        const float *src = x + ih * IW;
+        for (int64_t i = 0; i < IW; i++)
+            dst[PW + i] = src[i];
+        for (int64_t i = PW + IW; i < width; i++)
+            dst[i] = 0;
     }
     bool clamp = !(lo == -INFINITY && hi == INFINITY);
     if (g->stride[1] == 1)

@@ -88,19 +88,19 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         const T *xg = x + (n * j->C + grp * j->Cg) * IS;                                                       \
         T *yg = y + (n * j->M + grp * j->Mg) * OS + o0;                                                        \
         const T *wg = w + grp * j->Mg * j->Kd;                                                                 \
+        if (j->mode == CONV_POINTWISE)                                                                         \
+            GEMM(false, false, j->Mg, cnt, j->Cg, (T)1, wg, j->Kd, xg + o0, IS, (T)0, yg, OS);                 \
+        else {                                                                                                 \
+            IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
+            GEMM(false, false, j->Mg, cnt, j->Kd, (T)1, wg, j->Kd, col, cnt, (T)0, yg, OS);                    \
+        }                                                                                                      \
+        /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
         if (b)                                                                                                 \
             for (int64_t oc = 0; oc < j->Mg; oc++) {                                                           \
                 T bv = b[grp * j->Mg + oc], *yr = yg + oc * OS;                                                \
                 for (int64_t i = 0; i < cnt; i++)                                                              \
-                    yr[i] = bv;                                                                                \
+                    yr[i] += bv;                                                                               \
             }                                                                                                  \
-        T beta = b ? (T)1 : (T)0;                                                                              \
-        if (j->mode == CONV_POINTWISE)                                                                         \
-            GEMM(false, false, j->Mg, cnt, j->Cg, (T)1, wg, j->Kd, xg + o0, IS, beta, yg, OS);                 \
-        else {                                                                                                 \
-            IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
-            GEMM(false, false, j->Mg, cnt, j->Kd, (T)1, wg, j->Kd, col, cnt, beta, yg, OS);                    \
-        }                                                                                                      \
         if (j->clamp)                                                                                          \
             CONV_CLAMP(T, j, yg, j->Mg, cnt, OS);                                                              \
     }                                                                                                          \
@@ -175,6 +175,10 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (slot_bytes < CONV_SLOT_MIN_BYTES)
         slot_bytes = CONV_SLOT_MIN_BYTES;
     j.tile = OS;
+    /* keep an output tile (Mg x tile) near 256 KiB so the epilogue finds it
+     * in cache */
+    while (j.tile > 256 && j.Mg * j.tile > 65536)
+        j.tile = (j.tile + 1) / 2;
     /* bound the im2col slot, then split further until every thread has work */
     if (j.mode == CONV_IM2COL)
         while (j.tile > 32 && j.Kd > slot_bytes / es / j.tile)
