@@ -112,6 +112,21 @@ void kiln_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
                 c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return;
     }
+    if (m == 1) {
+        /* one row (batch 1 Gemm / MatMul): c = op(B)^T a as a GEMV, which
+         * skips GEMM's packing of B; c is zeroed first so beta 0 never reads
+         * stale values */
+        if (beta == 0.0f)
+            for (int64_t j = 0; j < n; j++)
+                c[j] = 0.0f;
+        if (tb)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta,
+                        c, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta,
+                        c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
                 (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 #else
@@ -258,3 +273,112 @@ bool kiln_gemm_dims_ok(int64_t m, int64_t n, int64_t k) {
     return m >= 0 && n >= 0 && k >= 0;
 #endif
 }
+
+/* ---- conv GEMM with a fused epilogue (AVX-512) ----
+ * C = A * B (row-major, no transposes), then per row r: C += bias[r] and
+ * clamp to [lo, hi], applied in registers before the single store. B is
+ * packed 32 columns x KC rows at a time (zero-padded on the right) into a
+ * stack block that stays in L1; A is read in place (MR rows broadcast per
+ * k); C is accumulated over KC blocks. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <stdint.h>
+
+#define CG_KC 128
+#define CG_NR 32
+
+#define CG_MICRO(MR)                                                                                          \
+    static void cg_micro_##MR(int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,  \
+                              __mmask16 m0, __mmask16 m1, bool first, bool last, const float *bias, bool clamp, \
+                              __m512 vlo, __m512 vhi) {                                                       \
+        __m512 acc0[MR], acc1[MR];                                                                            \
+        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                               \
+            acc0[r] = _mm512_setzero_ps();                                                                    \
+            acc1[r] = _mm512_setzero_ps();                                                                    \
+        }                                                                                                     \
+        for (int64_t k = 0; k < kc; k++) {                                                                    \
+            __m512 b0 = _mm512_load_ps(bp + k * CG_NR), b1 = _mm512_load_ps(bp + k * CG_NR + 16);             \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                           \
+                __m512 av = _mm512_set1_ps(a[r * lda + k]);                                                   \
+                acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);                                                   \
+                acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);                                                   \
+            }                                                                                                 \
+        }                                                                                                     \
+        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                               \
+            float *cr = c + r * ldc;                                                                          \
+            if (!first) {                                                                                     \
+                acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(m0, cr));                              \
+                acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(m1, cr + 16));                         \
+            }                                                                                                 \
+            if (last) {                                                                                       \
+                if (bias) {                                                                                   \
+                    __m512 bv = _mm512_set1_ps(bias[r]);                                                      \
+                    acc0[r] = _mm512_add_ps(acc0[r], bv);                                                     \
+                    acc1[r] = _mm512_add_ps(acc1[r], bv);                                                     \
+                }                                                                                             \
+                if (clamp) { /* max(lo, v), min(hi, v): NaN v passes (second operand) */                      \
+                    acc0[r] = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc0[r]));                                \
+                    acc1[r] = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc1[r]));                                \
+                }                                                                                             \
+            }                                                                                                 \
+            _mm512_mask_storeu_ps(cr, m0, acc0[r]);                                                           \
+            _mm512_mask_storeu_ps(cr + 16, m1, acc1[r]);                                                      \
+        }                                                                                                     \
+    }
+
+CG_MICRO(12)
+CG_MICRO(8)
+CG_MICRO(4)
+CG_MICRO(1)
+
+static inline __mmask16 cg_mask(int64_t cnt) {
+    return cnt >= 16 ? (__mmask16)0xFFFF : cnt <= 0 ? (__mmask16)0 : (__mmask16)((1u << cnt) - 1);
+}
+
+int64_t kiln_sgemm_conv_work(int64_t n) { return (int64_t)CG_KC * ((n + CG_NR - 1) / CG_NR * CG_NR); }
+
+/* Rows [i, i + MR) against every 32-column chunk of the packed B block. */
+#define CG_ROWS(MR)                                                                                           \
+    for (; i + MR <= m; i += MR)                                                                              \
+        for (int64_t j0 = 0; j0 < n; j0 += CG_NR)                                                             \
+            cg_micro_##MR(kc, a + i * lda + k0, lda, work + j0 * kc, c + i * ldc + j0, ldc, cg_mask(n - j0),   \
+                          cg_mask(n - j0 - 16), first, last, bias ? bias + i : NULL, clamp, vlo, vhi);
+
+bool kiln_sgemm_conv(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float *c, int64_t ldc, const float *bias, bool clamp, float lo, float hi, float *work) {
+    if (m <= 0 || n <= 0 || k <= 0 || ((uintptr_t)work & 63))
+        return false;
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int64_t k0 = 0; k0 < k; k0 += CG_KC) {
+        int64_t kc = k - k0 < CG_KC ? k - k0 : CG_KC;
+        /* B block: 32-column chunks, each kc rows of 32 (zero-padded) */
+        for (int64_t j0 = 0; j0 < n; j0 += CG_NR) {
+            __mmask16 m0 = cg_mask(n - j0), m1 = cg_mask(n - j0 - 16);
+            float *dst = work + j0 * kc;
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = b + (k0 + p) * ldb + j0;
+                _mm512_store_ps(dst + p * CG_NR, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_store_ps(dst + p * CG_NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            }
+        }
+        bool first = k0 == 0, last = k0 + kc == k;
+        int64_t i = 0;
+        CG_ROWS(12)
+        CG_ROWS(8)
+        CG_ROWS(4)
+        CG_ROWS(1)
+    }
+    return true;
+}
+#else
+int64_t kiln_sgemm_conv_work(int64_t n) {
+    (void)n;
+    return 0;
+}
+bool kiln_sgemm_conv(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float *c, int64_t ldc, const float *bias, bool clamp, float lo, float hi, float *work) {
+    (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)bias;
+    (void)clamp, (void)lo, (void)hi, (void)work;
+    return false;
+}
+#endif

@@ -14,6 +14,7 @@
 #pragma GCC optimize("vect-cost-model=dynamic")
 #endif
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,8 +38,9 @@ typedef struct conv_job {
     conv_mode mode;
     bool clamp;      /* fused activation: y = min(max(y, lo), hi) */
     double lo, hi;
-    void *scratch;
-    int64_t slot; /* elements per thread slot */
+    void *scratch;   /* 64-byte aligned */
+    int64_t slot;    /* elements per thread slot: im2col, then GEMM work */
+    int64_t wofs;    /* offset of the fused GEMM's work area in a slot */
 } conv_job;
 
 /* Clamps rows x cols of y (row stride ld) to the fused activation's range. */
@@ -72,7 +74,20 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         CONV_CLAMP(double, j, y, 1, j->g->out_size, 0);
 }
 
-#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE)                                                           \
+/* The fused-epilogue GEMM where built (float32 only); false: use GEMM. */
+static bool fast_gemm_f32(const conv_job *j, int64_t grp, int64_t n, int64_t k, const float *b, int64_t ldb,
+                          float *c, int64_t ldc, const float *bias, float *work) {
+    const float *a = (const float *)j->w + grp * j->Mg * j->Kd;
+    return kiln_sgemm_conv(j->Mg, n, k, a, j->Kd, b, ldb, c, ldc, bias, j->clamp, (float)j->lo, (float)j->hi, work);
+}
+static bool fast_gemm_f64(const conv_job *j, int64_t grp, int64_t n, int64_t k, const double *b, int64_t ldb,
+                          double *c, int64_t ldc, const double *bias, double *work) {
+    (void)j, (void)grp, (void)n, (void)k, (void)b, (void)ldb, (void)c, (void)ldc, (void)bias;
+    (void)work;
+    return false;
+}
+
+#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE, FAST)                                                         \
     static void conv_item_##SFX(const conv_job *j, int64_t it, T *col) {                                       \
         const kiln_conv_geom *g = j->g;                                                                        \
         const T *x = j->x, *w = j->w, *b = j->b;                                                               \
@@ -88,12 +103,14 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         const T *xg = x + (n * j->C + grp * j->Cg) * IS;                                                       \
         T *yg = y + (n * j->M + grp * j->Mg) * OS + o0;                                                        \
         const T *wg = w + grp * j->Mg * j->Kd;                                                                 \
-        if (j->mode == CONV_POINTWISE)                                                                         \
-            GEMM(false, false, j->Mg, cnt, j->Cg, (T)1, wg, j->Kd, xg + o0, IS, (T)0, yg, OS);                 \
-        else {                                                                                                 \
+        bool pw = j->mode == CONV_POINTWISE;                                                                   \
+        const T *bm = pw ? xg + o0 : col;                                                                      \
+        int64_t kd = pw ? j->Cg : j->Kd, ldb = pw ? IS : cnt;                                                  \
+        if (!pw)                                                                                               \
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
-            GEMM(false, false, j->Mg, cnt, j->Kd, (T)1, wg, j->Kd, col, cnt, (T)0, yg, OS);                    \
-        }                                                                                                      \
+        if (j->wofs >= 0 && FAST(j, grp, cnt, kd, bm, ldb, yg, OS, b ? b + grp * j->Mg : NULL, col + j->wofs)) \
+            return;                                                                                            \
+        GEMM(false, false, j->Mg, cnt, kd, (T)1, wg, j->Kd, bm, ldb, (T)0, yg, OS);                            \
         /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
         if (b)                                                                                                 \
             for (int64_t oc = 0; oc < j->Mg; oc++) {                                                           \
@@ -114,8 +131,8 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         }                                                                                                      \
     }
 
-CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32)
-CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64)
+CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32, fast_gemm_f32)
+CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64, fast_gemm_f64)
 
 /* Runs the conv core: x [N, C, in...], w [M, C/G, k...], b [M] or NULL, all
  * float32 (dbl false) or float64 (dbl true). */
@@ -175,6 +192,10 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (slot_bytes < CONV_SLOT_MIN_BYTES)
         slot_bytes = CONV_SLOT_MIN_BYTES;
     j.tile = OS;
+    /* the fused GEMM packs a 128 x tile block of B: keep it near 256 KiB */
+    bool fast = !dbl && kiln_sgemm_conv_work(32) > 0;
+    while (fast && j.tile > 512)
+        j.tile = (j.tile + 1) / 2;
     /* keep an output tile (Mg x tile) near 256 KiB so the epilogue finds it
      * in cache */
     while (j.tile > 256 && j.Mg * j.tile > 65536)
@@ -190,18 +211,28 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     }
     j.items = N * G * j.ntiles;
     j.parts = j.items < threads ? j.items : threads;
-    if (j.mode == CONV_IM2COL) {
+    j.wofs = -1;
+    j.slot = 0;
+    if (j.mode == CONV_IM2COL && kiln_mul_overflow_i64(j.Kd, j.tile, &j.slot))
+        return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
+    if (fast) { /* work area after the im2col block, 64-byte aligned */
+        j.wofs = (j.slot + 15) / 16 * 16;
+        j.slot = j.wofs + (kiln_sgemm_conv_work(j.tile) + 15) / 16 * 16;
+    }
+    void *raw = NULL;
+    if (j.slot > 0) {
         size_t bytes;
-        if (kiln_mul_overflow_i64(j.Kd, j.tile, &j.slot) ||
-            kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
-            kiln_mul_overflow_size(bytes, (size_t)es, &bytes))
+        if (kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
+            kiln_mul_overflow_size(bytes, (size_t)es, &bytes) || bytes > SIZE_MAX - 64) {
             return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
-        j.scratch = kiln_malloc(bytes);
-        if (!j.scratch)
+        }
+        raw = kiln_malloc(bytes + 64);
+        if (!raw)
             return KILN_ERR_NOMEM;
+        j.scratch = (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
     }
     kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
-    free(j.scratch);
+    free(raw);
     return KILN_OK;
 }
 
