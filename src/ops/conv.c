@@ -35,6 +35,7 @@ typedef struct conv_job {
     void *y;
     int64_t C, M, G, Cg, Mg, Kd; /* Kd = Cg * kernel size: GEMM depth */
     int64_t tile, ntiles, items, parts;
+    int64_t mblk, nmblk; /* output-channel blocks of a group (threads on small images) */
     conv_mode mode;
     bool clamp;      /* fused activation: y = min(max(y, lo), hi) */
     double lo, hi;
@@ -75,14 +76,13 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
 }
 
 /* The fused-epilogue GEMM where built (float32 only); false: use GEMM. */
-static bool fast_gemm_f32(const conv_job *j, int64_t grp, int64_t n, int64_t k, const float *b, int64_t ldb,
-                          float *c, int64_t ldc, const float *bias, float *work) {
-    const float *a = (const float *)j->w + grp * j->Mg * j->Kd;
-    return kiln_sgemm_conv(j->Mg, n, k, a, j->Kd, b, ldb, c, ldc, bias, j->clamp, (float)j->lo, (float)j->hi, work);
+static bool fast_gemm_f32(const conv_job *j, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                          const float *b, int64_t ldb, float *c, int64_t ldc, const float *bias, float *work) {
+    return kiln_sgemm_conv(m, n, k, a, lda, b, ldb, c, ldc, bias, j->clamp, (float)j->lo, (float)j->hi, work);
 }
-static bool fast_gemm_f64(const conv_job *j, int64_t grp, int64_t n, int64_t k, const double *b, int64_t ldb,
-                          double *c, int64_t ldc, const double *bias, double *work) {
-    (void)j, (void)grp, (void)n, (void)k, (void)b, (void)ldb, (void)c, (void)ldc, (void)bias;
+static bool fast_gemm_f64(const conv_job *j, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
+                          const double *b, int64_t ldb, double *c, int64_t ldc, const double *bias, double *work) {
+    (void)j, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)bias;
     (void)work;
     return false;
 }
@@ -98,28 +98,32 @@ static bool fast_gemm_f64(const conv_job *j, int64_t grp, int64_t n, int64_t k, 
             DEPTHWISE(j, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS, col);         \
             return;                                                                                            \
         }                                                                                                      \
+        int64_t mb = it % j->nmblk;                                                                            \
+        it /= j->nmblk;                                                                                        \
         int64_t t = it % j->ntiles, ng = it / j->ntiles, grp = ng % j->G, n = ng / j->G;                       \
         int64_t o0 = t * j->tile, cnt = OS - o0 < j->tile ? OS - o0 : j->tile;                                 \
+        int64_t m0 = mb * j->mblk, mc = j->Mg - m0 < j->mblk ? j->Mg - m0 : j->mblk;                           \
         const T *xg = x + (n * j->C + grp * j->Cg) * IS;                                                       \
-        T *yg = y + (n * j->M + grp * j->Mg) * OS + o0;                                                        \
-        const T *wg = w + grp * j->Mg * j->Kd;                                                                 \
+        T *yg = y + (n * j->M + grp * j->Mg + m0) * OS + o0;                                                   \
+        const T *wg = w + (grp * j->Mg + m0) * j->Kd;                                                          \
+        const T *bg = b ? b + grp * j->Mg + m0 : NULL;                                                         \
         bool pw = j->mode == CONV_POINTWISE;                                                                   \
         const T *bm = pw ? xg + o0 : col;                                                                      \
         int64_t kd = pw ? j->Cg : j->Kd, ldb = pw ? IS : cnt;                                                  \
         if (!pw)                                                                                               \
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
-        if (j->wofs >= 0 && FAST(j, grp, cnt, kd, bm, ldb, yg, OS, b ? b + grp * j->Mg : NULL, col + j->wofs)) \
+        if (j->wofs >= 0 && FAST(j, mc, cnt, kd, wg, j->Kd, bm, ldb, yg, OS, bg, col + j->wofs))               \
             return;                                                                                            \
-        GEMM(false, false, j->Mg, cnt, kd, (T)1, wg, j->Kd, bm, ldb, (T)0, yg, OS);                            \
+        GEMM(false, false, mc, cnt, kd, (T)1, wg, j->Kd, bm, ldb, (T)0, yg, OS);                               \
         /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
-        if (b)                                                                                                 \
-            for (int64_t oc = 0; oc < j->Mg; oc++) {                                                           \
-                T bv = b[grp * j->Mg + oc], *yr = yg + oc * OS;                                                \
+        if (bg)                                                                                                \
+            for (int64_t oc = 0; oc < mc; oc++) {                                                              \
+                T bv = bg[oc], *yr = yg + oc * OS;                                                             \
                 for (int64_t i = 0; i < cnt; i++)                                                              \
                     yr[i] += bv;                                                                               \
             }                                                                                                  \
         if (j->clamp)                                                                                          \
-            CONV_CLAMP(T, j, yg, j->Mg, cnt, OS);                                                              \
+            CONV_CLAMP(T, j, yg, mc, cnt, OS);                                                                 \
     }                                                                                                          \
     static void conv_parts_##SFX(void *arg, size_t begin, size_t end) {                                        \
         const conv_job *j = arg;                                                                               \
@@ -209,7 +213,16 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         j.tile = (j.tile + 1) / 2;
         j.ntiles = (OS + j.tile - 1) / j.tile;
     }
-    j.items = N * G * j.ntiles;
+    /* still fewer items than threads (small images): split the output
+     * channels too, in blocks of 12 rows (the fused GEMM's row block) */
+    j.mblk = j.Mg;
+    j.nmblk = 1;
+    if (N * G * j.ntiles < threads && j.Mg >= 24) {
+        int64_t want = threads / (N * G * j.ntiles);
+        j.mblk = ((j.Mg + want - 1) / want + 11) / 12 * 12;
+        j.nmblk = (j.Mg + j.mblk - 1) / j.mblk;
+    }
+    j.items = N * G * j.ntiles * j.nmblk;
     j.parts = j.items < threads ? j.items : threads;
     j.wofs = -1;
     j.slot = 0;
