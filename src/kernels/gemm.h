@@ -36,14 +36,6 @@ void kiln_gemm_init(void);
  * C += when accumulate): int32, int64, uint32, uint64; single thread. */
 void kiln_igemm(kiln_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                 int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc, bool accumulate);
-/* Conv GEMM, single thread: C = A * B (m x k times k x n, row-major, beta
- * 0), then C[r][*] += bias[r] (bias may be NULL) and, when clamp,
- * min(max(C, lo), hi), all before the one store. work: 64-byte aligned,
- * kiln_sgemm_conv_work(n) floats. Returns false (touching nothing) where no
- * such kernel is built (needs AVX-512; then the work size is 0). */
-int64_t kiln_sgemm_conv_work(int64_t n);
-bool kiln_sgemm_conv(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                     float *c, int64_t ldc, const float *bias, bool clamp, float lo, float hi, float *work);
 /* Whether dims fit the CBLAS int interface (always true without BLAS). */
 bool kiln_gemm_dims_ok(int64_t m, int64_t n, int64_t k);
 #endif

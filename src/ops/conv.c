@@ -14,7 +14,6 @@
 #pragma GCC optimize("vect-cost-model=dynamic")
 #endif
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,9 +38,8 @@ typedef struct conv_job {
     conv_mode mode;
     bool clamp;      /* fused activation: y = min(max(y, lo), hi) */
     double lo, hi;
-    void *scratch;   /* 64-byte aligned */
-    int64_t slot;    /* elements per thread slot: im2col, then GEMM work */
-    int64_t wofs;    /* offset of the fused GEMM's work area in a slot */
+    void *scratch;
+    int64_t slot; /* elements per thread slot */
 } conv_job;
 
 /* Clamps rows x cols of y (row stride ld) to the fused activation's range. */
@@ -75,19 +73,7 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         CONV_CLAMP(double, j, y, 1, j->g->out_size, 0);
 }
 
-/* The fused-epilogue GEMM where built (float32 only); false: use GEMM. */
-static bool fast_gemm_f32(const conv_job *j, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                          const float *b, int64_t ldb, float *c, int64_t ldc, const float *bias, float *work) {
-    return kiln_sgemm_conv(m, n, k, a, lda, b, ldb, c, ldc, bias, j->clamp, (float)j->lo, (float)j->hi, work);
-}
-static bool fast_gemm_f64(const conv_job *j, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
-                          const double *b, int64_t ldb, double *c, int64_t ldc, const double *bias, double *work) {
-    (void)j, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)bias;
-    (void)work;
-    return false;
-}
-
-#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE, FAST)                                                         \
+#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE)                                                               \
     static void conv_item_##SFX(const conv_job *j, int64_t it, T *col) {                                       \
         const kiln_conv_geom *g = j->g;                                                                        \
         const T *x = j->x, *w = j->w, *b = j->b;                                                               \
@@ -112,8 +98,6 @@ static bool fast_gemm_f64(const conv_job *j, int64_t m, int64_t n, int64_t k, co
         int64_t kd = pw ? j->Cg : j->Kd, ldb = pw ? IS : cnt;                                                  \
         if (!pw)                                                                                               \
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
-        if (j->wofs >= 0 && FAST(j, mc, cnt, kd, wg, j->Kd, bm, ldb, yg, OS, bg, col + j->wofs))               \
-            return;                                                                                            \
         GEMM(false, false, mc, cnt, kd, (T)1, wg, j->Kd, bm, ldb, (T)0, yg, OS);                               \
         /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
         if (bg)                                                                                                \
@@ -135,8 +119,8 @@ static bool fast_gemm_f64(const conv_job *j, int64_t m, int64_t n, int64_t k, co
         }                                                                                                      \
     }
 
-CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32, fast_gemm_f32)
-CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64, fast_gemm_f64)
+CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32)
+CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64)
 
 /* Runs the conv core: x [N, C, in...], w [M, C/G, k...], b [M] or NULL, all
  * float32 (dbl false) or float64 (dbl true). */
@@ -196,10 +180,6 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (slot_bytes < CONV_SLOT_MIN_BYTES)
         slot_bytes = CONV_SLOT_MIN_BYTES;
     j.tile = OS;
-    /* the fused GEMM packs a 128 x tile block of B: keep it near 256 KiB */
-    bool fast = !dbl && kiln_sgemm_conv_work(32) > 0;
-    while (fast && j.tile > 512)
-        j.tile = (j.tile + 1) / 2;
     /* keep an output tile (Mg x tile) near 256 KiB so the epilogue finds it
      * in cache */
     while (j.tile > 256 && j.Mg * j.tile > 65536)
@@ -224,28 +204,19 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     }
     j.items = N * G * j.ntiles * j.nmblk;
     j.parts = j.items < threads ? j.items : threads;
-    j.wofs = -1;
     j.slot = 0;
-    if (j.mode == CONV_IM2COL && kiln_mul_overflow_i64(j.Kd, j.tile, &j.slot))
-        return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
-    if (fast) { /* work area after the im2col block, 64-byte aligned */
-        j.wofs = (j.slot + 15) / 16 * 16;
-        j.slot = j.wofs + (kiln_sgemm_conv_work(j.tile) + 15) / 16 * 16;
-    }
-    void *raw = NULL;
-    if (j.slot > 0) {
+    if (j.mode == CONV_IM2COL) {
         size_t bytes;
-        if (kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
-            kiln_mul_overflow_size(bytes, (size_t)es, &bytes) || bytes > SIZE_MAX - 64) {
+        if (kiln_mul_overflow_i64(j.Kd, j.tile, &j.slot) ||
+            kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
+            kiln_mul_overflow_size(bytes, (size_t)es, &bytes))
             return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
-        }
-        raw = kiln_malloc(bytes + 64);
-        if (!raw)
+        j.scratch = kiln_malloc(bytes);
+        if (!j.scratch)
             return KILN_ERR_NOMEM;
-        j.scratch = (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
     }
     kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
-    free(raw);
+    free(j.scratch);
     return KILN_OK;
 }
 
