@@ -404,12 +404,12 @@ int64_t kiln_conv_depthwise_scratch(const kiln_conv_geom *g) {
     return r * w;
 }
 
-#define DW_PVEC(V, VF, VI, EVENS, COUNT)                                                              \
+#define DW_PVEC(V, VF, VI, EVENS, COUNT, WV)                                                          \
     do {                                                                                              \
         VF acc = vb;                                                                                  \
-        for (int kh = 0; kh < 3; kh++) {                                                              \
+        _Pragma("GCC unroll 3") for (int kh = 0; kh < 3; kh++) {                                      \
             const float *xr = xp + (oh * SH + kh) * PWD + ow * SW;                                    \
-            for (int kw = 0; kw < 3; kw++) {                                                          \
+            _Pragma("GCC unroll 3") for (int kw = 0; kw < 3; kw++) {                                  \
                 VF xv;                                                                                \
                 if (SW == 1)                                                                          \
                     memcpy(&xv, xr + kw, sizeof xv);                                                  \
@@ -419,7 +419,7 @@ int64_t kiln_conv_depthwise_scratch(const kiln_conv_geom *g) {
                     memcpy(&b, xr + kw + V, sizeof b);                                                \
                     xv = EVENS(a, b);                                                                 \
                 }                                                                                     \
-                acc += w[kh * 3 + kw] * xv;                                                           \
+                acc += WV[kh * 3 + kw] * xv;                                                          \
             }                                                                                         \
         }                                                                                             \
         if (clamp) {                                                                                  \
@@ -433,26 +433,34 @@ int64_t kiln_conv_depthwise_scratch(const kiln_conv_geom *g) {
     } while (0)
 
 #define DW_PADDED_ROWS                                                                                \
+    dw_v16f w16[9];                                                                                   \
+    dw_v8f w8[9];                                                                                     \
+    dw_v4f w4[9];                                                                                     \
+    for (int q = 0; q < 9; q++) {                                                                     \
+        w16[q] = (dw_v16f){0} + w[q];                                                                 \
+        w8[q] = (dw_v8f){0} + w[q];                                                                   \
+        w4[q] = (dw_v4f){0} + w[q];                                                                   \
+    }                                                                                                 \
     for (int64_t oh = 0; oh < OH; oh++) {                                                             \
         float *yr = y + oh * OW;                                                                      \
         dw_v16f vb = (dw_v16f){0} + bias;                                                             \
         int64_t ow = 0;                                                                               \
         for (; ow + 16 <= OW; ow += 16)                                                               \
-            DW_PVEC(16, dw_v16f, dw_v16i, DW_EVENS16, 16);                                            \
+            DW_PVEC(16, dw_v16f, dw_v16i, DW_EVENS16, 16, w16);                                       \
         int64_t r = OW - ow;                                                                          \
         if (r > 8)                                                                                    \
-            DW_PVEC(16, dw_v16f, dw_v16i, DW_EVENS16, r);                                             \
+            DW_PVEC(16, dw_v16f, dw_v16i, DW_EVENS16, r, w16);                                        \
         else if (r > 4) {                                                                             \
             dw_v8f vb8 = (dw_v8f){0} + bias;                                                          \
             {                                                                                         \
                 dw_v8f vb = vb8;                                                                      \
-                DW_PVEC(8, dw_v8f, dw_v8i, DW_EVENS8, r);                                             \
+                DW_PVEC(8, dw_v8f, dw_v8i, DW_EVENS8, r, w8);                                         \
             }                                                                                         \
         } else if (r > 0) {                                                                           \
             dw_v4f vb4 = (dw_v4f){0} + bias;                                                          \
             {                                                                                         \
                 dw_v4f vb = vb4;                                                                      \
-                DW_PVEC(4, dw_v4f, dw_v4i, DW_EVENS4, r);                                             \
+                DW_PVEC(4, dw_v4f, dw_v4i, DW_EVENS4, r, w4);                                         \
             }                                                                                         \
         }                                                                                             \
     }
