@@ -100,13 +100,23 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
         GEMM(false, false, mc, cnt, kd, (T)1, wg, j->Kd, bm, ldb, (T)0, yg, OS);                               \
         /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
-        if (bg)                                                                                                \
+        if (bg && j->clamp) { /* one pass for both */                                                          \
+            const T lo = (T)j->lo, hi = (T)j->hi;                                                              \
+            for (int64_t oc = 0; oc < mc; oc++) {                                                              \
+                T bv = bg[oc], *yr = yg + oc * OS;                                                             \
+                for (int64_t i = 0; i < cnt; i++) {                                                            \
+                    T v = yr[i] + bv;                                                                          \
+                    v = v < lo ? lo : v;                                                                       \
+                    yr[i] = v > hi ? hi : v;                                                                   \
+                }                                                                                              \
+            }                                                                                                  \
+        } else if (bg)                                                                                         \
             for (int64_t oc = 0; oc < mc; oc++) {                                                              \
                 T bv = bg[oc], *yr = yg + oc * OS;                                                             \
                 for (int64_t i = 0; i < cnt; i++)                                                              \
                     yr[i] += bv;                                                                               \
             }                                                                                                  \
-        if (j->clamp)                                                                                          \
+        else if (j->clamp)                                                                                     \
             CONV_CLAMP(T, j, yg, mc, cnt, OS);                                                                 \
     }                                                                                                          \
     static void conv_parts_##SFX(void *arg, size_t begin, size_t end) {                                        \
