@@ -186,7 +186,51 @@ static void valid_range(int64_t off, int64_t s, int64_t lim, int64_t seg, int64_
             dst[i] = 0;                                                                  \
     })
 
+/* 2-D im2col without the generic walk's per-segment divisions: segments
+ * are output rows (often only 7..56 positions), so their bookkeeping is
+ * most of the cost. Same layout and zero padding as the generic form. */
+static void im2col_2d_f32(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt,
+                          float *col) {
+    int64_t IH = g->in[0], IW = g->in[1], OW = g->out[1], KH = g->k[0], KW = g->k[1];
+    int64_t SH = g->stride[0], SW = g->stride[1], DH = g->dil[0], DW = g->dil[1], PH = g->pb[0], PW = g->pb[1];
+    int64_t oh0 = o0 / OW, ow0 = o0 % OW;
+    for (int64_t c = 0; c < channels; c++) {
+        const float *xc = x + c * IH * IW;
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float *dst = col + ((c * KH + kh) * KW + kw) * cnt;
+                int64_t p = 0, oh = oh0, ow = ow0;
+                while (p < cnt) {
+                    int64_t seg = OW - ow < cnt - p ? OW - ow : cnt - p;
+                    int64_t ih = oh * SH - PH + kh * DH, lo = 0, hi = 0;
+                    int64_t base = ow * SW - PW + kw * DW;
+                    if (ih >= 0 && ih < IH)
+                        valid_range(base, SW, IW, seg, &lo, &hi);
+                    const float *row = xc + (ih >= 0 && ih < IH ? ih : 0) * IW;
+                    for (int64_t i = 0; i < lo; i++)
+                        dst[i] = 0;
+                    if (SW == 1)
+                        for (int64_t i = lo; i < hi; i++)
+                            dst[i] = row[base + i];
+                    else
+                        for (int64_t i = lo; i < hi; i++)
+                            dst[i] = row[base + i * SW];
+                    for (int64_t i = hi; i < seg; i++)
+                        dst[i] = 0;
+                    dst += seg;
+                    p += seg;
+                    ow = 0;
+                    oh++;
+                }
+            }
+    }
+}
+
 void kiln_im2col(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt, float *col) {
+    if (g->nsp == 2) {
+        im2col_2d_f32(g, x, channels, o0, cnt, col);
+        return;
+    }
 #define ROWPTR_T float *
 #define IMGPTR_T const float *
     IM2COL_BODY(float);
