@@ -98,7 +98,16 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         int64_t kd = pw ? j->Cg : j->Kd, ldb = pw ? IS : cnt;                                                  \
         if (!pw)                                                                                               \
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
-        GEMM(false, false, mc, cnt, kd, (T)1, wg, j->Kd, bm, ldb, (T)0, yg, OS);                               \
+        /* bias alone: start C at the bias and let GEMM accumulate (beta 1 also                               \
+         * spares BLAS its zeroing pass); with a clamp, one epilogue pass does both */                        \
+        bool prefill = bg && !j->clamp;                                                                        \
+        if (prefill)                                                                                           \
+            for (int64_t oc = 0; oc < mc; oc++) {                                                              \
+                T bv = bg[oc], *yr = yg + oc * OS;                                                             \
+                for (int64_t i = 0; i < cnt; i++)                                                              \
+                    yr[i] = bv;                                                                                \
+            }                                                                                                  \
+        GEMM(false, false, mc, cnt, kd, (T)1, wg, j->Kd, bm, ldb, prefill ? (T)1 : (T)0, yg, OS);              \
         /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
         if (bg && j->clamp) { /* one pass for both */                                                          \
             const T lo = (T)j->lo, hi = (T)j->hi;                                                              \
@@ -110,13 +119,7 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
                     yr[i] = v > hi ? hi : v;                                                                   \
                 }                                                                                              \
             }                                                                                                  \
-        } else if (bg)                                                                                         \
-            for (int64_t oc = 0; oc < mc; oc++) {                                                              \
-                T bv = bg[oc], *yr = yg + oc * OS;                                                             \
-                for (int64_t i = 0; i < cnt; i++)                                                              \
-                    yr[i] += bv;                                                                               \
-            }                                                                                                  \
-        else if (j->clamp)                                                                                     \
+        } else if (j->clamp)                                                                                   \
             CONV_CLAMP(T, j, yg, mc, cnt, OS);                                                                 \
     }                                                                                                          \
     static void conv_parts_##SFX(void *arg, size_t begin, size_t end) {                                        \
