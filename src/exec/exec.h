@@ -33,6 +33,7 @@ typedef struct kiln_plan_node {
     int *out_ids;  /* -1 for omitted */
     int *free_ids; /* values whose last use is this node */
     size_t n_free;
+    kiln_op_act act; /* activation fused in by kiln_plan_fuse */
 } kiln_plan_node;
 
 typedef struct kiln_plan {
@@ -94,6 +95,12 @@ void kiln_state_free(kiln_session *s);
 kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t);
 
 int kiln_name_map_get(const kiln_name_map *m, const char *name);
+
+/* Fuses Conv -> Relu/Clip pairs of a topologically sorted plan (fuse.c):
+ * the fused node takes the activation's slot and outputs, the Conv's slot
+ * gets node == NULL (the caller drops it). pinned[v]: value v is read by a
+ * subgraph or is a graph output, so it must stay materialised. */
+void kiln_plan_fuse(kiln_plan *p, const bool *pinned);
 
 kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const kiln_plan *parent,
                           const kiln_plan **out);

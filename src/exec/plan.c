@@ -518,6 +518,37 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     }
     for (size_t i = 0; i < p->n_outputs; i++)
         p->is_output[p->output_ids[i]] = true;
+    {
+        /* Fusion (fuse.c) on the sorted nodes, before liveness; values that
+         * subgraphs capture or the graph returns are pinned. */
+        bool *pinned = kiln_calloc(p->n_values + 1, sizeof(bool));
+        if (!pinned) {
+            st = KILN_ERR_NOMEM;
+            goto done;
+        }
+        for (size_t v = 0; v < p->n_values; v++)
+            pinned[v] = p->is_output[v];
+        for (size_t i = 0; i < n_nodes; i++)
+            for (size_t k = 0; k < implicit[i].n; k++) {
+                int v = kiln_name_map_get(p->names, implicit[i].v[k]);
+                if (v >= 0)
+                    pinned[v] = true;
+            }
+        kiln_plan_fuse(p, pinned);
+        free(pinned);
+        size_t kept = 0;
+        for (size_t i = 0; i < n_nodes; i++) {
+            if (!p->nodes[i].node) {
+                free(p->nodes[i].in_ids);
+                free(p->nodes[i].out_ids);
+                free(implicit[i].v);
+                continue;
+            }
+            p->nodes[kept] = p->nodes[i];
+            implicit[kept++] = implicit[i];
+        }
+        n_nodes = p->n_nodes = kept;
+    }
     for (size_t v = 0; v < p->n_values; v++)
         last_use[v] = -1;
     for (size_t i = 0; i < n_nodes; i++) {
@@ -572,7 +603,7 @@ done:
         free(implicit[i].v);
     free(implicit);
     if (users)
-        for (size_t i = 0; i < n_nodes; i++)
+        for (size_t i = 0; i < g->n_nodes; i++) /* fusion may have shrunk n_nodes */
             free(users[i]);
     free(users);
     free(n_users);

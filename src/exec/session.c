@@ -179,7 +179,8 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .in = ins,
                            .in_dying = dying,
                            .out = outs,
-                           .frame = &f};
+                           .frame = &f,
+                           .act = pn->act};
         kiln_attr_mismatch_take();
         st = pn->op->exec(&ctx);
         const char *mismatch = kiln_attr_mismatch_take();

@@ -112,6 +112,21 @@ void kiln_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
                 c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return;
     }
+    if (m == 1) {
+        /* one row (batch 1 Gemm / MatMul): c = op(B)^T a as a GEMV, which
+         * skips GEMM's packing of B; c is zeroed first so beta 0 never reads
+         * stale values */
+        if (beta == 0.0f)
+            for (int64_t j = 0; j < n; j++)
+                c[j] = 0.0f;
+        if (tb)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta,
+                        c, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta,
+                        c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
                 (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 #else

@@ -9,6 +9,10 @@
  * float16 runs through float32; the integer forms through float64 (exact: every
  * partial sum of int8/uint8 products fits in 53 bits).
  */
+/* The fused clamp loops: see clip.c on GCC 12's -O2 vectorisation model. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +34,46 @@ typedef struct conv_job {
     void *y;
     int64_t C, M, G, Cg, Mg, Kd; /* Kd = Cg * kernel size: GEMM depth */
     int64_t tile, ntiles, items, parts;
+    int64_t mblk, nmblk; /* output-channel blocks of a group (threads on small images) */
     conv_mode mode;
+    bool clamp;      /* fused activation: y = min(max(y, lo), hi) */
+    double lo, hi;
     void *scratch;
     int64_t slot; /* elements per thread slot */
 } conv_job;
 
-#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE)                                                           \
+/* Clamps rows x cols of y (row stride ld) to the fused activation's range. */
+#define CONV_CLAMP(T, j, y, rows, cols, ld)                                                                    \
+    do {                                                                                                       \
+        const T lo_ = (T)(j)->lo, hi_ = (T)(j)->hi;                                                            \
+        for (int64_t r_ = 0; r_ < (rows); r_++) {                                                              \
+            T *yr_ = (y) + r_ * (ld);                                                                          \
+            for (int64_t i_ = 0; i_ < (cols); i_++) {                                                          \
+                T v_ = yr_[i_] < lo_ ? lo_ : yr_[i_];                                                          \
+                yr_[i_] = v_ > hi_ ? hi_ : v_;                                                                 \
+            }                                                                                                  \
+        }                                                                                                      \
+    } while (0)
+
+static void depthwise_act_f32(const conv_job *j, const float *x, const float *w, float bias, float *y,
+                              float *col) {
+    if (col) {
+        kiln_conv_depthwise_padded(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
+                                   j->clamp ? (float)j->hi : INFINITY, col);
+        return;
+    }
+    kiln_conv_depthwise_act(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
+                            j->clamp ? (float)j->hi : INFINITY);
+}
+static void depthwise_act_f64(const conv_job *j, const double *x, const double *w, double bias, double *y,
+                              double *col) {
+    (void)col;
+    kiln_conv_depthwise_f64(j->g, x, w, bias, y);
+    if (j->clamp)
+        CONV_CLAMP(double, j, y, 1, j->g->out_size, 0);
+}
+
+#define CONV_DEFINE(SFX, T, GEMM, IM2COL, DEPTHWISE)                                                               \
     static void conv_item_##SFX(const conv_job *j, int64_t it, T *col) {                                       \
         const kiln_conv_geom *g = j->g;                                                                        \
         const T *x = j->x, *w = j->w, *b = j->b;                                                               \
@@ -43,27 +81,46 @@ typedef struct conv_job {
         int64_t IS = g->in_size, OS = g->out_size;                                                             \
         if (j->mode == CONV_DEPTHWISE) {                                                                       \
             int64_t n = it / j->M, oc = it % j->M, ic = oc / j->Mg;                                            \
-            DEPTHWISE(g, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS);         \
+            DEPTHWISE(j, x + (n * j->C + ic) * IS, w + oc * g->k_size, b ? b[oc] : (T)0, y + it * OS, col);         \
             return;                                                                                            \
         }                                                                                                      \
+        int64_t mb = it % j->nmblk;                                                                            \
+        it /= j->nmblk;                                                                                        \
         int64_t t = it % j->ntiles, ng = it / j->ntiles, grp = ng % j->G, n = ng / j->G;                       \
         int64_t o0 = t * j->tile, cnt = OS - o0 < j->tile ? OS - o0 : j->tile;                                 \
+        int64_t m0 = mb * j->mblk, mc = j->Mg - m0 < j->mblk ? j->Mg - m0 : j->mblk;                           \
         const T *xg = x + (n * j->C + grp * j->Cg) * IS;                                                       \
-        T *yg = y + (n * j->M + grp * j->Mg) * OS + o0;                                                        \
-        const T *wg = w + grp * j->Mg * j->Kd;                                                                 \
-        if (b)                                                                                                 \
-            for (int64_t oc = 0; oc < j->Mg; oc++) {                                                           \
-                T bv = b[grp * j->Mg + oc], *yr = yg + oc * OS;                                                \
+        T *yg = y + (n * j->M + grp * j->Mg + m0) * OS + o0;                                                   \
+        const T *wg = w + (grp * j->Mg + m0) * j->Kd;                                                          \
+        const T *bg = b ? b + grp * j->Mg + m0 : NULL;                                                         \
+        bool pw = j->mode == CONV_POINTWISE;                                                                   \
+        const T *bm = pw ? xg + o0 : col;                                                                      \
+        int64_t kd = pw ? j->Cg : j->Kd, ldb = pw ? IS : cnt;                                                  \
+        if (!pw)                                                                                               \
+            IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
+        /* bias alone: start C at the bias and let GEMM accumulate (beta 1 also                               \
+         * spares BLAS its zeroing pass); with a clamp, one epilogue pass does both */                        \
+        bool prefill = bg && !j->clamp;                                                                        \
+        if (prefill)                                                                                           \
+            for (int64_t oc = 0; oc < mc; oc++) {                                                              \
+                T bv = bg[oc], *yr = yg + oc * OS;                                                             \
                 for (int64_t i = 0; i < cnt; i++)                                                              \
                     yr[i] = bv;                                                                                \
             }                                                                                                  \
-        T beta = b ? (T)1 : (T)0;                                                                              \
-        if (j->mode == CONV_POINTWISE)                                                                         \
-            GEMM(false, false, j->Mg, cnt, j->Cg, (T)1, wg, j->Kd, xg + o0, IS, beta, yg, OS);                 \
-        else {                                                                                                 \
-            IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
-            GEMM(false, false, j->Mg, cnt, j->Kd, (T)1, wg, j->Kd, col, cnt, beta, yg, OS);                    \
-        }                                                                                                      \
+        GEMM(false, false, mc, cnt, kd, (T)1, wg, j->Kd, bm, ldb, prefill ? (T)1 : (T)0, yg, OS);              \
+        /* epilogue on the tile while it is in cache: bias, then the fused clamp */                           \
+        if (bg && j->clamp) { /* one pass for both */                                                          \
+            const T lo = (T)j->lo, hi = (T)j->hi;                                                              \
+            for (int64_t oc = 0; oc < mc; oc++) {                                                              \
+                T bv = bg[oc], *yr = yg + oc * OS;                                                             \
+                for (int64_t i = 0; i < cnt; i++) {                                                            \
+                    T v = yr[i] + bv;                                                                          \
+                    v = v < lo ? lo : v;                                                                       \
+                    yr[i] = v > hi ? hi : v;                                                                   \
+                }                                                                                              \
+            }                                                                                                  \
+        } else if (j->clamp)                                                                                   \
+            CONV_CLAMP(T, j, yg, mc, cnt, OS);                                                                 \
     }                                                                                                          \
     static void conv_parts_##SFX(void *arg, size_t begin, size_t end) {                                        \
         const conv_job *j = arg;                                                                               \
@@ -75,8 +132,8 @@ typedef struct conv_job {
         }                                                                                                      \
     }
 
-CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, kiln_conv_depthwise)
-CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, kiln_conv_depthwise_f64)
+CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32)
+CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64)
 
 /* Runs the conv core: x [N, C, in...], w [M, C/G, k...], b [M] or NULL, all
  * float32 (dbl false) or float64 (dbl true). */
@@ -84,6 +141,9 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
                              bool dbl, const void *x, const void *w, const void *b, void *y) {
     conv_job j;
     memset(&j, 0, sizeof j);
+    j.clamp = c->act.on;
+    j.lo = c->act.lo;
+    j.hi = c->act.hi;
     j.g = g;
     j.x = x;
     j.w = w;
@@ -103,6 +163,19 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (j.Cg == 1 && G > 1 && g->nsp <= 2) {
         j.mode = CONV_DEPTHWISE;
         j.items = j.parts = N * M; /* one item per part: no scratch */
+        j.slot = dbl ? 0 : kiln_conv_depthwise_scratch(g);
+        if (j.slot > 0) { /* 3x3: one padded plane per thread */
+            j.parts = j.items < threads ? j.items : threads;
+            size_t bytes;
+            if (kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts * sizeof(float), &bytes))
+                return kiln_fail(KILN_ERR_INVALID, "Conv scratch size overflows");
+            j.scratch = kiln_malloc(bytes);
+            if (!j.scratch)
+                return KILN_ERR_NOMEM;
+            kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
+            free(j.scratch);
+            return KILN_OK;
+        }
         double work = (double)g->out_size * (double)g->k_size;
         size_t grain = work >= 32768.0 ? 1 : (size_t)(32768.0 / (work + 1.0));
         kiln_parallel_for(c, (size_t)j.items, grain, fn, &j);
@@ -120,6 +193,10 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (slot_bytes < CONV_SLOT_MIN_BYTES)
         slot_bytes = CONV_SLOT_MIN_BYTES;
     j.tile = OS;
+    /* keep an output tile (Mg x tile) near 256 KiB so the epilogue finds it
+     * in cache */
+    while (j.tile > 256 && j.Mg * j.tile > 65536)
+        j.tile = (j.tile + 1) / 2;
     /* bound the im2col slot, then split further until every thread has work */
     if (j.mode == CONV_IM2COL)
         while (j.tile > 32 && j.Kd > slot_bytes / es / j.tile)
@@ -129,8 +206,18 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         j.tile = (j.tile + 1) / 2;
         j.ntiles = (OS + j.tile - 1) / j.tile;
     }
-    j.items = N * G * j.ntiles;
+    /* still fewer items than threads (small images): split the output
+     * channels too, in blocks of 12 rows (the fused GEMM's row block) */
+    j.mblk = j.Mg;
+    j.nmblk = 1;
+    if (N * G * j.ntiles < threads && j.Mg >= 24) {
+        int64_t want = threads / (N * G * j.ntiles);
+        j.mblk = ((j.Mg + want - 1) / want + 11) / 12 * 12;
+        j.nmblk = (j.Mg + j.mblk - 1) / j.mblk;
+    }
+    j.items = N * G * j.ntiles * j.nmblk;
     j.parts = j.items < threads ? j.items : threads;
+    j.slot = 0;
     if (j.mode == CONV_IM2COL) {
         size_t bytes;
         if (kiln_mul_overflow_i64(j.Kd, j.tile, &j.slot) ||
@@ -198,6 +285,9 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
     int64_t N = dims[0], C = X->dims[1], M = dims[1];
     if (B && (B->rank != 1 || B->dims[0] != M))
         return kiln_fail(KILN_ERR_INVALID, "B must be a vector of %lld values (one per output channel)", (long long)M);
+    if (c->act.on && c->act.dtype != KILN_DTYPE_UNDEFINED && c->act.dtype != X->dtype)
+        return kiln_fail(KILN_ERR_INVALID, "the fused Clip's bounds have element type %s, its input %s",
+                         kiln_dtype_name(c->act.dtype), kiln_dtype_name(X->dtype));
     kiln_tensor *Y;
     KILN_TRY(kiln_op_output(c, 0, X->dtype, X->rank, dims, &Y));
     if (Y->numel == 0)
@@ -205,6 +295,10 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
     if (W->numel == 0) { /* no input channels: bias only */
         for (int64_t i = 0; i < Y->numel; i++) {
             double v = B ? kiln_tensor_get_f64(B, (i / g.out_size) % M) : 0.0;
+            if (c->act.on) {
+                v = v < c->act.lo ? c->act.lo : v;
+                v = v > c->act.hi ? c->act.hi : v;
+            }
             if (X->dtype == KILN_DTYPE_FLOAT)
                 ((float *)Y->data)[i] = (float)v;
             else if (X->dtype == KILN_DTYPE_DOUBLE)

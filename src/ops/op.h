@@ -30,6 +30,17 @@ typedef struct kiln_op_desc {
     kiln_op_exec_fn exec;
 } kiln_op_desc;
 
+/* An activation the planner fused into this node (exec/fuse.c): the op
+ * clamps output 0 to min(max(y, lo), hi) before returning. Only ops the
+ * planner knows to handle it (Conv) ever see on == true. dtype: the element
+ * type of the fused Clip's bounds (the op checks it matches its output), or
+ * KILN_DTYPE_UNDEFINED when there is none (Relu, omitted bounds). */
+typedef struct kiln_op_act {
+    bool on;
+    double lo, hi;
+    kiln_dtype dtype;
+} kiln_op_act;
+
 struct kiln_op_ctx {
     const kiln_node *node;
     int64_t opset;               /* the model's opset for the node's domain */
@@ -38,6 +49,7 @@ struct kiln_op_ctx {
     const bool *in_dying;        /* input is at its last use here */
     kiln_tensor **out;           /* n_out slots, filled by the kiln_op_output* calls */
     kiln_frame *frame;           /* session internals (arena, threads, scope) */
+    kiln_op_act act;             /* fused activation; act.on false normally */
 };
 
 static inline const kiln_tensor *kiln_op_in(const kiln_op_ctx *c, size_t i) {

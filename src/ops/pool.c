@@ -141,6 +141,39 @@ static void pool_window(int64_t start, int64_t d, int64_t n, int64_t lim, int64_
     *padded = ph > pl ? ph - pl : 0;
 }
 
+/* 16 max-pool outputs whose windows lie inside the row (dilation 1, stride
+ * 1 or 2), in the scalar loop's visiting order: m starts at the window's first
+ * element and takes v when v > m, so NaN behaves the same. */
+typedef float pool_v16f __attribute__((vector_size(64)));
+typedef int pool_v16i __attribute__((vector_size(64)));
+
+static inline pool_v16f pool_load16(const float *p, int64_t s) {
+    pool_v16f a, b;
+    memcpy(&a, p, sizeof a);
+    if (s == 1)
+        return a;
+    memcpy(&b, p + 16, sizeof b);
+#if defined(__clang__)
+    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#else
+    return __builtin_shuffle(a, b, (pool_v16i){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+#endif
+}
+
+static void pool_max16(const float *x, int64_t IW, int64_t ih0, int64_t hlo, int64_t hhi, int64_t iw0, int64_t KW,
+                       int64_t SW, float *y) {
+    pool_v16f m = pool_load16(x + (ih0 + hlo) * IW + iw0, SW);
+    for (int64_t kh = hlo; kh < hhi; kh++) {
+        const float *row = x + (ih0 + kh) * IW + iw0;
+        for (int64_t kw = kh == hlo ? 1 : 0; kw < KW; kw++) {
+            pool_v16f v = pool_load16(row + kw, SW);
+            pool_v16i k = v > m;
+            m = (pool_v16f)(((pool_v16i)m & ~k) | ((pool_v16i)v & k));
+        }
+    }
+    memcpy(y, &m, sizeof m);
+}
+
 /* float32 max / average pooling over <= 2 spatial dims (1-D as H = 1): the
  * common case, without the generic odometer. */
 static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
@@ -164,7 +197,14 @@ static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
     for (int64_t oh = 0; oh < OH; oh++) {
         int64_t ih0 = oh * SH - PH, hlo, hhi, hpad;
         pool_window(ih0, DH, KH, IH, PH, PHE, &hlo, &hhi, &hpad);
+        bool vec = j->kind == POOL_MAX && !ind && DW == 1 && (SW == 1 || SW == 2) && hhi > hlo;
+        int64_t vlo = (PW + SW - 1) / SW;
         for (int64_t ow = 0; ow < OW; ow++) {
+            if (vec && ow >= vlo && ow + 16 <= OW && (ow + 15) * SW - PW + KW - 1 + (SW - 1) < IW) {
+                pool_max16(x, IW, ih0, hlo, hhi, ow * SW - PW, KW, SW, y + oh * OW + ow);
+                ow += 15;
+                continue;
+            }
             int64_t iw0 = ow * SW - PW, wlo, whi, wpad;
             pool_window(iw0, DW, KW, IW, PW, PWE, &wlo, &whi, &wpad);
             int64_t o = oh * OW + ow;
