@@ -135,6 +135,8 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);
 
 size_t kiln_model_input_count(const kiln_model *m);
 const char *kiln_model_input_name(const kiln_model *m, size_t i);
+/* Declared element type of graph input `name` (UNDEFINED when unknown). */
+kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
 size_t kiln_model_output_count(const kiln_model *m);
 const char *kiln_model_output_name(const kiln_model *m, size_t i);
 

@@ -259,25 +259,12 @@ void kiln_state_free(kiln_session *s) {
     s->n_states = 0;
 }
 
-static kiln_status state_path(const char *dir, const char *name, char **out) {
-    size_t n = strlen(dir) + strlen(name) + 8;
-    char *p = kiln_malloc(n);
-    if (!p)
-        return KILN_ERR_NOMEM;
-    snprintf(p, n, "%s/%s.npy", dir, name);
-    for (char *c = p + strlen(dir) + 1; *c; c++)
-        if (*c == '/')
-            *c = '_';
-    *out = p;
-    return KILN_OK;
-}
-
 kiln_status kiln_session_save_state(const kiln_session *s, const char *dir) {
     for (size_t i = 0; i < s->n_states; i++) {
         if (!s->states[i].value)
             continue;
         char *p;
-        KILN_TRY(state_path(dir, s->states[i].input, &p));
+        KILN_TRY(kiln_npy_path(dir, s->states[i].input, &p));
         kiln_status st = kiln_npy_write(s->states[i].value, p);
         free(p);
         KILN_TRY(st);
@@ -288,7 +275,7 @@ kiln_status kiln_session_save_state(const kiln_session *s, const char *dir) {
 kiln_status kiln_session_load_state(kiln_session *s, const char *dir) {
     for (size_t i = 0; i < s->n_states; i++) {
         char *p;
-        KILN_TRY(state_path(dir, s->states[i].input, &p));
+        KILN_TRY(kiln_npy_path(dir, s->states[i].input, &p));
         kiln_tensor *t;
         kiln_status st = kiln_npy_read(p, &t);
         free(p);

@@ -215,3 +215,17 @@ kiln_status kiln_npy_write(const kiln_tensor *t, const char *path) {
     npy_write w = {t, path};
     return kiln_write_atomic(path, write_npy, &w);
 }
+
+kiln_status kiln_npy_path(const char *dir, const char *name, char **out) {
+    size_t n = strlen(dir) + strlen(name) + 8;
+    char *p = kiln_malloc(n);
+    if (!p)
+        return KILN_ERR_NOMEM;
+    snprintf(p, n, "%s/%s.npy", dir, name);
+    /* a value name is not a path: it never leaves the folder */
+    for (char *c = p + strlen(dir) + 1; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    *out = p;
+    return KILN_OK;
+}

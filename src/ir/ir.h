@@ -73,6 +73,8 @@ int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i);
 /* New tensor: [start, start+len) along axis / the pieces joined along axis. */
 kiln_status kiln_tensor_slice_axis(const kiln_tensor *t, int axis, int64_t start, int64_t len, kiln_tensor **out);
 kiln_status kiln_tensor_concat_axis(kiln_tensor *const *ts, size_t n, int axis, kiln_tensor **out);
+/* "DIR/<name>.npy" for a value name ('/' in the name becomes '_'); free(). */
+kiln_status kiln_npy_path(const char *dir, const char *name, char **out);
 /* Shape as "[2,3,4]" into buf. */
 const char *kiln_dims_str(int rank, const int64_t *dims, char *buf, size_t n);
 

@@ -113,14 +113,8 @@ static kiln_status from_dir(const char *dir, const char *name, kiln_tensor **out
     *out = NULL;
     if (!dir)
         return KILN_OK;
-    size_t len = strlen(dir) + strlen(name) + 8;
-    char *p = kiln_malloc(len);
-    if (!p)
-        return KILN_ERR_NOMEM;
-    snprintf(p, len, "%s/%s.npy", dir, name);
-    for (char *c = p + strlen(dir) + 1; *c; c++)
-        if (*c == '/')
-            *c = '_';
+    char *p;
+    KILN_TRY(kiln_npy_path(dir, name, &p));
     struct stat sb;
     kiln_status st = KILN_OK;
     if (stat(p, &sb) == 0)

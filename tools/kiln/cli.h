@@ -17,6 +17,11 @@ int kiln_cmd_bench(int argc, char **argv);
 int cli_error(const char *cmd, kiln_status st);
 /* Splits NAME=VALUE; returns false when there is no '='. */
 bool cli_split(char *arg, char **name, char **value);
+/* Parses NAME=VALUE arguments into names[i] (pointing into args[i]) and
+ * vals[i], each value typed by the model's declared input. Prints a message
+ * naming `opt` and returns the exit code on failure, -1 on success. */
+int cli_parse_values(const char *cmd, const char *opt, const kiln_model *m, size_t n, char **args,
+                     const char **names, kiln_tensor **vals);
 /* Short preview of a tensor on stdout. */
 void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f);
 

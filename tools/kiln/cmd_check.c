@@ -7,7 +7,6 @@
 
 #include "cli.h"
 
-extern kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
 
 static void help(FILE *f) {
     fprintf(f, "usage: kiln check ORIGINAL FROZEN [--bind NAME=VALUE]... [--inputs DIR] [--runs N]\n"
@@ -104,20 +103,9 @@ int kiln_cmd_check(int argc, char **argv) {
         rc = cli_error("check", st);
         goto done;
     }
-    for (size_t i = 0; i < nb; i++) {
-        char *name, *value;
-        if (!cli_split(binds[i], &name, &value)) {
-            fprintf(stderr, "kiln check: --bind takes NAME=VALUE, got '%s'\n", binds[i]);
-            rc = 2;
-            goto done;
-        }
-        names[i] = name;
-        if ((st = kiln_value_parse(value, kiln_model_input_dtype(a, name), &vals[i])) != KILN_OK) {
-            fprintf(stderr, "kiln check: --bind %s: %s\n", name, kiln_last_error());
-            rc = 2;
-            goto done;
-        }
-    }
+    if ((rc = cli_parse_values("check", "--bind", a, nb, binds, names, vals)) >= 0)
+        goto done;
+    rc = 0;
     st = kiln_check(a, b, nb, names, (const kiln_tensor *const *)vals, &co, &text);
     if (text)
         fputs(text, stdout);

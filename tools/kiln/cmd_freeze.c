@@ -8,7 +8,6 @@
 
 #include "cli.h"
 
-extern kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
 
 static void help(FILE *f) {
     fprintf(f,
@@ -177,20 +176,11 @@ int kiln_cmd_freeze(int argc, char **argv) {
             goto done;
         }
     }
+    if ((rc = cli_parse_values("freeze", "--bind", m, nb, binds, names, vals)) >= 0)
+        goto done;
+    rc = 0;
     for (size_t i = 0; i < nb; i++) {
-        char *name, *value;
-        if (!cli_split(binds[i], &name, &value)) {
-            fprintf(stderr, "kiln freeze: --bind takes NAME=VALUE, got '%s'\n", binds[i]);
-            rc = 2;
-            goto done;
-        }
-        names[i] = name;
-        if ((st = kiln_value_parse(value, kiln_model_input_dtype(m, name), &vals[i])) != KILN_OK) {
-            fprintf(stderr, "kiln freeze: --bind %s: %s\n", name, kiln_last_error());
-            rc = st == KILN_ERR_NOMEM ? 1 : 2;
-            goto done;
-        }
-        if ((st = kiln_model_bind(m, name, vals[i], rep)) != KILN_OK) {
+        if ((st = kiln_model_bind(m, names[i], vals[i], rep)) != KILN_OK) {
             rc = cli_error("freeze", st);
             goto done;
         }

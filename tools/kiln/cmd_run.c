@@ -43,14 +43,8 @@ static bool is_dir(const char *p) {
 }
 
 static kiln_status write_output(const char *dir, const char *name, const kiln_tensor *t) {
-    size_t len = strlen(dir) + strlen(name) + 8;
-    char *p = malloc(len);
-    if (!p)
-        return KILN_ERR_NOMEM;
-    snprintf(p, len, "%s/%s.npy", dir, name);
-    for (char *c = p + strlen(dir) + 1; *c; c++)
-        if (*c == '/')
-            *c = '_';
+    char *p;
+    KILN_TRY(kiln_npy_path(dir, name, &p));
     kiln_status st = kiln_npy_write(t, p);
     free(p);
     return st;
@@ -165,23 +159,9 @@ int kiln_cmd_run(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    for (size_t i = 0; i < a.n_in; i++) {
-        char *name, *value;
-        if (!cli_split(a.in_args[i], &name, &value)) {
-            fprintf(stderr, "kiln run: -i takes NAME=VALUE, got '%s'\n", a.in_args[i]);
-            rc = 2;
-            goto done;
-        }
-        names[i] = name;
-        const kiln_value_info *vi = kiln_graph_find_input(m->graph, name, NULL);
-        st = kiln_value_parse(value, vi && vi->type.kind == KILN_TYPE_TENSOR ? vi->type.elem : KILN_DTYPE_UNDEFINED,
-                              &vals[i]);
-        if (st != KILN_OK) {
-            fprintf(stderr, "kiln run: input '%s': %s\n", name, kiln_last_error());
-            rc = 2;
-            goto done;
-        }
-    }
+    if ((rc = cli_parse_values("run", "-i", m, a.n_in, a.in_args, names, vals)) >= 0)
+        goto done;
+    rc = 0;
     st = kiln_session_create(m, &(kiln_session_options){.threads = a.threads}, &s);
     if (st != KILN_OK) {
         rc = cli_error("run", st);

@@ -39,6 +39,24 @@ bool cli_split(char *arg, char **name, char **value) {
     return true;
 }
 
+int cli_parse_values(const char *cmd, const char *opt, const kiln_model *m, size_t n, char **args,
+                     const char **names, kiln_tensor **vals) {
+    for (size_t i = 0; i < n; i++) {
+        char *name, *value;
+        if (!cli_split(args[i], &name, &value)) {
+            fprintf(stderr, "kiln %s: %s takes NAME=VALUE, got '%s'\n", cmd, opt, args[i]);
+            return 2;
+        }
+        names[i] = name;
+        kiln_status st = kiln_value_parse(value, kiln_model_input_dtype(m, name), &vals[i]);
+        if (st != KILN_OK) {
+            fprintf(stderr, "kiln %s: %s %s: %s\n", cmd, opt, name, kiln_last_error());
+            return st == KILN_ERR_NOMEM ? 1 : 2;
+        }
+    }
+    return -1;
+}
+
 void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f) {
     int rank = kiln_tensor_rank(t);
     const int64_t *d = kiln_tensor_dims(t);
