@@ -457,6 +457,6 @@ static const kiln_op_desc ops[] = {
     {"", "Or", 7, 0, or_exec},
     {"", "Xor", 7, 0, xor_exec},
     {"", "BitShift", 11, 0, bitshift_exec},
-    {"", "PRelu", 7, 0, prelu_exec}, /* 1-6: legacy.c (per-channel slope) */
+    {"", "PRelu", 1, 0, prelu_exec},
 };
 KILN_OP_FAMILY(binary, ops);

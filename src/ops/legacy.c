@@ -41,30 +41,8 @@ static kiln_status legacy_binary(kiln_op_ctx *c) {
     return modern->exec(&sub);
 }
 
-static kiln_status legacy_prelu(kiln_op_ctx *c) {
-    /* PRelu before opset 7: a 1-D slope of size C applies per channel (axis 1). */
-    KILN_TRY(kiln_op_need_inputs(c, 2));
-    const kiln_tensor *x = c->in[0], *slope = c->in[1];
-    const kiln_op_desc *modern = kiln_op_find("", "PRelu", 7);
-    if (!modern)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "no opset-7 PRelu kernel");
-    if (slope->rank != 1 || x->rank < 2 || slope->dims[0] == 1 || slope->dims[0] != x->dims[1])
-        return modern->exec(c);
-    kiln_tensor view = *slope;
-    view.rank = x->rank - 1;
-    for (int i = 1; i < view.rank; i++)
-        view.dims[i] = 1;
-    const kiln_tensor *ins[2] = {x, &view};
-    bool dying[2] = {c->in_dying[0], false};
-    kiln_op_ctx sub = *c;
-    sub.in = ins;
-    sub.in_dying = dying;
-    sub.n_in = 2;
-    return modern->exec(&sub);
-}
-
 static const kiln_op_desc ops[] = {
     {"", "Add", 1, 6, legacy_binary}, {"", "Sub", 1, 6, legacy_binary}, {"", "Mul", 1, 6, legacy_binary},
-    {"", "Div", 1, 6, legacy_binary}, {"", "Pow", 1, 6, legacy_binary},     {"", "PRelu", 1, 6, legacy_prelu},
+    {"", "Div", 1, 6, legacy_binary}, {"", "Pow", 1, 6, legacy_binary},
 };
 KILN_OP_FAMILY(legacy, ops);
