@@ -19,6 +19,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/winograd.h"
 #include "ops/op.h"
 
 /* im2col budget: 32 MiB shared by the threads, at least 2 MiB per slot
@@ -181,6 +182,9 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         kiln_parallel_for(c, (size_t)j.items, grain, fn, &j);
         return KILN_OK;
     }
+    if (!dbl && kiln_winograd_suits(g, C, M, G))
+        return kiln_winograd_conv(c, g, N, C, M, x, w, b, y, j.clamp, j.clamp ? (float)j.lo : 0.0f,
+                                  j.clamp ? (float)j.hi : 0.0f);
     if (!kiln_gemm_dims_ok(j.Mg, g->out_size, j.Kd))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Conv GEMM dimensions exceed the BLAS int range");
     bool unit = true;

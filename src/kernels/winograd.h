@@ -1,0 +1,24 @@
+/* Winograd F(2x2, 3x3) convolution for float32 2-D 3x3 convs with stride 1,
+ * dilation 1 and one group: the filter is transformed once per call, input
+ * tiles are transformed into 16 matrices, 16 GEMMs multiply them, and the
+ * output transform applies the bias and the fused clamp.
+ */
+#ifndef KILN_WINOGRAD_H
+#define KILN_WINOGRAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/conv.h"
+#include "ops/op.h"
+
+/* Whether the Winograd path applies to (and should win on) this geometry. */
+bool kiln_winograd_suits(const kiln_conv_geom *g, int64_t C, int64_t M, int64_t groups);
+
+/* y [N, M, OH, OW] = conv(x [N, C, H, W], w [M, C, 3, 3]) + b (b may be
+ * NULL), clamped to [lo, hi] when clamp. g must satisfy kiln_winograd_suits. */
+kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
+                               const float *x, const float *w, const float *b, float *y, bool clamp, float lo,
+                               float hi);
+
+#endif
