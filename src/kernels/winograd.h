@@ -1,6 +1,6 @@
-/* Winograd F(2x2, 3x3) convolution for float32 2-D 3x3 convs with stride 1,
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution for float32 2-D 3x3 convs with stride 1,
  * dilation 1 and one group: the filter is transformed once per call, input
- * tiles are transformed into 16 matrices, 16 GEMMs multiply them, and the
+ * tiles are transformed into 16 (36) matrices, as many GEMMs multiply them, and the
  * output transform applies the bias and the fused clamp.
  */
 #ifndef KILN_WINOGRAD_H
