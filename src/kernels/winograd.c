@@ -389,8 +389,13 @@ kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t 
         chunk = total;
     if (!kiln_gemm_dims_ok(M, chunk, C))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Conv GEMM dimensions exceed the BLAS int range");
-    /* (C + M) * 16 * chunk <= max(2 MiB, 64 (C + M)) floats, uel checked above */
-    size_t bytes = ((size_t)uel + (size_t)(np * (C + M)) * (size_t)chunk + 32 * (size_t)np) * sizeof(float);
+    /* U, then V and the products for one chunk (a chunk may exceed the
+     * budget when one tile row alone does: huge pads make wide rows) */
+    int64_t vo;
+    size_t bytes;
+    if (kiln_mul_overflow_i64(C + M, chunk, &vo) || kiln_mul_overflow_i64(vo, np, &vo) ||
+        __builtin_add_overflow(uel, vo + 32 * np, &vo) || kiln_mul_overflow_size((size_t)vo, sizeof(float), &bytes))
+        return kiln_fail(KILN_ERR_INVALID, "Conv Winograd buffer size overflows");
     float *s = kiln_malloc(bytes);
     if (!s)
         return KILN_ERR_NOMEM;
