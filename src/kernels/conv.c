@@ -578,3 +578,40 @@ void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w
 void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y) {
     DEPTHWISE_BODY(double, axpy_f64);
 }
+
+static float widen_one(const kiln_tensor *t, int64_t i) {
+    return t->dtype == KILN_DTYPE_DOUBLE ? (float)((const double *)t->data)[i]
+                                         : kiln_half_to_float(((const uint16_t *)t->data)[i]);
+}
+
+kiln_status kiln_conv_widen(const kiln_tensor *x, const kiln_tensor *w, const kiln_tensor *b, int64_t y_numel,
+                            const char *what, float **scratch, float *parts[4]) {
+    const kiln_tensor *src[3] = {x, w, b};
+    size_t sizes[4] = {(size_t)x->numel, (size_t)w->numel, b ? (size_t)b->numel : 0, (size_t)y_numel};
+    size_t total = 0;
+    for (int i = 0; i < 4; i++)
+        if (__builtin_add_overflow(total, sizes[i], &total))
+            return kiln_fail(KILN_ERR_INVALID, "%s scratch size overflows", what);
+    if (kiln_mul_overflow_size(total, sizeof(float), &total))
+        return kiln_fail(KILN_ERR_INVALID, "%s scratch size overflows", what);
+    float *s = kiln_malloc(total);
+    if (!s)
+        return KILN_ERR_NOMEM;
+    parts[0] = s;
+    for (int i = 1; i < 4; i++)
+        parts[i] = parts[i - 1] + sizes[i - 1];
+    for (int t = 0; t < 3; t++)
+        for (int64_t i = 0; src[t] && i < src[t]->numel; i++)
+            parts[t][i] = widen_one(src[t], i);
+    *scratch = s;
+    return KILN_OK;
+}
+
+void kiln_conv_narrow(const float *src, kiln_tensor *y) {
+    for (int64_t i = 0; i < y->numel; i++) {
+        if (y->dtype == KILN_DTYPE_DOUBLE)
+            ((double *)y->data)[i] = src[i];
+        else
+            ((uint16_t *)y->data)[i] = kiln_float_to_half(src[i]);
+    }
+}

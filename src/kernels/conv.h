@@ -66,4 +66,12 @@ void kiln_conv_depthwise_padded(const kiln_conv_geom *g, const float *x, const f
                                 float lo, float hi, float *scratch);
 void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y);
 
+/* For float16/float64 convolutions run in float32: one scratch block holding
+ * X, W, B (NULL allowed) widened to float32 and room for Y (y_numel);
+ * parts[] point at the four pieces. free(*scratch) afterwards. */
+kiln_status kiln_conv_widen(const kiln_tensor *x, const kiln_tensor *w, const kiln_tensor *b, int64_t y_numel,
+                            const char *what, float **scratch, float *parts[4]);
+/* Narrows a float32 result into y (float16 or float64). */
+void kiln_conv_narrow(const float *src, kiln_tensor *y);
+
 #endif

@@ -316,28 +316,11 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
         return conv_core(c, &g, N, C, M, G, X->dtype == KILN_DTYPE_DOUBLE, X->data, W->data, B ? B->data : NULL,
                          Y->data);
     /* float16: widen into one scratch block, run float32, narrow */
-    size_t total = 0;
-    size_t parts[4] = {(size_t)X->numel, (size_t)W->numel, B ? (size_t)B->numel : 0, (size_t)Y->numel};
-    for (int i = 0; i < 4; i++)
-        if (__builtin_add_overflow(total, parts[i], &total))
-            return kiln_fail(KILN_ERR_INVALID, "Conv scratch size overflows");
-    if (kiln_mul_overflow_size(total, sizeof(float), &total))
-        return kiln_fail(KILN_ERR_INVALID, "Conv scratch size overflows");
-    float *s = kiln_malloc(total);
-    if (!s)
-        return KILN_ERR_NOMEM;
-    const kiln_tensor *src[3] = {X, W, B};
-    float *dst[4];
-    dst[0] = s;
-    dst[1] = dst[0] + parts[0];
-    dst[2] = dst[1] + parts[1];
-    dst[3] = dst[2] + parts[2];
-    for (int t = 0; t < 3; t++)
-        for (int64_t i = 0; src[t] && i < src[t]->numel; i++)
-            dst[t][i] = kiln_half_to_float(((const uint16_t *)src[t]->data)[i]);
-    kiln_status st = conv_core(c, &g, N, C, M, G, false, dst[0], dst[1], B ? dst[2] : NULL, dst[3]);
-    for (int64_t i = 0; st == KILN_OK && i < Y->numel; i++)
-        ((uint16_t *)Y->data)[i] = kiln_float_to_half(dst[3][i]);
+    float *s, *part[4];
+    KILN_TRY(kiln_conv_widen(X, W, B, Y->numel, "Conv", &s, part));
+    kiln_status st = conv_core(c, &g, N, C, M, G, false, part[0], part[1], B ? part[2] : NULL, part[3]);
+    if (st == KILN_OK)
+        kiln_conv_narrow(part[3], Y);
     free(s);
     return st;
 }

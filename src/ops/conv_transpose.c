@@ -201,37 +201,12 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
         return KILN_OK;
     if (X->dtype == KILN_DTYPE_FLOAT)
         return ct_f32(c, &g, N, C, M, G, X->data, W->data, B ? B->data : NULL, Y->data);
-    size_t total = 0;
-    size_t parts[4] = {(size_t)X->numel, (size_t)W->numel, B ? (size_t)B->numel : 0, (size_t)Y->numel};
-    for (int i = 0; i < 4; i++)
-        if (__builtin_add_overflow(total, parts[i], &total))
-            return kiln_fail(KILN_ERR_INVALID, "ConvTranspose scratch size overflows");
-    if (kiln_mul_overflow_size(total, sizeof(float), &total))
-        return kiln_fail(KILN_ERR_INVALID, "ConvTranspose scratch size overflows");
-    float *s = kiln_malloc(total);
-    if (!s)
-        return KILN_ERR_NOMEM;
-    const kiln_tensor *src[3] = {X, W, B};
-    float *dst[4];
-    dst[0] = s;
-    dst[1] = dst[0] + parts[0];
-    dst[2] = dst[1] + parts[1];
-    dst[3] = dst[2] + parts[2];
-    for (int t = 0; t < 3; t++) {
-        if (!src[t])
-            continue;
-        for (int64_t i = 0; i < src[t]->numel; i++)
-            dst[t][i] = X->dtype == KILN_DTYPE_DOUBLE ? (float)((const double *)src[t]->data)[i]
-                                                      : kiln_half_to_float(((const uint16_t *)src[t]->data)[i]);
-    }
-    kiln_status st = ct_f32(c, &g, N, C, M, G, dst[0], dst[1], B ? dst[2] : NULL, dst[3]);
+    /* float16 and float64 run in float32 */
+    float *s, *part[4];
+    KILN_TRY(kiln_conv_widen(X, W, B, Y->numel, "ConvTranspose", &s, part));
+    kiln_status st = ct_f32(c, &g, N, C, M, G, part[0], part[1], B ? part[2] : NULL, part[3]);
     if (st == KILN_OK)
-        for (int64_t i = 0; i < Y->numel; i++) {
-            if (X->dtype == KILN_DTYPE_DOUBLE)
-                ((double *)Y->data)[i] = dst[3][i];
-            else
-                ((uint16_t *)Y->data)[i] = kiln_float_to_half(dst[3][i]);
-        }
+        kiln_conv_narrow(part[3], Y);
     free(s);
     return st;
 }
