@@ -180,6 +180,36 @@ def errors(tmp, runavg):
     check("chunk axis out of range", r.returncode != 0 and "axis" in r.stderr, r.stderr.strip())
 
 
+def first_chunk_model(tmp):
+    """Binding the initial state gives a first-chunk model: its output on
+    the first chunk equals PyTorch's with zero state, and it no longer takes
+    h0/c0."""
+    rnn, path, names, outs = export_rnn("lstm", tmp, layers=2)
+    zeros = os.path.join(tmp, "zeros.npy")
+    save(zeros, np.zeros((2, 1, 8), dtype=np.float32))
+    frozen = os.path.join(tmp, "lstm_first.onnx")
+    r = kiln("freeze", path, "-o", frozen, "--bind", f"h0=@{zeros}", "--bind", f"c0=@{zeros}", "--dim", "batch=1",
+             "--quiet")
+    if r.returncode != 0:
+        check("frozen initial state gives a first-chunk model", False, r.stderr.strip()[-300:])
+        return
+    m = onnx.load(frozen)
+    onnx.checker.check_model(m, full_check=True)
+    torch.manual_seed(5)
+    x = torch.randn(7, 1, 5)
+    with torch.no_grad():
+        ref = rnn(x)[0].numpy()
+    xp = os.path.join(tmp, "x_first.npy")
+    save(xp, x.numpy())
+    out = tempfile.mkdtemp(dir=tmp)
+    r = kiln("run", frozen, "-i", f"x=@{xp}", "--out", out)
+    ok = r.returncode == 0 and [i.name for i in m.graph.input] == ["x"]
+    if ok:
+        y = np.load(os.path.join(out, "y.npy"))
+        ok = np.allclose(y, ref, atol=1e-5)
+    check("frozen initial state gives a first-chunk model equal to PyTorch", ok, r.stderr.strip()[-300:])
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         runavg = running_average(tmp)
@@ -189,6 +219,7 @@ def main():
         stream_case("lstm", 1, True, tmp)
         stream_case("gru", 1, False, tmp)
         stream_case("gru", 2, False, tmp)
+        first_chunk_model(tmp)
         # --state auto on a single-layer export finds the LSTM's state pairs.
         _, path, _, _ = export_rnn("lstm", tmp)
         r = kiln("info", path)
