@@ -59,4 +59,15 @@ static inline void kiln_store_any(void *data, kiln_dtype dt, int64_t i, double v
     }
 }
 
+/* A requantised value (already rounded, zero point added) into int8 or
+ * uint8, saturating; NaN gives the low bound, as the QLinear ops define it. */
+static inline void kiln_store_q8(void *data, kiln_dtype dt, int64_t i, float v) {
+    int32_t lo = dt == KILN_DTYPE_UINT8 ? 0 : -128, hi = dt == KILN_DTYPE_UINT8 ? 255 : 127;
+    int32_t q = v >= (float)hi ? hi : v > (float)lo ? (int32_t)v : lo;
+    if (dt == KILN_DTYPE_UINT8)
+        ((uint8_t *)data)[i] = (uint8_t)q;
+    else
+        ((int8_t *)data)[i] = (int8_t)q;
+}
+
 #endif

@@ -20,6 +20,7 @@
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
+#include "kernels/valio.h"
 #include "ops/op.h"
 
 /* im2col budget: 32 MiB shared by the threads, at least 2 MiB per slot
@@ -415,13 +416,7 @@ static kiln_status conv_integer(kiln_op_ctx *c, bool qlinear) {
             acc = (int32_t)(uint32_t)((uint32_t)acc + (uint32_t)((const int32_t *)B->data)[oc]);
         float scale = *(const float *)xs->data * ((const float *)ws->data)[ws->numel == 1 ? 0 : oc] /
                       *(const float *)ys->data;
-        int32_t lo = ydt == KILN_DTYPE_UINT8 ? 0 : -128, hi = ydt == KILN_DTYPE_UINT8 ? 255 : 127;
-        float v = nearbyintf((float)acc * scale) + (float)conv_u8i8(yz, 0);
-        int32_t q = v >= (float)hi ? hi : v > (float)lo ? (int32_t)v : lo; /* NaN -> lo */
-        if (ydt == KILN_DTYPE_UINT8)
-            ((uint8_t *)Y->data)[i] = (uint8_t)q;
-        else
-            ((int8_t *)Y->data)[i] = (int8_t)q;
+        kiln_store_q8(Y->data, ydt, i, nearbyintf((float)acc * scale) + (float)conv_u8i8(yz, 0));
     }
     free(s);
     return st;

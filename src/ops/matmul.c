@@ -7,6 +7,7 @@
 
 #include "kernels/broadcast.h"
 #include "kernels/gemm.h"
+#include "kernels/valio.h"
 #include "ops/op.h"
 
 typedef struct mm_job {
@@ -300,16 +301,11 @@ static kiln_status mm_integer(kiln_op_ctx *c, bool qlinear) {
     if (qlinear) {
         const float *asp = as->data, *bsp = bs->data;
         float ysv = *(const float *)ys->data;
-        int32_t zp = mm_q8(yz, 0), lo = ydt == KILN_DTYPE_UINT8 ? 0 : -128, hi = ydt == KILN_DTYPE_UINT8 ? 255 : 127;
+        int32_t zp = mm_q8(yz, 0);
         for (int64_t i = 0; i < Y->numel; i++) {
             int64_t col = i % N, row = (i / N) % M;
             float scale = asp[as->numel == 1 ? 0 : row] * bsp[bs->numel == 1 ? 0 : col] / ysv;
-            float v = nearbyintf((float)acc[i] * scale) + (float)zp;
-            int32_t q = v >= (float)hi ? hi : v > (float)lo ? (int32_t)v : lo; /* NaN -> lo */
-            if (ydt == KILN_DTYPE_UINT8)
-                ((uint8_t *)Y->data)[i] = (uint8_t)q;
-            else
-                ((int8_t *)Y->data)[i] = (int8_t)q;
+            kiln_store_q8(Y->data, ydt, i, nearbyintf((float)acc[i] * scale) + (float)zp);
         }
     }
     free(s);
