@@ -19,6 +19,21 @@
 
 static const kiln_dtype dft_types[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
 
+/* A plan for length n and its real/imaginary work rows. */
+static kiln_status fft_work(kiln_fft_plan *p, int64_t n, bool inverse, double **re, double **im) {
+    if (kiln_fft_plan_init(p, n, inverse) != KILN_OK)
+        return KILN_ERR_NOMEM;
+    *re = kiln_malloc((size_t)n * sizeof(double));
+    *im = kiln_malloc((size_t)n * sizeof(double));
+    if (!*re || !*im) {
+        free(*re);
+        free(*im);
+        kiln_fft_plan_free(p);
+        return KILN_ERR_NOMEM;
+    }
+    return KILN_OK;
+}
+
 static kiln_status dft_scalar(const kiln_tensor *t, const char *name, int64_t *out) {
     *out = 0;
     if (t->numel != 1 || (t->dtype != KILN_DTYPE_INT32 && t->dtype != KILN_DTYPE_INT64))
@@ -64,15 +79,8 @@ static kiln_status dft_exec(kiln_op_ctx *c) {
     if (y->numel == 0)
         return KILN_OK;
     kiln_fft_plan p;
-    if (kiln_fft_plan_init(&p, n, inverse) != KILN_OK)
-        return KILN_ERR_NOMEM;
-    double *re = kiln_malloc((size_t)n * sizeof(double)), *im = kiln_malloc((size_t)n * sizeof(double));
-    if (!re || !im) {
-        free(re);
-        free(im);
-        kiln_fft_plan_free(&p);
-        return KILN_ERR_NOMEM;
-    }
+    double *re, *im;
+    KILN_TRY(fft_work(&p, n, inverse, &re, &im));
     int64_t take = L < n ? L : n;
     double scale = inverse ? 1.0 / (double)n : 1.0;
     for (int64_t o = 0; o < outer; o++)
@@ -138,15 +146,8 @@ static kiln_status stft_exec(kiln_op_ctx *c) {
     if (y->numel == 0)
         return KILN_OK;
     kiln_fft_plan p;
-    if (kiln_fft_plan_init(&p, n, false) != KILN_OK)
-        return KILN_ERR_NOMEM;
-    double *re = kiln_malloc((size_t)n * sizeof(double)), *im = kiln_malloc((size_t)n * sizeof(double));
-    if (!re || !im) {
-        free(re);
-        free(im);
-        kiln_fft_plan_free(&p);
-        return KILN_ERR_NOMEM;
-    }
+    double *re, *im;
+    KILN_TRY(fft_work(&p, n, false, &re, &im));
     for (int64_t b = 0; b < B; b++)
         for (int64_t f = 0; f < frames; f++) {
             for (int64_t j = 0; j < n; j++) {
