@@ -1025,6 +1025,20 @@ static bool foldable(const fact *f) {
            (f->rank == 1 ? f->nval >= 0 : f->nval == 1);
 }
 
+/* Input 1 (a shape) of n becomes the int64 constant v[0..len). */
+static kiln_status set_shape_input(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, int64_t len, const int64_t *v) {
+    const char *nm;
+    KILN_TRY(kiln_edit_const_i64(g, &c->names, n->inputs[1], 1, &len, v, &nm));
+    char *d = kiln_strdup(nm);
+    if (!d)
+        return KILN_ERR_NOMEM;
+    free(n->inputs[1]);
+    n->inputs[1] = d;
+    c->rep->shapes_folded++;
+    c->changed = true;
+    return KILN_OK;
+}
+
 /* Shape target of a Reshape as a constant: known elements, 0 where the
  * element equals the input's dim at that position, -1 for one leftover. */
 static kiln_status fold_reshape(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, const infer *x) {
@@ -1049,17 +1063,7 @@ static kiln_status fold_reshape(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n,
         } else
             return KILN_OK;
     }
-    const char *nm;
-    int64_t len = S->nval;
-    KILN_TRY(kiln_edit_const_i64(g, &c->names, n->inputs[1], 1, &len, v, &nm));
-    char *d = kiln_strdup(nm);
-    if (!d)
-        return KILN_ERR_NOMEM;
-    free(n->inputs[1]);
-    n->inputs[1] = d;
-    c->rep->shapes_folded++;
-    c->changed = true;
-    return KILN_OK;
+    return set_shape_input(c, g, n, S->nval, v);
 }
 
 /* Shape of an Expand as a constant: known elements, 1 where the element
@@ -1079,17 +1083,7 @@ static kiln_status fold_expand(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, 
         else
             return KILN_OK;
     }
-    const char *nm;
-    int64_t len = S->nval;
-    KILN_TRY(kiln_edit_const_i64(g, &c->names, n->inputs[1], 1, &len, v, &nm));
-    char *d = kiln_strdup(nm);
-    if (!d)
-        return KILN_ERR_NOMEM;
-    free(n->inputs[1]);
-    n->inputs[1] = d;
-    c->rep->shapes_folded++;
-    c->changed = true;
-    return KILN_OK;
+    return set_shape_input(c, g, n, S->nval, v);
 }
 
 /* Adjacent constant inputs of a 1-D Concat become one. */
