@@ -384,10 +384,12 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
         KILN_CHECK(st, check_attr_types(n), done);
         pn->op = kiln_op_find(n->domain, n->op_type, pn->opset);
         if (!pn->op) {
-            st = kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s': operator %s%s%s (opset %lld) is not supported by kiln%s",
+            char have[160];
+            kiln_op_versions(n->domain, n->op_type, have, sizeof have);
+            st = kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s': operator %s%s%s (opset %lld) is not supported by kiln%s%s%s",
                            n->name, *n->domain ? n->domain : "", *n->domain ? "." : "", n->op_type,
-                           (long long)pn->opset,
-                           kiln_op_known(n->domain, n->op_type) ? " at this opset" : "");
+                           (long long)pn->opset, *have ? " at this opset (kiln implements opsets " : "", have,
+                           *have ? ")" : "");
             goto done;
         }
         for (size_t k = 0; k < n->n_inputs; k++) {

@@ -299,7 +299,7 @@ static kiln_status castlike_exec(kiln_op_ctx *c) {
 /* Cast-1 took `to` as a string and is not served; 6, 9 (string types) and 13
  * (bfloat16) only widened the type set. */
 static const kiln_op_desc ops[] = {
-    {"", "Cast", 6, 0, cast_exec},
-    {"", "CastLike", 15, 0, castlike_exec},
+    {"", "Cast", 6, 18, cast_exec},
+    {"", "CastLike", 15, 18, castlike_exec},
 };
 KILN_OP_FAMILY(cast, ops);

@@ -193,6 +193,6 @@ static const kiln_op_desc ops[] = {
     {"", "Concat", 1, 3, concat_v1},
     {"", "Concat", 4, 0, concat_v4},
     {"", "Split", 2, 12, split_v2},
-    {"", "Split", 13, 0, split_v13},
+    {"", "Split", 13, 17, split_v13},
 };
 KILN_OP_FAMILY(concat_split, ops);

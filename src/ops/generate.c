@@ -231,7 +231,7 @@ static kiln_status onehot_exec(kiln_op_ctx *c) {
 static const kiln_op_desc ops[] = {
     {"", "Constant", 1, 0, constant_exec},
     {"", "ConstantOfShape", 9, 0, constant_of_shape_exec},
-    {"", "Range", 11, 0, range_exec},
+    {"", "Range", 11, 26, range_exec},
     {"", "EyeLike", 9, 0, eyelike_exec},
     {"", "OneHot", 9, 0, onehot_exec},
 };

@@ -2,7 +2,7 @@
  *
  * An op file defines `exec` functions and lists descriptors in its family's
  * table (see registry.c). A descriptor covers one operator over an opset
- * range [since, until] (until 0: no upper bound). Lookup picks the entry whose
+ * range [since, until] (until 0: through KILN_OPSET_MAX). Lookup picks the entry whose
  * range contains the model's opset for the node's domain.
  *
  * exec reads inputs with kiln_op_in (NULL for an omitted optional input),
@@ -22,6 +22,11 @@ typedef struct kiln_op_ctx kiln_op_ctx;
 typedef struct kiln_frame kiln_frame;
 
 typedef kiln_status (*kiln_op_exec_fn)(kiln_op_ctx *ctx);
+
+/* The newest ai.onnx opset kiln knows; a descriptor's `until` of 0 means
+ * "through this one" (tests/conformance/check_opsets.py keeps every range
+ * within the versions whose schema the descriptor implements). */
+#define KILN_OPSET_MAX 28
 
 typedef struct kiln_op_desc {
     const char *domain; /* "" for ai.onnx */
@@ -83,8 +88,11 @@ kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_i
 
 /* Registry. */
 const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t opset);
-/* Whether any opset of the operator is known (for messages). */
-bool kiln_op_known(const char *domain, const char *name);
+/* Every descriptor, sorted by (domain, name, since); for tests and tools. */
+size_t kiln_op_table(const kiln_op_desc *const **out);
+/* The opset ranges kiln implements for an operator, as "1-12, 13-28" (for
+ * messages); empty when none. */
+void kiln_op_versions(const char *domain, const char *name, char *buf, size_t n);
 
 /* Family tables, one per source group (defined in the family's files). */
 typedef struct kiln_op_family {

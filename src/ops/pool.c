@@ -411,8 +411,8 @@ static kiln_status glppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, tr
  * dilations 10, int8/uint8 12), all defaulting to the older behaviour. */
 static const kiln_op_desc ops[] = {
     {"", "MaxPool", 1, 0, maxpool_exec},
-    {"", "AveragePool", 1, 0, avgpool_exec},
-    {"", "LpPool", 1, 0, lppool_exec},
+    {"", "AveragePool", 1, 18, avgpool_exec},
+    {"", "LpPool", 1, 17, lppool_exec},
     {"", "GlobalMaxPool", 1, 0, gmaxpool_exec},
     {"", "GlobalAveragePool", 1, 0, gavgpool_exec},
     {"", "GlobalLpPool", 1, 0, glppool_exec},

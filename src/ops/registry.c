@@ -1,6 +1,8 @@
 /* The operator table: every family's descriptors, sorted once, searched by
  * (domain, name, opset). */
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,18 +82,35 @@ const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t o
         const kiln_op_desc *d = table[i];
         if (strcmp(d->domain, domain) || strcmp(d->name, name))
             break;
-        if (d->since <= opset && (d->until == 0 || opset <= d->until))
+        int until = d->until ? d->until : (*domain ? INT32_MAX : KILN_OPSET_MAX);
+        if (d->since <= opset && opset <= until)
             best = d;
     }
     return best;
 }
 
-bool kiln_op_known(const char *domain, const char *name) {
+size_t kiln_op_table(const kiln_op_desc *const **out) {
+    pthread_once(&table_once, build_table);
+    *out = table;
+    return table_len;
+}
+
+void kiln_op_versions(const char *domain, const char *name, char *buf, size_t n) {
     pthread_once(&table_once, build_table);
     if (!domain || strcmp(domain, "ai.onnx") == 0)
         domain = "";
-    size_t i = lower_bound(domain, name);
-    return i < table_len && !strcmp(table[i]->domain, domain) && !strcmp(table[i]->name, name);
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = lower_bound(domain, name); i < table_len && o < n; i++) {
+        const kiln_op_desc *d = table[i];
+        if (strcmp(d->domain, domain) || strcmp(d->name, name))
+            break;
+        int until = d->until ? d->until : (*domain ? 0 : KILN_OPSET_MAX);
+        if (until)
+            o += (size_t)snprintf(buf + o, n - o, "%s%d-%d", o ? ", " : "", d->since, until);
+        else
+            o += (size_t)snprintf(buf + o, n - o, "%s%d+", o ? ", " : "", d->since);
+    }
 }
 
 kiln_status kiln_op_need_inputs(const kiln_op_ctx *c, size_t min) {

@@ -629,7 +629,7 @@ static kiln_status upsample_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Resize", 10, 0, resize_exec},
+    {"", "Resize", 10, 17, resize_exec},
     {"", "Upsample", 7, 9, upsample_exec},
 };
 KILN_OP_FAMILY(resize, ops);

@@ -348,6 +348,6 @@ static const kiln_op_desc ops[] = {
     {"", "Expand", 8, 0, expand_exec},
     {"", "Tile", 6, 0, tile_exec},
     {"", "Pad", 1, 10, pad_v1},
-    {"", "Pad", 11, 0, pad_v11},
+    {"", "Pad", 11, 17, pad_v11},
 };
 KILN_OP_FAMILY(slice, ops);

@@ -122,6 +122,6 @@ static const kiln_op_desc ops[] = {
     {"", "Transpose", 1, 0, transpose_exec},
     {"", "DepthToSpace", 1, 10, d2s_v1},
     {"", "DepthToSpace", 11, 0, d2s_v11},
-    {"", "SpaceToDepth", 1, 0, s2d_exec},
+    {"", "SpaceToDepth", 1, 27, s2d_exec},
 };
 KILN_OP_FAMILY(transpose, ops);
