@@ -12,6 +12,7 @@ present); it must pass onnx.checker.check_model(full_check=True).
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -412,8 +413,14 @@ def bad_cases():
         assert r.returncode != 0, "kiln freeze %s succeeded" % args
         assert needle in r.stderr, "message for %s lacks %r: %s" % (args, needle, r.stderr)
         assert not os.path.exists(out), "output written despite error for %s" % args
-    r = kiln("freeze", src, "-o", "/nonexistent/dir/out.onnx", "--bind", "bias=1", check=False)
-    assert r.returncode != 0 and "does not exist" in r.stderr, r.stderr
+    # missing output folders are created; a file in the way is an error naming it
+    nested = os.path.join(TMP, "made", "by", "freeze")
+    shutil.rmtree(os.path.join(TMP, "made"), ignore_errors=True)
+    kiln("freeze", src, "-o", os.path.join(nested, "out.onnx"), "--quiet", "--bind", "bias=1",
+         "--report", os.path.join(nested, "rep", "r.json"))
+    assert os.path.isfile(os.path.join(nested, "out.onnx")) and os.path.isfile(os.path.join(nested, "rep", "r.json"))
+    r = kiln("freeze", src, "-o", os.path.join(junk, "out.onnx"), "--bind", "bias=1", check=False)
+    assert r.returncode != 0 and "is not a folder" in r.stderr and junk in r.stderr, r.stderr
     r = kiln("freeze", junk, "-o", out, check=False)
     assert r.returncode != 0 and not os.path.exists(out), r.stderr
     for cmd in ("freeze", "check"):

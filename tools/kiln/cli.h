@@ -22,6 +22,10 @@ bool cli_split(char *arg, char **name, char **value);
  * naming `opt` and returns the exit code on failure, -1 on success. */
 int cli_parse_values(const char *cmd, const char *opt, const kiln_model *m, size_t n, char **args,
                      const char **names, kiln_tensor **vals);
+/* Creates the folder `dir` and any missing parents (like mkdir -p).
+ * `parent_of` set: creates the folder that holds the file `dir` instead.
+ * Prints "kiln <cmd>: ..." naming the path and returns false on failure. */
+bool cli_make_dirs(const char *cmd, const char *dir, bool parent_of);
 /* Short preview of a tensor on stdout. */
 void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f);
 

@@ -42,16 +42,6 @@ static bool parse_i64(const char *s, int64_t *out) {
     return true;
 }
 
-static bool folder_exists(const char *path) {
-    char *dup = strdup(path);
-    if (!dup)
-        return false;
-    struct stat sb;
-    bool ok = stat(dirname(dup), &sb) == 0 && S_ISDIR(sb.st_mode);
-    free(dup);
-    return ok;
-}
-
 int kiln_cmd_freeze(int argc, char **argv) {
     const char *path = NULL, *out = NULL, *report_path = NULL;
     bool verify = false, quiet = false;
@@ -127,16 +117,6 @@ int kiln_cmd_freeze(int argc, char **argv) {
         rc = 2;
         goto done;
     }
-    if (!folder_exists(out)) {
-        fprintf(stderr, "kiln freeze: the folder of output '%s' does not exist\n", out);
-        rc = 2;
-        goto done;
-    }
-    if (report_path && !folder_exists(report_path)) {
-        fprintf(stderr, "kiln freeze: the folder of report '%s' does not exist\n", report_path);
-        rc = 2;
-        goto done;
-    }
     if ((st = kiln_model_load(path, &m)) != KILN_OK || (st = kiln_freeze_report_create(&rep)) != KILN_OK) {
         rc = cli_error("freeze", st);
         goto done;
@@ -208,6 +188,10 @@ int kiln_cmd_freeze(int argc, char **argv) {
             rc = cli_error("freeze", st);
             goto done;
         }
+    }
+    if (!cli_make_dirs("freeze", out, true) || (report_path && !cli_make_dirs("freeze", report_path, true))) {
+        rc = 1;
+        goto done;
     }
     if ((st = kiln_model_save(m, out, NULL)) != KILN_OK) {
         rc = cli_error("freeze", st);

@@ -18,7 +18,7 @@ static void help(FILE *f) {
                "Runs the model on kiln's CPU engine.\n\n"
                "  -i, --input NAME=VALUE  an input: @file.npy, @file.pb, a number,\n"
                "                          true/false or a nested list like [[1,2],[3,4]]\n"
-               "  --out DIR               write each output as DIR/<output name>.npy\n"
+               "  --out DIR               write each output as DIR/<output name>.npy (DIR is created)\n"
                "                          (without it, shapes and a preview are printed)\n"
                "  --threads N             worker threads (default: one per core)\n\n"
                "Streaming with recurrent state:\n"
@@ -139,13 +139,17 @@ int kiln_cmd_run(int argc, char **argv) {
     if (rc >= 0)
         goto done;
     rc = 0;
-    const char *dirs[3] = {a.out_dir, a.state_in, a.state_out};
-    for (int i = 0; i < 3; i++)
-        if (dirs[i] && !is_dir(dirs[i])) {
-            fprintf(stderr, "kiln run: folder '%s' does not exist\n", dirs[i]);
-            rc = 2;
-            goto done;
-        }
+    if (a.state_in && !is_dir(a.state_in)) {
+        fprintf(stderr, "kiln run: folder '%s' does not exist\n", a.state_in);
+        rc = 2;
+        goto done;
+    }
+    /* Output folders are created when missing. */
+    if ((a.out_dir && !cli_make_dirs("run", a.out_dir, false)) ||
+        (a.state_out && !cli_make_dirs("run", a.state_out, false))) {
+        rc = 1;
+        goto done;
+    }
     kiln_status st = kiln_model_load(a.path, &m);
     if (st != KILN_OK) {
         rc = cli_error("run", st);

@@ -1,7 +1,11 @@
 /* kiln: freeze, run and verify ONNX models. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <libgen.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -27,6 +31,37 @@ static void usage(FILE *f) {
 int cli_error(const char *cmd, kiln_status st) {
     fprintf(stderr, "kiln %s: %s\n", cmd, kiln_last_error()[0] ? kiln_last_error() : kiln_status_name(st));
     return st == KILN_ERR_MISMATCH ? 3 : st == KILN_ERR_ARG ? 2 : 1;
+}
+
+bool cli_make_dirs(const char *cmd, const char *dir, bool parent_of) {
+    char *buf = strdup(dir);
+    if (!buf) {
+        fprintf(stderr, "kiln %s: out of memory\n", cmd);
+        return false;
+    }
+    char *p = parent_of ? dirname(buf) : buf;
+    size_t n = strlen(p);
+    bool ok = true;
+    /* Each prefix ending before a '/', then the whole path. */
+    for (size_t i = 1; i <= n && ok; i++) {
+        if (i < n && p[i] != '/')
+            continue;
+        char c = p[i];
+        p[i] = 0;
+        struct stat sb;
+        if (stat(p, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode)) {
+                fprintf(stderr, "kiln %s: cannot create folder '%s': '%s' is not a folder\n", cmd, dir, p);
+                ok = false;
+            }
+        } else if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "kiln %s: cannot create folder '%s': %s\n", cmd, p, strerror(errno));
+            ok = false;
+        }
+        p[i] = c;
+    }
+    free(buf);
+    return ok;
 }
 
 bool cli_split(char *arg, char **name, char **value) {
