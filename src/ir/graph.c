@@ -82,6 +82,8 @@ void kiln_node_destroy(kiln_node *n) {
 
 kiln_graph *kiln_graph_new(void) { return kiln_calloc(1, sizeof(kiln_graph)); }
 
+static void init_index_free(kiln_graph *g);
+
 void kiln_graph_destroy(kiln_graph *g) {
     if (!g)
         return;
@@ -102,6 +104,7 @@ void kiln_graph_destroy(kiln_graph *g) {
     for (size_t i = 0; i < g->n_inits; i++)
         kiln_tensor_destroy(g->inits[i]);
     free(g->inits);
+    init_index_free(g);
     free(g);
 }
 
@@ -221,6 +224,76 @@ void kiln_graph_remove_node(kiln_graph *g, size_t i) {
     g->n_nodes--;
 }
 
+/* ---- initializers by name ----
+ * Open addressing over positions in g->inits (0: empty, else position+1);
+ * graphs with few initializers are scanned. The index is only written by
+ * calls that change the graph, never by look-ups, so sessions can share a
+ * model across threads. */
+struct kiln_init_index {
+    bool stale;
+    size_t cap; /* power of two, >= 2 * indexed entries */
+    uint32_t *slot;
+};
+
+enum { INIT_INDEX_MIN = 32 };
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void index_put(struct kiln_init_index *x, const char *name, size_t pos) {
+    size_t j = name_hash(name) & (x->cap - 1);
+    while (x->slot[j])
+        j = (j + 1) & (x->cap - 1);
+    x->slot[j] = (uint32_t)(pos + 1);
+}
+
+kiln_status kiln_graph_inits_reindex(kiln_graph *g) {
+    if (g->n_inits < INIT_INDEX_MIN || g->n_inits >= UINT32_MAX / 4) {
+        if (g->init_index)
+            g->init_index->stale = true;
+        return KILN_OK;
+    }
+    struct kiln_init_index *x = g->init_index;
+    size_t cap = 64;
+    while (cap < 2 * g->n_inits + 2)
+        cap *= 2;
+    if (!x && !(x = g->init_index = kiln_calloc(1, sizeof *x)))
+        return KILN_ERR_NOMEM;
+    if (x->cap != cap) {
+        uint32_t *slot = kiln_calloc(cap, sizeof *slot);
+        if (!slot) {
+            x->stale = true;
+            return KILN_ERR_NOMEM;
+        }
+        free(x->slot);
+        x->slot = slot;
+        x->cap = cap;
+    } else {
+        memset(x->slot, 0, cap * sizeof *x->slot);
+    }
+    for (size_t i = 0; i < g->n_inits; i++)
+        if (g->inits[i]->name)
+            index_put(x, g->inits[i]->name, i);
+    x->stale = false;
+    return KILN_OK;
+}
+
+void kiln_graph_inits_changed(kiln_graph *g) {
+    if (g->init_index)
+        g->init_index->stale = true;
+}
+
+static void init_index_free(kiln_graph *g) {
+    if (g->init_index)
+        free(g->init_index->slot);
+    free(g->init_index);
+    g->init_index = NULL;
+}
+
 kiln_status kiln_graph_add_init(kiln_graph *g, kiln_tensor *t) {
     if (g->n_inits == g->cap_inits) {
         size_t cap = g->cap_inits ? g->cap_inits * 2 : 16;
@@ -231,6 +304,11 @@ kiln_status kiln_graph_add_init(kiln_graph *g, kiln_tensor *t) {
         g->cap_inits = cap;
     }
     g->inits[g->n_inits++] = t;
+    struct kiln_init_index *x = g->init_index;
+    if (x && !x->stale && t->name && 2 * g->n_inits + 2 <= x->cap)
+        index_put(x, t->name, g->n_inits - 1);
+    else if (g->n_inits >= INIT_INDEX_MIN)
+        (void)kiln_graph_inits_reindex(g); /* on failure look-ups scan */
     return KILN_OK;
 }
 
@@ -238,9 +316,10 @@ void kiln_graph_remove_init(kiln_graph *g, size_t i) {
     kiln_tensor_destroy(g->inits[i]);
     memmove(&g->inits[i], &g->inits[i + 1], (g->n_inits - i - 1) * sizeof *g->inits);
     g->n_inits--;
+    kiln_graph_inits_changed(g);
 }
 
-kiln_tensor *kiln_graph_find_init(const kiln_graph *g, const char *name, size_t *index) {
+static kiln_tensor *find_init_scan(const kiln_graph *g, const char *name, size_t *index) {
     for (size_t i = 0; i < g->n_inits; i++)
         if (g->inits[i]->name && strcmp(g->inits[i]->name, name) == 0) {
             if (index)
@@ -248,6 +327,31 @@ kiln_tensor *kiln_graph_find_init(const kiln_graph *g, const char *name, size_t 
             return g->inits[i];
         }
     return NULL;
+}
+
+kiln_tensor *kiln_graph_find_init(const kiln_graph *g, const char *name, size_t *index) {
+    const struct kiln_init_index *x = g->init_index;
+    if (!x || x->stale)
+        return find_init_scan(g, name, index);
+    kiln_tensor *found = NULL;
+    size_t j = name_hash(name) & (x->cap - 1);
+    for (; x->slot[j]; j = (j + 1) & (x->cap - 1)) {
+        size_t pos = x->slot[j] - 1;
+        if (pos < g->n_inits && g->inits[pos]->name && strcmp(g->inits[pos]->name, name) == 0) {
+            if (index)
+                *index = pos;
+            found = g->inits[pos];
+            break;
+        }
+    }
+#ifndef NDEBUG
+    /* debug builds check the index against a scan */
+    size_t k = 0, *want = index ? &k : NULL;
+    kiln_tensor *ref = find_init_scan(g, name, want);
+    if (ref != found || (index && ref && k != *index))
+        __builtin_trap();
+#endif
+    return found;
 }
 
 kiln_value_info *kiln_graph_find_input(const kiln_graph *g, const char *name, size_t *index) {

@@ -167,6 +167,12 @@ struct kiln_graph {
     size_t n_inits, cap_inits;
     kiln_tensor **inits;
     const void *src; /* Onnx__GraphProto */
+    /* Initializer look-up by name (graph.c): kept up to date by
+     * kiln_graph_add_init, marked stale by kiln_graph_remove_init and by
+     * kiln_graph_inits_changed (call it after renaming or moving inits
+     * directly); a stale index is rebuilt by the next add or by
+     * kiln_graph_inits_reindex, and look-ups meanwhile scan. */
+    struct kiln_init_index *init_index;
 };
 
 typedef struct kiln_opset {
@@ -227,6 +233,8 @@ void kiln_graph_remove_node(kiln_graph *g, size_t i);          /* destroys it */
 kiln_status kiln_graph_add_init(kiln_graph *g, kiln_tensor *t); /* takes t */
 void kiln_graph_remove_init(kiln_graph *g, size_t i);
 kiln_tensor *kiln_graph_find_init(const kiln_graph *g, const char *name, size_t *index);
+void kiln_graph_inits_changed(kiln_graph *g);
+kiln_status kiln_graph_inits_reindex(kiln_graph *g);
 kiln_value_info *kiln_graph_find_input(const kiln_graph *g, const char *name, size_t *index);
 
 /* Names (domain.name) of the model-local functions, kept from the file;

@@ -134,6 +134,7 @@ static kiln_status inline_if(kiln_freeze_ctx *c, kiln_scope *s, size_t idx, bool
         }
         if (st == KILN_OK)
             b->n_inits = 0;
+        kiln_graph_inits_changed(b);
     }
     if (st == KILN_OK) {
         g->nodes[idx] = NULL;

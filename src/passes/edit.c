@@ -446,11 +446,79 @@ static kiln_status rename_in(kiln_graph *g, const char *from, const char *to, bo
             if (strcmp(g->value_info[i].name, from) == 0)
                 KILN_TRY(set_str(&g->value_info[i].name, to));
         for (size_t i = 0; i < g->n_inits; i++)
-            if (g->inits[i]->name && strcmp(g->inits[i]->name, from) == 0)
+            if (g->inits[i]->name && strcmp(g->inits[i]->name, from) == 0) {
+                kiln_graph_inits_changed(g);
                 KILN_TRY(set_str(&g->inits[i]->name, to));
+            }
     }
     return KILN_OK;
 }
+
+/* ---- batched renames ---- */
+
+const char *kiln_renames_get(const kiln_renames *r, const char *name) {
+    /* entries never form a cycle (add refuses one); the bound is a guard */
+    for (size_t step = 0; step <= r->map.n; step++) {
+        const char *to = r->map.n ? kiln_nameset_get(&r->map, name) : NULL;
+        if (!to)
+            return name;
+        name = to;
+    }
+    return name;
+}
+
+kiln_status kiln_renames_add(kiln_renames *r, const char *from, const char *to) {
+    to = kiln_renames_get(r, to);
+    if (!strcmp(to, from))
+        return KILN_OK;
+    char *d = kiln_strdup(to);
+    if (!d)
+        return KILN_ERR_NOMEM;
+    free(kiln_nameset_get(&r->map, from));
+    kiln_status st = kiln_nameset_put(&r->map, from, d);
+    if (st != KILN_OK)
+        free(d);
+    return st;
+}
+
+kiln_status kiln_renames_apply_node(const kiln_renames *r, kiln_node *n) {
+    if (!r->map.n)
+        return KILN_OK;
+    for (size_t k = 0; k < n->n_inputs; k++) {
+        if (!*n->inputs[k])
+            continue;
+        const char *to = kiln_renames_get(r, n->inputs[k]);
+        if (to != n->inputs[k])
+            KILN_TRY(set_str(&n->inputs[k], to));
+    }
+    return KILN_OK;
+}
+
+static kiln_status renames_sub(const kiln_renames *r, kiln_graph *g, bool outputs) {
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        kiln_node *n = g->nodes[i];
+        KILN_TRY(kiln_renames_apply_node(r, n));
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            kiln_attr *at = &n->attrs[a];
+            if (at->g)
+                KILN_TRY(renames_sub(r, at->g, true));
+            for (size_t k = 0; at->graphs && k < at->n; k++)
+                KILN_TRY(renames_sub(r, at->graphs[k], true));
+        }
+    }
+    for (size_t o = 0; outputs && o < g->n_outputs; o++) {
+        const char *to = kiln_renames_get(r, g->outputs[o].name);
+        if (to != g->outputs[o].name)
+            KILN_TRY(set_str(&g->outputs[o].name, to));
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_renames_apply(const kiln_renames *r, kiln_graph *g) {
+    return r->map.n ? renames_sub(r, g, false) : KILN_OK;
+}
+
+void kiln_renames_free(kiln_renames *r) { kiln_nameset_free(&r->map, free); }
 
 kiln_status kiln_edit_rename_uses(kiln_graph *g, const char *from, const char *to) {
     return rename_in(g, from, to, false);

@@ -62,6 +62,24 @@ bool kiln_edit_is_used(const kiln_graph *g, const char *name);
  * (positional_outputs) the output entry is renamed to x instead. */
 bool kiln_edit_forward(kiln_graph *g, const char *y, const char *x, bool positional_outputs);
 
+/* ---- renames collected by a pass, applied in one sweep ----
+ * A pass that removes many identities y = f(x) records y -> x for each and
+ * resolves names as it visits nodes, instead of rewriting the whole graph
+ * once per removal. Chains (z -> y, y -> x) resolve to the last name. */
+typedef struct kiln_renames {
+    kiln_nameset map; /* from -> malloc'd to */
+} kiln_renames;
+
+kiln_status kiln_renames_add(kiln_renames *r, const char *from, const char *to);
+/* What `name` reads now (name itself when not renamed). */
+const char *kiln_renames_get(const kiln_renames *r, const char *name);
+/* Renames n's inputs (not captures inside its subgraphs). */
+kiln_status kiln_renames_apply_node(const kiln_renames *r, kiln_node *n);
+/* Renames every reader in g: node inputs, captures and outputs of nested
+ * subgraphs (g's own outputs keep their names). */
+kiln_status kiln_renames_apply(const kiln_renames *r, kiln_graph *g);
+void kiln_renames_free(kiln_renames *r);
+
 /* ---- constants ---- */
 /* Adds t (taken) as initializer `name` (t->name is replaced). An existing
  * initializer of that name is replaced. */

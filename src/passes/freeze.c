@@ -367,6 +367,7 @@ static kiln_status inits_to_constants(kiln_graph *g, int depth, void *ctx) {
         g->inits[i] = NULL;
         memmove(&g->inits[i], &g->inits[i + 1], (g->n_inits - i - 1) * sizeof *g->inits);
         g->n_inits--;
+        kiln_graph_inits_changed(g);
         kiln_status st = kiln_edit_attr_tensor(n, "value", t);
         if (st == KILN_OK && (st = kiln_edit_insert(g, at++, n)) != KILN_OK)
             kiln_node_destroy(n);

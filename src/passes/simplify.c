@@ -260,22 +260,93 @@ static kiln_status fold_chains(kiln_freeze_ctx *c, kiln_scope *s) {
     return KILN_OK;
 }
 
-static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
-    kiln_graph *g = s->g;
-    KILN_TRY(fold_chains(c, s));
+/* Identical small constants, found by content hash: later ones are renamed
+ * to the first. */
+static uint64_t const_hash(const kiln_tensor *t) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)t->dtype;
+    const unsigned char *p = (const unsigned char *)t->dims;
+    for (size_t i = 0; i < (size_t)t->rank * sizeof *t->dims; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    p = t->data;
+    for (size_t i = 0; p && i < t->nbytes; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool same_const(const kiln_tensor *a, const kiln_tensor *b) {
+    return b->dtype == a->dtype && b->rank == a->rank && b->nbytes == a->nbytes &&
+           !memcmp(b->dims, a->dims, (size_t)a->rank * sizeof *a->dims) &&
+           (a->nbytes == 0 || !memcmp(a->data, b->data, a->nbytes));
+}
+
+static bool mergeable(const kiln_graph *g, const kiln_tensor *t) {
+    return t->name && t->dtype != KILN_DTYPE_STRING && t->nbytes <= (1 << 16) && !kiln_edit_is_input(g, t->name) &&
+           !kiln_edit_is_output(g, t->name);
+}
+
+static kiln_status merge_constants(kiln_freeze_ctx *c, kiln_graph *g, kiln_renames *rn) {
+    size_t cap = 64;
+    while (cap < 2 * g->n_inits)
+        cap *= 2;
+    size_t *slot = kiln_calloc(cap, sizeof *slot); /* position + 1 of a kept constant */
+    bool *drop = kiln_calloc(g->n_inits + 1, sizeof *drop);
+    kiln_status st = slot && drop ? KILN_OK : KILN_ERR_NOMEM;
+    size_t dropped = 0;
+    for (size_t i = 0; st == KILN_OK && i < g->n_inits; i++) {
+        const kiln_tensor *b = g->inits[i];
+        if (!mergeable(g, b))
+            continue;
+        size_t h = (size_t)const_hash(b) & (cap - 1);
+        for (; slot[h]; h = (h + 1) & (cap - 1))
+            if (same_const(g->inits[slot[h] - 1], b))
+                break;
+        if (!slot[h]) {
+            slot[h] = i + 1;
+            continue;
+        }
+        st = kiln_renames_add(rn, b->name, g->inits[slot[h] - 1]->name);
+        drop[i] = true;
+        dropped++;
+    }
+    if (st == KILN_OK && dropped) {
+        size_t w = 0;
+        for (size_t i = 0; i < g->n_inits; i++)
+            if (drop[i])
+                kiln_tensor_destroy(g->inits[i]);
+            else
+                g->inits[w++] = g->inits[i];
+        g->n_inits = w;
+        st = kiln_graph_inits_reindex(g);
+        c->changed = true;
+    }
+    free(slot);
+    free(drop);
+    return st;
+}
+
+/* Removes the nodes marked dead (their indices unchanged until now). */
+static void sweep_nodes(kiln_graph *g, const bool *dead) {
+    size_t w = 0;
     for (size_t i = 0; i < g->n_nodes; i++)
-        if (!*g->nodes[i]->domain && !strcmp(g->nodes[i]->op_type, "Expand") && g->nodes[i]->n_inputs == 2 &&
-            g->nodes[i]->n_outputs == 1)
-            KILN_TRY(bypass_expand(c, g, g->nodes[i]));
-    for (size_t i = 0; i < g->n_nodes;) {
+        if (dead[i])
+            kiln_node_destroy(g->nodes[i]);
+        else
+            g->nodes[w++] = g->nodes[i];
+    g->n_nodes = w;
+}
+
+static kiln_status simplify_nodes(kiln_freeze_ctx *c, kiln_scope *s, kiln_renames *rn, bool *dead) {
+    kiln_graph *g = s->g;
+    for (size_t i = 0; i < g->n_nodes; i++) {
         kiln_node *n = g->nodes[i];
+        KILN_TRY(kiln_renames_apply_node(rn, n));
         const kiln_tensor *ab = absorbed(c, s, n);
         if (ab && !kiln_edit_is_output(g, n->outputs[0])) {
             kiln_tensor *t;
             KILN_TRY(kiln_tensor_clone(ab, &t));
             kiln_edit_drop_value_info(g, n->outputs[0]);
             KILN_TRY(kiln_edit_set_const(g, n->outputs[0], t));
-            kiln_graph_remove_node(g, i);
+            dead[i] = true;
             c->rep->simplified++;
             c->changed = true;
             continue;
@@ -291,61 +362,76 @@ static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
                     k = pick;
             }
         }
-        if (k >= 0 && *n->inputs[k] && *n->outputs[0]) {
-            char *x = kiln_strdup(n->inputs[k]), *y = kiln_strdup(n->outputs[0]);
-            if (!x || !y) {
-                free(x);
-                free(y);
-                return KILN_ERR_NOMEM;
-            }
-            bool ok = kiln_edit_forward(g, y, x, s->up != NULL);
-            const kiln_tensor *oc = !ok && s->up && !kiln_graph_find_init(g, x, NULL) ? kiln_edit_const(s, x) : NULL;
-            if (oc && oc->nbytes <= 64) {
-                /* an outer constant returned by a subgraph: a small local
-                 * copy can be returned directly */
-                kiln_tensor *t;
-                const char *local;
-                kiln_status st = kiln_tensor_clone(oc, &t);
-                if (st == KILN_OK)
-                    st = kiln_edit_new_const(g, &c->names, x, t, &local);
-                if (st != KILN_OK) {
-                    free(x);
-                    free(y);
-                    return st;
-                }
-                ok = kiln_edit_forward(g, y, local, true);
-            }
-            free(x);
-            free(y);
-            if (ok) {
-                kiln_graph_remove_node(g, i);
-                c->rep->simplified++;
-                c->changed = true;
-                continue;
-            }
-        }
-        i++;
-    }
-    /* identical constants: later ones read the first */
-    for (size_t i = 0; i < g->n_inits; i++) {
-        const kiln_tensor *a = g->inits[i];
-        if (!a->name || a->dtype == KILN_DTYPE_STRING || kiln_edit_is_input(g, a->name) ||
-            kiln_edit_is_output(g, a->name) || a->nbytes > (1 << 16))
+        if (k < 0 || !*n->inputs[k] || !*n->outputs[0])
             continue;
-        for (size_t j = i + 1; j < g->n_inits;) {
-            const kiln_tensor *b = g->inits[j];
-            if (b->name && b->dtype == a->dtype && b->rank == a->rank && b->nbytes == a->nbytes &&
-                !memcmp(b->dims, a->dims, (size_t)a->rank * sizeof *a->dims) &&
-                (a->nbytes == 0 || !memcmp(a->data, b->data, a->nbytes)) && !kiln_edit_is_input(g, b->name) &&
-                !kiln_edit_is_output(g, b->name)) {
-                KILN_TRY(kiln_edit_rename_uses(g, b->name, a->name));
-                kiln_graph_remove_init(g, j);
-                c->changed = true;
-            } else {
-                j++;
+        const char *x = n->inputs[k], *y = n->outputs[0];
+        if (!kiln_edit_is_output(g, y)) {
+            /* the common case: readers of y read x, renamed as they are met */
+            KILN_TRY(kiln_renames_add(rn, y, x));
+            dead[i] = true;
+            c->rep->simplified++;
+            c->changed = true;
+            continue;
+        }
+        /* y is an output of g: the edit below rewrites the graph, so the
+         * pending renames go in first */
+        KILN_TRY(kiln_renames_apply(rn, g));
+        kiln_renames_free(rn);
+        char *xd = kiln_strdup(x), *yd = kiln_strdup(y);
+        if (!xd || !yd) {
+            free(xd);
+            free(yd);
+            return KILN_ERR_NOMEM;
+        }
+        bool ok = kiln_edit_forward(g, yd, xd, s->up != NULL);
+        const kiln_tensor *oc = !ok && s->up && !kiln_graph_find_init(g, xd, NULL) ? kiln_edit_const(s, xd) : NULL;
+        if (oc && oc->nbytes <= 64) {
+            /* an outer constant returned by a subgraph: a small local
+             * copy can be returned directly */
+            kiln_tensor *t;
+            const char *local;
+            kiln_status st = kiln_tensor_clone(oc, &t);
+            if (st == KILN_OK)
+                st = kiln_edit_new_const(g, &c->names, xd, t, &local);
+            if (st != KILN_OK) {
+                free(xd);
+                free(yd);
+                return st;
             }
+            ok = kiln_edit_forward(g, yd, local, true);
+        }
+        free(xd);
+        free(yd);
+        if (ok) {
+            dead[i] = true;
+            c->rep->simplified++;
+            c->changed = true;
         }
     }
+    return KILN_OK;
+}
+
+static kiln_status simplify_graph(kiln_freeze_ctx *c, kiln_scope *s) {
+    kiln_graph *g = s->g;
+    KILN_TRY(kiln_graph_inits_reindex(g));
+    KILN_TRY(fold_chains(c, s));
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (!*g->nodes[i]->domain && !strcmp(g->nodes[i]->op_type, "Expand") && g->nodes[i]->n_inputs == 2 &&
+            g->nodes[i]->n_outputs == 1)
+            KILN_TRY(bypass_expand(c, g, g->nodes[i]));
+    kiln_renames rn = {0};
+    bool *dead = kiln_calloc(g->n_nodes + 1, sizeof *dead);
+    kiln_status st = dead ? simplify_nodes(c, s, &rn, dead) : KILN_ERR_NOMEM;
+    if (dead)
+        sweep_nodes(g, dead);
+    free(dead);
+    /* identical constants: later ones read the first */
+    if (st == KILN_OK)
+        st = merge_constants(c, g, &rn);
+    if (st == KILN_OK)
+        st = kiln_renames_apply(&rn, g);
+    kiln_renames_free(&rn);
+    KILN_TRY(st);
     return kiln_pass_subgraphs(c, s, simplify_graph);
 }
 
