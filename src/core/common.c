@@ -15,6 +15,8 @@ static _Thread_local char err_buf[2048];
 
 const char *kiln_last_error(void) { return err_buf; }
 
+void kiln_clear_error(void) { err_buf[0] = 0; }
+
 const char *kiln_status_name(kiln_status s) {
     switch (s) {
     case KILN_OK: return "ok";

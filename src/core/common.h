@@ -9,6 +9,8 @@
 
 #include "kiln.h"
 
+/* Forgets the last error message (after a failure that was handled). */
+void kiln_clear_error(void);
 /* Sets the thread's error message and returns `code`. */
 kiln_status kiln_fail(kiln_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prepends context ("node 'x' (Conv): ") to the current message; returns `code`. */

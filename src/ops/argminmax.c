@@ -122,8 +122,29 @@ static kiln_status arg_exec(kiln_op_ctx *c, bool is_max) {
 static kiln_status argmax_exec(kiln_op_ctx *c) { return arg_exec(c, true); }
 static kiln_status argmin_exec(kiln_op_ctx *c) { return arg_exec(c, false); }
 
+/* Shape rule: the axis removed (or kept as 1), int64. */
+static kiln_status argminmax_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = KILN_DTYPE_INT64;
+    if (X->rank < 0)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", 0), X->rank);
+    if (a < 0)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+    bool mask[KILN_MAX_RANK] = {false};
+    mask[a] = true;
+    int src[KILN_MAX_RANK];
+    o->rank = kiln_reduce_shape(X->rank, mask, kiln_attr_int(x->node, "keepdims", 1) != 0, src);
+    for (int d = 0; d < o->rank; d++)
+        o->dims[d] = src[d] < 0 ? kiln_sd_const(1) : X->dims[src[d]];
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "ArgMax", 1, 0, argmax_exec},
-    {"", "ArgMin", 1, 0, argmin_exec},
+    {"", "ArgMax", 1, 0, argmax_exec, argminmax_infer},
+    {"", "ArgMin", 1, 0, argmin_exec, argminmax_infer},
 };
 KILN_OP_FAMILY(argminmax, ops);

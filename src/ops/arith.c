@@ -114,6 +114,33 @@ static kiln_status arith_exec(kiln_op_ctx *c, arith_kind kind) {
     return KILN_OK;
 }
 
+/* Shape rule: broadcasting, and on small integer tensors (shape
+ * arithmetic) the symbolic elements. */
+static kiln_status arith_infer(kiln_infer_ctx *x, arith_kind kind) {
+    KILN_TRY(kiln_infer_bcast_all(x));
+    kiln_shape_fact *o = &x->out[0];
+    const kiln_shape_fact *a = kiln_infer_in(x, 0), *b = kiln_infer_in(x, 1);
+    if (x->n_out < 1 || a->nval < 0 || b->nval < 0 || (o->dt != KILN_DTYPE_INT64 && o->dt != KILN_DTYPE_INT32) ||
+        o->rank > 1)
+        return KILN_OK;
+    int n = a->nval > b->nval ? a->nval : b->nval;
+    if ((a->nval != n && a->nval != 1) || (b->nval != n && b->nval != 1))
+        return KILN_OK;
+    for (int i = 0; i < n; i++) {
+        kiln_sdim p = a->val[a->nval == 1 ? 0 : i], q = b->val[b->nval == 1 ? 0 : i];
+        o->val[i] = kind == ADD   ? kiln_sd_add(p, q, 1)
+                    : kind == SUB ? kiln_sd_add(p, q, -1)
+                    : kind == MUL ? kiln_sd_mul(p, q)
+                                  : kiln_sd_floordiv(p, q);
+    }
+    o->nval = n;
+    return KILN_OK;
+}
+static kiln_status add_infer(kiln_infer_ctx *x) { return arith_infer(x, ADD); }
+static kiln_status sub_infer(kiln_infer_ctx *x) { return arith_infer(x, SUB); }
+static kiln_status mul_infer(kiln_infer_ctx *x) { return arith_infer(x, MUL); }
+static kiln_status div_infer(kiln_infer_ctx *x) { return arith_infer(x, DIV); }
+
 static kiln_status add_exec(kiln_op_ctx *c) { return arith_exec(c, ADD); }
 static kiln_status sub_exec(kiln_op_ctx *c) { return arith_exec(c, SUB); }
 static kiln_status mul_exec(kiln_op_ctx *c) { return arith_exec(c, MUL); }
@@ -122,9 +149,9 @@ static kiln_status div_exec(kiln_op_ctx *c) { return arith_exec(c, DIV); }
 /* Opset 7 brought numpy broadcasting; earlier versions used the `broadcast`
  * attribute and are not supported. */
 static const kiln_op_desc ops[] = {
-    {"", "Add", 7, 0, add_exec},
-    {"", "Sub", 7, 0, sub_exec},
-    {"", "Mul", 7, 0, mul_exec},
-    {"", "Div", 7, 0, div_exec},
+    {"", "Add", 7, 0, add_exec, add_infer},
+    {"", "Sub", 7, 0, sub_exec, sub_infer},
+    {"", "Mul", 7, 0, mul_exec, mul_infer},
+    {"", "Div", 7, 0, div_exec, div_infer},
 };
 KILN_OP_FAMILY(arith, ops);

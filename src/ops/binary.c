@@ -441,22 +441,49 @@ BIN_OP(xor_exec, B_XOR)
 BIN_OP(bitshift_exec, B_SHL)
 BIN_OP(prelu_exec, B_PRELU)
 
+/* Equal on shape values: a dim is never negative, so it differs from the
+ * -1 placeholder even when it is symbolic. */
+static kiln_status equal_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_bcast_bool(x));
+    kiln_shape_fact *o = &x->out[0];
+    const kiln_shape_fact *a = kiln_infer_in(x, 0), *b = kiln_infer_in(x, 1);
+    if (x->n_out < 1 || a->nval < 0 || b->nval < 0 || o->rank > 1)
+        return KILN_OK;
+    int n = a->nval > b->nval ? a->nval : b->nval;
+    if ((a->nval != n && a->nval != 1) || (b->nval != n && b->nval != 1))
+        return KILN_OK;
+    for (int i = 0; i < n; i++) {
+        const kiln_sdim *p = &a->val[a->nval == 1 ? 0 : i], *q = &b->val[b->nval == 1 ? 0 : i];
+        if (kiln_sd_is_const(p) && kiln_sd_is_const(q))
+            o->val[i] = kiln_sd_const(p->num == q->num);
+        else if (kiln_sdim_eq(p, q))
+            o->val[i] = kiln_sd_const(1);
+        else if ((p->known && p->n > 0 && p->num > 0 && kiln_sd_is_const(q) && q->num < 0) ||
+                 (q->known && q->n > 0 && q->num > 0 && kiln_sd_is_const(p) && p->num < 0))
+            o->val[i] = kiln_sd_const(0);
+        else
+            o->val[i] = kiln_sd_unknown();
+    }
+    o->nval = n;
+    return KILN_OK;
+}
+
 /* Opset 7 brought numpy broadcasting to all of these (opset 1 used the
  * `broadcast`/`axis` attributes). Later versions only widened type sets,
  * except Pow-12 (mixed base/exponent types), handled in bin_types. PRelu-6
  * already allowed a slope broadcast to X. */
 static const kiln_op_desc ops[] = {
-    {"", "Pow", 7, 0, pow_exec},
-    {"", "Mod", 10, 0, mod_exec},
-    {"", "Equal", 7, 0, equal_exec},
-    {"", "Less", 7, 0, less_exec},
-    {"", "Greater", 7, 0, greater_exec},
-    {"", "LessOrEqual", 12, 0, less_equal_exec},
-    {"", "GreaterOrEqual", 12, 0, greater_equal_exec},
-    {"", "And", 7, 0, and_exec},
-    {"", "Or", 7, 0, or_exec},
-    {"", "Xor", 7, 0, xor_exec},
-    {"", "BitShift", 11, 0, bitshift_exec},
-    {"", "PRelu", 1, 0, prelu_exec},
+    {"", "Pow", 7, 0, pow_exec, kiln_infer_bcast_all},
+    {"", "Mod", 10, 0, mod_exec, kiln_infer_bcast_all},
+    {"", "Equal", 7, 0, equal_exec, equal_infer},
+    {"", "Less", 7, 0, less_exec, kiln_infer_bcast_bool},
+    {"", "Greater", 7, 0, greater_exec, kiln_infer_bcast_bool},
+    {"", "LessOrEqual", 12, 0, less_equal_exec, kiln_infer_bcast_bool},
+    {"", "GreaterOrEqual", 12, 0, greater_equal_exec, kiln_infer_bcast_bool},
+    {"", "And", 7, 0, and_exec, kiln_infer_bcast_bool},
+    {"", "Or", 7, 0, or_exec, kiln_infer_bcast_bool},
+    {"", "Xor", 7, 0, xor_exec, kiln_infer_bcast_bool},
+    {"", "BitShift", 11, 0, bitshift_exec, kiln_infer_bcast_all},
+    {"", "PRelu", 1, 0, prelu_exec, kiln_infer_bcast_all},
 };
 KILN_OP_FAMILY(binary, ops);

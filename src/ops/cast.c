@@ -296,10 +296,31 @@ static kiln_status castlike_exec(kiln_op_ctx *c) {
     return cast_to(c, c->in[1]->dtype);
 }
 
+/* Cast keeps the shape; integer to integer keeps the elements. */
+static void cast_infer_to(kiln_infer_ctx *x, kiln_dtype to) {
+    if (x->n_out < 1)
+        return;
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    bool ints = (to == KILN_DTYPE_INT64 || to == KILN_DTYPE_INT32) &&
+                (X->dt == KILN_DTYPE_INT64 || X->dt == KILN_DTYPE_INT32);
+    x->out[0].dt = to;
+    kiln_infer_copy_shape(&x->out[0], X, ints);
+}
+
+static kiln_status cast_infer(kiln_infer_ctx *x) {
+    cast_infer_to(x, (kiln_dtype)kiln_attr_int(x->node, "to", KILN_DTYPE_UNDEFINED));
+    return KILN_OK;
+}
+
+static kiln_status castlike_infer(kiln_infer_ctx *x) {
+    cast_infer_to(x, kiln_infer_in(x, 1)->dt);
+    return KILN_OK;
+}
+
 /* Cast-1 took `to` as a string and is not served; 6, 9 (string types) and 13
  * (bfloat16) only widened the type set. */
 static const kiln_op_desc ops[] = {
-    {"", "Cast", 6, 18, cast_exec},
-    {"", "CastLike", 15, 18, castlike_exec},
+    {"", "Cast", 6, 18, cast_exec, cast_infer},
+    {"", "CastLike", 15, 18, castlike_exec, castlike_infer},
 };
 KILN_OP_FAMILY(cast, ops);

@@ -156,6 +156,6 @@ static kiln_status clip_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Clip", 6, 0, clip_exec},
+    {"", "Clip", 6, 0, clip_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(clip, ops);

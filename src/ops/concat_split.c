@@ -189,10 +189,99 @@ static kiln_status concat_v4(kiln_op_ctx *c) { return concat_run(c, true); }
 static kiln_status split_v2(kiln_op_ctx *c) { return split_run(c, false); }
 static kiln_status split_v13(kiln_op_ctx *c) { return split_run(c, true); }
 
+/* ---- shape rules ---- */
+
+/* Concat: dims along the axis add up; 1-D small integer inputs (shape
+ * arithmetic) concatenate their elements. */
+static kiln_status concat_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    int rank = -1;
+    for (size_t i = 0; i < x->n_in; i++) {
+        if (!x->has[i])
+            continue;
+        o->dt = x->in[i].dt;
+        if (x->in[i].rank < 0)
+            return KILN_OK;
+        rank = x->in[i].rank;
+    }
+    if (rank < 0)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", rank == 1 ? 0 : -1000), rank);
+    if (a < 0)
+        return kiln_node_attr(x->node, "axis") ? kiln_fail(KILN_ERR_INVALID, "axis is out of range") : KILN_OK;
+    o->rank = rank;
+    bool first = true, vals = rank == 1;
+    int nv = 0;
+    for (size_t i = 0; i < x->n_in; i++) {
+        if (!x->has[i])
+            continue;
+        const kiln_shape_fact *f = &x->in[i];
+        if (f->rank != rank)
+            return kiln_fail(KILN_ERR_INVALID, "inputs differ in rank (%d and %d)", rank, f->rank);
+        for (int d = 0; d < rank; d++) {
+            if (first)
+                o->dims[d] = f->dims[d];
+            else if (d == a)
+                o->dims[d] = kiln_sd_add(o->dims[d], f->dims[d], 1);
+            else if (!kiln_sdim_eq(&o->dims[d], &f->dims[d]))
+                o->dims[d] = kiln_sd_is_const(&f->dims[d]) ? f->dims[d] : o->dims[d];
+        }
+        first = false;
+        if (f->nval < 0 || nv + f->nval > KILN_FACT_MAXVAL)
+            vals = false;
+        else if (vals) {
+            memcpy(&o->val[nv], f->val, (size_t)f->nval * sizeof *f->val);
+            nv += f->nval;
+        }
+    }
+    if (vals)
+        o->nval = nv;
+    return KILN_OK;
+}
+
+/* Split: sizes from the attribute (v2) or input (v13), else equal parts. */
+static kiln_status split_infer(kiln_infer_ctx *x, bool input) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    for (size_t k = 0; k < x->n_out; k++)
+        x->out[k].dt = X->dt;
+    if (X->rank < 0 || x->n_out == 0)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", 0), X->rank);
+    if (a < 0)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+    int64_t sz[KILN_FACT_MAXVAL];
+    int n;
+    bool given = input ? kiln_infer_has(x, 1) : kiln_node_attr(x->node, "split") != NULL;
+    kiln_sdim part[KILN_FACT_MAXVAL];
+    if (x->n_out > KILN_FACT_MAXVAL)
+        return KILN_OK;
+    if (given) {
+        if (!kiln_infer_ints(x, input ? 1 : -1, input ? NULL : "split", sz, &n, KILN_FACT_MAXVAL))
+            return KILN_OK;
+        if (n != (int)x->n_out)
+            return kiln_fail(KILN_ERR_INVALID, "split has %d sizes for %zu outputs", n, x->n_out);
+        for (int k = 0; k < n; k++)
+            part[k] = kiln_sd_const(sz[k]);
+    } else {
+        kiln_sdim p = kiln_sd_div_exact(X->dims[a], kiln_sd_const((int64_t)x->n_out));
+        for (size_t k = 0; k < x->n_out; k++)
+            part[k] = p;
+    }
+    for (size_t k = 0; k < x->n_out; k++) {
+        kiln_infer_copy_shape(&x->out[k], X, false);
+        x->out[k].dims[a] = part[k];
+    }
+    return KILN_OK;
+}
+static kiln_status split_infer_v2(kiln_infer_ctx *x) { return split_infer(x, false); }
+static kiln_status split_infer_v13(kiln_infer_ctx *x) { return split_infer(x, true); }
+
 static const kiln_op_desc ops[] = {
-    {"", "Concat", 1, 3, concat_v1},
-    {"", "Concat", 4, 0, concat_v4},
-    {"", "Split", 2, 12, split_v2},
-    {"", "Split", 13, 17, split_v13},
+    {"", "Concat", 1, 3, concat_v1, concat_infer},
+    {"", "Concat", 4, 0, concat_v4, concat_infer},
+    {"", "Split", 2, 12, split_v2, split_infer_v2},
+    {"", "Split", 13, 17, split_v13, split_infer_v13},
 };
 KILN_OP_FAMILY(concat_split, ops);

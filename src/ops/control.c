@@ -477,9 +477,86 @@ done:
     return st;
 }
 
+/* ---- shape rules ---- */
+
+/* If: what both branches agree on for each output. */
+static kiln_status if_infer(kiln_infer_ctx *x) {
+    const kiln_graph *tb = kiln_attr_graph(x->node, "then_branch"), *eb = kiln_attr_graph(x->node, "else_branch");
+    if (!tb || !eb || !x->graph_out)
+        return KILN_OK;
+    for (size_t k = 0; k < x->n_out && k < tb->n_outputs && k < eb->n_outputs; k++) {
+        const kiln_shape_fact *t = x->graph_out(x, tb, k), *e = x->graph_out(x, eb, k);
+        if (!t || !e)
+            continue;
+        kiln_fact_copy(&x->out[k], t);
+        kiln_fact_merge(&x->out[k], e);
+    }
+    return KILN_OK;
+}
+
+/* Loop: carried values keep what the initial value and the body's result
+ * agree on; scan outputs stack the body's per-iteration value along a new
+ * leading axis (of the trip count when it is a known constant and there is
+ * no condition input). */
+static kiln_status loop_infer(kiln_infer_ctx *x) {
+    const kiln_graph *body = kiln_attr_graph(x->node, "body");
+    if (!body || x->n_in < 2 || !x->graph_out)
+        return KILN_OK;
+    size_t n_carried = x->n_in - 2;
+    if (body->n_outputs != 1 + x->n_out || x->n_out < n_carried)
+        return KILN_OK;
+    for (size_t k = 0; k < n_carried; k++) {
+        const kiln_shape_fact *b = x->graph_out(x, body, 1 + k);
+        kiln_fact_copy(&x->out[k], &x->in[2 + k]);
+        if (b)
+            kiln_fact_merge(&x->out[k], b);
+        else
+            kiln_fact_unknown(&x->out[k], x->in[2 + k].dt);
+        x->out[k].nval = -1;
+    }
+    const kiln_tensor *M = x->k[0];
+    kiln_sdim trips = M && M->numel == 1 && !x->has[1] ? kiln_sd_const(kiln_tensor_get_i64(M, 0)) : kiln_sd_unknown();
+    for (size_t k = n_carried; k < x->n_out; k++) {
+        const kiln_shape_fact *b = x->graph_out(x, body, 1 + k);
+        if (!b)
+            continue;
+        kiln_shape_fact *o = &x->out[k];
+        o->dt = b->dt;
+        if (b->rank < 0 || b->rank + 1 > KILN_MAX_RANK)
+            continue;
+        o->rank = b->rank + 1;
+        o->dims[0] = trips;
+        memcpy(&o->dims[1], b->dims, (size_t)b->rank * sizeof *b->dims);
+    }
+    return KILN_OK;
+}
+
+/* Scan: state outputs as the body's; scan outputs typed by the body. */
+static kiln_status scan_infer(kiln_infer_ctx *x) {
+    const kiln_graph *body = kiln_attr_graph(x->node, "body");
+    if (!body || !x->graph_out)
+        return KILN_OK;
+    int64_t m = kiln_attr_int(x->node, "num_scan_inputs", -1);
+    if (m < 0 || (size_t)m > x->n_in)
+        return KILN_OK;
+    size_t n_state = x->n_in - (size_t)m;
+    for (size_t k = 0; k < x->n_out && k < body->n_outputs; k++) {
+        const kiln_shape_fact *b = x->graph_out(x, body, k);
+        if (!b)
+            continue;
+        if (k < n_state) {
+            kiln_fact_copy(&x->out[k], b);
+            x->out[k].nval = -1;
+        } else {
+            x->out[k].dt = b->dt;
+        }
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "If", 1, 0, if_exec},
-    {"", "Loop", 1, 0, loop_exec},
-    {"", "Scan", 8, 0, scan_exec},
+    {"", "If", 1, 0, if_exec, if_infer},
+    {"", "Loop", 1, 0, loop_exec, loop_infer},
+    {"", "Scan", 8, 0, scan_exec, scan_infer},
 };
 KILN_OP_FAMILY(control, ops);

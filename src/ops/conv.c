@@ -425,9 +425,47 @@ static kiln_status conv_integer(kiln_op_ctx *c, bool qlinear) {
 static kiln_status convinteger_exec(kiln_op_ctx *c) { return conv_integer(c, false); }
 static kiln_status qlinearconv_exec(kiln_op_ctx *c) { return conv_integer(c, true); }
 
+/* ---- shape rules ---- */
+
+/* [N, M, spatial...]: M from W, the window from the shared geometry. x_i,
+ * w_i: the positions of X and W; out_dt: the output type (UNDEFINED: X's). */
+static kiln_status conv_infer_at(kiln_infer_ctx *x, size_t x_i, size_t w_i, kiln_dtype out_dt) {
+    const kiln_shape_fact *X = kiln_infer_in(x, x_i), *W = kiln_infer_in(x, w_i);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = out_dt != KILN_DTYPE_UNDEFINED ? out_dt : X->dt;
+    if (X->rank < 3 || W->rank != X->rank)
+        return KILN_OK;
+    int64_t k[KILN_MAX_RANK];
+    size_t nk;
+    const int64_t *ks = kiln_attr_ints(x->node, "kernel_shape", &nk);
+    for (int d = 0; d < X->rank - 2; d++) {
+        if (ks) {
+            if (nk != (size_t)(X->rank - 2))
+                return kiln_fail(KILN_ERR_INVALID, "kernel_shape has %zu values for %d spatial dims", nk, X->rank - 2);
+            k[d] = ks[d];
+        } else if (kiln_sd_is_const(&W->dims[2 + d])) {
+            k[d] = W->dims[2 + d].num;
+        } else {
+            return KILN_OK;
+        }
+    }
+    o->rank = X->rank;
+    o->dims[0] = X->dims[0];
+    o->dims[1] = W->dims[0];
+    for (int d = 2; d < X->rank; d++)
+        o->dims[d] = kiln_sd_unknown();
+    return kiln_infer_window(x, X, k, true, false, o);
+}
+static kiln_status conv_infer(kiln_infer_ctx *x) { return conv_infer_at(x, 0, 1, KILN_DTYPE_UNDEFINED); }
+static kiln_status convinteger_infer(kiln_infer_ctx *x) { return conv_infer_at(x, 0, 1, KILN_DTYPE_INT32); }
+/* QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B) */
+static kiln_status qlinearconv_infer(kiln_infer_ctx *x) { return conv_infer_at(x, 0, 3, kiln_infer_in(x, 7)->dt); }
+
 static const kiln_op_desc ops[] = {
-    {"", "Conv", 1, 0, conv_exec},
-    {"", "ConvInteger", 10, 0, convinteger_exec},
-    {"", "QLinearConv", 10, 0, qlinearconv_exec},
+    {"", "Conv", 1, 0, conv_exec, conv_infer},
+    {"", "ConvInteger", 10, 0, convinteger_exec, convinteger_infer},
+    {"", "QLinearConv", 10, 0, qlinearconv_exec, qlinearconv_infer},
 };
 KILN_OP_FAMILY(conv, ops);

@@ -212,6 +212,6 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "ConvTranspose", 1, 0, ct_exec},
+    {"", "ConvTranspose", 1, 0, ct_exec, NULL},
 };
 KILN_OP_FAMILY(conv_transpose, ops);

@@ -101,6 +101,6 @@ static kiln_status cumsum_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "CumSum", 11, 0, cumsum_exec},
+    {"", "CumSum", 11, 0, cumsum_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(cumsum, ops);

@@ -93,6 +93,6 @@ static kiln_status det_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Det", 11, 0, det_exec},
+    {"", "Det", 11, 0, det_exec, NULL},
 };
 KILN_OP_FAMILY(det, ops);

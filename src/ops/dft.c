@@ -171,7 +171,7 @@ static kiln_status stft_exec(kiln_op_ctx *c) {
 
 /* Opset 20 moved DFT's axis to an input; only the opset-17 form is here. */
 static const kiln_op_desc ops[] = {
-    {"", "DFT", 17, 19, dft_exec},
-    {"", "STFT", 17, 0, stft_exec},
+    {"", "DFT", 17, 19, dft_exec, NULL},
+    {"", "STFT", 17, 0, stft_exec, NULL},
 };
 KILN_OP_FAMILY(dft, ops);

@@ -578,6 +578,6 @@ done:
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Einsum", 12, 0, einsum_exec},
+    {"", "Einsum", 12, 0, einsum_exec, NULL},
 };
 KILN_OP_FAMILY(einsum, ops);

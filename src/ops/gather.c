@@ -434,15 +434,85 @@ static kiln_status scatter_nd_v16(kiln_op_ctx *c) { return scatter_nd_run(c, tru
 static kiln_status scatter_elements_v9(kiln_op_ctx *c) { return scatter_elements_run(c, false); }
 static kiln_status scatter_elements_v16(kiln_op_ctx *c) { return scatter_elements_run(c, true); }
 
+/* ---- shape rules ---- */
+
+/* Gather: data dims around the axis, indices' dims in its place; on a 1-D
+ * small integer tensor with known indices, the picked elements. */
+static kiln_status gather_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *I = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 1 || I->rank < 0 || X->rank + I->rank - 1 > KILN_MAX_RANK)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", 0), X->rank);
+    if (a < 0)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+    o->rank = 0;
+    for (int i = 0; i < a; i++)
+        o->dims[o->rank++] = X->dims[i];
+    for (int i = 0; i < I->rank; i++)
+        o->dims[o->rank++] = I->dims[i];
+    for (int i = a + 1; i < X->rank; i++)
+        o->dims[o->rank++] = X->dims[i];
+    if (X->nval >= 0 && X->rank == 1 && kiln_fact_vals_const(I) && I->rank <= 1) {
+        for (int i = 0; i < I->nval; i++) {
+            int64_t ix = I->val[i].num;
+            if (ix < 0)
+                ix += X->nval;
+            if (ix < 0 || ix >= X->nval)
+                return kiln_fail(KILN_ERR_INVALID, "index %lld is out of range", (long long)I->val[i].num);
+            o->val[i] = X->val[ix];
+        }
+        o->nval = I->nval;
+    }
+    return KILN_OK;
+}
+
+/* GatherElements: the indices' shape, the data's type. */
+static kiln_status gather_elements_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = kiln_infer_in(x, 0)->dt;
+    kiln_infer_copy_shape(&x->out[0], kiln_infer_in(x, 1), false);
+    return KILN_OK;
+}
+
+/* GatherND: batch dims, the indices' leading dims, then the data's dims
+ * after the indexed ones. */
+static kiln_status gather_nd_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *I = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    int64_t b = x->opset >= 12 ? kiln_attr_int(x->node, "batch_dims", 0) : 0;
+    if (X->rank < 0 || I->rank < 1 || !kiln_sd_is_const(&I->dims[I->rank - 1]))
+        return KILN_OK;
+    int64_t last = I->dims[I->rank - 1].num;
+    if (b < 0 || b + last > X->rank)
+        return kiln_fail(KILN_ERR_INVALID, "indices reach past the data's rank");
+    int rank = (int)(I->rank - 1 + X->rank - last - b);
+    if (rank > KILN_MAX_RANK)
+        return KILN_OK;
+    o->rank = 0;
+    for (int i = 0; i < I->rank - 1; i++)
+        o->dims[o->rank++] = I->dims[i];
+    for (int64_t i = b + last; i < X->rank; i++)
+        o->dims[o->rank++] = X->dims[i];
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Gather", 1, 0, gather_exec},
-    {"", "GatherElements", 11, 0, gather_elements_exec},
-    {"", "GatherND", 11, 11, gather_nd_v11},
-    {"", "GatherND", 12, 0, gather_nd_v12},
-    {"", "ScatterND", 11, 15, scatter_nd_v11},
-    {"", "ScatterND", 16, 0, scatter_nd_v16},
-    {"", "ScatterElements", 11, 15, scatter_elements_v9},
-    {"", "ScatterElements", 16, 0, scatter_elements_v16},
-    {"", "Scatter", 9, 10, scatter_elements_v9},
+    {"", "Gather", 1, 0, gather_exec, gather_infer},
+    {"", "GatherElements", 11, 0, gather_elements_exec, gather_elements_infer},
+    {"", "GatherND", 11, 11, gather_nd_v11, gather_nd_infer},
+    {"", "GatherND", 12, 0, gather_nd_v12, gather_nd_infer},
+    {"", "ScatterND", 11, 15, scatter_nd_v11, kiln_infer_same},
+    {"", "ScatterND", 16, 0, scatter_nd_v16, kiln_infer_same},
+    {"", "ScatterElements", 11, 15, scatter_elements_v9, kiln_infer_same},
+    {"", "ScatterElements", 16, 0, scatter_elements_v16, kiln_infer_same},
+    {"", "Scatter", 9, 10, scatter_elements_v9, kiln_infer_same},
 };
 KILN_OP_FAMILY(gather, ops);

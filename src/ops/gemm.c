@@ -144,7 +144,22 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
     }
 }
 
+/* Shape rule: [M, N] from A (transA) and B (transB), A's type. */
+static kiln_status gemm_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *A = kiln_infer_in(x, 0), *B = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = A->dt;
+    if (A->rank != 2 || B->rank != 2)
+        return KILN_OK;
+    o->rank = 2;
+    o->dims[0] = kiln_attr_int(x->node, "transA", 0) ? A->dims[1] : A->dims[0];
+    o->dims[1] = kiln_attr_int(x->node, "transB", 0) ? B->dims[0] : B->dims[1];
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Gemm", 1, 0, gemm_exec},
+    {"", "Gemm", 1, 0, gemm_exec, gemm_infer},
 };
 KILN_OP_FAMILY(gemm, ops);

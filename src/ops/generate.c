@@ -228,11 +228,83 @@ static kiln_status onehot_exec(kiln_op_ctx *c) {
     return kiln_strings_own(y);
 }
 
+/* ---- shape rules ---- */
+
+static kiln_status constant_infer(kiln_infer_ctx *x) {
+    const kiln_tensor *v = kiln_attr_tensor(x->node, "value");
+    if (x->n_out >= 1 && v)
+        kiln_fact_from_tensor(v, &x->out[0]);
+    return KILN_OK;
+}
+
+/* ConstantOfShape: the shape input's elements are the output's dims. */
+static kiln_status constant_of_shape_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    const kiln_tensor *v = kiln_attr_tensor(x->node, "value");
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = v ? v->dtype : KILN_DTYPE_FLOAT;
+    const kiln_shape_fact *S = kiln_infer_in(x, 0);
+    if (S->nval < 0 || S->nval > KILN_MAX_RANK)
+        return KILN_OK;
+    o->rank = S->nval;
+    memcpy(o->dims, S->val, (size_t)S->nval * sizeof *S->val);
+    return KILN_OK;
+}
+
+/* Range: 1-D of max(ceil((limit - start) / delta), 0) when all are known. */
+static kiln_status range_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = kiln_infer_in(x, 0)->dt;
+    o->rank = 1;
+    o->dims[0] = kiln_sd_unknown();
+    const kiln_tensor *s = x->n_in > 0 ? x->k[0] : NULL, *l = x->n_in > 1 ? x->k[1] : NULL,
+                      *d = x->n_in > 2 ? x->k[2] : NULL;
+    if (s && l && d && s->numel == 1 && l->numel == 1 && d->numel == 1) {
+        double sv = kiln_tensor_get_f64(s, 0), lv = kiln_tensor_get_f64(l, 0), dv = kiln_tensor_get_f64(d, 0);
+        if (dv == 0)
+            return kiln_fail(KILN_ERR_INVALID, "delta is 0");
+        double cnt = ceil((lv - sv) / dv);
+        o->dims[0] = kiln_sd_const(cnt > 0 ? (int64_t)cnt : 0);
+    }
+    return KILN_OK;
+}
+
+/* EyeLike: the input's shape, typed by `dtype` (else the input's). */
+static kiln_status eyelike_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_same(x));
+    if (x->n_out > 0 && kiln_node_attr(x->node, "dtype"))
+        x->out[0].dt = (kiln_dtype)kiln_attr_int(x->node, "dtype", 0);
+    return KILN_OK;
+}
+
+/* OneHot: a new axis of size `depth`, typed as the values. */
+static kiln_status onehot_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *I = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = kiln_infer_in(x, 2)->dt;
+    if (I->rank < 0 || I->rank + 1 > KILN_MAX_RANK)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", -1), I->rank + 1);
+    if (a < 0)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range");
+    const kiln_tensor *d = x->n_in > 1 ? x->k[1] : NULL;
+    kiln_sdim depth = d && d->numel == 1 ? kiln_sd_const((int64_t)kiln_tensor_get_f64(d, 0)) : kiln_sd_unknown();
+    o->rank = I->rank + 1;
+    for (int i = 0, j = 0; i < o->rank; i++)
+        o->dims[i] = i == a ? depth : I->dims[j++];
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Constant", 1, 0, constant_exec},
-    {"", "ConstantOfShape", 9, 0, constant_of_shape_exec},
-    {"", "Range", 11, 26, range_exec},
-    {"", "EyeLike", 9, 0, eyelike_exec},
-    {"", "OneHot", 9, 0, onehot_exec},
+    {"", "Constant", 1, 0, constant_exec, constant_infer},
+    {"", "ConstantOfShape", 9, 0, constant_of_shape_exec, constant_of_shape_infer},
+    {"", "Range", 11, 26, range_exec, range_infer},
+    {"", "EyeLike", 9, 0, eyelike_exec, eyelike_infer},
+    {"", "OneHot", 9, 0, onehot_exec, onehot_infer},
 };
 KILN_OP_FAMILY(generate, ops);

@@ -157,6 +157,6 @@ static kiln_status gs_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "GridSample", 16, 19, gs_exec},
+    {"", "GridSample", 16, 19, gs_exec, NULL},
 };
 KILN_OP_FAMILY(gridsample, ops);

@@ -75,10 +75,30 @@ static kiln_status dropout_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Identity passes everything on, elements included. */
+static kiln_status identity_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    x->out[0].dt = X->dt;
+    kiln_infer_copy_shape(&x->out[0], X, true);
+    return KILN_OK;
+}
+
+/* Dropout: output as the input; the mask (output 1) is bool of its shape. */
+static kiln_status dropout_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_same(x));
+    if (x->n_out > 1) {
+        x->out[1].dt = KILN_DTYPE_BOOL;
+        kiln_infer_copy_shape(&x->out[1], kiln_infer_in(x, 0), false);
+    }
+    return KILN_OK;
+}
+
 /* Identity-14/16 added sequence and optional types, which kiln's executor
  * does not carry; tensors behave the same in every version. */
 static const kiln_op_desc ops[] = {
-    {"", "Identity", 1, 0, identity_exec},
-    {"", "Dropout", 6, 0, dropout_exec},
+    {"", "Identity", 1, 0, identity_exec, identity_infer},
+    {"", "Dropout", 6, 0, dropout_exec, dropout_infer},
 };
 KILN_OP_FAMILY(identity, ops);

@@ -42,7 +42,7 @@ static kiln_status legacy_binary(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Add", 1, 6, legacy_binary}, {"", "Sub", 1, 6, legacy_binary}, {"", "Mul", 1, 6, legacy_binary},
-    {"", "Div", 1, 6, legacy_binary}, {"", "Pow", 1, 6, legacy_binary},
+    {"", "Add", 1, 6, legacy_binary, kiln_infer_same}, {"", "Sub", 1, 6, legacy_binary, kiln_infer_same}, {"", "Mul", 1, 6, legacy_binary, kiln_infer_same},
+    {"", "Div", 1, 6, legacy_binary, kiln_infer_same}, {"", "Pow", 1, 6, legacy_binary, kiln_infer_same},
 };
 KILN_OP_FAMILY(legacy, ops);

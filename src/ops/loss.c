@@ -147,7 +147,7 @@ static kiln_status sce_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "NegativeLogLikelihoodLoss", 12, 0, nll_exec},
-    {"", "SoftmaxCrossEntropyLoss", 12, 0, sce_exec},
+    {"", "NegativeLogLikelihoodLoss", 12, 0, nll_exec, NULL},
+    {"", "SoftmaxCrossEntropyLoss", 12, 0, sce_exec, NULL},
 };
 KILN_OP_FAMILY(loss, ops);

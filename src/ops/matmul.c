@@ -315,9 +315,51 @@ static kiln_status mm_integer(kiln_op_ctx *c, bool qlinear) {
 static kiln_status matmulinteger_exec(kiln_op_ctx *c) { return mm_integer(c, false); }
 static kiln_status qlinearmatmul_exec(kiln_op_ctx *c) { return mm_integer(c, true); }
 
+/* Shape rule (numpy matmul): batch dims broadcast, then [M, N]; 1-D
+ * operands gain and lose their unit dim. out_dt: the output's type. */
+static kiln_status matmul_infer_as(kiln_infer_ctx *x, int ia, int ib, kiln_dtype out_dt) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = out_dt;
+    kiln_shape_fact a, b, bo;
+    kiln_fact_copy(&a, kiln_infer_in(x, (size_t)ia));
+    kiln_fact_copy(&b, kiln_infer_in(x, (size_t)ib));
+    if (a.rank < 1 || b.rank < 1)
+        return KILN_OK;
+    bool va = a.rank == 1, vb = b.rank == 1;
+    if (va) {
+        a.dims[1] = a.dims[0];
+        a.dims[0] = kiln_sd_const(1);
+        a.rank = 2;
+    }
+    if (vb) {
+        b.dims[1] = kiln_sd_const(1);
+        b.rank = 2;
+    }
+    kiln_shape_fact ba = a, bb = b;
+    ba.rank -= 2;
+    bb.rank -= 2;
+    const kiln_shape_fact *fs[2] = {&ba, &bb};
+    kiln_fact_unknown(&bo, out_dt);
+    if (!kiln_infer_bcast(fs, 2, &bo) || bo.rank + 2 > KILN_MAX_RANK)
+        return KILN_OK;
+    o->rank = bo.rank;
+    memcpy(o->dims, bo.dims, (size_t)bo.rank * sizeof *bo.dims);
+    if (!va)
+        o->dims[o->rank++] = a.dims[a.rank - 2];
+    if (!vb)
+        o->dims[o->rank++] = b.dims[b.rank - 1];
+    return KILN_OK;
+}
+static kiln_status matmul_infer(kiln_infer_ctx *x) { return matmul_infer_as(x, 0, 1, kiln_infer_in(x, 0)->dt); }
+static kiln_status matmulinteger_infer(kiln_infer_ctx *x) { return matmul_infer_as(x, 0, 1, KILN_DTYPE_INT32); }
+/* QLinearMatMul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp): y_zp's type */
+static kiln_status qlinearmatmul_infer(kiln_infer_ctx *x) { return matmul_infer_as(x, 0, 3, kiln_infer_in(x, 7)->dt); }
+
 static const kiln_op_desc ops[] = {
-    {"", "MatMul", 1, 0, matmul_exec},
-    {"", "MatMulInteger", 10, 0, matmulinteger_exec},
-    {"", "QLinearMatMul", 10, 0, qlinearmatmul_exec},
+    {"", "MatMul", 1, 0, matmul_exec, matmul_infer},
+    {"", "MatMulInteger", 10, 0, matmulinteger_exec, matmulinteger_infer},
+    {"", "QLinearMatMul", 10, 0, qlinearmatmul_exec, qlinearmatmul_infer},
 };
 KILN_OP_FAMILY(matmul, ops);

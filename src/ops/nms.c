@@ -169,6 +169,6 @@ done:
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "NonMaxSuppression", 10, 0, nms_exec},
+    {"", "NonMaxSuppression", 10, 0, nms_exec, NULL},
 };
 KILN_OP_FAMILY(nms, ops);

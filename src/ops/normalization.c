@@ -452,11 +452,30 @@ static kiln_status lrn_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* LayerNormalization: Y as X; Mean and InvStdDev keep the leading dims
+ * and are 1 from `axis` on, typed by stash_type (float by default). */
+static kiln_status layernorm_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_same(x));
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    for (size_t k = 1; k < x->n_out && k < 3; k++) {
+        kiln_infer_copy_shape(&x->out[k], X, false);
+        x->out[k].dt = (kiln_dtype)kiln_attr_int(x->node, "stash_type", KILN_DTYPE_FLOAT);
+        if (X->rank < 0)
+            continue;
+        int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", -1), X->rank);
+        if (a < 0)
+            return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+        for (int d = a; d < X->rank; d++)
+            x->out[k].dims[d] = kiln_sd_const(1);
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "BatchNormalization", 1, 0, batchnorm_exec},
-    {"", "InstanceNormalization", 1, 0, instancenorm_exec},
-    {"", "LayerNormalization", 17, 0, layernorm_exec},
-    {"", "MeanVarianceNormalization", 9, 0, mvn_exec},
-    {"", "LRN", 1, 0, lrn_exec},
+    {"", "BatchNormalization", 1, 0, batchnorm_exec, kiln_infer_same},
+    {"", "InstanceNormalization", 1, 0, instancenorm_exec, kiln_infer_same},
+    {"", "LayerNormalization", 17, 0, layernorm_exec, layernorm_infer},
+    {"", "MeanVarianceNormalization", 9, 0, mvn_exec, kiln_infer_same},
+    {"", "LRN", 1, 0, lrn_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(normalization, ops);

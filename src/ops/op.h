@@ -12,11 +12,15 @@
  * kiln_op_output_alias (shares an input's buffer: Reshape, Identity, ...).
  * Outputs must be allocated before any kiln_parallel_for. Errors are
  * returned with kiln_fail(); the session prefixes node name and op type.
+ *
+ * infer (ops/infer.h) tells the output types and symbolic shapes from what
+ * is known of the inputs; the freeze passes fold shape arithmetic with it.
  */
 #ifndef KILN_OP_H
 #define KILN_OP_H
 
 #include "ir/ir.h"
+#include "ops/infer.h"
 
 typedef struct kiln_op_ctx kiln_op_ctx;
 typedef struct kiln_frame kiln_frame;
@@ -33,6 +37,9 @@ typedef struct kiln_op_desc {
     const char *name;
     int since, until;
     kiln_op_exec_fn exec;
+    /* The shape rule (ops/infer.h) for this opset range, beside exec; NULL:
+     * outputs stay unknown to the freeze passes. */
+    kiln_op_infer_fn infer;
 } kiln_op_desc;
 
 /* An activation the planner fused into this node (exec/fuse.c): the op

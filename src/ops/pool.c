@@ -407,15 +407,58 @@ static kiln_status gmaxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, 
 static kiln_status gavgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, true); }
 static kiln_status glppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, true); }
 
+/* ---- shape rules ---- */
+
+/* Pools keep N and C; the window comes from the shared geometry. MaxPool's
+ * Indices (output 1) are int64 of the same shape. */
+static kiln_status pool_infer(kiln_infer_ctx *x, bool dil, bool ceil) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank >= 3) {
+        o->rank = X->rank;
+        o->dims[0] = X->dims[0];
+        o->dims[1] = X->dims[1];
+        for (int d = 2; d < X->rank; d++)
+            o->dims[d] = kiln_sd_unknown();
+        KILN_TRY(kiln_infer_window(x, X, NULL, dil, ceil && kiln_attr_int(x->node, "ceil_mode", 0) != 0, o));
+    }
+    if (x->n_out > 1) {
+        x->out[1] = *o;
+        x->out[1].dt = KILN_DTYPE_INT64;
+    }
+    return KILN_OK;
+}
+/* as exec reads them: dilations and ceil_mode where given */
+static kiln_status window_pool_infer(kiln_infer_ctx *x) { return pool_infer(x, true, true); }
+
+static kiln_status global_pool_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank >= 2) {
+        o->rank = X->rank;
+        o->dims[0] = X->dims[0];
+        o->dims[1] = X->dims[1];
+        for (int i = 2; i < X->rank; i++)
+            o->dims[i] = kiln_sd_const(1);
+    }
+    return KILN_OK;
+}
+
 /* Later opsets only add attributes (Indices/storage_order 8, ceil_mode and
  * dilations 10, int8/uint8 12), all defaulting to the older behaviour. */
 static const kiln_op_desc ops[] = {
-    {"", "MaxPool", 1, 0, maxpool_exec},
-    {"", "AveragePool", 1, 18, avgpool_exec},
-    {"", "LpPool", 1, 17, lppool_exec},
-    {"", "GlobalMaxPool", 1, 0, gmaxpool_exec},
-    {"", "GlobalAveragePool", 1, 0, gavgpool_exec},
-    {"", "GlobalLpPool", 1, 0, glppool_exec},
-    {"", "MaxUnpool", 9, 0, maxunpool_exec},
+    {"", "MaxPool", 1, 0, maxpool_exec, window_pool_infer},
+    {"", "AveragePool", 1, 18, avgpool_exec, window_pool_infer},
+    {"", "LpPool", 1, 17, lppool_exec, window_pool_infer},
+    {"", "GlobalMaxPool", 1, 0, gmaxpool_exec, global_pool_infer},
+    {"", "GlobalAveragePool", 1, 0, gavgpool_exec, global_pool_infer},
+    {"", "GlobalLpPool", 1, 0, glppool_exec, global_pool_infer},
+    {"", "MaxUnpool", 9, 0, maxunpool_exec, NULL},
 };
 KILN_OP_FAMILY(pool, ops);

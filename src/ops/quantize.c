@@ -132,8 +132,8 @@ static kiln_status dynquant_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "QuantizeLinear", 10, 18, quantize_exec},
-    {"", "DequantizeLinear", 10, 20, dequantize_exec},
-    {"", "DynamicQuantizeLinear", 11, 0, dynquant_exec},
+    {"", "QuantizeLinear", 10, 18, quantize_exec, NULL},
+    {"", "DequantizeLinear", 10, 20, dequantize_exec, NULL},
+    {"", "DynamicQuantizeLinear", 11, 0, dynquant_exec, NULL},
 };
 KILN_OP_FAMILY(quantize, ops);

@@ -50,17 +50,51 @@ static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input) 
             mask[d] = true;
     }
     int64_t dims[KILN_MAX_RANK];
-    int rank = 0;
-    for (int d = 0; d < x->rank; d++) {
-        if (!mask[d])
-            dims[rank++] = x->dims[d];
-        else if (keepdims)
-            dims[rank++] = 1;
-    }
+    int src[KILN_MAX_RANK], rank = kiln_reduce_shape(x->rank, mask, keepdims != 0, src);
+    for (int d = 0; d < rank; d++)
+        dims[d] = src[d] < 0 ? 1 : x->dims[src[d]];
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, rank, dims, &y));
     return kiln_reduce(c, op, x, mask, y);
 }
+
+/* Shape rule, with axes from the attribute or from a constant input. */
+static kiln_status reduce_infer(kiln_infer_ctx *x, bool axes_input) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int64_t axes[KILN_MAX_RANK];
+    int na = 0;
+    bool given = axes_input ? kiln_infer_has(x, 1) : kiln_node_attr(x->node, "axes") != NULL;
+    if (given && !kiln_infer_ints(x, axes_input ? 1 : -1, axes_input ? NULL : "axes", axes, &na, KILN_MAX_RANK))
+        return KILN_OK;
+    bool mask[KILN_MAX_RANK] = {false};
+    for (int i = 0; i < na; i++) {
+        int a = kiln_infer_axis(axes[i], X->rank);
+        if (a < 0)
+            return kiln_fail(KILN_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)axes[i], X->rank);
+        mask[a] = true;
+    }
+    if (na == 0) {
+        if (axes_input && kiln_attr_int(x->node, "noop_with_empty_axes", 0)) {
+            kiln_infer_copy_shape(o, X, false);
+            return KILN_OK;
+        }
+        for (int d = 0; d < X->rank; d++)
+            mask[d] = true;
+    }
+    int src[KILN_MAX_RANK];
+    o->rank = kiln_reduce_shape(X->rank, mask, kiln_attr_int(x->node, "keepdims", 1) != 0, src);
+    for (int d = 0; d < o->rank; d++)
+        o->dims[d] = src[d] < 0 ? kiln_sd_const(1) : X->dims[src[d]];
+    return KILN_OK;
+}
+static kiln_status reduce_infer_attr(kiln_infer_ctx *x) { return reduce_infer(x, false); }
+static kiln_status reduce_infer_input(kiln_infer_ctx *x) { return reduce_infer(x, true); }
 
 #define REDUCE_OP(fn, OP)                                                              \
     static kiln_status fn##_attr(kiln_op_ctx *c) { return reduce_exec(c, OP, false); } \
@@ -77,25 +111,25 @@ REDUCE_OP(rlse, KILN_RED_LOGSUMEXP)
 REDUCE_OP(rsumsq, KILN_RED_SUMSQ)
 
 static const kiln_op_desc ops[] = {
-    {"", "ReduceSum", 1, 12, rsum_attr},
-    {"", "ReduceSum", 13, 0, rsum_input},
-    {"", "ReduceMean", 1, 17, rmean_attr},
-    {"", "ReduceMean", 18, 0, rmean_input},
-    {"", "ReduceMax", 1, 17, rmax_attr},
-    {"", "ReduceMax", 18, 0, rmax_input},
-    {"", "ReduceMin", 1, 17, rmin_attr},
-    {"", "ReduceMin", 18, 0, rmin_input},
-    {"", "ReduceProd", 1, 17, rprod_attr},
-    {"", "ReduceProd", 18, 0, rprod_input},
-    {"", "ReduceL1", 1, 17, rl1_attr},
-    {"", "ReduceL1", 18, 0, rl1_input},
-    {"", "ReduceL2", 1, 17, rl2_attr},
-    {"", "ReduceL2", 18, 0, rl2_input},
-    {"", "ReduceLogSum", 1, 17, rlogsum_attr},
-    {"", "ReduceLogSum", 18, 0, rlogsum_input},
-    {"", "ReduceLogSumExp", 1, 17, rlse_attr},
-    {"", "ReduceLogSumExp", 18, 0, rlse_input},
-    {"", "ReduceSumSquare", 1, 17, rsumsq_attr},
-    {"", "ReduceSumSquare", 18, 0, rsumsq_input},
+    {"", "ReduceSum", 1, 12, rsum_attr, reduce_infer_attr},
+    {"", "ReduceSum", 13, 0, rsum_input, reduce_infer_input},
+    {"", "ReduceMean", 1, 17, rmean_attr, reduce_infer_attr},
+    {"", "ReduceMean", 18, 0, rmean_input, reduce_infer_input},
+    {"", "ReduceMax", 1, 17, rmax_attr, reduce_infer_attr},
+    {"", "ReduceMax", 18, 0, rmax_input, reduce_infer_input},
+    {"", "ReduceMin", 1, 17, rmin_attr, reduce_infer_attr},
+    {"", "ReduceMin", 18, 0, rmin_input, reduce_infer_input},
+    {"", "ReduceProd", 1, 17, rprod_attr, reduce_infer_attr},
+    {"", "ReduceProd", 18, 0, rprod_input, reduce_infer_input},
+    {"", "ReduceL1", 1, 17, rl1_attr, reduce_infer_attr},
+    {"", "ReduceL1", 18, 0, rl1_input, reduce_infer_input},
+    {"", "ReduceL2", 1, 17, rl2_attr, reduce_infer_attr},
+    {"", "ReduceL2", 18, 0, rl2_input, reduce_infer_input},
+    {"", "ReduceLogSum", 1, 17, rlogsum_attr, reduce_infer_attr},
+    {"", "ReduceLogSum", 18, 0, rlogsum_input, reduce_infer_input},
+    {"", "ReduceLogSumExp", 1, 17, rlse_attr, reduce_infer_attr},
+    {"", "ReduceLogSumExp", 18, 0, rlse_input, reduce_infer_input},
+    {"", "ReduceSumSquare", 1, 17, rsumsq_attr, reduce_infer_attr},
+    {"", "ReduceSumSquare", 18, 0, rsumsq_input, reduce_infer_input},
 };
 KILN_OP_FAMILY(reduce, ops);

@@ -1,5 +1,7 @@
 /* Reshape Flatten Squeeze Unsqueeze (zero-copy views of the input), Shape and
  * Size (metadata as int64 tensors). Any dtype, strings included. */
+#include <string.h>
+
 #include "kernels/tensor_copy.h"
 #include "ops/op.h"
 
@@ -202,16 +204,175 @@ static kiln_status size_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* ---- shape rules ---- */
+
+static void copy_vals_if_small(kiln_shape_fact *o, const kiln_shape_fact *X) {
+    if (X->nval >= 0 && o->rank <= 1) {
+        o->nval = X->nval;
+        memcpy(o->val, X->val, (size_t)X->nval * sizeof *o->val);
+    }
+}
+
+/* Reshape: the target's known elements, 0 copying the input's dim (unless
+ * allowzero), -1 the quotient of the sizes. */
+static kiln_status reshape_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *S = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    int nv = S->nval;
+    if (nv < 0 || nv > KILN_MAX_RANK)
+        return KILN_OK;
+    bool allowzero = kiln_attr_int(x->node, "allowzero", 0) != 0;
+    int neg = -1;
+    o->rank = nv;
+    for (int i = 0; i < nv; i++) {
+        kiln_sdim v = S->val[i];
+        if (kiln_sd_is(&v, 0) && !allowzero)
+            v = X->rank > i ? X->dims[i] : kiln_sd_unknown();
+        else if (kiln_sd_is(&v, -1)) {
+            if (neg >= 0)
+                return kiln_fail(KILN_ERR_INVALID, "shape has more than one -1");
+            neg = i;
+            v = kiln_sd_unknown();
+        }
+        o->dims[i] = v;
+    }
+    if (neg >= 0 && X->rank >= 0) {
+        kiln_sdim rest = kiln_sd_const(1);
+        for (int i = 0; i < nv; i++)
+            if (i != neg)
+                rest = kiln_sd_mul(rest, o->dims[i]);
+        o->dims[neg] = kiln_sd_div_exact(kiln_fact_prod(X, 0, X->rank), rest);
+    }
+    copy_vals_if_small(o, X);
+    return KILN_OK;
+}
+
+static kiln_status flatten_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int64_t a = kiln_attr_int(x->node, "axis", 1);
+    if (a < 0)
+        a += X->rank;
+    if (a < 0 || a > X->rank)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+    o->rank = 2;
+    o->dims[0] = kiln_fact_prod(X, 0, (int)a);
+    o->dims[1] = kiln_fact_prod(X, (int)a, X->rank);
+    return KILN_OK;
+}
+
+/* Squeeze / Unsqueeze with axes from the attribute (v1) or input 1 (v13). */
+static kiln_status squeeze_infer(kiln_infer_ctx *x, bool uns, bool axes_input) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    int64_t axes[KILN_MAX_RANK];
+    int na;
+    bool given = axes_input ? kiln_infer_has(x, 1) : kiln_node_attr(x->node, "axes") != NULL;
+    bool have = kiln_infer_ints(x, axes_input ? 1 : -1, axes_input ? NULL : "axes", axes, &na, KILN_MAX_RANK);
+    if (X->rank < 0 || (given && !have) || (uns && !given))
+        return KILN_OK;
+    if (!given) {
+        /* Squeeze without axes: every dim of size 1 */
+        o->rank = 0;
+        for (int i = 0; i < X->rank; i++) {
+            if (!X->dims[i].known) {
+                o->rank = -1;
+                return KILN_OK;
+            }
+            if (!kiln_sd_is(&X->dims[i], 1))
+                o->dims[o->rank++] = X->dims[i];
+        }
+    } else {
+        int rank = uns ? X->rank + na : X->rank;
+        if (rank > KILN_MAX_RANK)
+            return KILN_OK;
+        bool mark[KILN_MAX_RANK] = {0};
+        for (int i = 0; i < na; i++) {
+            int a = kiln_infer_axis(axes[i], rank);
+            if (a < 0)
+                return kiln_fail(KILN_ERR_INVALID, "axis %lld is out of range", (long long)axes[i]);
+            mark[a] = true;
+        }
+        o->rank = 0;
+        for (int i = 0, j = 0; i < rank; i++) {
+            if (uns)
+                o->dims[o->rank++] = mark[i] ? kiln_sd_const(1) : X->dims[j++];
+            else if (!mark[i])
+                o->dims[o->rank++] = X->dims[i];
+        }
+    }
+    copy_vals_if_small(o, X);
+    return KILN_OK;
+}
+static kiln_status squeeze_infer_v1(kiln_infer_ctx *x) { return squeeze_infer(x, false, false); }
+static kiln_status squeeze_infer_v13(kiln_infer_ctx *x) { return squeeze_infer(x, false, true); }
+static kiln_status unsqueeze_infer_v1(kiln_infer_ctx *x) { return squeeze_infer(x, true, false); }
+static kiln_status unsqueeze_infer_v13(kiln_infer_ctx *x) { return squeeze_infer(x, true, true); }
+
+/* Shape: the input's dims as elements (start/end from opset 15). */
+static kiln_status shape_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = KILN_DTYPE_INT64;
+    o->rank = 1;
+    o->dims[0] = kiln_sd_unknown();
+    if (X->rank < 0)
+        return KILN_OK;
+    int64_t s = kiln_attr_int(x->node, "start", 0), e = kiln_attr_int(x->node, "end", X->rank);
+    if (x->opset < 15)
+        s = 0, e = X->rank;
+    if (s < 0)
+        s += X->rank;
+    if (e < 0)
+        e += X->rank;
+    s = s < 0 ? 0 : s > X->rank ? X->rank : s;
+    e = e < 0 ? 0 : e > X->rank ? X->rank : e;
+    if (e < s)
+        e = s;
+    o->dims[0] = kiln_sd_const(e - s);
+    o->nval = (int)(e - s);
+    for (int64_t i = s; i < e; i++)
+        o->val[i - s] = X->dims[i];
+    return KILN_OK;
+}
+
+static kiln_status size_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = KILN_DTYPE_INT64;
+    o->rank = 0;
+    if (X->rank >= 0) {
+        o->nval = 1;
+        o->val[0] = kiln_fact_prod(X, 0, X->rank);
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Reshape", 5, 13, reshape_v5},
-    {"", "Reshape", 14, 0, reshape_v14},
-    {"", "Flatten", 1, 0, flatten_exec},
-    {"", "Squeeze", 1, 12, squeeze_v1},
-    {"", "Squeeze", 13, 0, squeeze_v13},
-    {"", "Unsqueeze", 1, 12, unsqueeze_v1},
-    {"", "Unsqueeze", 13, 0, unsqueeze_v13},
-    {"", "Shape", 1, 14, shape_v1},
-    {"", "Shape", 15, 0, shape_v15},
-    {"", "Size", 1, 0, size_exec},
+    {"", "Reshape", 5, 13, reshape_v5, reshape_infer},
+    {"", "Reshape", 14, 0, reshape_v14, reshape_infer},
+    {"", "Flatten", 1, 0, flatten_exec, flatten_infer},
+    {"", "Squeeze", 1, 12, squeeze_v1, squeeze_infer_v1},
+    {"", "Squeeze", 13, 0, squeeze_v13, squeeze_infer_v13},
+    {"", "Unsqueeze", 1, 12, unsqueeze_v1, unsqueeze_infer_v1},
+    {"", "Unsqueeze", 13, 0, unsqueeze_v13, unsqueeze_infer_v13},
+    {"", "Shape", 1, 14, shape_v1, shape_infer},
+    {"", "Shape", 15, 0, shape_v15, shape_infer},
+    {"", "Size", 1, 0, size_exec, size_infer},
 };
 KILN_OP_FAMILY(reshape, ops);

@@ -629,7 +629,7 @@ static kiln_status upsample_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Resize", 10, 17, resize_exec},
-    {"", "Upsample", 7, 9, upsample_exec},
+    {"", "Resize", 10, 17, resize_exec, NULL},
+    {"", "Upsample", 7, 9, upsample_exec, NULL},
 };
 KILN_OP_FAMILY(resize, ops);

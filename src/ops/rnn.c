@@ -376,14 +376,50 @@ static kiln_status rnn_simple_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_SIMP
 static kiln_status gru_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_GRU); }
 static kiln_status lstm_exec(kiln_op_ctx *c) { return rnn_exec(c, RNN_LSTM); }
 
+/* Shape rule: Y [seq, dirs, batch, hidden] and Y_h / Y_c [dirs, batch,
+ * hidden] (layout 1 puts batch first), typed as X. */
+static kiln_status rnn_infer_v(kiln_infer_ctx *x, bool has_layout) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    int64_t hidden = kiln_attr_int(x->node, "hidden_size", -1);
+    int64_t dirs = !strcmp(kiln_attr_string(x->node, "direction", "forward"), "bidirectional") ? 2 : 1;
+    bool bf = has_layout && kiln_attr_int(x->node, "layout", 0) != 0;
+    for (size_t k = 0; k < x->n_out && k < 3; k++)
+        x->out[k].dt = X->dt;
+    if (X->rank != 3 || hidden < 1)
+        return KILN_OK;
+    kiln_sdim seq = X->dims[bf ? 1 : 0], batch = X->dims[bf ? 0 : 1];
+    kiln_sdim d = kiln_sd_const(dirs), h = kiln_sd_const(hidden);
+    if (x->n_out > 0) {
+        kiln_shape_fact *y = &x->out[0];
+        y->rank = 4;
+        kiln_sdim v[4] = {seq, d, batch, h}, vb[4] = {batch, seq, d, h};
+        memcpy(y->dims, bf ? vb : v, sizeof v);
+    }
+    for (size_t k = 1; k < x->n_out && k < 3; k++) {
+        kiln_shape_fact *y = &x->out[k];
+        y->rank = 3;
+        kiln_sdim v[3] = {d, batch, h}, vb[3] = {batch, d, h};
+        memcpy(y->dims, bf ? vb : v, sizeof v);
+    }
+    return KILN_OK;
+}
+static kiln_status rnn_infer(kiln_infer_ctx *x) { return rnn_infer_v(x, false); }
+static kiln_status rnn_infer14(kiln_infer_ctx *x) { return rnn_infer_v(x, true); }
+
 /* All versions share the code: 14 added `layout` (read from 14 on); before 7
  * there was an `output_sequence` flag that only said whether Y is wanted,
  * which the node's outputs already tell; GRU before 3 had no
  * linear_before_reset (absent means 0). */
 static const kiln_op_desc ops[] = {
-    {"", "RNN", 1, 6, rnn_simple_exec}, {"", "RNN", 7, 13, rnn_simple_exec}, {"", "RNN", 14, 0, rnn_simple_exec},
-    {"", "GRU", 1, 6, gru_exec},        {"", "GRU", 7, 13, gru_exec},        {"", "GRU", 14, 0, gru_exec},
-    {"", "LSTM", 1, 6, lstm_exec},      {"", "LSTM", 7, 13, lstm_exec},      {"", "LSTM", 14, 0, lstm_exec},
+    {"", "RNN", 1, 6, rnn_simple_exec, rnn_infer},
+    {"", "RNN", 7, 13, rnn_simple_exec, rnn_infer},
+    {"", "RNN", 14, 0, rnn_simple_exec, rnn_infer14},
+    {"", "GRU", 1, 6, gru_exec, rnn_infer},
+    {"", "GRU", 7, 13, gru_exec, rnn_infer},
+    {"", "GRU", 14, 0, gru_exec, rnn_infer14},
+    {"", "LSTM", 1, 6, lstm_exec, rnn_infer},
+    {"", "LSTM", 7, 13, lstm_exec, rnn_infer},
+    {"", "LSTM", 14, 0, lstm_exec, rnn_infer14},
 };
 KILN_OP_FAMILY(rnn, ops);
 

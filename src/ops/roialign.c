@@ -181,6 +181,6 @@ static kiln_status roialign_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "RoiAlign", 10, 0, roialign_exec},
+    {"", "RoiAlign", 10, 0, roialign_exec, NULL},
 };
 KILN_OP_FAMILY(roialign, ops);

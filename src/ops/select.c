@@ -208,9 +208,9 @@ static kiln_status reverse_sequence_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Trilu", 14, 0, trilu_exec},
-    {"", "NonZero", 9, 0, nonzero_exec},
-    {"", "Compress", 9, 0, compress_exec},
-    {"", "ReverseSequence", 10, 0, reverse_sequence_exec},
+    {"", "Trilu", 14, 0, trilu_exec, NULL},
+    {"", "NonZero", 9, 0, nonzero_exec, NULL},
+    {"", "Compress", 9, 0, compress_exec, NULL},
+    {"", "ReverseSequence", 10, 0, reverse_sequence_exec, NULL},
 };
 KILN_OP_FAMILY(select, ops);

@@ -23,6 +23,6 @@ static kiln_status shrink_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Shrink", 9, 0, shrink_exec},
+    {"", "Shrink", 9, 0, shrink_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(shrink, ops);

@@ -66,25 +66,12 @@ static kiln_status slice_run(kiln_op_ctx *c, bool inputs) {
         if (seen[a])
             return kiln_fail(KILN_ERR_INVALID, "axis %d is sliced twice", a);
         seen[a] = true;
-        int64_t d = x->dims[a], st = have_steps ? steps[i] : 1, s = starts[i], e = ends[i];
+        int64_t st = have_steps ? steps[i] : 1, s, cnt;
         if (st == 0)
             return kiln_fail(KILN_ERR_INVALID, "step for axis %d is 0", a);
+        kiln_slice_axis(x->dims[a], starts[i], ends[i], st, &s, &cnt);
         if (st == INT64_MIN)
             st = INT64_MIN + 1;
-        if (s < 0)
-            s += d;
-        if (e < 0)
-            e += d;
-        int64_t cnt;
-        if (st > 0) {
-            s = s < 0 ? 0 : s > d ? d : s;
-            e = e < 0 ? 0 : e > d ? d : e;
-            cnt = e > s ? (e - s - 1) / st + 1 : 0;
-        } else {
-            s = s < 0 ? 0 : s > d - 1 ? d - 1 : s;
-            e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
-            cnt = s > e ? (s - e - 1) / (-st) + 1 : 0;
-        }
         dims[a] = cnt;
         if (cnt > 0) {
             off += s * xs[a];
@@ -342,12 +329,142 @@ static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
 static kiln_status pad_v1(kiln_op_ctx *c) { return pad_run(c, false); }
 static kiln_status pad_v11(kiln_op_ctx *c) { return pad_run(c, true); }
 
+/* ---- shape rules ---- */
+
+static kiln_status slice_infer(kiln_infer_ctx *x, bool inputs) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int64_t st[KILN_MAX_RANK], en[KILN_MAX_RANK], ax[KILN_MAX_RANK], sp[KILN_MAX_RANK];
+    int ns, ne, na, nsp;
+    bool ok = inputs ? kiln_infer_ints(x, 1, NULL, st, &ns, KILN_MAX_RANK) && kiln_infer_ints(x, 2, NULL, en, &ne, KILN_MAX_RANK)
+                     : kiln_infer_ints(x, -1, "starts", st, &ns, KILN_MAX_RANK) &&
+                           kiln_infer_ints(x, -1, "ends", en, &ne, KILN_MAX_RANK);
+    if (!ok || ns != ne)
+        return KILN_OK;
+    bool given_ax = inputs ? kiln_infer_has(x, 3) : kiln_node_attr(x->node, "axes") != NULL;
+    if (given_ax) {
+        if (!kiln_infer_ints(x, inputs ? 3 : -1, inputs ? NULL : "axes", ax, &na, KILN_MAX_RANK))
+            return KILN_OK;
+    } else {
+        for (na = 0; na < ns; na++)
+            ax[na] = na;
+    }
+    if (inputs && kiln_infer_has(x, 4)) {
+        if (!kiln_infer_ints(x, 4, NULL, sp, &nsp, KILN_MAX_RANK))
+            return KILN_OK;
+    } else {
+        for (nsp = 0; nsp < ns; nsp++)
+            sp[nsp] = 1;
+    }
+    if (na != ns || nsp != ns)
+        return kiln_fail(KILN_ERR_INVALID, "starts, ends, axes and steps differ in length");
+    kiln_infer_copy_shape(o, X, false);
+    int64_t vs = 0, vn = 0, vstep = 1;
+    bool vslice = false;
+    for (int i = 0; i < ns; i++) {
+        int a = kiln_infer_axis(ax[i], X->rank);
+        if (a < 0 || sp[i] == 0)
+            return kiln_fail(KILN_ERR_INVALID, "axis %lld or its step is out of range", (long long)ax[i]);
+        kiln_sdim d = X->dims[a];
+        if (!kiln_sd_is_const(&d)) {
+            bool whole = sp[i] == 1 && st[i] == 0 && en[i] >= INT32_MAX;
+            o->dims[a] = whole ? d : kiln_sd_unknown();
+            if (a == 0)
+                vslice = !whole, vn = -1;
+            continue;
+        }
+        int64_t first, cnt;
+        kiln_slice_axis(d.num, st[i], en[i], sp[i], &first, &cnt);
+        o->dims[a] = kiln_sd_const(cnt);
+        if (a == 0) {
+            vs = first;
+            vn = cnt;
+            vstep = sp[i] == INT64_MIN ? INT64_MIN + 1 : sp[i];
+            vslice = true;
+        }
+    }
+    if (X->rank == 1 && X->nval >= 0 && vn >= 0) {
+        if (!vslice) {
+            kiln_infer_copy_shape(o, X, true);
+        } else {
+            int cnt = 0;
+            for (int64_t i = 0, j = vs; i < vn; i++, j += vstep)
+                if (j >= 0 && j < X->nval)
+                    o->val[cnt++] = X->val[j];
+            o->nval = cnt == vn ? cnt : -1;
+        }
+    }
+    return KILN_OK;
+}
+static kiln_status slice_infer_v1(kiln_infer_ctx *x) { return slice_infer(x, false); }
+static kiln_status slice_infer_v10(kiln_infer_ctx *x) { return slice_infer(x, true); }
+
+/* Expand: the input broadcast with the shape's (symbolic) elements. */
+static kiln_status expand_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *S = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (S->nval < 0 || S->nval > KILN_MAX_RANK)
+        return KILN_OK;
+    kiln_shape_fact sf;
+    kiln_fact_unknown(&sf, KILN_DTYPE_INT64);
+    sf.rank = S->nval;
+    memcpy(sf.dims, S->val, (size_t)S->nval * sizeof *S->val);
+    const kiln_shape_fact *fs[2] = {X, &sf};
+    kiln_infer_bcast(fs, 2, o);
+    return KILN_OK;
+}
+
+static kiln_status tile_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *R = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0 || R->nval != X->rank)
+        return KILN_OK;
+    o->rank = X->rank;
+    for (int i = 0; i < X->rank; i++)
+        o->dims[i] = kiln_sd_mul(X->dims[i], R->val[i]);
+    return KILN_OK;
+}
+
+/* Pad: each dim grows by its begin and end pads. */
+static kiln_status pad_infer(kiln_infer_ctx *x, bool inputs) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    int64_t p[2 * KILN_MAX_RANK];
+    int np;
+    bool have = inputs ? kiln_infer_ints(x, 1, NULL, p, &np, 2 * KILN_MAX_RANK)
+                       : kiln_infer_ints(x, -1, kiln_node_attr(x->node, "pads") ? "pads" : "paddings", p, &np,
+                                         2 * KILN_MAX_RANK);
+    if (X->rank < 0)
+        return KILN_OK;
+    o->rank = X->rank;
+    for (int i = 0; i < X->rank; i++)
+        o->dims[i] = have && np == 2 * X->rank ? kiln_sd_add(X->dims[i], kiln_sd_const(p[i] + p[i + X->rank]), 1)
+                                               : kiln_sd_unknown();
+    return KILN_OK;
+}
+static kiln_status pad_infer_v1(kiln_infer_ctx *x) { return pad_infer(x, false); }
+static kiln_status pad_infer_v11(kiln_infer_ctx *x) { return pad_infer(x, true); }
+
 static const kiln_op_desc ops[] = {
-    {"", "Slice", 1, 9, slice_v1},
-    {"", "Slice", 10, 0, slice_v10},
-    {"", "Expand", 8, 0, expand_exec},
-    {"", "Tile", 6, 0, tile_exec},
-    {"", "Pad", 1, 10, pad_v1},
-    {"", "Pad", 11, 17, pad_v11},
+    {"", "Slice", 1, 9, slice_v1, slice_infer_v1},
+    {"", "Slice", 10, 0, slice_v10, slice_infer_v10},
+    {"", "Expand", 8, 0, expand_exec, expand_infer},
+    {"", "Tile", 6, 0, tile_exec, tile_infer},
+    {"", "Pad", 1, 10, pad_v1, pad_infer_v1},
+    {"", "Pad", 11, 17, pad_v11, pad_infer_v11},
 };
 KILN_OP_FAMILY(slice, ops);

@@ -218,13 +218,13 @@ static kiln_status logsoftmax_exec(kiln_op_ctx *c) { return sm_exec(c, SM_LOGSOF
 static kiln_status hardmax_exec(kiln_op_ctx *c) { return sm_exec(c, SM_HARDMAX); }
 
 static const kiln_op_desc ops[] = {
-    {"", "Softmax", 1, 0, softmax_exec},
-    {"", "LogSoftmax", 1, 0, logsoftmax_exec},
+    {"", "Softmax", 1, 0, softmax_exec, kiln_infer_same},
+    {"", "LogSoftmax", 1, 0, logsoftmax_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(softmax, ops);
 
 /* Hardmax is listed with the reduce family. */
 static const kiln_op_desc hardmax_ops[] = {
-    {"", "Hardmax", 1, 0, hardmax_exec},
+    {"", "Hardmax", 1, 0, hardmax_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(hardmax, hardmax_ops);

@@ -95,6 +95,6 @@ static kiln_status sn_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "StringNormalizer", 10, 0, sn_exec},
+    {"", "StringNormalizer", 10, 0, sn_exec, NULL},
 };
 KILN_OP_FAMILY(strnorm, ops);

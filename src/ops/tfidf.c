@@ -141,6 +141,6 @@ static kiln_status tfidf_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "TfIdfVectorizer", 9, 0, tfidf_exec},
+    {"", "TfIdfVectorizer", 9, 0, tfidf_exec, NULL},
 };
 KILN_OP_FAMILY(tfidf, ops);

@@ -174,7 +174,29 @@ static kiln_status topk_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: the axis becomes K (when known); indices are int64. */
+static kiln_status topk_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    for (size_t k = 0; k < x->n_out && k < 2; k++) {
+        kiln_infer_copy_shape(&x->out[k], X, false);
+        x->out[k].dt = k ? KILN_DTYPE_INT64 : X->dt;
+    }
+    if (X->rank < 1)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", -1), X->rank);
+    if (a < 0)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+    int64_t kv[1];
+    int n;
+    kiln_sdim K = kiln_sd_unknown();
+    if (x->opset < 10 ? kiln_node_attr(x->node, "k") != NULL : kiln_infer_ints(x, 1, NULL, kv, &n, 1) && n == 1)
+        K = kiln_sd_const(x->opset < 10 ? kiln_attr_int(x->node, "k", 0) : kv[0]);
+    for (size_t k = 0; k < x->n_out && k < 2; k++)
+        x->out[k].dims[a] = K;
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "TopK", 1, 0, topk_exec},
+    {"", "TopK", 1, 0, topk_exec, topk_infer},
 };
 KILN_OP_FAMILY(topk, ops);

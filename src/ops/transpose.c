@@ -118,10 +118,59 @@ static kiln_status s2d_exec(kiln_op_ctx *c) {
     return permute_view(c, x, 6, view, perm, 4, out);
 }
 
+/* ---- shape rules ---- */
+
+static kiln_status transpose_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int64_t perm[KILN_MAX_RANK];
+    int np;
+    if (!kiln_infer_ints(x, -1, "perm", perm, &np, KILN_MAX_RANK)) {
+        np = X->rank;
+        for (int i = 0; i < np; i++)
+            perm[i] = np - 1 - i;
+    }
+    if (np != X->rank)
+        return kiln_fail(KILN_ERR_INVALID, "perm has %d entries for rank %d", np, X->rank);
+    o->rank = np;
+    for (int i = 0; i < np; i++) {
+        if (perm[i] < 0 || perm[i] >= np)
+            return kiln_fail(KILN_ERR_INVALID, "perm entry %lld is out of range", (long long)perm[i]);
+        o->dims[i] = X->dims[perm[i]];
+    }
+    return KILN_OK;
+}
+
+/* DepthToSpace (up) / SpaceToDepth (down) by `blocksize` on NCHW. */
+static kiln_status space_depth_infer(kiln_infer_ctx *x, bool up) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    int64_t b = kiln_attr_int(x->node, "blocksize", 0);
+    if (X->rank != 4 || b < 1)
+        return KILN_OK;
+    kiln_sdim bb = kiln_sd_const(b), b2 = kiln_sd_const(b * b);
+    o->rank = 4;
+    o->dims[0] = X->dims[0];
+    o->dims[1] = up ? kiln_sd_div_exact(X->dims[1], b2) : kiln_sd_mul(X->dims[1], b2);
+    o->dims[2] = up ? kiln_sd_mul(X->dims[2], bb) : kiln_sd_div_exact(X->dims[2], bb);
+    o->dims[3] = up ? kiln_sd_mul(X->dims[3], bb) : kiln_sd_div_exact(X->dims[3], bb);
+    return KILN_OK;
+}
+static kiln_status d2s_infer(kiln_infer_ctx *x) { return space_depth_infer(x, true); }
+static kiln_status s2d_infer(kiln_infer_ctx *x) { return space_depth_infer(x, false); }
+
 static const kiln_op_desc ops[] = {
-    {"", "Transpose", 1, 0, transpose_exec},
-    {"", "DepthToSpace", 1, 10, d2s_v1},
-    {"", "DepthToSpace", 11, 0, d2s_v11},
-    {"", "SpaceToDepth", 1, 27, s2d_exec},
+    {"", "Transpose", 1, 0, transpose_exec, transpose_infer},
+    {"", "DepthToSpace", 1, 10, d2s_v1, d2s_infer},
+    {"", "DepthToSpace", 11, 0, d2s_v11, d2s_infer},
+    {"", "SpaceToDepth", 1, 27, s2d_exec, s2d_infer},
 };
 KILN_OP_FAMILY(transpose, ops);

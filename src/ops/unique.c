@@ -186,6 +186,6 @@ done:
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Unique", 11, 0, uq_exec},
+    {"", "Unique", 11, 0, uq_exec, NULL},
 };
 KILN_OP_FAMILY(unique, ops);

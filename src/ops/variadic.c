@@ -210,9 +210,9 @@ static kiln_status mean_exec(kiln_op_ctx *c) { return var_exec(c, V_MEAN); }
 /* Opset 8 brought broadcasting (opset 6 required equal shapes, which the
  * broadcasting code also serves, so 6 is accepted too). */
 static const kiln_op_desc ops[] = {
-    {"", "Min", 6, 0, min_exec},
-    {"", "Max", 6, 0, max_exec},
-    {"", "Sum", 6, 0, sum_exec},
-    {"", "Mean", 6, 0, mean_exec},
+    {"", "Min", 6, 0, min_exec, kiln_infer_bcast_all},
+    {"", "Max", 6, 0, max_exec, kiln_infer_bcast_all},
+    {"", "Sum", 6, 0, sum_exec, kiln_infer_bcast_all},
+    {"", "Mean", 6, 0, mean_exec, kiln_infer_bcast_all},
 };
 KILN_OP_FAMILY(variadic, ops);

@@ -109,8 +109,36 @@ static kiln_status where_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: broadcasting of the three inputs, X's type; on small
+ * integer tensors the elements a known condition picks. */
+static kiln_status where_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_bcast_all(x));
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    const kiln_shape_fact *c = kiln_infer_in(x, 0), *a = kiln_infer_in(x, 1), *b = kiln_infer_in(x, 2);
+    o->dt = a->dt;
+    if (c->nval < 0 || a->nval < 0 || b->nval < 0 || o->rank > 1)
+        return KILN_OK;
+    int n = c->nval;
+    if (a->nval > n)
+        n = a->nval;
+    if (b->nval > n)
+        n = b->nval;
+    if ((c->nval != n && c->nval != 1) || (a->nval != n && a->nval != 1) || (b->nval != n && b->nval != 1))
+        return KILN_OK;
+    for (int i = 0; i < n; i++) {
+        const kiln_sdim *k = &c->val[c->nval == 1 ? 0 : i];
+        o->val[i] = !kiln_sd_is_const(k) ? kiln_sd_unknown()
+                    : k->num             ? a->val[a->nval == 1 ? 0 : i]
+                                         : b->val[b->nval == 1 ? 0 : i];
+    }
+    o->nval = n;
+    return KILN_OK;
+}
+
 /* Where-16 only added bfloat16 to the type set. */
 static const kiln_op_desc ops[] = {
-    {"", "Where", 9, 0, where_exec},
+    {"", "Where", 9, 0, where_exec, where_infer},
 };
 KILN_OP_FAMILY(where, ops);

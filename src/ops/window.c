@@ -121,9 +121,9 @@ static kiln_status mel_exec(kiln_op_ctx *c) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "HannWindow", 17, 0, hann_exec},
-    {"", "HammingWindow", 17, 0, hamming_exec},
-    {"", "BlackmanWindow", 17, 0, blackman_exec},
-    {"", "MelWeightMatrix", 17, 0, mel_exec},
+    {"", "HannWindow", 17, 0, hann_exec, NULL},
+    {"", "HammingWindow", 17, 0, hamming_exec, NULL},
+    {"", "BlackmanWindow", 17, 0, blackman_exec, NULL},
+    {"", "MelWeightMatrix", 17, 0, mel_exec, NULL},
 };
 KILN_OP_FAMILY(window, ops);

@@ -71,6 +71,11 @@ kiln_status kiln_nameset_put(kiln_nameset *s, const char *name, void *val) {
 
 bool kiln_nameset_has(const kiln_nameset *s, const char *name) { return slot_of(s, name) >= 0; }
 
+const char *kiln_nameset_key(const kiln_nameset *s, const char *name) {
+    long k = slot_of(s, name);
+    return k >= 0 ? s->keys[k] : NULL;
+}
+
 void *kiln_nameset_get(const kiln_nameset *s, const char *name) {
     long k = slot_of(s, name);
     return k >= 0 ? s->vals[k] : NULL;

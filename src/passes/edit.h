@@ -17,6 +17,8 @@ typedef struct kiln_nameset {
 kiln_status kiln_nameset_put(kiln_nameset *s, const char *name, void *val);
 bool kiln_nameset_has(const kiln_nameset *s, const char *name);
 void *kiln_nameset_get(const kiln_nameset *s, const char *name);
+/* The set's own copy of `name` (stable until the set is freed), or NULL. */
+const char *kiln_nameset_key(const kiln_nameset *s, const char *name);
 void kiln_nameset_free(kiln_nameset *s, void (*free_val)(void *));
 /* Adds every value name in g and its subgraphs. */
 kiln_status kiln_nameset_collect(kiln_nameset *s, const kiln_graph *g);

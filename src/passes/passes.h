@@ -3,6 +3,7 @@
 #ifndef KILN_PASSES_H
 #define KILN_PASSES_H
 
+#include "ops/infer.h"
 #include "passes/edit.h"
 
 typedef struct kiln_count {
@@ -23,27 +24,6 @@ struct kiln_freeze_report {
     kiln_sbuf text_bound;
 };
 
-/* A symbolic dimension: num/den * sym[0] * ... * sym[n-1] (symbols sorted,
- * interned), or unknown. Constants have n == 0 and den == 1. */
-#define KILN_SDIM_MAXSYM 4
-typedef struct kiln_sdim {
-    bool known;
-    int n;
-    int64_t num, den;
-    const char *sym[KILN_SDIM_MAXSYM];
-} kiln_sdim;
-
-#define KILN_FACT_MAXVAL 64
-/* What shape inference knows about a value: type, shape, and for small
- * integer tensors (shape arithmetic) the elements themselves. */
-typedef struct kiln_shape_fact {
-    kiln_dtype dt;
-    int rank; /* -1: unknown */
-    kiln_sdim dims[KILN_MAX_RANK];
-    int nval; /* -1: elements unknown */
-    kiln_sdim val[KILN_FACT_MAXVAL];
-} kiln_shape_fact;
-
 typedef struct kiln_freeze_ctx {
     kiln_model *m;
     int64_t opset;
@@ -57,9 +37,11 @@ typedef struct kiln_freeze_ctx {
 
 const kiln_shape_fact *kiln_fact(const kiln_freeze_ctx *c, const char *name);
 void kiln_shapes_free(kiln_freeze_ctx *c);
-bool kiln_sdim_eq(const kiln_sdim *a, const kiln_sdim *b);
-/* Whether two facts describe the same (fully known) shape. */
-bool kiln_fact_same_shape(const kiln_shape_fact *a, const kiln_shape_fact *b);
+/* shape_fold.c: the rewrites facts allow on node n (whose facts are x). */
+kiln_status kiln_shape_fold_node(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, const kiln_infer_ctx *x);
+/* A known small integer/bool value as a tensor; whether f is one. */
+kiln_status kiln_fact_make_const(const kiln_shape_fact *f, kiln_tensor **out);
+bool kiln_fact_foldable(const kiln_shape_fact *f);
 
 void kiln_report_skip(kiln_freeze_ctx *c, const kiln_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
