@@ -131,7 +131,7 @@ static kiln_status arith_infer(kiln_infer_ctx *x, arith_kind kind) {
         o->val[i] = kind == ADD   ? kiln_sd_add(p, q, 1)
                     : kind == SUB ? kiln_sd_add(p, q, -1)
                     : kind == MUL ? kiln_sd_mul(p, q)
-                                  : kiln_sd_floordiv(p, q);
+                                  : kiln_sd_div(p, q);
     }
     o->nval = n;
     return KILN_OK;

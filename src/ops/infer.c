@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ops/infer.h"
+#include "ops/op.h"
 #include "kernels/conv.h"
 
 typedef kiln_shape_fact fact;
@@ -100,13 +101,13 @@ sdim kiln_sd_div_exact(sdim a, sdim b) {
     return sd_norm(r);
 }
 
-/* Integer (floor) division as the Div op does it on shapes. */
-sdim kiln_sd_floordiv(sdim a, sdim b) {
+/* Integer division as the Div op does it (truncating; symbols are
+ * non-negative dims, where truncating is flooring). */
+sdim kiln_sd_div(sdim a, sdim b) {
     if (kiln_sd_is_const(&a) && kiln_sd_is_const(&b) && b.num != 0) {
-        int64_t q = a.num / b.num;
-        if ((a.num % b.num != 0) && ((a.num < 0) != (b.num < 0)))
-            q--;
-        return kiln_sd_const(q);
+        if (a.num == INT64_MIN && b.num == -1)
+            return kiln_sd_unknown();
+        return kiln_sd_const(a.num / b.num); /* integer Div truncates */
     }
     sdim e = kiln_sd_div_exact(a, b);
     if (e.known)
@@ -418,6 +419,76 @@ kiln_status kiln_infer_window(const kiln_infer_ctx *x, const kiln_shape_fact *X,
         bool same_size = g.stride[d] == 1 && (g.autopad == KILN_AUTOPAD_SAME_UPPER || g.autopad == KILN_AUTOPAD_SAME_LOWER ||
                                               ((g.k[d] - 1) * g.dil[d] == g.pb[d] + g.pe[d]));
         o->dims[2 + d] = same_size ? X->dims[2 + d] : kiln_sd_unknown();
+    }
+    return KILN_OK;
+}
+
+/* ---- checking a rule against what exec produced ---- */
+
+kiln_status kiln_infer_check(const kiln_model *m, const kiln_node *n, const kiln_tensor *const *in,
+                             const kiln_tensor *const *out, char *msg, size_t len) {
+    int64_t opset = kiln_model_opset(m, n->domain);
+    if (opset == 0 && !*n->domain)
+        opset = 1;
+    const kiln_op_desc *d = kiln_op_find(n->domain, n->op_type, opset);
+    if (!d || !d->infer || n->n_inputs > 16 || n->n_outputs > 8)
+        return KILN_OK;
+    fact fin[16], fout[8];
+    bool has[16];
+    const kiln_tensor *k[16];
+    for (size_t i = 0; i < n->n_inputs; i++) {
+        has[i] = *n->inputs[i] && in[i];
+        k[i] = has[i] ? in[i] : NULL;
+        if (has[i])
+            kiln_fact_from_tensor(in[i], &fin[i]);
+        else
+            kiln_fact_unknown(&fin[i], KILN_DTYPE_UNDEFINED);
+    }
+    for (size_t i = 0; i < n->n_outputs; i++)
+        kiln_fact_unknown(&fout[i], KILN_DTYPE_UNDEFINED);
+    kiln_infer_ctx x = {.node = n,
+                        .opset = opset,
+                        .n_in = n->n_inputs,
+                        .n_out = n->n_outputs,
+                        .in = fin,
+                        .has = has,
+                        .k = k,
+                        .out = fout};
+    if (d->infer(&x) != KILN_OK) {
+        snprintf(msg, len, "%s's shape rule refused inputs exec accepted: %s", n->op_type, kiln_last_error());
+        return KILN_ERR_MISMATCH;
+    }
+    for (size_t i = 0; i < n->n_outputs; i++) {
+        const kiln_tensor *t = out[i];
+        const fact *f = &fout[i];
+        if (!t || !*n->outputs[i])
+            continue;
+        if (f->dt != KILN_DTYPE_UNDEFINED && f->dt != t->dtype) {
+            snprintf(msg, len, "output %zu: rule says %s, exec made %s", i, kiln_dtype_name(f->dt),
+                     kiln_dtype_name(t->dtype));
+            return KILN_ERR_MISMATCH;
+        }
+        if (f->rank >= 0 && f->rank != t->rank) {
+            snprintf(msg, len, "output %zu: rule says rank %d, exec made rank %d", i, f->rank, t->rank);
+            return KILN_ERR_MISMATCH;
+        }
+        for (int a = 0; f->rank >= 0 && a < f->rank; a++)
+            if (kiln_sd_is_const(&f->dims[a]) && f->dims[a].num != t->dims[a]) {
+                snprintf(msg, len, "output %zu: rule says dim %d is %lld, exec made %lld", i, a,
+                         (long long)f->dims[a].num, (long long)t->dims[a]);
+                return KILN_ERR_MISMATCH;
+            }
+        if (f->nval >= 0 && kiln_fact_has_vals(t->dtype) && f->nval == t->numel)
+            for (int v = 0; v < f->nval; v++)
+                if (kiln_sd_is_const(&f->val[v]) && f->val[v].num != kiln_tensor_get_i64(t, v)) {
+                    snprintf(msg, len, "output %zu: rule says element %d is %lld, exec made %lld", i, v,
+                             (long long)f->val[v].num, (long long)kiln_tensor_get_i64(t, v));
+                    return KILN_ERR_MISMATCH;
+                }
+        if (f->nval >= 0 && f->nval != t->numel && kiln_fact_has_vals(t->dtype)) {
+            snprintf(msg, len, "output %zu: rule says %d elements, exec made %lld", i, f->nval, (long long)t->numel);
+            return KILN_ERR_MISMATCH;
+        }
     }
     return KILN_OK;
 }

@@ -55,7 +55,7 @@ bool kiln_sd_is(const kiln_sdim *d, int64_t v);
 bool kiln_sdim_eq(const kiln_sdim *a, const kiln_sdim *b);
 kiln_sdim kiln_sd_mul(kiln_sdim a, kiln_sdim b);
 kiln_sdim kiln_sd_div_exact(kiln_sdim a, kiln_sdim b); /* a = q * b, or unknown */
-kiln_sdim kiln_sd_floordiv(kiln_sdim a, kiln_sdim b);  /* as Div on int64 shapes */
+kiln_sdim kiln_sd_div(kiln_sdim a, kiln_sdim b);  /* as integer Div: truncating */
 kiln_sdim kiln_sd_add(kiln_sdim a, kiln_sdim b, int sign);
 /* A dim as text ("?" when unknown). */
 void kiln_sdim_str(const kiln_sdim *d, char *buf, size_t n);
@@ -116,6 +116,13 @@ int kiln_reduce_shape(int rank, const bool *mask, bool keepdims, int *src);
  * the spec clamps them: the first index taken and the count (shared by
  * Slice exec and infer). */
 void kiln_slice_axis(int64_t d, int64_t s, int64_t e, int64_t st, int64_t *first, int64_t *count);
+
+/* Checks n's rule against what exec made: with inputs `in` (n->n_inputs,
+ * NULL where omitted) the rule's known types, dims and elements must equal
+ * those of `out` (n->n_outputs). KILN_ERR_MISMATCH with a message in msg
+ * otherwise; KILN_OK also when the operator has no rule. */
+kiln_status kiln_infer_check(const kiln_model *m, const kiln_node *n, const kiln_tensor *const *in,
+                             const kiln_tensor *const *out, char *msg, size_t len);
 
 /* Ready-made rules. */
 kiln_status kiln_infer_same(kiln_infer_ctx *x);       /* out0 = in0 (type and shape) */
