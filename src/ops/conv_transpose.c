@@ -211,7 +211,56 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
     return st;
 }
 
+/* Shape rule: [N, M, spatial...] with M = W.dims[1] * group; spatial sizes
+ * from output_shape, or stride * (in - 1) + output_padding + dilated kernel
+ * - pads (in * stride under SAME), as exec computes them. */
+static kiln_status ct_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *W = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 3 || W->rank != X->rank)
+        return KILN_OK;
+    int nsp = X->rank - 2;
+    o->rank = X->rank;
+    o->dims[0] = X->dims[0];
+    o->dims[1] = kiln_sd_mul(W->dims[1], kiln_sd_const(kiln_attr_int(x->node, "group", 1)));
+    kiln_conv_geom g;
+    memset(&g, 0, sizeof g);
+    g.nsp = nsp;
+    for (int d = 0; d < nsp; d++) {
+        o->dims[2 + d] = kiln_sd_unknown();
+        if (!kiln_sd_is_const(&W->dims[2 + d]))
+            return KILN_OK;
+        g.k[d] = W->dims[2 + d].num;
+    }
+    KILN_TRY(kiln_conv_read_attrs(&g, x->node, true));
+    size_t n, nop;
+    const int64_t *os = kiln_attr_ints(x->node, "output_shape", &n);
+    const int64_t *op = kiln_attr_ints(x->node, "output_padding", &nop);
+    if (os && n == (size_t)nsp + 2)
+        os += 2;
+    else if (os && n != (size_t)nsp)
+        return kiln_fail(KILN_ERR_INVALID, "output_shape has %zu values, expected %d", n, nsp);
+    if (op && nop != (size_t)nsp)
+        return kiln_fail(KILN_ERR_INVALID, "output_padding has %zu values, expected %d", nop, nsp);
+    for (int d = 0; d < nsp; d++) {
+        const kiln_sdim *in = &X->dims[2 + d];
+        if (os) {
+            o->dims[2 + d] = kiln_sd_const(os[d]);
+        } else if (g.autopad == KILN_AUTOPAD_SAME_UPPER || g.autopad == KILN_AUTOPAD_SAME_LOWER) {
+            o->dims[2 + d] = kiln_sd_mul(*in, kiln_sd_const(g.stride[d]));
+        } else if (kiln_sd_is_const(in)) {
+            int64_t pads = g.autopad == KILN_AUTOPAD_VALID ? 0 : g.pb[d] + g.pe[d];
+            o->dims[2 + d] = kiln_sd_const(g.stride[d] * (in->num - 1) + (op ? op[d] : 0) + (g.k[d] - 1) * g.dil[d] +
+                                           1 - pads);
+        }
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "ConvTranspose", 1, 0, ct_exec, NULL},
+    {"", "ConvTranspose", 1, 0, ct_exec, ct_infer},
 };
 KILN_OP_FAMILY(conv_transpose, ops);

@@ -92,7 +92,20 @@ static kiln_status det_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: [..., M, M] -> [...]. */
+static kiln_status det_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = X->dt;
+    if (X->rank >= 2) {
+        kiln_infer_copy_shape(&x->out[0], X, false);
+        x->out[0].rank -= 2;
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Det", 11, 0, det_exec, NULL},
+    {"", "Det", 11, 0, det_exec, det_infer},
 };
 KILN_OP_FAMILY(det, ops);

@@ -169,9 +169,42 @@ static kiln_status stft_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rules. DFT-17: the signal's shape with its last dim 2 (complex);
+ * the transformed axis becomes dft_length (constant input 1, else its
+ * length), or n / 2 + 1 when onesided. STFT: typed as the signal. */
+static kiln_status dft_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 2)
+        return KILN_OK;
+    kiln_infer_copy_shape(o, X, false);
+    o->dims[X->rank - 1] = kiln_sd_const(2);
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", 1), X->rank);
+    if (a < 0 || a == X->rank - 1)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range");
+    kiln_sdim n = X->dims[a];
+    if (kiln_infer_has(x, 1)) {
+        const kiln_tensor *l = x->k[1];
+        n = l && l->numel == 1 ? kiln_sd_const(kiln_tensor_get_i64(l, 0)) : kiln_sd_unknown();
+    }
+    if (kiln_attr_int(x->node, "onesided", 0))
+        n = kiln_sd_is_const(&n) ? kiln_sd_const(n.num / 2 + 1) : kiln_sd_unknown();
+    o->dims[a] = n;
+    return KILN_OK;
+}
+
+static kiln_status stft_infer(kiln_infer_ctx *x) {
+    if (x->n_out > 0)
+        x->out[0].dt = kiln_infer_in(x, 0)->dt;
+    return KILN_OK;
+}
+
 /* Opset 20 moved DFT's axis to an input; only the opset-17 form is here. */
 static const kiln_op_desc ops[] = {
-    {"", "DFT", 17, 19, dft_exec, NULL},
-    {"", "STFT", 17, 0, stft_exec, NULL},
+    {"", "DFT", 17, 19, dft_exec, dft_infer},
+    {"", "STFT", 17, 0, stft_exec, stft_infer},
 };
 KILN_OP_FAMILY(dft, ops);

@@ -577,7 +577,14 @@ done:
     return st;
 }
 
+/* Shape rule: the type of the operands (the shape follows the equation). */
+static kiln_status einsum_infer(kiln_infer_ctx *x) {
+    if (x->n_out > 0)
+        x->out[0].dt = kiln_infer_in(x, 0)->dt;
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Einsum", 12, 0, einsum_exec, NULL},
+    {"", "Einsum", 12, 0, einsum_exec, einsum_infer},
 };
 KILN_OP_FAMILY(einsum, ops);

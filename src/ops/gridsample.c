@@ -156,7 +156,24 @@ static kiln_status gs_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: [N, C] of X, then the grid's spatial dims. */
+static kiln_status gs_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *G = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 3 || G->rank != X->rank)
+        return KILN_OK;
+    o->rank = X->rank;
+    o->dims[0] = X->dims[0];
+    o->dims[1] = X->dims[1];
+    for (int d = 2; d < X->rank; d++)
+        o->dims[d] = G->dims[d - 1];
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "GridSample", 16, 19, gs_exec, NULL},
+    {"", "GridSample", 16, 19, gs_exec, gs_infer},
 };
 KILN_OP_FAMILY(gridsample, ops);

@@ -146,8 +146,27 @@ static kiln_status sce_exec(kiln_op_ctx *c) {
     return st;
 }
 
+/* Shape rules: the loss is the target's shape with reduction "none", else
+ * a scalar; SoftmaxCrossEntropyLoss's log_prob (output 1) is the scores'. */
+static kiln_status loss_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    const kiln_shape_fact *S = kiln_infer_in(x, 0), *T = kiln_infer_in(x, 1);
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = S->dt;
+    if (!strcmp(kiln_attr_string(x->node, "reduction", "mean"), "none"))
+        kiln_infer_copy_shape(o, T, false);
+    else
+        o->rank = 0;
+    if (x->n_out > 1) {
+        x->out[1].dt = S->dt;
+        kiln_infer_copy_shape(&x->out[1], S, false);
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "NegativeLogLikelihoodLoss", 12, 0, nll_exec, NULL},
-    {"", "SoftmaxCrossEntropyLoss", 12, 0, sce_exec, NULL},
+    {"", "NegativeLogLikelihoodLoss", 12, 0, nll_exec, loss_infer},
+    {"", "SoftmaxCrossEntropyLoss", 12, 0, sce_exec, loss_infer},
 };
 KILN_OP_FAMILY(loss, ops);

@@ -168,7 +168,18 @@ done:
     return st;
 }
 
+/* Shape rule: [selected, 3] int64; the count depends on the values. */
+static kiln_status nms_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = KILN_DTYPE_INT64;
+    x->out[0].rank = 2;
+    x->out[0].dims[0] = kiln_sd_unknown();
+    x->out[0].dims[1] = kiln_sd_const(3);
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "NonMaxSuppression", 10, 0, nms_exec, NULL},
+    {"", "NonMaxSuppression", 10, 0, nms_exec, nms_infer},
 };
 KILN_OP_FAMILY(nms, ops);

@@ -450,6 +450,47 @@ static kiln_status global_pool_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
+/* MaxUnpool: output_shape (input 2) when given, else the pooling inverse
+ * (stride * (in - 1) + kernel - pads) on known dims. */
+static kiln_status maxunpool_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (kiln_infer_has(x, 2)) {
+        const kiln_shape_fact *S = kiln_infer_in(x, 2);
+        if (S->nval >= 0 && S->nval <= KILN_MAX_RANK) {
+            o->rank = S->nval;
+            memcpy(o->dims, S->val, (size_t)S->nval * sizeof *S->val);
+        }
+        return KILN_OK;
+    }
+    if (X->rank < 3)
+        return KILN_OK;
+    int nsp = X->rank - 2;
+    int64_t k[KILN_MAX_RANK], s[KILN_MAX_RANK], p[2 * KILN_MAX_RANK];
+    int nk, ns, np;
+    if (!kiln_infer_ints(x, -1, "kernel_shape", k, &nk, KILN_MAX_RANK) || nk != nsp)
+        return KILN_OK;
+    if (!kiln_infer_ints(x, -1, "strides", s, &ns, KILN_MAX_RANK))
+        for (ns = 0; ns < nsp; ns++)
+            s[ns] = 1;
+    if (!kiln_infer_ints(x, -1, "pads", p, &np, 2 * KILN_MAX_RANK))
+        for (np = 0; np < 2 * nsp; np++)
+            p[np] = 0;
+    if (ns != nsp || np != 2 * nsp)
+        return KILN_OK;
+    o->rank = X->rank;
+    o->dims[0] = X->dims[0];
+    o->dims[1] = X->dims[1];
+    for (int d = 0; d < nsp; d++)
+        o->dims[2 + d] = kiln_sd_is_const(&X->dims[2 + d])
+                             ? kiln_sd_const(s[d] * (X->dims[2 + d].num - 1) + k[d] - p[d] - p[nsp + d])
+                             : kiln_sd_unknown();
+    return KILN_OK;
+}
+
 /* Later opsets only add attributes (Indices/storage_order 8, ceil_mode and
  * dilations 10, int8/uint8 12), all defaulting to the older behaviour. */
 static const kiln_op_desc ops[] = {
@@ -459,6 +500,6 @@ static const kiln_op_desc ops[] = {
     {"", "GlobalMaxPool", 1, 0, gmaxpool_exec, global_pool_infer},
     {"", "GlobalAveragePool", 1, 0, gavgpool_exec, global_pool_infer},
     {"", "GlobalLpPool", 1, 0, glppool_exec, global_pool_infer},
-    {"", "MaxUnpool", 9, 0, maxunpool_exec, NULL},
+    {"", "MaxUnpool", 9, 0, maxunpool_exec, maxunpool_infer},
 };
 KILN_OP_FAMILY(pool, ops);

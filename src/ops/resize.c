@@ -628,8 +628,78 @@ static kiln_status upsample_exec(kiln_op_ctx *c) {
     return resize_run(c, &p, x, out_dims, scales, out_lens, NULL);
 }
 
+/* ---- shape rules ---- */
+
+/* Output dims from constant scales (floor(length * scale), a symbolic dim
+ * kept under scale 1) or from sizes, whose elements may be symbolic. */
+static kiln_status resize_infer_from(kiln_infer_ctx *x, const kiln_tensor *sc, const kiln_shape_fact *sizes) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int rk = X->rank;
+    if (sizes) {
+        if (sizes->nval != rk)
+            return KILN_OK;
+        o->rank = rk;
+        memcpy(o->dims, sizes->val, (size_t)rk * sizeof *o->dims);
+        return KILN_OK;
+    }
+    if (!sc)
+        return KILN_OK;
+    double s[KILN_MAX_RANK];
+    float sf[KILN_MAX_RANK];
+    bool f32;
+    KILN_TRY(read_scales(sc, rk, s, sf, &f32));
+    o->rank = rk;
+    for (int d = 0; d < rk; d++) {
+        if (!(s[d] > 0) || !isfinite(s[d]))
+            return kiln_fail(KILN_ERR_INVALID, "scale %g for axis %d must be positive", s[d], d);
+        const kiln_sdim *in = &X->dims[d];
+        if (kiln_sd_is_const(in))
+            o->dims[d] = kiln_sd_const((int64_t)floor((double)in->num * s[d]));
+        else
+            o->dims[d] = s[d] == 1.0 ? *in : kiln_sd_unknown();
+    }
+    return KILN_OK;
+}
+
+static kiln_status resize_infer(kiln_infer_ctx *x) {
+    if (x->opset < 11)
+        return resize_infer_from(x, x->n_in > 1 ? x->k[1] : NULL, NULL);
+    const kiln_shape_fact *sz = kiln_infer_in(x, 3);
+    if (kiln_infer_has(x, 3) && sz->nval > 0)
+        return resize_infer_from(x, NULL, sz);
+    const kiln_tensor *sc = x->n_in > 2 ? x->k[2] : NULL;
+    if (kiln_infer_has(x, 3) && sz->nval < 0 && !(sc && sc->numel > 0))
+        return resize_infer_from(x, NULL, NULL); /* sizes not known yet */
+    return resize_infer_from(x, sc && sc->numel > 0 ? sc : NULL, NULL);
+}
+
+static kiln_status upsample_infer(kiln_infer_ctx *x) {
+    if (x->opset >= 9)
+        return resize_infer_from(x, x->n_in > 1 ? x->k[1] : NULL, NULL);
+    size_t n;
+    const float *a = kiln_attr_floats(x->node, "scales", &n);
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = X->dt;
+    if (!a || X->rank < 0 || n != (size_t)X->rank)
+        return KILN_OK;
+    x->out[0].rank = X->rank;
+    for (int d = 0; d < X->rank; d++)
+        x->out[0].dims[d] = kiln_sd_is_const(&X->dims[d]) ? kiln_sd_const((int64_t)floor((double)X->dims[d].num * a[d]))
+                            : a[d] == 1.0f                  ? X->dims[d]
+                                                            : kiln_sd_unknown();
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Resize", 10, 17, resize_exec, NULL},
-    {"", "Upsample", 7, 9, upsample_exec, NULL},
+    {"", "Resize", 10, 17, resize_exec, resize_infer},
+    {"", "Upsample", 7, 9, upsample_exec, upsample_infer},
 };
 KILN_OP_FAMILY(resize, ops);

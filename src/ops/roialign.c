@@ -180,7 +180,22 @@ static kiln_status roialign_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: [num_rois, C, output_height, output_width]. */
+static kiln_status roialign_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0), *R = kiln_infer_in(x, 1);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    o->rank = 4;
+    o->dims[0] = R->rank == 2 ? R->dims[0] : kiln_sd_unknown();
+    o->dims[1] = X->rank == 4 ? X->dims[1] : kiln_sd_unknown();
+    o->dims[2] = kiln_sd_const(kiln_attr_int(x->node, "output_height", 1));
+    o->dims[3] = kiln_sd_const(kiln_attr_int(x->node, "output_width", 1));
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "RoiAlign", 10, 0, roialign_exec, NULL},
+    {"", "RoiAlign", 10, 0, roialign_exec, roialign_infer},
 };
 KILN_OP_FAMILY(roialign, ops);

@@ -207,10 +207,47 @@ static kiln_status reverse_sequence_exec(kiln_op_ctx *c) {
     return kiln_strings_own(y);
 }
 
+/* ---- shape rules ---- */
+
+/* NonZero: [rank, count], count known only from the values. */
+static kiln_status nonzero_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = KILN_DTYPE_INT64;
+    o->rank = 2;
+    o->dims[0] = X->rank >= 0 ? kiln_sd_const(X->rank == 0 ? 1 : X->rank) : kiln_sd_unknown();
+    o->dims[1] = kiln_sd_unknown();
+    return KILN_OK;
+}
+
+/* Compress: along `axis` the count of true conditions; flat without it. */
+static kiln_status compress_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (!kiln_node_attr(x->node, "axis")) {
+        o->rank = 1;
+        o->dims[0] = kiln_sd_unknown();
+        return KILN_OK;
+    }
+    if (X->rank < 1)
+        return KILN_OK;
+    int a = kiln_infer_axis(kiln_attr_int(x->node, "axis", 0), X->rank);
+    if (a < 0)
+        return kiln_fail(KILN_ERR_INVALID, "axis is out of range for rank %d", X->rank);
+    kiln_infer_copy_shape(o, X, false);
+    o->dims[a] = kiln_sd_unknown();
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Trilu", 14, 0, trilu_exec, NULL},
-    {"", "NonZero", 9, 0, nonzero_exec, NULL},
-    {"", "Compress", 9, 0, compress_exec, NULL},
-    {"", "ReverseSequence", 10, 0, reverse_sequence_exec, NULL},
+    {"", "Trilu", 14, 0, trilu_exec, kiln_infer_same},
+    {"", "NonZero", 9, 0, nonzero_exec, nonzero_infer},
+    {"", "Compress", 9, 0, compress_exec, compress_infer},
+    {"", "ReverseSequence", 10, 0, reverse_sequence_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(select, ops);

@@ -94,7 +94,20 @@ static kiln_status sn_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: strings, of the input's rank (stop words may drop some). */
+static kiln_status sn_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = KILN_DTYPE_STRING;
+    kiln_infer_copy_shape(&x->out[0], X, false);
+    for (int d = 0; d < x->out[0].rank; d++)
+        if (d == x->out[0].rank - 1)
+            x->out[0].dims[d] = kiln_sd_unknown();
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "StringNormalizer", 10, 0, sn_exec, NULL},
+    {"", "StringNormalizer", 10, 0, sn_exec, sn_infer},
 };
 KILN_OP_FAMILY(strnorm, ops);

@@ -140,7 +140,19 @@ static kiln_status tfidf_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rule: float32 of the input's rank (the last dim counts n-grams). */
+static kiln_status tfidf_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = KILN_DTYPE_FLOAT;
+    kiln_infer_copy_shape(&x->out[0], X, false);
+    if (x->out[0].rank > 0)
+        x->out[0].dims[x->out[0].rank - 1] = kiln_sd_unknown();
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "TfIdfVectorizer", 9, 0, tfidf_exec, NULL},
+    {"", "TfIdfVectorizer", 9, 0, tfidf_exec, tfidf_infer},
 };
 KILN_OP_FAMILY(tfidf, ops);

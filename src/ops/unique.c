@@ -185,7 +185,21 @@ done:
     return st;
 }
 
+/* Shape rule: types only (the counts depend on the values): Y as X,
+ * indices, inverse_indices and counts int64 and 1-D. */
+static kiln_status uq_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    for (size_t k = 0; k < x->n_out && k < 4; k++) {
+        x->out[k].dt = k ? KILN_DTYPE_INT64 : X->dt;
+        if (k)
+            x->out[k].rank = 1, x->out[k].dims[0] = kiln_sd_unknown();
+    }
+    if (x->n_out > 0 && !kiln_node_attr(x->node, "axis"))
+        x->out[0].rank = 1, x->out[0].dims[0] = kiln_sd_unknown();
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "Unique", 11, 0, uq_exec, NULL},
+    {"", "Unique", 11, 0, uq_exec, uq_infer},
 };
 KILN_OP_FAMILY(unique, ops);

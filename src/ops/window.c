@@ -120,10 +120,35 @@ static kiln_status mel_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* Shape rules: windows are 1-D of `size`; MelWeightMatrix is
+ * [dft_length / 2 + 1, num_mel_bins]; typed by output_datatype. */
+static kiln_status window_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = (kiln_dtype)kiln_attr_int(x->node, "output_datatype", KILN_DTYPE_FLOAT);
+    o->rank = 1;
+    const kiln_tensor *s = x->n_in > 0 ? x->k[0] : NULL;
+    o->dims[0] = s && s->numel == 1 ? kiln_sd_const(kiln_tensor_get_i64(s, 0)) : kiln_sd_unknown();
+    return KILN_OK;
+}
+
+static kiln_status mel_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = (kiln_dtype)kiln_attr_int(x->node, "output_datatype", KILN_DTYPE_FLOAT);
+    o->rank = 2;
+    const kiln_tensor *bins = x->n_in > 0 ? x->k[0] : NULL, *len = x->n_in > 1 ? x->k[1] : NULL;
+    o->dims[0] = len && len->numel == 1 ? kiln_sd_const(kiln_tensor_get_i64(len, 0) / 2 + 1) : kiln_sd_unknown();
+    o->dims[1] = bins && bins->numel == 1 ? kiln_sd_const(kiln_tensor_get_i64(bins, 0)) : kiln_sd_unknown();
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
-    {"", "HannWindow", 17, 0, hann_exec, NULL},
-    {"", "HammingWindow", 17, 0, hamming_exec, NULL},
-    {"", "BlackmanWindow", 17, 0, blackman_exec, NULL},
-    {"", "MelWeightMatrix", 17, 0, mel_exec, NULL},
+    {"", "HannWindow", 17, 0, hann_exec, window_infer},
+    {"", "HammingWindow", 17, 0, hamming_exec, window_infer},
+    {"", "BlackmanWindow", 17, 0, blackman_exec, window_infer},
+    {"", "MelWeightMatrix", 17, 0, mel_exec, mel_infer},
 };
 KILN_OP_FAMILY(window, ops);
