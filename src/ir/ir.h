@@ -202,6 +202,13 @@ struct kiln_model {
 
 /* Opset version the model imports for a domain ("" or "ai.onnx" for the
  * default one); 0 if not imported. */
+/* Dimension expressions in dim_param (ir/dimexpr.c). Whether a param is
+ * an expression rather than one symbol name; the expression with symbol
+ * `sym` replaced by v (NULL when it does not name it or on no memory); its
+ * value when no symbol is left in it. */
+bool kiln_dim_is_expr(const char *param);
+char *kiln_dim_expr_subst(const char *expr, const char *sym, int64_t v);
+bool kiln_dim_expr_value(const char *expr, int64_t *out);
 int64_t kiln_model_opset(const kiln_model *m, const char *domain);
 
 kiln_graph *kiln_graph_new(void);

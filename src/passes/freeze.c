@@ -198,13 +198,30 @@ typedef struct fixdim_ctx {
 static void fix_type(kiln_type *t, fixdim_ctx *f) {
     if (t->kind != KILN_TYPE_TENSOR || t->rank <= 0 || !t->dims)
         return;
-    for (int i = 0; i < t->rank; i++)
-        if (t->dims[i].param && strcmp(t->dims[i].param, f->sym) == 0) {
-            free(t->dims[i].param);
+    for (int i = 0; i < t->rank; i++) {
+        char *p = t->dims[i].param;
+        if (p && strcmp(p, f->sym) == 0) {
+            free(p);
             t->dims[i].param = NULL;
             t->dims[i].value = f->value;
             f->hits++;
+        } else if (p && kiln_dim_is_expr(p)) {
+            /* an expression over symbols: substitute, and evaluate once no
+             * symbol is left ("floor(height/2 - 1/2) + 1" with height=640) */
+            char *e = kiln_dim_expr_subst(p, f->sym, f->value);
+            if (!e)
+                continue;
+            int64_t v;
+            free(p);
+            if (kiln_dim_expr_value(e, &v)) {
+                free(e);
+                t->dims[i].param = NULL;
+                t->dims[i].value = v;
+            } else {
+                t->dims[i].param = e;
+            }
         }
+    }
 }
 
 static kiln_status fixdim_visit(kiln_graph *g, int depth, void *ctx) {

@@ -466,6 +466,28 @@ def misc_cases():
     kiln("check", src, out, "--bind", "d=[2.0]", "--runs", "1")
     kiln("freeze", src, "-o", out, "--quiet", "--fold-limit", "100000000", "--shape", "x=1,1024", "--verify")
     assert "ConstantOfShape" not in ops_of(out)
+    # output dims declared as expressions over the input's symbols (as
+    # dynamo exports write them) become numbers once the symbols are fixed:
+    # Conv k3 s2 p1 gives floor((h - 1) / 2) + 1
+    w = np.random.RandomState(0).randn(4, 3, 3, 3).astype(np.float32)
+    g = h.make_graph([h.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                      h.make_node("Shape", ["y"], ["s"])], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, [1, 3, "height", "width"])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [1, 4, "floor(height/2 - 1/2) + 1", "floor(width/2 - 1/2) + 1"]),
+                      h.make_tensor_value_info("s", T.INT64, [4])],
+                     [nh.from_array(w, "w")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 7
+    src = os.path.join(TMP, "expr.onnx")
+    onnx.save(m, src)
+    kiln("freeze", src, "-o", out, "--quiet", "--dim", "height=64", "--dim", "width=31")
+    fm = onnx.load(out)
+    dims = [(d.dim_value, d.dim_param) for d in fm.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == [(1, ""), (4, ""), (32, ""), (16, "")], dims
+    assert "Shape" not in ops_of(out), ops_of(out)
+    x = np.random.RandomState(1).randn(1, 3, 64, 31).astype(np.float32)
+    got = run_kiln(out, {"x": x})
+    assert got is None or got.shape == (1, 4, 32, 16), got.shape
 
 
 def main():

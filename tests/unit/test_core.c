@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -435,6 +436,38 @@ static void test_dims_numel(void **state) {
     assert_int_not_equal(kiln_tensor_create(KILN_DTYPE_FLOAT, KILN_MAX_RANK + 1, d9, &t), KILN_OK);
 }
 
+/* Dimension expressions, values worked out by hand. */
+static void test_dim_exprs(void **state) {
+    (void)state;
+    int64_t v;
+    assert_false(kiln_dim_is_expr("batch"));
+    assert_false(kiln_dim_is_expr("unk__12"));
+    assert_true(kiln_dim_is_expr("2*batch"));
+    assert_true(kiln_dim_is_expr("floor(height/2 - 1/2) + 1"));
+    char *e = kiln_dim_expr_subst("floor(floor(height/2 - 1/2)/2) + 1", "height", 640);
+    assert_non_null(e);
+    assert_string_equal(e, "floor(floor(640/2 - 1/2)/2) + 1");
+    assert_true(kiln_dim_expr_value(e, &v)); /* floor(319.5) = 319, floor(159.5) = 159, + 1 */
+    assert_int_equal(v, 160);
+    free(e);
+    assert_null(kiln_dim_expr_subst("2*batch", "height", 3)); /* does not name it */
+    e = kiln_dim_expr_subst("s0*s1 + s0//2", "s0", 7);
+    assert_string_equal(e, "7*s1 + 7//2");
+    assert_false(kiln_dim_expr_value(e, &v)); /* s1 is still open */
+    char *e2 = kiln_dim_expr_subst(e, "s1", 3);
+    assert_true(kiln_dim_expr_value(e2, &v));
+    assert_int_equal(v, 24); /* 21 + 3 */
+    free(e);
+    free(e2);
+    assert_true(kiln_dim_expr_value("ceil(7/2) + max(2, 5) - 10 % 4", &v));
+    assert_int_equal(v, 7); /* 4 + 5 - 2 */
+    assert_false(kiln_dim_expr_value("7/2", &v)); /* not a whole number */
+    assert_false(kiln_dim_expr_value("1/0", &v));
+    assert_false(kiln_dim_expr_value("3 - 5", &v)); /* negative */
+    assert_false(kiln_dim_expr_value("((((1", &v));
+    assert_false(kiln_dim_expr_value("sqrt(4)", &v));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_to_float_exact), cmocka_unit_test(test_float_to_half_rounding),
@@ -442,6 +475,7 @@ int main(void) {
         cmocka_unit_test(test_value_scalars),       cmocka_unit_test(test_value_lists),
         cmocka_unit_test(test_value_errors),        cmocka_unit_test(test_bcast_shapes),
         cmocka_unit_test(test_bcast_offsets),       cmocka_unit_test(test_dims_numel),
+        cmocka_unit_test(test_dim_exprs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
