@@ -402,7 +402,7 @@ static void sink_flush(file_sink *f) {
 
 static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     file_sink *f = (file_sink *)b;
-    if (f->st != KILN_OK)
+    if (f->st != KILN_OK || len == 0) /* an empty tensor's data may be NULL */
         return;
     if (len >= f->cap) { /* big payloads (weights) go straight through */
         sink_flush(f);
