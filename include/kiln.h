@@ -49,13 +49,36 @@ typedef enum kiln_dtype {
     KILN_DTYPE_UINT64 = 13,
     KILN_DTYPE_COMPLEX64 = 14,
     KILN_DTYPE_COMPLEX128 = 15,
-    KILN_DTYPE_BFLOAT16 = 16
+    KILN_DTYPE_BFLOAT16 = 16,
+    KILN_DTYPE_FLOAT8E4M3FN = 17,   /* 1-4-3, bias 7, NaN S.1111.111, no inf, max 448 */
+    KILN_DTYPE_FLOAT8E4M3FNUZ = 18, /* 1-4-3, bias 8, NaN 0x80, no inf, no -0, max 240 */
+    KILN_DTYPE_FLOAT8E5M2 = 19,     /* 1-5-2, bias 15, IEEE-like: inf and NaNs, max 57344 */
+    KILN_DTYPE_FLOAT8E5M2FNUZ = 20, /* 1-5-2, bias 16, NaN 0x80, no inf, no -0, max 57344 */
+    KILN_DTYPE_UINT4 = 21,          /* 0..15 */
+    KILN_DTYPE_INT4 = 22,           /* -8..7 */
+    KILN_DTYPE_FLOAT4E2M1 = 23,     /* 1-2-1, bias 1, no NaN or inf, max 6 */
+    KILN_DTYPE_FLOAT8E8M0 = 24,     /* 2^(e-127), 0xff NaN: scales of MX formats */
+    KILN_DTYPE_UINT2 = 25,          /* 0..3 */
+    KILN_DTYPE_INT2 = 26,           /* -2..1 */
+    KILN_DTYPE_FLOAT6E2M3 = 27,     /* 1-2-3, bias 1, no NaN or inf, max 7.5 */
+    KILN_DTYPE_FLOAT6E3M2 = 28      /* 1-3-2, bias 3, no NaN or inf, max 28 */
 } kiln_dtype;
+
+/* In memory every element type takes whole bytes: the types narrower than a
+ * byte take one byte per element, so kernels index them like uint8/int8.
+ * INT4 and INT2 hold the value as a sign-extended int8, UINT4 and UINT2 as a
+ * uint8, FLOAT4E2M1 and FLOAT6E* their bit code in the low bits (the upper
+ * bits zero), the float8 types their 8-bit code. Only serialised tensors
+ * (TensorProto raw_data, int32_data and external data, hence .pb files and
+ * models) pack them, as ONNX defines: two 4-bit elements per byte (the first
+ * in the low nibble), four 2-bit elements per byte (the first in bits 0-1),
+ * four 6-bit elements per 3 bytes (least significant bit first). */
 
 #define KILN_MAX_RANK 16
 
 const char *kiln_dtype_name(kiln_dtype t);
-/* Bytes per element; 0 for STRING and UNDEFINED. */
+/* Bytes per element in memory (1 for the sub-byte types, see above); 0 for
+ * STRING and UNDEFINED. */
 size_t kiln_dtype_size(kiln_dtype t);
 
 /* ---- tensors ------------------------------------------------------------ */

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "core/common.h"
 
+#include <math.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -243,6 +245,146 @@ uint16_t kiln_float_to_bf16(float f) {
         return (uint16_t)((x >> 16) | 0x40);
     uint32_t rounding = 0x7fff + ((x >> 16) & 1);
     return (uint16_t)((x + rounding) >> 16);
+}
+
+/* ---- minifloats ---- */
+
+typedef enum mf_kind {
+    MF_IEEE, /* exponent all ones: inf (mantissa 0) or NaN */
+    MF_FN,   /* only S.1111.111 is NaN; no inf */
+    MF_FNUZ, /* only 0x80 (-0) is NaN; no inf, no -0 */
+    MF_NONE  /* every code is a finite number */
+} mf_kind;
+
+typedef struct mf_format {
+    int ebits, mbits, bias;
+    mf_kind kind;
+    uint8_t maxcode; /* magnitude code of the largest finite value */
+} mf_format;
+
+static const mf_format *mf_get(kiln_dtype dt) {
+    static const mf_format e4m3fn = {4, 3, 7, MF_FN, 0x7e}, e4m3fnuz = {4, 3, 8, MF_FNUZ, 0x7f},
+                           e5m2 = {5, 2, 15, MF_IEEE, 0x7b}, e5m2fnuz = {5, 2, 16, MF_FNUZ, 0x7f},
+                           e2m1 = {2, 1, 1, MF_NONE, 0x7}, e2m3 = {2, 3, 1, MF_NONE, 0x1f},
+                           e3m2 = {3, 2, 3, MF_NONE, 0x1f};
+    switch (dt) {
+    case KILN_DTYPE_FLOAT8E4M3FN: return &e4m3fn;
+    case KILN_DTYPE_FLOAT8E4M3FNUZ: return &e4m3fnuz;
+    case KILN_DTYPE_FLOAT8E5M2: return &e5m2;
+    case KILN_DTYPE_FLOAT8E5M2FNUZ: return &e5m2fnuz;
+    case KILN_DTYPE_FLOAT4E2M1: return &e2m1;
+    case KILN_DTYPE_FLOAT6E2M3: return &e2m3;
+    case KILN_DTYPE_FLOAT6E3M2: return &e3m2;
+    default: return NULL;
+    }
+}
+
+bool kiln_is_minifloat(kiln_dtype dt) {
+    return mf_get(dt) != NULL || dt == KILN_DTYPE_FLOAT8E8M0;
+}
+
+float kiln_minifloat_to_float(kiln_dtype dt, uint8_t code) {
+    if (dt == KILN_DTYPE_FLOAT8E8M0)
+        return code == 0xff ? NAN : ldexpf(1.0f, (int)code - 127);
+    const mf_format *f = mf_get(dt);
+    if (!f)
+        return 0.0f;
+    int width = f->ebits + f->mbits;
+    unsigned sign = (code >> width) & 1u, mag = code & ((1u << width) - 1);
+    unsigned e = mag >> f->mbits, m = mag & ((1u << f->mbits) - 1);
+    switch (f->kind) {
+    case MF_FNUZ:
+        if (sign && mag == 0)
+            return NAN;
+        break;
+    case MF_FN:
+        if (mag == (1u << width) - 1)
+            return sign ? -NAN : NAN;
+        break;
+    case MF_IEEE:
+        if (e == (1u << f->ebits) - 1)
+            return m ? (sign ? -NAN : NAN) : (sign ? -INFINITY : INFINITY);
+        break;
+    case MF_NONE: break;
+    }
+    float v = e == 0 ? ldexpf((float)m, 1 - f->bias - f->mbits)
+                     : ldexpf((float)(m | (1u << f->mbits)), (int)e - f->bias - f->mbits);
+    return sign ? -v : v;
+}
+
+uint8_t kiln_float_to_minifloat(kiln_dtype dt, double v, bool saturate) {
+    if (dt == KILN_DTYPE_FLOAT8E8M0)
+        return kiln_float_to_e8m0((float)v, saturate, KILN_ROUND_UP);
+    const mf_format *f = mf_get(dt);
+    if (!f)
+        return 0;
+    int width = f->ebits + f->mbits;
+    uint64_t b;
+    memcpy(&b, &v, 8);
+    unsigned sign = (unsigned)(b >> 63);
+    uint8_t signcode = (uint8_t)(sign << width);
+    uint64_t a = b & ~(1ull << 63);
+    uint8_t nan = f->kind == MF_FN     ? (uint8_t)(0x7f | signcode)
+                  : f->kind == MF_IEEE ? (uint8_t)(0x7e | signcode)
+                  : f->kind == MF_FNUZ ? 0x80
+                                       : (uint8_t)(sign ? 0 : 1u << width);
+    uint8_t over = saturate || f->kind == MF_NONE ? (uint8_t)(f->maxcode | signcode)
+                   : f->kind == MF_IEEE            ? (uint8_t)(0x7c | signcode)
+                                                   : nan;
+    if (a > 0x7ff0000000000000ull)
+        return nan;
+    if (a == 0x7ff0000000000000ull)
+        return over;
+    int e64 = (int)(a >> 52);
+    uint64_t m64 = a & ((1ull << 52) - 1);
+    if (e64 == 0) /* zero or a double subnormal: far below every minifloat */
+        return f->kind == MF_FNUZ ? 0 : signcode;
+    int ue = e64 - 1023, emin = 1 - f->bias;
+    uint64_t code, rem, half;
+    if (ue >= emin) {
+        int shift = 52 - f->mbits;
+        code = ((uint64_t)(ue + f->bias) << f->mbits) | (m64 >> shift);
+        rem = m64 & ((1ull << shift) - 1);
+        half = 1ull << (shift - 1);
+    } else {
+        int shift = 52 - f->mbits + (emin - ue);
+        if (shift >= 54) {
+            code = 0;
+            rem = 0;
+            half = 1;
+        } else {
+            uint64_t full = m64 | (1ull << 52);
+            code = full >> shift;
+            rem = full & ((1ull << shift) - 1);
+            half = 1ull << (shift - 1);
+        }
+    }
+    if (rem > half || (rem == half && (code & 1)))
+        code++; /* a carry out of the mantissa moves to the next exponent */
+    if (code > f->maxcode)
+        return over;
+    if (code == 0 && f->kind == MF_FNUZ)
+        return 0;
+    return (uint8_t)(code | signcode);
+}
+
+uint8_t kiln_float_to_e8m0(float v, bool saturate, kiln_round_mode mode) {
+    uint32_t x;
+    memcpy(&x, &v, 4);
+    unsigned e = (x >> 23) & 0xff;
+    if (e == 0xff)
+        return 0xff;
+    bool up = false;
+    if (mode == KILN_ROUND_UP) {
+        up = (x & 0x7fffff) != 0;
+    } else if (mode == KILN_ROUND_NEAREST) {
+        /* guard, round and sticky bits as onnx.numpy_helper.to_float8e8m0 reads them */
+        bool g = x & 0x400000, r = x & 0x200000, s = x & 0x1fffff, lsb = e > 0;
+        up = g && (r || s || lsb);
+    }
+    if (up && !(saturate && e == 0xfe))
+        e++;
+    return (uint8_t)e;
 }
 
 kiln_status kiln_write_all(int fd, const void *data, size_t n, const char *path) {

@@ -65,6 +65,29 @@ uint16_t kiln_float_to_half(float f);
 float kiln_bf16_to_float(uint16_t h);
 uint16_t kiln_float_to_bf16(float f);
 
+/* The 8-, 6- and 4-bit float types ("minifloats"): FLOAT8E4M3FN,
+ * FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, FLOAT4E2M1, FLOAT6E2M3,
+ * FLOAT6E3M2 and FLOAT8E8M0, one code per byte (kiln.h). */
+bool kiln_is_minifloat(kiln_dtype dt);
+/* The value of a code: NaN for the NaN codes, +-inf for E5M2's infinities.
+ * Bits above the type's width are ignored. */
+float kiln_minifloat_to_float(kiln_dtype dt, uint8_t code);
+/* The code nearest to v, ties to even, as ONNX's Cast defines it. With
+ * `saturate`, infinities and values beyond the largest finite value give that
+ * value with their sign; without, they give inf (E5M2) or NaN (the others).
+ * NaN gives NaN. FLOAT4E2M1 and FLOAT6E* have neither inf nor NaN: they always
+ * saturate, and NaN gives the code ONNX's reference (ml_dtypes) gives, -0 for
+ * a positive NaN, +0 for a negative one. The FNUZ types have no -0: it gives
+ * +0. FLOAT8E8M0 is kiln_float_to_e8m0((float)v, saturate, KILN_ROUND_UP). */
+uint8_t kiln_float_to_minifloat(kiln_dtype dt, double v, bool saturate);
+
+/* FLOAT8E8M0 codes hold an exponent only; Cast's round_mode. */
+typedef enum kiln_round_mode { KILN_ROUND_UP, KILN_ROUND_DOWN, KILN_ROUND_NEAREST } kiln_round_mode;
+/* v's float32 exponent rounded by `mode` (the sign is ignored; inf and NaN
+ * give the NaN code 0xff); with `saturate` rounding never goes past 2^127,
+ * without it rounds to NaN (onnx.numpy_helper.to_float8e8m0). */
+uint8_t kiln_float_to_e8m0(float v, bool saturate, kiln_round_mode mode);
+
 /* Writes `n` bytes produced by `fill` into `path` atomically: a temporary in
  * the same folder, fsync'd, renamed into place. */
 typedef kiln_status (*kiln_write_fn)(void *ctx, int fd);

@@ -210,8 +210,13 @@ static kiln_status write_npy(void *ctx, int fd) {
 }
 
 kiln_status kiln_npy_write(const kiln_tensor *t, const char *path) {
-    if (t->dtype == KILN_DTYPE_STRING || t->dtype == KILN_DTYPE_BFLOAT16 || t->dtype == KILN_DTYPE_UNDEFINED)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: .npy cannot hold %s tensors", path, kiln_dtype_name(t->dtype));
+    bool known = false;
+    for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
+        known |= npy_types[i].dtype == t->dtype;
+    /* numpy has no bfloat16, float8, 4-bit, 2-bit or 6-bit types (ml_dtypes' are not portable .npy) */
+    if (!known)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: .npy cannot hold %s tensors (use .pb)", path,
+                         kiln_dtype_name(t->dtype));
     npy_write w = {t, path};
     return kiln_write_atomic(path, write_npy, &w);
 }

@@ -144,6 +144,10 @@ static bool int_fits(kiln_dtype dt, int64_t v) {
     case KILN_DTYPE_INT32: return v >= INT32_MIN && v <= INT32_MAX;
     case KILN_DTYPE_UINT32: return v >= 0 && v <= (int64_t)UINT32_MAX;
     case KILN_DTYPE_UINT64: return v >= 0;
+    case KILN_DTYPE_INT4: return v >= -8 && v <= 7;
+    case KILN_DTYPE_UINT4: return v >= 0 && v <= 15;
+    case KILN_DTYPE_INT2: return v >= -2 && v <= 1;
+    case KILN_DTYPE_UINT2: return v >= 0 && v <= 3;
     default: return true;
     }
 }
@@ -187,7 +191,7 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
         if (st == KILN_OK && (size_t)t->numel != l.n)
             st = kiln_fail(KILN_ERR_ARG, "value '%s': element count does not match its shape", l.text);
         bool is_int = dt != KILN_DTYPE_FLOAT && dt != KILN_DTYPE_DOUBLE && dt != KILN_DTYPE_FLOAT16 &&
-                      dt != KILN_DTYPE_BFLOAT16;
+                      dt != KILN_DTYPE_BFLOAT16 && !kiln_is_minifloat(dt);
         for (size_t i = 0; st == KILN_OK && i < l.n; i++) {
             double v = l.vals[i];
             int64_t iv = l.ivals[i];
@@ -212,6 +216,19 @@ kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **o
             case KILN_DTYPE_UINT32: ((uint32_t *)d)[i] = (uint32_t)iv; break;
             case KILN_DTYPE_INT64: ((int64_t *)d)[i] = iv; break;
             case KILN_DTYPE_UINT64: ((uint64_t *)d)[i] = (uint64_t)iv; break;
+            case KILN_DTYPE_INT4:
+            case KILN_DTYPE_INT2: ((int8_t *)d)[i] = (int8_t)iv; break;
+            case KILN_DTYPE_UINT4:
+            case KILN_DTYPE_UINT2: ((uint8_t *)d)[i] = (uint8_t)iv; break;
+            /* rounded to nearest even and saturated, as onnx.helper.make_tensor does */
+            case KILN_DTYPE_FLOAT8E4M3FN:
+            case KILN_DTYPE_FLOAT8E4M3FNUZ:
+            case KILN_DTYPE_FLOAT8E5M2:
+            case KILN_DTYPE_FLOAT8E5M2FNUZ:
+            case KILN_DTYPE_FLOAT8E8M0:
+            case KILN_DTYPE_FLOAT4E2M1:
+            case KILN_DTYPE_FLOAT6E2M3:
+            case KILN_DTYPE_FLOAT6E3M2: ((uint8_t *)d)[i] = kiln_float_to_minifloat(dt, v, true); break;
             default: st = kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s': cannot make a %s literal", l.text, kiln_dtype_name(dt));
             }
         }

@@ -54,6 +54,20 @@ struct kiln_tensor {
     const void *src;    /* Onnx__TensorProto this came from, if any */
 };
 
+/* Serialised form of the sub-byte types (kiln.h): bits per element (2, 4 or
+ * 6 for them, 8 * kiln_dtype_size otherwise) and bytes for n elements. */
+int kiln_dtype_storage_bits(kiln_dtype dt);
+size_t kiln_dtype_packed_size(kiln_dtype dt, size_t n);
+static inline bool kiln_dtype_is_packed(kiln_dtype dt) {
+    int b = kiln_dtype_storage_bits(dt);
+    return b > 0 && b < 8;
+}
+/* n one-byte elements <-> kiln_dtype_packed_size(dt, n) packed bytes, as
+ * ONNX packs them; unpacking sign-extends INT4/INT2, packing keeps the low
+ * bits of each element (padding bits are zero). */
+void kiln_pack_subbyte(kiln_dtype dt, const uint8_t *src, size_t n, uint8_t *dst);
+void kiln_unpack_subbyte(kiln_dtype dt, const uint8_t *src, size_t n, uint8_t *dst);
+
 /* An empty tensor shell (no data) with the given shape. */
 kiln_status kiln_tensor_init_shape(kiln_tensor *t, kiln_dtype dtype, int rank, const int64_t *dims);
 /* Allocates storage for a shaped shell (zeroed). */
@@ -275,8 +289,11 @@ typedef struct kiln_ext_ctx {
 kiln_status kiln_tensor_from_proto(struct Onnx__TensorProto *p, kiln_buffer *backing,
                                    const kiln_ext_ctx *ext, kiln_tensor *out);
 
-/* IR tensor -> protobuf (data pointers borrowed from t; free with
+/* IR tensor -> protobuf (data pointers borrowed from t, except string_data
+ * and the packed raw_data of the sub-byte types; free with
  * kiln_tensor_proto_free). */
 kiln_status kiln_tensor_to_proto(const kiln_tensor *t, struct Onnx__TensorProto *out);
+/* The packed raw_data kiln_tensor_to_proto allocated, or NULL. */
+uint8_t *kiln_tensor_proto_packed(const struct Onnx__TensorProto *p);
 void kiln_tensor_proto_free(struct Onnx__TensorProto *p);
 #endif

@@ -15,7 +15,9 @@ const char *kiln_dtype_name(kiln_dtype t) {
     static const char *names[] = {"undefined", "float32", "uint8",  "int8",   "uint16",
                                   "int16",     "int32",   "int64",  "string", "bool",
                                   "float16",   "float64", "uint32", "uint64", "complex64",
-                                  "complex128", "bfloat16"};
+                                  "complex128", "bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
+                                  "float8e5m2fnuz", "uint4", "int4", "float4e2m1", "float8e8m0", "uint2",
+                                  "int2", "float6e2m3", "float6e3m2"};
     if ((unsigned)t < sizeof names / sizeof *names)
         return names[t];
     return "unknown";
@@ -38,7 +40,68 @@ size_t kiln_dtype_size(kiln_dtype t) {
     case KILN_DTYPE_COMPLEX64: return 8;
     case KILN_DTYPE_COMPLEX128: return 16;
     case KILN_DTYPE_BFLOAT16: return 2;
+    case KILN_DTYPE_FLOAT8E4M3FN:
+    case KILN_DTYPE_FLOAT8E4M3FNUZ:
+    case KILN_DTYPE_FLOAT8E5M2:
+    case KILN_DTYPE_FLOAT8E5M2FNUZ:
+    case KILN_DTYPE_UINT4:
+    case KILN_DTYPE_INT4:
+    case KILN_DTYPE_FLOAT4E2M1:
+    case KILN_DTYPE_FLOAT8E8M0:
+    case KILN_DTYPE_UINT2:
+    case KILN_DTYPE_INT2:
+    case KILN_DTYPE_FLOAT6E2M3:
+    case KILN_DTYPE_FLOAT6E3M2: return 1; /* one byte per element in memory (kiln.h) */
     default: return 0;
+    }
+}
+
+int kiln_dtype_storage_bits(kiln_dtype t) {
+    switch (t) {
+    case KILN_DTYPE_UINT2:
+    case KILN_DTYPE_INT2: return 2;
+    case KILN_DTYPE_UINT4:
+    case KILN_DTYPE_INT4:
+    case KILN_DTYPE_FLOAT4E2M1: return 4;
+    case KILN_DTYPE_FLOAT6E2M3:
+    case KILN_DTYPE_FLOAT6E3M2: return 6;
+    default: return (int)kiln_dtype_size(t) * 8;
+    }
+}
+
+size_t kiln_dtype_packed_size(kiln_dtype t, size_t n) {
+    size_t bits = (size_t)kiln_dtype_storage_bits(t);
+    /* ceil(n * bits / 8) without overflowing n * bits */
+    return n / 8 * bits + ((n % 8) * bits + 7) / 8;
+}
+
+void kiln_pack_subbyte(kiln_dtype t, const uint8_t *src, size_t n, uint8_t *dst) {
+    int bits = kiln_dtype_storage_bits(t);
+    size_t out = kiln_dtype_packed_size(t, n);
+    memset(dst, 0, out);
+    unsigned mask = (1u << bits) - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t bit = i * (size_t)bits;
+        unsigned v = src[i] & mask;
+        dst[bit / 8] |= (uint8_t)(v << (bit % 8));
+        if (bit % 8 + (size_t)bits > 8) /* a 6-bit element across two bytes */
+            dst[bit / 8 + 1] |= (uint8_t)(v >> (8 - bit % 8));
+    }
+}
+
+void kiln_unpack_subbyte(kiln_dtype t, const uint8_t *src, size_t n, uint8_t *dst) {
+    int bits = kiln_dtype_storage_bits(t);
+    unsigned mask = (1u << bits) - 1;
+    bool sign = t == KILN_DTYPE_INT4 || t == KILN_DTYPE_INT2;
+    for (size_t i = 0; i < n; i++) {
+        size_t bit = i * (size_t)bits;
+        unsigned v = src[bit / 8] >> (bit % 8);
+        if (bit % 8 + (size_t)bits > 8)
+            v |= (unsigned)src[bit / 8 + 1] << (8 - bit % 8);
+        v &= mask;
+        if (sign && (v >> (bits - 1)))
+            v |= ~mask; /* sign-extend into the byte */
+        dst[i] = (uint8_t)v;
     }
 }
 
@@ -262,7 +325,14 @@ double kiln_tensor_get_f64(const kiln_tensor *t, int64_t i) {
     case KILN_DTYPE_UINT32: return ((const uint32_t *)d)[i];
     case KILN_DTYPE_INT64: return (double)((const int64_t *)d)[i];
     case KILN_DTYPE_UINT64: return (double)((const uint64_t *)d)[i];
-    default: return 0;
+    case KILN_DTYPE_INT4:
+    case KILN_DTYPE_INT2: return ((const int8_t *)d)[i];
+    case KILN_DTYPE_UINT4:
+    case KILN_DTYPE_UINT2: return ((const uint8_t *)d)[i];
+    default:
+        if (kiln_is_minifloat(t->dtype))
+            return kiln_minifloat_to_float(t->dtype, ((const uint8_t *)d)[i]);
+        return 0;
     }
 }
 
@@ -278,6 +348,10 @@ int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i) {
     case KILN_DTYPE_UINT32: return ((const uint32_t *)d)[i];
     case KILN_DTYPE_INT64: return ((const int64_t *)d)[i];
     case KILN_DTYPE_UINT64: return (int64_t)((const uint64_t *)d)[i];
+    case KILN_DTYPE_INT4:
+    case KILN_DTYPE_INT2: return ((const int8_t *)d)[i];
+    case KILN_DTYPE_UINT4:
+    case KILN_DTYPE_UINT2: return ((const uint8_t *)d)[i];
     default: {
         double v = kiln_tensor_get_f64(t, i);
         if (v != v)

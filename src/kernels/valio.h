@@ -26,7 +26,14 @@ static inline double kiln_load_f64(const void *data, kiln_dtype dt, int64_t i) {
     case KILN_DTYPE_INT64: return (double)((const int64_t *)data)[i];
     case KILN_DTYPE_UINT64: return (double)((const uint64_t *)data)[i];
     case KILN_DTYPE_BOOL: return ((const uint8_t *)data)[i] ? 1.0 : 0.0;
-    default: return 0.0;
+    case KILN_DTYPE_INT4:
+    case KILN_DTYPE_INT2: return ((const int8_t *)data)[i];
+    case KILN_DTYPE_UINT4:
+    case KILN_DTYPE_UINT2: return ((const uint8_t *)data)[i];
+    default:
+        if (kiln_is_minifloat(dt))
+            return kiln_minifloat_to_float(dt, ((const uint8_t *)data)[i]);
+        return 0.0;
     }
 }
 

@@ -1,4 +1,7 @@
-/* onnx.TensorProto <-> kiln_tensor: every data field, external data, checks. */
+/* onnx.TensorProto <-> kiln_tensor: every data field, external data, checks.
+ * The sub-byte types are packed in raw_data, int32_data and external data
+ * (two 4-bit, four 2-bit or four-per-3-bytes 6-bit elements, first element in
+ * the least significant bits) and unpacked to one byte per element here. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +21,7 @@ static const char *tname(const Onnx__TensorProto *p) {
 }
 
 static bool dtype_known(int32_t dt) {
-    return dt >= 1 && dt <= 16;
+    return dt >= KILN_DTYPE_FLOAT && dt <= KILN_DTYPE_FLOAT6E3M2;
 }
 
 /* Marker left by the loader's pre-pass: the index of a lifted raw_data slice. */
@@ -60,6 +63,21 @@ static bool has_dotdot(const char *loc) {
         p = e + 1;
     }
     return false;
+}
+
+/* Unpacks `len` serialised bytes of a sub-byte type into t's own storage. */
+static kiln_status unpack_into(const Onnx__TensorProto *p, const uint8_t *src, size_t len, const char *what,
+                               kiln_tensor *t) {
+    size_t want = kiln_dtype_packed_size(t->dtype, (size_t)t->numel);
+    if (len != want)
+        return kiln_fail(KILN_ERR_INVALID, "tensor '%s': %s has %zu bytes, but shape %s of %s needs %zu (%d bits per "
+                         "element, packed)", tname(p), what, len,
+                         kiln_dims_str(t->rank, t->dims, (char[256]){0}, 256), kiln_dtype_name(t->dtype), want,
+                         kiln_dtype_storage_bits(t->dtype));
+    KILN_TRY(kiln_tensor_alloc_data(t));
+    if (t->numel > 0)
+        kiln_unpack_subbyte(t->dtype, src, (size_t)t->numel, t->data);
+    return KILN_OK;
 }
 
 static kiln_status load_external(const Onnx__TensorProto *p, const kiln_ext_ctx *ext,
@@ -130,10 +148,11 @@ static kiln_status load_external(const Onnx__TensorProto *p, const kiln_ext_ctx 
                          tname(p), joined, (unsigned long long)fsize, (unsigned long long)offset,
                          (unsigned long long)length);
     }
-    if (length != t->nbytes) {
+    size_t need = kiln_dtype_packed_size(t->dtype, (size_t)t->numel);
+    if (length != need) {
         close(fd);
         return kiln_fail(KILN_ERR_INVALID, "tensor '%s': external data length %llu, but shape and type need %zu bytes",
-                         tname(p), (unsigned long long)length, t->nbytes);
+                         tname(p), (unsigned long long)length, need);
     }
     kiln_buffer *b = kiln_calloc(1, sizeof *b);
     if (!b) {
@@ -158,13 +177,33 @@ static kiln_status load_external(const Onnx__TensorProto *p, const kiln_ext_ctx 
         b->size = (size_t)length;
     }
     close(fd);
-    kiln_tensor_set_buffer(t, b, b->ptr);
+    kiln_status ust = KILN_OK;
+    if (kiln_dtype_is_packed(t->dtype))
+        ust = unpack_into(p, b->ptr, b->size, "external data", t); /* the mapping goes */
+    else
+        kiln_tensor_set_buffer(t, b, b->ptr);
     kiln_buffer_unref(b);
-    return KILN_OK;
+    return ust;
 }
 
 /* Copies `n` typed-field values into t's buffer, converting per dtype. */
 static kiln_status from_typed(const Onnx__TensorProto *p, kiln_tensor *t) {
+    if (kiln_dtype_is_packed(t->dtype) && kiln_dtype_storage_bits(t->dtype) < 6) {
+        /* int32_data holds the packed bytes, one per entry */
+        size_t have = p->n_int32_data, want = kiln_dtype_packed_size(t->dtype, (size_t)t->numel);
+        if (have != want)
+            return kiln_fail(KILN_ERR_INVALID, "tensor '%s': has %zu int32_data entries, but %zu %s elements need %zu "
+                             "(%d per entry)", tname(p), have, (size_t)t->numel, kiln_dtype_name(t->dtype), want,
+                             8 / kiln_dtype_storage_bits(t->dtype));
+        uint8_t *bytes = kiln_malloc(have ? have : 1);
+        if (!bytes)
+            return KILN_ERR_NOMEM;
+        for (size_t i = 0; i < have; i++)
+            bytes[i] = (uint8_t)p->int32_data[i];
+        kiln_status st = unpack_into(p, bytes, have, "int32_data", t);
+        free(bytes);
+        return st;
+    }
     size_t want = (size_t)t->numel;
     if (t->dtype == KILN_DTYPE_COMPLEX64 || t->dtype == KILN_DTYPE_COMPLEX128)
         want *= 2;
@@ -205,6 +244,14 @@ static kiln_status from_typed(const Onnx__TensorProto *p, kiln_tensor *t) {
         case KILN_DTYPE_INT8: ((int8_t *)d)[i] = (int8_t)p->int32_data[i]; break;
         case KILN_DTYPE_UINT8: ((uint8_t *)d)[i] = (uint8_t)p->int32_data[i]; break;
         case KILN_DTYPE_BOOL: ((uint8_t *)d)[i] = p->int32_data[i] != 0; break;
+        case KILN_DTYPE_FLOAT8E4M3FN:
+        case KILN_DTYPE_FLOAT8E4M3FNUZ:
+        case KILN_DTYPE_FLOAT8E5M2:
+        case KILN_DTYPE_FLOAT8E5M2FNUZ:
+        case KILN_DTYPE_FLOAT8E8M0: ((uint8_t *)d)[i] = (uint8_t)p->int32_data[i]; break;
+        /* one 6-bit code per entry, in bits 0-5 */
+        case KILN_DTYPE_FLOAT6E2M3:
+        case KILN_DTYPE_FLOAT6E3M2: ((uint8_t *)d)[i] = (uint8_t)(p->int32_data[i] & 0x3f); break;
         case KILN_DTYPE_STRING: {
             kiln_string *s = &((kiln_string *)d)[i];
             s->len = p->string_data[i].len;
@@ -255,6 +302,8 @@ kiln_status kiln_tensor_from_proto(Onnx__TensorProto *p, kiln_buffer *backing, c
             return kiln_fail(KILN_ERR_PARSE, "tensor '%s': field %u is reserved by kiln", tname(p),
                              KILN_RAW_MARKER_FIELD);
         const kiln_slice *s = &((const kiln_slice *)ext->slices)[slice];
+        if (kiln_dtype_is_packed(t->dtype))
+            return unpack_into(p, (const uint8_t *)backing->ptr + s->offset, (size_t)s->len, "raw_data", t);
         if (s->len != t->nbytes || t->dtype == KILN_DTYPE_STRING)
             return kiln_fail(KILN_ERR_INVALID, "tensor '%s': raw_data has %llu bytes, but shape %s of %s needs %zu",
                              tname(p), (unsigned long long)s->len,
@@ -267,7 +316,7 @@ kiln_status kiln_tensor_from_proto(Onnx__TensorProto *p, kiln_buffer *backing, c
         if (t->dtype == KILN_DTYPE_STRING)
             return kiln_fail(KILN_ERR_INVALID, "tensor '%s': string tensors cannot use external data", tname(p));
         st = load_external(p, ext, t);
-        if (st == KILN_OK && ext && ext->maps && t->buf) {
+        if (st == KILN_OK && ext && ext->maps && t->buf && !kiln_dtype_is_packed(t->dtype)) {
             kiln_buffer **m = kiln_realloc(*ext->maps, (*ext->n_maps + 1) * sizeof *m);
             if (!m)
                 return KILN_ERR_NOMEM;
@@ -276,6 +325,8 @@ kiln_status kiln_tensor_from_proto(Onnx__TensorProto *p, kiln_buffer *backing, c
         }
         return st;
     }
+    if (p->has_raw_data && kiln_dtype_is_packed(t->dtype))
+        return unpack_into(p, p->raw_data.data, p->raw_data.len, "raw_data", t);
     if (p->has_raw_data && t->dtype != KILN_DTYPE_STRING) {
         if (p->raw_data.len != t->nbytes)
             return kiln_fail(KILN_ERR_INVALID, "tensor '%s': raw_data has %zu bytes, but shape %s of %s needs %zu",
@@ -339,6 +390,17 @@ kiln_status kiln_tensor_to_proto(const kiln_tensor *t, Onnx__TensorProto *out) {
             out->n_string_data = (size_t)t->numel;
             out->string_data = sd;
         }
+    } else if (kiln_dtype_is_packed(t->dtype)) {
+        /* packed into new memory that kiln_tensor_proto_free releases */
+        size_t len = kiln_dtype_packed_size(t->dtype, (size_t)t->numel);
+        uint8_t *buf = kiln_malloc(len ? len : 1);
+        if (!buf)
+            return KILN_ERR_NOMEM;
+        if (t->numel > 0)
+            kiln_pack_subbyte(t->dtype, t->data, (size_t)t->numel, buf);
+        out->has_raw_data = 1;
+        out->raw_data.len = len;
+        out->raw_data.data = buf;
     } else {
         out->has_raw_data = 1;
         out->raw_data.len = t->nbytes;
@@ -347,7 +409,20 @@ kiln_status kiln_tensor_to_proto(const kiln_tensor *t, Onnx__TensorProto *out) {
     return KILN_OK;
 }
 
+uint8_t *kiln_tensor_proto_packed(const Onnx__TensorProto *p) {
+    if (p->has_data_type && kiln_dtype_is_packed((kiln_dtype)p->data_type) && p->has_raw_data)
+        return p->raw_data.data;
+    return NULL;
+}
+
 void kiln_tensor_proto_free(Onnx__TensorProto *p) {
     free(p->string_data);
     p->string_data = NULL;
+    uint8_t *packed = kiln_tensor_proto_packed(p);
+    if (packed) {
+        free(packed);
+        p->raw_data.data = NULL;
+        p->raw_data.len = 0;
+        p->has_raw_data = 0;
+    }
 }

@@ -18,6 +18,8 @@ typedef struct ext_entry {
     const kiln_tensor *t;
     Onnx__TensorProto *p;
     uint64_t offset;
+    const void *data; /* the bytes written: t's data, or its packed form */
+    size_t len;
 } ext_entry;
 
 typedef struct saver {
@@ -161,7 +163,14 @@ static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
         free(p->string_data);
         return NULL;
     }
-    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && t->nbytes >= s->ext_threshold) {
+    uint8_t *packed = kiln_tensor_proto_packed(p);
+    if (packed && !s_track(s, packed)) {
+        free(packed);
+        return NULL;
+    }
+    const void *bytes = packed ? (const void *)packed : t->data;
+    size_t nbytes = packed ? p->raw_data.len : t->nbytes;
+    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && nbytes >= s->ext_threshold) {
         if (s->n_ext == s->cap_ext) {
             size_t cap = s->cap_ext ? s->cap_ext * 2 : 64;
             ext_entry *e = realloc(s->ext, cap * sizeof *e);
@@ -173,8 +182,8 @@ static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
             s->cap_ext = cap;
         }
         uint64_t off = (s->ext_size + 63) & ~(uint64_t)63;
-        s->ext[s->n_ext++] = (ext_entry){t, p, off};
-        s->ext_size = off + t->nbytes;
+        s->ext[s->n_ext++] = (ext_entry){t, p, off, bytes, nbytes};
+        s->ext_size = off + nbytes;
         Onnx__StringStringEntryProto **kv = s_alloc(s, 3 * sizeof *kv);
         if (!kv)
             return NULL;
@@ -188,7 +197,7 @@ static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
         }
         kv[0]->value = (char *)s->ext_name;
         kv[1]->value = s_printf(s, "%llu", (unsigned long long)off);
-        kv[2]->value = s_printf(s, "%llu", (unsigned long long)t->nbytes);
+        kv[2]->value = s_printf(s, "%llu", (unsigned long long)nbytes);
         p->n_external_data = 3;
         p->external_data = kv;
         p->has_data_location = 1;
@@ -393,7 +402,7 @@ static void sink_flush(file_sink *f) {
 
 static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     file_sink *f = (file_sink *)b;
-    if (f->st != KILN_OK)
+    if (f->st != KILN_OK || len == 0) /* an empty tensor's data may be NULL */
         return;
     if (len >= f->cap) { /* big payloads (weights) go straight through */
         sink_flush(f);
@@ -433,8 +442,8 @@ static kiln_status write_side(void *vctx, int fd) {
         const ext_entry *e = &w->s->ext[i];
         if (e->offset > pos)
             KILN_TRY(kiln_write_all(fd, zeros, (size_t)(e->offset - pos), w->path));
-        KILN_TRY(kiln_write_all(fd, e->t->data, e->t->nbytes, w->path));
-        pos = e->offset + e->t->nbytes;
+        KILN_TRY(kiln_write_all(fd, e->data, e->len, w->path));
+        pos = e->offset + e->len;
     }
     return KILN_OK;
 }

@@ -135,8 +135,9 @@ static int compare(const kiln_tensor *want, const kiln_tensor *got, double rtol,
             }
             continue;
         }
+        /* float8/float6/float4 compare by value too (NaN codes equal each other) */
         bool is_float = dt == KILN_DTYPE_FLOAT || dt == KILN_DTYPE_DOUBLE || dt == KILN_DTYPE_FLOAT16 ||
-                        dt == KILN_DTYPE_BFLOAT16;
+                        dt == KILN_DTYPE_BFLOAT16 || kiln_is_minifloat(dt);
         if (is_float) {
             double w = kiln_tensor_get_f64(want, i), g = kiln_tensor_get_f64(got, i);
             if (isnan(w) && isnan(g))

@@ -174,7 +174,7 @@ int kiln_fuzz_run(const uint8_t *data, size_t size) {
         if (kiln_graph_find_init(g, v->name, NULL))
             continue;
         kiln_dtype dt = v->type.elem;
-        if (v->type.kind != KILN_TYPE_TENSOR || dt == KILN_DTYPE_UNDEFINED || dt > KILN_DTYPE_BFLOAT16)
+        if (v->type.kind != KILN_TYPE_TENSOR || dt == KILN_DTYPE_UNDEFINED || dt > KILN_DTYPE_FLOAT6E3M2)
             dt = KILN_DTYPE_FLOAT;
         int rank = v->type.rank < 0 ? 0 : v->type.rank;
         int64_t dims[KILN_MAX_RANK];

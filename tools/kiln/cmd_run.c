@@ -18,7 +18,8 @@ static void help(FILE *f) {
                "Runs the model on kiln's CPU engine.\n\n"
                "  -i, --input NAME=VALUE  an input: @file.npy, @file.pb, a number,\n"
                "                          true/false or a nested list like [[1,2],[3,4]]\n"
-               "  --out DIR               write each output as DIR/<output name>.npy (DIR is created)\n"
+               "  --out DIR               write each output as DIR/<output name>.npy (DIR is created;\n"
+               "                          .pb for float8, float6, float4 and 4-/2-bit integers)\n"
                "                          (without it, shapes and a preview are printed)\n"
                "  --threads N             worker threads (default: one per core)\n\n"
                "Streaming with recurrent state:\n"
@@ -45,7 +46,14 @@ static bool is_dir(const char *p) {
 static kiln_status write_output(const char *dir, const char *name, const kiln_tensor *t) {
     char *p;
     KILN_TRY(kiln_npy_path(dir, name, &p));
-    kiln_status st = kiln_npy_write(t, p);
+    kiln_status st;
+    if (kiln_tensor_dtype(t) >= KILN_DTYPE_FLOAT8E4M3FN) {
+        /* numpy has no such types: an ONNX TensorProto file instead */
+        strcpy(p + strlen(p) - 4, ".pb");
+        st = kiln_pb_write(t, p);
+    } else {
+        st = kiln_npy_write(t, p);
+    }
     free(p);
     return st;
 }
