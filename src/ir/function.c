@@ -244,3 +244,9 @@ void kiln_model_drop_functions(kiln_model *m) {
     m->n_functions = 0;
     index_free(m);
 }
+
+long kiln_node_function_pos(const kiln_model *m, const kiln_node *n) {
+    if (!m || !m->n_functions)
+        return -1;
+    return find_index(m, n->domain, n->op_type, n->overload);
+}

@@ -288,6 +288,8 @@ kiln_status kiln_model_functions_changed(kiln_model *m);
 const kiln_function *kiln_model_find_function(const kiln_model *m, const char *domain, const char *name,
                                               const char *overload);
 const kiln_function *kiln_node_function(const kiln_model *m, const kiln_node *n);
+/* Its position in m->functions, or -1. */
+long kiln_node_function_pos(const kiln_model *m, const kiln_node *n);
 /* "domain.name" or "name" (and ":overload"), into buf. */
 const char *kiln_function_label(const kiln_function *f, char *buf, size_t n);
 /* The version f imports for a domain, or 0. */
