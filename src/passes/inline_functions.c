@@ -28,6 +28,7 @@ typedef struct inl {
     uint64_t n_nodes, max_nodes;
     int max_nesting;
     kiln_inline_stats st;
+    uint64_t *size; /* per function: nodes of its body once fully expanded; 0 not known yet */
 } inl;
 
 static uint64_t count_nodes(const kiln_graph *g) {
@@ -47,6 +48,42 @@ static uint64_t count_nodes(const kiln_graph *g) {
 static bool is_call(const inl *c, const kiln_node *n) {
     long pos = kiln_node_function_pos(c->m, n);
     return pos >= 0 && !(c->keep && c->keep[pos]);
+}
+
+#define SIZE_CAP ((uint64_t)1 << 62)
+
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a + b > SIZE_CAP ? SIZE_CAP : a + b; }
+
+static uint64_t expanded_size(inl *c, size_t pos);
+
+/* Nodes of g (subgraphs included) with the calls in it expanded. Recursion
+ * is bounded: the loader refused cycles and chains deeper than max_nesting. */
+static uint64_t expanded_graph_size(inl *c, const kiln_graph *g) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < g->n_nodes && n < SIZE_CAP; i++) {
+        const kiln_node *nd = g->nodes[i];
+        long pos = kiln_node_function_pos(c->m, nd);
+        if (pos >= 0 && !(c->keep && c->keep[pos])) {
+            n = sat_add(n, expanded_size(c, (size_t)pos));
+            continue;
+        }
+        n = sat_add(n, 1);
+        for (size_t a = 0; a < nd->n_attrs; a++) {
+            if (nd->attrs[a].g)
+                n = sat_add(n, expanded_graph_size(c, nd->attrs[a].g));
+            for (size_t k = 0; nd->attrs[a].graphs && k < nd->attrs[a].n; k++)
+                n = sat_add(n, expanded_graph_size(c, nd->attrs[a].graphs[k]));
+        }
+    }
+    return n;
+}
+
+static uint64_t expanded_size(inl *c, size_t pos) {
+    if (!c->size[pos]) {
+        const kiln_graph *b = c->m->functions[pos]->body;
+        c->size[pos] = (b ? expanded_graph_size(c, b) : 0) + 1; /* stored +1: 0 means unknown */
+    }
+    return c->size[pos] - 1;
 }
 
 /* ---- renaming a body copy ---- */
@@ -262,17 +299,23 @@ static kiln_status instantiate(inl *c, const kiln_node *n, const kiln_function *
     if (cdepth > c->max_nesting)
         return kiln_fail(KILN_ERR_LIMIT, "node '%s' (%s): local functions call each other more than %d deep "
                          "(kiln_limits.max_nesting)", n->name, n->op_type, c->max_nesting);
-    if (n->n_inputs > f->n_inputs || n->n_outputs > f->n_outputs)
-        return kiln_fail(KILN_ERR_INVALID, "node '%s' calls local function '%s' with %zu inputs and %zu outputs; "
-                         "it takes %zu inputs and %zu outputs", n->name, label, n->n_inputs, n->n_outputs,
-                         f->n_inputs, f->n_outputs);
-    uint64_t added = f->body ? count_nodes(f->body) : 0;
-    if (c->n_nodes + added > c->max_nodes)
-        return kiln_fail(KILN_ERR_LIMIT, "inlining local function '%s' (called by node '%s') would make more than "
-                         "%llu nodes (kiln_limits.max_nodes)", label, n->name, (unsigned long long)c->max_nodes);
-    c->n_nodes += added;
+    if (n->n_inputs > f->n_inputs)
+        return kiln_fail(KILN_ERR_INVALID, "node '%s' calls local function '%s' with %zu inputs; it takes %zu",
+                         n->name, label, n->n_inputs, f->n_inputs);
+    if (n->n_outputs > f->n_outputs)
+        return kiln_fail(KILN_ERR_INVALID, "node '%s' calls local function '%s' with %zu outputs; it has %zu",
+                         n->name, label, n->n_outputs, f->n_outputs);
+    long pos = kiln_node_function_pos(c->m, n);
+    if (cdepth == 0 && pos >= 0) { /* the whole expansion, nested calls included, counted up front */
+        uint64_t added = expanded_size(c, (size_t)pos);
+        if (c->n_nodes - 1 + added > c->max_nodes)
+            return kiln_fail(KILN_ERR_LIMIT, "inlining local function '%s' (called by node '%s') would make more "
+                             "than %llu nodes (kiln_limits.max_nodes)", label, n->name,
+                             (unsigned long long)c->max_nodes);
+        c->n_nodes = c->n_nodes - 1 + added;
+        c->st.nodes += (int64_t)added;
+    }
     c->st.calls++;
-    c->st.nodes += (int64_t)added;
 
     const char *prefix = n->name && *n->name ? n->name : f->name;
     kiln_sbuf origin = {0};
@@ -395,7 +438,6 @@ static kiln_status expand_graph(inl *c, kiln_graph *g, int gdepth, int cdepth) {
             if (st == KILN_OK) {
                 kiln_node_destroy(n);
                 g->nodes[i] = NULL;
-                c->n_nodes--;
             }
         } else {
             st = list_push(&out, n);
@@ -426,6 +468,8 @@ kiln_status kiln_inline_calls(const kiln_model *m, kiln_graph *g, const bool *ke
     if (!m->n_functions)
         return KILN_OK;
     inl c = {.m = m, .keep = keep};
+    if (!(c.size = kiln_calloc(m->n_functions, sizeof *c.size)))
+        return KILN_ERR_NOMEM;
     kiln_limits d = kiln_limits_default();
     c.max_nodes = m->limits.max_nodes ? m->limits.max_nodes : d.max_nodes;
     c.max_nesting = m->limits.max_nesting > 0 ? m->limits.max_nesting : d.max_nesting;
@@ -434,6 +478,7 @@ kiln_status kiln_inline_calls(const kiln_model *m, kiln_graph *g, const bool *ke
     if (st == KILN_OK)
         st = expand_graph(&c, g, 0, 0);
     kiln_nameset_free(&c.names, NULL);
+    free(c.size);
     if (stats) {
         stats->calls += c.st.calls;
         stats->nodes += c.st.nodes;
