@@ -252,6 +252,8 @@ typedef struct kiln_freeze_options {
     int64_t unroll_node_limit; /* max nodes an unrolled Loop may add; 0: 4096 */
     int64_t fold_limit;        /* bytes a growing fold may produce; 0: 1 MiB, < 0: no limit */
     int prune_dead_inputs;     /* remove graph inputs nothing reads */
+    int keep_functions;        /* leave calls of model-local functions and the functions as they are
+                                  (default: inline them first, then drop the functions nothing calls) */
 } kiln_freeze_options;
 
 /* Runs the passes. opts and report may be NULL. */

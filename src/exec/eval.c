@@ -8,7 +8,9 @@
 #include "passes/passes.h"
 
 bool kiln_eval_supported(const kiln_model *m, const kiln_node *n) {
-    int64_t opset = kiln_model_opset(m, n->domain);
+    if (kiln_node_function(m, n))
+        return false; /* a call kept by kiln freeze --keep-functions: not the built-in operator */
+    int64_t opset = n->opset ? n->opset : kiln_model_opset(m, n->domain);
     if (opset == 0 && !*n->domain)
         opset = 1;
     return kiln_op_find(n->domain, n->op_type, opset) != NULL;

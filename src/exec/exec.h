@@ -61,6 +61,7 @@ typedef struct kiln_session_core {
     kiln_arena *arena;
     kiln_threads *threads;
     kiln_plan *plans; /* list; first is the main graph's */
+    kiln_graph *inlined; /* the model's graph with local functions inlined (owned), or NULL */
     kiln_tensor **aligned_copies;
     size_t n_aligned_copies;
     size_t max_tensor_bytes;

@@ -285,6 +285,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     for (size_t i = 0; i < g->n_nodes; i++)
         cap += g->nodes[i]->n_outputs + g->nodes[i]->n_inputs;
     builder b = {.p = p, .cap_values = cap};
+    const kiln_node *blame = NULL; /* the node an error is about, for nodes inlined from functions */
     size_t n_nodes = g->n_nodes;
     int *indeg = NULL, *order = NULL, **users = NULL, *n_users = NULL;
     name_list *implicit = NULL;
@@ -347,6 +348,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     for (size_t i = 0; i < n_nodes; i++) {
         const kiln_node *n = g->nodes[i];
         kiln_plan_node *pn = &p->nodes[i];
+        blame = n;
         pn->node = n;
         pn->out_ids = kiln_calloc(n->n_outputs + 1, sizeof(int));
         pn->in_ids = kiln_calloc(n->n_inputs + 1, sizeof(int));
@@ -378,10 +380,18 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     for (size_t i = 0; i < n_nodes; i++) {
         const kiln_node *n = g->nodes[i];
         kiln_plan_node *pn = &p->nodes[i];
-        pn->opset = core->model ? kiln_model_opset(core->model, n->domain) : 0;
+        blame = n;
+        pn->opset = n->opset ? n->opset : core->model ? kiln_model_opset(core->model, n->domain) : 0;
         if (pn->opset == 0 && (!*n->domain))
             pn->opset = 1;
         KILN_CHECK(st, check_attr_types(n), done);
+        for (size_t a = 0; a < n->n_attrs; a++)
+            if (n->attrs[a].ref) {
+                st = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): attribute '%s' refers to attribute '%s' of a "
+                               "function, but the node is not inside a function", n->name, n->op_type,
+                               n->attrs[a].name, n->attrs[a].ref);
+                goto done;
+            }
         pn->op = kiln_op_find(n->domain, n->op_type, pn->opset);
         if (!pn->op) {
             char have[160];
@@ -414,6 +424,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
             KILN_CHECK(st, resolve_input(&b, up, n, implicit[i].v[k], &v), done);
         }
     }
+    blame = NULL;
     for (size_t i = 0; i < g->n_outputs; i++) {
         int v = kiln_name_map_get(p->names, g->outputs[i].name);
         if (v < 0) {
@@ -601,6 +612,8 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     }
     p = NULL; /* owned by core now */
 done:
+    if (st != KILN_OK && blame && blame->origin)
+        kiln_fail_prefix(st, "in %s: ", blame->origin);
     for (size_t i = 0; implicit && i < n_nodes; i++)
         free(implicit[i].v);
     free(implicit);

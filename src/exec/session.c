@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include "exec/exec.h"
+#include "passes/edit.h"
+#include "passes/inline_functions.h"
 
 void kiln_plans_free(kiln_plan *p);
 kiln_status kiln_plan_main(kiln_session_core *core, const kiln_graph *g);
@@ -198,6 +200,8 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
             const char *msg = kiln_last_error();
             if (strncmp(msg, "node '", 6) != 0)
                 kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
+            if (n->origin)
+                kiln_fail_prefix(st, "in %s: ", n->origin);
             goto done;
         }
         for (size_t k = 0; k < n->n_outputs; k++) {
@@ -268,7 +272,17 @@ kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options 
         kiln_session_destroy(s);
         return KILN_ERR_NOMEM;
     }
-    kiln_status st = kiln_plan_main(&s->core, m->graph);
+    /* Local functions run inlined, in the session's own copy of the graph. */
+    const kiln_graph *g = m->graph;
+    kiln_status st = KILN_OK;
+    if (kiln_graph_calls_functions(m, m->graph)) {
+        st = kiln_edit_graph_clone(m->graph, &s->core.inlined);
+        if (st == KILN_OK)
+            st = kiln_inline_calls(m, s->core.inlined, NULL, NULL);
+        g = s->core.inlined;
+    }
+    if (st == KILN_OK)
+        st = kiln_plan_main(&s->core, g);
     if (st != KILN_OK) {
         kiln_session_destroy(s);
         return st;
@@ -282,6 +296,7 @@ void kiln_session_destroy(kiln_session *s) {
         return;
     kiln_state_free(s);
     kiln_plans_free(s->core.plans);
+    kiln_graph_destroy(s->core.inlined);
     for (size_t i = 0; i < s->core.n_aligned_copies; i++)
         kiln_tensor_destroy(s->core.aligned_copies[i]);
     free(s->core.aligned_copies);

@@ -165,7 +165,41 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
             kiln_sbuf_printf(&b, "%s", i ? ", " : "");
             kiln_sbuf_json_string(&b, fnames[i]);
         }
-        kiln_sbuf_printf(&b, "],\n  \"state_pairs\": [");
+        kiln_sbuf_printf(&b, "],\n  \"function_details\": [");
+        for (size_t i = 0; i < m->n_functions; i++) {
+            const kiln_function *f = m->functions[i];
+            kiln_sbuf_printf(&b, "%s\n    {\"name\": ", i ? "," : "");
+            kiln_sbuf_json_string(&b, f->name);
+            kiln_sbuf_printf(&b, ", \"domain\": ");
+            kiln_sbuf_json_string(&b, f->domain);
+            if (f->overload) {
+                kiln_sbuf_printf(&b, ", \"overload\": ");
+                kiln_sbuf_json_string(&b, f->overload);
+            }
+            for (int io = 0; io < 2; io++) {
+                kiln_sbuf_printf(&b, ", \"%s\": [", io ? "outputs" : "inputs");
+                size_t n = io ? f->n_outputs : f->n_inputs;
+                for (size_t k = 0; k < n; k++) {
+                    kiln_sbuf_printf(&b, "%s", k ? ", " : "");
+                    kiln_sbuf_json_string(&b, io ? f->outputs[k] : f->inputs[k]);
+                }
+                kiln_sbuf_printf(&b, "]");
+            }
+            kiln_sbuf_printf(&b, ", \"attributes\": [");
+            for (size_t k = 0; k < f->n_attr_names + f->n_attr_defaults; k++) {
+                kiln_sbuf_printf(&b, "%s", k ? ", " : "");
+                kiln_sbuf_json_string(&b, k < f->n_attr_names ? f->attr_names[k]
+                                                                : f->attr_defaults[k - f->n_attr_names].name);
+            }
+            kiln_sbuf_printf(&b, "], \"nodes\": %zu, \"opset_imports\": [", f->body ? f->body->n_nodes : 0);
+            for (size_t k = 0; k < f->n_opsets; k++) {
+                kiln_sbuf_printf(&b, "%s{\"domain\": ", k ? ", " : "");
+                kiln_sbuf_json_string(&b, f->opsets[k].domain);
+                kiln_sbuf_printf(&b, ", \"version\": %lld}", (long long)f->opsets[k].version);
+            }
+            kiln_sbuf_printf(&b, "]}");
+        }
+        kiln_sbuf_printf(&b, "%s],\n  \"state_pairs\": [", m->n_functions ? "\n  " : "");
         for (size_t i = 0; i < n_states; i++) {
             kiln_sbuf_printf(&b, "%s{\"input\": ", i ? ", " : "");
             kiln_sbuf_json_string(&b, st_in[i]);
@@ -212,8 +246,32 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
         }
         if (n_functions) {
             kiln_sbuf_printf(&b, "\nfunctions (%zu)\n", n_functions);
-            for (size_t i = 0; i < n_functions; i++)
-                kiln_sbuf_printf(&b, "  %s\n", fnames[i]);
+            for (size_t i = 0; i < m->n_functions; i++) {
+                const kiln_function *f = m->functions[i];
+                char label[512];
+                kiln_sbuf_printf(&b, "  %s(", kiln_function_label(f, label, sizeof label));
+                for (size_t k = 0; k < f->n_inputs; k++)
+                    kiln_sbuf_printf(&b, "%s%s", k ? ", " : "", f->inputs[k]);
+                kiln_sbuf_printf(&b, ") -> (");
+                for (size_t k = 0; k < f->n_outputs; k++)
+                    kiln_sbuf_printf(&b, "%s%s", k ? ", " : "", f->outputs[k]);
+                kiln_sbuf_printf(&b, ")  %zu node%s", f->body ? f->body->n_nodes : 0,
+                                 f->body && f->body->n_nodes == 1 ? "" : "s");
+                if (f->n_attr_names + f->n_attr_defaults) {
+                    kiln_sbuf_printf(&b, ", attributes");
+                    for (size_t k = 0; k < f->n_attr_names; k++)
+                        kiln_sbuf_printf(&b, " %s", f->attr_names[k]);
+                    for (size_t k = 0; k < f->n_attr_defaults; k++)
+                        kiln_sbuf_printf(&b, " %s (default)", f->attr_defaults[k].name);
+                }
+                if (f->n_opsets) {
+                    kiln_sbuf_printf(&b, ", opsets");
+                    for (size_t k = 0; k < f->n_opsets; k++)
+                        kiln_sbuf_printf(&b, " %s %lld", *f->opsets[k].domain ? f->opsets[k].domain : "ai.onnx",
+                                         (long long)f->opsets[k].version);
+                }
+                kiln_sbuf_printf(&b, "\n");
+            }
         }
     }
     free(h.v);

@@ -58,6 +58,7 @@ void kiln_attr_clear(kiln_attr *a) {
         for (size_t i = 0; i < a->n; i++)
             kiln_graph_destroy(a->graphs[i]);
     free(a->graphs);
+    free(a->ref);
     memset(a, 0, sizeof *a);
 }
 
@@ -77,6 +78,8 @@ void kiln_node_destroy(kiln_node *n) {
         kiln_attr_clear(&n->attrs[i]);
     free(n->attrs);
     free(n->doc);
+    free(n->overload);
+    free(n->origin);
     free(n);
 }
 

@@ -155,6 +155,10 @@ typedef struct kiln_attr {
     kiln_string *strings;
     kiln_tensor **tensors;
     kiln_graph **graphs;
+    /* Inside a function body: the attribute takes the value of the calling
+     * node's attribute of this name (ref_attr_name), or the function's
+     * default; NULL otherwise. `type` is the declared type, no value is set. */
+    char *ref;
     const void *src; /* Onnx__AttributeProto */
 } kiln_attr;
 
@@ -168,6 +172,14 @@ typedef struct kiln_node {
     size_t n_attrs;
     kiln_attr *attrs;
     char *doc;
+    char *overload; /* NodeProto.overload (IR 10): picks a local function; NULL if absent */
+    /* Opset of the node's domain when it is not the model's: set on nodes
+     * inlined from a function that imports another version (engine only;
+     * such a node cannot be saved). 0: the model's import. */
+    int64_t opset;
+    /* For nodes inlined from local functions: "function 'f' called by node
+     * 'c'" (nested calls chained), for messages; NULL otherwise. */
+    char *origin;
     const void *src; /* Onnx__NodeProto */
 } kiln_node;
 
@@ -194,6 +206,25 @@ typedef struct kiln_opset {
     int64_t version;
 } kiln_opset;
 
+/* A model-local function (FunctionProto). Its body is kept as a graph with
+ * nodes and value_info only; the formal inputs and outputs are names. */
+typedef struct kiln_function {
+    char *name;
+    char *domain;   /* "" for ai.onnx, like nodes */
+    char *overload; /* NULL if absent */
+    size_t n_inputs, n_outputs;
+    char **inputs, **outputs;
+    size_t n_attr_names;
+    char **attr_names; /* `attribute`: attributes without a default */
+    size_t n_attr_defaults;
+    kiln_attr *attr_defaults; /* `attribute_proto`: attributes with their default */
+    kiln_graph *body;
+    size_t n_opsets;
+    kiln_opset *opsets;
+    char *doc;
+    const void *src; /* Onnx__FunctionProto */
+} kiln_function;
+
 struct kiln_model {
     int64_t ir_version;
     size_t n_opsets;
@@ -204,6 +235,9 @@ struct kiln_model {
     size_t n_meta;
     kiln_string *meta_keys, *meta_values;
     kiln_graph *graph;
+    size_t n_functions;
+    kiln_function **functions;
+    struct kiln_function_index *fn_index; /* look-up by (domain, name, overload); see function.c */
     char *path; /* where it was loaded from, or NULL */
     char *dir;  /* folder of path (external data base) */
     /* Loader state keeping `src` pointers and borrowed data valid. */
@@ -211,6 +245,8 @@ struct kiln_model {
     kiln_buffer *mapping; /* the model file, while tensors point into it */
     size_t n_ext_maps;
     kiln_buffer **ext_maps;
+    size_t n_extra_protos; /* messages the loader unpacked from unknown fields */
+    void **extra_protos;
     kiln_limits limits; /* loaded within these; the session keeps to max_tensor_bytes */
 };
 
@@ -258,9 +294,30 @@ void kiln_graph_inits_changed(kiln_graph *g);
 kiln_status kiln_graph_inits_reindex(kiln_graph *g);
 kiln_value_info *kiln_graph_find_input(const kiln_graph *g, const char *name, size_t *index);
 
-/* Names (domain.name) of the model-local functions, kept from the file;
- * *names is malloc'd (free it), the strings are borrowed. */
+/* Names of the model-local functions; *names is malloc'd (free it), the
+ * strings are borrowed. */
 size_t kiln_model_function_names(const kiln_model *m, const char ***names);
+
+/* ---- model-local functions (function.c) ---- */
+void kiln_function_destroy(kiln_function *f);
+/* Destroys all of m's functions and their look-up. */
+void kiln_model_drop_functions(kiln_model *m);
+/* Rebuilds the look-up after m->functions changed. Fails (naming them) on
+ * two functions with the same domain, name and overload. */
+kiln_status kiln_model_functions_changed(kiln_model *m);
+/* The function a node calls (same domain, op_type and overload), or NULL. */
+const kiln_function *kiln_model_find_function(const kiln_model *m, const char *domain, const char *name,
+                                              const char *overload);
+const kiln_function *kiln_node_function(const kiln_model *m, const kiln_node *n);
+/* Its position in m->functions, or -1. */
+long kiln_node_function_pos(const kiln_model *m, const kiln_node *n);
+/* "domain.name" or "name" (and ":overload"), into buf. */
+const char *kiln_function_label(const kiln_function *f, char *buf, size_t n);
+/* The version f imports for a domain, or 0. */
+int64_t kiln_function_opset(const kiln_function *f, const char *domain);
+/* Refuses functions that call themselves, directly or through others
+ * (naming the cycle), and chains of calls deeper than max_depth. */
+kiln_status kiln_model_check_function_calls(const kiln_model *m, int max_depth);
 
 /* Walks every graph (the graph, then nested subgraphs depth first). */
 typedef kiln_status (*kiln_graph_visit_fn)(kiln_graph *g, int depth, void *ctx);

@@ -70,7 +70,28 @@ static uint64_t field_cost(const ProtobufCFieldDescriptor *fd, uint32_t wt, uint
 static bool rewrites(const ProtobufCMessageDescriptor *d) {
     return d == &onnx__model_proto__descriptor || d == &onnx__graph_proto__descriptor ||
            d == &onnx__node_proto__descriptor || d == &onnx__attribute_proto__descriptor ||
-           d == &onnx__tensor_proto__descriptor;
+           d == &onnx__tensor_proto__descriptor || d == &onnx__function_proto__descriptor;
+}
+
+/* Fields newer than the schema kiln is built from (/usr/include/onnx), which
+ * protobuf-c keeps as unknown fields and the loader reads itself: the
+ * pre-pass checks them like known ones. */
+#define FN_ATTRIBUTE_PROTO 11u /* FunctionProto.attribute_proto: AttributeProto */
+#define FN_VALUE_INFO 12u      /* FunctionProto.value_info: ValueInfoProto */
+#define FN_OVERLOAD 13u        /* FunctionProto.overload: string */
+#define NODE_OVERLOAD 8u       /* NodeProto.overload: string */
+
+static const ProtobufCMessageDescriptor *extra_message(const ProtobufCMessageDescriptor *d, uint32_t field) {
+    if (d == &onnx__function_proto__descriptor && field == FN_ATTRIBUTE_PROTO)
+        return &onnx__attribute_proto__descriptor;
+    if (d == &onnx__function_proto__descriptor && field == FN_VALUE_INFO)
+        return &onnx__value_info_proto__descriptor;
+    return NULL;
+}
+
+static bool extra_string(const ProtobufCMessageDescriptor *d, uint32_t field) {
+    return (d == &onnx__function_proto__descriptor && field == FN_OVERLOAD) ||
+           (d == &onnx__node_proto__descriptor && field == NODE_OVERLOAD);
 }
 
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
@@ -157,12 +178,19 @@ static kiln_status rewrite(prepass *pp, const uint8_t *p, const uint8_t *end, co
                 return kiln_fail(KILN_ERR_LIMIT, "%s: more than %llu nodes (kiln_limits.max_nodes)", pp->path,
                                  (unsigned long long)pp->lim->max_nodes);
             bool raw_data = is_tensor && field == 9;
-            if (fd && (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES) && !raw_data &&
-                v > pp->lim->max_string_bytes)
+            if (((fd && (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES)) ||
+                 (!fd && extra_string(desc, field))) &&
+                !raw_data && v > pp->lim->max_string_bytes)
                 return kiln_fail(KILN_ERR_LIMIT, "%s: field '%s' of %s at byte %zu holds %llu bytes, more than the "
                                  "limit of %llu (kiln_limits.max_string_bytes)",
-                                 pp->path, fd->name, desc->short_name, (size_t)(field_start - pp->base),
-                                 (unsigned long long)v, (unsigned long long)pp->lim->max_string_bytes);
+                                 pp->path, fd ? fd->name : "overload", desc->short_name,
+                                 (size_t)(field_start - pp->base), (unsigned long long)v,
+                                 (unsigned long long)pp->lim->max_string_bytes);
+            const ProtobufCMessageDescriptor *xd = fd ? NULL : extra_message(desc, field);
+            if (xd) { /* unpacked by the loader later: checked, copied through */
+                KILN_TRY(rewrite(pp, payload, payload + v, xd, depth + 1, gdepth, NULL));
+                break;
+            }
             if (raw_data && v > pp->lim->max_tensor_bytes)
                 return kiln_fail(KILN_ERR_LIMIT, "%s: a tensor's raw_data at byte %zu holds %llu bytes, more than the "
                                  "limit of %llu (kiln_limits.max_tensor_bytes)",
@@ -262,7 +290,61 @@ typedef struct conv {
     kiln_ext_ctx ext;
     const kiln_limits *lim;
     uint64_t n_nodes; /* so far, subgraphs included */
+    kiln_model *m;    /* keeps the messages unpacked from unknown fields */
 } conv;
+
+/* The next length-delimited unknown field number `field` of msg, from *pos
+ * on: its payload (the length prefix protobuf-c keeps is skipped). */
+static bool unknown_next(const void *msg, uint32_t field, unsigned *pos, const uint8_t **data, size_t *len) {
+    const ProtobufCMessage *m = msg;
+    for (; *pos < m->n_unknown_fields; (*pos)++) {
+        const ProtobufCMessageUnknownField *u = &m->unknown_fields[*pos];
+        if (u->tag != field || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+            continue;
+        const uint8_t *p = u->data, *end = u->data + u->len;
+        uint64_t n;
+        if (!read_varint(&p, end, &n) || n != (uint64_t)(end - p))
+            continue;
+        *data = p;
+        *len = (size_t)n;
+        (*pos)++;
+        return true;
+    }
+    return false;
+}
+
+/* The last occurrence of a string field kept as unknown (protobuf keeps the
+ * last one of a repeated optional field), or NULL. */
+static kiln_status unknown_string(const void *msg, uint32_t field, char **out) {
+    *out = NULL;
+    unsigned pos = 0;
+    const uint8_t *d, *last = NULL;
+    size_t n, last_n = 0;
+    while (unknown_next(msg, field, &pos, &d, &n)) {
+        last = d;
+        last_n = n;
+    }
+    if (!last)
+        return KILN_OK;
+    *out = kiln_strndup((const char *)last, last_n);
+    return *out ? KILN_OK : KILN_ERR_NOMEM;
+}
+
+/* Unpacks a message out of an unknown field; the model frees it. */
+static kiln_status unpack_extra(conv *c, const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+                                ProtobufCMessage **out) {
+    void **v = kiln_realloc(c->m->extra_protos, (c->m->n_extra_protos + 1) * sizeof *v);
+    if (!v)
+        return KILN_ERR_NOMEM;
+    c->m->extra_protos = v;
+    ProtobufCMessage *msg = protobuf_c_message_unpack(d, NULL, len, data);
+    if (!msg)
+        return kiln_fail(KILN_ERR_PARSE, "%s: not a valid ONNX model (a %s in a field newer than kiln's schema does "
+                         "not decode)", c->path, d->short_name);
+    v[c->m->n_extra_protos++] = msg;
+    *out = msg;
+    return KILN_OK;
+}
 
 static kiln_status dup_str(char **dst, const char *s) {
     if (!s) {
@@ -390,6 +472,8 @@ static kiln_status conv_attr(conv *c, Onnx__AttributeProto *p, int depth, kiln_a
     a->src = p;
     KILN_TRY(dup_str(&a->name, p->name ? p->name : ""));
     a->type = infer_attr_type(p);
+    if (p->ref_attr_name && *p->ref_attr_name) /* a reference: no value of its own */
+        return dup_str(&a->ref, p->ref_attr_name);
     a->f = p->f;
     a->i = p->i;
     switch (a->type) {
@@ -467,6 +551,7 @@ static kiln_status conv_node(conv *c, Onnx__NodeProto *p, int depth, kiln_node *
     KILN_TRY(dup_str(&n->op_type, p->op_type));
     KILN_TRY(dup_str(&n->domain, p->domain && strcmp(p->domain, "ai.onnx") != 0 ? p->domain : ""));
     KILN_TRY(dup_str(&n->doc, p->doc_string));
+    KILN_TRY(unknown_string(p, NODE_OVERLOAD, &n->overload));
     /* Counts only once the arrays exist: the destructor walks them. */
     if (p->n_input && !(n->inputs = kiln_calloc(p->n_input, sizeof(char *))))
         return KILN_ERR_NOMEM;
@@ -523,6 +608,138 @@ static kiln_status conv_graph(conv *c, Onnx__GraphProto *p, int depth, kiln_grap
     return KILN_OK;
 }
 
+static kiln_status dup_names(char **in, size_t n, char ***out, size_t *count, bool unique, const char *what) {
+    *out = NULL;
+    *count = 0;
+    if (!n)
+        return KILN_OK;
+    if (!(*out = kiln_calloc(n, sizeof **out)))
+        return KILN_ERR_NOMEM;
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = in[i] ? in[i] : "";
+        if (unique && !*s)
+            return kiln_fail(KILN_ERR_INVALID, "%s %zu has no name", what, i);
+        for (size_t k = 0; unique && k < i; k++)
+            if (strcmp((*out)[k], s) == 0)
+                return kiln_fail(KILN_ERR_INVALID, "%s '%s' is listed twice", what, s);
+        KILN_TRY(dup_str(&(*out)[i], s));
+    }
+    return KILN_OK;
+}
+
+static kiln_status conv_opsets(Onnx__OperatorSetIdProto **in, size_t n, kiln_opset **out, size_t *count) {
+    *out = NULL;
+    *count = 0;
+    if (!n)
+        return KILN_OK;
+    if (!(*out = kiln_calloc(n, sizeof **out)))
+        return KILN_ERR_NOMEM;
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        KILN_TRY(dup_str(&(*out)[i].domain, in[i]->domain ? in[i]->domain : ""));
+        (*out)[i].version = in[i]->version;
+    }
+    return KILN_OK;
+}
+
+static kiln_status conv_function_body(conv *c, Onnx__FunctionProto *p, kiln_function *f) {
+    KILN_TRY(dup_str(&f->domain, p->domain && strcmp(p->domain, "ai.onnx") != 0 ? p->domain : ""));
+    KILN_TRY(dup_str(&f->doc, p->doc_string));
+    KILN_TRY(unknown_string(p, FN_OVERLOAD, &f->overload));
+    KILN_TRY(dup_names(p->input, p->n_input, &f->inputs, &f->n_inputs, true, "input"));
+    KILN_TRY(dup_names(p->output, p->n_output, &f->outputs, &f->n_outputs, true, "output"));
+    KILN_TRY(dup_names(p->attribute, p->n_attribute, &f->attr_names, &f->n_attr_names, true, "attribute"));
+    KILN_TRY(conv_opsets(p->opset_import, p->n_opset_import, &f->opsets, &f->n_opsets));
+    /* attribute_proto: attributes with their defaults */
+    unsigned pos = 0;
+    const uint8_t *d;
+    size_t len;
+    size_t n_defaults = 0;
+    while (unknown_next(p, FN_ATTRIBUTE_PROTO, &pos, &d, &len))
+        n_defaults++;
+    if (n_defaults && !(f->attr_defaults = kiln_calloc(n_defaults, sizeof *f->attr_defaults)))
+        return KILN_ERR_NOMEM;
+    pos = 0;
+    for (size_t i = 0; i < n_defaults && unknown_next(p, FN_ATTRIBUTE_PROTO, &pos, &d, &len); i++) {
+        ProtobufCMessage *msg;
+        KILN_TRY(unpack_extra(c, &onnx__attribute_proto__descriptor, d, len, &msg));
+        f->n_attr_defaults = i + 1;
+        kiln_attr *a = &f->attr_defaults[i];
+        KILN_TRY(conv_attr(c, (Onnx__AttributeProto *)msg, 0, a));
+        if (!*a->name)
+            return kiln_fail(KILN_ERR_INVALID, "attribute default %zu has no name", i);
+        if (a->ref)
+            return kiln_fail(KILN_ERR_INVALID, "the default of attribute '%s' refers to another attribute", a->name);
+        for (size_t k = 0; k < f->n_attr_names; k++)
+            if (strcmp(f->attr_names[k], a->name) == 0)
+                return kiln_fail(KILN_ERR_INVALID, "attribute '%s' is listed both with and without a default",
+                                 a->name);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(f->attr_defaults[k].name, a->name) == 0)
+                return kiln_fail(KILN_ERR_INVALID, "attribute '%s' has two defaults", a->name);
+    }
+    kiln_graph *g = f->body = kiln_graph_new();
+    if (!g)
+        return KILN_ERR_NOMEM;
+    /* value_info */
+    size_t n_vi = 0;
+    pos = 0;
+    while (unknown_next(p, FN_VALUE_INFO, &pos, &d, &len))
+        n_vi++;
+    if (n_vi) {
+        Onnx__ValueInfoProto **vis = kiln_calloc(n_vi, sizeof *vis);
+        if (!vis)
+            return KILN_ERR_NOMEM;
+        kiln_status st = KILN_OK;
+        pos = 0;
+        for (size_t i = 0; i < n_vi && st == KILN_OK && unknown_next(p, FN_VALUE_INFO, &pos, &d, &len); i++) {
+            ProtobufCMessage *msg;
+            st = unpack_extra(c, &onnx__value_info_proto__descriptor, d, len, &msg);
+            vis[i] = (Onnx__ValueInfoProto *)msg;
+        }
+        if (st == KILN_OK)
+            st = conv_value_infos(c, vis, n_vi, &g->value_info, &g->n_value_info, "value_info");
+        free(vis);
+        KILN_TRY(st);
+    }
+    for (size_t i = 0; i < p->n_node; i++) {
+        kiln_node *n = NULL;
+        kiln_status st = conv_node(c, p->node[i], 0, &n);
+        if (n && kiln_graph_add_node(g, n) != KILN_OK) {
+            kiln_node_destroy(n);
+            return KILN_ERR_NOMEM;
+        }
+        KILN_TRY(st);
+    }
+    return KILN_OK;
+}
+
+static kiln_status conv_functions(conv *c, Onnx__ModelProto *p, kiln_model *m) {
+    if (!p->n_functions)
+        return KILN_OK;
+    if (!(m->functions = kiln_calloc(p->n_functions, sizeof *m->functions)))
+        return KILN_ERR_NOMEM;
+    for (size_t i = 0; i < p->n_functions; i++) {
+        Onnx__FunctionProto *fp = p->functions[i];
+        kiln_function *f = kiln_calloc(1, sizeof *f);
+        if (!f)
+            return KILN_ERR_NOMEM;
+        m->functions[m->n_functions++] = f;
+        f->src = fp;
+        if (!fp->name || !*fp->name)
+            return kiln_fail(KILN_ERR_INVALID, "%s: local function %zu has no name", c->path, i);
+        KILN_TRY(dup_str(&f->name, fp->name));
+        kiln_status st = conv_function_body(c, fp, f);
+        if (st != KILN_OK) {
+            char l[512];
+            return kiln_fail_prefix(st, "%s: local function '%s': ", c->path, kiln_function_label(f, l, sizeof l));
+        }
+    }
+    KILN_TRY(kiln_model_functions_changed(m));
+    return kiln_model_check_function_calls(m, c->lim->max_nesting);
+}
+
 static kiln_status conv_model(conv *c, Onnx__ModelProto *p, kiln_model *m) {
     m->ir_version = p->has_ir_version ? p->ir_version : 0;
     m->n_opsets = p->n_opset_import;
@@ -555,13 +772,18 @@ static kiln_status conv_model(conv *c, Onnx__ModelProto *p, kiln_model *m) {
     }
     if (!p->graph)
         return kiln_fail(KILN_ERR_INVALID, "%s: model has no graph", c->path);
-    return conv_graph(c, p->graph, 0, &m->graph);
+    KILN_TRY(conv_graph(c, p->graph, 0, &m->graph));
+    return conv_functions(c, p, m);
 }
 
 void kiln_model_destroy(kiln_model *m) {
     if (!m)
         return;
     kiln_graph_destroy(m->graph);
+    kiln_model_drop_functions(m);
+    for (size_t i = 0; i < m->n_extra_protos; i++)
+        protobuf_c_message_free_unpacked(m->extra_protos[i], NULL);
+    free(m->extra_protos);
     for (size_t i = 0; i < m->n_opsets; i++)
         free(m->opsets[i].domain);
     free(m->opsets);
@@ -633,7 +855,8 @@ kiln_status kiln_model_from_bytes_ex(kiln_buffer *bytes, const char *path, const
                       .slices = pp.slices,
                       .n_slices = pp.n_slices,
                       .limits = &lim},
-              .lim = &lim};
+              .lim = &lim,
+              .m = m};
     st = conv_model(&c, proto, m);
     free(pp.slices);
     if (st != KILN_OK) {
@@ -672,18 +895,4 @@ kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln
     free(tmp);
     kiln_buffer_unref(map);
     return st;
-}
-
-size_t kiln_model_function_names(const kiln_model *m, const char ***names) {
-    *names = NULL;
-    const Onnx__ModelProto *p = m->proto;
-    if (!p || !p->n_functions)
-        return 0;
-    const char **v = calloc(p->n_functions, sizeof *v);
-    if (!v)
-        return 0;
-    for (size_t i = 0; i < p->n_functions; i++)
-        v[i] = p->functions[i]->name ? p->functions[i]->name : "";
-    *names = v;
-    return p->n_functions;
 }

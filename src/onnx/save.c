@@ -31,6 +31,8 @@ typedef struct saver {
     ext_entry *ext;
     size_t n_ext, cap_ext;
     uint64_t ext_size;
+    const kiln_model *m;
+    kiln_status err; /* a model kiln cannot write (message set) */
 } saver;
 
 static bool s_track(saver *s, void *p) {
@@ -68,6 +70,109 @@ static char *s_printf(saver *s, const char *fmt, unsigned long long v) {
     if (p)
         snprintf(p, 32, fmt, v);
     return p;
+}
+
+/* ---- fields newer than kiln's schema, written as unknown fields ---- */
+
+#define FN_ATTRIBUTE_PROTO 11u
+#define FN_VALUE_INFO 12u
+#define FN_OVERLOAD 13u
+#define NODE_OVERLOAD 8u
+
+typedef struct extra_fields {
+    ProtobufCMessageUnknownField *v;
+    size_t n, cap;
+} extra_fields;
+
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void varint_put(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p = (uint8_t)v;
+}
+
+/* A length-delimited field of `len` bytes; returns where its payload goes. */
+static uint8_t *extra_add(saver *s, extra_fields *x, uint32_t tag, size_t len) {
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 8;
+        ProtobufCMessageUnknownField *v = s_alloc(s, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        if (x->n)
+            memcpy(v, x->v, x->n * sizeof *v);
+        x->v = v;
+        x->cap = cap;
+    }
+    size_t pl = varint_len(len);
+    uint8_t *d = s_alloc(s, pl + len);
+    if (!d)
+        return NULL;
+    varint_put(d, len);
+    x->v[x->n++] = (ProtobufCMessageUnknownField){
+        .tag = tag, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = pl + len, .data = d};
+    return d + pl;
+}
+
+static void extra_string(saver *s, extra_fields *x, uint32_t tag, const char *str) {
+    size_t n = strlen(str);
+    uint8_t *d = extra_add(s, x, tag, n);
+    if (d && n)
+        memcpy(d, str, n);
+}
+
+static void extra_message(saver *s, extra_fields *x, uint32_t tag, const ProtobufCMessage *msg) {
+    if (!msg) {
+        s->oom = true;
+        return;
+    }
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *d = extra_add(s, x, tag, n);
+    if (d)
+        protobuf_c_message_pack(msg, d);
+}
+
+/* The copy's unknown fields: the original's without the `drop` tags, with
+ * `x` inserted where their tag numbers place them (so a file written in
+ * field order is written back the same). */
+static void set_unknowns(saver *s, ProtobufCMessage *copy, const uint32_t *drop, size_t n_drop,
+                         const extra_fields *x) {
+    size_t n = copy->n_unknown_fields;
+    bool touched = x->n > 0;
+    for (size_t i = 0; i < n && !touched; i++)
+        for (size_t k = 0; k < n_drop; k++)
+            if (copy->unknown_fields[i].tag == drop[k])
+                touched = true;
+    if (!touched)
+        return;
+    ProtobufCMessageUnknownField *v = s_alloc(s, (n + x->n) * sizeof *v);
+    if (!v)
+        return;
+    size_t out = 0, next = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCMessageUnknownField *u = &copy->unknown_fields[i];
+        bool dropped = false;
+        for (size_t k = 0; k < n_drop; k++)
+            dropped = dropped || u->tag == drop[k];
+        if (dropped)
+            continue;
+        while (next < x->n && x->v[next].tag < u->tag)
+            v[out++] = x->v[next++];
+        v[out++] = *u;
+    }
+    while (next < x->n)
+        v[out++] = x->v[next++];
+    copy->n_unknown_fields = (unsigned)out;
+    copy->unknown_fields = v;
 }
 
 static Onnx__TypeProto *save_type(saver *s, const kiln_type *t, const Onnx__TypeProto *orig) {
@@ -222,6 +327,9 @@ static Onnx__AttributeProto *save_attr(saver *s, const kiln_attr *a) {
     p->name = a->name;
     p->has_type = 1;
     p->type = (Onnx__AttributeProto__AttributeType)a->type;
+    p->ref_attr_name = a->ref;
+    if (a->ref) /* a reference has no value */
+        return p;
     switch (a->type) {
     case KILN_ATTR_FLOAT:
         p->has_f = 1;
@@ -299,6 +407,15 @@ static Onnx__NodeProto *save_node(saver *s, const kiln_node *n) {
     p->attribute = s_alloc(s, n->n_attrs * sizeof *p->attribute);
     for (size_t i = 0; p->attribute && i < n->n_attrs; i++)
         p->attribute[i] = save_attr(s, &n->attrs[i]);
+    extra_fields x = {0};
+    if (n->overload)
+        extra_string(s, &x, NODE_OVERLOAD, n->overload);
+    static const uint32_t drop[] = {NODE_OVERLOAD};
+    set_unknowns(s, &p->base, drop, 1, &x);
+    if (n->opset && s->m && n->opset != kiln_model_opset(s->m, n->domain) && s->err == KILN_OK)
+        s->err = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s) runs at opset %lld of its domain, which the model does "
+                           "not import (it was inlined from a local function); it cannot be saved",
+                           n->name, n->op_type, (long long)n->opset);
     return p;
 }
 
@@ -326,6 +443,79 @@ static Onnx__GraphProto *save_graph(saver *s, const kiln_graph *g) {
     p->output = save_value_infos(s, g->outputs, g->n_outputs);
     p->n_value_info = g->n_value_info;
     p->value_info = save_value_infos(s, g->value_info, g->n_value_info);
+    return p;
+}
+
+/* An opset list, starting from the original's entry for the same domain so
+ * an absent domain stays absent. */
+static Onnx__OperatorSetIdProto **save_opsets(saver *s, const kiln_opset *v, size_t n,
+                                              Onnx__OperatorSetIdProto *const *orig, size_t n_orig) {
+    Onnx__OperatorSetIdProto **arr = s_alloc(s, n * sizeof *arr);
+    for (size_t i = 0; arr && i < n; i++) {
+        Onnx__OperatorSetIdProto *o = s_alloc(s, sizeof *o);
+        if (!o)
+            return NULL;
+        const Onnx__OperatorSetIdProto *from = NULL;
+        for (size_t k = 0; k < n_orig && !from; k++) {
+            const char *d = orig[k]->domain ? orig[k]->domain : "";
+            if (strcmp(d, v[i].domain) == 0)
+                from = orig[k];
+        }
+        if (from)
+            *o = *from;
+        else
+            onnx__operator_set_id_proto__init(o);
+        o->domain = from ? from->domain : (*v[i].domain ? v[i].domain : NULL);
+        o->has_version = 1;
+        o->version = v[i].version;
+        arr[i] = o;
+    }
+    return arr;
+}
+
+static Onnx__FunctionProto *save_function(saver *s, const kiln_function *f) {
+    Onnx__FunctionProto *p = s_alloc(s, sizeof *p);
+    if (!p)
+        return NULL;
+    const Onnx__FunctionProto *o = f->src;
+    if (o)
+        *p = *o;
+    else
+        onnx__function_proto__init(p);
+    p->name = f->name;
+    /* the default domain as the file had it, as for nodes */
+    if (f->domain && *f->domain)
+        p->domain = f->domain;
+    else if (o && o->domain && (!*o->domain || strcmp(o->domain, "ai.onnx") == 0))
+        p->domain = o->domain;
+    else
+        p->domain = NULL;
+    p->doc_string = f->doc;
+    p->n_input = f->n_inputs;
+    p->input = f->inputs;
+    p->n_output = f->n_outputs;
+    p->output = f->outputs;
+    p->n_attribute = f->n_attr_names;
+    p->attribute = f->attr_names;
+    const kiln_graph *g = f->body;
+    p->n_node = g ? g->n_nodes : 0;
+    p->node = s_alloc(s, p->n_node * sizeof *p->node);
+    for (size_t i = 0; p->node && i < p->n_node; i++)
+        p->node[i] = save_node(s, g->nodes[i]);
+    p->n_opset_import = f->n_opsets;
+    p->opset_import = save_opsets(s, f->opsets, f->n_opsets, o ? o->opset_import : NULL, o ? o->n_opset_import : 0);
+    extra_fields x = {0};
+    for (size_t i = 0; i < f->n_attr_defaults; i++)
+        extra_message(s, &x, FN_ATTRIBUTE_PROTO, (const ProtobufCMessage *)save_attr(s, &f->attr_defaults[i]));
+    if (g && g->n_value_info) {
+        Onnx__ValueInfoProto **vi = save_value_infos(s, g->value_info, g->n_value_info);
+        for (size_t i = 0; vi && i < g->n_value_info; i++)
+            extra_message(s, &x, FN_VALUE_INFO, (const ProtobufCMessage *)vi[i]);
+    }
+    if (f->overload)
+        extra_string(s, &x, FN_OVERLOAD, f->overload);
+    static const uint32_t drop[] = {FN_ATTRIBUTE_PROTO, FN_VALUE_INFO, FN_OVERLOAD};
+    set_unknowns(s, &p->base, drop, 3, &x);
     return p;
 }
 
@@ -381,6 +571,10 @@ static Onnx__ModelProto *save_model(saver *s, const kiln_model *m) {
         p->metadata_props[i] = e;
     }
     p->graph = save_graph(s, m->graph);
+    p->n_functions = m->n_functions;
+    p->functions = s_alloc(s, m->n_functions * sizeof *p->functions);
+    for (size_t i = 0; p->functions && i < m->n_functions; i++)
+        p->functions[i] = save_function(s, m->functions[i]);
     return p;
 }
 
@@ -498,7 +692,7 @@ out:
 }
 
 kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_save_options *opts) {
-    saver s = {0};
+    saver s = {.m = m};
     char *side_path = NULL;
     kiln_status st = KILN_OK;
     if (opts && opts->external_threshold) {
@@ -513,6 +707,10 @@ kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_sa
         s.ext_name = strrchr(side_path, '/') ? strrchr(side_path, '/') + 1 : side_path;
     }
     Onnx__ModelProto *p = save_model(&s, m);
+    if (s.err != KILN_OK) {
+        st = kiln_fail_prefix(s.err, "%s: ", path);
+        goto out;
+    }
     if (!p || s.oom) {
         st = kiln_fail(KILN_ERR_NOMEM, "out of memory while preparing '%s'", path);
         goto out;

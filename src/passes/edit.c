@@ -331,6 +331,7 @@ static kiln_status clone_attr(const kiln_attr *a, kiln_attr *d) {
     memset(d, 0, sizeof *d);
     bool ok = true;
     d->name = dup_or(a->name, &ok);
+    d->ref = a->ref ? dup_or(a->ref, &ok) : NULL;
     d->type = a->type;
     d->f = a->f;
     d->i = a->i;
@@ -381,6 +382,13 @@ static kiln_status clone_attr(const kiln_attr *a, kiln_attr *d) {
     return KILN_OK;
 }
 
+kiln_status kiln_edit_attr_clone(const kiln_attr *a, kiln_attr *out) {
+    kiln_status st = clone_attr(a, out);
+    if (st != KILN_OK)
+        kiln_attr_clear(out);
+    return st;
+}
+
 kiln_status kiln_edit_node_clone(const kiln_node *n, kiln_node **out) {
     kiln_node *c;
     KILN_TRY(kiln_edit_node_new(n->op_type, n->name, n->n_inputs, (const char *const *)n->inputs, n->n_outputs,
@@ -389,6 +397,9 @@ kiln_status kiln_edit_node_clone(const kiln_node *n, kiln_node **out) {
     c->domain = kiln_strdup(n->domain ? n->domain : "");
     bool ok = c->domain != NULL;
     c->doc = n->doc ? dup_or(n->doc, &ok) : NULL;
+    c->overload = n->overload ? dup_or(n->overload, &ok) : NULL;
+    c->origin = n->origin ? dup_or(n->origin, &ok) : NULL;
+    c->opset = n->opset;
     c->src = n->src;
     c->attrs = kiln_calloc(n->n_attrs + 1, sizeof *c->attrs);
     kiln_status st = ok && c->attrs ? KILN_OK : KILN_ERR_NOMEM;

@@ -51,6 +51,8 @@ kiln_status kiln_edit_insert(kiln_graph *g, size_t idx, kiln_node *n);
 /* Deep copy of a node (attributes and subgraphs included). */
 kiln_status kiln_edit_node_clone(const kiln_node *n, kiln_node **out);
 kiln_status kiln_edit_graph_clone(const kiln_graph *g, kiln_graph **out);
+/* Deep copy of an attribute into *out (cleared on failure). */
+kiln_status kiln_edit_attr_clone(const kiln_attr *a, kiln_attr *out);
 /* Replaces node input name `from` by `to` in g and, as a capture, in every
  * nested subgraph. */
 kiln_status kiln_edit_rename_uses(kiln_graph *g, const char *from, const char *to);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes/inline_functions.h"
 #include "passes/passes.h"
 
 /* ---- report ---- */
@@ -22,6 +23,8 @@ void kiln_freeze_report_destroy(kiln_freeze_report *r) {
     free(r->skipped.data);
     free(r->text_skipped.data);
     free(r->text_bound.data);
+    free(r->text_functions.data);
+    free(r->functions_kept.data);
     for (size_t i = 0; i < r->n_ops; i++)
         free(r->ops[i].key);
     free(r->ops);
@@ -118,6 +121,10 @@ kiln_status kiln_report_text(const kiln_freeze_report *r, char **out) {
                              (long long)r->ops[i].after);
     if (r->text_bound.data)
         kiln_sbuf_append(&b, r->text_bound.data, r->text_bound.len);
+    if (r->calls_inlined)
+        kiln_sbuf_printf(&b, "  local function calls inlined: %lld\n", (long long)r->calls_inlined);
+    if (r->text_functions.data)
+        kiln_sbuf_append(&b, r->text_functions.data, r->text_functions.len);
     kiln_sbuf_printf(&b, "  Ifs inlined: %lld, Loops unrolled: %lld, nodes folded: %lld, shape values folded: %lld\n",
                      (long long)r->ifs_inlined, (long long)r->loops_unrolled, (long long)r->folded,
                      (long long)r->shapes_folded);
@@ -144,6 +151,8 @@ kiln_status kiln_report_json(const kiln_freeze_report *r, char **out) {
     }
     kiln_sbuf_printf(&b, "\n  },\n  \"inputs_removed\": [%s],\n", r->inputs_removed.data ? r->inputs_removed.data : "");
     kiln_sbuf_printf(&b, "  \"dims_fixed\": {%s},\n", r->dims_fixed.data ? r->dims_fixed.data : "");
+    kiln_sbuf_printf(&b, "  \"function_calls_inlined\": %lld,\n  \"functions_kept\": [%s],\n",
+                     (long long)r->calls_inlined, r->functions_kept.data ? r->functions_kept.data : "");
     kiln_sbuf_printf(&b, "  \"ifs_inlined\": %lld,\n  \"loops_unrolled\": %lld,\n  \"nodes_folded\": %lld,\n"
                          "  \"shape_values_folded\": %lld,\n",
                      (long long)r->ifs_inlined, (long long)r->loops_unrolled, (long long)r->folded,
@@ -409,9 +418,25 @@ kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *o, kiln_
     c.unroll_node_limit = o && o->unroll_node_limit > 0 ? o->unroll_node_limit : 4096;
     c.fold_limit = o && o->fold_limit ? o->fold_limit : (1 << 20);
     bool prune_inputs = o && o->prune_dead_inputs;
-    kiln_status st = kiln_nameset_collect(&c.names, m->graph);
+    kiln_status st = count_all(report, m->graph, false);
+    /* Local functions first, so folding sees through them. */
+    if (st == KILN_OK && m->n_functions && !(o && o->keep_functions)) {
+        kiln_inline_stats is = {0};
+        size_t before = m->n_functions;
+        st = kiln_model_inline_functions(m, &is, &report->text_functions);
+        report->calls_inlined += is.calls;
+        for (size_t i = 0; st == KILN_OK && i < m->n_functions; i++) {
+            char label[512];
+            kiln_sbuf_printf(&report->functions_kept, "%s", report->n_functions_kept ? ", " : "");
+            kiln_sbuf_json_string(&report->functions_kept, kiln_function_label(m->functions[i], label, sizeof label));
+            report->n_functions_kept++;
+        }
+        if (st == KILN_OK && before > m->n_functions)
+            kiln_sbuf_printf(&report->text_functions, "  local functions dropped: %zu of %zu\n",
+                             before - m->n_functions, before);
+    }
     if (st == KILN_OK)
-        st = count_all(report, m->graph, false);
+        st = kiln_nameset_collect(&c.names, m->graph);
     report->bytes_before = 0;
     if (st == KILN_OK)
         st = kiln_graph_walk(m->graph, init_bytes, &report->bytes_before);

@@ -22,6 +22,10 @@ struct kiln_freeze_report {
     kiln_count *ops;
     kiln_sbuf text_skipped; /* human-readable lines */
     kiln_sbuf text_bound;
+    int64_t calls_inlined;     /* calls of local functions replaced by their bodies */
+    kiln_sbuf text_functions;  /* lines about functions kept */
+    kiln_sbuf functions_kept;  /* JSON array items */
+    size_t n_functions_kept;
 };
 
 typedef struct kiln_freeze_ctx {

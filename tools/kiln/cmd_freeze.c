@@ -13,11 +13,14 @@ static void help(FILE *f) {
     fprintf(f,
             "usage: kiln freeze MODEL -o OUT [--bind NAME=VALUE]... [--dim SYMBOL=N]...\n"
             "                   [--shape INPUT=d0,d1,...]... [--unroll-limit N] [--fold-limit BYTES]\n"
-            "                   [--prune-dead-inputs] [--report FILE.json] [--verify] [--quiet]\n\n"
+            "                   [--prune-dead-inputs] [--keep-functions] [--report FILE.json]\n"
+            "                   [--verify] [--quiet]\n\n"
             "Bakes inputs and dimensions into the model, as functools.partial(model.forward,\n"
             "**frozen) would in PyTorch, then folds what became static: shape arithmetic,\n"
             "constant subgraphs (run by kiln's engine), If on constant conditions, Loops with\n"
-            "constant trip counts, identities; and prunes what is left unused.\n\n"
+            "constant trip counts, identities; and prunes what is left unused. Calls of the\n"
+            "model's local functions are inlined first (so folding sees through them) and\n"
+            "the functions nothing calls any more are dropped.\n\n"
             "  -o, --output OUT        the frozen model (written atomically)\n"
             "  --bind NAME=VALUE       input NAME becomes a constant: @file.npy, @file.pb, a\n"
             "                          number, true/false or a nested list like [[1,2],[3,4]]\n"
@@ -26,6 +29,7 @@ static void help(FILE *f) {
             "  --unroll-limit N        unroll Loops of at most N iterations (default 64)\n"
             "  --fold-limit BYTES      skip folds that grow the model beyond BYTES (default 1048576)\n"
             "  --prune-dead-inputs     also remove graph inputs nothing reads\n"
+            "  --keep-functions        leave calls of local functions, and the functions, as they are\n"
             "  --report FILE.json      write the report as JSON\n"
             "  --verify                compare with the original (kiln check) before writing;\n"
             "                          nothing is written if outputs differ\n"
@@ -94,6 +98,8 @@ int kiln_cmd_freeze(int argc, char **argv) {
             report_path = argv[++i];
         } else if (!strcmp(a, "--prune-dead-inputs")) {
             fo.prune_dead_inputs = 1;
+        } else if (!strcmp(a, "--keep-functions")) {
+            fo.keep_functions = 1;
         } else if (!strcmp(a, "--verify")) {
             verify = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {

@@ -40,7 +40,14 @@ bool cli_make_dirs(const char *cmd, const char *dir, bool parent_of) {
         fprintf(stderr, "kiln %s: out of memory\n", cmd);
         return false;
     }
-    char *p = parent_of ? dirname(buf) : buf;
+    /* dirname may return a static "." (a bare file name): work on a copy */
+    char *p = strdup(parent_of ? dirname(buf) : buf);
+    free(buf);
+    if (!p) {
+        fprintf(stderr, "kiln %s: out of memory\n", cmd);
+        return false;
+    }
+    buf = p;
     size_t n = strlen(p);
     bool ok = true;
     /* Each prefix ending before a '/', then the whole path. */
