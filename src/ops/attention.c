@@ -131,7 +131,9 @@ static inline void att_store(void *p, kiln_dtype dt, int64_t i, double v) { kiln
 #define ATT_GEMM kiln_sgemm
 #define ATT_EXP expf
 #define ATT_TANH tanhf
+#define ATT_BF16_PATH 1
 #include "ops/attention.c"
+#undef ATT_BF16_PATH
 #undef ATT_T
 #undef ATT_FN
 #undef ATT_GEMM
@@ -387,6 +389,8 @@ static kiln_status attention_exec(kiln_op_ctx *c) {
     size_t grain = cost >= 65536.0 ? 1 : (size_t)(65536.0 / cost);
     bool dbl = Q->dtype == KILN_DTYPE_DOUBLE || V->dtype == KILN_DTYPE_DOUBLE ||
                (sp && prec == KILN_DTYPE_DOUBLE);
+    if (dbl)
+        j.round16 = false;
     kiln_parallel_for(c, tasks, grain, dbl ? att_range_f64 : att_range_f32, &j);
     if (j.failed)
         return KILN_ERR_NOMEM;
@@ -464,7 +468,9 @@ static kiln_status attention_infer(kiln_infer_ctx *x) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Attention", 23, 0, attention_exec, attention_infer},
+    {"", "Attention", 23, 23, attention_exec, attention_infer},
+    {"", "Attention", 24, 24, attention_exec, attention_infer}, /* + nonpad_kv_seqlen */
+    {"", "Attention", 25, 0, attention_exec, attention_infer},  /* + left/right_window_size */
 };
 KILN_OP_FAMILY(attention, ops);
 
@@ -682,6 +688,99 @@ static void ATT_FN(att_block)(const att_job *j, int64_t b, int64_t h, int64_t i0
     }
 }
 
+#ifdef ATT_BF16_PATH
+/* bfloat16 with its softmax in bfloat16 (softmax_precision unset or 16):
+ * the operator's definition rounds to T1 after each step (the scaled Q and
+ * K, the product, softcap, the bias, x - max, exp, each partial sum of the
+ * row, the division, the product with V). With 8 significant bits those
+ * roundings move results by more than one ulp of the output, and they
+ * depend on the row's final maximum and sum, which an online softmax does
+ * not know until the end; so this path keeps the block's rows of scores
+ * (nq x keys) and follows the definition step by step, products
+ * accumulating in float32. */
+static inline float att_rb(float x) { return kiln_bf16_to_float(kiln_float_to_bf16(x)); }
+
+static void att_block_bf16(const att_job *j, int64_t b, int64_t h, int64_t i0, int64_t nq, float *buf,
+                           float *rows) {
+    const int64_t D = j->D, Dv = j->Dv, T = j->T, hk = h / j->group;
+    float *qb = buf, *S = qb + ATT_BQ * D, *O = S + ATT_BQ * ATT_BK, *kb = O + ATT_BQ * Dv, *vb = kb + ATT_BK * D;
+    float *any = vb + ATT_BK * Dv + 2 * ATT_BQ;
+    const float cap = (float)j->softcap, sq = att_rb((float)sqrt(j->scale));
+    const int64_t off = att_offset(j, b);
+    att_load_f32(qb, j->q, j->qdt, b * j->qsb + h * j->qsh + i0 * j->qss, j->qss, nq, D);
+    for (int64_t i = 0; i < nq * D; i++)
+        qb[i] = att_rb(qb[i] * sq);
+    int64_t ks = 0, ke = T;
+    if (!j->qk)
+        att_key_range(j, b, i0, i0 + nq, &ks, &ke);
+    int64_t n = ke - ks;
+    for (int64_t i = 0; i < nq; i++)
+        any[i] = 0;
+    for (int64_t k0 = ks; k0 < ke;) {
+        int64_t k1 = k0 + ATT_BK < ke ? k0 + ATT_BK : ke;
+        if (k0 < j->ksplit && k1 > j->ksplit)
+            k1 = j->ksplit;
+        int64_t nk = k1 - k0;
+        const att_seg *sg = k0 < j->ksplit ? &j->k[0] : &j->k[1];
+        int64_t r = k0 < j->ksplit ? k0 : k0 - j->ksplit;
+        att_load_f32(kb, sg->p, j->kdt, b * sg->sb + hk * sg->sh + r * sg->ss, sg->ss, nk, D);
+        for (int64_t i = 0; i < nk * D; i++)
+            kb[i] = att_rb(kb[i] * sq);
+        kiln_sgemm(false, true, nq, nk, D, 1.0f, qb, D, kb, D, 0, S, nk);
+        for (int64_t i = 0; i < nq; i++) {
+            int64_t qi = i0 + i, qko = ((b * j->Hq + h) * j->Sq + qi) * T + k0;
+            float *x = rows + i * n + (k0 - ks);
+            for (int64_t k = 0; k < nk; k++) {
+                float v = att_rb(S[i * nk + k]);
+                if (j->qk && j->mode == 0)
+                    att_store(j->qk, j->qdt, qko + k, v);
+                if (cap > 0)
+                    v = att_rb(att_rb(tanhf(att_rb(v / cap))) * cap);
+                if (j->qk && j->mode == 1)
+                    att_store(j->qk, j->qdt, qko + k, v);
+                float bias = att_rb((float)att_bias(j, b, h, qi, k0 + k, off));
+                if (bias != -INFINITY)
+                    any[i] = 1;
+                v = att_rb(v + bias);
+                if (j->qk && j->mode == 2)
+                    att_store(j->qk, j->qdt, qko + k, v);
+                x[k] = v;
+            }
+        }
+        k0 = k1;
+    }
+    for (int64_t i = 0; i < nq; i++) {
+        float *x = rows + i * n, mx = -INFINITY, sum = 0;
+        for (int64_t k = 0; k < n; k++)
+            mx = x[k] > mx ? x[k] : mx;
+        if (mx == -INFINITY)
+            mx = 0;
+        for (int64_t k = 0; k < n; k++) {
+            x[k] = att_rb(expf(att_rb(x[k] - mx)));
+            sum = att_rb(sum + x[k]);
+        }
+        if (sum == 0)
+            sum = 1;
+        for (int64_t k = 0; k < n; k++)
+            x[k] = any[i] != 0 ? att_rb(x[k] / sum) : 0.0f;
+        if (j->qk && j->mode == 3)
+            att_store_row_f32(j->qk, j->qdt, ((b * j->Hq + h) * j->Sq + i0 + i) * T, x, n, 1);
+    }
+    memset(O, 0, (size_t)(nq * Dv) * sizeof(float));
+    for (int64_t k0 = ks; k0 < ke;) {
+        int64_t k1 = k0 + ATT_BK < ke ? k0 + ATT_BK : ke;
+        if (k0 < j->vsplit && k1 > j->vsplit)
+            k1 = j->vsplit;
+        int64_t nk = k1 - k0, ldv;
+        const float *vp = att_rows_f32(j->v, j->vsplit, j->vdt, b, hk, k0, nk, Dv, vb, &ldv);
+        kiln_sgemm(false, false, nq, Dv, nk, 1.0f, rows + (k0 - ks), n, vp, ldv, 1.0f, O, Dv);
+        k0 = k1;
+    }
+    for (int64_t i = 0; i < nq; i++)
+        att_store_row_f32(j->y, j->qdt, b * j->ysb + h * j->ysh + (i0 + i) * j->yss, O + i * Dv, Dv, 1);
+}
+#endif
+
 static void ATT_FN(att_range)(void *arg, size_t begin, size_t end) {
     att_job *j = arg;
     size_t n = (size_t)(ATT_BQ * j->D + ATT_BQ * ATT_BK + ATT_BQ * j->Dv + ATT_BK * j->D + ATT_BK * j->Dv +
@@ -691,12 +790,27 @@ static void ATT_FN(att_range)(void *arg, size_t begin, size_t end) {
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
         return;
     }
+    R_ *rows = NULL;
+#ifdef ATT_BF16_PATH
+    if (j->round16 && !(rows = malloc((size_t)(ATT_BQ * (j->T ? j->T : 1)) * sizeof(R_)))) {
+        free(buf);
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+#endif
     for (size_t t = begin; t < end; t++) {
         int64_t bh = (int64_t)t / j->nqb, qb = (int64_t)t % j->nqb;
         int64_t b = bh / j->Hq, h = bh % j->Hq, i0 = qb * ATT_BQ;
         int64_t nq = j->Sq - i0 < ATT_BQ ? j->Sq - i0 : ATT_BQ;
+#ifdef ATT_BF16_PATH
+        if (rows) {
+            att_block_bf16(j, b, h, i0, nq, buf, rows);
+            continue;
+        }
+#endif
         ATT_FN(att_block)(j, b, h, i0, nq, buf);
     }
+    free(rows);
     free(buf);
 }
 
