@@ -11,3 +11,6 @@ KILN_OP_FILE(pool)
 KILN_OP_FILE(softmax)
 KILN_OP_FILE(normalization)
 KILN_OP_FILE(resize)
+
+/* attention and the sequence mixers of language models */
+KILN_OP_FILE(attention)

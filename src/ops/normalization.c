@@ -1,10 +1,13 @@
 /* BatchNormalization (inference), InstanceNormalization, LayerNormalization,
- * MeanVarianceNormalization, LRN.
+ * GroupNormalization, RMSNormalization, MeanVarianceNormalization,
+ * LpNormalization, LRN.
  *
- * All of them work on "planes": contiguous runs of elements sharing
+ * Most of them work on "planes": contiguous runs of elements sharing
  * statistics (BatchNormalization and InstanceNormalization: one [n, c] plane
- * of the spatial dims; LayerNormalization: one row of the trailing axes).
- * Statistics are accumulated in double; element loops are contiguous. */
+ * of the spatial dims; GroupNormalization: the [n, g] run of a group's
+ * channels; LayerNormalization and RMSNormalization: one row of the
+ * trailing axes). Statistics are accumulated in double; element loops are
+ * contiguous. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +69,7 @@ static void st_run(kiln_dtype dt, void *p, int64_t off, int64_t n, const double 
 /* ---- per-plane affine (BatchNormalization) and per-plane statistics
  * (InstanceNormalization, LayerNormalization) ---- */
 
-typedef enum { PL_AFFINE, PL_INSTANCE, PL_LAYER } plane_mode;
+typedef enum { PL_AFFINE, PL_INSTANCE, PL_LAYER, PL_GROUP, PL_RMS } plane_mode;
 
 typedef struct plane_job {
     plane_mode mode;
@@ -74,9 +77,13 @@ typedef struct plane_job {
     const void *x;
     void *y;
     int64_t planes, size, channels;
-    const double *a, *b; /* AFFINE/INSTANCE: per channel; LAYER: per element of the row */
+    /* AFFINE/INSTANCE: per channel; LAYER/RMS: per element of the row;
+     * GROUP: per channel, `channels` of them, `inner` elements each */
+    const double *a, *b;
     double eps;
     float *mean_out, *inv_out; /* LAYER, optional */
+    int64_t inner, groups;     /* GROUP: elements per channel, groups per sample */
+    kiln_dtype ydt;            /* RMS: Y's type (the scale's); else dt */
 } plane_job;
 
 static void plane_range(void *arg, size_t begin, size_t end) {
@@ -100,6 +107,25 @@ static void plane_range(void *arg, size_t begin, size_t end) {
                 for (int64_t i = 0; i < n; i++)
                     buf[i] = buf[i] * a + b;
                 st_run(j->dt, j->y, base + i0, n, buf);
+            }
+            continue;
+        }
+        if (j->mode == PL_RMS) {
+            double sq = 0.0;
+            for (int64_t i0 = 0; i0 < j->size; i0 += CHUNK) {
+                int64_t n = j->size - i0 < CHUNK ? j->size - i0 : CHUNK;
+                ld_run(j->dt, j->x, base + i0, n, buf);
+                for (int64_t i = 0; i < n; i++)
+                    sq += buf[i] * buf[i];
+            }
+            double inv = 1.0 / sqrt((j->size ? sq / (double)j->size : 0.0) + j->eps);
+            for (int64_t i0 = 0; i0 < j->size; i0 += CHUNK) {
+                int64_t n = j->size - i0 < CHUNK ? j->size - i0 : CHUNK;
+                ld_run(j->dt, j->x, base + i0, n, buf);
+                const double *sa = j->a + i0;
+                for (int64_t i = 0; i < n; i++)
+                    buf[i] = buf[i] * inv * sa[i];
+                st_run(j->ydt, j->y, base + i0, n, buf);
             }
             continue;
         }
@@ -131,6 +157,13 @@ static void plane_range(void *arg, size_t begin, size_t end) {
                 double a = j->a[c] * inv, b = j->b[c] - mean * a;
                 for (int64_t i = 0; i < n; i++)
                     buf[i] = buf[i] * a + b;
+            } else if (j->mode == PL_GROUP) {
+                /* channel of each element: the group's first plus (i0 + i) / inner */
+                int64_t ch0 = ((int64_t)p % j->groups) * (j->channels / j->groups);
+                for (int64_t i = 0; i < n; i++) {
+                    int64_t ch = ch0 + (i0 + i) / j->inner;
+                    buf[i] = (buf[i] - mean) * inv * j->a[ch] + j->b[ch];
+                }
             } else {
                 const double *sa = j->a + i0, *sb = j->b + i0;
                 for (int64_t i = 0; i < n; i++)
@@ -196,7 +229,7 @@ static kiln_status batchnorm_exec(kiln_op_ctx *c) {
         b[i] = b[i] - m[i] * a;
         s[i] = a;
     }
-    plane_job j = {PL_AFFINE, x->dtype, x->data, y->data, x->dims[0] * ch, size, ch, s, b, eps, NULL, NULL};
+    plane_job j = {PL_AFFINE, x->dtype, x->data, y->data, x->dims[0] * ch, size, ch, s, b, eps, NULL, NULL, 0, 0, x->dtype};
     run_planes(c, &j);
 done:
     free(p);
@@ -221,7 +254,7 @@ static kiln_status instancenorm_exec(kiln_op_ctx *c) {
     KILN_CHECK(st, channel_param(c->in[1], "scale", ch, p), done);
     KILN_CHECK(st, channel_param(c->in[2], "B", ch, p + ch), done);
     plane_job j = {PL_INSTANCE, x->dtype, x->data, y->data, x->dims[0] * ch, kiln_dims_prod(x->dims, 2, x->rank), ch,
-                   p, p + ch, kiln_attr_float(c->node, "epsilon", 1e-5f), NULL, NULL};
+                   p, p + ch, kiln_attr_float(c->node, "epsilon", 1e-5f), NULL, NULL, 0, 0, x->dtype};
     run_planes(c, &j);
 done:
     free(p);
@@ -301,7 +334,7 @@ static kiln_status layernorm_exec(kiln_op_ctx *c) {
     KILN_CHECK(st, expand_param(c->in[1], "Scale", x->rank - axis, x->dims + axis, cols, 1.0, p), done);
     KILN_CHECK(st, expand_param(kiln_op_in(c, 2), "B", x->rank - axis, x->dims + axis, cols, 0.0, p + cols), done);
     plane_job j = {PL_LAYER, x->dtype, x->data, y->data, rows, cols, 1, p, p + cols,
-                   kiln_attr_float(c->node, "epsilon", 1e-5f), mean ? mean->data : NULL, inv ? inv->data : NULL};
+                   kiln_attr_float(c->node, "epsilon", 1e-5f), mean ? mean->data : NULL, inv ? inv->data : NULL, 0, 0, x->dtype};
     if (cols == 0) {
         /* nothing to normalise: statistics of an empty row */
         for (int64_t r = 0; r < rows; r++) {
@@ -452,6 +485,158 @@ static kiln_status lrn_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* GroupNormalization: statistics per (n, group) over the group's channels
+ * and the spatial dims; scale and bias per group (opset 18) or per channel
+ * (21, which also has stash_type). */
+static kiln_status groupnorm_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 3));
+    const kiln_tensor *x = c->in[0];
+    KILN_TRY(kiln_op_need_dtype(c, 0, float_types, 4));
+    if (x->rank < 2)
+        return kiln_fail(KILN_ERR_INVALID, "input 'X' must have rank >= 2, has %d", x->rank);
+    int64_t G = kiln_attr_int(c->node, "num_groups", 0), ch = x->dims[1];
+    if (!kiln_node_attr(c->node, "num_groups") || G <= 0 || ch % G)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'num_groups' (%lld) must be a positive divisor of the %lld "
+                                           "channels",
+                         (long long)G, (long long)ch);
+    if (c->opset >= 21) {
+        int64_t stash = kiln_attr_int(c->node, "stash_type", 1);
+        if (stash != KILN_DTYPE_FLOAT && stash != KILN_DTYPE_DOUBLE)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute 'stash_type' = %lld is not supported (1 or 11; kiln "
+                                                   "computes the statistics in double)",
+                             (long long)stash);
+    }
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    bool per_group = c->opset < 21;
+    double *p = kiln_malloc((size_t)(ch + (per_group ? G : 0)) * 2 * sizeof(double));
+    if (!p)
+        return KILN_ERR_NOMEM;
+    kiln_status st;
+    double *a = p, *b = p + ch;
+    if (per_group) {
+        double *ga = p + 2 * ch, *gb = ga + G;
+        KILN_CHECK(st, channel_param(c->in[1], "scale", G, ga), done);
+        KILN_CHECK(st, channel_param(c->in[2], "bias", G, gb), done);
+        for (int64_t i = 0; i < ch; i++) {
+            a[i] = ga[i / (ch / G)];
+            b[i] = gb[i / (ch / G)];
+        }
+    } else {
+        KILN_CHECK(st, channel_param(c->in[1], "scale", ch, a), done);
+        KILN_CHECK(st, channel_param(c->in[2], "bias", ch, b), done);
+    }
+    int64_t inner = kiln_dims_prod(x->dims, 2, x->rank);
+    plane_job j = {PL_GROUP, x->dtype, x->data, y->data, x->dims[0] * G, (ch / G) * inner, ch, a, b,
+                   kiln_attr_float(c->node, "epsilon", 1e-5f), NULL, NULL, inner, G, x->dtype};
+    run_planes(c, &j);
+done:
+    free(p);
+    return st;
+}
+
+/* RMSNormalization: X / sqrt(mean(X^2 over axis..) + epsilon) * scale; Y
+ * has the scale's type. */
+static kiln_status rmsnorm_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0], *sc = c->in[1];
+    KILN_TRY(kiln_op_need_dtype(c, 0, float_types, 4));
+    KILN_TRY(kiln_op_need_dtype(c, 1, float_types, 4));
+    if (x->rank < 1)
+        return kiln_fail(KILN_ERR_INVALID, "input 'X' must have rank >= 1");
+    int64_t stash = kiln_attr_int(c->node, "stash_type", 1);
+    if (stash != KILN_DTYPE_FLOAT && stash != KILN_DTYPE_DOUBLE)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute 'stash_type' = %lld is not supported (1 or 11; kiln "
+                                               "computes the statistics in double)",
+                         (long long)stash);
+    int axis;
+    KILN_TRY(kiln_op_axis(c, kiln_attr_int(c->node, "axis", -1), x->rank, &axis));
+    int64_t rows = kiln_dims_prod(x->dims, 0, axis), cols = kiln_dims_prod(x->dims, axis, x->rank);
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, sc->dtype, x->rank, x->dims, &y));
+    double *p = kiln_malloc((size_t)(cols ? cols : 1) * sizeof(double));
+    if (!p)
+        return KILN_ERR_NOMEM;
+    kiln_status st;
+    KILN_CHECK(st, expand_param(sc, "scale", x->rank - axis, x->dims + axis, cols, 1.0, p), done);
+    plane_job j = {PL_RMS, x->dtype, x->data, y->data, rows, cols, 1, p, NULL,
+                   kiln_attr_float(c->node, "epsilon", 1e-5f), NULL, NULL, 0, 0, sc->dtype};
+    run_planes(c, &j);
+done:
+    free(p);
+    return st;
+}
+
+static kiln_status rmsnorm_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_same(x));
+    if (x->n_out > 0 && kiln_infer_in(x, 1)->dt != KILN_DTYPE_UNDEFINED)
+        x->out[0].dt = kiln_infer_in(x, 1)->dt;
+    return KILN_OK;
+}
+
+/* LpNormalization: X / ||X||_p along `axis` (p 1 or 2); a zero norm gives 0. */
+typedef struct lp_job {
+    kiln_dtype dt;
+    const void *x;
+    void *y;
+    int64_t r, inner, nblk;
+    int p;
+} lp_job;
+
+static void lp_range(void *arg, size_t begin, size_t end) {
+    const lp_job *j = arg;
+    double acc[CHUNK], buf[CHUNK];
+    for (size_t t = begin; t < end; t++) {
+        int64_t o = (int64_t)t / j->nblk, i0 = ((int64_t)t % j->nblk) * CHUNK;
+        int64_t w = j->inner - i0 < CHUNK ? j->inner - i0 : CHUNK, base = o * j->r * j->inner + i0;
+        for (int64_t i = 0; i < w; i++)
+            acc[i] = 0.0;
+        for (int64_t k = 0; k < j->r; k++) {
+            ld_run(j->dt, j->x, base + k * j->inner, w, buf);
+            if (j->p == 1)
+                for (int64_t i = 0; i < w; i++)
+                    acc[i] += fabs(buf[i]);
+            else
+                for (int64_t i = 0; i < w; i++)
+                    acc[i] += buf[i] * buf[i];
+        }
+        for (int64_t i = 0; i < w; i++) {
+            double n = j->p == 1 ? acc[i] : sqrt(acc[i]);
+            acc[i] = n == 0 ? 0.0 : 1.0 / n;
+        }
+        for (int64_t k = 0; k < j->r; k++) {
+            ld_run(j->dt, j->x, base + k * j->inner, w, buf);
+            for (int64_t i = 0; i < w; i++)
+                buf[i] = acc[i] == 0 ? 0.0 : buf[i] * acc[i];
+            st_run(j->dt, j->y, base + k * j->inner, w, buf);
+        }
+    }
+}
+
+static kiln_status lpnorm_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    KILN_TRY(kiln_op_need_dtype(c, 0, float_types, 4));
+    int64_t p = kiln_attr_int(c->node, "p", 2);
+    if (p != 1 && p != 2)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'p' must be 1 or 2, is %lld", (long long)p);
+    if (x->rank < 1)
+        return kiln_fail(KILN_ERR_INVALID, "input 'input' must have rank >= 1");
+    int axis;
+    KILN_TRY(kiln_op_axis(c, kiln_attr_int(c->node, "axis", -1), x->rank, &axis));
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    lp_job j = {x->dtype, x->data, y->data, x->dims[axis], kiln_dims_prod(x->dims, axis + 1, x->rank), 0, (int)p};
+    j.nblk = (j.inner + CHUNK - 1) / CHUNK;
+    int64_t outer = kiln_dims_prod(x->dims, 0, axis), per = j.r * (j.inner < CHUNK ? j.inner : CHUNK);
+    kiln_parallel_for(c, (size_t)(outer * j.nblk), per >= 16384 ? 1 : (size_t)(16384 / per), lp_range, &j);
+    return KILN_OK;
+}
+
 /* LayerNormalization: Y as X; Mean and InvStdDev keep the leading dims
  * and are 1 from `axis` on, typed by stash_type (float by default). */
 static kiln_status layernorm_infer(kiln_infer_ctx *x) {
@@ -475,7 +660,11 @@ static const kiln_op_desc ops[] = {
     {"", "BatchNormalization", 1, 0, batchnorm_exec, kiln_infer_same},
     {"", "InstanceNormalization", 1, 0, instancenorm_exec, kiln_infer_same},
     {"", "LayerNormalization", 17, 0, layernorm_exec, layernorm_infer},
+    {"", "GroupNormalization", 18, 20, groupnorm_exec, kiln_infer_same}, /* scale, bias per group */
+    {"", "GroupNormalization", 21, 0, groupnorm_exec, kiln_infer_same},  /* per channel, stash_type */
+    {"", "RMSNormalization", 23, 0, rmsnorm_exec, rmsnorm_infer},
     {"", "MeanVarianceNormalization", 9, 0, mvn_exec, kiln_infer_same},
+    {"", "LpNormalization", 1, 0, lpnorm_exec, kiln_infer_same},
     {"", "LRN", 1, 0, lrn_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(normalization, ops);

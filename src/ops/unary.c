@@ -1,7 +1,8 @@
 /* Unary elementwise maths and activations: Abs Neg Reciprocal Floor Ceil
  * Round Sign Sqrt Exp Log Erf Tanh Sigmoid, trigonometric and hyperbolic
  * functions, Softsign Softplus Relu LeakyRelu Elu Selu Celu HardSigmoid
- * HardSwish ThresholdedRelu Mish, and the bool-valued Not IsNaN IsInf.
+ * HardSwish ThresholdedRelu Mish Gelu Swish, and the bool-valued Not IsNaN
+ * IsInf.
  *
  * float32 Sqrt Exp Log Erf Tanh Sigmoid Softplus Mish Elu Selu Celu use the
  * vectorised kernels of kernels/elementwise_math.h; the rest of float, and
@@ -28,6 +29,7 @@ typedef enum {
     U_RECIP, U_FLOOR, U_CEIL, U_ROUND, U_SQRT, U_EXP, U_LOG, U_ERF, U_TANH, U_SIGMOID,
     U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH, U_ACOSH, U_ATANH,
     U_SOFTSIGN, U_SOFTPLUS, U_LEAKY, U_ELU, U_SELU, U_CELU, U_HSIGMOID, U_HSWISH, U_THRELU, U_MISH,
+    U_GELU, U_GELU_TANH, U_SWISH,
     U_NOT, U_ISNAN, U_ISINF
 } un_kind;
 
@@ -40,6 +42,8 @@ typedef struct un_job {
     bool neg_inf, pos_inf;
 } un_job;
 
+#define UN_SQRT1_2 0.70710678118654752440   /* 1/sqrt(2), Gelu */
+#define UN_SQRT2_PI 0.79788456080286535588  /* sqrt(2/pi), Gelu's tanh form */
 #define UN_CLAMP01(v) ((v) < 0 ? (un_elem)0 : (v) > 1 ? (un_elem)1 : (v))
 
 #define FN_F(fn) fn##f
@@ -109,6 +113,11 @@ typedef struct un_job {
         case U_THRELU: UN_LOOP(x > al ? x : (T)0);                                                 \
         case U_MISH:                                                                               \
             UN_LOOP(x * F(tanh)(x > 0 ? x + F(log1p)(F(exp)(-x)) : F(log1p)(F(exp)(x))));          \
+        case U_GELU: UN_LOOP((T)0.5 * x * ((T)1 + F(erf)(x * (T)UN_SQRT1_2)));                     \
+        case U_GELU_TANH:                                                                          \
+            UN_LOOP((T)0.5 * x * ((T)1 + F(tanh)((T)UN_SQRT2_PI * (x + (T)0.044715 * x * x * x)))); \
+        case U_SWISH:                                                                              \
+            UN_LOOP(al * x >= 0 ? x / ((T)1 + F(exp)(-al * x)) : x * F(exp)(al * x) / ((T)1 + F(exp)(al * x))); \
         default: break;                                                                            \
         }                                                                                          \
     }
@@ -126,6 +135,36 @@ static bool un_vec_f32(const un_job *j, const float *xs, float *ys, size_t n) {
     case U_LOG: kiln_vlog_f32(xs, ys, n); return true;
     case U_SOFTPLUS: kiln_vsoftplus_f32(xs, ys, n); return true;
     case U_MISH: kiln_vmish_f32(xs, ys, n); return true;
+    case U_GELU:
+    case U_GELU_TANH:
+    case U_SWISH: {
+        /* erf / tanh / sigmoid of a block into t, then the product (in place ok) */
+        float t[256], al = j->alpha;
+        for (size_t k = 0; k < n; k += 256) {
+            size_t m = n - k < 256 ? n - k : 256;
+            const float *x = xs + k;
+            float *y = ys + k;
+            if (j->kind == U_GELU) {
+                for (size_t i = 0; i < m; i++)
+                    t[i] = x[i] * (float)UN_SQRT1_2;
+                kiln_verf_f32(t, t, m);
+            } else if (j->kind == U_GELU_TANH) {
+                for (size_t i = 0; i < m; i++)
+                    t[i] = (float)UN_SQRT2_PI * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
+                kiln_vtanh_f32(t, t, m);
+            } else {
+                for (size_t i = 0; i < m; i++)
+                    t[i] = al * x[i];
+                kiln_vsigmoid_f32(t, t, m);
+                for (size_t i = 0; i < m; i++)
+                    y[i] = x[i] * t[i];
+                continue;
+            }
+            for (size_t i = 0; i < m; i++)
+                y[i] = 0.5f * x[i] * (1.0f + t[i]);
+        }
+        return true;
+    }
     case U_ELU:
     case U_SELU:
     case U_CELU: {
@@ -285,7 +324,7 @@ static kiln_status unary_exec(kiln_op_ctx *c, un_kind kind) {
     un_job j = {.kind = kind, .dt = x->dtype, .x = x->data};
     switch (kind) {
     case U_LEAKY: j.alpha = kiln_attr_float(nd, "alpha", 0.01f); break;
-    case U_ELU: case U_CELU: case U_THRELU: j.alpha = kiln_attr_float(nd, "alpha", 1.0f); break;
+    case U_ELU: case U_CELU: case U_THRELU: case U_SWISH: j.alpha = kiln_attr_float(nd, "alpha", 1.0f); break;
     case U_SELU:
         j.alpha = kiln_attr_float(nd, "alpha", 1.67326319217681884765625f);
         j.gamma = kiln_attr_float(nd, "gamma", 1.05070102214813232421875f);
@@ -352,6 +391,14 @@ UN_OP(hsigmoid_exec, U_HSIGMOID)
 UN_OP(hswish_exec, U_HSWISH)
 UN_OP(threlu_exec, U_THRELU)
 UN_OP(mish_exec, U_MISH)
+UN_OP(swish_exec, U_SWISH)
+
+static kiln_status gelu_exec(kiln_op_ctx *c) {
+    const char *ap = kiln_attr_string(c->node, "approximate", "none");
+    if (strcmp(ap, "none") && strcmp(ap, "tanh"))
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'approximate' must be \"none\" or \"tanh\", is \"%s\"", ap);
+    return unary_exec(c, strcmp(ap, "tanh") ? U_GELU : U_GELU_TANH);
+}
 UN_OP(not_exec, U_NOT)
 UN_OP(isnan_exec, U_ISNAN)
 UN_OP(isinf_exec, U_ISINF)
@@ -396,6 +443,8 @@ static const kiln_op_desc ops[] = {
     {"", "HardSwish", 14, 0, hswish_exec, kiln_infer_same},
     {"", "ThresholdedRelu", 10, 0, threlu_exec, kiln_infer_same},
     {"", "Mish", 18, 0, mish_exec, kiln_infer_same},
+    {"", "Gelu", 20, 0, gelu_exec, kiln_infer_same},
+    {"", "Swish", 24, 0, swish_exec, kiln_infer_same},
     {"", "Not", 1, 0, not_exec, kiln_infer_same},
     {"", "IsNaN", 9, 0, isnan_exec, kiln_infer_same_bool},
     {"", "IsInf", 10, 0, isinf_exec, kiln_infer_same_bool},
