@@ -28,7 +28,7 @@ typedef enum {
     U_RECIP, U_FLOOR, U_CEIL, U_ROUND, U_SQRT, U_EXP, U_LOG, U_ERF, U_TANH, U_SIGMOID,
     U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH, U_ACOSH, U_ATANH,
     U_SOFTSIGN, U_SOFTPLUS, U_LEAKY, U_ELU, U_SELU, U_CELU, U_HSIGMOID, U_HSWISH, U_THRELU, U_MISH,
-    U_NOT, U_ISNAN, U_ISINF
+    U_NOT, U_BITNOT, U_ISNAN, U_ISINF
 } un_kind;
 
 typedef struct un_job {
@@ -201,6 +201,15 @@ static void un_range(void *arg, size_t begin, size_t end) {
             y[i] = !x[i];
         return;
     }
+    case U_BITNOT: {
+        /* every integer width: complement the bytes */
+        size_t es = kiln_dtype_size(j->dt);
+        const uint8_t *x = (const uint8_t *)j->x + begin * es;
+        uint8_t *y = (uint8_t *)j->y + begin * es;
+        for (size_t i = 0; i < n * es; i++)
+            y[i] = (uint8_t)~x[i];
+        return;
+    }
     case U_ISNAN:
     case U_ISINF: {
         /* IsNaN/IsInf write bool; float16/bfloat16 are widened first */
@@ -272,6 +281,8 @@ static kiln_status unary_exec(kiln_op_ctx *c, un_kind kind) {
     kiln_dtype odt = x->dtype;
     if (kind == U_NOT)
         ok = x->dtype == KILN_DTYPE_BOOL;
+    else if (kind == U_BITNOT)
+        ok = dt_is_int(x->dtype);
     else if (kind == U_ISNAN || kind == U_ISINF) {
         ok = dt_is_float(x->dtype);
         odt = KILN_DTYPE_BOOL;
@@ -307,8 +318,8 @@ static kiln_status unary_exec(kiln_op_ctx *c, un_kind kind) {
     if (x->numel == 0)
         return KILN_OK;
     j.y = y->data;
-    size_t grain = kind <= U_CEIL || kind == U_NOT || kind == U_LEAKY || kind == U_THRELU || kind == U_HSIGMOID ||
-                           kind == U_HSWISH || kind == U_ISNAN || kind == U_ISINF
+    size_t grain = kind <= U_CEIL || kind == U_NOT || kind == U_BITNOT || kind == U_LEAKY || kind == U_THRELU ||
+                           kind == U_HSIGMOID || kind == U_HSWISH || kind == U_ISNAN || kind == U_ISINF
                        ? KILN_EW_GRAIN_CHEAP
                        : KILN_EW_GRAIN_MATH;
     kiln_parallel_for(c, (size_t)x->numel, grain, un_range, &j);
@@ -353,6 +364,7 @@ UN_OP(hswish_exec, U_HSWISH)
 UN_OP(threlu_exec, U_THRELU)
 UN_OP(mish_exec, U_MISH)
 UN_OP(not_exec, U_NOT)
+UN_OP(bitnot_exec, U_BITNOT)
 UN_OP(isnan_exec, U_ISNAN)
 UN_OP(isinf_exec, U_ISINF)
 
@@ -397,6 +409,7 @@ static const kiln_op_desc ops[] = {
     {"", "ThresholdedRelu", 10, 0, threlu_exec, kiln_infer_same},
     {"", "Mish", 18, 0, mish_exec, kiln_infer_same},
     {"", "Not", 1, 0, not_exec, kiln_infer_same},
+    {"", "BitwiseNot", 18, 0, bitnot_exec, kiln_infer_same},
     {"", "IsNaN", 9, 0, isnan_exec, kiln_infer_same_bool},
     {"", "IsInf", 10, 0, isinf_exec, kiln_infer_same_bool},
 };
