@@ -39,7 +39,10 @@ bool cli_make_dirs(const char *cmd, const char *dir, bool parent_of) {
         fprintf(stderr, "kiln %s: out of memory\n", cmd);
         return false;
     }
-    char *p = parent_of ? dirname(buf) : buf;
+    /* dirname may return a static "." (a path without '/'), which must not
+     * be written to: walk a copy */
+    char *d = parent_of ? dirname(buf) : buf;
+    char *p = d >= buf && d < buf + strlen(dir) + 1 ? d : strcpy(buf, d);
     size_t n = strlen(p);
     bool ok = true;
     /* Each prefix ending before a '/', then the whole path. */
