@@ -1,4 +1,4 @@
-/* Slice, Expand, Tile and Pad: outputs that are strided or repeated views of
+/* Slice, Expand, Tile, Pad and CenterCropPad: outputs that are strided or repeated views of
  * the input, shapes taken from attributes or tensor values (validated). Any
  * dtype (bytes are moved; strings get their own copies). */
 #include <stdlib.h>
@@ -237,6 +237,9 @@ static kiln_status pad_expand(int r, const int64_t *p, size_t np, const int64_t 
     return KILN_OK;
 }
 
+static kiln_status pad_apply(kiln_op_ctx *c, const kiln_tensor *x, const int64_t *pads, pad_mode mode, const char *ms,
+                             const char *fill);
+
 static kiln_status pad_run(kiln_op_ctx *c, int version) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
@@ -291,6 +294,15 @@ static kiln_status pad_run(kiln_op_ctx *c, int version) {
     else
         return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be constant, reflect, edge%s, got '%s'",
                          version >= 19 ? " or wrap" : " (wrap from opset 19)", ms);
+    return pad_apply(c, x, pads, mode, ms, fill);
+}
+
+/* Writes output 0: x padded (or cropped, negative pads) by pads (begin
+ * values for every axis, then end values) in `mode` with `fill`. */
+static kiln_status pad_apply(kiln_op_ctx *c, const kiln_tensor *x, const int64_t *pads, pad_mode mode, const char *ms,
+                             const char *fill) {
+    int r = x->rank;
+    size_t es = kiln_elem_size(x->dtype);
     int64_t dims[KILN_MAX_RANK], lo[KILN_MAX_RANK], hi[KILN_MAX_RANK];
     for (int a = 0; a < r; a++) {
         int64_t b = pads[a], e = pads[a + r];
@@ -371,6 +383,48 @@ static kiln_status pad_run(kiln_op_ctx *c, int version) {
     }
     free(map);
     return kiln_strings_own(y);
+}
+
+/* CenterCropPad (opset 18): each axis listed in `axes` (all by default) is
+ * cropped or zero-padded to `shape` around its centre; an odd difference
+ * leaves the extra element at the end. */
+static kiln_status ccp_pads(int r, const int64_t *in, const int64_t *shape, size_t ns, const int64_t *axes, size_t na,
+                            int64_t *pads) {
+    int64_t all[KILN_MAX_RANK];
+    if (!axes) {
+        for (int a = 0; a < r; a++)
+            all[a] = a;
+        axes = all;
+        na = (size_t)r;
+    }
+    if (ns != na)
+        return kiln_fail(KILN_ERR_INVALID, "input 'shape' has %zu values for %zu axes", ns, na);
+    int64_t p[2 * KILN_MAX_RANK];
+    for (size_t i = 0; i < na; i++) {
+        int64_t a = axes[i] < 0 ? axes[i] + r : axes[i];
+        if (a < 0 || a >= r)
+            return kiln_fail(KILN_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)axes[i], r);
+        if (shape[i] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "input 'shape' has a negative size %lld", (long long)shape[i]);
+        int64_t d = in ? shape[i] - in[a] : 0;
+        p[i] = d >= 0 ? d / 2 : -((-d) / 2);
+        p[na + i] = d - p[i];
+    }
+    return pad_expand(r, p, 2 * na, axes, na, pads);
+}
+
+static kiln_status ccp_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0];
+    int64_t shape[KILN_MAX_RANK], pads[2 * KILN_MAX_RANK];
+    size_t ns, na = 0;
+    KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'shape'", shape, KILN_MAX_RANK, &ns));
+    const int64_t *axes = kiln_attr_ints(c->node, "axes", &na);
+    if (axes && na > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'axes' has too many values (%zu)", na);
+    KILN_TRY(ccp_pads(x->rank, x->dims, shape, ns, axes, na, pads));
+    char fill[sizeof(kiln_string) > 16 ? sizeof(kiln_string) : 16] = {0};
+    return pad_apply(c, x, pads, PAD_CONSTANT, "constant", fill);
 }
 
 static kiln_status pad_v1(kiln_op_ctx *c) { return pad_run(c, 1); }
@@ -515,6 +569,34 @@ static kiln_status pad_infer_v1(kiln_infer_ctx *x) { return pad_infer(x, 1); }
 static kiln_status pad_infer_v11(kiln_infer_ctx *x) { return pad_infer(x, 11); }
 static kiln_status pad_infer_v18(kiln_infer_ctx *x) { return pad_infer(x, 18); }
 
+/* CenterCropPad: the listed axes take the sizes of `shape`. */
+static kiln_status ccp_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int r = X->rank;
+    int64_t shape[KILN_MAX_RANK], pads[2 * KILN_MAX_RANK];
+    int ns;
+    size_t na = 0;
+    const int64_t *axes = kiln_attr_ints(x->node, "axes", &na);
+    kiln_infer_copy_shape(o, X, false);
+    if (!kiln_infer_ints(x, 1, NULL, shape, &ns, KILN_MAX_RANK) || (axes && na > KILN_MAX_RANK)) {
+        for (int a = 0; a < r; a++)
+            o->dims[a] = kiln_sd_unknown();
+        return KILN_OK;
+    }
+    KILN_TRY(ccp_pads(r, NULL, shape, (size_t)ns, axes, na, pads));
+    for (size_t i = 0; i < (axes ? na : (size_t)r); i++) {
+        int64_t a = axes ? (axes[i] < 0 ? axes[i] + r : axes[i]) : (int64_t)i;
+        o->dims[a] = kiln_sd_const(shape[i]);
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
     {"", "Slice", 1, 9, slice_v1, slice_infer_v1},
     {"", "Slice", 10, 0, slice_v10, slice_infer_v10},
@@ -524,5 +606,6 @@ static const kiln_op_desc ops[] = {
     {"", "Pad", 11, 17, pad_v11, pad_infer_v11},
     {"", "Pad", 18, 18, pad_v18, pad_infer_v18},
     {"", "Pad", 19, 0, pad_v19, pad_infer_v18},
+    {"", "CenterCropPad", 18, 0, ccp_exec, ccp_infer},
 };
 KILN_OP_FAMILY(slice, ops);
