@@ -1,6 +1,7 @@
 /* Two-input broadcasting operators other than Add/Sub/Mul/Div: Pow, Mod,
  * the comparisons (Equal Less Greater LessOrEqual GreaterOrEqual, bool out),
- * And Or Xor, BitShift and PRelu.
+ * And Or Xor, BitShift (unsigned; signed too from opset 28), BitwiseAnd
+ * BitwiseOr BitwiseXor and PRelu.
  *
  * float16/bfloat16 inputs are widened to float32 scratch copies, computed on,
  * and narrowed back; every other type runs on its own data through the
@@ -19,7 +20,7 @@
 #include "ops/op.h"
 
 typedef enum {
-    B_POW, B_MOD, B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR, B_SHL, B_SHR, B_PRELU
+    B_POW, B_MOD, B_EQ, B_LT, B_GT, B_LE, B_GE, B_AND, B_OR, B_XOR, B_SHL, B_SHR, B_PRELU, B_BAND, B_BOR, B_BXOR
 } bin_kind;
 
 typedef struct bin_job {
@@ -229,12 +230,21 @@ static void mod_range(const bin_job *j, size_t begin, size_t end) {
     default: break;                                                        \
     }
 
-/* Shifting by the type's width or more gives 0 (undefined in C). */
+/* Shifting by a negative amount or by the type's width or more (undefined
+ * in C) shifts every bit out: 0, or -1 for a negative value shifted right
+ * (right shifts of signed values are arithmetic). */
 #define SHIFT_T(T, _)                                                                          \
     if (j->kind == B_SHL)                                                                      \
-        ROWS(T, T, T, c >= sizeof(T) * 8 ? 0 : (T)((uint64_t)a << c));                         \
+        ROWS(T, T, T, c < 0 || c >= (T)(sizeof(T) * 8) ? 0 : (T)((uint64_t)a << c));          \
     else                                                                                       \
-        ROWS(T, T, T, c >= sizeof(T) * 8 ? 0 : a >> c);
+        ROWS(T, T, T, c < 0 || c >= (T)(sizeof(T) * 8) ? (a < 0 ? (T)-1 : 0) : (T)(a >> c));
+
+#define BITWISE_T(T, _)                                                                        \
+    switch (j->kind) {                                                                         \
+    case B_BAND: ROWS(T, T, T, a & c); break;                                                  \
+    case B_BOR: ROWS(T, T, T, a | c); break;                                                   \
+    default: ROWS(T, T, T, a ^ c); break;                                                      \
+    }
 
 #define PRELU_FLT(T, _) ROWS(T, T, T, a < 0 ? a * c : a)
 #define PRELU_INT(T, _) ROWS(T, T, T, a < 0 ? (T)((uint64_t)a * (uint64_t)c) : a)
@@ -257,6 +267,21 @@ static void bin_range(void *arg, size_t begin, size_t end) {
         case KILN_DTYPE_UINT16: SHIFT_T(uint16_t, 0) break;
         case KILN_DTYPE_UINT32: SHIFT_T(uint32_t, 0) break;
         case KILN_DTYPE_UINT64: SHIFT_T(uint64_t, 0) break;
+        case KILN_DTYPE_INT8: SHIFT_T(int8_t, 0) break;
+        case KILN_DTYPE_INT16: SHIFT_T(int16_t, 0) break;
+        case KILN_DTYPE_INT32: SHIFT_T(int32_t, 0) break;
+        case KILN_DTYPE_INT64: SHIFT_T(int64_t, 0) break;
+        default: break;
+        }
+        break;
+    case B_BAND:
+    case B_BOR:
+    case B_BXOR:
+        switch (j->xt) {
+        case KILN_DTYPE_INT8: case KILN_DTYPE_UINT8: BITWISE_T(uint8_t, 0) break;
+        case KILN_DTYPE_INT16: case KILN_DTYPE_UINT16: BITWISE_T(uint16_t, 0) break;
+        case KILN_DTYPE_INT32: case KILN_DTYPE_UINT32: BITWISE_T(uint32_t, 0) break;
+        case KILN_DTYPE_INT64: case KILN_DTYPE_UINT64: BITWISE_T(uint64_t, 0) break;
         default: break;
         }
         break;
@@ -285,6 +310,10 @@ static bool is_num(kiln_dtype d) {
         return true;
     default: return false;
     }
+}
+
+static bool is_sint(kiln_dtype d) {
+    return d == KILN_DTYPE_INT8 || d == KILN_DTYPE_INT16 || d == KILN_DTYPE_INT32 || d == KILN_DTYPE_INT64;
 }
 
 static kiln_status bad_type(int i, kiln_dtype d) {
@@ -325,7 +354,13 @@ static kiln_status bin_types(kiln_op_ctx *c, bin_kind kind, kiln_dtype xt, kiln_
             return bad_type(0, xt);
         break;
     case B_SHL: case B_SHR:
-        if (!(xt == KILN_DTYPE_UINT8 || xt == KILN_DTYPE_UINT16 || xt == KILN_DTYPE_UINT32 || xt == KILN_DTYPE_UINT64))
+        if (!(xt == KILN_DTYPE_UINT8 || xt == KILN_DTYPE_UINT16 || xt == KILN_DTYPE_UINT32 || xt == KILN_DTYPE_UINT64) &&
+            !(c->opset >= 28 && is_sint(xt)))
+            return bad_type(0, xt);
+        break;
+    case B_BAND: case B_BOR: case B_BXOR:
+        if (!is_sint(xt) && !(xt == KILN_DTYPE_UINT8 || xt == KILN_DTYPE_UINT16 || xt == KILN_DTYPE_UINT32 ||
+                              xt == KILN_DTYPE_UINT64))
             return bad_type(0, xt);
         break;
     case B_PRELU:
@@ -440,6 +475,9 @@ BIN_OP(or_exec, B_OR)
 BIN_OP(xor_exec, B_XOR)
 BIN_OP(bitshift_exec, B_SHL)
 BIN_OP(prelu_exec, B_PRELU)
+BIN_OP(bitand_exec, B_BAND)
+BIN_OP(bitor_exec, B_BOR)
+BIN_OP(bitxor_exec, B_BXOR)
 
 /* Equal on shape values: a dim is never negative, so it differs from the
  * -1 placeholder even when it is symbolic. */
@@ -470,7 +508,8 @@ static kiln_status equal_infer(kiln_infer_ctx *x) {
 
 /* Opset 7 brought numpy broadcasting to all of these (opset 1 used the
  * `broadcast`/`axis` attributes). Later versions only widened type sets,
- * except Pow-12 (mixed base/exponent types), handled in bin_types. PRelu-6
+ * except Pow-12 (mixed base/exponent types) and BitShift-28 (signed types),
+ * handled in bin_types. PRelu-6
  * already allowed a slope broadcast to X. */
 static const kiln_op_desc ops[] = {
     {"", "Pow", 7, 0, pow_exec, kiln_infer_bcast_all},
@@ -484,6 +523,9 @@ static const kiln_op_desc ops[] = {
     {"", "Or", 7, 0, or_exec, kiln_infer_bcast_bool},
     {"", "Xor", 7, 0, xor_exec, kiln_infer_bcast_bool},
     {"", "BitShift", 11, 0, bitshift_exec, kiln_infer_bcast_all},
+    {"", "BitwiseAnd", 18, 0, bitand_exec, kiln_infer_bcast_all},
+    {"", "BitwiseOr", 18, 0, bitor_exec, kiln_infer_bcast_all},
+    {"", "BitwiseXor", 18, 0, bitxor_exec, kiln_infer_bcast_all},
     {"", "PRelu", 1, 0, prelu_exec, kiln_infer_bcast_all},
 };
 KILN_OP_FAMILY(binary, ops);

@@ -93,7 +93,30 @@ static kiln_status concat_run(kiln_op_ctx *c, bool axis_required) {
 
 /* Split: sizes from attribute 'split' (opset 2-12) or input 1 (13+); absent,
  * the axis is split into equal parts, one per output. */
-static kiln_status split_run(kiln_op_ctx *c, bool split_input) {
+/* Equal parts of an axis of length dim for n outputs (shared by exec and
+ * infer). Before opset 18 they must divide it; from 18 each part is
+ * ceil(dim / n) and the last one takes what is left. */
+static kiln_status split_equal(int64_t dim, int64_t n, bool uneven, int64_t *sizes) {
+    if (dim % n == 0 || !uneven) {
+        if (dim % n)
+            return kiln_fail(KILN_ERR_INVALID, "axis of length %lld cannot be split into %lld equal parts",
+                             (long long)dim, (long long)n);
+        for (int64_t i = 0; i < n; i++)
+            sizes[i] = dim / n;
+        return KILN_OK;
+    }
+    int64_t part = dim / n + 1, last = dim - part * (n - 1);
+    if (last < 0)
+        return kiln_fail(KILN_ERR_INVALID,
+                         "axis of length %lld cannot be split into %lld parts of %lld (the last would be negative)",
+                         (long long)dim, (long long)n, (long long)part);
+    for (int64_t i = 0; i < n; i++)
+        sizes[i] = i < n - 1 ? part : last;
+    return KILN_OK;
+}
+
+static kiln_status split_run(kiln_op_ctx *c, int version) {
+    bool split_input = version >= 13;
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int axis;
@@ -109,6 +132,18 @@ static kiln_status split_run(kiln_op_ctx *c, bool split_input) {
     kiln_status st = KILN_OK;
     int64_t dim = x->dims[axis];
     bool given = false;
+    const kiln_attr *num = version >= 18 ? kiln_node_attr(c->node, "num_outputs") : NULL;
+    if (num) {
+        if (kiln_op_in(c, 1)) {
+            st = kiln_fail(KILN_ERR_INVALID, "input 'split' and attribute 'num_outputs' are both given");
+            goto done;
+        }
+        if (num->i != (int64_t)nout) {
+            st = kiln_fail(KILN_ERR_INVALID, "attribute 'num_outputs' is %lld but the node has %zu outputs",
+                           (long long)num->i, nout);
+            goto done;
+        }
+    }
     if (split_input && kiln_op_in(c, 1)) {
         size_t n;
         const kiln_tensor *s = c->in[1];
@@ -145,13 +180,7 @@ static kiln_status split_run(kiln_op_ctx *c, bool split_input) {
             goto done;
         }
     } else {
-        if (dim % (int64_t)nout) {
-            st = kiln_fail(KILN_ERR_INVALID, "axis %d of length %lld cannot be split into %zu equal parts", axis,
-                           (long long)dim, nout);
-            goto done;
-        }
-        for (size_t i = 0; i < nout; i++)
-            sizes[i] = dim / (int64_t)nout;
+        KILN_CHECK(st, split_equal(dim, (int64_t)nout, version >= 18, sizes), done);
     }
     kiln_tensor **outs = kiln_calloc(nout, sizeof *outs);
     if (!outs) {
@@ -186,8 +215,9 @@ done:
 
 static kiln_status concat_v1(kiln_op_ctx *c) { return concat_run(c, false); }
 static kiln_status concat_v4(kiln_op_ctx *c) { return concat_run(c, true); }
-static kiln_status split_v2(kiln_op_ctx *c) { return split_run(c, false); }
-static kiln_status split_v13(kiln_op_ctx *c) { return split_run(c, true); }
+static kiln_status split_v2(kiln_op_ctx *c) { return split_run(c, 2); }
+static kiln_status split_v13(kiln_op_ctx *c) { return split_run(c, 13); }
+static kiln_status split_v18(kiln_op_ctx *c) { return split_run(c, 18); }
 
 /* ---- shape rules ---- */
 
@@ -241,8 +271,10 @@ static kiln_status concat_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
-/* Split: sizes from the attribute (v2) or input (v13), else equal parts. */
-static kiln_status split_infer(kiln_infer_ctx *x, bool input) {
+/* Split: sizes from the attribute (v2) or input (v13), else equal parts
+ * (from v18 the last part may be smaller). */
+static kiln_status split_infer(kiln_infer_ctx *x, int version) {
+    bool input = version >= 13;
     const kiln_shape_fact *X = kiln_infer_in(x, 0);
     for (size_t k = 0; k < x->n_out; k++)
         x->out[k].dt = X->dt;
@@ -264,7 +296,13 @@ static kiln_status split_infer(kiln_infer_ctx *x, bool input) {
             return kiln_fail(KILN_ERR_INVALID, "split has %d sizes for %zu outputs", n, x->n_out);
         for (int k = 0; k < n; k++)
             part[k] = kiln_sd_const(sz[k]);
+    } else if (kiln_sd_is_const(&X->dims[a])) {
+        KILN_TRY(split_equal(X->dims[a].num, (int64_t)x->n_out, version >= 18, sz));
+        for (size_t k = 0; k < x->n_out; k++)
+            part[k] = kiln_sd_const(sz[k]);
     } else {
+        /* a symbolic length: equal parts when it divides (an uneven v18
+         * split leaves the parts unknown) */
         kiln_sdim p = kiln_sd_div_exact(X->dims[a], kiln_sd_const((int64_t)x->n_out));
         for (size_t k = 0; k < x->n_out; k++)
             part[k] = p;
@@ -275,13 +313,15 @@ static kiln_status split_infer(kiln_infer_ctx *x, bool input) {
     }
     return KILN_OK;
 }
-static kiln_status split_infer_v2(kiln_infer_ctx *x) { return split_infer(x, false); }
-static kiln_status split_infer_v13(kiln_infer_ctx *x) { return split_infer(x, true); }
+static kiln_status split_infer_v2(kiln_infer_ctx *x) { return split_infer(x, 2); }
+static kiln_status split_infer_v13(kiln_infer_ctx *x) { return split_infer(x, 13); }
+static kiln_status split_infer_v18(kiln_infer_ctx *x) { return split_infer(x, 18); }
 
 static const kiln_op_desc ops[] = {
     {"", "Concat", 1, 3, concat_v1, concat_infer},
     {"", "Concat", 4, 0, concat_v4, concat_infer},
     {"", "Split", 2, 12, split_v2, split_infer_v2},
     {"", "Split", 13, 17, split_v13, split_infer_v13},
+    {"", "Split", 18, 0, split_v18, split_infer_v18},
 };
 KILN_OP_FAMILY(concat_split, ops);

@@ -89,9 +89,26 @@ static kiln_status constant_of_shape_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+/* double -> float rounded to odd: a float16/bfloat16 rounding of the result
+ * then equals a direct rounding of the double. */
+static float f64_to_f32_odd(double v) {
+    float f = (float)v;
+    if (!isfinite(f) || (double)f == v)
+        return f;
+    if (fabs((double)f) > fabs(v))
+        f = nextafterf(f, 0.0f);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u |= 1;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* Range (opset 11): output[i] = start + i * delta for
- * i < max(ceil((limit - start) / delta), 0). */
-static kiln_status range_exec(kiln_op_ctx *c) {
+ * i < max(ceil((limit - start) / delta), 0). Opset 27 adds float16 and
+ * bfloat16, computed in the stash_type (float, the default, or double) and
+ * rounded back. */
+static kiln_status range_run(kiln_op_ctx *c, bool v27) {
     KILN_TRY(kiln_op_need_inputs(c, 3));
     const kiln_tensor *s = c->in[0], *l = c->in[1], *d = c->in[2];
     kiln_dtype dt = s->dtype;
@@ -100,7 +117,15 @@ static kiln_status range_exec(kiln_op_ctx *c) {
                          kiln_dtype_name(dt), kiln_dtype_name(l->dtype), kiln_dtype_name(d->dtype));
     if (s->numel != 1 || l->numel != 1 || d->numel != 1)
         return kiln_fail(KILN_ERR_INVALID, "start, limit and delta must be scalars");
-    bool is_float = dt == KILN_DTYPE_FLOAT || dt == KILN_DTYPE_DOUBLE;
+    bool low = v27 && (dt == KILN_DTYPE_FLOAT16 || dt == KILN_DTYPE_BFLOAT16);
+    bool is_float = dt == KILN_DTYPE_FLOAT || dt == KILN_DTYPE_DOUBLE || low;
+    kiln_dtype stash = dt;
+    if (low) {
+        stash = (kiln_dtype)kiln_attr_int(c->node, "stash_type", KILN_DTYPE_FLOAT);
+        if (stash != KILN_DTYPE_FLOAT && stash != KILN_DTYPE_DOUBLE)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'stash_type' must be 1 (float) or 11 (double), got %d",
+                             (int)stash);
+    }
     if (!is_float && dt != KILN_DTYPE_INT16 && dt != KILN_DTYPE_INT32 && dt != KILN_DTYPE_INT64)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "element type %s is not supported", kiln_dtype_name(dt));
     int64_t n;
@@ -127,6 +152,15 @@ static kiln_status range_exec(kiln_op_ctx *c) {
     }
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, dt, 1, &n, &y));
+    if (low) {
+        /* the inputs are exact in either stash type */
+        double a = kiln_tensor_get_f64(s, 0), b = kiln_tensor_get_f64(d, 0);
+        for (int64_t i = 0; i < n; i++) {
+            float v = stash == KILN_DTYPE_FLOAT ? (float)a + (float)i * (float)b : f64_to_f32_odd(a + (double)i * b);
+            ((uint16_t *)y->data)[i] = dt == KILN_DTYPE_FLOAT16 ? kiln_float_to_half(v) : kiln_float_to_bf16(v);
+        }
+        return KILN_OK;
+    }
     switch (dt) {
     case KILN_DTYPE_FLOAT: {
         float a = ((const float *)s->data)[0], b = ((const float *)d->data)[0];
@@ -156,6 +190,9 @@ static kiln_status range_exec(kiln_op_ctx *c) {
     }
     return KILN_OK;
 }
+
+static kiln_status range_v11(kiln_op_ctx *c) { return range_run(c, false); }
+static kiln_status range_v27(kiln_op_ctx *c) { return range_run(c, true); }
 
 /* EyeLike (opset 9): 2-D, ones on diagonal k, dtype attribute or the input's. */
 static kiln_status eyelike_exec(kiln_op_ctx *c) {
@@ -303,7 +340,8 @@ static kiln_status onehot_infer(kiln_infer_ctx *x) {
 static const kiln_op_desc ops[] = {
     {"", "Constant", 1, 0, constant_exec, constant_infer},
     {"", "ConstantOfShape", 9, 0, constant_of_shape_exec, constant_of_shape_infer},
-    {"", "Range", 11, 26, range_exec, range_infer},
+    {"", "Range", 11, 26, range_v11, range_infer},
+    {"", "Range", 27, 0, range_v27, range_infer},
     {"", "EyeLike", 9, 0, eyelike_exec, eyelike_infer},
     {"", "OneHot", 9, 0, onehot_exec, onehot_infer},
 };

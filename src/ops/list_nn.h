@@ -5,6 +5,7 @@ KILN_OP_FILE(matmul)
 KILN_OP_FILE(gemm)
 KILN_OP_FILE(conv)
 KILN_OP_FILE(conv_transpose)
+KILN_OP_FILE(col2im)
 KILN_OP_FILE(pool)
 
 /* normalisation, softmax, resize */

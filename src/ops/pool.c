@@ -26,6 +26,7 @@ static inline double pool_load(kiln_dtype dt, const void *x, int64_t i) {
     case KILN_DTYPE_FLOAT: return ((const float *)x)[i];
     case KILN_DTYPE_DOUBLE: return ((const double *)x)[i];
     case KILN_DTYPE_FLOAT16: return kiln_half_to_float(((const uint16_t *)x)[i]);
+    case KILN_DTYPE_BFLOAT16: return kiln_bf16_to_float(((const uint16_t *)x)[i]);
     case KILN_DTYPE_INT8: return ((const int8_t *)x)[i];
     case KILN_DTYPE_UINT8: return ((const uint8_t *)x)[i];
     default: return 0.0;
@@ -37,6 +38,7 @@ static inline void pool_store(kiln_dtype dt, void *y, int64_t i, double v) {
     case KILN_DTYPE_FLOAT: ((float *)y)[i] = (float)v; break;
     case KILN_DTYPE_DOUBLE: ((double *)y)[i] = v; break;
     case KILN_DTYPE_FLOAT16: ((uint16_t *)y)[i] = kiln_float_to_half((float)v); break;
+    case KILN_DTYPE_BFLOAT16: ((uint16_t *)y)[i] = kiln_float_to_bf16((float)v); break;
     /* A window lying wholly in the padding has no element: -inf for max.
      * Integer outputs saturate instead of converting out of range. */
     case KILN_DTYPE_INT8: ((int8_t *)y)[i] = (int8_t)(v != v ? 0 : v < -128 ? -128 : v > 127 ? 127 : v); break;
@@ -251,12 +253,13 @@ static void pool_range(void *arg, size_t begin, size_t end) {
     }
 }
 
-static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global) {
+/* use_dil / use_ceil: the version has the dilations / ceil_mode attributes. */
+static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global, bool use_dil, bool use_ceil) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *X = c->in[0];
-    static const kiln_dtype ok_max[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_INT8,
-                                        KILN_DTYPE_UINT8};
-    KILN_TRY(kiln_op_need_dtype(c, 0, ok_max, kind == POOL_MAX ? 5 : 3));
+    static const kiln_dtype ok_max[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16,
+                                        KILN_DTYPE_INT8, KILN_DTYPE_UINT8};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok_max, kind == POOL_MAX ? 6 : 4));
     if (X->rank < 3 || X->rank > KILN_MAX_RANK)
         return kiln_fail(KILN_ERR_INVALID, "X must have rank >= 3 (N, C, spatial...), got %d", X->rank);
     kiln_conv_geom g;
@@ -284,8 +287,8 @@ static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global) {
             return kiln_fail(KILN_ERR_INVALID, "kernel_shape has %zu values, input has %d spatial dims", n, nsp);
         for (int d = 0; d < nsp; d++)
             g.k[d] = ks[d];
-        KILN_TRY(kiln_conv_read_attrs(&g, c->node, true));
-        ceil_mode = kiln_attr_int(c->node, "ceil_mode", 0) != 0;
+        KILN_TRY(kiln_conv_read_attrs(&g, c->node, use_dil));
+        ceil_mode = use_ceil && kiln_attr_int(c->node, "ceil_mode", 0) != 0;
         KILN_TRY(kiln_conv_forward_shape(&g, ceil_mode));
     }
     pool_job j;
@@ -400,12 +403,15 @@ static kiln_status maxunpool_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
-static kiln_status maxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, false); }
-static kiln_status avgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, false); }
-static kiln_status lppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, false); }
-static kiln_status gmaxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, true); }
-static kiln_status gavgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, true); }
-static kiln_status glppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, true); }
+static kiln_status maxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, false, true, true); }
+static kiln_status avgpool_v1(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, false, false, false); }
+static kiln_status avgpool_v10(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, false, false, true); }
+static kiln_status avgpool_v19(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, false, true, true); }
+static kiln_status lppool_v1(kiln_op_ctx *c) { return pool_run(c, POOL_LP, false, false, false); }
+static kiln_status lppool_v18(kiln_op_ctx *c) { return pool_run(c, POOL_LP, false, true, true); }
+static kiln_status gmaxpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_MAX, true, false, false); }
+static kiln_status gavgpool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_AVG, true, false, false); }
+static kiln_status glppool_exec(kiln_op_ctx *c) { return pool_run(c, POOL_LP, true, false, false); }
 
 /* ---- shape rules ---- */
 
@@ -431,8 +437,10 @@ static kiln_status pool_infer(kiln_infer_ctx *x, bool dil, bool ceil) {
     }
     return KILN_OK;
 }
-/* as exec reads them: dilations and ceil_mode where given */
+/* as exec reads them: dilations and ceil_mode where the version has them */
 static kiln_status window_pool_infer(kiln_infer_ctx *x) { return pool_infer(x, true, true); }
+static kiln_status pool_infer_plain(kiln_infer_ctx *x) { return pool_infer(x, false, false); }
+static kiln_status pool_infer_ceil(kiln_infer_ctx *x) { return pool_infer(x, false, true); }
 
 static kiln_status global_pool_infer(kiln_infer_ctx *x) {
     const kiln_shape_fact *X = kiln_infer_in(x, 0);
@@ -491,12 +499,17 @@ static kiln_status maxunpool_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
-/* Later opsets only add attributes (Indices/storage_order 8, ceil_mode and
- * dilations 10, int8/uint8 12), all defaulting to the older behaviour. */
+/* MaxPool's later opsets only add attributes (Indices/storage_order 8,
+ * ceil_mode and dilations 10, int8/uint8 12, bfloat16 22), all defaulting to
+ * the older behaviour. AveragePool gains ceil_mode in 10 and dilations in 19,
+ * LpPool both in 18 (bfloat16 in 22). */
 static const kiln_op_desc ops[] = {
     {"", "MaxPool", 1, 0, maxpool_exec, window_pool_infer},
-    {"", "AveragePool", 1, 18, avgpool_exec, window_pool_infer},
-    {"", "LpPool", 1, 17, lppool_exec, window_pool_infer},
+    {"", "AveragePool", 1, 9, avgpool_v1, pool_infer_plain},
+    {"", "AveragePool", 10, 18, avgpool_v10, pool_infer_ceil},
+    {"", "AveragePool", 19, 0, avgpool_v19, window_pool_infer},
+    {"", "LpPool", 1, 17, lppool_v1, pool_infer_plain},
+    {"", "LpPool", 18, 0, lppool_v18, window_pool_infer},
     {"", "GlobalMaxPool", 1, 0, gmaxpool_exec, global_pool_infer},
     {"", "GlobalAveragePool", 1, 0, gavgpool_exec, global_pool_infer},
     {"", "GlobalLpPool", 1, 0, glppool_exec, global_pool_infer},

@@ -4,13 +4,17 @@
  * `axes` is an attribute until the opset that moves it to an optional input
  * (ReduceSum 13, the others 18); that same opset adds noop_with_empty_axes.
  * No axes means all axes, unless noop_with_empty_axes=1 (then the input
- * passes through unchanged). */
+ * passes through unchanged). ReduceMax and ReduceMin take bool from opset
+ * 20. */
+#include <string.h>
+
 #include "kernels/reduce.h"
 
-static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input) {
+static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input, bool take_bool) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
-    if (!kiln_reduce_dtype_ok(x->dtype))
+    bool is_bool = take_bool && x->dtype == KILN_DTYPE_BOOL;
+    if (!kiln_reduce_dtype_ok(x->dtype) && !is_bool)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "input 'data' has element type %s, which reductions do not take",
                          kiln_dtype_name(x->dtype));
     int64_t keepdims = kiln_attr_int(c->node, "keepdims", 1);
@@ -55,7 +59,16 @@ static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input) 
         dims[d] = src[d] < 0 ? 1 : x->dims[src[d]];
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, rank, dims, &y));
-    return kiln_reduce(c, op, x, mask, y);
+    if (!is_bool)
+        return kiln_reduce(c, op, x, mask, y);
+    /* bool max / min (opset 20): any / all, as uint8 0/1 values; an empty
+     * set gives false for max and true for min */
+    kiln_tensor xv = *x, yv = *y;
+    xv.dtype = yv.dtype = KILN_DTYPE_UINT8;
+    KILN_TRY(kiln_reduce(c, op, &xv, mask, &yv));
+    if (x->numel == 0 && y->numel > 0)
+        memset(y->data, op == KILN_RED_MIN ? 1 : 0, (size_t)y->numel);
+    return KILN_OK;
 }
 
 /* Shape rule, with axes from the attribute or from a constant input. */
@@ -96,9 +109,9 @@ static kiln_status reduce_infer(kiln_infer_ctx *x, bool axes_input) {
 static kiln_status reduce_infer_attr(kiln_infer_ctx *x) { return reduce_infer(x, false); }
 static kiln_status reduce_infer_input(kiln_infer_ctx *x) { return reduce_infer(x, true); }
 
-#define REDUCE_OP(fn, OP)                                                              \
-    static kiln_status fn##_attr(kiln_op_ctx *c) { return reduce_exec(c, OP, false); } \
-    static kiln_status fn##_input(kiln_op_ctx *c) { return reduce_exec(c, OP, true); }
+#define REDUCE_OP(fn, OP)                                                                     \
+    static kiln_status fn##_attr(kiln_op_ctx *c) { return reduce_exec(c, OP, false, false); } \
+    static kiln_status fn##_input(kiln_op_ctx *c) { return reduce_exec(c, OP, true, false); }
 REDUCE_OP(rsum, KILN_RED_SUM)
 REDUCE_OP(rmean, KILN_RED_MEAN)
 REDUCE_OP(rmax, KILN_RED_MAX)
@@ -109,6 +122,8 @@ REDUCE_OP(rl2, KILN_RED_L2)
 REDUCE_OP(rlogsum, KILN_RED_LOGSUM)
 REDUCE_OP(rlse, KILN_RED_LOGSUMEXP)
 REDUCE_OP(rsumsq, KILN_RED_SUMSQ)
+static kiln_status rmax_v20(kiln_op_ctx *c) { return reduce_exec(c, KILN_RED_MAX, true, true); }
+static kiln_status rmin_v20(kiln_op_ctx *c) { return reduce_exec(c, KILN_RED_MIN, true, true); }
 
 static const kiln_op_desc ops[] = {
     {"", "ReduceSum", 1, 12, rsum_attr, reduce_infer_attr},
@@ -116,9 +131,11 @@ static const kiln_op_desc ops[] = {
     {"", "ReduceMean", 1, 17, rmean_attr, reduce_infer_attr},
     {"", "ReduceMean", 18, 0, rmean_input, reduce_infer_input},
     {"", "ReduceMax", 1, 17, rmax_attr, reduce_infer_attr},
-    {"", "ReduceMax", 18, 0, rmax_input, reduce_infer_input},
+    {"", "ReduceMax", 18, 19, rmax_input, reduce_infer_input},
+    {"", "ReduceMax", 20, 0, rmax_v20, reduce_infer_input},
     {"", "ReduceMin", 1, 17, rmin_attr, reduce_infer_attr},
-    {"", "ReduceMin", 18, 0, rmin_input, reduce_infer_input},
+    {"", "ReduceMin", 18, 19, rmin_input, reduce_infer_input},
+    {"", "ReduceMin", 20, 0, rmin_v20, reduce_infer_input},
     {"", "ReduceProd", 1, 17, rprod_attr, reduce_infer_attr},
     {"", "ReduceProd", 18, 0, rprod_input, reduce_infer_input},
     {"", "ReduceL1", 1, 17, rl1_attr, reduce_infer_attr},

@@ -1,4 +1,4 @@
-/* Resize (opsets 10, 11, 13) and Upsample (opsets 7, 9).
+/* Resize (opsets 10, 11, 13, 18, 19) and Upsample (opsets 7, 9).
  *
  * Each axis gets a table of taps (source indices and weights) for every
  * output coordinate, built once from the coordinate transformation. Nearest
@@ -11,12 +11,21 @@
  * upsampling, ceiling when downsampling (the classic Upsample behaviour).
  * Opset 11+ follows the spec's formulas; where the text is loose (align_corners
  * with non-integral scale * length), kiln follows the ONNX reference, which
- * uses length * scale as the resized length. */
+ * uses length * scale as the resized length.
+ *
+ * Opset 18 adds `axes` (scales, sizes and roi then cover only those axes),
+ * keep_aspect_ratio_policy (sizes scaled by one factor, the smallest or the
+ * largest ratio) and antialias (linear and cubic widen their kernel by
+ * 1 / scale when downsampling, the weights normalised). Opset 19 adds the
+ * half_pixel_symmetric coordinate mode. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/reduce.h"
+
+/* The widest antialias kernel kiln builds (scale >= 2 / this). */
+#define RS_TAPS_MAX 4096
 
 typedef enum { RM_NEAREST, RM_LINEAR, RM_CUBIC } rs_mode;
 typedef enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_NN,
@@ -28,7 +37,7 @@ typedef struct rs_params {
     rs_coord coord;
     rs_nearest nearest;
     double cubic_a, extrapolation;
-    bool exclude_outside;
+    bool exclude_outside, antialias;
 } rs_params;
 
 typedef struct rs_axis {
@@ -58,6 +67,16 @@ static kiln_status axis_build(rs_axis *ax, const rs_params *p, double scale, dou
                               double roi_end) {
     int64_t in = ax->in, out = ax->out;
     ax->taps = p->mode == RM_NEAREST ? 1 : p->mode == RM_LINEAR ? 2 : 4;
+    /* antialias: the kernel's support grows by 1 / scale when shrinking */
+    double aa = scale < 1 ? scale : 1;
+    bool anti = p->antialias && p->mode != RM_NEAREST;
+    if (anti) {
+        double reach = p->mode == RM_LINEAR ? 1.0 : 2.0;
+        double st = floor(-reach / aa) + 1;
+        if (!(st > -(double)RS_TAPS_MAX))
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "antialias with scale %g needs too wide a kernel", scale);
+        ax->taps = (int)(2 - 2 * st);
+    }
     size_t n = (size_t)(out ? out : 1) * (size_t)ax->taps;
     ax->idx = kiln_malloc(n * sizeof *ax->idx);
     ax->w = kiln_malloc(n * sizeof *ax->w);
@@ -95,15 +114,47 @@ static kiln_status axis_build(rs_axis *ax, const rs_params *p, double scale, dou
             xo = 0;
         /* keep coordinates within a few pixels of the input so the integer
          * conversions below are defined; clamping happens anyway */
-        if (xo < -4)
-            xo = -4;
-        if (xo > (double)in + 4)
-            xo = (double)in + 4;
+        double margin = 4 + ax->taps;
+        if (xo < -margin)
+            xo = -margin;
+        if (xo > (double)in + margin)
+            xo = (double)in + margin;
         int64_t *ix = ax->idx + j * ax->taps;
         double *w = ax->w + j * ax->taps;
         double f = floor(xo), r = xo - f;
         int64_t i0 = (int64_t)f;
-        if (p->mode == RM_NEAREST) {
+        if (anti) {
+            /* the taps nearest xo, the left one preferred on a tie */
+            int T = ax->taps;
+            int64_t first = (r == 0 ? i0 : i0 + 1) - T / 2;
+            double sum = 0;
+            for (int k = 0; k < T; k++) {
+                int64_t si = first + k;
+                double t = fabs(((double)si - xo) * aa), c;
+                if (p->mode == RM_LINEAR)
+                    c = t < 1 ? 1 - t : 0;
+                else {
+                    double A = p->cubic_a;
+                    c = t <= 1 ? ((A + 2) * t - (A + 3)) * t * t + 1
+                        : t < 2 ? ((A * t - 5 * A) * t + 8 * A) * t - 4 * A : 0;
+                }
+                ix[k] = clampi(si, in);
+                w[k] = c;
+                sum += c;
+            }
+            for (int k = 0; k < T; k++)
+                w[k] = sum != 0 ? w[k] / sum : 0;
+            if (p->exclude_outside) {
+                double s2 = 0;
+                for (int k = 0; k < T; k++) {
+                    if (first + k < 0 || first + k >= in)
+                        w[k] = 0;
+                    s2 += w[k];
+                }
+                for (int k = 0; k < T; k++)
+                    w[k] = s2 != 0 ? w[k] / s2 : w[k];
+            }
+        } else if (p->mode == RM_NEAREST) {
             int64_t k;
             switch (p->nearest) {
             case NM_ROUND_PREFER_FLOOR: k = r <= 0.5 ? i0 : i0 + 1; break;
@@ -458,8 +509,11 @@ static kiln_status resize_check_dtype(kiln_dtype dt, const rs_params *p) {
                      kiln_dtype_name(dt));
 }
 
-static kiln_status parse_mode(const kiln_op_ctx *c, rs_params *p, bool classic) {
-    const char *m = kiln_attr_string(c->node, "mode", "nearest");
+/* Attributes; version: the Resize opset (below 11: the classic Resize-10 /
+ * Upsample behaviour). */
+static kiln_status parse_mode(const kiln_node *node, int version, rs_params *p) {
+    bool classic = version < 11;
+    const char *m = kiln_attr_string(node, "mode", "nearest");
     if (!strcmp(m, "nearest"))
         p->mode = RM_NEAREST;
     else if (!strcmp(m, "linear") || (classic && !strcmp(m, "bilinear")))
@@ -471,12 +525,13 @@ static kiln_status parse_mode(const kiln_op_ctx *c, rs_params *p, bool classic) 
     p->cubic_a = -0.75;
     p->extrapolation = 0;
     p->exclude_outside = false;
+    p->antialias = false;
     if (classic) {
         p->coord = CT_ASYMMETRIC;
         p->nearest = NM_SIMPLE;
         return KILN_OK;
     }
-    const char *ct = kiln_attr_string(c->node, "coordinate_transformation_mode", "half_pixel");
+    const char *ct = kiln_attr_string(node, "coordinate_transformation_mode", "half_pixel");
     static const struct { const char *s; rs_coord v; } cts[] = {
         {"half_pixel", CT_HALF_PIXEL}, {"pytorch_half_pixel", CT_PYTORCH_HALF_PIXEL},
         {"align_corners", CT_ALIGN_CORNERS}, {"asymmetric", CT_ASYMMETRIC},
@@ -486,10 +541,11 @@ static kiln_status parse_mode(const kiln_op_ctx *c, rs_params *p, bool classic) 
     for (i = 0; i < sizeof cts / sizeof *cts; i++)
         if (!strcmp(ct, cts[i].s))
             break;
-    if (i == sizeof cts / sizeof *cts)
-        return kiln_fail(KILN_ERR_INVALID, "attribute 'coordinate_transformation_mode' = '%s' is not valid", ct);
+    if (i == sizeof cts / sizeof *cts || (cts[i].v == CT_HALF_PIXEL_SYMMETRIC && version < 19))
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'coordinate_transformation_mode' = '%s' is not valid%s", ct,
+                         i < sizeof cts / sizeof *cts ? " before opset 19" : "");
     p->coord = cts[i].v;
-    const char *nm = kiln_attr_string(c->node, "nearest_mode", "round_prefer_floor");
+    const char *nm = kiln_attr_string(node, "nearest_mode", "round_prefer_floor");
     if (!strcmp(nm, "round_prefer_floor"))
         p->nearest = NM_ROUND_PREFER_FLOOR;
     else if (!strcmp(nm, "round_prefer_ceil"))
@@ -500,139 +556,249 @@ static kiln_status parse_mode(const kiln_op_ctx *c, rs_params *p, bool classic) 
         p->nearest = NM_CEIL;
     else
         return kiln_fail(KILN_ERR_INVALID, "attribute 'nearest_mode' = '%s' is not valid", nm);
-    p->cubic_a = kiln_attr_float(c->node, "cubic_coeff_a", -0.75f);
-    p->exclude_outside = kiln_attr_int(c->node, "exclude_outside", 0) != 0;
-    p->extrapolation = kiln_attr_float(c->node, "extrapolation_value", 0.0f);
-    if (kiln_attr_int(c->node, "antialias", 0) != 0)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute 'antialias' = 1 is not supported");
-    if (kiln_node_attr(c->node, "axes"))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute 'axes' is not supported");
-    if (strcmp(kiln_attr_string(c->node, "keep_aspect_ratio_policy", "stretch"), "stretch"))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute 'keep_aspect_ratio_policy' other than 'stretch' is not supported");
+    p->cubic_a = kiln_attr_float(node, "cubic_coeff_a", -0.75f);
+    p->exclude_outside = kiln_attr_int(node, "exclude_outside", 0) != 0;
+    p->extrapolation = kiln_attr_float(node, "extrapolation_value", 0.0f);
+    if (version >= 18) {
+        int64_t aa = kiln_attr_int(node, "antialias", 0);
+        if (aa != 0 && aa != 1)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'antialias' must be 0 or 1, got %lld", (long long)aa);
+        if (aa && p->mode == RM_NEAREST)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'antialias' = 1 does not apply to mode 'nearest'");
+        p->antialias = aa == 1;
+    }
     return KILN_OK;
 }
 
-/* Output shape from float scales: floor(length * scale). */
-static kiln_status from_scales(const kiln_tensor *x, const double *s, const float *sf, int64_t *out_dims, double *scales,
-                               double *out_lens) {
-    for (int d = 0; d < x->rank; d++) {
-        if (!(s[d] > 0) || !isfinite(s[d]))
-            return kiln_fail(KILN_ERR_INVALID, "scale %g for axis %d must be positive", s[d], d);
-        double o = floor((double)x->dims[d] * s[d]);
-        if (o > 4e18)
-            return kiln_fail(KILN_ERR_INVALID, "scale %g for axis %d gives an output that is too large", s[d], d);
-        out_dims[d] = (int64_t)o;
-        scales[d] = s[d];
-        /* the reference computes scale * length in float32 when scales are float32 */
-        out_lens[d] = sf ? (double)(sf[d] * (float)x->dims[d]) : s[d] * (double)x->dims[d];
+/* Resize's shape arguments over every axis of the input: the scales or
+ * sizes given for the resized axes (`axes`, from opset 18; all axes
+ * otherwise), 1 and the input's length elsewhere. */
+typedef enum { KP_STRETCH, KP_NOT_LARGER, KP_NOT_SMALLER } rs_policy;
+typedef struct rs_args {
+    int rank, naxes;
+    int axes[KILN_MAX_RANK]; /* the resized axes in the order scales/sizes/roi list them */
+    bool mask[KILN_MAX_RANK];
+    rs_policy policy;
+} rs_args;
+
+static kiln_status parse_axes(const kiln_node *node, int version, int rank, rs_args *a) {
+    a->rank = rank;
+    a->policy = KP_STRETCH;
+    memset(a->mask, 0, sizeof a->mask);
+    size_t n = 0;
+    const int64_t *ax = version >= 18 ? kiln_attr_ints(node, "axes", &n) : NULL;
+    if (!ax) {
+        a->naxes = rank;
+        for (int d = 0; d < rank; d++) {
+            a->axes[d] = d;
+            a->mask[d] = true;
+        }
+    } else {
+        if (n > (size_t)rank)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'axes' has %zu values for an input of rank %d", n, rank);
+        a->naxes = (int)n;
+        for (size_t i = 0; i < n; i++) {
+            int64_t d = ax[i] < 0 ? ax[i] + rank : ax[i];
+            if (d < 0 || d >= rank)
+                return kiln_fail(KILN_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)ax[i], rank);
+            if (a->mask[d])
+                return kiln_fail(KILN_ERR_INVALID, "axis %lld is repeated in 'axes'", (long long)ax[i]);
+            a->mask[d] = true;
+            a->axes[i] = (int)d;
+        }
     }
-    int64_t n;
-    return kiln_dims_numel(x->rank, out_dims, &n);
+    if (version >= 18) {
+        const char *kp = kiln_attr_string(node, "keep_aspect_ratio_policy", "stretch");
+        if (!strcmp(kp, "stretch"))
+            a->policy = KP_STRETCH;
+        else if (!strcmp(kp, "not_larger"))
+            a->policy = KP_NOT_LARGER;
+        else if (!strcmp(kp, "not_smaller"))
+            a->policy = KP_NOT_SMALLER;
+        else
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'keep_aspect_ratio_policy' = '%s' is not valid", kp);
+    }
+    return KILN_OK;
 }
 
-static kiln_status read_scales(const kiln_tensor *t, int rank, double *s, float *sf, bool *is_f32) {
+/* Output dims, effective scales and resized lengths (shared by exec and
+ * infer). in: the input's dims. s / sf: per-axis scales (sf: their float32
+ * values when the input was float32, else NULL) or sz: per-axis sizes. */
+static kiln_status rs_out_shape(const rs_args *a, const int64_t *in, const double *s, const float *sf,
+                                const int64_t *sz, int64_t *out, double *scales, double *out_lens) {
+    int rk = a->rank;
+    if (sz) {
+        double ks = 0;
+        bool first = true;
+        for (int d = 0; d < rk; d++) {
+            if (sz[d] < 0)
+                return kiln_fail(KILN_ERR_INVALID, "input 'sizes' has a negative size %lld", (long long)sz[d]);
+            double r = in[d] ? (double)sz[d] / (double)in[d] : 1.0;
+            if (a->mask[d] && (first || (a->policy == KP_NOT_LARGER ? r < ks : r > ks))) {
+                ks = r;
+                first = false;
+            }
+        }
+        for (int d = 0; d < rk; d++) {
+            if (a->policy == KP_STRETCH || !a->mask[d]) {
+                out[d] = a->mask[d] ? sz[d] : in[d];
+                scales[d] = a->mask[d] && in[d] ? (double)sz[d] / (double)in[d] : 1.0;
+                out_lens[d] = (double)out[d];
+            } else {
+                /* one factor for every resized axis, the size rounded half up */
+                double o = ks * (double)in[d] + 0.5;
+                if (!(o < 4e18))
+                    return kiln_fail(KILN_ERR_INVALID, "sizes give an output that is too large");
+                out[d] = (int64_t)o;
+                scales[d] = ks;
+                out_lens[d] = ks * (double)in[d];
+            }
+        }
+    } else {
+        for (int d = 0; d < rk; d++) {
+            if (!a->mask[d]) {
+                out[d] = in[d];
+                scales[d] = 1;
+                out_lens[d] = (double)in[d];
+                continue;
+            }
+            if (!(s[d] > 0) || !isfinite(s[d]))
+                return kiln_fail(KILN_ERR_INVALID, "scale %g for axis %d must be positive", s[d], d);
+            double o = floor((double)in[d] * s[d]);
+            if (o > 4e18)
+                return kiln_fail(KILN_ERR_INVALID, "scale %g for axis %d gives an output that is too large", s[d], d);
+            out[d] = (int64_t)o;
+            scales[d] = s[d];
+            /* the reference computes scale * length in float32 when scales are float32 */
+            out_lens[d] = sf ? (double)(sf[d] * (float)in[d]) : s[d] * (double)in[d];
+        }
+    }
+    int64_t n;
+    return kiln_dims_numel(rk, out, &n);
+}
+
+/* Reads `scales` (n values, for the axes of a) into per-axis s / sf. */
+static kiln_status read_scales(const kiln_tensor *t, const rs_args *a, double *s, float *sf, bool *is_f32) {
     if (t->dtype != KILN_DTYPE_FLOAT && t->dtype != KILN_DTYPE_DOUBLE && t->dtype != KILN_DTYPE_FLOAT16)
         return kiln_fail(KILN_ERR_INVALID, "input 'scales' must be floating point, is %s", kiln_dtype_name(t->dtype));
-    if (t->numel != rank)
-        return kiln_fail(KILN_ERR_INVALID, "input 'scales' has %lld values for an input of rank %d",
-                         (long long)t->numel, rank);
+    if (t->numel != a->naxes)
+        return kiln_fail(KILN_ERR_INVALID, "input 'scales' has %lld values for %d axes", (long long)t->numel,
+                         a->naxes);
     *is_f32 = t->dtype == KILN_DTYPE_FLOAT;
-    for (int d = 0; d < rank; d++) {
-        s[d] = t->dtype == KILN_DTYPE_FLOAT16 ? kiln_half_to_float(((const uint16_t *)t->data)[d])
-                                               : kiln_tensor_get_f64(t, d);
+    for (int d = 0; d < a->rank; d++) {
+        s[d] = 1;
+        sf[d] = 1;
+    }
+    for (int i = 0; i < a->naxes; i++) {
+        int d = a->axes[i];
+        s[d] = kiln_tensor_get_f64(t, i);
         sf[d] = (float)s[d];
     }
     return KILN_OK;
 }
 
-static kiln_status resize_exec(kiln_op_ctx *c) {
+static kiln_status read_sizes(const kiln_tensor *t, const rs_args *a, const int64_t *in, int64_t *sz) {
+    if (t->dtype != KILN_DTYPE_INT64 || t->numel != a->naxes)
+        return kiln_fail(KILN_ERR_INVALID, "input 'sizes' must hold %d int64 values", a->naxes);
+    for (int d = 0; d < a->rank; d++)
+        sz[d] = in[d];
+    for (int i = 0; i < a->naxes; i++)
+        sz[a->axes[i]] = ((const int64_t *)t->data)[i];
+    return KILN_OK;
+}
+
+static kiln_status resize_exec(kiln_op_ctx *c, int version) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
-    bool classic = c->opset < 11;
     rs_params p;
-    KILN_TRY(parse_mode(c, &p, classic));
+    KILN_TRY(parse_mode(c->node, version, &p));
     KILN_TRY(resize_check_dtype(x->dtype, &p));
     int rk = x->rank;
-    int64_t out_dims[KILN_MAX_RANK];
+    rs_args a;
+    KILN_TRY(parse_axes(c->node, version, rk, &a));
+    int64_t out_dims[KILN_MAX_RANK], sz[KILN_MAX_RANK];
     double scales[KILN_MAX_RANK], out_lens[KILN_MAX_RANK], s[KILN_MAX_RANK];
     float sf[KILN_MAX_RANK];
     bool f32;
-    if (classic) {
+    if (version < 11) {
         KILN_TRY(kiln_op_need_inputs(c, 2));
-        KILN_TRY(read_scales(c->in[1], rk, s, sf, &f32));
-        KILN_TRY(from_scales(x, s, f32 ? sf : NULL, out_dims, scales, out_lens));
+        KILN_TRY(read_scales(c->in[1], &a, s, sf, &f32));
+        KILN_TRY(rs_out_shape(&a, x->dims, s, f32 ? sf : NULL, NULL, out_dims, scales, out_lens));
         return resize_run(c, &p, x, out_dims, scales, out_lens, NULL);
     }
-    const kiln_tensor *roi_t = kiln_op_in(c, 1), *sc = kiln_op_in(c, 2), *sz = kiln_op_in(c, 3);
+    const kiln_tensor *roi_t = kiln_op_in(c, 1), *sc = kiln_op_in(c, 2), *szt = kiln_op_in(c, 3);
     double roi[2 * KILN_MAX_RANK];
     bool have_roi = false;
     if (p.coord == CT_TF_CROP_AND_RESIZE && roi_t && roi_t->numel > 0) {
-        if (roi_t->numel != 2 * rk || (roi_t->dtype != KILN_DTYPE_FLOAT && roi_t->dtype != KILN_DTYPE_DOUBLE &&
+        int na = a.naxes;
+        if (roi_t->numel != 2 * na || (roi_t->dtype != KILN_DTYPE_FLOAT && roi_t->dtype != KILN_DTYPE_DOUBLE &&
                                        roi_t->dtype != KILN_DTYPE_FLOAT16))
-            return kiln_fail(KILN_ERR_INVALID, "input 'roi' must hold 2 * rank = %d floating-point values", 2 * rk);
-        for (int i = 0; i < 2 * rk; i++)
-            roi[i] = roi_t->dtype == KILN_DTYPE_FLOAT16 ? kiln_half_to_float(((const uint16_t *)roi_t->data)[i])
-                                                         : kiln_tensor_get_f64(roi_t, i);
+            return kiln_fail(KILN_ERR_INVALID, "input 'roi' must hold 2 * %d floating-point values", na);
+        for (int d = 0; d < rk; d++) {
+            roi[d] = 0;
+            roi[rk + d] = 1;
+        }
+        for (int i = 0; i < na; i++) {
+            roi[a.axes[i]] = kiln_tensor_get_f64(roi_t, i);
+            roi[rk + a.axes[i]] = kiln_tensor_get_f64(roi_t, na + i);
+        }
         have_roi = true;
     }
-    if (sz && sz->numel > 0) {
+    if (szt && szt->numel > 0) {
         if (sc && sc->numel > 0)
             return kiln_fail(KILN_ERR_INVALID, "only one of inputs 'scales' and 'sizes' may be given");
-        if (sz->dtype != KILN_DTYPE_INT64 || sz->numel != rk)
-            return kiln_fail(KILN_ERR_INVALID, "input 'sizes' must hold %d int64 values", rk);
-        for (int d = 0; d < rk; d++) {
-            int64_t o = ((const int64_t *)sz->data)[d];
-            if (o < 0)
-                return kiln_fail(KILN_ERR_INVALID, "input 'sizes' has a negative size %lld", (long long)o);
-            out_dims[d] = o;
-            scales[d] = x->dims[d] ? (double)o / (double)x->dims[d] : 1.0;
-            out_lens[d] = (double)o;
-        }
-        int64_t n;
-        KILN_TRY(kiln_dims_numel(rk, out_dims, &n));
+        KILN_TRY(read_sizes(szt, &a, x->dims, sz));
+        KILN_TRY(rs_out_shape(&a, x->dims, NULL, NULL, sz, out_dims, scales, out_lens));
     } else if (sc && sc->numel > 0) {
-        KILN_TRY(read_scales(sc, rk, s, sf, &f32));
-        KILN_TRY(from_scales(x, s, f32 ? sf : NULL, out_dims, scales, out_lens));
+        KILN_TRY(read_scales(sc, &a, s, sf, &f32));
+        KILN_TRY(rs_out_shape(&a, x->dims, s, f32 ? sf : NULL, NULL, out_dims, scales, out_lens));
     } else {
         return kiln_fail(KILN_ERR_INVALID, "one of inputs 'scales' and 'sizes' must be given (non-empty)");
     }
     return resize_run(c, &p, x, out_dims, scales, out_lens, have_roi ? roi : NULL);
 }
 
+static kiln_status resize_v10(kiln_op_ctx *c) { return resize_exec(c, (int)c->opset); }
+static kiln_status resize_v18(kiln_op_ctx *c) { return resize_exec(c, 18); }
+static kiln_status resize_v19(kiln_op_ctx *c) { return resize_exec(c, 19); }
+
 /* Upsample: opset 7 takes `scales` as an attribute, opset 9 as input 1. */
 static kiln_status upsample_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     rs_params p;
-    KILN_TRY(parse_mode(c, &p, true));
+    KILN_TRY(parse_mode(c->node, 10, &p));
     KILN_TRY(resize_check_dtype(x->dtype, &p));
     int rk = x->rank;
+    rs_args a;
+    KILN_TRY(parse_axes(c->node, 10, rk, &a));
     int64_t out_dims[KILN_MAX_RANK];
     double scales[KILN_MAX_RANK], out_lens[KILN_MAX_RANK], s[KILN_MAX_RANK];
     float sf[KILN_MAX_RANK];
     bool f32 = true;
     if (c->opset < 9) {
         size_t n;
-        const float *a = kiln_attr_floats(c->node, "scales", &n);
-        if (!a || n != (size_t)rk)
+        const float *av = kiln_attr_floats(c->node, "scales", &n);
+        if (!av || n != (size_t)rk)
             return kiln_fail(KILN_ERR_INVALID, "attribute 'scales' must hold %d values", rk);
         for (int d = 0; d < rk; d++) {
-            s[d] = a[d];
-            sf[d] = a[d];
+            s[d] = av[d];
+            sf[d] = av[d];
         }
     } else {
         KILN_TRY(kiln_op_need_inputs(c, 2));
-        KILN_TRY(read_scales(c->in[1], rk, s, sf, &f32));
+        KILN_TRY(read_scales(c->in[1], &a, s, sf, &f32));
     }
-    KILN_TRY(from_scales(x, s, f32 ? sf : NULL, out_dims, scales, out_lens));
+    KILN_TRY(rs_out_shape(&a, x->dims, s, f32 ? sf : NULL, NULL, out_dims, scales, out_lens));
     return resize_run(c, &p, x, out_dims, scales, out_lens, NULL);
 }
 
 /* ---- shape rules ---- */
 
-/* Output dims from constant scales (floor(length * scale), a symbolic dim
- * kept under scale 1) or from sizes, whose elements may be symbolic. */
-static kiln_status resize_infer_from(kiln_infer_ctx *x, const kiln_tensor *sc, const kiln_shape_fact *sizes) {
+/* Y: X's type; each dim from constant sizes or scales through rs_out_shape.
+ * A symbolic dim stays itself where it is not resized (scale 1 or not in
+ * `axes`); otherwise it is unknown. */
+static kiln_status resize_infer_v(kiln_infer_ctx *x, int version, int scales_in) {
     const kiln_shape_fact *X = kiln_infer_in(x, 0);
     if (x->n_out < 1)
         return KILN_OK;
@@ -641,65 +807,96 @@ static kiln_status resize_infer_from(kiln_infer_ctx *x, const kiln_tensor *sc, c
     if (X->rank < 0)
         return KILN_OK;
     int rk = X->rank;
-    if (sizes) {
-        if (sizes->nval != rk)
-            return KILN_OK;
-        o->rank = rk;
-        memcpy(o->dims, sizes->val, (size_t)rk * sizeof *o->dims);
-        return KILN_OK;
-    }
-    if (!sc)
-        return KILN_OK;
+    rs_args a;
+    KILN_TRY(parse_axes(x->node, version, rk, &a));
+    const kiln_tensor *sc = scales_in >= 0 && (size_t)scales_in < x->n_in ? x->k[scales_in] : NULL;
+    const kiln_tensor *szt = version >= 11 && x->n_in > 3 ? x->k[3] : NULL;
     double s[KILN_MAX_RANK];
     float sf[KILN_MAX_RANK];
-    bool f32;
-    KILN_TRY(read_scales(sc, rk, s, sf, &f32));
+    int64_t sz[KILN_MAX_RANK], in[KILN_MAX_RANK], out[KILN_MAX_RANK];
+    double scales[KILN_MAX_RANK], lens[KILN_MAX_RANK];
+    bool f32 = false, by_sizes;
+    bool sz_given = version >= 11 && kiln_infer_has(x, 3), sc_given = kiln_infer_has(x, (size_t)scales_in);
+    bool sym_resized = false;
+    if (sz_given && szt && szt->numel > 0)
+        by_sizes = true;
+    else if (sc_given && sc && sc->numel > 0 && (!sz_given || (szt && szt->numel == 0)))
+        by_sizes = false;
+    else {
+        /* sizes computed by shape arithmetic: its (symbolic) elements */
+        const kiln_shape_fact *S = kiln_infer_in(x, 3);
+        bool all_axes = true;
+        for (int d = 0; d < rk; d++)
+            all_axes = all_axes && a.mask[d];
+        if (sz_given && S->nval == rk && all_axes && a.policy == KP_STRETCH) {
+            o->rank = rk;
+            memcpy(o->dims, S->val, (size_t)rk * sizeof *o->dims);
+            return KILN_OK;
+        }
+        kiln_infer_copy_shape(o, X, false);
+        for (int d = 0; d < rk; d++)
+            if (a.mask[d])
+                o->dims[d] = kiln_sd_unknown();
+        return KILN_OK;
+    }
+    for (int d = 0; d < rk; d++) {
+        bool k = kiln_sd_is_const(&X->dims[d]);
+        in[d] = k ? X->dims[d].num : 1;
+        if (!k && a.mask[d])
+            sym_resized = true;
+    }
+    if (by_sizes)
+        KILN_TRY(read_sizes(szt, &a, in, sz));
+    else
+        KILN_TRY(read_scales(sc, &a, s, sf, &f32));
+    KILN_TRY(rs_out_shape(&a, in, by_sizes ? NULL : s, f32 ? sf : NULL, by_sizes ? sz : NULL, out, scales, lens));
     o->rank = rk;
     for (int d = 0; d < rk; d++) {
-        if (!(s[d] > 0) || !isfinite(s[d]))
-            return kiln_fail(KILN_ERR_INVALID, "scale %g for axis %d must be positive", s[d], d);
-        const kiln_sdim *in = &X->dims[d];
-        if (kiln_sd_is_const(in))
-            o->dims[d] = kiln_sd_const((int64_t)floor((double)in->num * s[d]));
+        if (kiln_sd_is_const(&X->dims[d]) && !(by_sizes && a.policy != KP_STRETCH && sym_resized))
+            o->dims[d] = kiln_sd_const(out[d]);
+        else if (!a.mask[d] || (!by_sizes && s[d] == 1))
+            o->dims[d] = X->dims[d];
+        else if (by_sizes && a.policy == KP_STRETCH)
+            o->dims[d] = kiln_sd_const(sz[d]);
         else
-            o->dims[d] = s[d] == 1.0 ? *in : kiln_sd_unknown();
+            o->dims[d] = kiln_sd_unknown();
     }
     return KILN_OK;
 }
-
 static kiln_status resize_infer(kiln_infer_ctx *x) {
-    if (x->opset < 11)
-        return resize_infer_from(x, x->n_in > 1 ? x->k[1] : NULL, NULL);
-    const kiln_shape_fact *sz = kiln_infer_in(x, 3);
-    if (kiln_infer_has(x, 3) && sz->nval > 0)
-        return resize_infer_from(x, NULL, sz);
-    const kiln_tensor *sc = x->n_in > 2 ? x->k[2] : NULL;
-    if (kiln_infer_has(x, 3) && sz->nval < 0 && !(sc && sc->numel > 0))
-        return resize_infer_from(x, NULL, NULL); /* sizes not known yet */
-    return resize_infer_from(x, sc && sc->numel > 0 ? sc : NULL, NULL);
+    int v = (int)x->opset;
+    return resize_infer_v(x, v, v < 11 ? 1 : 2);
 }
-
+static kiln_status resize_infer_v18(kiln_infer_ctx *x) { return resize_infer_v(x, 18, 2); }
 static kiln_status upsample_infer(kiln_infer_ctx *x) {
     if (x->opset >= 9)
-        return resize_infer_from(x, x->n_in > 1 ? x->k[1] : NULL, NULL);
-    size_t n;
-    const float *a = kiln_attr_floats(x->node, "scales", &n);
+        return resize_infer_v(x, 10, 1);
+    /* opset 7: scales is an attribute */
     const kiln_shape_fact *X = kiln_infer_in(x, 0);
     if (x->n_out < 1)
         return KILN_OK;
-    x->out[0].dt = X->dt;
-    if (!a || X->rank < 0 || n != (size_t)X->rank)
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    size_t n;
+    const float *av = kiln_attr_floats(x->node, "scales", &n);
+    if (X->rank < 0 || !av || n != (size_t)X->rank)
         return KILN_OK;
-    x->out[0].rank = X->rank;
-    for (int d = 0; d < X->rank; d++)
-        x->out[0].dims[d] = kiln_sd_is_const(&X->dims[d]) ? kiln_sd_const((int64_t)floor((double)X->dims[d].num * a[d]))
-                            : a[d] == 1.0f                  ? X->dims[d]
-                                                            : kiln_sd_unknown();
+    o->rank = X->rank;
+    for (int d = 0; d < X->rank; d++) {
+        if (av[d] == 1.0f)
+            o->dims[d] = X->dims[d];
+        else if (kiln_sd_is_const(&X->dims[d]) && av[d] > 0 && (double)av[d] * (double)X->dims[d].num < 4e18)
+            o->dims[d] = kiln_sd_const((int64_t)floor((double)av[d] * (double)X->dims[d].num));
+        else
+            o->dims[d] = kiln_sd_unknown();
+    }
     return KILN_OK;
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Resize", 10, 17, resize_exec, resize_infer},
+    {"", "Resize", 10, 17, resize_v10, resize_infer},
+    {"", "Resize", 18, 18, resize_v18, resize_infer_v18},
+    {"", "Resize", 19, 0, resize_v19, resize_infer_v18},
     {"", "Upsample", 7, 9, upsample_exec, upsample_infer},
 };
 KILN_OP_FAMILY(resize, ops);

@@ -1,4 +1,4 @@
-/* Slice, Expand, Tile and Pad: outputs that are strided or repeated views of
+/* Slice, Expand, Tile, Pad and CenterCropPad: outputs that are strided or repeated views of
  * the input, shapes taken from attributes or tensor values (validated). Any
  * dtype (bytes are moved; strings get their own copies). */
 #include <stdlib.h>
@@ -179,38 +179,80 @@ static kiln_status tile_exec(kiln_op_ctx *c) {
 }
 
 /* Pad: pads/value/mode attributes in opset 2-10 ('paddings' in opset 1); from
- * opset 11 pads and constant_value are inputs. Negative pads crop. Modes:
- * constant, reflect (mirror without repeating the edge), edge. */
-typedef enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE } pad_mode;
+ * opset 11 pads and constant_value are inputs; opset 18 adds the optional
+ * axes input (pads then hold 2 * len(axes) values, other axes are not
+ * padded) and opset 19 the wrap mode. Negative pads crop. Modes: constant,
+ * reflect (mirror without repeating the edge), edge, wrap (cyclic). The
+ * non-constant modes read from what is left of the axis after cropping. */
+typedef enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP } pad_mode;
 
-static int64_t pad_src(int64_t i, int64_t d, pad_mode m) {
-    if (i >= 0 && i < d)
+/* Source index in [lo, hi) for coordinate i (relative to the input), or -1
+ * for the fill value. */
+static int64_t pad_src(int64_t i, int64_t lo, int64_t hi, pad_mode m) {
+    if (i >= lo && i < hi)
         return i;
     if (m == PAD_CONSTANT)
         return -1;
     if (m == PAD_EDGE)
-        return i < 0 ? 0 : d - 1;
+        return i < lo ? lo : hi - 1;
+    int64_t d = hi - lo, k;
+    if (m == PAD_WRAP) {
+        k = (i - lo) % d;
+        return lo + (k < 0 ? k + d : k);
+    }
     if (d == 1)
-        return 0;
+        return lo;
     int64_t p = 2 * (d - 1);
-    int64_t k = i % p;
+    k = (i - lo) % p;
     if (k < 0)
         k += p;
-    return k < d ? k : p - k;
+    return lo + (k < d ? k : p - k);
 }
 
-static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
+/* The pads of every axis (begin r values, then end) from the given pads and
+ * axes (NULL: all axes in order). Shared by exec and infer. */
+static kiln_status pad_expand(int r, const int64_t *p, size_t np, const int64_t *axes, size_t na, int64_t *pads) {
+    for (int a = 0; a < 2 * r; a++)
+        pads[a] = 0;
+    if (!axes) {
+        if ((int)np != 2 * r)
+            return kiln_fail(KILN_ERR_INVALID, "pads has %zu values but the input has rank %d (needs %d)", np, r,
+                             2 * r);
+        memcpy(pads, p, np * sizeof *p);
+        return KILN_OK;
+    }
+    if (np != 2 * na)
+        return kiln_fail(KILN_ERR_INVALID, "pads has %zu values for %zu axes (needs %zu)", np, na, 2 * na);
+    bool seen[KILN_MAX_RANK] = {false};
+    for (size_t i = 0; i < na; i++) {
+        int64_t a = axes[i] < 0 ? axes[i] + r : axes[i];
+        if (a < 0 || a >= r)
+            return kiln_fail(KILN_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)axes[i], r);
+        if (seen[a])
+            return kiln_fail(KILN_ERR_INVALID, "axis %lld is repeated", (long long)axes[i]);
+        seen[a] = true;
+        pads[a] = p[i];
+        pads[a + r] = p[na + i];
+    }
+    return KILN_OK;
+}
+
+static kiln_status pad_apply(kiln_op_ctx *c, const kiln_tensor *x, const int64_t *pads, pad_mode mode, const char *ms,
+                             const char *fill);
+
+static kiln_status pad_run(kiln_op_ctx *c, int version) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int r = x->rank;
-    int64_t pads[2 * KILN_MAX_RANK];
-    size_t np;
+    int64_t p[2 * KILN_MAX_RANK], pads[2 * KILN_MAX_RANK], axes[KILN_MAX_RANK];
+    size_t np, na = 0;
+    bool have_axes = false;
     size_t es = kiln_elem_size(x->dtype);
     char fill[sizeof(kiln_string) > 16 ? sizeof(kiln_string) : 16] = {0};
     const kiln_tensor *cv = NULL;
-    if (inputs) {
+    if (version >= 11) {
         KILN_TRY(kiln_op_need_inputs(c, 2));
-        KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'pads'", pads, 2 * KILN_MAX_RANK, &np));
+        KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'pads'", p, 2 * KILN_MAX_RANK, &np));
         cv = kiln_op_in(c, 2);
         if (cv) {
             if (cv->dtype != x->dtype)
@@ -222,20 +264,23 @@ static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
             if (cv->numel == 1)
                 memcpy(fill, cv->data, es);
         }
+        if (version >= 18 && kiln_op_in(c, 3)) {
+            KILN_TRY(kiln_tensor_read_ints(c->in[3], "input 'axes'", axes, KILN_MAX_RANK, &na));
+            have_axes = true;
+        }
     } else {
-        const int64_t *p = kiln_attr_ints(c->node, "pads", &np);
-        if (!p)
-            p = kiln_attr_ints(c->node, "paddings", &np);
-        if (!p)
+        const int64_t *pa = kiln_attr_ints(c->node, "pads", &np);
+        if (!pa)
+            pa = kiln_attr_ints(c->node, "paddings", &np);
+        if (!pa)
             return kiln_fail(KILN_ERR_INVALID, "attribute 'pads' is required");
         if (np > 2 * KILN_MAX_RANK)
             return kiln_fail(KILN_ERR_INVALID, "attribute 'pads' has too many values (%zu)", np);
-        memcpy(pads, p, np * sizeof *p);
+        memcpy(p, pa, np * sizeof *pa);
         if (x->dtype != KILN_DTYPE_STRING)
             KILN_TRY(kiln_scalar_from_f64(x->dtype, kiln_attr_float(c->node, "value", 0.0f), fill));
     }
-    if ((int)np != 2 * r)
-        return kiln_fail(KILN_ERR_INVALID, "pads has %zu values but the input has rank %d (needs %d)", np, r, 2 * r);
+    KILN_TRY(pad_expand(r, p, np, have_axes ? axes : NULL, na, pads));
     const char *ms = kiln_attr_string(c->node, "mode", "constant");
     pad_mode mode;
     if (!strcmp(ms, "constant"))
@@ -244,9 +289,21 @@ static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
         mode = PAD_REFLECT;
     else if (!strcmp(ms, "edge"))
         mode = PAD_EDGE;
+    else if (!strcmp(ms, "wrap") && version >= 19)
+        mode = PAD_WRAP;
     else
-        return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be constant, reflect or edge, got '%s'", ms);
-    int64_t dims[KILN_MAX_RANK];
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be constant, reflect, edge%s, got '%s'",
+                         version >= 19 ? " or wrap" : " (wrap from opset 19)", ms);
+    return pad_apply(c, x, pads, mode, ms, fill);
+}
+
+/* Writes output 0: x padded (or cropped, negative pads) by pads (begin
+ * values for every axis, then end values) in `mode` with `fill`. */
+static kiln_status pad_apply(kiln_op_ctx *c, const kiln_tensor *x, const int64_t *pads, pad_mode mode, const char *ms,
+                             const char *fill) {
+    int r = x->rank;
+    size_t es = kiln_elem_size(x->dtype);
+    int64_t dims[KILN_MAX_RANK], lo[KILN_MAX_RANK], hi[KILN_MAX_RANK];
     for (int a = 0; a < r; a++) {
         int64_t b = pads[a], e = pads[a + r];
         if (b < -x->dims[a] || e < -x->dims[a] || b > KILN_TENSOR_MAX_NUMEL || e > KILN_TENSOR_MAX_NUMEL)
@@ -256,8 +313,10 @@ static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
         if (dims[a] < 0)
             return kiln_fail(KILN_ERR_INVALID, "pads %lld,%lld crop axis %d of length %lld below zero", (long long)b,
                              (long long)e, a, (long long)x->dims[a]);
-        if (mode != PAD_CONSTANT && x->dims[a] == 0 && dims[a] > 0)
-            return kiln_fail(KILN_ERR_INVALID, "mode '%s' cannot pad axis %d of length 0", ms, a);
+        lo[a] = b < 0 ? -b : 0;
+        hi[a] = x->dims[a] - (e < 0 ? -e : 0);
+        if (mode != PAD_CONSTANT && hi[a] <= lo[a] && (b > 0 || e > 0) && dims[a] > 0)
+            return kiln_fail(KILN_ERR_INVALID, "mode '%s' cannot pad axis %d, which has no elements left", ms, a);
     }
     KILN_TRY(kiln_check_shape("output", r, dims));
     kiln_tensor *y;
@@ -281,7 +340,7 @@ static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
     for (int a = 0; a < r; a++) {
         maps[a] = map + o;
         for (int64_t i = 0; i < dims[a]; i++)
-            maps[a][i] = pad_src(i - pads[a], x->dims[a], mode);
+            maps[a][i] = pad_src(i - pads[a], lo[a], hi[a], mode);
         o += dims[a];
     }
     int64_t inner = dims[r - 1], rows = y->numel / inner;
@@ -326,8 +385,52 @@ static kiln_status pad_run(kiln_op_ctx *c, bool inputs) {
     return kiln_strings_own(y);
 }
 
-static kiln_status pad_v1(kiln_op_ctx *c) { return pad_run(c, false); }
-static kiln_status pad_v11(kiln_op_ctx *c) { return pad_run(c, true); }
+/* CenterCropPad (opset 18): each axis listed in `axes` (all by default) is
+ * cropped or zero-padded to `shape` around its centre; an odd difference
+ * leaves the extra element at the end. */
+static kiln_status ccp_pads(int r, const int64_t *in, const int64_t *shape, size_t ns, const int64_t *axes, size_t na,
+                            int64_t *pads) {
+    int64_t all[KILN_MAX_RANK];
+    if (!axes) {
+        for (int a = 0; a < r; a++)
+            all[a] = a;
+        axes = all;
+        na = (size_t)r;
+    }
+    if (ns != na)
+        return kiln_fail(KILN_ERR_INVALID, "input 'shape' has %zu values for %zu axes", ns, na);
+    int64_t p[2 * KILN_MAX_RANK];
+    for (size_t i = 0; i < na; i++) {
+        int64_t a = axes[i] < 0 ? axes[i] + r : axes[i];
+        if (a < 0 || a >= r)
+            return kiln_fail(KILN_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)axes[i], r);
+        if (shape[i] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "input 'shape' has a negative size %lld", (long long)shape[i]);
+        int64_t d = in ? shape[i] - in[a] : 0;
+        p[i] = d >= 0 ? d / 2 : -((-d) / 2);
+        p[na + i] = d - p[i];
+    }
+    return pad_expand(r, p, 2 * na, axes, na, pads);
+}
+
+static kiln_status ccp_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *x = c->in[0];
+    int64_t shape[KILN_MAX_RANK], pads[2 * KILN_MAX_RANK];
+    size_t ns, na = 0;
+    KILN_TRY(kiln_tensor_read_ints(c->in[1], "input 'shape'", shape, KILN_MAX_RANK, &ns));
+    const int64_t *axes = kiln_attr_ints(c->node, "axes", &na);
+    if (axes && na > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'axes' has too many values (%zu)", na);
+    KILN_TRY(ccp_pads(x->rank, x->dims, shape, ns, axes, na, pads));
+    char fill[sizeof(kiln_string) > 16 ? sizeof(kiln_string) : 16] = {0};
+    return pad_apply(c, x, pads, PAD_CONSTANT, "constant", fill);
+}
+
+static kiln_status pad_v1(kiln_op_ctx *c) { return pad_run(c, 1); }
+static kiln_status pad_v11(kiln_op_ctx *c) { return pad_run(c, 11); }
+static kiln_status pad_v18(kiln_op_ctx *c) { return pad_run(c, 18); }
+static kiln_status pad_v19(kiln_op_ctx *c) { return pad_run(c, 19); }
 
 /* ---- shape rules ---- */
 
@@ -436,28 +539,63 @@ static kiln_status tile_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
-/* Pad: each dim grows by its begin and end pads. */
-static kiln_status pad_infer(kiln_infer_ctx *x, bool inputs) {
+/* Pad: each dim grows by its begin and end pads (of the axes given, from
+ * opset 18). */
+static kiln_status pad_infer(kiln_infer_ctx *x, int version) {
     const kiln_shape_fact *X = kiln_infer_in(x, 0);
     if (x->n_out < 1)
         return KILN_OK;
     kiln_shape_fact *o = &x->out[0];
     o->dt = X->dt;
-    int64_t p[2 * KILN_MAX_RANK];
-    int np;
-    bool have = inputs ? kiln_infer_ints(x, 1, NULL, p, &np, 2 * KILN_MAX_RANK)
-                       : kiln_infer_ints(x, -1, kiln_node_attr(x->node, "pads") ? "pads" : "paddings", p, &np,
-                                         2 * KILN_MAX_RANK);
+    int64_t p[2 * KILN_MAX_RANK], pads[2 * KILN_MAX_RANK], axes[KILN_MAX_RANK];
+    int np, na = 0;
+    bool have = version >= 11 ? kiln_infer_ints(x, 1, NULL, p, &np, 2 * KILN_MAX_RANK)
+                              : kiln_infer_ints(x, -1, kiln_node_attr(x->node, "pads") ? "pads" : "paddings", p, &np,
+                                                2 * KILN_MAX_RANK);
+    bool given_axes = version >= 18 && kiln_infer_has(x, 3);
+    if (given_axes && !kiln_infer_ints(x, 3, NULL, axes, &na, KILN_MAX_RANK))
+        have = false;
     if (X->rank < 0)
         return KILN_OK;
+    if (have)
+        KILN_TRY(pad_expand(X->rank, p, (size_t)np, given_axes ? axes : NULL, (size_t)na, pads));
     o->rank = X->rank;
     for (int i = 0; i < X->rank; i++)
-        o->dims[i] = have && np == 2 * X->rank ? kiln_sd_add(X->dims[i], kiln_sd_const(p[i] + p[i + X->rank]), 1)
-                                               : kiln_sd_unknown();
+        o->dims[i] = have ? kiln_sd_add(X->dims[i], kiln_sd_const(pads[i] + pads[i + X->rank]), 1)
+                          : kiln_sd_unknown();
     return KILN_OK;
 }
-static kiln_status pad_infer_v1(kiln_infer_ctx *x) { return pad_infer(x, false); }
-static kiln_status pad_infer_v11(kiln_infer_ctx *x) { return pad_infer(x, true); }
+static kiln_status pad_infer_v1(kiln_infer_ctx *x) { return pad_infer(x, 1); }
+static kiln_status pad_infer_v11(kiln_infer_ctx *x) { return pad_infer(x, 11); }
+static kiln_status pad_infer_v18(kiln_infer_ctx *x) { return pad_infer(x, 18); }
+
+/* CenterCropPad: the listed axes take the sizes of `shape`. */
+static kiln_status ccp_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *X = kiln_infer_in(x, 0);
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = X->dt;
+    if (X->rank < 0)
+        return KILN_OK;
+    int r = X->rank;
+    int64_t shape[KILN_MAX_RANK], pads[2 * KILN_MAX_RANK];
+    int ns;
+    size_t na = 0;
+    const int64_t *axes = kiln_attr_ints(x->node, "axes", &na);
+    kiln_infer_copy_shape(o, X, false);
+    if (!kiln_infer_ints(x, 1, NULL, shape, &ns, KILN_MAX_RANK) || (axes && na > KILN_MAX_RANK)) {
+        for (int a = 0; a < r; a++)
+            o->dims[a] = kiln_sd_unknown();
+        return KILN_OK;
+    }
+    KILN_TRY(ccp_pads(r, NULL, shape, (size_t)ns, axes, na, pads));
+    for (size_t i = 0; i < (axes ? na : (size_t)r); i++) {
+        int64_t a = axes ? (axes[i] < 0 ? axes[i] + r : axes[i]) : (int64_t)i;
+        o->dims[a] = kiln_sd_const(shape[i]);
+    }
+    return KILN_OK;
+}
 
 static const kiln_op_desc ops[] = {
     {"", "Slice", 1, 9, slice_v1, slice_infer_v1},
@@ -466,5 +604,8 @@ static const kiln_op_desc ops[] = {
     {"", "Tile", 6, 0, tile_exec, tile_infer},
     {"", "Pad", 1, 10, pad_v1, pad_infer_v1},
     {"", "Pad", 11, 17, pad_v11, pad_infer_v11},
+    {"", "Pad", 18, 18, pad_v18, pad_infer_v18},
+    {"", "Pad", 19, 0, pad_v19, pad_infer_v18},
+    {"", "CenterCropPad", 18, 0, ccp_exec, ccp_infer},
 };
 KILN_OP_FAMILY(slice, ops);

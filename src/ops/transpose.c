@@ -101,7 +101,9 @@ static kiln_status d2s_run(kiln_op_ctx *c, bool has_mode) {
 static kiln_status d2s_v1(kiln_op_ctx *c) { return d2s_run(c, false); }
 static kiln_status d2s_v11(kiln_op_ctx *c) { return d2s_run(c, true); }
 
-static kiln_status s2d_exec(kiln_op_ctx *c) {
+/* SpaceToDepth: opset 28 adds mode; DCR (the only order before) puts the
+ * block offsets ahead of the channel, CRD after it. */
+static kiln_status s2d_run(kiln_op_ctx *c, bool has_mode) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
     int64_t b = 1;
@@ -110,13 +112,23 @@ static kiln_status s2d_exec(kiln_op_ctx *c) {
     if (d[2] % b || d[3] % b)
         return kiln_fail(KILN_ERR_INVALID, "height %lld and width %lld must be divisible by blocksize %lld",
                          (long long)d[2], (long long)d[3], (long long)b);
+    const char *mode = has_mode ? kiln_attr_string(c->node, "mode", "DCR") : "DCR";
     int64_t view[6] = {d[0], d[1], d[2] / b, b, d[3] / b, b};
-    static const int perm[6] = {0, 3, 5, 1, 2, 4};
+    static const int dcr[6] = {0, 3, 5, 1, 2, 4}, crd[6] = {0, 1, 3, 5, 2, 4};
+    const int *perm;
+    if (!strcmp(mode, "DCR"))
+        perm = dcr;
+    else if (!strcmp(mode, "CRD"))
+        perm = crd;
+    else
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be DCR or CRD, got '%s'", mode);
     int64_t out[4] = {d[0], 0, d[2] / b, d[3] / b};
     if (kiln_mul_overflow_i64(d[1], b * b, &out[1]))
         return kiln_fail(KILN_ERR_LIMIT, "output size overflows");
     return permute_view(c, x, 6, view, perm, 4, out);
 }
+static kiln_status s2d_v1(kiln_op_ctx *c) { return s2d_run(c, false); }
+static kiln_status s2d_v28(kiln_op_ctx *c) { return s2d_run(c, true); }
 
 /* ---- shape rules ---- */
 
@@ -171,6 +183,7 @@ static const kiln_op_desc ops[] = {
     {"", "Transpose", 1, 0, transpose_exec, transpose_infer},
     {"", "DepthToSpace", 1, 10, d2s_v1, d2s_infer},
     {"", "DepthToSpace", 11, 0, d2s_v11, d2s_infer},
-    {"", "SpaceToDepth", 1, 27, s2d_exec, s2d_infer},
+    {"", "SpaceToDepth", 1, 27, s2d_v1, s2d_infer},
+    {"", "SpaceToDepth", 28, 0, s2d_v28, s2d_infer},
 };
 KILN_OP_FAMILY(transpose, ops);

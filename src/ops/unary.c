@@ -30,7 +30,7 @@ typedef enum {
     U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH, U_ACOSH, U_ATANH,
     U_SOFTSIGN, U_SOFTPLUS, U_LEAKY, U_ELU, U_SELU, U_CELU, U_HSIGMOID, U_HSWISH, U_THRELU, U_MISH,
     U_GELU, U_GELU_TANH, U_SWISH,
-    U_NOT, U_ISNAN, U_ISINF
+    U_NOT, U_BITNOT, U_ISNAN, U_ISINF
 } un_kind;
 
 typedef struct un_job {
@@ -240,6 +240,15 @@ static void un_range(void *arg, size_t begin, size_t end) {
             y[i] = !x[i];
         return;
     }
+    case U_BITNOT: {
+        /* every integer width: complement the bytes */
+        size_t es = kiln_dtype_size(j->dt);
+        const uint8_t *x = (const uint8_t *)j->x + begin * es;
+        uint8_t *y = (uint8_t *)j->y + begin * es;
+        for (size_t i = 0; i < n * es; i++)
+            y[i] = (uint8_t)~x[i];
+        return;
+    }
     case U_ISNAN:
     case U_ISINF: {
         /* IsNaN/IsInf write bool; float16/bfloat16 are widened first */
@@ -311,6 +320,8 @@ static kiln_status unary_exec(kiln_op_ctx *c, un_kind kind) {
     kiln_dtype odt = x->dtype;
     if (kind == U_NOT)
         ok = x->dtype == KILN_DTYPE_BOOL;
+    else if (kind == U_BITNOT)
+        ok = dt_is_int(x->dtype);
     else if (kind == U_ISNAN || kind == U_ISINF) {
         ok = dt_is_float(x->dtype);
         odt = KILN_DTYPE_BOOL;
@@ -346,8 +357,8 @@ static kiln_status unary_exec(kiln_op_ctx *c, un_kind kind) {
     if (x->numel == 0)
         return KILN_OK;
     j.y = y->data;
-    size_t grain = kind <= U_CEIL || kind == U_NOT || kind == U_LEAKY || kind == U_THRELU || kind == U_HSIGMOID ||
-                           kind == U_HSWISH || kind == U_ISNAN || kind == U_ISINF
+    size_t grain = kind <= U_CEIL || kind == U_NOT || kind == U_BITNOT || kind == U_LEAKY || kind == U_THRELU ||
+                           kind == U_HSIGMOID || kind == U_HSWISH || kind == U_ISNAN || kind == U_ISINF
                        ? KILN_EW_GRAIN_CHEAP
                        : KILN_EW_GRAIN_MATH;
     kiln_parallel_for(c, (size_t)x->numel, grain, un_range, &j);
@@ -400,6 +411,7 @@ static kiln_status gelu_exec(kiln_op_ctx *c) {
     return unary_exec(c, strcmp(ap, "tanh") ? U_GELU : U_GELU_TANH);
 }
 UN_OP(not_exec, U_NOT)
+UN_OP(bitnot_exec, U_BITNOT)
 UN_OP(isnan_exec, U_ISNAN)
 UN_OP(isinf_exec, U_ISINF)
 
@@ -446,6 +458,7 @@ static const kiln_op_desc ops[] = {
     {"", "Gelu", 20, 0, gelu_exec, kiln_infer_same},
     {"", "Swish", 24, 0, swish_exec, kiln_infer_same},
     {"", "Not", 1, 0, not_exec, kiln_infer_same},
+    {"", "BitwiseNot", 18, 0, bitnot_exec, kiln_infer_same},
     {"", "IsNaN", 9, 0, isnan_exec, kiln_infer_same_bool},
     {"", "IsInf", 10, 0, isinf_exec, kiln_infer_same_bool},
 };
