@@ -333,6 +333,22 @@ def case_loop_in_if():
                checker=False)
 
 
+def case_graph_ref():
+    """A graph-valued attribute reference: the If inside the function takes
+    its then-branch from the call, a graph reading the caller's values."""
+    a = ref_attr("then_branch", "tb", onnx.AttributeProto.GRAPH)
+    else_g = H.make_graph([H.make_node("Neg", ["x"], ["t"])], "else", [], [fvi("t", None)])
+    ifn = H.make_node("If", ["c"], ["y"], else_branch=else_g)
+    ifn.attribute.append(a)
+    f = function("G", ["c", "x"], ["y"], [ifn], attrs=["tb"])
+    tb = H.make_graph([H.make_node("Add", ["X", "X"], ["r"])], "tb", [], [fvi("r", None)])
+    m = model([call("G", ["C", "X"], ["Y"], "g0", tb=tb)], [H.make_tensor_value_info("C", T.BOOL, []), fvi("X", [2])],
+              [fvi("Y", [2])], [f])
+    feeds = [{"C": np.array(True), "X": rand(2)}, {"C": np.array(False), "X": rand(2)}]
+    check_case("graph_ref", m, feeds, lambda fd: {"Y": 2 * fd["X"] if fd["C"] else -fd["X"]}, ort_ok=False,
+               checker=False)
+
+
 def case_info():
     f = function("Affine", ["x"], ["z"], [const_ref("a", "alpha"), H.make_node("Mul", ["x", "a"], ["z"])],
                  defaults={"alpha": 2.0}, overload="v1")
@@ -424,7 +440,7 @@ def main():
     ap.add_argument("--kiln", required=True)
     ap.add_argument("--roundtrip", required=True)
     args = ap.parse_args()
-    for c in (case_refs, case_nested, case_if, case_optional, case_overload, case_opset, case_loop_in_if, case_info, case_hostile):
+    for c in (case_refs, case_nested, case_if, case_optional, case_overload, case_opset, case_loop_in_if, case_graph_ref, case_info, case_hostile):
         try:
             c()
         except Exception as e:  # a broken case is a failure, the others still run
