@@ -467,10 +467,464 @@ static kiln_status attention_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
+/* ---- RotaryEmbedding (23) ----
+ * X: (B, H, S, head) or (B, S, H * head) with num_heads. The first
+ * rotary_embedding_dim (default: head) elements of each head rotate as
+ * pairs (k, k + dim/2), or (2k, 2k + 1) when interleaved, by the angle whose
+ * cos/sin come from cos_cache/sin_cache: rows position_ids[b, s] of
+ * (max_pos, dim/2) caches, or (B, S, dim/2) caches without position_ids.
+ * The rest of the head is copied. Computed in float. */
+typedef struct rope_job {
+    const void *x, *cosc, *sinc;
+    void *y;
+    kiln_dtype dt;
+    const int64_t *pos;
+    int64_t B, H, S, hd, rd, npos;
+    bool four_d, interleaved;
+    int failed;
+} rope_job;
+
+static void rope_range(void *arg, size_t begin, size_t end) {
+    rope_job *j = arg;
+    int64_t half = j->rd / 2;
+    float xb[2048], cs[1024], sn[1024];
+    for (size_t t = begin; t < end; t++) {
+        int64_t b = (int64_t)t / j->S, s = (int64_t)t % j->S, row = b * j->S + s;
+        if (j->pos) {
+            row = j->pos[b * j->S + s];
+            if (row < 0 || row >= j->npos) {
+                __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+                continue;
+            }
+        }
+        for (int64_t k = 0; k < half; k++) {
+            cs[k] = (float)kiln_load_f64(j->cosc, j->dt, row * half + k);
+            sn[k] = (float)kiln_load_f64(j->sinc, j->dt, row * half + k);
+        }
+        for (int64_t h = 0; h < j->H; h++) {
+            int64_t off = j->four_d ? ((b * j->H + h) * j->S + s) * j->hd : ((b * j->S + s) * j->H + h) * j->hd;
+            for (int64_t d = 0; d < j->hd; d++)
+                xb[d] = (float)kiln_load_f64(j->x, j->dt, off + d);
+            for (int64_t k = 0; k < half; k++) {
+                int64_t i1 = j->interleaved ? 2 * k : k, i2 = j->interleaved ? 2 * k + 1 : k + half;
+                float x1 = xb[i1], x2 = xb[i2];
+                kiln_store_f64(j->y, j->dt, off + i1, (double)(cs[k] * x1 - sn[k] * x2));
+                kiln_store_f64(j->y, j->dt, off + i2, (double)(sn[k] * x1 + cs[k] * x2));
+            }
+            for (int64_t d = j->rd; d < j->hd; d++)
+                kiln_store_f64(j->y, j->dt, off + d, (double)xb[d]);
+        }
+    }
+}
+
+static kiln_status rope_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 3));
+    const kiln_tensor *x = c->in[0], *cc = c->in[1], *sc = c->in[2], *pid = kiln_op_in(c, 3);
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 3));
+    if (cc->dtype != x->dtype || sc->dtype != x->dtype)
+        return kiln_fail(KILN_ERR_INVALID, "cos_cache and sin_cache must have the input's element type %s",
+                         kiln_dtype_name(x->dtype));
+    rope_job j = {.x = x->data, .cosc = cc->data, .sinc = sc->data, .dt = x->dtype};
+    int64_t nh = kiln_attr_int(c->node, "num_heads", 0);
+    if (x->rank == 4) {
+        j.four_d = true;
+        j.B = x->dims[0], j.H = x->dims[1], j.S = x->dims[2], j.hd = x->dims[3];
+    } else if (x->rank == 3) {
+        if (nh <= 0 || x->dims[2] % nh)
+            return kiln_fail(KILN_ERR_INVALID, "a 3-D input needs attribute 'num_heads' dividing its hidden size "
+                                               "%lld (num_heads %lld)",
+                             (long long)x->dims[2], (long long)nh);
+        j.B = x->dims[0], j.S = x->dims[1], j.H = nh, j.hd = x->dims[2] / nh;
+    } else
+        return kiln_fail(KILN_ERR_INVALID, "input must be 3-D or 4-D, is %d-D", x->rank);
+    j.rd = kiln_attr_int(c->node, "rotary_embedding_dim", 0);
+    if (j.rd == 0)
+        j.rd = j.hd;
+    if (j.rd < 0 || j.rd > j.hd || j.rd % 2 || j.hd > 2048)
+        return kiln_fail(KILN_ERR_INVALID, "rotary_embedding_dim %lld must be even and at most the head size %lld "
+                                           "(kiln takes heads up to 2048)",
+                         (long long)j.rd, (long long)j.hd);
+    j.interleaved = kiln_attr_int(c->node, "interleaved", 0) != 0;
+    int64_t half = j.rd / 2;
+    if (pid) {
+        if (pid->dtype != KILN_DTYPE_INT64 || pid->rank != 2 || pid->dims[0] != j.B || pid->dims[1] != j.S)
+            return kiln_fail(KILN_ERR_INVALID, "position_ids must be int64 (batch %lld, seq %lld)", (long long)j.B,
+                             (long long)j.S);
+        if (cc->rank != 2 || sc->rank != 2 || cc->dims[1] != half || sc->dims[1] != half || sc->dims[0] != cc->dims[0])
+            goto bad_cache;
+        j.pos = pid->data;
+        j.npos = cc->dims[0];
+    } else if (cc->rank != 3 || sc->rank != 3 || cc->dims[0] != j.B || cc->dims[1] != j.S || cc->dims[2] != half ||
+               sc->dims[0] != j.B || sc->dims[1] != j.S || sc->dims[2] != half)
+        goto bad_cache;
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, x->rank, x->dims, &y));
+    j.y = y->data;
+    if (y->numel == 0)
+        return KILN_OK;
+    kiln_parallel_for(c, (size_t)(j.B * j.S), (size_t)(j.H * j.hd >= 4096 ? 1 : 4096 / (j.H * j.hd)), rope_range, &j);
+    if (j.failed)
+        return kiln_fail(KILN_ERR_INVALID, "position_ids hold a value outside [0, %lld)", (long long)j.npos);
+    return KILN_OK;
+bad_cache: {
+    char a[128];
+    return kiln_fail(KILN_ERR_INVALID, "cos_cache %s / sin_cache must be (max_position, %lld) with position_ids, "
+                                       "(batch, seq, %lld) without",
+                     kiln_dims_str(cc->rank, cc->dims, a, sizeof a), (long long)half, (long long)half);
+}
+}
+
+/* ---- TensorScatter (24) ----
+ * present = past_cache with update written along `axis` from
+ * write_indices[b] (0 when absent) in each batch entry; mode "circular"
+ * wraps the index modulo the cache length, "linear" must fit. */
+static kiln_status tensorscatter_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    const kiln_tensor *past = c->in[0], *up = c->in[1], *wi = kiln_op_in(c, 2);
+    if (past->dtype == KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "string caches are not supported");
+    if (up->dtype != past->dtype)
+        return kiln_fail(KILN_ERR_INVALID, "update (%s) must have past_cache's element type %s",
+                         kiln_dtype_name(up->dtype), kiln_dtype_name(past->dtype));
+    const char *mode = kiln_attr_string(c->node, "mode", "linear");
+    bool circular = strcmp(mode, "circular") == 0;
+    if (!circular && strcmp(mode, "linear"))
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'mode' must be \"linear\" or \"circular\", is \"%s\"", mode);
+    if (past->rank < 2)
+        return kiln_fail(KILN_ERR_INVALID, "past_cache must have rank >= 2, has %d", past->rank);
+    int axis;
+    KILN_TRY(kiln_op_axis(c, kiln_attr_int(c->node, "axis", -2), past->rank, &axis));
+    if (axis == 0)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'axis' cannot be the batch axis");
+    bool shape_ok = up->rank == past->rank;
+    for (int d = 0; shape_ok && d < past->rank; d++)
+        shape_ok = d == axis ? up->dims[d] <= past->dims[d] : up->dims[d] == past->dims[d];
+    if (!shape_ok) {
+        char a[128], b[128];
+        return kiln_fail(KILN_ERR_INVALID, "update %s does not fit past_cache %s along axis %d",
+                         kiln_dims_str(up->rank, up->dims, a, sizeof a),
+                         kiln_dims_str(past->rank, past->dims, b, sizeof b), axis);
+    }
+    int64_t B = past->dims[0], maxs = past->dims[axis], seq = up->dims[axis];
+    if (wi && (wi->dtype != KILN_DTYPE_INT64 || wi->numel != B))
+        return kiln_fail(KILN_ERR_INVALID, "write_indices must be int64 with one entry per batch (%lld)", (long long)B);
+    const int64_t *w = wi ? wi->data : NULL;
+    for (int64_t b = 0; b < B && seq > 0; b++) {
+        int64_t v = w ? w[b] : 0;
+        if (v < 0 || (!circular && v + seq > maxs))
+            return kiln_fail(KILN_ERR_INVALID, "write index %lld of batch %lld with %lld updates does not fit the "
+                                               "cache length %lld",
+                             (long long)v, (long long)b, (long long)seq, (long long)maxs);
+    }
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output_reuse(c, 0, 0, past->dtype, past->rank, past->dims, &y));
+    if (y->data != past->data && past->nbytes)
+        memcpy(y->data, past->data, past->nbytes);
+    size_t es = kiln_dtype_size(past->dtype);
+    int64_t inner = kiln_dims_prod(past->dims, axis + 1, past->rank), mid = kiln_dims_prod(past->dims, 1, axis);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t m = 0; m < mid; m++) {
+            int64_t pre = b * mid + m, base = w ? w[b] : 0;
+            for (int64_t s = 0; s < seq; s++) {
+                int64_t d = base + s;
+                if (circular)
+                    d %= maxs;
+                memcpy((char *)y->data + (size_t)((pre * maxs + d) * inner) * es,
+                       (const char *)up->data + (size_t)((pre * seq + s) * inner) * es, (size_t)inner * es);
+            }
+        }
+    return KILN_OK;
+}
+
+/* ---- LinearAttention (27) ----
+ * Per (batch, kv head) a d_k x d_v state S, token by token:
+ *   gated:  S *= exp(g_t)  (g per head, or per key dim: per row of S)
+ *   delta:  v_t = beta_t * (v_t - S^T k_t)
+ *   S += k_t v_t^T;  o_t = scale * q_t^T S  for each query head of the group.
+ * 3-D packed (B, T, heads * d) inputs; present_state (B, H_kv, d_k, d_v) in
+ * past_state's type (the query's without one). float32 throughout. */
+typedef struct la_job {
+    const kiln_tensor *q, *k, *v, *past, *decay, *beta;
+    void *out, *state;
+    kiln_dtype sdt;
+    int64_t B, T, Hq, Hkv, dk, dv;
+    bool gated, delta, decay_per_dim, beta_per_head;
+    float scale;
+    int failed;
+} la_job;
+
+static void la_range(void *arg, size_t begin, size_t end) {
+    la_job *j = arg;
+    const int64_t dk = j->dk, dv = j->dv, G = j->Hq / j->Hkv;
+    float *S = malloc((size_t)(dk * dv + dk + 2 * dv + dk) * sizeof(float));
+    if (!S) {
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *kt = S + dk * dv, *vt = kt + dk, *rt = vt + dv, *qt = rt + dv;
+    for (size_t t = begin; t < end; t++) {
+        int64_t b = (int64_t)t / j->Hkv, h = (int64_t)t % j->Hkv;
+        for (int64_t i = 0; i < dk * dv; i++)
+            S[i] = j->past ? (float)kiln_load_f64(j->past->data, j->past->dtype, (int64_t)t * dk * dv + i) : 0.0f;
+        for (int64_t s = 0; s < j->T; s++) {
+            int64_t row = b * j->T + s;
+            for (int64_t d = 0; d < dk; d++)
+                kt[d] = (float)kiln_load_f64(j->k->data, j->k->dtype, row * j->Hkv * dk + h * dk + d);
+            for (int64_t m = 0; m < dv; m++)
+                vt[m] = (float)kiln_load_f64(j->v->data, j->v->dtype, row * j->Hkv * dv + h * dv + m);
+            if (j->gated) {
+                for (int64_t d = 0; d < dk; d++) {
+                    int64_t gi = j->decay_per_dim ? row * j->Hkv * dk + h * dk + d : row * j->Hkv + h;
+                    float g = expf((float)kiln_load_f64(j->decay->data, j->decay->dtype, gi));
+                    float *sr = S + d * dv;
+                    for (int64_t m = 0; m < dv; m++)
+                        sr[m] *= g;
+                }
+            }
+            if (j->delta) {
+                float be = (float)kiln_load_f64(j->beta->data, j->beta->dtype,
+                                                j->beta_per_head ? row * j->Hkv + h : row);
+                for (int64_t m = 0; m < dv; m++)
+                    rt[m] = 0.0f;
+                for (int64_t d = 0; d < dk; d++) {
+                    const float *sr = S + d * dv;
+                    for (int64_t m = 0; m < dv; m++)
+                        rt[m] += sr[m] * kt[d];
+                }
+                for (int64_t m = 0; m < dv; m++)
+                    vt[m] = be * (vt[m] - rt[m]);
+            }
+            for (int64_t d = 0; d < dk; d++) {
+                float *sr = S + d * dv;
+                for (int64_t m = 0; m < dv; m++)
+                    sr[m] += kt[d] * vt[m];
+            }
+            for (int64_t g = 0; g < G; g++) {
+                int64_t hq = h * G + g;
+                for (int64_t d = 0; d < dk; d++)
+                    qt[d] = (float)kiln_load_f64(j->q->data, j->q->dtype, row * j->Hq * dk + hq * dk + d);
+                for (int64_t m = 0; m < dv; m++)
+                    rt[m] = 0.0f;
+                for (int64_t d = 0; d < dk; d++) {
+                    const float *sr = S + d * dv;
+                    for (int64_t m = 0; m < dv; m++)
+                        rt[m] += qt[d] * sr[m];
+                }
+                for (int64_t m = 0; m < dv; m++)
+                    kiln_store_f64(j->out, j->q->dtype, row * j->Hq * dv + hq * dv + m, (double)(j->scale * rt[m]));
+            }
+        }
+        if (j->state)
+            for (int64_t i = 0; i < dk * dv; i++)
+                kiln_store_f64(j->state, j->sdt, (int64_t)t * dk * dv + i, (double)S[i]);
+    }
+    free(S);
+}
+
+static kiln_status linattn_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 3));
+    la_job j = {.q = c->in[0], .k = c->in[1], .v = c->in[2], .past = kiln_op_in(c, 3), .decay = kiln_op_in(c, 4),
+                .beta = kiln_op_in(c, 5)};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+    for (size_t i = 0; i < 6; i++)
+        if (kiln_op_in(c, i))
+            KILN_TRY(kiln_op_need_dtype(c, i, ok, 3));
+    const char *rule = kiln_attr_string(c->node, "update_rule", "gated_delta");
+    if (!strcmp(rule, "linear"))
+        ;
+    else if (!strcmp(rule, "gated"))
+        j.gated = true;
+    else if (!strcmp(rule, "delta"))
+        j.delta = true;
+    else if (!strcmp(rule, "gated_delta"))
+        j.gated = j.delta = true;
+    else
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'update_rule' must be linear, gated, delta or gated_delta, is "
+                                           "\"%s\"",
+                         rule);
+    j.Hq = kiln_attr_int(c->node, "q_num_heads", 0);
+    j.Hkv = kiln_attr_int(c->node, "kv_num_heads", 0);
+    if (j.Hq <= 0 || j.Hkv <= 0 || j.Hq % j.Hkv)
+        return kiln_fail(KILN_ERR_INVALID, "q_num_heads (%lld) must be a positive multiple of kv_num_heads (%lld)",
+                         (long long)j.Hq, (long long)j.Hkv);
+    if (j.gated != (j.decay != NULL))
+        return kiln_fail(KILN_ERR_INVALID, "update_rule '%s' %s the decay input", rule, j.gated ? "needs" : "forbids");
+    if (j.delta != (j.beta != NULL))
+        return kiln_fail(KILN_ERR_INVALID, "update_rule '%s' %s the beta input", rule, j.delta ? "needs" : "forbids");
+    const kiln_tensor *q = j.q, *k = j.k, *v = j.v;
+    if (q->rank != 3 || k->rank != 3 || v->rank != 3)
+        return kiln_fail(KILN_ERR_INVALID, "query, key and value must be 3-D (batch, seq, heads * size)");
+    j.B = q->dims[0], j.T = q->dims[1];
+    if (q->dims[2] % j.Hq || v->dims[2] % j.Hkv)
+        goto bad;
+    j.dk = q->dims[2] / j.Hq, j.dv = v->dims[2] / j.Hkv;
+    if (k->dims[0] != j.B || v->dims[0] != j.B || k->dims[1] != j.T || v->dims[1] != j.T || k->dims[2] != j.Hkv * j.dk)
+        goto bad;
+    if (j.decay) {
+        const kiln_tensor *g = j.decay;
+        j.decay_per_dim = g->rank == 3 && g->dims[2] == j.Hkv * j.dk;
+        if (g->rank != 3 || g->dims[0] != j.B || g->dims[1] != j.T || (g->dims[2] != j.Hkv && !j.decay_per_dim))
+            goto bad;
+        if (j.Hkv * j.dk == j.Hkv)
+            j.decay_per_dim = true; /* d_k 1: the two forms agree */
+    }
+    if (j.beta) {
+        const kiln_tensor *be = j.beta;
+        if (be->rank != 3 || be->dims[0] != j.B || be->dims[1] != j.T || (be->dims[2] != j.Hkv && be->dims[2] != 1))
+            goto bad;
+        j.beta_per_head = be->dims[2] == j.Hkv && j.Hkv != 1;
+    }
+    if (j.past && (j.past->rank != 4 || j.past->dims[0] != j.B || j.past->dims[1] != j.Hkv ||
+                   j.past->dims[2] != j.dk || j.past->dims[3] != j.dv))
+        goto bad;
+    float sc = kiln_attr_float(c->node, "scale", 0.0f);
+    j.scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)j.dk));
+    j.sdt = j.past ? j.past->dtype : q->dtype;
+    kiln_tensor *o, *st = NULL;
+    int64_t od[3] = {j.B, j.T, j.Hq * j.dv}, sd[4] = {j.B, j.Hkv, j.dk, j.dv};
+    KILN_TRY(kiln_op_output(c, 0, q->dtype, 3, od, &o));
+    if (kiln_op_out_wanted(c, 1))
+        KILN_TRY(kiln_op_output(c, 1, j.sdt, 4, sd, &st));
+    j.out = o->data;
+    j.state = st ? st->data : NULL;
+    if (j.B * j.Hkv == 0 || j.dk * j.dv == 0)
+        return KILN_OK;
+    kiln_parallel_for(c, (size_t)(j.B * j.Hkv), 1, la_range, &j);
+    return j.failed ? KILN_ERR_NOMEM : KILN_OK;
+bad:
+    return kiln_fail(KILN_ERR_INVALID, "inconsistent shapes: query, key, value must be (B, T, heads * d), decay (B, "
+                                       "T, H_kv[*d_k]), beta (B, T, H_kv or 1), past_state (B, H_kv, d_k, d_v)");
+}
+
+static kiln_status linattn_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *q = kiln_infer_in(x, 0), *v = kiln_infer_in(x, 2), *ps = kiln_infer_in(x, 3);
+    int64_t hq = kiln_attr_int(x->node, "q_num_heads", 0), hkv = kiln_attr_int(x->node, "kv_num_heads", 0);
+    if (x->n_out > 0)
+        x->out[0].dt = q->dt;
+    if (x->n_out > 1)
+        x->out[1].dt = kiln_infer_has(x, 3) ? ps->dt : q->dt;
+    if (hq <= 0 || hkv <= 0 || q->rank != 3 || v->rank != 3)
+        return KILN_OK;
+    kiln_sdim dv = kiln_sd_div_exact(v->dims[2], kiln_sd_const(hkv));
+    x->out[0].rank = 3;
+    x->out[0].dims[0] = q->dims[0], x->out[0].dims[1] = q->dims[1];
+    x->out[0].dims[2] = kiln_sd_mul(kiln_sd_const(hq), dv);
+    if (x->n_out > 1) {
+        x->out[1].rank = 4;
+        x->out[1].dims[0] = q->dims[0], x->out[1].dims[1] = kiln_sd_const(hkv);
+        x->out[1].dims[2] = kiln_sd_div_exact(q->dims[2], kiln_sd_const(hq)), x->out[1].dims[3] = dv;
+    }
+    return KILN_OK;
+}
+
+/* ---- CausalConvWithState (27) ----
+ * Depthwise causal conv1d over (B, C, L) with a (C, 1, k) kernel, the
+ * k - 1 positions before the input from past_state (zeros without it);
+ * optional bias and fused SiLU. present_state: the last k - 1 positions of
+ * past + input. Computed in float. */
+typedef struct ccs_job {
+    const kiln_tensor *x, *w, *bias, *past;
+    void *y, *state;
+    int64_t C, L, K;
+    bool silu;
+} ccs_job;
+
+static void ccs_range(void *arg, size_t begin, size_t end) {
+    const ccs_job *j = arg;
+    const int64_t L = j->L, K = j->K, P = K - 1;
+    float wk[64], pad[1024];
+    for (size_t t = begin; t < end; t++) {
+        int64_t c = (int64_t)t % j->C;
+        for (int64_t i = 0; i < K; i++)
+            wk[i] = (float)kiln_load_f64(j->w->data, j->w->dtype, c * K + i);
+        float bv = j->bias ? (float)kiln_load_f64(j->bias->data, j->bias->dtype, c) : 0.0f;
+        /* padded = past (P) ++ x (L), streamed through a window of P + chunk */
+        for (int64_t i = 0; i < P; i++)
+            pad[i] = j->past ? (float)kiln_load_f64(j->past->data, j->past->dtype, (int64_t)t * P + i) : 0.0f;
+        const int64_t CH = 1024 - 64;
+        for (int64_t l0 = 0; l0 < L; l0 += CH) {
+            int64_t n = L - l0 < CH ? L - l0 : CH;
+            for (int64_t i = 0; i < n; i++)
+                pad[P + i] = (float)kiln_load_f64(j->x->data, j->x->dtype, (int64_t)t * L + l0 + i);
+            for (int64_t i = 0; i < n; i++) {
+                float acc = bv;
+                for (int64_t q = 0; q < K; q++)
+                    acc += wk[q] * pad[i + q];
+                if (j->silu)
+                    acc = acc / (1.0f + expf(-acc));
+                kiln_store_f64(j->y, j->x->dtype, (int64_t)t * L + l0 + i, (double)acc);
+            }
+            memmove(pad, pad + n, (size_t)P * sizeof(float));
+        }
+        if (j->state)
+            for (int64_t i = 0; i < P; i++)
+                kiln_store_f64(j->state, j->x->dtype, (int64_t)t * P + i, (double)pad[i]);
+    }
+}
+
+static kiln_status ccs_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    ccs_job j = {.x = c->in[0], .w = c->in[1], .bias = kiln_op_in(c, 2), .past = kiln_op_in(c, 3)};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+    for (size_t i = 0; i < 4; i++)
+        if (kiln_op_in(c, i)) {
+            KILN_TRY(kiln_op_need_dtype(c, i, ok, 3));
+            if (c->in[i]->dtype != j.x->dtype)
+                return kiln_fail(KILN_ERR_INVALID, "all inputs must have the input's element type %s",
+                                 kiln_dtype_name(j.x->dtype));
+        }
+    const char *act = kiln_attr_string(c->node, "activation", "none");
+    j.silu = !strcmp(act, "silu") || !strcmp(act, "swish");
+    if (!j.silu && strcmp(act, "none"))
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'activation' must be silu, swish or none, is \"%s\"", act);
+    const kiln_tensor *x = j.x, *w = j.w;
+    if (x->rank != 3 || w->rank != 3 || w->dims[0] != x->dims[1] || w->dims[1] != 1 || w->dims[2] < 1)
+        return kiln_fail(KILN_ERR_INVALID, "input must be (B, C, L) and weight (C, 1, k)");
+    j.C = x->dims[1], j.L = x->dims[2], j.K = w->dims[2];
+    if (j.K > 64)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "kernel size %lld (kiln takes up to 64)", (long long)j.K);
+    if (j.bias && (j.bias->rank != 1 || j.bias->dims[0] != j.C))
+        return kiln_fail(KILN_ERR_INVALID, "bias must be (C) = (%lld)", (long long)j.C);
+    if (j.past && (j.past->rank != 3 || j.past->dims[0] != x->dims[0] || j.past->dims[1] != j.C ||
+                   j.past->dims[2] != j.K - 1))
+        return kiln_fail(KILN_ERR_INVALID, "past_state must be (B, C, k - 1) = (%lld, %lld, %lld)",
+                         (long long)x->dims[0], (long long)j.C, (long long)(j.K - 1));
+    kiln_tensor *y, *st = NULL;
+    int64_t sd[3] = {x->dims[0], j.C, j.K - 1};
+    KILN_TRY(kiln_op_output(c, 0, x->dtype, 3, x->dims, &y));
+    if (kiln_op_out_wanted(c, 1))
+        KILN_TRY(kiln_op_output(c, 1, x->dtype, 3, sd, &st));
+    j.y = y->data;
+    j.state = st ? st->data : NULL;
+    size_t rows = (size_t)(x->dims[0] * j.C);
+    if (rows)
+        kiln_parallel_for(c, rows, j.L * j.K >= 8192 ? 1 : (size_t)(8192 / (j.L * j.K + 1)), ccs_range, &j);
+    return KILN_OK;
+}
+
+static kiln_status ccs_infer(kiln_infer_ctx *x) {
+    KILN_TRY(kiln_infer_same(x));
+    const kiln_shape_fact *in = kiln_infer_in(x, 0), *w = kiln_infer_in(x, 1);
+    if (x->n_out > 1) {
+        x->out[1].dt = in->dt;
+        if (in->rank == 3 && w->rank == 3) {
+            x->out[1].rank = 3;
+            x->out[1].dims[0] = in->dims[0], x->out[1].dims[1] = in->dims[1];
+            x->out[1].dims[2] = kiln_sd_add(w->dims[2], kiln_sd_const(1), -1);
+        }
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
     {"", "Attention", 23, 23, attention_exec, attention_infer},
     {"", "Attention", 24, 24, attention_exec, attention_infer}, /* + nonpad_kv_seqlen */
     {"", "Attention", 25, 0, attention_exec, attention_infer},  /* + left/right_window_size */
+    {"", "RotaryEmbedding", 23, 0, rope_exec, kiln_infer_same},
+    {"", "TensorScatter", 24, 0, tensorscatter_exec, kiln_infer_same},
+    {"", "LinearAttention", 27, 0, linattn_exec, linattn_infer},
+    {"", "CausalConvWithState", 27, 0, ccs_exec, ccs_infer},
 };
 KILN_OP_FAMILY(attention, ops);
 
