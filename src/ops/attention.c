@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/elementwise_math.h"
 #include "kernels/gemm.h"
 #include "kernels/reduce.h"
 #include "kernels/valio.h"
@@ -131,9 +132,9 @@ static inline void att_store(void *p, kiln_dtype dt, int64_t i, double v) { kiln
 #define ATT_GEMM kiln_sgemm
 #define ATT_EXP expf
 #define ATT_TANH tanhf
-#define ATT_BF16_PATH 1
+#define ATT_F32 1 /* the float instance: vector exp and the bfloat16 path */
 #include "ops/attention.c"
-#undef ATT_BF16_PATH
+#undef ATT_F32
 #undef ATT_T
 #undef ATT_FN
 #undef ATT_GEMM
@@ -387,6 +388,7 @@ static kiln_status attention_exec(kiln_op_ctx *c) {
         return KILN_OK;
     double cost = (double)(Sq < ATT_BQ ? Sq : ATT_BQ) * (double)(T + 1) * (double)(D + Dv + 1);
     size_t grain = cost >= 65536.0 ? 1 : (size_t)(65536.0 / cost);
+    kiln_gemm_init(); /* single-threaded BLAS inside kiln's threads */
     bool dbl = Q->dtype == KILN_DTYPE_DOUBLE || V->dtype == KILN_DTYPE_DOUBLE ||
                (sp && prec == KILN_DTYPE_DOUBLE);
     if (dbl)
@@ -933,6 +935,16 @@ KILN_OP_FAMILY(attention, ops);
 typedef ATT_T ATT_FN(att_real);
 #define R_ ATT_FN(att_real)
 
+/* x[i] = exp(x[i]) over a block */
+static inline void ATT_FN(att_vexp)(R_ *x, int64_t n) {
+#ifdef ATT_F32
+    kiln_vexp_f32(x, x, (size_t)n);
+#else
+    for (int64_t i = 0; i < n; i++)
+        x[i] = ATT_EXP(x[i]);
+#endif
+}
+
 /* rows x cols of src (element offset off, row stride ld) into dst (ld cols) */
 static void ATT_FN(att_load)(R_ *dst, const void *src, kiln_dtype dt, int64_t off, int64_t ld, int64_t rows,
                              int64_t cols) {
@@ -1087,10 +1099,11 @@ static void ATT_FN(att_block)(const att_job *j, int64_t b, int64_t h, int64_t i0
                 l[i] += sum;
                 continue;
             }
-            for (int64_t k = 0; k < nk; k++) {
-                row[k] = ATT_EXP(row[k] - mn);
+            for (int64_t k = 0; k < nk; k++)
+                row[k] -= mn;
+            ATT_FN(att_vexp)(row, nk);
+            for (int64_t k = 0; k < nk; k++)
                 sum += row[k];
-            }
             if (mn != m[i]) {
                 R_ corr = ATT_EXP(m[i] - mn);
                 l[i] *= corr;
@@ -1142,7 +1155,7 @@ static void ATT_FN(att_block)(const att_job *j, int64_t b, int64_t h, int64_t i0
     }
 }
 
-#ifdef ATT_BF16_PATH
+#ifdef ATT_F32
 /* bfloat16 with its softmax in bfloat16 (softmax_precision unset or 16):
  * the operator's definition rounds to T1 after each step (the scaled Q and
  * K, the product, softcap, the bias, x - max, exp, each partial sum of the
@@ -1245,7 +1258,7 @@ static void ATT_FN(att_range)(void *arg, size_t begin, size_t end) {
         return;
     }
     R_ *rows = NULL;
-#ifdef ATT_BF16_PATH
+#ifdef ATT_F32
     if (j->round16 && !(rows = malloc((size_t)(ATT_BQ * (j->T ? j->T : 1)) * sizeof(R_)))) {
         free(buf);
         __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
@@ -1256,7 +1269,7 @@ static void ATT_FN(att_range)(void *arg, size_t begin, size_t end) {
         int64_t bh = (int64_t)t / j->nqb, qb = (int64_t)t % j->nqb;
         int64_t b = bh / j->Hq, h = bh % j->Hq, i0 = qb * ATT_BQ;
         int64_t nq = j->Sq - i0 < ATT_BQ ? j->Sq - i0 : ATT_BQ;
-#ifdef ATT_BF16_PATH
+#ifdef ATT_F32
         if (rows) {
             att_block_bf16(j, b, h, i0, nq, buf, rows);
             continue;
