@@ -1024,6 +1024,10 @@ static const R_ *ATT_FN(att_rows)(const att_seg *seg, int64_t split, kiln_dtype 
 static void ATT_FN(att_scores)(const att_job *j, const R_ *q, int64_t ldq, int64_t nq, int64_t b, int64_t hk,
                                int64_t k0, int64_t nk, R_ *S, R_ *kbuf) {
     int64_t ldk;
+    if (j->D == 0) { /* empty dot products (and no valid leading dims for BLAS) */
+        memset(S, 0, (size_t)(nq * nk) * sizeof(R_));
+        return;
+    }
     const R_ *kp = ATT_FN(att_rows)(j->k, j->ksplit, j->kdt, b, hk, k0, nk, j->D, kbuf, &ldk);
     ATT_GEMM(false, true, nq, nk, j->D, (R_)j->scale, q, ldq, kp, ldk, 0, S, nk);
 }
@@ -1115,8 +1119,10 @@ static void ATT_FN(att_block)(const att_job *j, int64_t b, int64_t h, int64_t i0
             l[i] += sum;
         }
         int64_t ldv;
-        const R_ *vp = ATT_FN(att_rows)(j->v, j->vsplit, j->vdt, b, hk, k0, nk, Dv, vb, &ldv);
-        ATT_GEMM(false, false, nq, Dv, nk, 1, S, nk, vp, ldv, 1, O, Dv);
+        if (Dv > 0) {
+            const R_ *vp = ATT_FN(att_rows)(j->v, j->vsplit, j->vdt, b, hk, k0, nk, Dv, vb, &ldv);
+            ATT_GEMM(false, false, nq, Dv, nk, 1, S, nk, vp, ldv, 1, O, Dv);
+        }
         k0 = k1;
     }
     for (int64_t i = 0; i < nq; i++) {
@@ -1193,7 +1199,10 @@ static void att_block_bf16(const att_job *j, int64_t b, int64_t h, int64_t i0, i
         att_load_f32(kb, sg->p, j->kdt, b * sg->sb + hk * sg->sh + r * sg->ss, sg->ss, nk, D);
         for (int64_t i = 0; i < nk * D; i++)
             kb[i] = att_rb(kb[i] * sq);
-        kiln_sgemm(false, true, nq, nk, D, 1.0f, qb, D, kb, D, 0, S, nk);
+        if (D > 0)
+            kiln_sgemm(false, true, nq, nk, D, 1.0f, qb, D, kb, D, 0, S, nk);
+        else
+            memset(S, 0, (size_t)(nq * nk) * sizeof(float));
         for (int64_t i = 0; i < nq; i++) {
             int64_t qi = i0 + i, qko = ((b * j->Hq + h) * j->Sq + qi) * T + k0;
             float *x = rows + i * n + (k0 - ks);
@@ -1234,7 +1243,7 @@ static void att_block_bf16(const att_job *j, int64_t b, int64_t h, int64_t i0, i
             att_store_row_f32(j->qk, j->qdt, ((b * j->Hq + h) * j->Sq + i0 + i) * T, x, n, 1);
     }
     memset(O, 0, (size_t)(nq * Dv) * sizeof(float));
-    for (int64_t k0 = ks; k0 < ke;) {
+    for (int64_t k0 = ks; k0 < ke && Dv > 0;) {
         int64_t k1 = k0 + ATT_BK < ke ? k0 + ATT_BK : ke;
         if (k0 < j->vsplit && k1 > j->vsplit)
             k1 = j->vsplit;
