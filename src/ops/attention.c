@@ -919,6 +919,185 @@ static kiln_status ccs_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
+/* ---- FlexAttention (ai.onnx.preview 1) ----
+ * softmax(score_mod(scale * Q K^T)) then prob_mod, times V; 4-D inputs, GQA.
+ * Without modifier subgraphs it is the Attention kernel above. With them
+ * the subgraphs see the whole (B, Hq, L, S) tensor, so the scores are
+ * materialised in the softmax precision (float, or double for double
+ * inputs, or softmax_precision), computed here in double. */
+typedef struct flex_job {
+    const kiln_tensor *q, *k, *v;
+    kiln_tensor *s; /* scores or probabilities (B, Hq, L, S) in the compute type */
+    const kiln_tensor *p;
+    void *y;
+    int64_t Hq, Hkv, L, S, E, Ev;
+    double scale;
+    int stage; /* 0: scores, 1: softmax (s from p), 2: Y = p V */
+    int failed;
+} flex_job;
+
+static void flex_range(void *arg, size_t begin, size_t end) {
+    flex_job *j = arg;
+    const int64_t L = j->L, S = j->S, E = j->E, Ev = j->Ev;
+    size_t n = j->stage == 0 ? (size_t)(L * E + S * E + L * S) : j->stage == 1 ? (size_t)S : (size_t)(L * S + S * Ev + L * Ev);
+    double *buf = malloc((n ? n : 1) * sizeof(double));
+    if (!buf) {
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (size_t t = begin; t < end; t++) {
+        int64_t b = (int64_t)t / j->Hq, h = (int64_t)t % j->Hq, hk = h / (j->Hq / j->Hkv);
+        int64_t so = (int64_t)t * L * S;
+        if (j->stage == 0) {
+            double *qb = buf, *kb = qb + L * E, *sb = kb + S * E;
+            att_load_f64(qb, j->q->data, j->q->dtype, (int64_t)t * L * E, E, L, E);
+            att_load_f64(kb, j->k->data, j->k->dtype, (b * j->Hkv + hk) * S * E, E, S, E);
+            if (E > 0)
+                kiln_dgemm(false, true, L, S, E, j->scale, qb, E, kb, E, 0, sb, S > 0 ? S : 1);
+            else
+                memset(sb, 0, (size_t)(L * S) * sizeof(double));
+            for (int64_t i = 0; i < L * S; i++)
+                kiln_store_f64(j->s->data, j->s->dtype, so + i, sb[i]);
+        } else if (j->stage == 1) {
+            for (int64_t i = 0; i < L; i++) {
+                double mx = -INFINITY, sum = 0;
+                for (int64_t k = 0; k < S; k++) {
+                    buf[k] = kiln_load_f64(j->p->data, j->p->dtype, so + i * S + k);
+                    mx = buf[k] > mx ? buf[k] : mx;
+                }
+                for (int64_t k = 0; k < S; k++) {
+                    buf[k] = exp(buf[k] - mx);
+                    sum += buf[k];
+                }
+                for (int64_t k = 0; k < S; k++)
+                    kiln_store_f64(j->s->data, j->s->dtype, so + i * S + k, buf[k] / sum);
+            }
+        } else {
+            double *pb = buf, *vb = pb + L * S, *yb = vb + S * Ev;
+            att_load_f64(pb, j->p->data, j->p->dtype, so, S, L, S);
+            att_load_f64(vb, j->v->data, j->v->dtype, (b * j->Hkv + hk) * S * Ev, Ev, S, Ev);
+            if (S > 0 && Ev > 0)
+                kiln_dgemm(false, false, L, Ev, S, 1.0, pb, S, vb, Ev, 0, yb, Ev);
+            else
+                memset(yb, 0, (size_t)(L * Ev) * sizeof(double));
+            att_store_row_f64(j->y, j->q->dtype, (int64_t)t * L * Ev, yb, L * Ev, 1.0);
+        }
+    }
+    free(buf);
+}
+
+/* Runs a modifier subgraph on t (consumed), checking its one output keeps
+ * t's type and shape. */
+static kiln_status flex_mod(kiln_op_ctx *c, const char *name, kiln_tensor **t) {
+    const kiln_graph *g = kiln_attr_graph(c->node, name);
+    if (!g)
+        return KILN_OK;
+    if (g->n_inputs != 1 || g->n_outputs != 1)
+        return kiln_fail(KILN_ERR_INVALID, "subgraph '%s' must have one input and one output (has %zu, %zu)", name,
+                         g->n_inputs, g->n_outputs);
+    kiln_tensor *out = NULL;
+    const kiln_tensor *in[1] = {*t};
+    kiln_status st = kiln_op_run_subgraph(c, g, 1, in, 1, &out);
+    if (st == KILN_OK && (out->dtype != (*t)->dtype || out->rank != 4 ||
+                          memcmp(out->dims, (*t)->dims, 4 * sizeof(int64_t)))) {
+        char a[128], b[128];
+        st = kiln_fail(KILN_ERR_INVALID, "subgraph '%s' returned %s %s for %s %s", name, kiln_dtype_name(out->dtype),
+                       kiln_dims_str(out->rank, out->dims, a, sizeof a), kiln_dtype_name((*t)->dtype),
+                       kiln_dims_str(4, (*t)->dims, b, sizeof b));
+    }
+    kiln_tensor_destroy(*t);
+    *t = out;
+    return st;
+}
+
+static kiln_status flex_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 3));
+    const kiln_tensor *Q = c->in[0], *K = c->in[1], *V = c->in[2];
+    for (int i = 0; i < 3; i++)
+        if (!kiln_is_float_dtype(c->in[i]->dtype) || c->in[i]->dtype != Q->dtype || c->in[i]->rank != 4)
+            return kiln_fail(KILN_ERR_INVALID, "Q, K and V must be 4-D with one floating-point element type");
+    int64_t B = Q->dims[0], Hq = Q->dims[1], L = Q->dims[2], E = Q->dims[3];
+    int64_t Hkv = K->dims[1], S = K->dims[2], Ev = V->dims[3];
+    if (K->dims[0] != B || V->dims[0] != B || V->dims[1] != Hkv || V->dims[2] != S || K->dims[3] != E || Hkv <= 0 ||
+        Hq % Hkv)
+        return kiln_fail(KILN_ERR_INVALID, "Q (B, Hq, L, E), K (B, Hkv, S, E), V (B, Hkv, S, Ev) disagree, or Hq is "
+                                           "not a multiple of Hkv");
+    kiln_dtype cdt = Q->dtype == KILN_DTYPE_DOUBLE ? KILN_DTYPE_DOUBLE : KILN_DTYPE_FLOAT;
+    if (kiln_node_attr(c->node, "softmax_precision")) {
+        int64_t p = kiln_attr_int(c->node, "softmax_precision", 1);
+        if (p != KILN_DTYPE_FLOAT && p != KILN_DTYPE_FLOAT16 && p != KILN_DTYPE_DOUBLE && p != KILN_DTYPE_BFLOAT16)
+            return kiln_fail(KILN_ERR_INVALID, "attribute 'softmax_precision' must be 1, 10, 11 or 16, is %lld",
+                             (long long)p);
+        cdt = (kiln_dtype)p;
+    }
+    double scale = kiln_node_attr(c->node, "scale") ? (double)kiln_attr_float(c->node, "scale", 1.0f)
+                                                     : 1.0 / sqrt((double)E);
+    kiln_tensor *Y;
+    int64_t yd[4] = {B, Hq, L, Ev};
+    KILN_TRY(kiln_op_output(c, 0, Q->dtype, 4, yd, &Y));
+    bool mods = kiln_attr_graph(c->node, "score_mod") || kiln_attr_graph(c->node, "prob_mod");
+    kiln_gemm_init();
+    if (!mods) {
+        att_job j = {.B = B, .Hq = Hq, .Hkv = Hkv, .group = Hq / Hkv, .Sq = L, .T = S, .D = E, .Dv = Ev,
+                     .q = Q->data, .qdt = Q->dtype, .qsb = Hq * L * E, .qsh = L * E, .qss = E,
+                     .kdt = K->dtype, .vdt = V->dtype, .y = Y->data, .ysb = Hq * L * Ev, .ysh = L * Ev, .yss = Ev,
+                     .scale = scale, .left = -1, .right = -1, .nqb = (L + ATT_BQ - 1) / ATT_BQ};
+        j.k[1] = (att_seg){K->data, Hkv * S * E, S * E, E};
+        j.v[1] = (att_seg){V->data, Hkv * S * Ev, S * Ev, Ev};
+        size_t tasks = (size_t)(B * Hq * j.nqb);
+        if (tasks)
+            kiln_parallel_for(c, tasks, 1, Q->dtype == KILN_DTYPE_DOUBLE || cdt == KILN_DTYPE_DOUBLE ? att_range_f64
+                                                                                                     : att_range_f32,
+                              &j);
+        return j.failed ? KILN_ERR_NOMEM : KILN_OK;
+    }
+    int64_t sd[4] = {B, Hq, L, S};
+    kiln_tensor *sc = NULL, *pr = NULL;
+    KILN_TRY(kiln_tensor_create(cdt, 4, sd, &sc));
+    flex_job j = {.q = Q, .k = K, .v = V, .s = sc, .y = Y->data, .Hq = Hq, .Hkv = Hkv, .L = L, .S = S, .E = E,
+                  .Ev = Ev, .scale = scale};
+    size_t tasks = (size_t)(B * Hq);
+    kiln_status st = KILN_OK;
+    if (tasks)
+        kiln_parallel_for(c, tasks, 1, flex_range, &j);
+    if (j.failed)
+        st = KILN_ERR_NOMEM;
+    if (st == KILN_OK)
+        st = flex_mod(c, "score_mod", &sc);
+    if (st == KILN_OK)
+        st = kiln_tensor_create(cdt, 4, sd, &pr);
+    if (st == KILN_OK) {
+        j.stage = 1, j.p = sc, j.s = pr;
+        if (tasks)
+            kiln_parallel_for(c, tasks, 1, flex_range, &j);
+        st = j.failed ? KILN_ERR_NOMEM : flex_mod(c, "prob_mod", &pr);
+    }
+    if (st == KILN_OK) {
+        j.stage = 2, j.p = pr;
+        if (tasks)
+            kiln_parallel_for(c, tasks, 1, flex_range, &j);
+        if (j.failed)
+            st = KILN_ERR_NOMEM;
+    }
+    kiln_tensor_destroy(sc);
+    kiln_tensor_destroy(pr);
+    return st;
+}
+
+static kiln_status flex_infer(kiln_infer_ctx *x) {
+    const kiln_shape_fact *Q = kiln_infer_in(x, 0), *V = kiln_infer_in(x, 2);
+    if (x->n_out < 1)
+        return KILN_OK;
+    x->out[0].dt = Q->dt;
+    if (Q->rank == 4 && V->rank == 4) {
+        x->out[0].rank = 4;
+        for (int d = 0; d < 3; d++)
+            x->out[0].dims[d] = Q->dims[d];
+        x->out[0].dims[3] = V->dims[3];
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
     {"", "Attention", 23, 23, attention_exec, attention_infer},
     {"", "Attention", 24, 24, attention_exec, attention_infer}, /* + nonpad_kv_seqlen */
@@ -927,6 +1106,7 @@ static const kiln_op_desc ops[] = {
     {"", "TensorScatter", 24, 0, tensorscatter_exec, kiln_infer_same},
     {"", "LinearAttention", 27, 0, linattn_exec, linattn_infer},
     {"", "CausalConvWithState", 27, 0, ccs_exec, ccs_infer},
+    {"ai.onnx.preview", "FlexAttention", 1, 0, flex_exec, flex_infer},
 };
 KILN_OP_FAMILY(attention, ops);
 
