@@ -1,8 +1,11 @@
-/* Attention (opsets 23, 24, 25): scaled dot-product attention with an
- * online softmax.
+/* Attention and the other sequence mixers of language models: Attention
+ * (opsets 23, 24, 25), FlexAttention (ai.onnx.preview 1), RotaryEmbedding
+ * (23), TensorScatter (24, the KV-cache update), LinearAttention and
+ * CausalConvWithState (27).
  *
- * Each task is one (batch, query head, block of query rows). It makes one
- * pass over the keys in blocks: the block of scores Q*K^T comes from a small
+ * Attention is scaled dot-product attention with an online softmax. Each
+ * task is one (batch, query head, block of query rows). It makes one pass
+ * over the keys in blocks: the block of scores Q*K^T comes from a small
  * matrix product, gets softcap and the attention bias, and folds into a
  * running row maximum, running sum and unnormalised output (rescaled when
  * the maximum grows), so no row of scores is ever materialised. Key blocks
@@ -21,13 +24,14 @@
  * j <= i + offset (offset: past length, or nonpad_kv_seqlen[b] - q_seq
  * with an external cache), the opset-25 window around i + offset, and
  * j < nonpad_kv_seqlen[b]. A row whose bias is -inf everywhere gives zeros
- * (Y and the mode-3 probabilities).
+ * (Y and the mode-3 probabilities). qk_matmul_output modes follow the
+ * operator's function body (mode 0: the scaled product before softcap).
  *
  * float and double compute in their own precision, float16 and bfloat16 in
  * float32 (softmax_precision asks for at least that much); the element code
  * is written once and instantiated per type by including this file into
  * itself. For bfloat16 with the softmax in T1 precision (softmax_precision
- * unset or bfloat16), see att_round_block below.
+ * unset or bfloat16), see att_block_bf16 below.
  */
 #ifndef ATT_T
 
