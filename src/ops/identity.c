@@ -1,4 +1,6 @@
-/* Identity and Dropout (inference). Both view the input's buffer; Dropout's
+/* Identity, Dropout (inference) and BitCast. Identity and Dropout view the
+ * input's buffer; BitCast (opset 26) copies the bytes under a type of the
+ * same width (no strings; kiln's byte-sized and wider types). Dropout's
  * optional mask is all true (opset 10+: bool; opsets 7-9: the input's type,
  * all ones). Training mode (opset 12+ input) is served only with ratio 0,
  * where it is deterministic; otherwise its output would be random. */
@@ -75,6 +77,39 @@ static kiln_status dropout_exec(kiln_op_ctx *c) {
     return KILN_OK;
 }
 
+static kiln_status bitcast_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 1));
+    const kiln_tensor *x = c->in[0];
+    const kiln_attr *to = kiln_node_attr(c->node, "to");
+    if (!to || to->type != KILN_ATTR_INT)
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'to' is required");
+    kiln_dtype dt = (kiln_dtype)to->i;
+    size_t es = to->i > 0 && to->i < 64 ? kiln_dtype_size(dt) : 0;
+    if (x->dtype == KILN_DTYPE_STRING || to->i == KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_INVALID, "BitCast does not take strings");
+    if (!es || !kiln_dtype_size(x->dtype))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "BitCast between %s and type %lld is not supported",
+                         kiln_dtype_name(x->dtype), (long long)to->i);
+    if (es != kiln_dtype_size(x->dtype))
+        return kiln_fail(KILN_ERR_INVALID, "BitCast needs types of the same width: %s has %zu bits, %s %zu",
+                         kiln_dtype_name(x->dtype), 8 * kiln_dtype_size(x->dtype), kiln_dtype_name(dt), 8 * es);
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output_reuse(c, 0, 0, dt, x->rank, x->dims, &y));
+    if (y->nbytes && y->data != x->data)
+        memcpy(y->data, x->data, y->nbytes);
+    return KILN_OK;
+}
+
+/* BitCast: the input's shape under the type `to`. */
+static kiln_status bitcast_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    int64_t to = kiln_attr_int(x->node, "to", 0);
+    x->out[0].dt = to > 0 && to < 64 && kiln_dtype_size((kiln_dtype)to) ? (kiln_dtype)to : KILN_DTYPE_UNDEFINED;
+    kiln_infer_copy_shape(&x->out[0], kiln_infer_in(x, 0), false);
+    return KILN_OK;
+}
+
 /* Identity passes everything on, elements included. */
 static kiln_status identity_infer(kiln_infer_ctx *x) {
     if (x->n_out < 1)
@@ -100,5 +135,6 @@ static kiln_status dropout_infer(kiln_infer_ctx *x) {
 static const kiln_op_desc ops[] = {
     {"", "Identity", 1, 0, identity_exec, identity_infer},
     {"", "Dropout", 6, 0, dropout_exec, dropout_infer},
+    {"", "BitCast", 26, 0, bitcast_exec, bitcast_infer},
 };
 KILN_OP_FAMILY(identity, ops);
