@@ -28,7 +28,7 @@ typedef enum {
     U_RECIP, U_FLOOR, U_CEIL, U_ROUND, U_SQRT, U_EXP, U_LOG, U_ERF, U_TANH, U_SIGMOID,
     U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH, U_ACOSH, U_ATANH,
     U_SOFTSIGN, U_SOFTPLUS, U_LEAKY, U_ELU, U_SELU, U_CELU, U_HSIGMOID, U_HSWISH, U_THRELU, U_MISH,
-    U_NOT, U_BITNOT, U_ISNAN, U_ISINF
+    U_GELU, U_GELU_TANH, U_SWISH, U_NOT, U_BITNOT, U_ISNAN, U_ISINF
 } un_kind;
 
 typedef struct un_job {
@@ -109,6 +109,13 @@ typedef struct un_job {
         case U_THRELU: UN_LOOP(x > al ? x : (T)0);                                                 \
         case U_MISH:                                                                               \
             UN_LOOP(x * F(tanh)(x > 0 ? x + F(log1p)(F(exp)(-x)) : F(log1p)(F(exp)(x))));          \
+        case U_GELU: UN_LOOP((T)0.5 * x * ((T)1 + F(erf)(x * (T)0.70710678118654752440)));         \
+        case U_GELU_TANH:                                                                          \
+            UN_LOOP((T)0.5 * x *                                                                   \
+                    ((T)1 + F(tanh)((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x))));  \
+        case U_SWISH:                                                                              \
+            UN_LOOP(al * x >= 0 ? x / ((T)1 + F(exp)(-al * x))                                     \
+                                : x * F(exp)(al * x) / ((T)1 + F(exp)(al * x)));                   \
         default: break;                                                                            \
         }                                                                                          \
     }
@@ -296,7 +303,7 @@ static kiln_status unary_exec(kiln_op_ctx *c, un_kind kind) {
     un_job j = {.kind = kind, .dt = x->dtype, .x = x->data};
     switch (kind) {
     case U_LEAKY: j.alpha = kiln_attr_float(nd, "alpha", 0.01f); break;
-    case U_ELU: case U_CELU: case U_THRELU: j.alpha = kiln_attr_float(nd, "alpha", 1.0f); break;
+    case U_ELU: case U_CELU: case U_THRELU: case U_SWISH: j.alpha = kiln_attr_float(nd, "alpha", 1.0f); break;
     case U_SELU:
         j.alpha = kiln_attr_float(nd, "alpha", 1.67326319217681884765625f);
         j.gamma = kiln_attr_float(nd, "gamma", 1.05070102214813232421875f);
@@ -365,6 +372,15 @@ UN_OP(threlu_exec, U_THRELU)
 UN_OP(mish_exec, U_MISH)
 UN_OP(not_exec, U_NOT)
 UN_OP(bitnot_exec, U_BITNOT)
+UN_OP(swish_exec, U_SWISH)
+
+/* Gelu (opset 20): exact (erf) or, with approximate = "tanh", the tanh form. */
+static kiln_status gelu_exec(kiln_op_ctx *c) {
+    const char *a = kiln_attr_string(c->node, "approximate", "none");
+    if (strcmp(a, "none") && strcmp(a, "tanh"))
+        return kiln_fail(KILN_ERR_INVALID, "attribute 'approximate' must be none or tanh, got '%s'", a);
+    return unary_exec(c, strcmp(a, "tanh") ? U_GELU : U_GELU_TANH);
+}
 UN_OP(isnan_exec, U_ISNAN)
 UN_OP(isinf_exec, U_ISINF)
 
@@ -410,6 +426,8 @@ static const kiln_op_desc ops[] = {
     {"", "Mish", 18, 0, mish_exec, kiln_infer_same},
     {"", "Not", 1, 0, not_exec, kiln_infer_same},
     {"", "BitwiseNot", 18, 0, bitnot_exec, kiln_infer_same},
+    {"", "Gelu", 20, 0, gelu_exec, kiln_infer_same},
+    {"", "Swish", 24, 0, swish_exec, kiln_infer_same},
     {"", "IsNaN", 9, 0, isnan_exec, kiln_infer_same_bool},
     {"", "IsInf", 10, 0, isinf_exec, kiln_infer_same_bool},
 };
