@@ -72,7 +72,12 @@ kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_d
         dtype != KILN_DTYPE_STRING && src->buf->release != NULL && src->data == src->buf->ptr) {
         kiln_tensor *t;
         KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
-        if (t->nbytes == src->nbytes && src->buf->owner == (void *)c->frame->core->arena) {
+        /* in place only element for element: the same count and width (an
+         * int64 input of 8 elements and a bool output of 64 share a byte
+         * size, but the kernel would overwrite inputs it has yet to read) */
+        if (t->nbytes == src->nbytes && t->numel == src->numel &&
+            kiln_dtype_size(t->dtype) == kiln_dtype_size(src->dtype) &&
+            src->buf->owner == (void *)c->frame->core->arena) {
             kiln_tensor_set_buffer(t, src->buf, src->data);
             *out = t;
             return KILN_OK;

@@ -73,7 +73,8 @@ bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i);
 kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank, const int64_t *dims,
                            kiln_tensor **out);
 /* Like kiln_op_output, but takes input `in_idx`'s buffer when that input dies
- * here, is not shared and has the same byte size. */
+ * here, is not shared, and has the output's element count and width (so an
+ * elementwise kernel writes each element over the one it has just read). */
 kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
                                  const int64_t *dims, kiln_tensor **out);
 /* Output i views `src`'s data with a new shape (same dtype and numel). */
