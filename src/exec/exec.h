@@ -34,6 +34,7 @@ typedef struct kiln_plan_node {
     int *free_ids; /* values whose last use is this node */
     size_t n_free;
     kiln_op_act act; /* activation fused in by kiln_plan_fuse */
+    bool values;     /* the op may take sequences/optionals (kiln_op_takes_values) */
 } kiln_plan_node;
 
 typedef struct kiln_plan {

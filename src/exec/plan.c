@@ -402,6 +402,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
                            *have ? ")" : "");
             goto done;
         }
+        pn->values = kiln_op_takes_values(pn->op);
         for (size_t k = 0; k < n->n_inputs; k++) {
             pn->in_ids[k] = -1;
             if (*n->inputs[k])
