@@ -90,6 +90,7 @@ static kiln_status get_element_infer(kiln_infer_ctx *x) {
 static const kiln_op_desc ops[] = {
     {"", "Optional", 15, 0, optional_exec, optional_infer},
     {"", "OptionalGetElement", 15, 0, get_element_exec, get_element_infer},
-    {"", "OptionalHasElement", 15, 0, has_element_exec, has_element_infer},
+    {"", "OptionalHasElement", 15, 17, has_element_exec, has_element_infer},
+    {"", "OptionalHasElement", 18, 0, has_element_exec, has_element_infer}, /* the input may be omitted */
 };
 KILN_OP_FAMILY(optional, ops);
