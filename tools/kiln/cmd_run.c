@@ -17,9 +17,12 @@ static void help(FILE *f) {
                "                [--chunk-axis A] [--chunk-input NAME]... [--state-in DIR] [--state-out DIR]\n\n"
                "Runs the model on kiln's CPU engine.\n\n"
                "  -i, --input NAME=VALUE  an input: @file.npy, @file.pb, a number,\n"
-               "                          true/false or a nested list like [[1,2],[3,4]]\n"
+               "                          true/false or a nested list like [[1,2],[3,4]];\n"
+               "                          sequence and optional inputs: @file.pb (SequenceProto,\n"
+               "                          OptionalProto)\n"
                "  --out DIR               write each output as DIR/<output name>.npy (DIR is created;\n"
-               "                          .pb for float8, float6, float4 and 4-/2-bit integers)\n"
+               "                          .pb for float8, float6, float4 and 4-/2-bit integers, and\n"
+               "                          SequenceProto / OptionalProto .pb for sequences and optionals)\n"
                "                          (without it, shapes and a preview are printed)\n"
                "  --threads N             worker threads (default: one per core)\n\n"
                "Streaming with recurrent state:\n"
@@ -47,8 +50,9 @@ static kiln_status write_output(const char *dir, const char *name, const kiln_te
     char *p;
     KILN_TRY(kiln_npy_path(dir, name, &p));
     kiln_status st;
-    if (kiln_tensor_dtype(t) >= KILN_DTYPE_FLOAT8E4M3FN) {
-        /* numpy has no such types: an ONNX TensorProto file instead */
+    if (kiln_value_kind_of(t) != KILN_VALUE_TENSOR || kiln_tensor_dtype(t) >= KILN_DTYPE_FLOAT8E4M3FN) {
+        /* numpy has no such types: an ONNX TensorProto file instead (and
+         * SequenceProto / OptionalProto for sequences and optionals) */
         strcpy(p + strlen(p) - 4, ".pb");
         st = kiln_pb_write(t, p);
     } else {
