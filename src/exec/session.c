@@ -107,6 +107,32 @@ kiln_status kiln_op_output_seq(kiln_op_ctx *c, size_t i, kiln_dtype elem, kiln_t
     return KILN_OK;
 }
 
+kiln_status kiln_op_output_seq_from(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_tensor **seq) {
+    *seq = NULL;
+    const kiln_tensor *src = kiln_op_in(c, in_idx);
+    if (!src || src->kind != KILN_VALUE_SEQUENCE)
+        return kiln_fail(KILN_ERR_INVALID, "input %zu is not a sequence", in_idx);
+    kiln_tensor *o;
+    KILN_TRY(kiln_op_output_seq(c, i, src->elem_dtype, &o));
+    o->elem_kind = src->elem_kind;
+    bool alone = c->in_dying[in_idx];
+    for (size_t k = 0; alone && k < c->n_in; k++)
+        if (k != in_idx && c->in[k] == src)
+            alone = false;
+    if (alone) {
+        /* the frame owns src and drops it after this node: nothing else sees it */
+        kiln_value_move_items(o, (kiln_tensor *)src);
+    } else {
+        for (size_t k = 0; k < src->n_items; k++) {
+            kiln_tensor *e;
+            KILN_TRY(kiln_tensor_share(src->items[k], &e));
+            KILN_TRY(kiln_value_push(o, e));
+        }
+    }
+    *seq = o;
+    return KILN_OK;
+}
+
 kiln_status kiln_op_seq_push(kiln_tensor *seq, kiln_tensor *item) {
     if (!item)
         return KILN_ERR_NOMEM;
@@ -194,7 +220,28 @@ kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_i
                                  size_t n_out, kiln_tensor **out) {
     const kiln_plan *p;
     KILN_TRY(kiln_plan_get(c->frame->core, g, c->frame->plan, &p));
-    return kiln_frame_run(c->frame->core, p, c->frame, n_in, in, n_out, out);
+    return kiln_frame_run(c->frame->core, p, c->frame, n_in, in, NULL, n_out, out);
+}
+
+kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, kiln_tensor **in,
+                                      const bool *give, size_t n_out, kiln_tensor **out) {
+    const kiln_plan *p;
+    kiln_status st = kiln_plan_get(c->frame->core, g, c->frame->plan, &p);
+    if (st != KILN_OK) {
+        for (size_t i = 0; i < n_in; i++)
+            if (give[i]) {
+                kiln_tensor_destroy(in[i]);
+                in[i] = NULL;
+            }
+        for (size_t i = 0; i < n_out; i++)
+            out[i] = NULL;
+        return st;
+    }
+    st = kiln_frame_run(c->frame->core, p, c->frame, n_in, (const kiln_tensor *const *)in, give, n_out, out);
+    for (size_t i = 0; i < n_in; i++)
+        if (give[i])
+            in[i] = NULL;
+    return st;
 }
 
 /* ---- frames ---- */
@@ -209,7 +256,7 @@ static const kiln_tensor *lookup_outer(const kiln_frame *f, const char *name) {
 }
 
 kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_frame *parent, size_t n_in,
-                           const kiln_tensor *const *in, size_t n_out, kiln_tensor **out) {
+                           const kiln_tensor *const *in, const bool *own_in, size_t n_out, kiln_tensor **out) {
     kiln_status st = KILN_OK;
     kiln_frame f = {.core = core, .plan = plan, .parent = parent};
     size_t max_io = 1;
@@ -229,13 +276,25 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
         out[i] = NULL;
     if (!f.vals || !f.owned || !ins || !dying || !outs) {
         st = KILN_ERR_NOMEM;
+        for (size_t i = 0; own_in && i < n_in; i++)
+            if (own_in[i])
+                kiln_tensor_destroy((kiln_tensor *)in[i]);
         goto done;
     }
     for (size_t i = 0; i < plan->n_consts; i++)
         f.vals[plan->const_ids[i]] = (kiln_tensor *)plan->const_vals[i];
-    for (size_t i = 0; i < n_in && i < plan->n_inputs; i++)
-        if (in[i])
+    for (size_t i = 0; i < n_in; i++) {
+        bool own = own_in && own_in[i] && in[i];
+        if (i >= plan->n_inputs) {
+            if (own)
+                kiln_tensor_destroy((kiln_tensor *)in[i]);
+            continue;
+        }
+        if (in[i]) {
             f.vals[plan->input_ids[i]] = (kiln_tensor *)in[i];
+            f.owned[plan->input_ids[i]] = own;
+        }
+    }
     for (size_t i = 0; i < plan->n_outer; i++) {
         int v = plan->outer_ids[i];
         f.vals[v] = (kiln_tensor *)lookup_outer(parent, plan->value_names[v]);
@@ -321,6 +380,12 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            plan->value_names[plan->output_ids[i]]);
             goto done;
         }
+        int v = plan->output_ids[i];
+        if (f.owned[v]) { /* the frame is done with it: handed over, not copied */
+            out[i] = f.vals[v];
+            f.owned[v] = false;
+            continue;
+        }
         KILN_CHECK(st, kiln_tensor_share(t, &out[i]), done);
     }
 done:
@@ -329,7 +394,7 @@ done:
             kiln_tensor_destroy(out[i]);
             out[i] = NULL;
         }
-    for (size_t v = 0; f.vals && v < plan->n_values; v++)
+    for (size_t v = 0; f.vals && f.owned && v < plan->n_values; v++)
         if (f.owned[v])
             kiln_tensor_destroy(f.vals[v]);
     free(f.vals);
@@ -496,7 +561,7 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
             pick[i] = k;
         }
     }
-    st = kiln_frame_run(&s->core, plan, NULL, g->n_inputs, feed, g->n_outputs, all);
+    st = kiln_frame_run(&s->core, plan, NULL, g->n_inputs, feed, NULL, g->n_outputs, all);
     if (st == KILN_OK)
         st = kiln_state_capture(s, feed, all);
     if (st == KILN_OK) {

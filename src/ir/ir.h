@@ -78,6 +78,11 @@ kiln_tensor *kiln_value_new(kiln_value_kind kind, kiln_value_kind elem_kind, kil
 /* Appends item (taken: destroyed on failure) to a sequence, or sets an
  * empty optional's value. Fails past KILN_MAX_SEQUENCE_LENGTH. */
 kiln_status kiln_value_push(kiln_tensor *v, kiln_tensor *item);
+/* Inserts item (taken) before element pos (pos == length: appends); removes
+ * element pos; moves all of src's elements to dst (src is left empty). */
+kiln_status kiln_value_insert(kiln_tensor *v, size_t pos, kiln_tensor *item);
+void kiln_value_erase(kiln_tensor *v, size_t pos);
+void kiln_value_move_items(kiln_tensor *dst, kiln_tensor *src);
 /* "tensor(float32[2,3])", "seq(tensor(float32)) of 3", "optional(empty)"... for messages. */
 const char *kiln_value_str(const kiln_tensor *v, char *buf, size_t n);
 /* Deep copy / buffer-sharing copy of a sequence or optional (tensor.c calls

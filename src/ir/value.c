@@ -54,6 +54,34 @@ kiln_status kiln_value_push(kiln_tensor *v, kiln_tensor *item) {
     return KILN_OK;
 }
 
+kiln_status kiln_value_insert(kiln_tensor *v, size_t pos, kiln_tensor *item) {
+    if (pos > v->n_items) {
+        kiln_tensor_destroy(item);
+        return kiln_fail(KILN_ERR_INVALID, "position %zu is past the end of the sequence", pos);
+    }
+    KILN_TRY(kiln_value_push(v, item));
+    memmove(&v->items[pos + 1], &v->items[pos], (v->n_items - 1 - pos) * sizeof *v->items);
+    v->items[pos] = item;
+    return KILN_OK;
+}
+
+void kiln_value_erase(kiln_tensor *v, size_t pos) {
+    if (pos >= v->n_items)
+        return;
+    kiln_tensor_destroy(v->items[pos]);
+    memmove(&v->items[pos], &v->items[pos + 1], (v->n_items - 1 - pos) * sizeof *v->items);
+    v->n_items--;
+}
+
+void kiln_value_move_items(kiln_tensor *dst, kiln_tensor *src) {
+    kiln_value_clear_items(dst);
+    dst->items = src->items;
+    dst->n_items = src->n_items;
+    dst->cap_items = src->cap_items;
+    src->items = NULL;
+    src->n_items = src->cap_items = 0;
+}
+
 void kiln_value_clear_items(kiln_tensor *v) {
     for (size_t i = 0; i < v->n_items; i++)
         kiln_tensor_destroy(v->items[i]);

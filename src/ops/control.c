@@ -180,10 +180,11 @@ static kiln_status loop_exec(kiln_op_ctx *c) {
     size_t n_body_out = body->n_outputs;
     kiln_tensor **carried = kiln_calloc(n_carried + 1, sizeof *carried);
     kiln_tensor **outs = kiln_calloc(n_body_out + 1, sizeof *outs);
-    const kiln_tensor **ins = kiln_calloc(n_carried + 3, sizeof *ins);
+    kiln_tensor **ins = kiln_calloc(n_carried + 3, sizeof *ins);
+    bool *give = kiln_calloc(n_carried + 3, sizeof *give);
     stack *scans = kiln_calloc(n_scan + 1, sizeof *scans);
     kiln_tensor *iter_t = NULL, *cond_t = NULL;
-    if (!carried || !outs || !ins || !scans) {
+    if (!carried || !outs || !ins || !give || !scans) {
         st = KILN_ERR_NOMEM;
         goto done;
     }
@@ -195,20 +196,29 @@ static kiln_status loop_exec(kiln_op_ctx *c) {
         }
         KILN_CHECK(st, kiln_tensor_share(c->in[2 + i], &carried[i]), done);
     }
-    KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_INT64, 0, NULL, &iter_t), done);
-    KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_BOOL, 0, NULL, &cond_t), done);
     for (int64_t it = 0; cond && (max_trip < 0 || it < max_trip); it++) {
         if (it >= KILN_MAX_LOOP_ITERATIONS) {
             st = kiln_fail(KILN_ERR_LIMIT, "loop ran %d iterations without ending", KILN_MAX_LOOP_ITERATIONS);
             goto done;
         }
+        /* new ones each time: the body's outputs may view them (Identity) */
+        kiln_tensor_destroy(iter_t);
+        kiln_tensor_destroy(cond_t);
+        iter_t = cond_t = NULL;
+        KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_INT64, 0, NULL, &iter_t), done);
+        KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_BOOL, 0, NULL, &cond_t), done);
         *(int64_t *)iter_t->data = it;
         *(uint8_t *)cond_t->data = cond;
         ins[0] = iter_t;
         ins[1] = cond_t;
-        for (size_t i = 0; i < n_carried; i++)
+        /* the body owns the carried values: they may die (and a sequence
+         * grow in place) at their last use in it */
+        for (size_t i = 0; i < n_carried; i++) {
             ins[2 + i] = carried[i];
-        KILN_CHECK(st, kiln_op_run_subgraph(c, body, n_carried + 2, ins, n_body_out, outs), done);
+            give[2 + i] = true;
+            carried[i] = NULL;
+        }
+        KILN_CHECK(st, kiln_op_run_subgraph_give(c, body, n_carried + 2, ins, give, n_body_out, outs), done);
         if (outs[0]->kind != KILN_VALUE_TENSOR || outs[0]->numel != 1) {
             st = kiln_fail(KILN_ERR_INVALID, "body's condition output must have one element");
             for (size_t i = 0; i < n_body_out; i++)
@@ -217,10 +227,8 @@ static kiln_status loop_exec(kiln_op_ctx *c) {
         }
         cond = kiln_tensor_get_f64(outs[0], 0) != 0;
         kiln_tensor_destroy(outs[0]);
-        for (size_t i = 0; i < n_carried; i++) {
-            kiln_tensor_destroy(carried[i]);
+        for (size_t i = 0; i < n_carried; i++)
             carried[i] = outs[1 + i];
-        }
         for (size_t k = 0; k < n_scan; k++) {
             st = stack_push(&scans[k], outs[1 + n_carried + k]);
             outs[1 + n_carried + k] = NULL;
@@ -247,6 +255,7 @@ done:
     free(carried);
     free(outs);
     free(ins);
+    free(give);
     free(scans);
     kiln_tensor_destroy(iter_t);
     kiln_tensor_destroy(cond_t);

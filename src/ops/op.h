@@ -104,6 +104,11 @@ static inline const kiln_tensor *kiln_op_in_opt(const kiln_op_ctx *c, size_t i) 
 /* Output i becomes a new empty sequence of `elem` tensors (UNDEFINED:
  * unknown), filled with kiln_op_seq_push. */
 kiln_status kiln_op_output_seq(kiln_op_ctx *c, size_t i, kiln_dtype elem, kiln_tensor **seq);
+/* Output i becomes a sequence holding input in_idx's elements (a sequence):
+ * taken over when that input dies here and no other input is the same
+ * value (no copying: a Loop-carried sequence grows in place), else copies
+ * sharing their data. */
+kiln_status kiln_op_output_seq_from(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_tensor **seq);
 /* Appends tensor `item` (taken, also on failure) to a sequence being made;
  * its element type must be the sequence's. */
 kiln_status kiln_op_seq_push(kiln_tensor *seq, kiln_tensor *item);
@@ -132,6 +137,11 @@ int kiln_op_threads(const kiln_op_ctx *c);
  * Outputs are new tensors owned by the caller. */
 kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in,
                                  const kiln_tensor *const *in, size_t n_out, kiln_tensor **out);
+/* The same, giving the subgraph in[i] where give[i]: it owns them (in[i]
+ * becomes NULL), so they may die at their last use in it (a Loop-carried
+ * sequence grows in place). */
+kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, kiln_tensor **in,
+                                      const bool *give, size_t n_out, kiln_tensor **out);
 
 /* Registry. */
 const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t opset);

@@ -166,15 +166,10 @@ static kiln_status insert_exec(kiln_op_ctx *c) {
     if (s->elem_dtype != KILN_DTYPE_UNDEFINED && t->dtype != s->elem_dtype)
         return kiln_fail(KILN_ERR_INVALID, "cannot insert a %s tensor into a sequence of %s", kiln_dtype_name(t->dtype),
                          kiln_dtype_name(s->elem_dtype));
-    kiln_tensor *o;
-    KILN_TRY(kiln_op_output_seq(c, 0, s->elem_dtype, &o));
-    for (int64_t i = 0; i <= n; i++) {
-        if (i == pos)
-            KILN_TRY(push_share(o, t));
-        if (i < n)
-            KILN_TRY(push_share(o, s->items[i]));
-    }
-    return KILN_OK;
+    kiln_tensor *o, *e;
+    KILN_TRY(kiln_op_output_seq_from(c, 0, 0, &o));
+    KILN_TRY(kiln_tensor_share(t, &e));
+    return kiln_value_insert(o, (size_t)pos, e);
 }
 
 static kiln_status index_in(const kiln_tensor *s, const kiln_tensor *p, int64_t dflt, int64_t *out) {
@@ -207,10 +202,8 @@ static kiln_status erase_exec(kiln_op_ctx *c) {
     int64_t pos;
     KILN_TRY(index_in(s, p, -1, &pos));
     kiln_tensor *o;
-    KILN_TRY(kiln_op_output_seq(c, 0, s->elem_dtype, &o));
-    for (size_t i = 0; i < s->n_items; i++)
-        if ((int64_t)i != pos)
-            KILN_TRY(push_share(o, s->items[i]));
+    KILN_TRY(kiln_op_output_seq_from(c, 0, 0, &o));
+    kiln_value_erase(o, (size_t)pos);
     return KILN_OK;
 }
 
