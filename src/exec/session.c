@@ -471,13 +471,13 @@ kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t) {
     kiln_value_kind want = kiln_value_info_kind(vi, &ek, &edt);
     char b[128];
     if (want != KILN_VALUE_UNKNOWN && t->kind != want)
-        return kiln_fail(KILN_ERR_ARG, "input '%s': expected a %s, got %s", vi->name, kiln_value_kind_name(want),
+        return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s, got %s", vi->name, kiln_value_kind_a(want),
                          kiln_value_str(t, b, sizeof b));
     if (want == KILN_VALUE_SEQUENCE || want == KILN_VALUE_OPTIONAL) {
         const kiln_tensor *e = t->n_items ? t->items[0] : NULL;
         if (e && ek != KILN_VALUE_UNKNOWN && e->kind != ek)
-            return kiln_fail(KILN_ERR_ARG, "input '%s': expected a %s of %ss, got %s", vi->name,
-                             kiln_value_kind_name(want), kiln_value_kind_name(ek), kiln_value_str(t, b, sizeof b));
+            return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s holding %s, got %s", vi->name,
+                             kiln_value_kind_a(want), kiln_value_kind_a(ek), kiln_value_str(t, b, sizeof b));
         if (edt != KILN_DTYPE_UNDEFINED && t->elem_dtype != KILN_DTYPE_UNDEFINED && t->elem_dtype != edt)
             return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s elements, got %s", vi->name, kiln_dtype_name(edt),
                              kiln_value_str(t, b, sizeof b));

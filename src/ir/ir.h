@@ -69,7 +69,7 @@ struct kiln_tensor {
 
 /* Longest sequence kiln makes or reads; deepest nesting of values in files
  * (seq(seq(...)), optional(seq(...))). */
-#define KILN_MAX_SEQUENCE_LENGTH ((size_t)1 << 20)
+#define KILN_MAX_SEQUENCE_LENGTH ((size_t)1 << 18)
 #define KILN_MAX_VALUE_NESTING 8
 
 static inline bool kiln_is_tensor(const kiln_tensor *t) { return t && t->kind == KILN_VALUE_TENSOR; }
@@ -78,6 +78,8 @@ kiln_tensor *kiln_value_new(kiln_value_kind kind, kiln_value_kind elem_kind, kil
 /* Appends item (taken: destroyed on failure) to a sequence, or sets an
  * empty optional's value. Fails past KILN_MAX_SEQUENCE_LENGTH. */
 kiln_status kiln_value_push(kiln_tensor *v, kiln_tensor *item);
+/* "a tensor", "a sequence", "an optional": for messages. */
+const char *kiln_value_kind_a(kiln_value_kind k);
 /* Inserts item (taken) before element pos (pos == length: appends); removes
  * element pos; moves all of src's elements to dst (src is left empty). */
 kiln_status kiln_value_insert(kiln_tensor *v, size_t pos, kiln_tensor *item);

@@ -148,6 +148,15 @@ const char *kiln_value_str(const kiln_tensor *v, char *buf, size_t n) {
     return buf;
 }
 
+const char *kiln_value_kind_a(kiln_value_kind k) {
+    switch (k) {
+    case KILN_VALUE_TENSOR: return "a tensor";
+    case KILN_VALUE_SEQUENCE: return "a sequence";
+    case KILN_VALUE_OPTIONAL: return "an optional";
+    default: return "a value of unknown kind";
+    }
+}
+
 /* ---- public API ---- */
 
 kiln_value_kind kiln_value_kind_of(const kiln_tensor *v) { return v ? v->kind : KILN_VALUE_UNKNOWN; }

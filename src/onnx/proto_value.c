@@ -184,7 +184,7 @@ static kiln_status read_value(reader *r, const uint8_t *p, size_t len, kiln_valu
 static kiln_status read_tensor(reader *r, const uint8_t *p, size_t len, kiln_tensor **out) {
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, len ? p : (const uint8_t *)"");
     if (!tp)
-        return kiln_fail(KILN_ERR_PARSE, "%s: an element is not a valid TensorProto", r->path);
+        return kiln_fail(KILN_ERR_PARSE, "%s: a tensor in it is not a valid TensorProto", r->path);
     kiln_tensor *t = kiln_tensor_new();
     kiln_status st = t ? kiln_tensor_from_proto(tp, NULL, NULL, t) : KILN_ERR_NOMEM;
     if (t)
@@ -312,8 +312,8 @@ static kiln_status read_value(reader *r, const uint8_t *p, size_t len, kiln_valu
         }
     }
     if (want == F_SPARSE || want == F_MAP) {
-        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: %s of %s are not supported", r->path, msg_name(kind),
-                       want == F_SPARSE ? "sparse tensors" : "maps");
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: %s of %s are not supported", r->path,
+                       kind == KILN_VALUE_SEQUENCE ? "sequences" : "optionals", want == F_SPARSE ? "sparse tensors" : "maps");
         goto done;
     }
     if (kind == KILN_VALUE_OPTIONAL && n_refs > 1) {

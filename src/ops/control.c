@@ -19,7 +19,7 @@ static kiln_status if_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *cond = c->in[0];
     if (cond->kind != KILN_VALUE_TENSOR)
-        return kiln_fail(KILN_ERR_INVALID, "condition must be a tensor, is a %s", kiln_value_kind_name(cond->kind));
+        return kiln_fail(KILN_ERR_INVALID, "condition must be a tensor, is %s", kiln_value_kind_a(cond->kind));
     if (cond->numel != 1)
         return kiln_fail(KILN_ERR_INVALID, "condition must have one element, has %lld", (long long)cond->numel);
     bool take_then = cond->dtype == KILN_DTYPE_STRING ? false : kiln_tensor_get_f64(cond, 0) != 0;
@@ -108,8 +108,8 @@ static kiln_status stack_output(kiln_op_ctx *c, size_t out_idx, stack *s, int64_
     }
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i]->kind != KILN_VALUE_TENSOR)
-            return kiln_fail(KILN_ERR_INVALID, "scan output %zu must be a tensor, the body gave a %s", out_idx,
-                             kiln_value_kind_name(s->v[i]->kind));
+            return kiln_fail(KILN_ERR_INVALID, "scan output %zu must be a tensor, the body gave %s", out_idx,
+                             kiln_value_kind_a(s->v[i]->kind));
     const kiln_tensor *first = s->v[0];
     int r = first->rank + 1;
     if (r > KILN_MAX_RANK)

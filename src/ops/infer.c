@@ -469,8 +469,8 @@ kiln_status kiln_infer_check(const kiln_model *m, const kiln_node *n, const kiln
             continue;
         if (t->kind != KILN_VALUE_TENSOR) {
             if (f->dt != KILN_DTYPE_UNDEFINED || f->rank >= 0 || f->nval >= 0) {
-                snprintf(msg, len, "output %zu: rule tells tensor facts, exec made a %s", i,
-                         kiln_value_kind_name(t->kind));
+                snprintf(msg, len, "output %zu: rule tells tensor facts, exec made %s", i,
+                         kiln_value_kind_a(t->kind));
                 return KILN_ERR_MISMATCH;
             }
             continue;
