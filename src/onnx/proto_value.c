@@ -423,7 +423,9 @@ static kiln_status write_value(kiln_sbuf *b, const kiln_tensor *v, const char *n
     if (name)
         put_bytes(b, F_NAME, name, strlen(name));
     kiln_value_kind ek = v->n_items ? v->items[0]->kind : v->elem_kind;
-    int code = elem_code(ek);
+    /* an empty optional says UNDEFINED, as onnx.numpy_helper.from_optional(None)
+     * writes it (its reader takes any other elem_type for a present value) */
+    int code = v->kind == KILN_VALUE_OPTIONAL && !v->n_items ? ELEM_UNDEFINED : elem_code(ek);
     put_varint(b, (uint64_t)F_ELEM_TYPE << 3 | 0);
     put_varint(b, (uint64_t)code);
     for (size_t i = 0; i < v->n_items; i++) {
