@@ -303,7 +303,7 @@ typedef struct kiln_check_options {
     int runs;          /* 0: 3 */
     uint64_t seed;     /* random inputs */
     double rtol, atol; /* 0, 0: 1e-4, 1e-5 */
-    const char *inputs_dir; /* DIR/<input>.npy used when present */
+    const char *inputs_dir; /* DIR/<input>.npy (or .pb: sequences, optionals) used when present */
     int threads;
 } kiln_check_options;
 
