@@ -163,6 +163,9 @@ static kiln_status insert_exec(kiln_op_ctx *c) {
         if (pos < 0)
             pos += n;
     }
+    if (s->elem_kind != KILN_VALUE_TENSOR && s->elem_kind != KILN_VALUE_UNKNOWN)
+        return kiln_fail(KILN_ERR_INVALID, "cannot insert a tensor into a sequence of %ss",
+                         kiln_value_kind_name(s->elem_kind));
     if (s->elem_dtype != KILN_DTYPE_UNDEFINED && t->dtype != s->elem_dtype)
         return kiln_fail(KILN_ERR_INVALID, "cannot insert a %s tensor into a sequence of %s", kiln_dtype_name(t->dtype),
                          kiln_dtype_name(s->elem_dtype));
