@@ -418,7 +418,7 @@ static kiln_status write_value(kiln_sbuf *b, const kiln_tensor *v, const char *n
         free(buf);
         return KILN_OK;
     }
-    if (depth > KILN_MAX_VALUE_NESTING)
+    if (depth >= KILN_MAX_VALUE_NESTING) /* what the reader accepts */
         return kiln_fail(KILN_ERR_LIMIT, "values nested more than %d deep", KILN_MAX_VALUE_NESTING);
     if (name)
         put_bytes(b, F_NAME, name, strlen(name));
