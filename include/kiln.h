@@ -102,13 +102,49 @@ const void *kiln_tensor_data_const(const kiln_tensor *t);
 /* For STRING tensors: element i and its length. */
 const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len);
 
+/* ---- sequences and optionals -------------------------------------------
+ * Besides tensors, ONNX values may be sequences (of tensors; files may also
+ * nest sequences and optionals in them) and optionals (empty, or holding a
+ * tensor or a sequence). kiln carries them in the same kiln_tensor handle:
+ * kiln_value_kind_of tells which. Such a handle has element type UNDEFINED,
+ * rank 0 and no data; kiln_tensor_destroy frees it with its elements.
+ * Sessions take them as inputs and give them as outputs like tensors. */
+
+typedef enum kiln_value_kind {
+    KILN_VALUE_TENSOR = 0,
+    KILN_VALUE_SEQUENCE = 1,
+    KILN_VALUE_OPTIONAL = 2,
+    KILN_VALUE_UNKNOWN = 3 /* undeclared, or a kind kiln does not carry (map, sparse tensor) */
+} kiln_value_kind;
+
+kiln_value_kind kiln_value_kind_of(const kiln_tensor *v);
+/* "tensor", "sequence", "optional", "unknown". */
+const char *kiln_value_kind_name(kiln_value_kind k);
+/* A new sequence of items[0..n) (copies that share the items' data); elem:
+ * the element type of an empty sequence (UNDEFINED: unknown); items must be
+ * tensors of that type. */
+kiln_status kiln_sequence_create(kiln_dtype elem, size_t n, const kiln_tensor *const *items,
+                                 kiln_tensor **out);
+size_t kiln_sequence_length(const kiln_tensor *s); /* 0 for what is not a sequence */
+/* Element i, borrowed; NULL when out of range or not a sequence. */
+const kiln_tensor *kiln_sequence_at(const kiln_tensor *s, size_t i);
+/* A new optional holding a copy (sharing data) of `value`, a tensor or a
+ * sequence; value NULL: an empty optional. */
+kiln_status kiln_optional_create(const kiln_tensor *value, kiln_tensor **out);
+/* The value an optional holds, borrowed; NULL when empty or not an optional. */
+const kiln_tensor *kiln_optional_value(const kiln_tensor *o);
+
 /* Tensor files: .npy (numpy) and .pb (onnx.TensorProto); by extension. */
 kiln_status kiln_tensor_load(const char *path, kiln_tensor **out);
 kiln_status kiln_tensor_save(const kiln_tensor *t, const char *path);
 kiln_status kiln_npy_read(const char *path, kiln_tensor **out);
 kiln_status kiln_npy_write(const kiln_tensor *t, const char *path);
 kiln_status kiln_pb_read(const char *path, kiln_tensor **out);
+/* kiln_pb_write writes a sequence as onnx.SequenceProto and an optional as
+ * onnx.OptionalProto. Their bytes do not say which message they hold, so
+ * reading one takes the kind expected (TENSOR reads what kiln_pb_read does). */
 kiln_status kiln_pb_write(const kiln_tensor *t, const char *path);
+kiln_status kiln_pb_read_value(const char *path, kiln_value_kind kind, kiln_tensor **out);
 
 /* Parses a value as given on a command line: `@file.npy`, `@file.pb`, a
  * number, `true`/`false`, or a nested list (`[[1,2],[3,4]]`). Literals take
@@ -162,6 +198,10 @@ const char *kiln_model_input_name(const kiln_model *m, size_t i);
 kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
 size_t kiln_model_output_count(const kiln_model *m);
 const char *kiln_model_output_name(const kiln_model *m, size_t i);
+/* Declared kind of graph input / output `name` (UNKNOWN when not declared
+ * or not a graph input / output). */
+kiln_value_kind kiln_model_input_kind(const kiln_model *m, const char *name);
+kiln_value_kind kiln_model_output_kind(const kiln_model *m, const char *name);
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -263,7 +303,7 @@ typedef struct kiln_check_options {
     int runs;          /* 0: 3 */
     uint64_t seed;     /* random inputs */
     double rtol, atol; /* 0, 0: 1e-4, 1e-5 */
-    const char *inputs_dir; /* DIR/<input>.npy used when present */
+    const char *inputs_dir; /* DIR/<input>.npy (or .pb: sequences, optionals) used when present */
     int threads;
 } kiln_check_options;
 

@@ -13,7 +13,9 @@ bool kiln_eval_supported(const kiln_model *m, const kiln_node *n) {
     int64_t opset = n->opset ? n->opset : kiln_model_opset(m, n->domain);
     if (opset == 0 && !*n->domain)
         opset = 1;
-    return kiln_op_find(n->domain, n->op_type, opset) != NULL;
+    const kiln_op_desc *d = kiln_op_find(n->domain, n->op_type, opset);
+    /* sequences and optionals cannot become initializers */
+    return d != NULL && !kiln_op_makes_values(d);
 }
 
 kiln_status kiln_eval_node(const kiln_model *m, const kiln_node *n, const kiln_tensor *const *in, kiln_tensor **out) {
@@ -75,6 +77,11 @@ kiln_status kiln_eval_node(const kiln_model *m, const kiln_node *n, const kiln_t
         st = kiln_session_run(s, 0, NULL, NULL, g->n_outputs, NULL, res);
     if (st == KILN_OK)
         for (size_t k = 0; k < g->n_outputs; k++) {
+            if (res[k]->kind != KILN_VALUE_TENSOR) {
+                st = kiln_fail(KILN_ERR_UNSUPPORTED, "output '%s' is a %s, which cannot be folded into an initializer",
+                               g->outputs[k].name, kiln_value_kind_name(res[k]->kind));
+                break;
+            }
             /* own the data: session buffers come from its arena */
             st = kiln_tensor_clone(res[k], &out[which[k]]);
             if (st != KILN_OK)

@@ -34,6 +34,7 @@ typedef struct kiln_plan_node {
     int *free_ids; /* values whose last use is this node */
     size_t n_free;
     kiln_op_act act; /* activation fused in by kiln_plan_fuse */
+    bool values;     /* the op may take sequences/optionals (kiln_op_takes_values) */
 } kiln_plan_node;
 
 typedef struct kiln_plan {
@@ -106,8 +107,12 @@ void kiln_plan_fuse(kiln_plan *p, const bool *pinned);
 kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const kiln_plan *parent,
                           const kiln_plan **out);
 
-/* Runs a plan in a new frame: inputs borrowed, outputs new tensors. */
+/* Runs a plan in a new frame: inputs borrowed, except in[i] where own_in[i]
+ * (own_in NULL: none), which the frame takes (destroys when done with it,
+ * also on failure); outputs new tensors (values the frame owned are handed
+ * over, not copied). */
 kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_frame *parent,
-                           size_t n_in, const kiln_tensor *const *in, size_t n_out, kiln_tensor **out);
+                           size_t n_in, const kiln_tensor *const *in, const bool *own_in, size_t n_out,
+                           kiln_tensor **out);
 
 #endif

@@ -402,6 +402,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
                            *have ? ")" : "");
             goto done;
         }
+        pn->values = kiln_op_takes_values(pn->op);
         for (size_t k = 0; k < n->n_inputs; k++) {
             pn->in_ids[k] = -1;
             if (*n->inputs[k])
@@ -579,8 +580,10 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
         }
     }
     for (size_t v = 0; v < p->n_values; v++) {
-        if (b.producer[v] < 0 || p->is_output[v] || last_use[v] < 0)
-            continue; /* only node results are this frame's to free */
+        /* node results, and graph inputs the frame was given to own
+         * (kiln_frame_run's own_in); initializers stay */
+        if (b.producer[v] == -2 || p->is_output[v] || last_use[v] < 0)
+            continue;
         kiln_plan_node *pn = &p->nodes[last_use[v]];
         int *f = kiln_realloc(pn->free_ids, (pn->n_free + 1) * sizeof *f);
         if (!f) {

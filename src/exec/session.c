@@ -1,5 +1,6 @@
 /* Sessions and frames: feeding inputs, running nodes in plan order, dropping
  * values at their last use, the op-facing context functions. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,29 @@ bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i) {
     return i < c->n_out && i < c->node->n_outputs && c->node->outputs[i][0];
 }
 
+/* A shaped shell within the session's size limit; `what` names it ("output 2"). */
+static kiln_status new_shell(const kiln_op_ctx *c, const char *what, kiln_dtype dtype, int rank, const int64_t *dims,
+                             kiln_tensor **out) {
+    kiln_tensor *t = kiln_tensor_new();
+    if (!t)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
+    if (st != KILN_OK) {
+        free(t);
+        return kiln_fail_prefix(st, "%s: ", what);
+    }
+    if (t->nbytes > c->frame->core->max_tensor_bytes) {
+        char d[256];
+        kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "%s would be %s %s (%zu bytes), over the session's limit of %zu bytes",
+                                    what, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
+                                    c->frame->core->max_tensor_bytes);
+        kiln_tensor_destroy(t);
+        return st2;
+    }
+    *out = t;
+    return KILN_OK;
+}
+
 static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank, const int64_t *dims,
                               kiln_tensor **out) {
     if (i >= c->n_out)
@@ -27,24 +51,23 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
         kiln_tensor_destroy(c->out[i]);
         c->out[i] = NULL;
     }
-    kiln_tensor *t = kiln_tensor_new();
-    if (!t)
-        return KILN_ERR_NOMEM;
-    kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
-    if (st != KILN_OK) {
-        free(t);
-        return kiln_fail_prefix(st, "output %zu: ", i);
-    }
-    if (t->nbytes > c->frame->core->max_tensor_bytes) {
-        char d[256];
-        kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "output %zu would be %s %s (%zu bytes), over the session's limit of %zu bytes",
-                                    i, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
-                                    c->frame->core->max_tensor_bytes);
-        kiln_tensor_destroy(t);
-        return st2;
-    }
+    char what[32];
+    snprintf(what, sizeof what, "output %zu", i);
+    kiln_tensor *t;
+    KILN_TRY(new_shell(c, what, dtype, rank, dims, &t));
     c->out[i] = t;
     *out = t;
+    return KILN_OK;
+}
+
+static kiln_status alloc_data(const kiln_op_ctx *c, kiln_tensor *t) {
+    if (t->dtype == KILN_DTYPE_STRING)
+        return kiln_tensor_alloc_data(t);
+    kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, t->nbytes);
+    if (!b)
+        return KILN_ERR_NOMEM;
+    t->buf = b;
+    t->data = b->ptr;
     return KILN_OK;
 }
 
@@ -52,17 +75,104 @@ kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank,
                            kiln_tensor **out) {
     kiln_tensor *t;
     KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
-    if (dtype == KILN_DTYPE_STRING) {
-        *out = t;
-        return kiln_tensor_alloc_data(t);
+    *out = t;
+    return alloc_data(c, t);
+}
+
+kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out) {
+    *out = NULL;
+    kiln_tensor *t;
+    KILN_TRY(new_shell(c, "a sequence element", dtype, rank, dims, &t));
+    kiln_status st = alloc_data(c, t);
+    if (st != KILN_OK) {
+        kiln_tensor_destroy(t);
+        return st;
     }
-    kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, t->nbytes);
-    if (!b)
-        return KILN_ERR_NOMEM;
-    t->buf = b;
-    t->data = b->ptr;
     *out = t;
     return KILN_OK;
+}
+
+/* ---- sequences and optionals ---- */
+
+static kiln_status put_output(kiln_op_ctx *c, size_t i, kiln_tensor *v) {
+    if (!v)
+        return KILN_ERR_NOMEM;
+    return kiln_op_output_take(c, i, v);
+}
+
+kiln_status kiln_op_output_seq(kiln_op_ctx *c, size_t i, kiln_dtype elem, kiln_tensor **seq) {
+    *seq = NULL;
+    kiln_tensor *v = kiln_value_new(KILN_VALUE_SEQUENCE, KILN_VALUE_TENSOR, elem);
+    KILN_TRY(put_output(c, i, v));
+    *seq = v;
+    return KILN_OK;
+}
+
+kiln_status kiln_op_output_seq_from(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_tensor **seq) {
+    *seq = NULL;
+    const kiln_tensor *src = kiln_op_in(c, in_idx);
+    if (!src || src->kind != KILN_VALUE_SEQUENCE)
+        return kiln_fail(KILN_ERR_INVALID, "input %zu is not a sequence", in_idx);
+    kiln_tensor *o;
+    KILN_TRY(kiln_op_output_seq(c, i, src->elem_dtype, &o));
+    o->elem_kind = src->elem_kind;
+    bool alone = c->in_dying[in_idx];
+    for (size_t k = 0; alone && k < c->n_in; k++)
+        if (k != in_idx && c->in[k] == src)
+            alone = false;
+    if (alone) {
+        /* the frame owns src and drops it after this node: nothing else sees it */
+        kiln_value_move_items(o, (kiln_tensor *)src);
+    } else {
+        for (size_t k = 0; k < src->n_items; k++) {
+            kiln_tensor *e;
+            KILN_TRY(kiln_tensor_share(src->items[k], &e));
+            KILN_TRY(kiln_value_push(o, e));
+        }
+    }
+    *seq = o;
+    return KILN_OK;
+}
+
+kiln_status kiln_op_seq_push(kiln_tensor *seq, kiln_tensor *item) {
+    if (!item)
+        return KILN_ERR_NOMEM;
+    if (item->kind != KILN_VALUE_TENSOR) {
+        char b[128];
+        kiln_status st = kiln_fail(KILN_ERR_INVALID, "a sequence element must be a tensor, got %s",
+                                   kiln_value_str(item, b, sizeof b));
+        kiln_tensor_destroy(item);
+        return st;
+    }
+    if (seq->elem_dtype != KILN_DTYPE_UNDEFINED && item->dtype != seq->elem_dtype) {
+        kiln_status st = kiln_fail(KILN_ERR_INVALID, "a sequence of %s cannot take a %s tensor",
+                                   kiln_dtype_name(seq->elem_dtype), kiln_dtype_name(item->dtype));
+        kiln_tensor_destroy(item);
+        return st;
+    }
+    return kiln_value_push(seq, item);
+}
+
+kiln_status kiln_op_output_optional(kiln_op_ctx *c, size_t i, const kiln_tensor *value, kiln_value_kind elem_kind,
+                                    kiln_dtype elem) {
+    if (value && value->kind != KILN_VALUE_TENSOR && value->kind != KILN_VALUE_SEQUENCE) {
+        char b[128];
+        return kiln_fail(KILN_ERR_INVALID, "an optional holds a tensor or a sequence, not %s",
+                         kiln_value_str(value, b, sizeof b));
+    }
+    kiln_tensor *o = kiln_value_new(KILN_VALUE_OPTIONAL, elem_kind, elem);
+    KILN_TRY(put_output(c, i, o));
+    if (!value)
+        return KILN_OK;
+    kiln_tensor *v;
+    KILN_TRY(kiln_tensor_share(value, &v));
+    return kiln_value_push(o, v);
+}
+
+kiln_status kiln_op_output_share(kiln_op_ctx *c, size_t i, const kiln_tensor *value) {
+    kiln_tensor *v;
+    KILN_TRY(kiln_tensor_share(value, &v));
+    return kiln_op_output_take(c, i, v);
 }
 
 kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
@@ -116,7 +226,28 @@ kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_i
                                  size_t n_out, kiln_tensor **out) {
     const kiln_plan *p;
     KILN_TRY(kiln_plan_get(c->frame->core, g, c->frame->plan, &p));
-    return kiln_frame_run(c->frame->core, p, c->frame, n_in, in, n_out, out);
+    return kiln_frame_run(c->frame->core, p, c->frame, n_in, in, NULL, n_out, out);
+}
+
+kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, kiln_tensor **in,
+                                      const bool *give, size_t n_out, kiln_tensor **out) {
+    const kiln_plan *p;
+    kiln_status st = kiln_plan_get(c->frame->core, g, c->frame->plan, &p);
+    if (st != KILN_OK) {
+        for (size_t i = 0; i < n_in; i++)
+            if (give[i]) {
+                kiln_tensor_destroy(in[i]);
+                in[i] = NULL;
+            }
+        for (size_t i = 0; i < n_out; i++)
+            out[i] = NULL;
+        return st;
+    }
+    st = kiln_frame_run(c->frame->core, p, c->frame, n_in, (const kiln_tensor *const *)in, give, n_out, out);
+    for (size_t i = 0; i < n_in; i++)
+        if (give[i])
+            in[i] = NULL;
+    return st;
 }
 
 /* ---- frames ---- */
@@ -131,7 +262,7 @@ static const kiln_tensor *lookup_outer(const kiln_frame *f, const char *name) {
 }
 
 kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_frame *parent, size_t n_in,
-                           const kiln_tensor *const *in, size_t n_out, kiln_tensor **out) {
+                           const kiln_tensor *const *in, const bool *own_in, size_t n_out, kiln_tensor **out) {
     kiln_status st = KILN_OK;
     kiln_frame f = {.core = core, .plan = plan, .parent = parent};
     size_t max_io = 1;
@@ -151,13 +282,25 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
         out[i] = NULL;
     if (!f.vals || !f.owned || !ins || !dying || !outs) {
         st = KILN_ERR_NOMEM;
+        for (size_t i = 0; own_in && i < n_in; i++)
+            if (own_in[i])
+                kiln_tensor_destroy((kiln_tensor *)in[i]);
         goto done;
     }
     for (size_t i = 0; i < plan->n_consts; i++)
         f.vals[plan->const_ids[i]] = (kiln_tensor *)plan->const_vals[i];
-    for (size_t i = 0; i < n_in && i < plan->n_inputs; i++)
-        if (in[i])
+    for (size_t i = 0; i < n_in; i++) {
+        bool own = own_in && own_in[i] && in[i];
+        if (i >= plan->n_inputs) {
+            if (own)
+                kiln_tensor_destroy((kiln_tensor *)in[i]);
+            continue;
+        }
+        if (in[i]) {
             f.vals[plan->input_ids[i]] = (kiln_tensor *)in[i];
+            f.owned[plan->input_ids[i]] = own;
+        }
+    }
     for (size_t i = 0; i < plan->n_outer; i++) {
         int v = plan->outer_ids[i];
         f.vals[v] = (kiln_tensor *)lookup_outer(parent, plan->value_names[v]);
@@ -178,6 +321,14 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                 if (pn->free_ids[d] == v && f.owned[v])
                     dying[k] = true;
         }
+        /* sequences and optionals reach only the operators made for them */
+        for (size_t k = 0; !pn->values && k < n->n_inputs; k++)
+            if (ins[k] && ins[k]->kind != KILN_VALUE_TENSOR) {
+                char b[128];
+                st = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): input '%s' is %s, but %s takes tensors", n->name,
+                               n->op_type, n->inputs[k], kiln_value_str(ins[k], b, sizeof b), n->op_type);
+                goto done;
+            }
         for (size_t k = 0; k < n->n_outputs; k++)
             outs[k] = NULL;
         kiln_op_ctx ctx = {.node = n,
@@ -235,6 +386,12 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            plan->value_names[plan->output_ids[i]]);
             goto done;
         }
+        int v = plan->output_ids[i];
+        if (f.owned[v]) { /* the frame is done with it: handed over, not copied */
+            out[i] = f.vals[v];
+            f.owned[v] = false;
+            continue;
+        }
         KILN_CHECK(st, kiln_tensor_share(t, &out[i]), done);
     }
 done:
@@ -243,7 +400,7 @@ done:
             kiln_tensor_destroy(out[i]);
             out[i] = NULL;
         }
-    for (size_t v = 0; f.vals && v < plan->n_values; v++)
+    for (size_t v = 0; f.vals && f.owned && v < plan->n_values; v++)
         if (f.owned[v])
             kiln_tensor_destroy(f.vals[v]);
     free(f.vals);
@@ -319,6 +476,22 @@ size_t kiln_session_peak_bytes(const kiln_session *s) { return kiln_arena_peak(s
 
 kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t) {
     const kiln_type *ty = &vi->type;
+    kiln_value_kind ek;
+    kiln_dtype edt;
+    kiln_value_kind want = kiln_value_info_kind(vi, &ek, &edt);
+    char b[128];
+    if (want != KILN_VALUE_UNKNOWN && t->kind != want)
+        return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s, got %s", vi->name, kiln_value_kind_a(want),
+                         kiln_value_str(t, b, sizeof b));
+    if (want == KILN_VALUE_SEQUENCE || want == KILN_VALUE_OPTIONAL) {
+        const kiln_tensor *e = t->n_items ? t->items[0] : NULL;
+        if (e && ek != KILN_VALUE_UNKNOWN && e->kind != ek)
+            return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s holding %s, got %s", vi->name,
+                             kiln_value_kind_a(want), kiln_value_kind_a(ek), kiln_value_str(t, b, sizeof b));
+        if (edt != KILN_DTYPE_UNDEFINED && t->elem_dtype != KILN_DTYPE_UNDEFINED && t->elem_dtype != edt)
+            return kiln_fail(KILN_ERR_ARG, "input '%s': expected %s elements, got %s", vi->name, kiln_dtype_name(edt),
+                             kiln_value_str(t, b, sizeof b));
+    }
     if (ty->kind != KILN_TYPE_TENSOR)
         return KILN_OK;
     if (ty->elem != KILN_DTYPE_UNDEFINED && ty->elem != t->dtype)
@@ -398,7 +571,7 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
             pick[i] = k;
         }
     }
-    st = kiln_frame_run(&s->core, plan, NULL, g->n_inputs, feed, g->n_outputs, all);
+    st = kiln_frame_run(&s->core, plan, NULL, g->n_inputs, feed, NULL, g->n_outputs, all);
     if (st == KILN_OK)
         st = kiln_state_capture(s, feed, all);
     if (st == KILN_OK) {

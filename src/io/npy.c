@@ -210,6 +210,9 @@ static kiln_status write_npy(void *ctx, int fd) {
 }
 
 kiln_status kiln_npy_write(const kiln_tensor *t, const char *path) {
+    if (t->kind != KILN_VALUE_TENSOR)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: .npy holds tensors, not a %s (use .pb)", path,
+                         kiln_value_kind_name(t->kind));
     bool known = false;
     for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
         known |= npy_types[i].dtype == t->dtype;

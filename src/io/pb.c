@@ -1,4 +1,5 @@
-/* ONNX TensorProto files (.pb), the format of ONNX's test data sets. */
+/* ONNX TensorProto files (.pb), the format of ONNX's test data sets, and
+ * SequenceProto / OptionalProto files for sequence and optional values. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,26 @@ static kiln_status write_bytes(void *ctx, int fd) {
     return kiln_write_all(fd, w->data, w->len, w->path);
 }
 
+kiln_status kiln_pb_read_value(const char *path, kiln_value_kind kind, kiln_tensor **out) {
+    *out = NULL;
+    if (kind == KILN_VALUE_TENSOR || kind == KILN_VALUE_UNKNOWN)
+        return kiln_pb_read(path, out);
+    kiln_buffer *map;
+    KILN_TRY(kiln_map_file(path, &map));
+    kiln_status st = kiln_value_from_bytes(map->ptr ? map->ptr : (void *)"", map->size, kind, path, out);
+    kiln_buffer_unref(map);
+    return st;
+}
+
 kiln_status kiln_pb_write(const kiln_tensor *t, const char *path) {
+    if (t->kind != KILN_VALUE_TENSOR) {
+        kiln_sbuf b;
+        KILN_TRY(kiln_value_to_bytes(t, &b));
+        pb_write w = {(const uint8_t *)(b.data ? b.data : ""), b.len, path};
+        kiln_status st = kiln_write_atomic(path, write_bytes, &w);
+        free(b.data);
+        return st;
+    }
     Onnx__TensorProto p;
     kiln_tensor tmp = *t;
     tmp.src = NULL;

@@ -73,9 +73,11 @@ static void put_shape(kiln_sbuf *b, const kiln_type *t, bool json) {
     kiln_sbuf_append(b, "]", 1);
 }
 
-static const char *type_name(const kiln_type *t) {
+/* "float32", or the whole type of what is not a tensor: "seq(tensor(float32))". */
+static const char *type_name(const kiln_value_info *v, char *buf, size_t n) {
+    const kiln_type *t = &v->type;
     if (t->kind == KILN_TYPE_OTHER)
-        return "non-tensor";
+        return kiln_value_info_type_str(v, buf, n);
     if (t->kind == KILN_TYPE_NONE)
         return "untyped";
     return kiln_dtype_name(t->elem);
@@ -137,7 +139,10 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
             for (size_t i = 0; i < n; i++) {
                 kiln_sbuf_printf(&b, "%s\n    {\"name\": ", i ? "," : "");
                 kiln_sbuf_json_string(&b, v[i].name);
-                kiln_sbuf_printf(&b, ", \"dtype\": \"%s\", \"shape\": ", type_name(&v[i].type));
+                char tn[256];
+                kiln_sbuf_printf(&b, ", \"dtype\": ");
+                kiln_sbuf_json_string(&b, type_name(&v[i], tn, sizeof tn));
+                kiln_sbuf_printf(&b, ", \"shape\": ");
                 put_shape(&b, &v[i].type, true);
                 if (!io)
                     kiln_sbuf_printf(&b, ", \"has_default\": %s",
@@ -222,8 +227,10 @@ kiln_status kiln_model_describe(const kiln_model *m, int json, char **out) {
             size_t n = io ? g->n_outputs : g->n_inputs;
             kiln_sbuf_printf(&b, "\n%s (%zu)\n", io ? "outputs" : "inputs", n);
             for (size_t i = 0; i < n; i++) {
-                kiln_sbuf_printf(&b, "  %-24s %s", v[i].name, type_name(&v[i].type));
-                put_shape(&b, &v[i].type, false);
+                char tn[256];
+                kiln_sbuf_printf(&b, "  %-24s %s", v[i].name, type_name(&v[i], tn, sizeof tn));
+                if (v[i].type.kind != KILN_TYPE_OTHER)
+                    put_shape(&b, &v[i].type, false);
                 if (!io && kiln_graph_find_init(g, v[i].name, NULL))
                     kiln_sbuf_printf(&b, "  (has initializer default)");
                 kiln_sbuf_printf(&b, "\n");

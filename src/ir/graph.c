@@ -423,3 +423,14 @@ kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name) {
     const kiln_value_info *v = kiln_graph_find_input(m->graph, name, NULL);
     return v && v->type.kind == KILN_TYPE_TENSOR ? v->type.elem : KILN_DTYPE_UNDEFINED;
 }
+
+kiln_value_kind kiln_model_input_kind(const kiln_model *m, const char *name) {
+    return kiln_value_info_kind(kiln_graph_find_input(m->graph, name, NULL), NULL, NULL);
+}
+
+kiln_value_kind kiln_model_output_kind(const kiln_model *m, const char *name) {
+    for (size_t i = 0; i < m->graph->n_outputs; i++)
+        if (!strcmp(m->graph->outputs[i].name, name))
+            return kiln_value_info_kind(&m->graph->outputs[i], NULL, NULL);
+    return KILN_VALUE_UNKNOWN;
+}

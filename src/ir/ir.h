@@ -52,7 +52,46 @@ struct kiln_tensor {
     char *name;         /* for initializers and tensor attributes */
     char *doc;
     const void *src;    /* Onnx__TensorProto this came from, if any */
+    /* Sequences and optionals (kiln.h, kiln_value_kind) travel in the same
+     * struct: kind != TENSOR, dtype UNDEFINED, rank 0, numel 0, no data.
+     * items: a sequence's elements in order, or an optional's one value (none
+     * when empty), each owned. elem_kind / elem_dtype: the declared type of
+     * the elements (of what an empty optional would hold); elem_dtype is the
+     * innermost tensor element type; UNKNOWN / UNDEFINED when not known. */
+    kiln_value_kind kind;
+    kiln_value_kind elem_kind;
+    kiln_dtype elem_dtype;
+    size_t n_items, cap_items;
+    struct kiln_tensor **items;
 };
+
+/* ---- sequence and optional values (ir/value.c) ---- */
+
+/* Longest sequence kiln makes or reads; deepest nesting of values in files
+ * (seq(seq(...)), optional(seq(...))). */
+#define KILN_MAX_SEQUENCE_LENGTH ((size_t)1 << 18)
+#define KILN_MAX_VALUE_NESTING 8
+
+static inline bool kiln_is_tensor(const kiln_tensor *t) { return t && t->kind == KILN_VALUE_TENSOR; }
+/* An empty sequence or optional (kind SEQUENCE or OPTIONAL). */
+kiln_tensor *kiln_value_new(kiln_value_kind kind, kiln_value_kind elem_kind, kiln_dtype elem_dtype);
+/* Appends item (taken: destroyed on failure) to a sequence, or sets an
+ * empty optional's value. Fails past KILN_MAX_SEQUENCE_LENGTH. */
+kiln_status kiln_value_push(kiln_tensor *v, kiln_tensor *item);
+/* "a tensor", "a sequence", "an optional": for messages. */
+const char *kiln_value_kind_a(kiln_value_kind k);
+/* Inserts item (taken) before element pos (pos == length: appends); removes
+ * element pos; moves all of src's elements to dst (src is left empty). */
+kiln_status kiln_value_insert(kiln_tensor *v, size_t pos, kiln_tensor *item);
+void kiln_value_erase(kiln_tensor *v, size_t pos);
+void kiln_value_move_items(kiln_tensor *dst, kiln_tensor *src);
+/* "tensor(float32[2,3])", "seq(tensor(float32)) of 3", "optional(empty)"... for messages. */
+const char *kiln_value_str(const kiln_tensor *v, char *buf, size_t n);
+/* Deep copy / buffer-sharing copy of a sequence or optional (tensor.c calls
+ * these for kind != TENSOR). */
+kiln_status kiln_value_clone(const kiln_tensor *v, kiln_tensor **out);
+kiln_status kiln_value_share(const kiln_tensor *v, kiln_tensor **out);
+void kiln_value_clear_items(kiln_tensor *v);
 
 /* Serialised form of the sub-byte types (kiln.h): bits per element (2, 4 or
  * 6 for them, 8 * kiln_dtype_size otherwise) and bytes for n elements. */
@@ -353,4 +392,19 @@ kiln_status kiln_tensor_to_proto(const kiln_tensor *t, struct Onnx__TensorProto 
 /* The packed raw_data kiln_tensor_to_proto allocated, or NULL. */
 uint8_t *kiln_tensor_proto_packed(const struct Onnx__TensorProto *p);
 void kiln_tensor_proto_free(struct Onnx__TensorProto *p);
+
+/* Sequence and optional values <-> SequenceProto / OptionalProto bytes, and
+ * declared value kinds (src/onnx/proto_value.c). */
+kiln_status kiln_value_from_bytes(const void *data, size_t len, kiln_value_kind kind, const char *path,
+                                  kiln_tensor **out);
+kiln_status kiln_value_to_bytes(const kiln_tensor *v, kiln_sbuf *out); /* free(out->data) */
+/* The kind a value_info declares (UNKNOWN when untyped or a map / sparse
+ * tensor), with its elements' kind and innermost element type (NULL: not
+ * wanted). */
+kiln_value_kind kiln_value_info_kind(const kiln_value_info *vi, kiln_value_kind *elem_kind, kiln_dtype *elem);
+/* The same for a TYPE_PROTO attribute (Optional's `type`). */
+kiln_value_kind kiln_attr_type_kind(const kiln_attr *a, kiln_value_kind *elem_kind, kiln_dtype *elem);
+/* The declared type as text: "float32" for tensors, "seq(tensor(float32))",
+ * "optional(seq(tensor(int64)))", "map(int64, tensor(float32))"... */
+const char *kiln_value_info_type_str(const kiln_value_info *vi, char *buf, size_t n);
 #endif

@@ -254,12 +254,15 @@ void kiln_tensor_clear(kiln_tensor *t) {
     if (!t)
         return;
     kiln_buffer_unref(t->buf);
+    kiln_value_clear_items(t);
     free(t->name);
     free(t->doc);
     memset(t, 0, sizeof *t);
 }
 
 kiln_status kiln_tensor_clone(const kiln_tensor *t, kiln_tensor **out) {
+    if (t->kind != KILN_VALUE_TENSOR)
+        return kiln_value_clone(t, out);
     kiln_tensor *c = kiln_tensor_new();
     if (!c)
         return KILN_ERR_NOMEM;
@@ -293,6 +296,8 @@ kiln_status kiln_tensor_clone(const kiln_tensor *t, kiln_tensor **out) {
 }
 
 kiln_status kiln_tensor_share(const kiln_tensor *t, kiln_tensor **out) {
+    if (t->kind != KILN_VALUE_TENSOR)
+        return kiln_value_share(t, out);
     kiln_tensor *c = kiln_tensor_new();
     if (!c)
         return KILN_ERR_NOMEM;
@@ -437,6 +442,8 @@ const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len) {
 static size_t elem_bytes(kiln_dtype dt) { return dt == KILN_DTYPE_STRING ? sizeof(kiln_string) : kiln_dtype_size(dt); }
 
 kiln_status kiln_tensor_slice_axis(const kiln_tensor *t, int axis, int64_t start, int64_t len, kiln_tensor **out) {
+    if (t->kind != KILN_VALUE_TENSOR)
+        return kiln_fail(KILN_ERR_ARG, "a %s cannot be sliced along an axis", kiln_value_kind_name(t->kind));
     if (axis < 0 || axis >= t->rank || start < 0 || len < 0 || start + len > t->dims[axis])
         return kiln_fail(KILN_ERR_ARG, "slice [%lld, %lld) of axis %d is out of range for that tensor",
                          (long long)start, (long long)(start + len), axis);
@@ -463,6 +470,9 @@ kiln_status kiln_tensor_concat_axis(kiln_tensor *const *ts, size_t n, int axis, 
     if (n == 0)
         return kiln_fail(KILN_ERR_ARG, "nothing to concatenate");
     const kiln_tensor *f = ts[0];
+    for (size_t i = 0; i < n; i++)
+        if (ts[i]->kind != KILN_VALUE_TENSOR)
+            return kiln_fail(KILN_ERR_ARG, "a %s cannot be joined along an axis", kiln_value_kind_name(ts[i]->kind));
     if (axis < 0 || axis >= f->rank)
         return kiln_fail(KILN_ERR_ARG, "axis %d is out of range for rank %d", axis, f->rank);
     if (f->dtype == KILN_DTYPE_STRING)

@@ -1,5 +1,7 @@
 /* If, Loop, Scan: subgraphs planned once with the session, run with the
- * enclosing scope visible (outer-scope captures). */
+ * enclosing scope visible (outer-scope captures). If's branch outputs and
+ * Loop's carried values may be sequences or optionals; scan outputs and
+ * Scan's values are tensors. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,8 @@ static size_t elem_size(kiln_dtype dt) {
 static kiln_status if_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *cond = c->in[0];
+    if (cond->kind != KILN_VALUE_TENSOR)
+        return kiln_fail(KILN_ERR_INVALID, "condition must be a tensor, is %s", kiln_value_kind_a(cond->kind));
     if (cond->numel != 1)
         return kiln_fail(KILN_ERR_INVALID, "condition must have one element, has %lld", (long long)cond->numel);
     bool take_then = cond->dtype == KILN_DTYPE_STRING ? false : kiln_tensor_get_f64(cond, 0) != 0;
@@ -102,6 +106,10 @@ static kiln_status stack_output(kiln_op_ctx *c, size_t out_idx, stack *s, int64_
         }
         return kiln_op_output(c, out_idx, dt, rank, dims, &o);
     }
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i]->kind != KILN_VALUE_TENSOR)
+            return kiln_fail(KILN_ERR_INVALID, "scan output %zu must be a tensor, the body gave %s", out_idx,
+                             kiln_value_kind_a(s->v[i]->kind));
     const kiln_tensor *first = s->v[0];
     int r = first->rank + 1;
     if (r > KILN_MAX_RANK)
@@ -152,6 +160,8 @@ static kiln_status loop_exec(kiln_op_ctx *c) {
         return kiln_fail(KILN_ERR_INVALID, "node has %zu outputs, body gives %zu carried + %zu scan", c->n_out,
                          n_carried, n_scan);
     const kiln_tensor *M = kiln_op_in(c, 0), *cond0 = kiln_op_in(c, 1);
+    if ((M && M->kind != KILN_VALUE_TENSOR) || (cond0 && cond0->kind != KILN_VALUE_TENSOR))
+        return kiln_fail(KILN_ERR_INVALID, "M and cond must be tensors");
     int64_t max_trip = -1;
     if (M) {
         if (M->numel != 1)
@@ -170,35 +180,46 @@ static kiln_status loop_exec(kiln_op_ctx *c) {
     size_t n_body_out = body->n_outputs;
     kiln_tensor **carried = kiln_calloc(n_carried + 1, sizeof *carried);
     kiln_tensor **outs = kiln_calloc(n_body_out + 1, sizeof *outs);
-    const kiln_tensor **ins = kiln_calloc(n_carried + 3, sizeof *ins);
+    kiln_tensor **ins = kiln_calloc(n_carried + 3, sizeof *ins);
+    bool *give = kiln_calloc(n_carried + 3, sizeof *give);
     stack *scans = kiln_calloc(n_scan + 1, sizeof *scans);
     kiln_tensor *iter_t = NULL, *cond_t = NULL;
-    if (!carried || !outs || !ins || !scans) {
+    if (!carried || !outs || !ins || !give || !scans) {
         st = KILN_ERR_NOMEM;
         goto done;
     }
     for (size_t i = 0; i < n_carried; i++) {
         if (!c->in[2 + i]) {
-            st = kiln_fail(KILN_ERR_UNSUPPORTED, "loop-carried value %zu is empty (optional types are not supported)", i);
+            st = kiln_fail(KILN_ERR_INVALID, "loop-carried value %zu is missing (an empty optional is a value: "
+                           "make one with Optional)", i);
             goto done;
         }
         KILN_CHECK(st, kiln_tensor_share(c->in[2 + i], &carried[i]), done);
     }
-    KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_INT64, 0, NULL, &iter_t), done);
-    KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_BOOL, 0, NULL, &cond_t), done);
     for (int64_t it = 0; cond && (max_trip < 0 || it < max_trip); it++) {
         if (it >= KILN_MAX_LOOP_ITERATIONS) {
             st = kiln_fail(KILN_ERR_LIMIT, "loop ran %d iterations without ending", KILN_MAX_LOOP_ITERATIONS);
             goto done;
         }
+        /* new ones each time: the body's outputs may view them (Identity) */
+        kiln_tensor_destroy(iter_t);
+        kiln_tensor_destroy(cond_t);
+        iter_t = cond_t = NULL;
+        KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_INT64, 0, NULL, &iter_t), done);
+        KILN_CHECK(st, kiln_tensor_create(KILN_DTYPE_BOOL, 0, NULL, &cond_t), done);
         *(int64_t *)iter_t->data = it;
         *(uint8_t *)cond_t->data = cond;
         ins[0] = iter_t;
         ins[1] = cond_t;
-        for (size_t i = 0; i < n_carried; i++)
+        /* the body owns the carried values: they may die (and a sequence
+         * grow in place) at their last use in it */
+        for (size_t i = 0; i < n_carried; i++) {
             ins[2 + i] = carried[i];
-        KILN_CHECK(st, kiln_op_run_subgraph(c, body, n_carried + 2, ins, n_body_out, outs), done);
-        if (outs[0]->numel != 1) {
+            give[2 + i] = true;
+            carried[i] = NULL;
+        }
+        KILN_CHECK(st, kiln_op_run_subgraph_give(c, body, n_carried + 2, ins, give, n_body_out, outs), done);
+        if (outs[0]->kind != KILN_VALUE_TENSOR || outs[0]->numel != 1) {
             st = kiln_fail(KILN_ERR_INVALID, "body's condition output must have one element");
             for (size_t i = 0; i < n_body_out; i++)
                 kiln_tensor_destroy(outs[i]);
@@ -206,10 +227,8 @@ static kiln_status loop_exec(kiln_op_ctx *c) {
         }
         cond = kiln_tensor_get_f64(outs[0], 0) != 0;
         kiln_tensor_destroy(outs[0]);
-        for (size_t i = 0; i < n_carried; i++) {
-            kiln_tensor_destroy(carried[i]);
+        for (size_t i = 0; i < n_carried; i++)
             carried[i] = outs[1 + i];
-        }
         for (size_t k = 0; k < n_scan; k++) {
             st = stack_push(&scans[k], outs[1 + n_carried + k]);
             outs[1 + n_carried + k] = NULL;
@@ -236,6 +255,7 @@ done:
     free(carried);
     free(outs);
     free(ins);
+    free(give);
     free(scans);
     kiln_tensor_destroy(iter_t);
     kiln_tensor_destroy(cond_t);

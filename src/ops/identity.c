@@ -9,6 +9,8 @@
 static kiln_status identity_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 1));
     const kiln_tensor *x = c->in[0];
+    if (x->kind != KILN_VALUE_TENSOR) /* sequences (opset 14+) and optionals (16+) */
+        return kiln_op_output_share(c, 0, x);
     return kiln_op_output_alias(c, 0, x, x->rank, x->dims);
 }
 
@@ -95,8 +97,8 @@ static kiln_status dropout_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
-/* Identity-14/16 added sequence and optional types, which kiln's executor
- * does not carry; tensors behave the same in every version. */
+/* Identity-14/16 added sequence and optional types (passed on as they are);
+ * tensors behave the same in every version. */
 static const kiln_op_desc ops[] = {
     {"", "Identity", 1, 0, identity_exec, identity_infer},
     {"", "Dropout", 6, 0, dropout_exec, dropout_infer},

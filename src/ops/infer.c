@@ -181,6 +181,10 @@ static bool is_int(kiln_dtype t) { return t == KILN_DTYPE_INT64 || t == KILN_DTY
 bool kiln_fact_has_vals(kiln_dtype t) { return is_int(t) || t == KILN_DTYPE_BOOL; }
 
 void kiln_fact_from_tensor(const kiln_tensor *t, fact *f) {
+    if (t->kind != KILN_VALUE_TENSOR) { /* sequences and optionals: nothing facts describe */
+        kiln_fact_unknown(f, KILN_DTYPE_UNDEFINED);
+        return;
+    }
     kiln_fact_unknown(f, t->dtype);
     f->rank = t->rank;
     for (int i = 0; i < t->rank; i++)
@@ -438,7 +442,7 @@ kiln_status kiln_infer_check(const kiln_model *m, const kiln_node *n, const kiln
     const kiln_tensor *k[16];
     for (size_t i = 0; i < n->n_inputs; i++) {
         has[i] = *n->inputs[i] && in[i];
-        k[i] = has[i] ? in[i] : NULL;
+        k[i] = has[i] && in[i]->kind == KILN_VALUE_TENSOR ? in[i] : NULL;
         if (has[i])
             kiln_fact_from_tensor(in[i], &fin[i]);
         else
@@ -463,6 +467,14 @@ kiln_status kiln_infer_check(const kiln_model *m, const kiln_node *n, const kiln
         const fact *f = &fout[i];
         if (!t || !*n->outputs[i])
             continue;
+        if (t->kind != KILN_VALUE_TENSOR) {
+            if (f->dt != KILN_DTYPE_UNDEFINED || f->rank >= 0 || f->nval >= 0) {
+                snprintf(msg, len, "output %zu: rule tells tensor facts, exec made %s", i,
+                         kiln_value_kind_a(t->kind));
+                return KILN_ERR_MISMATCH;
+            }
+            continue;
+        }
         if (f->dt != KILN_DTYPE_UNDEFINED && f->dt != t->dtype) {
             snprintf(msg, len, "output %zu: rule says %s, exec made %s", i, kiln_dtype_name(f->dt),
                      kiln_dtype_name(t->dtype));

@@ -83,6 +83,51 @@ kiln_status kiln_op_output_alias(kiln_op_ctx *c, size_t i, const kiln_tensor *sr
 /* Output i becomes `t` (ownership passes to the session). */
 kiln_status kiln_op_output_take(kiln_op_ctx *c, size_t i, kiln_tensor *t);
 
+/* ---- sequences and optionals ----
+ * Values of kind SEQUENCE or OPTIONAL (kiln.h) reach only the operators
+ * kiln_op_takes_values names (Identity, If, Loop, SequenceMap and the
+ * Sequence and Optional operators); the session refuses them as inputs of
+ * every other operator, so tensor operators never see one. Such an operator
+ * reads them through kiln_op_in like tensors and checks the kind. */
+static inline kiln_value_kind kiln_op_in_kind(const kiln_op_ctx *c, size_t i) {
+    const kiln_tensor *t = kiln_op_in(c, i);
+    return t ? t->kind : KILN_VALUE_UNKNOWN;
+}
+/* Input i when it is a sequence / an optional; NULL otherwise. */
+static inline const kiln_tensor *kiln_op_in_seq(const kiln_op_ctx *c, size_t i) {
+    const kiln_tensor *t = kiln_op_in(c, i);
+    return t && t->kind == KILN_VALUE_SEQUENCE ? t : NULL;
+}
+static inline const kiln_tensor *kiln_op_in_opt(const kiln_op_ctx *c, size_t i) {
+    const kiln_tensor *t = kiln_op_in(c, i);
+    return t && t->kind == KILN_VALUE_OPTIONAL ? t : NULL;
+}
+/* Output i becomes a new empty sequence of `elem` tensors (UNDEFINED:
+ * unknown), filled with kiln_op_seq_push. */
+kiln_status kiln_op_output_seq(kiln_op_ctx *c, size_t i, kiln_dtype elem, kiln_tensor **seq);
+/* Output i becomes a sequence holding input in_idx's elements (a sequence):
+ * taken over when that input dies here and no other input is the same
+ * value (no copying: a Loop-carried sequence grows in place), else copies
+ * sharing their data. */
+kiln_status kiln_op_output_seq_from(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_tensor **seq);
+/* Appends tensor `item` (taken, also on failure) to a sequence being made;
+ * its element type must be the sequence's. */
+kiln_status kiln_op_seq_push(kiln_tensor *seq, kiln_tensor *item);
+/* Output i becomes an optional holding a copy of `value` (a tensor or a
+ * sequence), or an empty one of the given element kind and type (value
+ * NULL). */
+kiln_status kiln_op_output_optional(kiln_op_ctx *c, size_t i, const kiln_tensor *value, kiln_value_kind elem_kind,
+                                    kiln_dtype elem);
+/* Output i becomes a copy of `value`, of any kind, sharing its data. */
+kiln_status kiln_op_output_share(kiln_op_ctx *c, size_t i, const kiln_tensor *value);
+/* A new tensor from the session's arena, held to its size limit, that is
+ * no output: for the elements of a sequence (the caller owns it). */
+kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out);
+/* Whether an operator may take sequence/optional inputs, and whether it
+ * makes such outputs (not folded into initializers). */
+bool kiln_op_takes_values(const kiln_op_desc *d);
+bool kiln_op_makes_values(const kiln_op_desc *d);
+
 /* Runs fn over [0, n) split into contiguous ranges across the session's
  * threads; ranges are at least `grain` long. fn must not allocate outputs. */
 typedef void (*kiln_range_fn)(void *arg, size_t begin, size_t end);
@@ -93,6 +138,11 @@ int kiln_op_threads(const kiln_op_ctx *c);
  * Outputs are new tensors owned by the caller. */
 kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in,
                                  const kiln_tensor *const *in, size_t n_out, kiln_tensor **out);
+/* The same, giving the subgraph in[i] where give[i]: it owns them (in[i]
+ * becomes NULL), so they may die at their last use in it (a Loop-carried
+ * sequence grows in place). */
+kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, kiln_tensor **in,
+                                      const bool *give, size_t n_out, kiln_tensor **out);
 
 /* Registry. */
 const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t opset);

@@ -20,7 +20,12 @@ typedef struct sm_job {
     int64_t outer, r, inner, nblk;
 } sm_job;
 
-#define SM_FN(NAME, T, LOAD, STORE)                                                       \
+/* ROUND: the element type's rounding. Softmax-13 is defined by its function
+ * body (Sub, Exp, ReduceSum, Div in T), so float16 and bfloat16 round after
+ * each step: x - max, exp, the division; ACC_ROUND rounds the running sum
+ * (bfloat16 sums in bfloat16, element after element; float16 sums in float
+ * and rounds once, as the reference's numpy reductions do). */
+#define SM_FN(NAME, T, LOAD, STORE, ROUND, ACC_ROUND)                                    \
     static void NAME(const sm_job *j, int64_t o, int64_t i0, int64_t w) {                  \
         const T *x = (const T *)j->x + o * j->r * j->inner + i0;                          \
         T *y = (T *)j->y + o * j->r * j->inner + i0;                                      \
@@ -46,16 +51,19 @@ typedef struct sm_job {
                     y[r * S + i] = STORE(arg[i] == r ? 1.0 : 0.0);                        \
             return;                                                                       \
         }                                                                                 \
-        for (int64_t r = 0; r < R; r++)                                                   \
-            for (int64_t i = 0; i < w; i++)                                               \
-                sum[i] += exp((double)LOAD(x[r * S + i]) - mx[i]);                        \
         if (j->kind == SM_SOFTMAX) {                                                      \
-            for (int64_t i = 0; i < w; i++)                                               \
-                sum[i] = 1.0 / sum[i];                                                    \
             for (int64_t r = 0; r < R; r++)                                               \
                 for (int64_t i = 0; i < w; i++)                                           \
-                    y[r * S + i] = STORE(exp((double)LOAD(x[r * S + i]) - mx[i]) * sum[i]); \
+                    sum[i] = ACC_ROUND(sum[i] + ROUND(exp(ROUND((double)LOAD(x[r * S + i]) - mx[i])))); \
+            for (int64_t i = 0; i < w; i++)                                               \
+                sum[i] = ROUND(sum[i]);                                                   \
+            for (int64_t r = 0; r < R; r++)                                               \
+                for (int64_t i = 0; i < w; i++)                                           \
+                    y[r * S + i] = STORE(ROUND(exp(ROUND((double)LOAD(x[r * S + i]) - mx[i]))) / sum[i]); \
         } else {                                                                          \
+            for (int64_t r = 0; r < R; r++)                                               \
+                for (int64_t i = 0; i < w; i++)                                           \
+                    sum[i] += exp((double)LOAD(x[r * S + i]) - mx[i]);                    \
             for (int64_t i = 0; i < w; i++)                                               \
                 sum[i] = log(sum[i]);                                                     \
             for (int64_t r = 0; r < R; r++)                                               \
@@ -158,9 +166,12 @@ static void sm_f32(const sm_job *j, int64_t o, int64_t i0, int64_t w) {
 #define ID(v) (v)
 static inline uint16_t st_f16(double v) { return kiln_float_to_half((float)v); }
 static inline uint16_t st_bf16(double v) { return kiln_float_to_bf16((float)v); }
-SM_FN(sm_f64, double, ID, ID)
-SM_FN(sm_f16, uint16_t, kiln_half_to_float, st_f16)
-SM_FN(sm_bf16, uint16_t, kiln_bf16_to_float, st_bf16)
+static inline double rd_f16(double v) { return kiln_half_to_float(kiln_float_to_half((float)v)); }
+static inline double rd_bf16(double v) { return kiln_bf16_to_float(kiln_float_to_bf16((float)v)); }
+static inline double rd_f32(double v) { return (float)v; }
+SM_FN(sm_f64, double, ID, ID, ID, ID)
+SM_FN(sm_f16, uint16_t, kiln_half_to_float, st_f16, rd_f16, rd_f32)
+SM_FN(sm_bf16, uint16_t, kiln_bf16_to_float, st_bf16, rd_bf16, rd_bf16)
 
 static void sm_range(void *arg, size_t begin, size_t end) {
     const sm_job *j = arg;

@@ -50,6 +50,66 @@ static int64_t int_range(const kiln_graph *g, const char *name) {
     return hi;
 }
 
+/* Comparing outputs: tensors element by element, sequences and optionals
+ * by their elements. `shape`: kinds, types, shapes or lengths differ (at
+ * shape_a / shape_z). */
+typedef struct cmp {
+    double rtol, atol, max_abs, max_rel;
+    bool bad, shape;
+    const kiln_tensor *shape_a, *shape_z;
+} cmp;
+
+static void compare_values(const kiln_tensor *a, const kiln_tensor *z, cmp *c, int depth) {
+    if (c->shape)
+        return;
+    if (a->kind != z->kind || a->n_items != z->n_items || depth > KILN_MAX_VALUE_NESTING) {
+        c->shape = true;
+        c->shape_a = a;
+        c->shape_z = z;
+        return;
+    }
+    if (a->kind != KILN_VALUE_TENSOR) {
+        for (size_t i = 0; i < a->n_items; i++)
+            compare_values(a->items[i], z->items[i], c, depth + 1);
+        return;
+    }
+    bool same = a->dtype == z->dtype && a->rank == z->rank && a->numel == z->numel;
+    for (int d = 0; same && d < a->rank; d++)
+        same = a->dims[d] == z->dims[d];
+    if (!same) {
+        c->shape = true;
+        c->shape_a = a;
+        c->shape_z = z;
+        return;
+    }
+    if (a->dtype == KILN_DTYPE_STRING) {
+        for (int64_t e = 0; e < a->numel; e++) {
+            size_t la, lz;
+            const char *pa = kiln_tensor_string(a, e, &la), *pz = kiln_tensor_string(z, e, &lz);
+            if (la != lz || memcmp(pa, pz, la))
+                c->bad = true;
+        }
+        return;
+    }
+    for (int64_t e = 0; e < a->numel; e++) {
+        double x = kiln_tensor_get_f64(a, e), y = kiln_tensor_get_f64(z, e);
+        if (isnan(x) || isnan(y)) {
+            if (isnan(x) != isnan(y))
+                c->bad = true;
+            continue;
+        }
+        if (x == y)
+            continue;
+        double d = fabs(x - y), r = d / (fabs(x) > 1e-30 ? fabs(x) : 1e-30);
+        if (!(d <= c->atol + c->rtol * fabs(x)))
+            c->bad = true;
+        if (d > c->max_abs)
+            c->max_abs = d;
+        if (r > c->max_rel)
+            c->max_rel = r;
+    }
+}
+
 typedef struct symsize {
     kiln_nameset map; /* symbol -> (void*)(intptr_t)size */
 } symsize;
@@ -109,16 +169,23 @@ static kiln_status make_input(const kiln_graph *g, const kiln_value_info *vi, in
     return KILN_OK;
 }
 
-static kiln_status from_dir(const char *dir, const char *name, kiln_tensor **out) {
+/* DIR/<name>.npy, else DIR/<name>.pb (a SequenceProto / OptionalProto for
+ * such inputs), when present. */
+static kiln_status from_dir(const char *dir, const kiln_value_info *vi, kiln_tensor **out) {
     *out = NULL;
     if (!dir)
         return KILN_OK;
     char *p;
-    KILN_TRY(kiln_npy_path(dir, name, &p));
+    KILN_TRY(kiln_npy_path(dir, vi->name, &p));
     struct stat sb;
     kiln_status st = KILN_OK;
-    if (stat(p, &sb) == 0)
+    if (stat(p, &sb) == 0) {
         st = kiln_tensor_load(p, out);
+    } else {
+        strcpy(p + strlen(p) - 4, ".pb");
+        if (stat(p, &sb) == 0)
+            st = kiln_pb_read_value(p, kiln_value_info_kind(vi, NULL, NULL), out);
+    }
     free(p);
     return st;
 }
@@ -168,7 +235,7 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
             if (!is_free(gf, i))
                 continue;
             kiln_tensor *t;
-            KILN_CHECK(st, from_dir(o ? o->inputs_dir : NULL, gf->inputs[i].name, &t), run_done);
+            KILN_CHECK(st, from_dir(o ? o->inputs_dir : NULL, &gf->inputs[i], &t), run_done);
             if (!t)
                 KILN_CHECK(st, make_input(gf, &gf->inputs[i], run, &rng, &ss, &t), run_done);
             fnames[kf] = gf->inputs[i].name;
@@ -211,46 +278,22 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
         }
         for (size_t i = 0; i < nout; i++) {
             const kiln_tensor *a = r1[i], *z = r2[i];
-            char sa[128], sz[128];
-            kiln_dims_str(a->rank, a->dims, sa, sizeof sa);
-            kiln_dims_str(z->rank, z->dims, sz, sizeof sz);
-            if (a->dtype != z->dtype || a->numel != z->numel || strcmp(sa, sz) != 0) {
-                kiln_sbuf_printf(&b, "run %d output '%s': MISMATCH original %s%s, frozen %s%s\n", run, outnames[i],
-                                 kiln_dtype_name(a->dtype), sa, kiln_dtype_name(z->dtype), sz);
+            cmp c = {.rtol = rtol, .atol = atol};
+            compare_values(a, z, &c, 0);
+            char sa[160], sz[160];
+            if (c.shape) {
+                kiln_sbuf_printf(&b, "run %d output '%s': MISMATCH original %s, frozen %s\n", run, outnames[i],
+                                 kiln_value_str(c.shape_a, sa, sizeof sa), kiln_value_str(c.shape_z, sz, sizeof sz));
                 mismatch = true;
                 continue;
             }
-            double max_abs = 0, max_rel = 0;
-            bool bad = false;
-            if (a->dtype == KILN_DTYPE_STRING) {
-                for (int64_t e = 0; e < a->numel; e++) {
-                    size_t la, lz;
-                    const char *pa = kiln_tensor_string(a, e, &la), *pz = kiln_tensor_string(z, e, &lz);
-                    if (la != lz || memcmp(pa, pz, la))
-                        bad = true;
-                }
-            } else {
-                for (int64_t e = 0; e < a->numel; e++) {
-                    double x = kiln_tensor_get_f64(a, e), y = kiln_tensor_get_f64(z, e);
-                    if (isnan(x) || isnan(y)) {
-                        if (isnan(x) != isnan(y))
-                            bad = true;
-                        continue;
-                    }
-                    if (x == y)
-                        continue;
-                    double d = fabs(x - y), r = d / (fabs(x) > 1e-30 ? fabs(x) : 1e-30);
-                    if (!(d <= atol + rtol * fabs(x)))
-                        bad = true;
-                    if (d > max_abs)
-                        max_abs = d;
-                    if (r > max_rel)
-                        max_rel = r;
-                }
-            }
-            kiln_sbuf_printf(&b, "run %d output '%s' %s%s: max abs %.3g, max rel %.3g%s\n", run, outnames[i],
-                             kiln_dtype_name(a->dtype), sa, max_abs, max_rel, bad ? "  MISMATCH" : "  ok");
-            mismatch |= bad;
+            if (a->kind == KILN_VALUE_TENSOR)
+                snprintf(sa, sizeof sa, "%s%s", kiln_dtype_name(a->dtype), kiln_dims_str(a->rank, a->dims, sz, sizeof sz));
+            else
+                kiln_value_str(a, sa, sizeof sa);
+            kiln_sbuf_printf(&b, "run %d output '%s' %s: max abs %.3g, max rel %.3g%s\n", run, outnames[i], sa,
+                             c.max_abs, c.max_rel, c.bad ? "  MISMATCH" : "  ok");
+            mismatch |= c.bad;
         }
     run_done:
         for (size_t i = 0; i < nout; i++) {

@@ -328,6 +328,9 @@ kiln_status kiln_model_bind(kiln_model *m, const char *name, const kiln_tensor *
     type_str(t, decl, sizeof decl);
     snprintf(got, sizeof got, "%s", kiln_dtype_name(v->dtype));
     kiln_dims_str(v->rank, v->dims, got + strlen(got), sizeof got - strlen(got));
+    if (v->kind != KILN_VALUE_TENSOR)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "input '%s': %s cannot be bound (initializers are tensors)", name,
+                         kiln_value_kind_a(v->kind));
     if (t->kind != KILN_TYPE_TENSOR)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "input '%s' is not a tensor (sequence/map/optional inputs cannot be bound)",
                          name);

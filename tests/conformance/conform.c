@@ -169,6 +169,43 @@ static int compare(const kiln_tensor *want, const kiln_tensor *got, double rtol,
     return 0;
 }
 
+/* Sequences and optionals: the same kind, then element by element. */
+static int compare_value(const kiln_tensor *want, const kiln_tensor *got, double rtol, double atol, char *msg,
+                         size_t n, const char *oname, int depth) {
+    kiln_value_kind wk = kiln_value_kind_of(want), gk = kiln_value_kind_of(got);
+    if (wk != gk) {
+        snprintf(msg, n, "output '%s': a %s, expected a %s", oname, kiln_value_kind_name(gk), kiln_value_kind_name(wk));
+        return 1;
+    }
+    if (wk == KILN_VALUE_TENSOR)
+        return compare(want, got, rtol, atol, msg, n, oname);
+    if (depth > 16) {
+        snprintf(msg, n, "output '%s': values nested too deep", oname);
+        return 1;
+    }
+    if (wk == KILN_VALUE_OPTIONAL) {
+        const kiln_tensor *w = kiln_optional_value(want), *g = kiln_optional_value(got);
+        if (!w != !g) {
+            snprintf(msg, n, "output '%s': optional %s, expected %s", oname, g ? "holds a value" : "is empty",
+                     w ? "a value" : "an empty one");
+            return 1;
+        }
+        return w ? compare_value(w, g, rtol, atol, msg, n, oname, depth + 1) : 0;
+    }
+    size_t lw = kiln_sequence_length(want), lg = kiln_sequence_length(got);
+    if (lw != lg) {
+        snprintf(msg, n, "output '%s': sequence of %zu, expected %zu", oname, lg, lw);
+        return 1;
+    }
+    for (size_t i = 0; i < lw; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "%.256s[%zu]", oname, i);
+        if (compare_value(kiln_sequence_at(want, i), kiln_sequence_at(got, i), rtol, atol, msg, n, name, depth + 1))
+            return 1;
+    }
+    return 0;
+}
+
 static char **list_files(const char *dir, const char *prefix, size_t *count) {
     DIR *d = opendir(dir);
     *count = 0;
@@ -270,7 +307,10 @@ static int run_test(const char *path, const char *name, char *msg, size_t n) {
         kiln_tensor **got = calloc(n_out + 1, sizeof *got);
         for (size_t i = 0; i < n_in && rc == 0; i++) {
             snprintf(p, sizeof p, "%s/%s", dir, ins[i]);
-            if (kiln_pb_read(p, &in_t[i]) != KILN_OK) {
+            /* the graph input at this position tells which message the file holds */
+            const char *pos_name = kiln_model_input_name(m, i);
+            kiln_value_kind kind = pos_name ? kiln_model_input_kind(m, pos_name) : KILN_VALUE_TENSOR;
+            if (kiln_pb_read_value(p, kind, &in_t[i]) != KILN_OK) {
                 snprintf(msg, n, "input: %s", kiln_last_error());
                 rc = 1;
                 break;
@@ -295,7 +335,9 @@ static int run_test(const char *path, const char *name, char *msg, size_t n) {
         }
         for (size_t i = 0; i < n_out && rc == 0; i++) {
             snprintf(p, sizeof p, "%s/%s", dir, outs[i]);
-            if (kiln_pb_read(p, &want[i]) != KILN_OK) {
+            const char *oname = kiln_model_output_name(m, i);
+            kiln_value_kind kind = oname ? kiln_model_output_kind(m, oname) : KILN_VALUE_TENSOR;
+            if (kiln_pb_read_value(p, kind, &want[i]) != KILN_OK) {
                 snprintf(msg, n, "expected output: %s", kiln_last_error());
                 rc = 1;
             }
@@ -314,7 +356,7 @@ static int run_test(const char *path, const char *name, char *msg, size_t n) {
         for (size_t i = 0; i < n_out && rc == 0; i++) {
             if (want[i]->dtype == KILN_DTYPE_UINT16 && got[i]->dtype == KILN_DTYPE_BFLOAT16)
                 want[i]->dtype = KILN_DTYPE_BFLOAT16;
-            rc = compare(want[i], got[i], rtol, atol, msg, n, kiln_model_output_name(m, i));
+            rc = compare_value(want[i], got[i], rtol, atol, msg, n, kiln_model_output_name(m, i), 0);
         }
         if (rc == 0 && check_infer)
             rc = check_rule(m, n_in, in_names, in_t, got, msg, n);

@@ -87,6 +87,30 @@ int kiln_fuzz_model(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* Touches every byte of a value so a wrong size shows under ASan. */
+static void touch(const kiln_tensor *t, int depth) {
+    if (kiln_value_kind_of(t) != KILN_VALUE_TENSOR) {
+        for (size_t i = 0; i < kiln_sequence_length(t) && depth < 32; i++)
+            touch(kiln_sequence_at(t, i), depth + 1);
+        if (kiln_optional_value(t) && depth < 32)
+            touch(kiln_optional_value(t), depth + 1);
+        return;
+    }
+    const uint8_t *p = kiln_tensor_data_const(t);
+    volatile uint8_t acc = 0;
+    if (kiln_tensor_dtype(t) != KILN_DTYPE_STRING)
+        for (size_t i = 0; i < kiln_tensor_nbytes(t); i++)
+            acc ^= p[i];
+    else
+        for (int64_t i = 0; i < kiln_tensor_numel(t); i++) {
+            size_t len;
+            const char *s = kiln_tensor_string(t, i, &len);
+            for (size_t k = 0; k < len; k++)
+                acc ^= (uint8_t)s[k];
+        }
+    (void)acc;
+}
+
 /* The readers take a path: hand them an in-memory file. */
 static int with_memfd(const uint8_t *data, size_t size, const char *ext,
                       kiln_status (*reader)(const char *, kiln_tensor **)) {
@@ -105,20 +129,7 @@ static int with_memfd(const uint8_t *data, size_t size, const char *ext,
     (void)ext;
     kiln_tensor *t = NULL;
     if (reader(path, &t) == KILN_OK) {
-        /* Touch every byte so a wrong size shows under ASan. */
-        const uint8_t *p = kiln_tensor_data_const(t);
-        volatile uint8_t acc = 0;
-        if (kiln_tensor_dtype(t) != KILN_DTYPE_STRING)
-            for (size_t i = 0; i < kiln_tensor_nbytes(t); i++)
-                acc ^= p[i];
-        else
-            for (int64_t i = 0; i < kiln_tensor_numel(t); i++) {
-                size_t len;
-                const char *s = kiln_tensor_string(t, i, &len);
-                for (size_t k = 0; k < len; k++)
-                    acc ^= (uint8_t)s[k];
-            }
-        (void)acc;
+        touch(t, 0);
         kiln_tensor_destroy(t);
     }
     close(fd);
@@ -129,8 +140,19 @@ int kiln_fuzz_npy(const uint8_t *data, size_t size) {
     return with_memfd(data, size, ".npy", kiln_npy_read);
 }
 
+static kiln_status read_sequence(const char *path, kiln_tensor **out) {
+    return kiln_pb_read_value(path, KILN_VALUE_SEQUENCE, out);
+}
+
+static kiln_status read_optional(const char *path, kiln_tensor **out) {
+    return kiln_pb_read_value(path, KILN_VALUE_OPTIONAL, out);
+}
+
+/* The same bytes as a TensorProto, a SequenceProto and an OptionalProto. */
 int kiln_fuzz_pb(const uint8_t *data, size_t size) {
-    return with_memfd(data, size, ".pb", kiln_pb_read);
+    with_memfd(data, size, ".pb", kiln_pb_read);
+    with_memfd(data, size, ".pb", read_sequence);
+    return with_memfd(data, size, ".pb", read_optional);
 }
 
 int kiln_fuzz_value(const uint8_t *data, size_t size) {

@@ -441,6 +441,153 @@ def tensor_file_cases():
         report(name, [e] if e else [])
 
 
+def seq_vi(name, elem=TensorProto.FLOAT):
+    return helper.make_tensor_sequence_value_info(name, elem, None)
+
+
+def opt_vi(name, inner):
+    return helper.make_value_info(name, helper.make_optional_type_proto(inner))
+
+
+def seq_bytes(tensors=(), elem_type=1, extra=b""):
+    """A SequenceProto on the wire (onnx-data.proto: 2 elem_type, 3 tensor_values)."""
+    return field_varint(2, elem_type) + b"".join(field(3, t.SerializeToString()) for t in tensors) + extra
+
+
+def value_file_cases():
+    """Sequence and optional inputs read from SequenceProto / OptionalProto .pb files."""
+    f32 = lambda *v: numpy_helper.from_array(np.array(v, np.float32))
+    deep = b""
+    for _ in range(2000):  # sequences of sequences, 2000 deep
+        deep = field_varint(2, 3) + field(5, deep)
+    seq_cases = {
+        "seq-garbage.pb": b"\xff" * 64,
+        "seq-truncated.pb": seq_bytes([f32(1, 2), f32(3)])[:-3],
+        "seq-nested-2000-deep.pb": deep,
+        "seq-300000-elements.pb": field_varint(2, 1) + field(3, b"") * 300000,
+        "seq-elem-type-says-tensor-holds-sequence.pb": field_varint(2, 1) + field(5, seq_bytes([f32(1)])),
+        "seq-mixed-element-types.pb": seq_bytes([f32(1, 2), numpy_helper.from_array(np.array([1], np.int64))]),
+        "seq-of-maps.pb": field_varint(2, 4) + field(6, b""),
+        "seq-unknown-elem-type.pb": field_varint(2, 99),
+        "seq-name-length-past-end.pb": varint(1 << 3 | 2) + varint(1 << 40) + b"abc",
+        "seq-bad-tensor.pb": field_varint(2, 1) + field(3, b"\xff\xff\xff"),
+        "seq-huge-tensor.pb": seq_bytes([raw_tensor("t", [1 << 31, 1 << 31, 1 << 31], raw=b"")]),
+        "seq-wrong-wire-type.pb": varint(3 << 3 | 7),
+    }
+    m = model([helper.make_node("Identity", ["x"], ["y"])], [seq_vi("x")], [seq_vi("y")], opset=16)
+    d, path = write_case("sequence-files", m)
+    for name, data in seq_cases.items():
+        f = os.path.join(d, name)
+        with open(f, "wb") as fh:
+            fh.write(data)
+        outdir = tempfile.mkdtemp(dir=d, prefix="out-")
+        rc, out, err = run_kiln(["run", path, "--out", outdir, "-i", "x=@" + f])
+        e = check_fail(rc, err, outdir)
+        report("sequence-file " + name, [e] if e else [])
+    # not a file, or not a .pb
+    for name, arg in (("literal", "x=[1,2]"), ("npy", "x=@" + os.path.join(d, "x.npy"))):
+        outdir = tempfile.mkdtemp(dir=d, prefix="out-")
+        rc, out, err = run_kiln(["run", path, "--out", outdir, "-i", arg])
+        e = check_fail(rc, err, outdir)
+        if e is None and not re.search(r"SequenceProto", err.decode(errors="replace")):
+            e = "message does not say how to give a sequence: " + err.decode(errors="replace")[-300:]
+        report("sequence-input given as " + name, [e] if e else [])
+    # a good sequence still runs, and comes out as a SequenceProto
+    good = os.path.join(d, "good.pb")
+    with open(good, "wb") as fh:
+        fh.write(seq_bytes([f32(1, 2), f32(3)]))
+    outdir = tempfile.mkdtemp(dir=d, prefix="out-")
+    rc, out, err = run_kiln(["run", path, "--out", outdir, "-i", "x=@" + good])
+    probs = []
+    if rc != 0 or SANITIZER.search(err.decode(errors="replace")):
+        probs.append("expected success, got %s: %s" % (rc, err.decode(errors="replace")[-300:]))
+    else:
+        sp = onnx.SequenceProto()
+        with open(os.path.join(outdir, "y.pb"), "rb") as fh:
+            sp.ParseFromString(fh.read())
+        got = [numpy_helper.to_array(t).tolist() for t in sp.tensor_values]
+        if got != [[1.0, 2.0], [3.0]]:
+            probs.append("y.pb holds %s" % got)
+    report("sequence-file round trip", probs)
+
+    opt_seq = opt_vi("x", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, None)))
+    opt_cases = {
+        "opt-two-values.pb": field_varint(2, 3) + field(5, seq_bytes([f32(1)])) * 2,
+        "opt-of-optional.pb": field_varint(2, 5) + field(7, b""),
+        "opt-holds-tensor-for-optional-seq.pb": field_varint(2, 1) + field(3, f32(1).SerializeToString()),
+        "opt-garbage.pb": b"\x0a\xff\xff\xff\xff\x0f",
+    }
+    m = model([helper.make_node("Identity", ["x"], ["y"])], [opt_seq],
+              [opt_vi("y", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, None)))],
+              opset=16)
+    d, path = write_case("optional-files", m)
+    for name, data in opt_cases.items():
+        f = os.path.join(d, name)
+        with open(f, "wb") as fh:
+            fh.write(data)
+        outdir = tempfile.mkdtemp(dir=d, prefix="out-")
+        rc, out, err = run_kiln(["run", path, "--out", outdir, "-i", "x=@" + f])
+        e = check_fail(rc, err, outdir)
+        report("optional-file " + name, [e] if e else [])
+
+
+def value_runtime_cases():
+    """Sequences and optionals where the graph does not allow them."""
+    x2 = vi("x", [2])
+    S = "SequenceConstruct"
+    case("sequence-into-tensor-op",
+         model([helper.make_node(S, ["x", "x"], ["s"]), helper.make_node("Add", ["s", "s"], ["z"])],
+               [x2], [vi("z", None)], opset=16), r"takes tensors", info=False, inputs=("x=[1,2]",), needs={S})
+    case("sequence-at-out-of-range",
+         model([helper.make_node(S, ["x"], ["s"]), helper.make_node("SequenceAt", ["s", "i"], ["z"])],
+               [x2], [vi("z", None)], opset=16, inits=[numpy_helper.from_array(np.array(5, np.int64), "i")]),
+         r"out of range", info=False, inputs=("x=[1,2]",), needs={S})
+    case("sequence-at-on-a-tensor",
+         model([helper.make_node("SequenceAt", ["x", "i"], ["z"])], [x2], [vi("z", None)], opset=16,
+               inits=[numpy_helper.from_array(np.array(0, np.int64), "i")]),
+         r"must be a sequence", info=False, inputs=("x=[1,2]",), needs={"SequenceAt"})
+    case("concat-from-empty-sequence",
+         model([helper.make_node("SequenceEmpty", [], ["s"]), helper.make_node("ConcatFromSequence", ["s"], ["z"],
+                                                                              axis=0)],
+               [], [vi("z", None)], opset=16), r"empty", info=False, inputs=(), needs={"SequenceEmpty"})
+    case("optional-get-element-of-empty",
+         model([helper.make_node("Optional", [], ["o"], type=helper.make_tensor_type_proto(TensorProto.FLOAT, [2])),
+                helper.make_node("OptionalGetElement", ["o"], ["z"])], [], [vi("z", None)], opset=16),
+         r"empty", info=False, inputs=(), needs={"Optional"})
+    body = helper.make_graph([helper.make_node(S, ["e"], ["r"])], "body", [vi("e", None)], [seq_vi("r")])
+    case("sequence-map-body-returns-a-sequence",
+         model([helper.make_node(S, ["x"], ["s"]), helper.make_node("SequenceMap", ["s"], ["z"], body=body)],
+               [x2], [seq_vi("z")], opset=17), r"must be a tensor", info=False, inputs=("x=[1,2]",),
+         needs={"SequenceMap"})
+    shape = numpy_helper.from_array(np.array([1 << 21], np.int64), "sh")
+    case("split-to-sequence-2M-pieces",
+         model([helper.make_node("ConstantOfShape", ["sh"], ["big"]),
+                helper.make_node("SplitToSequence", ["big"], ["z"])], [], [seq_vi("z")], opset=16, inits=[shape]),
+         r"limit", info=False, inputs=(), needs={"SplitToSequence"})
+    # A Loop without end growing a sequence: stops at kiln's sequence length limit, quickly.
+    lbody = helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
+                               helper.make_node("SequenceInsert", ["s_in", "x"], ["s_out"])], "body",
+                              [vi("i", [], TensorProto.INT64), vi("c_in", [], TensorProto.BOOL), seq_vi("s_in")],
+                              [vi("c_out", [], TensorProto.BOOL), seq_vi("s_out")])
+    case("loop-grows-a-sequence-without-end",
+         model([helper.make_node("SequenceEmpty", [], ["s0"]),
+                helper.make_node("Loop", ["", "c", "s0"], ["s"], body=lbody),
+                helper.make_node("SequenceLength", ["s"], ["z"])],
+               [vi("c", [], TensorProto.BOOL), x2], [vi("z", [], TensorProto.INT64)], opset=16),
+         r"more than \d+ elements", info=False, inputs=("c=true", "x=[1,2]"), needs={"SequenceInsert"})
+    sbody = helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
+                               helper.make_node(S, ["x"], ["k"])], "body",
+                              [vi("i", [], TensorProto.INT64), vi("c_in", [], TensorProto.BOOL)],
+                              [vi("c_out", [], TensorProto.BOOL), seq_vi("k")])
+    case("loop-scan-output-is-a-sequence",
+         model([helper.make_node("Loop", ["m", "", ], ["z"], body=sbody)],
+               [vi("m", [], TensorProto.INT64), x2], [vi("z", None)], opset=16),
+         r"must be a tensor", info=False, inputs=("m=2", "x=[1,2]"), needs={S})
+    case("tensor-given-for-a-sequence-input",
+         model([helper.make_node("SequenceLength", ["s"], ["z"])], [seq_vi("s")], [vi("z", [], TensorProto.INT64)],
+               opset=16), r"SequenceProto", info=False, inputs=("s=[1,2]",))
+
+
 def external_data_cases():
     def data_file(size):
         def setup(d):
@@ -661,7 +808,7 @@ def main():
     WORK = tempfile.mkdtemp(prefix="kiln-hostile-")
     try:
         for group in (load_cases, plan_cases, runtime_cases, output_name_cases, tensor_file_cases,
-                      external_data_cases, limits_cases,
+                      value_file_cases, value_runtime_cases, external_data_cases, limits_cases,
                       save_cases):
             group()
     finally:

@@ -119,13 +119,34 @@ def main():
     t.finish()
 
 
+def type_text(tp, depth=0):
+    """A non-tensor type as kiln info prints it: seq(tensor(float32)), optional(...)."""
+    which = tp.WhichOneof("value")
+    if depth > 64 or which is None:
+        return "?"
+    if which in ("tensor_type", "sparse_tensor_type"):
+        tt = getattr(tp, which)
+        elem = DTYPES.get(tt.elem_type, "unknown") if tt.HasField("elem_type") else "?"
+        return f"{'tensor' if which == 'tensor_type' else 'sparse_tensor'}({elem})"
+    if which in ("sequence_type", "optional_type"):
+        inner = getattr(tp, which)
+        sub = type_text(inner.elem_type, depth + 1) if inner.HasField("elem_type") else "?"
+        return f"{'seq' if which == 'sequence_type' else 'optional'}({sub})"
+    if which == "map_type":
+        mt = tp.map_type
+        key = DTYPES.get(mt.key_type, "unknown") if mt.HasField("key_type") else "?"
+        val = type_text(mt.value_type, depth + 1) if mt.HasField("value_type") else "?"
+        return f"map({key}, {val})"
+    return "?"
+
+
 def expected_io(v):
     """(dtype, shape) as kiln info --json should report a graph input/output."""
     which = v.type.WhichOneof("value")
     if which is None:
         return "untyped", None
     if which != "tensor_type":
-        return "non-tensor", None
+        return type_text(v.type), None
     tt = v.type.tensor_type
     return DTYPES.get(tt.elem_type, "unknown"), dims_of(v) if tt.HasField("shape") else None
 

@@ -468,6 +468,86 @@ static void test_dim_exprs(void **state) {
     assert_false(kiln_dim_expr_value("sqrt(4)", &v));
 }
 
+/* Sequence and optional values: the public API, copies, the SequenceProto /
+ * OptionalProto codec (round trip, nesting bound, refusals). */
+static void test_sequence_values(void **state) {
+    (void)state;
+    kiln_tensor *a, *b, *s, *o, *c;
+    float av[3] = {1, 2, 3}, bv[1] = {4};
+    assert_int_equal(kiln_tensor_create_copy(KILN_DTYPE_FLOAT, 1, (int64_t[]){3}, av, sizeof av, &a), KILN_OK);
+    assert_int_equal(kiln_tensor_create_copy(KILN_DTYPE_FLOAT, 1, (int64_t[]){1}, bv, sizeof bv, &b), KILN_OK);
+    const kiln_tensor *items[2] = {a, b};
+    assert_int_equal(kiln_sequence_create(KILN_DTYPE_UNDEFINED, 2, items, &s), KILN_OK);
+    assert_int_equal(kiln_value_kind_of(s), KILN_VALUE_SEQUENCE);
+    assert_int_equal(kiln_sequence_length(s), 2);
+    assert_int_equal(kiln_tensor_dtype(s), KILN_DTYPE_UNDEFINED);
+    assert_int_equal(kiln_tensor_numel(s), 0);
+    /* elements share the data */
+    assert_ptr_equal(kiln_tensor_data_const(kiln_sequence_at(s, 0)), kiln_tensor_data_const(a));
+    assert_null(kiln_sequence_at(s, 2));
+    kiln_tensor *mixed;
+    kiln_tensor *i64;
+    assert_int_equal(kiln_tensor_create(KILN_DTYPE_INT64, 0, NULL, &i64), KILN_OK);
+    const kiln_tensor *bad[2] = {a, i64};
+    assert_int_equal(kiln_sequence_create(KILN_DTYPE_UNDEFINED, 2, bad, &mixed), KILN_ERR_ARG);
+    const kiln_tensor *nested[1] = {s};
+    assert_int_equal(kiln_sequence_create(KILN_DTYPE_UNDEFINED, 1, nested, &mixed), KILN_ERR_ARG);
+    assert_int_equal(kiln_optional_create(s, &o), KILN_OK);
+    assert_int_equal(kiln_value_kind_of(o), KILN_VALUE_OPTIONAL);
+    assert_int_equal(kiln_sequence_length(kiln_optional_value(o)), 2);
+    kiln_tensor *oo;
+    assert_int_equal(kiln_optional_create(o, &oo), KILN_ERR_ARG); /* no optional of an optional */
+    /* a deep copy owns its data */
+    assert_int_equal(kiln_tensor_clone(o, &c), KILN_OK);
+    const kiln_tensor *ce = kiln_sequence_at(kiln_optional_value(c), 0);
+    assert_ptr_not_equal(kiln_tensor_data_const(ce), kiln_tensor_data_const(a));
+    assert_memory_equal(kiln_tensor_data_const(ce), av, sizeof av);
+    /* wire round trip */
+    kiln_sbuf wire;
+    assert_int_equal(kiln_value_to_bytes(o, &wire), KILN_OK);
+    kiln_tensor *back;
+    assert_int_equal(kiln_value_from_bytes(wire.data, wire.len, KILN_VALUE_OPTIONAL, "mem", &back), KILN_OK);
+    const kiln_tensor *bs = kiln_optional_value(back);
+    assert_non_null(bs);
+    assert_int_equal(kiln_sequence_length(bs), 2);
+    assert_int_equal(kiln_tensor_dims(kiln_sequence_at(bs, 1))[0], 1);
+    assert_true(((const float *)kiln_tensor_data_const(kiln_sequence_at(bs, 1)))[0] == 4.0f);
+    /* the same bytes read as a SequenceProto: elem_type says sequence, the values field is 5 */
+    kiln_tensor *as_seq;
+    assert_int_equal(kiln_value_from_bytes(wire.data, wire.len, KILN_VALUE_SEQUENCE, "mem", &as_seq), KILN_OK);
+    assert_int_equal(kiln_sequence_length(as_seq), 1);
+    assert_int_equal(kiln_value_kind_of(kiln_sequence_at(as_seq, 0)), KILN_VALUE_SEQUENCE);
+    kiln_tensor_destroy(as_seq);
+    free(wire.data);
+    /* an empty optional */
+    kiln_tensor *e;
+    assert_int_equal(kiln_optional_create(NULL, &e), KILN_OK);
+    assert_null(kiln_optional_value(e));
+    assert_int_equal(kiln_value_to_bytes(e, &wire), KILN_OK);
+    kiln_tensor *eb;
+    assert_int_equal(kiln_value_from_bytes(wire.data, wire.len, KILN_VALUE_OPTIONAL, "mem", &eb), KILN_OK);
+    assert_null(kiln_optional_value(eb));
+    free(wire.data);
+    /* sequences of sequences nested 9 deep: refused (KILN_MAX_VALUE_NESTING is 8) */
+    kiln_tensor *deep = NULL;
+    assert_int_equal(kiln_sequence_create(KILN_DTYPE_FLOAT, 0, NULL, &deep), KILN_OK);
+    for (int i = 0; i < 9; i++) {
+        kiln_tensor *up = kiln_value_new(KILN_VALUE_SEQUENCE, KILN_VALUE_SEQUENCE, KILN_DTYPE_FLOAT);
+        assert_non_null(up);
+        assert_int_equal(kiln_value_push(up, deep), KILN_OK);
+        deep = up;
+    }
+    assert_int_equal(kiln_value_to_bytes(deep, &wire), KILN_ERR_LIMIT);
+    kiln_tensor_destroy(deep);
+    /* garbage */
+    kiln_tensor *g;
+    assert_int_equal(kiln_value_from_bytes("\xff\xff", 2, KILN_VALUE_SEQUENCE, "mem", &g), KILN_ERR_PARSE);
+    assert_null(g);
+    kiln_tensor *objs[] = {a, b, s, o, c, back, e, eb, i64};
+    for (size_t i = 0; i < sizeof objs / sizeof *objs; i++)
+        kiln_tensor_destroy(objs[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_to_float_exact), cmocka_unit_test(test_float_to_half_rounding),
@@ -475,7 +555,7 @@ int main(void) {
         cmocka_unit_test(test_value_scalars),       cmocka_unit_test(test_value_lists),
         cmocka_unit_test(test_value_errors),        cmocka_unit_test(test_bcast_shapes),
         cmocka_unit_test(test_bcast_offsets),       cmocka_unit_test(test_dims_numel),
-        cmocka_unit_test(test_dim_exprs),
+        cmocka_unit_test(test_dim_exprs),           cmocka_unit_test(test_sequence_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

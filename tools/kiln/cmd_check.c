@@ -14,7 +14,7 @@ static void help(FILE *f) {
                "Runs ORIGINAL (fed the bound values) and FROZEN on the same seeded inputs and\n"
                "compares every output; exits with 3 when they differ.\n\n"
                "  --bind NAME=VALUE  the values the model was frozen with (see kiln freeze)\n"
-               "  --inputs DIR       use DIR/<input>.npy where present instead of random values\n"
+               "  --inputs DIR       use DIR/<input>.npy (or .pb) where present instead of random values\n"
                "  --runs N           runs with different inputs (default 3)\n"
                "  --seed S           random seed (default 1)\n"
                "  --rtol R, --atol A tolerances: |a-b| <= A + R*|a| (default 1e-4, 1e-5)\n");

@@ -17,10 +17,15 @@ static void help(FILE *f) {
                "                [--chunk-axis A] [--chunk-input NAME]... [--state-in DIR] [--state-out DIR]\n\n"
                "Runs the model on kiln's CPU engine.\n\n"
                "  -i, --input NAME=VALUE  an input: @file.npy, @file.pb, a number,\n"
-               "                          true/false or a nested list like [[1,2],[3,4]]\n"
+               "                          true/false or a nested list like [[1,2],[3,4]];\n"
+               "                          sequence and optional inputs: @file.pb (SequenceProto,\n"
+               "                          OptionalProto)\n"
                "  --out DIR               write each output as DIR/<output name>.npy (DIR is created;\n"
-               "                          .pb for float8, float6, float4 and 4-/2-bit integers)\n"
+               "                          .pb for float8, float6, float4 and 4-/2-bit integers, and\n"
+               "                          SequenceProto / OptionalProto .pb for sequences and optionals)\n"
                "                          (without it, shapes and a preview are printed)\n"
+               "  --out-format pb|auto    pb: every output as an ONNX TensorProto .pb; auto\n"
+               "                          (default): .npy where numpy holds the type, else .pb\n"
                "  --threads N             worker threads (default: one per core)\n\n"
                "Streaming with recurrent state:\n"
                "  --state IN=OUT          output OUT feeds input IN on the next call\n"
@@ -43,12 +48,14 @@ static bool is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static kiln_status write_output(const char *dir, const char *name, const kiln_tensor *t) {
+static kiln_status write_output(const char *dir, const char *name, const kiln_tensor *t, bool pb) {
     char *p;
     KILN_TRY(kiln_npy_path(dir, name, &p));
     kiln_status st;
-    if (kiln_tensor_dtype(t) >= KILN_DTYPE_FLOAT8E4M3FN) {
-        /* numpy has no such types: an ONNX TensorProto file instead */
+    kiln_dtype dt = kiln_tensor_dtype(t);
+    if (pb || kiln_value_kind_of(t) != KILN_VALUE_TENSOR || dt >= KILN_DTYPE_FLOAT8E4M3FN || dt == KILN_DTYPE_BFLOAT16) {
+        /* numpy has no such types: an ONNX TensorProto file instead (and
+         * SequenceProto / OptionalProto for sequences and optionals) */
         strcpy(p + strlen(p) - 4, ".pb");
         st = kiln_pb_write(t, p);
     } else {
@@ -60,6 +67,7 @@ static kiln_status write_output(const char *dir, const char *name, const kiln_te
 
 typedef struct run_args {
     const char *path, *out_dir, *state_in, *state_out;
+    bool out_pb; /* --out-format pb */
     int threads;
     char **in_args, **states, **chunk_inputs;
     size_t n_in, n_states, n_chunk_inputs;
@@ -77,6 +85,13 @@ static int parse(int argc, char **argv, run_args *a) {
             a->in_args[a->n_in++] = argv[++i];
         } else if (!strcmp(s, "--out") && has) {
             a->out_dir = argv[++i];
+        } else if (!strcmp(s, "--out-format") && has) {
+            const char *f = argv[++i];
+            if (strcmp(f, "pb") && strcmp(f, "auto")) {
+                fprintf(stderr, "kiln run: --out-format takes pb or auto, got '%s'\n", f);
+                return 2;
+            }
+            a->out_pb = !strcmp(f, "pb");
         } else if (!strcmp(s, "--state") && has) {
             a->states[a->n_states++] = argv[++i];
         } else if (!strcmp(s, "--chunk-input") && has) {
@@ -332,7 +347,7 @@ int kiln_cmd_run(int argc, char **argv) {
             result = joined;
         }
         if (a.out_dir)
-            st = write_output(a.out_dir, oname, result);
+            st = write_output(a.out_dir, oname, result, a.out_pb);
         else
             cli_print_tensor(oname, result, stdout);
         kiln_tensor_destroy(joined);

@@ -91,7 +91,21 @@ int cli_parse_values(const char *cmd, const char *opt, const kiln_model *m, size
             return 2;
         }
         names[i] = name;
-        kiln_status st = kiln_value_parse(value, kiln_model_input_dtype(m, name), &vals[i]);
+        kiln_value_kind kind = kiln_model_input_kind(m, name);
+        kiln_status st;
+        if (kind == KILN_VALUE_SEQUENCE || kind == KILN_VALUE_OPTIONAL) {
+            /* only files hold them: a SequenceProto / OptionalProto .pb */
+            size_t len = strlen(value);
+            if (value[0] != '@' || len < 4 || strcmp(value + len - 3, ".pb") != 0) {
+                fprintf(stderr, "kiln %s: %s %s: the input is a%s %s: give it as @FILE.pb (an ONNX %s)\n", cmd, opt,
+                        name, kind == KILN_VALUE_OPTIONAL ? "n" : "", kiln_value_kind_name(kind),
+                        kind == KILN_VALUE_SEQUENCE ? "SequenceProto" : "OptionalProto");
+                return 2;
+            }
+            st = kiln_pb_read_value(value + 1, kind, &vals[i]);
+        } else {
+            st = kiln_value_parse(value, kiln_model_input_dtype(m, name), &vals[i]);
+        }
         if (st != KILN_OK) {
             fprintf(stderr, "kiln %s: %s %s: %s\n", cmd, opt, name, kiln_last_error());
             return st == KILN_ERR_NOMEM ? 1 : 2;
@@ -100,7 +114,38 @@ int cli_parse_values(const char *cmd, const char *opt, const kiln_model *m, size
     return -1;
 }
 
+static void print_value(const char *name, const kiln_tensor *v, FILE *f, int depth) {
+    kiln_value_kind k = kiln_value_kind_of(v);
+    if (k == KILN_VALUE_TENSOR) {
+        cli_print_tensor(name, v, f);
+        return;
+    }
+    char sub[512];
+    if (k == KILN_VALUE_OPTIONAL) {
+        const kiln_tensor *x = kiln_optional_value(v);
+        if (!x) {
+            fprintf(f, "%s: optional, empty\n", name);
+            return;
+        }
+        snprintf(sub, sizeof sub, "%.400s (optional)", name);
+        print_value(sub, x, f, depth + 1);
+        return;
+    }
+    size_t n = kiln_sequence_length(v), show = n < 8 ? n : 8;
+    fprintf(f, "%s: sequence of %zu\n", name, n);
+    for (size_t i = 0; i < show && depth < 8; i++) {
+        snprintf(sub, sizeof sub, "%*s[%zu]", 2 * (depth + 1), "", i);
+        print_value(sub, kiln_sequence_at(v, i), f, depth + 1);
+    }
+    if (n > show)
+        fprintf(f, "%*s...\n", 2 * (depth + 1), "");
+}
+
 void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f) {
+    if (kiln_value_kind_of(t) != KILN_VALUE_TENSOR) {
+        print_value(name, t, f, 0);
+        return;
+    }
     int rank = kiln_tensor_rank(t);
     const int64_t *d = kiln_tensor_dims(t);
     fprintf(f, "%s: %s[", name, kiln_dtype_name(kiln_tensor_dtype(t)));
