@@ -1,0 +1,214 @@
+#!/opt/kiln-venv/bin/python
+"""Models from today's PyTorch exporter (torch.onnx.export(..., dynamo=True)),
+committed under tests/models/<name>/ by tests/models/make_dynamo_models.py:
+a decoder block with a KV cache (an Attention node at opset 23, its
+decomposition at 18), a Conv1d + GroupNorm + GELU audio front end (21), a
+BERT-style encoder (18), torch.cond branches (18), an LSTM with state (18)
+and a small CNN (18).
+
+For each model:
+  - `kiln run` matches torch's reference outputs and onnxruntime's;
+  - `kiln freeze` binding the configuration inputs of meta.json and fixing
+    every symbolic dim to the example's value writes a model that passes
+    onnx.checker.check_model(full_check=True), runs in kiln and in
+    onnxruntime, and matches the reference; so does a freeze that binds the
+    configuration alone (dims left symbolic), run at the example's shapes and
+    at other ones (compared with onnxruntime on the original);
+  - the node counts of the original and the frozen models are printed.
+
+usage: test_dynamo_models.py KILN [MODELS_DIR]   (run with the venv python: onnxruntime)
+Tolerances: rtol 1e-4, atol 1e-5 everywhere (float32 throughout).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kiln_testlib import Tally  # noqa: E402
+
+try:
+    import onnxruntime as ort
+except ImportError:  # pragma: no cover
+    ort = None
+
+KILN = sys.argv[1]
+MODELS = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "models")
+TMP = tempfile.mkdtemp(prefix="kiln-dynamo-")
+RTOL, ATOL = 1e-4, 1e-5
+t = Tally("dynamo_models")
+
+
+def kiln(*a, timeout=300):
+    return subprocess.run([KILN, *map(str, a)], capture_output=True, text=True, timeout=timeout)
+
+
+def run_kiln(path, feeds, tag):
+    d = tempfile.mkdtemp(dir=TMP, prefix=tag + "-")
+    args = []
+    for k, v in feeds.items():
+        p = os.path.join(d, "in_" + k + ".npy")
+        np.save(p, v)
+        args += ["-i", "%s=@%s" % (k, p)]
+    r = kiln("run", path, *args, "--out", d)
+    if r.returncode != 0:
+        raise RuntimeError("kiln run exit %d: %s" % (r.returncode, r.stderr.strip()[-2000:]))
+    return {o.name: np.load(os.path.join(d, o.name + ".npy")) for o in onnx.load(path).graph.output}
+
+
+def run_ort(path, feeds):
+    s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds)))
+
+
+def close(what, got, want, rtol=RTOL, atol=ATOL):
+    """One check per output: same set of outputs, shapes, dtypes and values."""
+    if not t.ok(set(got) == set(want), what + " outputs", "%s vs %s" % (sorted(got), sorted(want))):
+        return
+    for k, w in want.items():
+        g = np.asarray(got[k])
+        w = np.asarray(w)
+        if g.shape != w.shape or g.dtype != w.dtype:
+            t.fail("%s %s" % (what, k), "shape/dtype %s %s vs %s %s" % (g.shape, g.dtype, w.shape, w.dtype))
+            continue
+        ok = np.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
+        detail = ""
+        if not ok:
+            err = np.abs(g.astype(np.float64) - w.astype(np.float64))
+            detail = "max abs err %.3g (at %s), max |want| %.3g" % (
+                err.max(), np.unravel_index(err.argmax(), err.shape), np.abs(w).max())
+        t.ok(ok, "%s %s" % (what, k), detail)
+
+
+def attempt(what, fn, *a):
+    """fn(*a), counting a failure (with its message) when it raises."""
+    try:
+        return fn(*a)
+    except Exception as e:  # noqa: BLE001 -- every failure is a finding to report
+        t.fail(what, "%s: %s" % (type(e).__name__, str(e).strip()[-1500:]))
+        return None
+
+
+def literal(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return json.dumps(v)
+
+
+def check_frozen(name, tag, src, frozen, feeds, want, other_feeds=()):
+    """The frozen model passes the full checker, runs in kiln and onnxruntime
+    and matches `want`; at `other_feeds` it matches onnxruntime on `src`."""
+    m = onnx.load(frozen)
+    attempt("%s %s check_model(full_check)" % (name, tag), onnx.checker.check_model, m, True)
+    t.ok(True, "%s %s checked" % (name, tag))
+    got = attempt("%s %s kiln run" % (name, tag), run_kiln, frozen, feeds, name + "-" + tag)
+    if got is not None:
+        close("%s %s kiln vs torch" % (name, tag), got, want)
+    if ort is not None:
+        o = attempt("%s %s onnxruntime" % (name, tag), run_ort, frozen, feeds)
+        if o is not None:
+            close("%s %s onnxruntime vs torch" % (name, tag), o, want)
+    for i, (full, part) in enumerate(other_feeds):
+        got = attempt("%s %s kiln run #%d" % (name, tag, i), run_kiln, frozen, part, name + "-" + tag)
+        if got is not None and ort is not None:
+            o = attempt("%s original onnxruntime #%d" % (name, i), run_ort, src, full)
+            if o is not None:
+                close("%s %s kiln vs onnxruntime #%d" % (name, tag, i), got, o)
+    return len(m.graph.node)
+
+
+def other_shapes(meta, feeds):
+    """The example's inputs at other values of the symbolic dims (each dim
+    one larger, or 8 larger for the 8*k ones), for the symbolic freeze."""
+    rng = np.random.default_rng(7)
+    new = {}
+    for sym in meta["dims"]:
+        step = int(sym.split("*")[0]) if "*" in sym else 1
+        new[sym] = meta["dims"][sym] + step
+    out = {}
+    for k, v in feeds.items():
+        shape = list(v.shape)
+        for sym, where in meta["dim_inputs"].items():
+            for inp, ax in where:
+                if inp == k:
+                    shape[ax] = new[sym]
+        if list(v.shape) == shape:
+            out[k] = v
+        elif v.dtype == np.int64:  # ids, token types, masks: in the range of the example's values
+            out[k] = rng.integers(v.min(), v.max() + 1, size=shape).astype(np.int64)
+        else:
+            out[k] = (rng.standard_normal(shape) * (v.std() or 1.0)).astype(v.dtype)
+    return out
+
+
+def one(name):
+    d = os.path.join(MODELS, name)
+    meta = json.load(open(os.path.join(d, "meta.json")))
+    src = os.path.join(d, "model.onnx")
+    feeds = {k: np.load(os.path.join(d, "input_%s.npy" % k)) for k in meta["inputs"]}
+    want = {k: np.load(os.path.join(d, "output_%s.npy" % k)) for k in meta["outputs"]}
+    config = meta.get("config", {})
+    n_orig = len(onnx.load(src).graph.node)
+
+    # the original, in kiln and in onnxruntime
+    got = attempt(name + " kiln run", run_kiln, src, feeds, name)
+    if got is not None:
+        close(name + " kiln vs torch", got, want)
+    if ort is not None:
+        o = attempt(name + " onnxruntime", run_ort, src, feeds)
+        if o is not None:
+            close(name + " onnxruntime vs torch", o, want)
+            if got is not None:
+                close(name + " kiln vs onnxruntime", got, o)
+
+    binds = []
+    for k, v in config.items():
+        binds += ["--bind", "%s=%s" % (k, literal(v))]
+    part = {k: v for k, v in feeds.items() if k not in config}
+    counts = ["original %d" % n_orig]
+
+    # configuration bound, every dim fixed
+    fixed = os.path.join(TMP, name + "_fixed.onnx")
+    dims = []
+    for sym, v in meta["dims"].items():
+        dims += ["--dim", "%s=%d" % (sym, v)]
+    r = kiln("freeze", src, "-o", fixed, "--quiet", *binds, *dims)
+    if t.ok(r.returncode == 0, name + " freeze (config + dims)", r.stderr.strip()[-1500:]):
+        n = check_frozen(name, "fixed", src, fixed, part, want)
+        counts.append("config+dims %d" % n)
+        m = onnx.load(fixed)
+        left = [i.name for i in m.graph.input
+                if any(dd.dim_param or not dd.HasField("dim_value") for dd in i.type.tensor_type.shape.dim)]
+        t.ok(not left, name + " fixed: no symbolic input dims", str(left))
+
+    # configuration bound, dims symbolic: the same and other shapes
+    if config or meta["dims"]:
+        sym_path = os.path.join(TMP, name + "_sym.onnx")
+        r = kiln("freeze", src, "-o", sym_path, "--quiet", *binds)
+        if t.ok(r.returncode == 0, name + " freeze (config)", r.stderr.strip()[-1500:]):
+            others = []
+            if meta["dims"]:
+                full = other_shapes(meta, feeds)
+                others.append((full, {k: v for k, v in full.items() if k not in config}))
+            n = check_frozen(name, "sym", src, sym_path, part, want, others)
+            counts.append("config only %d" % n)
+    print("%-20s nodes: %s" % (name, ", ".join(counts)), flush=True)
+
+
+def main():
+    names = sorted(n for n in os.listdir(MODELS) if os.path.isfile(os.path.join(MODELS, n, "meta.json")))
+    t.ok(len(names) >= 7, "models found in " + MODELS, str(names))
+    if ort is None:
+        print("onnxruntime not installed: its comparisons are skipped")
+    for n in names:
+        one(n)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
