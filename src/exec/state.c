@@ -331,13 +331,19 @@ kiln_status kiln_state_feed(kiln_session *s, const kiln_tensor **feed, kiln_tens
     return KILN_OK;
 }
 
+/* The next value of a state may change size only along the dims its input
+ * declares symbolic: a KV cache [batch, heads, past, dh] grows along 'past'
+ * from run to run (present_* is [batch, heads, past + seq, dh]). */
 kiln_status kiln_state_capture(kiln_session *s, const kiln_tensor *const *feed, kiln_tensor *const *all) {
+    const kiln_graph *g = graph_of(s);
     for (size_t i = 0; i < s->n_states; i++) {
         kiln_state_pair *p = &s->states[i];
         const kiln_tensor *in = feed[p->input_index], *out = all[p->output_index];
+        const kiln_type *decl = &g->inputs[p->input_index].type;
         bool same = in && out && in->dtype == out->dtype && in->rank == out->rank;
         for (int d = 0; same && d < in->rank; d++)
-            same = in->dims[d] == out->dims[d];
+            same = in->dims[d] == out->dims[d] ||
+                   (decl->kind == KILN_TYPE_TENSOR && decl->rank == in->rank && decl->dims[d].value < 0);
         if (!same) {
             char a[256], b[256];
             return kiln_fail(KILN_ERR_INVALID, "state pair %s=%s: the output is %s %s but the input was %s %s", p->input,
