@@ -10,7 +10,9 @@ opset named. For each, tests/models/<name>/ gets:
   meta.json       opset, torch version, inputs and outputs in order, the
                   symbolic dims and the values of this example ("dims"), and
                   "config": the inputs a user would bind when freezing, with
-                  the value to bind
+                  the value to bind; "stream": for models with recurrent
+                  state, the `kiln run --state` pairs and the axis along
+                  which chunks of the input equal one call on the whole
 
 The files are the test data of tests/python/test_dynamo_models.py, which
 needs no torch. Regenerate them (torch 2.x with onnxscript, never in CI):
@@ -218,7 +220,7 @@ def decoder_case():
                   past_value=torch.randn(b, 2, p, 8, generator=g))
     batch, seq, past = Dim("batch", min=1, max=64), Dim("seq", min=1, max=512), Dim("past", min=1, max=512)
     dyn = dict(x={0: batch, 1: seq}, past_key={0: batch, 2: past}, past_value={0: batch, 2: past})
-    return m, inputs, dyn, ["y", "present_key", "present_value"], {}
+    return m, inputs, dyn, ["y", "present_key", "present_value"], {}, dict(state=["past_*=present_*"], axis=1)
 
 
 def audio_case():
@@ -226,7 +228,7 @@ def audio_case():
     g = torch.Generator().manual_seed(2)
     inputs = dict(waveform=torch.randn(2, 400, generator=g), gain=torch.tensor(0.8))
     dyn = dict(waveform={0: Dim("batch", min=1, max=64), 1: Dim("samples", min=40, max=160000)}, gain=None)
-    return m, inputs, dyn, ["features"], {"gain": 0.8}
+    return m, inputs, dyn, ["features"], {"gain": 0.8}, None
 
 
 def bert_case():
@@ -241,7 +243,7 @@ def bert_case():
     inputs = dict(input_ids=ids, token_type_ids=types, attention_mask=mask)
     batch, seq = Dim("batch", min=1, max=64), Dim("seq", min=2, max=32)
     dyn = {k: {0: batch, 1: seq} for k in inputs}
-    return m, inputs, dyn, ["last_hidden_state", "pooler_output"], {}
+    return m, inputs, dyn, ["last_hidden_state", "pooler_output"], {}, None
 
 
 def cond_case():
@@ -249,7 +251,7 @@ def cond_case():
     g = torch.Generator().manual_seed(4)
     inputs = dict(x=torch.randn(3, 8, generator=g), use_residual=torch.tensor(True))
     dyn = dict(x={0: Dim("batch", min=1, max=64)}, use_residual=None)
-    return m, inputs, dyn, ["y"], {"use_residual": True}
+    return m, inputs, dyn, ["y"], {"use_residual": True}, None
 
 
 def lstm_case():
@@ -261,7 +263,7 @@ def lstm_case():
                   c0=torch.randn(2, b, 16, generator=g) * 0.5)
     batch, time = Dim("batch", min=1, max=64), Dim("time", min=2, max=1000)
     dyn = dict(x={0: batch, 1: time}, h0={1: batch}, c0={1: batch})
-    return m, inputs, dyn, ["y", "h", "c"], {}
+    return m, inputs, dyn, ["y", "h", "c"], {}, dict(state=["h0=h", "c0=c"], axis=1)
 
 
 def cnn_case():
@@ -271,7 +273,7 @@ def cnn_case():
     inputs = dict(image=torch.randn(1, 3, 32, 48, generator=g))
     dyn = dict(image={0: Dim("batch", min=1, max=64), 2: 8 * Dim("h8", min=1, max=64),
                       3: 8 * Dim("w8", min=1, max=64)})
-    return m, inputs, dyn, ["logits", "features"], {}
+    return m, inputs, dyn, ["logits", "features"], {}, None
 
 
 # name: (case, opset)
@@ -299,7 +301,7 @@ def sym_dims(model):
 def build(name):
     case, opset = CASES[name]
     torch.manual_seed(0)
-    m, inputs, dyn, out_names, config = case()
+    m, inputs, dyn, out_names, config, stream = case()
     m = m.eval()
     args = tuple(inputs.values())
     with torch.no_grad():
@@ -347,6 +349,7 @@ def build(name):
         dims=dims,
         dim_inputs=syms,
         config=config,
+        stream=stream,
         nodes=len(model.graph.node),
         functions=[f.name for f in model.functions],
         ops=dict(sorted(ops.items())),

@@ -14,11 +14,15 @@ For each model:
     onnxruntime, and matches the reference; so does a freeze that binds the
     configuration alone (dims left symbolic), run at the example's shapes and
     at other ones (compared with onnxruntime on the original);
+  - `kiln check` passes on the original and each frozen model;
+  - a model with recurrent state (the KV cache, the LSTM's h and c) streamed
+    by `kiln run --state ... --chunks 3` equals the one call on the whole;
   - the node counts of the original and the frozen models are printed.
 
 usage: test_dynamo_models.py KILN [MODELS_DIR]   (run with the venv python: onnxruntime)
 Tolerances: rtol 1e-4, atol 1e-5 everywhere (float32 throughout).
 """
+import fnmatch
 import json
 import os
 import subprocess
@@ -146,6 +150,57 @@ def other_shapes(meta, feeds):
     return out
 
 
+def dim_args(meta):
+    """--dim for every symbolic dim at the example's value; torch.export's
+    derived dims ("8*h8") are fixed through their symbol (--dim h8=4), as
+    the user who wrote 8 * Dim("h8") would."""
+    out = []
+    for sym, v in meta["dims"].items():
+        k, _, base = sym.partition("*")
+        if base and k.isdigit() and base.isidentifier() and v % int(k) == 0:
+            out += ["--dim", "%s=%d" % (base, v // int(k))]
+        else:
+            out += ["--dim", "%s=%d" % (sym, v)]
+    return out
+
+
+def check_cli(name, tag, src, frozen, binds, part):
+    """`kiln check ORIGINAL FROZEN --bind ... --inputs DIR` on the example."""
+    d = tempfile.mkdtemp(dir=TMP, prefix=name + "-check-")
+    for k, v in part.items():
+        np.save(os.path.join(d, k + ".npy"), v)
+    r = kiln("check", src, frozen, *binds, "--inputs", d)
+    t.ok(r.returncode == 0, "%s %s kiln check" % (name, tag), (r.stdout + r.stderr).strip()[-1500:])
+
+
+def stream(name, meta, src, feeds, want):
+    """`kiln run --state PAIR... --chunks 3` along meta's axis, the initial
+    state from the example (--state-in), equals the one call on the whole
+    input: the reference outputs, the state outputs holding the final state
+    (a KV cache grows chunk by chunk)."""
+    st = meta["stream"]
+    d = tempfile.mkdtemp(dir=TMP, prefix=name + "-stream-")
+    state_in = os.path.join(d, "state_in")
+    os.makedirs(state_in)
+    args = []
+    for pair in st["state"]:
+        args += ["--state", pair]
+    chunked = []
+    for k, v in feeds.items():
+        if any(fnmatch.fnmatchcase(k, p.partition("=")[0]) for p in st["state"]):
+            np.save(os.path.join(state_in, k + ".npy"), v)
+        else:
+            np.save(os.path.join(d, "in_" + k + ".npy"), v)
+            chunked += ["-i", "%s=@%s" % (k, os.path.join(d, "in_" + k + ".npy"))]
+    out = os.path.join(d, "out")
+    r = kiln("run", src, *chunked, *args, "--state-in", state_in, "--chunks", 3,
+             "--chunk-axis", st["axis"], "--out", out)
+    if not t.ok(r.returncode == 0, name + " kiln run --state --chunks 3", r.stderr.strip()[-1500:]):
+        return
+    got = {k: np.load(os.path.join(out, k + ".npy")) for k in want}
+    close(name + " streamed in 3 chunks vs torch", got, want)
+
+
 def one(name):
     d = os.path.join(MODELS, name)
     meta = json.load(open(os.path.join(d, "meta.json")))
@@ -174,12 +229,10 @@ def one(name):
 
     # configuration bound, every dim fixed
     fixed = os.path.join(TMP, name + "_fixed.onnx")
-    dims = []
-    for sym, v in meta["dims"].items():
-        dims += ["--dim", "%s=%d" % (sym, v)]
-    r = kiln("freeze", src, "-o", fixed, "--quiet", *binds, *dims)
+    r = kiln("freeze", src, "-o", fixed, "--quiet", *binds, *dim_args(meta))
     if t.ok(r.returncode == 0, name + " freeze (config + dims)", r.stderr.strip()[-1500:]):
         n = check_frozen(name, "fixed", src, fixed, part, want)
+        check_cli(name, "fixed", src, fixed, binds, part)
         counts.append("config+dims %d" % n)
         m = onnx.load(fixed)
         left = [i.name for i in m.graph.input
@@ -196,7 +249,10 @@ def one(name):
                 full = other_shapes(meta, feeds)
                 others.append((full, {k: v for k, v in full.items() if k not in config}))
             n = check_frozen(name, "sym", src, sym_path, part, want, others)
+            check_cli(name, "sym", src, sym_path, binds, part)
             counts.append("config only %d" % n)
+    if meta.get("stream"):
+        stream(name, meta, src, feeds, want)
     print("%-20s nodes: %s" % (name, ", ".join(counts)), flush=True)
 
 
