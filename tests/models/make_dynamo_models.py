@@ -12,7 +12,8 @@ opset named. For each, tests/models/<name>/ gets:
                   "config": the inputs a user would bind when freezing, with
                   the value to bind; "stream": for models with recurrent
                   state, the `kiln run --state` pairs and the axis along
-                  which chunks of the input equal one call on the whole
+                  which chunks of the input equal one call on the whole,
+                  and "auto" when `--state auto` must find the same pairs
 
 The files are the test data of tests/python/test_dynamo_models.py, which
 needs no torch. Regenerate them (torch 2.x with onnxscript, never in CI):
@@ -263,7 +264,7 @@ def lstm_case():
                   c0=torch.randn(2, b, 16, generator=g) * 0.5)
     batch, time = Dim("batch", min=1, max=64), Dim("time", min=2, max=1000)
     dyn = dict(x={0: batch, 1: time}, h0={1: batch}, c0={1: batch})
-    return m, inputs, dyn, ["y", "h", "c"], {}, dict(state=["h0=h", "c0=c"], axis=1)
+    return m, inputs, dyn, ["y", "h", "c"], {}, dict(state=["h0=h", "c0=c"], axis=1, auto=True)
 
 
 def cnn_case():

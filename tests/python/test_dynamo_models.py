@@ -177,14 +177,23 @@ def stream(name, meta, src, feeds, want):
     """`kiln run --state PAIR... --chunks 3` along meta's axis, the initial
     state from the example (--state-in), equals the one call on the whole
     input: the reference outputs, the state outputs holding the final state
-    (a KV cache grows chunk by chunk)."""
+    (a KV cache grows chunk by chunk). With "auto", `kiln info` lists the
+    pairs and `--state auto` streams the same."""
     st = meta["stream"]
+    stream_with(name, st, src, feeds, want, [a for p in st["state"] for a in ("--state", p)], "")
+    if st.get("auto"):
+        r = kiln("info", src)
+        for p in st["state"]:
+            i, _, o = p.partition("=")
+            t.ok(r.returncode == 0 and ("%s <- %s" % (i, o)) in r.stdout, name + " kiln info lists " + p,
+                 (r.stdout + r.stderr)[-1500:])
+        stream_with(name, st, src, feeds, want, ["--state", "auto"], " (--state auto)")
+
+
+def stream_with(name, st, src, feeds, want, args, tag):
     d = tempfile.mkdtemp(dir=TMP, prefix=name + "-stream-")
     state_in = os.path.join(d, "state_in")
     os.makedirs(state_in)
-    args = []
-    for pair in st["state"]:
-        args += ["--state", pair]
     chunked = []
     for k, v in feeds.items():
         if any(fnmatch.fnmatchcase(k, p.partition("=")[0]) for p in st["state"]):
@@ -195,10 +204,10 @@ def stream(name, meta, src, feeds, want):
     out = os.path.join(d, "out")
     r = kiln("run", src, *chunked, *args, "--state-in", state_in, "--chunks", 3,
              "--chunk-axis", st["axis"], "--out", out)
-    if not t.ok(r.returncode == 0, name + " kiln run --state --chunks 3", r.stderr.strip()[-1500:]):
+    if not t.ok(r.returncode == 0, name + " kiln run --state --chunks 3" + tag, r.stderr.strip()[-1500:]):
         return
     got = {k: np.load(os.path.join(out, k + ".npy")) for k in want}
-    close(name + " streamed in 3 chunks vs torch", got, want)
+    close(name + " streamed in 3 chunks%s vs torch" % tag, got, want)
 
 
 def one(name):
