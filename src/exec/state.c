@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exec/exec.h"
+#include "passes/edit.h"
 
 static bool types_agree(const kiln_type *a, const kiln_type *b) {
     if (a->kind != KILN_TYPE_TENSOR || b->kind != KILN_TYPE_TENSOR)
@@ -153,12 +154,9 @@ static bool is_recurrent(const kiln_node *n) {
     return !*n->domain && (!strcmp(n->op_type, "LSTM") || !strcmp(n->op_type, "GRU") || !strcmp(n->op_type, "RNN"));
 }
 
-static const kiln_node *producer(const kiln_graph *g, const char *name) {
-    for (size_t i = 0; i < g->n_nodes; i++)
-        for (size_t k = 0; k < g->nodes[i]->n_outputs; k++)
-            if (!strcmp(g->nodes[i]->outputs[k], name))
-                return g->nodes[i];
-    return NULL;
+/* name -> the node producing it */
+static const kiln_node *producer(const kiln_nameset *by_output, const char *name) {
+    return *name ? kiln_nameset_get(by_output, name) : NULL;
 }
 
 /* Input `idx` of `n`: a one-element integer initializer (`dflt` when absent). */
@@ -175,8 +173,9 @@ static bool const_int(const kiln_graph *g, const kiln_node *n, size_t idx, int64
 }
 
 /* `name` = Slice(X, [start], [end], axes=[0]) of a free graph input X: X. */
-static const char *sliced_input(const kiln_graph *g, const char *name, int64_t *start, int64_t *end) {
-    const kiln_node *s = producer(g, name);
+static const char *sliced_input(const kiln_graph *g, const kiln_nameset *by_output, const char *name, int64_t *start,
+                                int64_t *end) {
+    const kiln_node *s = producer(by_output, name);
     int64_t axis, step;
     if (!s || *s->domain || strcmp(s->op_type, "Slice") || s->n_inputs < 3 || !is_free_input(g, s->inputs[0]) ||
         !const_int(g, s, 1, 0, start) || !const_int(g, s, 2, 0, end) || !const_int(g, s, 3, 0, &axis) ||
@@ -189,8 +188,9 @@ static const char *sliced_input(const kiln_graph *g, const char *name, int64_t *
  * layer j reads its initial state as Slice(h0, [s_j], [e_j]) on axis 0, the
  * slices tiling h0 in order, and the output is Concat(axis 0) of the
  * layers' final states (or the one layer's final state itself). */
-static const char *sliced_state_input(const kiln_graph *g, const char *out, size_t in_idx, size_t out_idx) {
-    const kiln_node *p = producer(g, out);
+static const char *sliced_state_input(const kiln_graph *g, const kiln_nameset *by_output, const char *out,
+                                      size_t in_idx, size_t out_idx) {
+    const kiln_node *p = producer(by_output, out);
     if (!p || *p->domain)
         return NULL;
     const char *const *parts = &out;
@@ -204,11 +204,11 @@ static const char *sliced_state_input(const kiln_graph *g, const char *out, size
     const char *x = NULL;
     int64_t next = 0, start, end;
     for (size_t j = 0; j < n_parts; j++) {
-        const kiln_node *r = producer(g, parts[j]);
+        const kiln_node *r = producer(by_output, parts[j]);
         if (!r || !is_recurrent(r) || out_idx >= r->n_outputs || strcmp(r->outputs[out_idx], parts[j]) ||
             in_idx >= r->n_inputs)
             return NULL;
-        const char *xj = sliced_input(g, r->inputs[in_idx], &start, &end);
+        const char *xj = sliced_input(g, by_output, r->inputs[in_idx], &start, &end);
         if (!xj || (x && strcmp(x, xj)) || start != next || end <= start)
             return NULL;
         x = xj;
@@ -243,13 +243,22 @@ kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, 
         }
     }
     /* ... and through the exporter's per-layer slices (Y_c: LSTM's output 2 only) */
-    for (size_t i = 0; i < g->n_outputs && st == KILN_OK; i++) {
+    bool recurrent = false;
+    for (size_t i = 0; i < g->n_nodes && !recurrent; i++)
+        recurrent = is_recurrent(g->nodes[i]);
+    kiln_nameset by_output = {0};
+    for (size_t i = 0; recurrent && i < g->n_nodes && st == KILN_OK; i++)
+        for (size_t k = 0; k < g->nodes[i]->n_outputs && st == KILN_OK; k++)
+            if (*g->nodes[i]->outputs[k] && !kiln_nameset_has(&by_output, g->nodes[i]->outputs[k]))
+                st = kiln_nameset_put(&by_output, g->nodes[i]->outputs[k], g->nodes[i]);
+    for (size_t i = 0; recurrent && i < g->n_outputs && st == KILN_OK; i++) {
         for (int k = 0; k < 2 && st == KILN_OK; k++) {
-            const char *x = sliced_state_input(g, g->outputs[i].name, k ? 6 : 5, k ? 2 : 1);
+            const char *x = sliced_state_input(g, &by_output, g->outputs[i].name, k ? 6 : 5, k ? 2 : 1);
             if (x)
                 st = push_pair(n, ins, outs, x, g->outputs[i].name);
         }
     }
+    kiln_nameset_free(&by_output, NULL);
     if (st == KILN_OK && convention && *convention) {
         char ip[256], is[256], op[256], os[256];
         st = parse_convention(convention, ip, is, op, os, sizeof ip);
