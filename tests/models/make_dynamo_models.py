@@ -39,30 +39,41 @@ MAX_BYTES = 300 * 1024
 # ---------------------------------------------------------------- models
 
 class DecoderBlock(nn.Module):
-    """A pre-norm decoder layer with grouped-query attention and a KV cache:
-    the new keys/values are appended to the past ones (present_* outputs),
-    the causal mask is built from the past and new lengths, and attention is
-    F.scaled_dot_product_attention (an Attention node at opset 23)."""
+    """A LLaMA-style decoder layer with a KV cache: RMSNorm (RMSNormalization
+    at opset 23), grouped-query attention with rotary position embeddings at
+    the positions past .. past + seq - 1, the new keys/values appended to
+    the past ones (present_* outputs), a causal mask built from the past and
+    new lengths, F.scaled_dot_product_attention (an Attention node at opset
+    23), and a SiLU-gated feed-forward."""
 
     def __init__(self, d=32, heads=4, kv_heads=2, ffn=64):
         super().__init__()
         self.h, self.kvh, self.dh = heads, kv_heads, d // heads
-        self.norm1 = nn.LayerNorm(d)
+        self.norm1 = nn.RMSNorm(d, eps=1e-6)
         self.q = nn.Linear(d, heads * self.dh, bias=False)
         self.k = nn.Linear(d, kv_heads * self.dh, bias=False)
         self.v = nn.Linear(d, kv_heads * self.dh, bias=False)
         self.o = nn.Linear(heads * self.dh, d, bias=False)
-        self.norm2 = nn.LayerNorm(d)
+        self.norm2 = nn.RMSNorm(d, eps=1e-6)
         self.gate = nn.Linear(d, ffn, bias=False)
         self.up = nn.Linear(d, ffn, bias=False)
         self.down = nn.Linear(ffn, d, bias=False)
+        self.register_buffer("inv_freq", 1.0 / (10000.0 ** (torch.arange(0, self.dh, 2).float() / self.dh)))
+
+    def rope(self, x, cos, sin):
+        x1, x2 = x[..., : self.dh // 2], x[..., self.dh // 2:]
+        return x * cos + torch.cat([-x2, x1], -1) * sin
 
     def forward(self, x, past_key, past_value):
         b, t, _ = x.shape
         p = past_key.shape[2]
+        pos = torch.arange(t).float() + p
+        f = torch.outer(pos, self.inv_freq)
+        emb = torch.cat([f, f], -1)
+        cos, sin = emb.cos(), emb.sin()
         hx = self.norm1(x)
-        q = self.q(hx).view(b, t, self.h, self.dh).transpose(1, 2)
-        k = self.k(hx).view(b, t, self.kvh, self.dh).transpose(1, 2)
+        q = self.rope(self.q(hx).view(b, t, self.h, self.dh).transpose(1, 2), cos, sin)
+        k = self.rope(self.k(hx).view(b, t, self.kvh, self.dh).transpose(1, 2), cos, sin)
         v = self.v(hx).view(b, t, self.kvh, self.dh).transpose(1, 2)
         k = torch.cat([past_key, k], 2)
         v = torch.cat([past_value, v], 2)
