@@ -173,6 +173,13 @@ def check_cli(name, tag, src, frozen, binds, part):
     t.ok(r.returncode == 0, "%s %s kiln check" % (name, tag), (r.stdout + r.stderr).strip()[-1500:])
 
 
+def check_random(name, tag, src, frozen, binds):
+    """`kiln check` on its own seeded inputs: the sizes it picks for a
+    derived dim ("8*h8") are the expression's value on its symbol's size."""
+    r = kiln("check", src, frozen, *binds)
+    t.ok(r.returncode == 0, "%s %s kiln check (random inputs)" % (name, tag), (r.stdout + r.stderr).strip()[-1500:])
+
+
 def stream(name, meta, src, feeds, want):
     """`kiln run --state PAIR... --chunks 3` along meta's axis, the initial
     state from the example (--state-in), equals the one call on the whole
@@ -259,6 +266,8 @@ def one(name):
                 others.append((full, {k: v for k, v in full.items() if k not in config}))
             n = check_frozen(name, "sym", src, sym_path, part, want, others)
             check_cli(name, "sym", src, sym_path, binds, part)
+            if any("*" in d for d in meta["dims"]):
+                check_random(name, "sym", src, sym_path, binds)
             counts.append("config only %d" % n)
     if meta.get("stream"):
         stream(name, meta, src, feeds, want)
