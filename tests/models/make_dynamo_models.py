@@ -13,7 +13,9 @@ opset named. For each, tests/models/<name>/ gets:
                   the value to bind; "stream": for models with recurrent
                   state, the `kiln run --state` pairs and the axis along
                   which chunks of the input equal one call on the whole,
-                  and "auto" when `--state auto` must find the same pairs
+                  and "auto" when `--state auto` must find the same pairs;
+                  "step": the dims a one-step model is frozen with (one
+                  token per call, the cache's length left symbolic)
 
 The files are the test data of tests/python/test_dynamo_models.py, which
 needs no torch. Regenerate them (torch 2.x with onnxscript, never in CI):
@@ -232,7 +234,7 @@ def decoder_case():
                   past_value=torch.randn(b, 2, p, 8, generator=g))
     batch, seq, past = Dim("batch", min=1, max=64), Dim("seq", min=1, max=512), Dim("past", min=1, max=512)
     dyn = dict(x={0: batch, 1: seq}, past_key={0: batch, 2: past}, past_value={0: batch, 2: past})
-    return m, inputs, dyn, ["y", "present_key", "present_value"], {}, dict(state=["past_*=present_*"], axis=1)
+    return m, inputs, dyn, ["y", "present_key", "present_value"], {}, dict(state=["past_*=present_*"], axis=1, step={"seq": 1, "batch": b})
 
 
 def audio_case():

@@ -17,6 +17,8 @@ For each model:
   - `kiln check` passes on the original and each frozen model;
   - a model with recurrent state (the KV cache, the LSTM's h and c) streamed
     by `kiln run --state ... --chunks 3` equals the one call on the whole;
+    so does the decoder frozen to one token per call (the cache's length
+    left symbolic) streamed a token at a time;
   - the node counts of the original and the frozen models are printed.
 
 usage: test_dynamo_models.py KILN [MODELS_DIR]   (run with the venv python: onnxruntime)
@@ -180,7 +182,7 @@ def check_random(name, tag, src, frozen, binds):
     t.ok(r.returncode == 0, "%s %s kiln check (random inputs)" % (name, tag), (r.stdout + r.stderr).strip()[-1500:])
 
 
-def stream(name, meta, src, feeds, want):
+def stream(name, meta, src, feeds, want, counts):
     """`kiln run --state PAIR... --chunks 3` along meta's axis, the initial
     state from the example (--state-in), equals the one call on the whole
     input: the reference outputs, the state outputs holding the final state
@@ -195,9 +197,19 @@ def stream(name, meta, src, feeds, want):
             t.ok(r.returncode == 0 and ("%s <- %s" % (i, o)) in r.stdout, name + " kiln info lists " + p,
                  (r.stdout + r.stderr)[-1500:])
         stream_with(name, st, src, feeds, want, ["--state", "auto"], " (--state auto)")
+    if st.get("step"):
+        # a one-step model (dims fixed, one token per call) streamed a token at a time
+        step = os.path.join(TMP, name + "_step.onnx")
+        dims = [a for k, v in st["step"].items() for a in ("--dim", "%s=%d" % (k, v))]
+        r = kiln("freeze", src, "-o", step, "--quiet", *dims)
+        if t.ok(r.returncode == 0, name + " freeze (one step)", r.stderr.strip()[-1500:]):
+            attempt(name + " step check_model(full_check)", onnx.checker.check_model, onnx.load(step), True)
+            counts.append("one-step %d" % len(onnx.load(step).graph.node))
+            stream_with(name, st, step, feeds, want, [a for p in st["state"] for a in ("--state", p)],
+                        " (one-step model, chunks of 1)", ["--chunk-size", 1])
 
 
-def stream_with(name, st, src, feeds, want, args, tag):
+def stream_with(name, st, src, feeds, want, args, tag, chunking=("--chunks", 3)):
     d = tempfile.mkdtemp(dir=TMP, prefix=name + "-stream-")
     state_in = os.path.join(d, "state_in")
     os.makedirs(state_in)
@@ -209,12 +221,13 @@ def stream_with(name, st, src, feeds, want, args, tag):
             np.save(os.path.join(d, "in_" + k + ".npy"), v)
             chunked += ["-i", "%s=@%s" % (k, os.path.join(d, "in_" + k + ".npy"))]
     out = os.path.join(d, "out")
-    r = kiln("run", src, *chunked, *args, "--state-in", state_in, "--chunks", 3,
+    r = kiln("run", src, *chunked, *args, "--state-in", state_in, *chunking,
              "--chunk-axis", st["axis"], "--out", out)
-    if not t.ok(r.returncode == 0, name + " kiln run --state --chunks 3" + tag, r.stderr.strip()[-1500:]):
+    how = " ".join(map(str, chunking)) + tag
+    if not t.ok(r.returncode == 0, name + " kiln run --state " + how, r.stderr.strip()[-1500:]):
         return
     got = {k: np.load(os.path.join(out, k + ".npy")) for k in want}
-    close(name + " streamed in 3 chunks%s vs torch" % tag, got, want)
+    close("%s streamed (%s) vs torch" % (name, how), got, want)
 
 
 def one(name):
@@ -270,7 +283,7 @@ def one(name):
                 check_random(name, "sym", src, sym_path, binds)
             counts.append("config only %d" % n)
     if meta.get("stream"):
-        stream(name, meta, src, feeds, want)
+        stream(name, meta, src, feeds, want, counts)
     print("%-20s nodes: %s" % (name, ", ".join(counts)), flush=True)
 
 
