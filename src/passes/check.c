@@ -249,6 +249,20 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
             }
         }
         st = kiln_session_run(so_orig, ko, onames, ofeed, nout, outnames, r1);
+        if (st != KILN_OK && ss.map.n) {
+            /* the sizes picked for symbolic dims may be too small for the
+             * model (a Conv kernel longer than the input): say which */
+            kiln_sbuf sb = {0};
+            for (size_t j = 0; j < ss.map.cap; j++)
+                if (ss.map.keys[j])
+                    kiln_sbuf_printf(&sb, "%s%s=%lld", sb.len ? ", " : "", ss.map.keys[j],
+                                     (long long)(intptr_t)ss.map.vals[j]);
+            kiln_fail_prefix(st, "running the original model on generated inputs (symbolic dims %s; fix them with "
+                                 "--dim or give inputs with kiln check --inputs): ",
+                             sb.data ? sb.data : "");
+            free(sb.data);
+            goto run_done;
+        }
         if (st != KILN_OK) {
             kiln_fail_prefix(st, "running the original model: ");
             goto run_done;

@@ -8,8 +8,8 @@ and a small CNN (18).
 
 For each model:
   - `kiln run` matches torch's reference outputs and onnxruntime's;
-  - `kiln freeze` binding the configuration inputs of meta.json and fixing
-    every symbolic dim to the example's value writes a model that passes
+  - `kiln freeze --verify` binding the configuration inputs of meta.json and
+    fixing every symbolic dim to the example's value writes a model that passes
     onnx.checker.check_model(full_check=True), runs in kiln and in
     onnxruntime, and matches the reference; so does a freeze that binds the
     configuration alone (dims left symbolic), run at the example's shapes and
@@ -258,8 +258,8 @@ def one(name):
 
     # configuration bound, every dim fixed
     fixed = os.path.join(TMP, name + "_fixed.onnx")
-    r = kiln("freeze", src, "-o", fixed, "--quiet", *binds, *dim_args(meta))
-    if t.ok(r.returncode == 0, name + " freeze (config + dims)", r.stderr.strip()[-1500:]):
+    r = kiln("freeze", src, "-o", fixed, "--quiet", "--verify", *binds, *dim_args(meta))
+    if t.ok(r.returncode == 0, name + " freeze --verify (config + dims)", r.stderr.strip()[-1500:]):
         n = check_frozen(name, "fixed", src, fixed, part, want)
         check_cli(name, "fixed", src, fixed, binds, part)
         counts.append("config+dims %d" % n)
