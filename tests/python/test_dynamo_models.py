@@ -92,12 +92,14 @@ def close(what, got, want, rtol=RTOL, atol=ATOL):
 
 
 def attempt(what, fn, *a):
-    """fn(*a), counting a failure (with its message) when it raises."""
+    """fn(*a), counting a pass, or a failure (with its message) when it raises."""
     try:
-        return fn(*a)
+        r = fn(*a)
     except Exception as e:  # noqa: BLE001 -- every failure is a finding to report
         t.fail(what, "%s: %s" % (type(e).__name__, str(e).strip()[-1500:]))
         return None
+    t.ok(True, what)
+    return r
 
 
 def literal(v):
@@ -111,7 +113,6 @@ def check_frozen(name, tag, src, frozen, feeds, want, other_feeds=()):
     and matches `want`; at `other_feeds` it matches onnxruntime on `src`."""
     m = onnx.load(frozen)
     attempt("%s %s check_model(full_check)" % (name, tag), onnx.checker.check_model, m, True)
-    t.ok(True, "%s %s checked" % (name, tag))
     got = attempt("%s %s kiln run" % (name, tag), run_kiln, frozen, feeds, name + "-" + tag)
     if got is not None:
         close("%s %s kiln vs torch" % (name, tag), got, want)
