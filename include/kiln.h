@@ -251,7 +251,8 @@ kiln_status kiln_session_save_state(const kiln_session *s, const char *dir);
 kiln_status kiln_session_load_state(kiln_session *s, const char *dir);
 
 /* State pairs found in a model: the initial_h/initial_c inputs and Y_h/Y_c
- * outputs of LSTM/GRU/RNN nodes wired straight to graph inputs and outputs,
+ * outputs of LSTM/GRU/RNN nodes wired straight to graph inputs and outputs
+ * (or through per-layer Slices of one input and a Concat of the layers),
  * and, with a convention such as "past_*=present_*", inputs and outputs whose
  * names pair up by it (NULL: none). ins/outs are malloc'd arrays of borrowed
  * names (free the arrays). */

@@ -1,11 +1,13 @@
 /* Recurrent state pairs: a graph input fed, after each run, from the graph
  * output that holds its next value; found automatically for LSTM/GRU/RNN
- * wired straight to the graph, or by a naming convention. */
+ * wired straight to the graph (or through the exporter's per-layer slices
+ * and Concat), or by a naming convention. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec/exec.h"
+#include "passes/edit.h"
 
 static bool types_agree(const kiln_type *a, const kiln_type *b) {
     if (a->kind != KILN_TYPE_TENSOR || b->kind != KILN_TYPE_TENSOR)
@@ -148,6 +150,77 @@ static kiln_status parse_convention(const char *conv, char *in_pre, char *in_suf
     return KILN_OK;
 }
 
+static bool is_recurrent(const kiln_node *n) {
+    return !*n->domain && (!strcmp(n->op_type, "LSTM") || !strcmp(n->op_type, "GRU") || !strcmp(n->op_type, "RNN"));
+}
+
+/* name -> the node producing it */
+static const kiln_node *producer(const kiln_nameset *by_output, const char *name) {
+    return *name ? kiln_nameset_get(by_output, name) : NULL;
+}
+
+/* Input `idx` of `n`: a one-element integer initializer (`dflt` when absent). */
+static bool const_int(const kiln_graph *g, const kiln_node *n, size_t idx, int64_t dflt, int64_t *v) {
+    if (idx >= n->n_inputs || !*n->inputs[idx]) {
+        *v = dflt;
+        return true;
+    }
+    const kiln_tensor *t = kiln_graph_find_init(g, n->inputs[idx], NULL);
+    if (!t || t->numel != 1 || (t->dtype != KILN_DTYPE_INT64 && t->dtype != KILN_DTYPE_INT32))
+        return false;
+    *v = (int64_t)kiln_tensor_get_f64(t, 0);
+    return true;
+}
+
+/* `name` = Slice(X, [start], [end], axes=[0]) of a free graph input X: X. */
+static const char *sliced_input(const kiln_graph *g, const kiln_nameset *by_output, const char *name, int64_t *start,
+                                int64_t *end) {
+    const kiln_node *s = producer(by_output, name);
+    int64_t axis, step;
+    if (!s || *s->domain || strcmp(s->op_type, "Slice") || s->n_inputs < 3 || !is_free_input(g, s->inputs[0]) ||
+        !const_int(g, s, 1, 0, start) || !const_int(g, s, 2, 0, end) || !const_int(g, s, 3, 0, &axis) ||
+        !const_int(g, s, 4, 1, &step) || axis != 0 || step != 1)
+        return NULL;
+    return s->inputs[0];
+}
+
+/* torch.onnx.export's recurrent layers (dynamo too, one layer or several):
+ * layer j reads its initial state as Slice(h0, [s_j], [e_j]) on axis 0, the
+ * slices tiling h0 in order, and the output is Concat(axis 0) of the
+ * layers' final states (or the one layer's final state itself). */
+static const char *sliced_state_input(const kiln_graph *g, const kiln_nameset *by_output, const char *out,
+                                      size_t in_idx, size_t out_idx) {
+    const kiln_node *p = producer(by_output, out);
+    if (!p || *p->domain)
+        return NULL;
+    const char *const *parts = &out;
+    size_t n_parts = 1;
+    if (!strcmp(p->op_type, "Concat")) {
+        if (kiln_attr_int(p, "axis", 1) != 0)
+            return NULL;
+        parts = (const char *const *)p->inputs;
+        n_parts = p->n_inputs;
+    }
+    const char *x = NULL;
+    int64_t next = 0, start, end;
+    for (size_t j = 0; j < n_parts; j++) {
+        const kiln_node *r = producer(by_output, parts[j]);
+        if (!r || !is_recurrent(r) || out_idx >= r->n_outputs || strcmp(r->outputs[out_idx], parts[j]) ||
+            in_idx >= r->n_inputs)
+            return NULL;
+        const char *xj = sliced_input(g, by_output, r->inputs[in_idx], &start, &end);
+        if (!xj || (x && strcmp(x, xj)) || start != next || end <= start)
+            return NULL;
+        x = xj;
+        next = end;
+    }
+    const kiln_value_info *vi = x ? kiln_graph_find_input(g, x, NULL) : NULL;
+    if (!vi || vi->type.kind != KILN_TYPE_TENSOR || vi->type.rank < 1 ||
+        (vi->type.dims[0].value >= 0 && next < vi->type.dims[0].value))
+        return NULL; /* the slices leave part of it unread */
+    return x;
+}
+
 kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, size_t *n, const char ***ins,
                                    const char ***outs) {
     const kiln_graph *g = m->graph;
@@ -169,6 +242,23 @@ kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, 
                 st = push_pair(n, ins, outs, nd->inputs[in_idx[k]], nd->outputs[out_idx[k]]);
         }
     }
+    /* ... and through the exporter's per-layer slices (Y_c: LSTM's output 2 only) */
+    bool recurrent = false;
+    for (size_t i = 0; i < g->n_nodes && !recurrent; i++)
+        recurrent = is_recurrent(g->nodes[i]);
+    kiln_nameset by_output = {0};
+    for (size_t i = 0; recurrent && i < g->n_nodes && st == KILN_OK; i++)
+        for (size_t k = 0; k < g->nodes[i]->n_outputs && st == KILN_OK; k++)
+            if (*g->nodes[i]->outputs[k] && !kiln_nameset_has(&by_output, g->nodes[i]->outputs[k]))
+                st = kiln_nameset_put(&by_output, g->nodes[i]->outputs[k], g->nodes[i]);
+    for (size_t i = 0; recurrent && i < g->n_outputs && st == KILN_OK; i++) {
+        for (int k = 0; k < 2 && st == KILN_OK; k++) {
+            const char *x = sliced_state_input(g, &by_output, g->outputs[i].name, k ? 6 : 5, k ? 2 : 1);
+            if (x)
+                st = push_pair(n, ins, outs, x, g->outputs[i].name);
+        }
+    }
+    kiln_nameset_free(&by_output, NULL);
     if (st == KILN_OK && convention && *convention) {
         char ip[256], is[256], op[256], os[256];
         st = parse_convention(convention, ip, is, op, os, sizeof ip);
@@ -331,13 +421,19 @@ kiln_status kiln_state_feed(kiln_session *s, const kiln_tensor **feed, kiln_tens
     return KILN_OK;
 }
 
+/* The next value of a state may change size only along the dims its input
+ * declares symbolic: a KV cache [batch, heads, past, dh] grows along 'past'
+ * from run to run (present_* is [batch, heads, past + seq, dh]). */
 kiln_status kiln_state_capture(kiln_session *s, const kiln_tensor *const *feed, kiln_tensor *const *all) {
+    const kiln_graph *g = graph_of(s);
     for (size_t i = 0; i < s->n_states; i++) {
         kiln_state_pair *p = &s->states[i];
         const kiln_tensor *in = feed[p->input_index], *out = all[p->output_index];
+        const kiln_type *decl = &g->inputs[p->input_index].type;
         bool same = in && out && in->dtype == out->dtype && in->rank == out->rank;
         for (int d = 0; same && d < in->rank; d++)
-            same = in->dims[d] == out->dims[d];
+            same = in->dims[d] == out->dims[d] ||
+                   (decl->kind == KILN_TYPE_TENSOR && decl->rank == in->rank && decl->dims[d].value < 0);
         if (!same) {
             char a[256], b[256];
             return kiln_fail(KILN_ERR_INVALID, "state pair %s=%s: the output is %s %s but the input was %s %s", p->input,

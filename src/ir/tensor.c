@@ -314,22 +314,41 @@ bool kiln_tensor_is_aligned(const kiln_tensor *t) {
     return es == 0 || ((uintptr_t)t->data % es) == 0;
 }
 
+/* Element i of an array of T at d, read with memcpy: a zero-copy initializer
+ * sits where the file put it, not always aligned for T (the planner aligns
+ * what the engine runs; freeze passes read initializers where they are). */
+#define LOAD_AS(T)                                                                                                    \
+    static inline T load_##T(const void *d, int64_t i) {                                                              \
+        T v;                                                                                                          \
+        memcpy(&v, (const char *)d + (size_t)i * sizeof v, sizeof v);                                                 \
+        return v;                                                                                                     \
+    }
+LOAD_AS(float)
+LOAD_AS(double)
+LOAD_AS(uint16_t)
+LOAD_AS(int16_t)
+LOAD_AS(int32_t)
+LOAD_AS(uint32_t)
+LOAD_AS(int64_t)
+LOAD_AS(uint64_t)
+#undef LOAD_AS
+
 double kiln_tensor_get_f64(const kiln_tensor *t, int64_t i) {
     const void *d = t->data;
     switch (t->dtype) {
-    case KILN_DTYPE_FLOAT: return ((const float *)d)[i];
-    case KILN_DTYPE_DOUBLE: return ((const double *)d)[i];
-    case KILN_DTYPE_FLOAT16: return kiln_half_to_float(((const uint16_t *)d)[i]);
-    case KILN_DTYPE_BFLOAT16: return kiln_bf16_to_float(((const uint16_t *)d)[i]);
+    case KILN_DTYPE_FLOAT: return load_float(d, i);
+    case KILN_DTYPE_DOUBLE: return load_double(d, i);
+    case KILN_DTYPE_FLOAT16: return kiln_half_to_float(load_uint16_t(d, i));
+    case KILN_DTYPE_BFLOAT16: return kiln_bf16_to_float(load_uint16_t(d, i));
     case KILN_DTYPE_INT8: return ((const int8_t *)d)[i];
     case KILN_DTYPE_UINT8: return ((const uint8_t *)d)[i];
     case KILN_DTYPE_BOOL: return ((const uint8_t *)d)[i] != 0;
-    case KILN_DTYPE_INT16: return ((const int16_t *)d)[i];
-    case KILN_DTYPE_UINT16: return ((const uint16_t *)d)[i];
-    case KILN_DTYPE_INT32: return ((const int32_t *)d)[i];
-    case KILN_DTYPE_UINT32: return ((const uint32_t *)d)[i];
-    case KILN_DTYPE_INT64: return (double)((const int64_t *)d)[i];
-    case KILN_DTYPE_UINT64: return (double)((const uint64_t *)d)[i];
+    case KILN_DTYPE_INT16: return load_int16_t(d, i);
+    case KILN_DTYPE_UINT16: return load_uint16_t(d, i);
+    case KILN_DTYPE_INT32: return load_int32_t(d, i);
+    case KILN_DTYPE_UINT32: return load_uint32_t(d, i);
+    case KILN_DTYPE_INT64: return (double)load_int64_t(d, i);
+    case KILN_DTYPE_UINT64: return (double)load_uint64_t(d, i);
     case KILN_DTYPE_INT4:
     case KILN_DTYPE_INT2: return ((const int8_t *)d)[i];
     case KILN_DTYPE_UINT4:
@@ -347,12 +366,12 @@ int64_t kiln_tensor_get_i64(const kiln_tensor *t, int64_t i) {
     case KILN_DTYPE_INT8: return ((const int8_t *)d)[i];
     case KILN_DTYPE_UINT8: return ((const uint8_t *)d)[i];
     case KILN_DTYPE_BOOL: return ((const uint8_t *)d)[i] != 0;
-    case KILN_DTYPE_INT16: return ((const int16_t *)d)[i];
-    case KILN_DTYPE_UINT16: return ((const uint16_t *)d)[i];
-    case KILN_DTYPE_INT32: return ((const int32_t *)d)[i];
-    case KILN_DTYPE_UINT32: return ((const uint32_t *)d)[i];
-    case KILN_DTYPE_INT64: return ((const int64_t *)d)[i];
-    case KILN_DTYPE_UINT64: return (int64_t)((const uint64_t *)d)[i];
+    case KILN_DTYPE_INT16: return load_int16_t(d, i);
+    case KILN_DTYPE_UINT16: return load_uint16_t(d, i);
+    case KILN_DTYPE_INT32: return load_int32_t(d, i);
+    case KILN_DTYPE_UINT32: return load_uint32_t(d, i);
+    case KILN_DTYPE_INT64: return load_int64_t(d, i);
+    case KILN_DTYPE_UINT64: return (int64_t)load_uint64_t(d, i);
     case KILN_DTYPE_INT4:
     case KILN_DTYPE_INT2: return ((const int8_t *)d)[i];
     case KILN_DTYPE_UINT4:

@@ -220,6 +220,7 @@ static void fix_type(kiln_type *t, fixdim_ctx *f) {
             char *e = kiln_dim_expr_subst(p, f->sym, f->value);
             if (!e)
                 continue;
+            f->hits++; /* "8*h8" names h8: --dim h8=4 fixes it (torch.export's derived dims) */
             int64_t v;
             free(p);
             if (kiln_dim_expr_value(e, &v)) {
