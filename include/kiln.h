@@ -97,6 +97,10 @@ int kiln_tensor_rank(const kiln_tensor *t);
 const int64_t *kiln_tensor_dims(const kiln_tensor *t);
 int64_t kiln_tensor_numel(const kiln_tensor *t);
 size_t kiln_tensor_nbytes(const kiln_tensor *t);
+/* The elements, writable. A tensor that shares its memory (a run's output
+ * that views an input, a weight or the carried state; a mapped weight) is
+ * first given its own copy, so writing never changes anything else; NULL
+ * when that copy cannot be made. kiln_tensor_data_const never copies. */
 void *kiln_tensor_data(kiln_tensor *t);
 const void *kiln_tensor_data_const(const kiln_tensor *t);
 /* For STRING tensors: element i and its length. */

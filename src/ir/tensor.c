@@ -444,7 +444,22 @@ int kiln_tensor_rank(const kiln_tensor *t) { return t->rank; }
 const int64_t *kiln_tensor_dims(const kiln_tensor *t) { return t->dims; }
 int64_t kiln_tensor_numel(const kiln_tensor *t) { return t->numel; }
 size_t kiln_tensor_nbytes(const kiln_tensor *t) { return t->nbytes; }
-void *kiln_tensor_data(kiln_tensor *t) { return t->data; }
+/* Writable data is the caller's own: a tensor whose buffer is shared (a
+ * view of an input, a weight, the carried state, another output) or is not
+ * kiln's heap memory (a mapped file, a session's arena) first gets a private
+ * copy, so writing through the pointer changes nothing else. */
+void *kiln_tensor_data(kiln_tensor *t) {
+    if (!t || t->kind != KILN_VALUE_TENSOR || !t->buf || !t->nbytes)
+        return t ? t->data : NULL;
+    if (t->buf->refs == 1 && t->buf->release == release_owned && t->data == t->buf->ptr)
+        return t->data;
+    kiln_tensor *c;
+    if (kiln_tensor_clone(t, &c) != KILN_OK)
+        return NULL;
+    kiln_tensor_set_buffer(t, c->buf, c->data);
+    kiln_tensor_destroy(c);
+    return t->data;
+}
 const void *kiln_tensor_data_const(const kiln_tensor *t) { return t->data; }
 
 const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len) {
