@@ -153,6 +153,15 @@ typedef struct kiln_save_options {
 kiln_status kiln_model_save(const kiln_model *m, const char *path,
                             const kiln_save_options *opts);
 
+/* The graph checks every model must pass before it is planned, frozen or
+ * written: each name a node, subgraph or graph output reads resolves to a
+ * value (a subgraph's in its own or an enclosing graph), no value is produced
+ * twice, no cycle, attribute types, no attribute reference outside a
+ * function; local functions' bodies too. Returns KILN_ERR_INVALID with the
+ * first problem as the message (naming the node and value); `problems` (may
+ * be NULL) gets all of them, one per line, malloc'd (NULL when none). */
+kiln_status kiln_model_validate(const kiln_model *m, char **problems);
+
 /* Human-readable (json = 0) or JSON (json = 1) summary, malloc'd; free(). */
 kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);
 

@@ -127,6 +127,11 @@ int kiln_cmd_freeze(int argc, char **argv) {
         rc = cli_error("freeze", st);
         goto done;
     }
+    if (kiln_model_validate(m, NULL) != KILN_OK) {
+        fprintf(stderr, "kiln freeze: %s: %s; nothing written\n", path, kiln_last_error());
+        rc = 1;
+        goto done;
+    }
     for (size_t i = 0; i < nd; i++) {
         char *name, *value;
         int64_t v;
@@ -172,7 +177,8 @@ int kiln_cmd_freeze(int argc, char **argv) {
         }
     }
     if ((st = kiln_model_freeze(m, &fo, rep)) != KILN_OK) {
-        rc = cli_error("freeze", st);
+        fprintf(stderr, "kiln freeze: %s: %s; nothing written\n", path, kiln_last_error());
+        rc = st == KILN_ERR_ARG ? 2 : 1;
         goto done;
     }
     if (!quiet && kiln_report_text(rep, &text) == KILN_OK) {
