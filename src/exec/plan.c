@@ -456,7 +456,7 @@ static void validate_graph(vctx *c, const kiln_graph *g, const vframe *up, bool 
                 continue;
             if (!vresolve(c, &f, nm))
                 vproblem(c, "node '%s' (%s): input '%s' names no value in this graph%s", node_label(n), n->op_type,
-                         nm, up ? " or an enclosing one" : "");
+                         nm, up ? ", and no enclosing graph defines it" : "");
         }
         for (size_t a = 0; a < n->n_attrs && !c->oom; a++) {
             const kiln_attr *at = &n->attrs[a];

@@ -33,6 +33,7 @@ typedef struct saver {
     bool oom;
     size_t ext_threshold;
     char ext_name[NAME_MAX + 1]; /* basename of the data file, set once its content is known */
+    bool keep_external; /* tensors loaded from external data stay there, whatever their size */
     ext_entry *ext;
     size_t n_ext, cap_ext;
     uint64_t ext_size;
@@ -280,7 +281,10 @@ static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
     }
     const void *bytes = packed ? (const void *)packed : t->data;
     size_t nbytes = packed ? p->raw_data.len : t->nbytes;
-    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && nbytes >= s->ext_threshold) {
+    bool was_external = false; /* loaded from external data, and untouched */
+    for (size_t i = 0; s->keep_external && t->buf && i < s->m->n_ext_maps && !was_external; i++)
+        was_external = s->m->ext_maps[i] == t->buf;
+    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && (nbytes >= s->ext_threshold || was_external)) {
         if (s->n_ext == s->cap_ext) {
             size_t cap = s->cap_ext ? s->cap_ext * 2 : 64;
             ext_entry *e = realloc(s->ext, cap * sizeof *e);
@@ -1049,6 +1053,7 @@ kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_sa
     Onnx__ModelProto *p = NULL;
     for (int attempt = 0;; attempt++) {
         s.ext_threshold = ext ? threshold : 0;
+        s.keep_external = ext && !(opts && opts->external_threshold) && threshold > 64;
         p = save_model(&s, m);
         if (s.err != KILN_OK) {
             st = kiln_fail_prefix(s.err, "%s: ", path);
