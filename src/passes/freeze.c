@@ -358,9 +358,9 @@ static kiln_status write_provenance(kiln_model *m, const kiln_freeze_ctx *c, con
         const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
         char hex[65];
         KILN_TRY(set_meta(m, "kiln.source.file", base));
-        if (kiln_sha256_file(m->path, hex) != KILN_OK)
-            return kiln_fail_prefix(KILN_ERR_IO, "provenance: ");
-        KILN_TRY(set_meta(m, "kiln.source.sha256", hex));
+        /* a model made in memory, or whose file is gone, has no hash */
+        if (kiln_sha256_file(m->path, hex) == KILN_OK)
+            KILN_TRY(set_meta(m, "kiln.source.sha256", hex));
     }
     for (size_t off = 0; r->provenance.data && off < r->provenance.len;) {
         const char *k = r->provenance.data + off;

@@ -3,6 +3,7 @@ stderr that names the file and the problem, and leaves no output file (nor
 a temporary one) behind. Runs the CLI (`kiln info`), the round-trip tool
 (load + save) and the tensor-file converter."""
 import argparse
+import glob
 import os
 import random
 import resource
@@ -229,7 +230,10 @@ def main():
         if r.returncode == 0:
             got = numpy_helper.to_array(onnx.load(p("out.onnx")).graph.initializer[0])
             t.ok(np.array_equal(got, np.ones(100, np.float32)), "external data values")
-            os.unlink(p("out.onnx"))
+            # loaded with external data, saved with external data (its own data file)
+            t.ok(len(glob.glob(p("out.onnx.*.data"))) == 1, "external data kept external")
+            for f in glob.glob(p("out.onnx*")):
+                os.unlink(f)
 
         # saving where it cannot be written
         good = os.path.join(args.data, "pytorch-converted/test_Conv2d/model.onnx")
