@@ -444,6 +444,9 @@ static void validate_graph(vctx *c, const kiln_graph *g, const vframe *up, bool 
     for (size_t i = 0; i < g->n_nodes && !c->oom; i++) {
         const kiln_node *n = g->nodes[i];
         f.current = (int)i;
+        size_t origin_mark = c->prefix.len;
+        if (n->origin) /* inlined from a local function: say which */
+            kiln_sbuf_printf(&c->prefix, "in %s: ", n->origin);
         if (check_attr_types(n) != KILN_OK)
             vproblem(c, "%s", kiln_last_error());
         for (size_t a = 0; a < n->n_attrs; a++)
@@ -474,6 +477,9 @@ static void validate_graph(vctx *c, const kiln_graph *g, const vframe *up, bool 
                     c->prefix.data[mark] = 0;
             }
         }
+        c->prefix.len = origin_mark;
+        if (c->prefix.data)
+            c->prefix.data[origin_mark] = 0;
     }
     f.current = -1;
     for (size_t i = 0; i < g->n_outputs; i++) {
