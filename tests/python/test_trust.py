@@ -455,10 +455,13 @@ def external_data(d):
     # past protobuf's limit (lowered for the test): external whatever the options
     out3 = os.path.join(d, "big.onnx")
     r = kiln(["freeze", inl, "-o", out3, "--inline", "-q"], env={"KILN_TEST_PROTO_LIMIT": "20000"})
+    r2 = kiln(["freeze", inl, "-o", out2, "--inline", "-q"])
+    t.ok(r2.returncode == 0 and "2 GB" not in r2.stderr, "external: no note for a small --inline model", r2.stderr)
     if t.ok(r.returncode == 0, "external: a model past the limit, --inline", r.stderr):
         t.ok(len(data_files(d, "big.onnx")) == 1 and os.path.getsize(out3) <= 20000,
              "external: past the limit it is saved with external data", str(os.path.getsize(out3)))
         t.ok(np.array_equal(weights_of(out3)["w3"], ws[3]), "external: values past the limit")
+        t.ok("2 GB" in r.stderr, "external: freeze says the model went external", r.stderr)
     # byte-identical with external data too
     for sub in ("a", "b"):
         os.makedirs(os.path.join(d, sub))

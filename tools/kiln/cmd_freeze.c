@@ -1,5 +1,6 @@
 /* kiln freeze MODEL -o OUT [--bind NAME=VALUE]... [--dim SYMBOL=N]... [--shape INPUT=d0,d1,...]... */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -52,6 +53,28 @@ static bool parse_i64(const char *s, int64_t *out) {
         return false;
     *out = v;
     return true;
+}
+
+/* After an --inline save: a data file of kiln's name for OUT means the model
+ * would have passed protobuf's 2 GB limit (an inline save removes them). */
+static void note_forced_external(const char *out) {
+    char *d = strdup(out), *b = strdup(out);
+    if (d && b) {
+        const char *dir = dirname(d), *base = basename(b);
+        size_t bl = strlen(base);
+        DIR *dh = opendir(dir);
+        for (struct dirent *de; dh && (de = readdir(dh));)
+            if (!strncmp(de->d_name, base, bl) && de->d_name[bl] == '.' && strlen(de->d_name) == bl + 22 &&
+                !strcmp(de->d_name + bl + 17, ".data")) {
+                fprintf(stderr, "kiln freeze: %s would pass protobuf's 2 GB limit inline: its tensors are in %s\n",
+                        out, de->d_name);
+                break;
+            }
+        if (dh)
+            closedir(dh);
+    }
+    free(d);
+    free(b);
 }
 
 int kiln_cmd_freeze(int argc, char **argv) {
@@ -239,6 +262,8 @@ int kiln_cmd_freeze(int argc, char **argv) {
         rc = cli_error("freeze", st);
         goto done;
     }
+    if (inline_all)
+        note_forced_external(out);
     if (report_path) {
         char *json = NULL;
         if ((st = kiln_report_json(rep, &json)) == KILN_OK) {
