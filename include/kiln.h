@@ -183,15 +183,38 @@ kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln
 void kiln_model_destroy(kiln_model *m);
 
 typedef struct kiln_save_options {
-    /* Tensors of at least this many bytes go to one side file
-     * (`<output name>.data`, offsets aligned to 64 bytes); 0 keeps every
-     * tensor inside the model file. */
+    /* With external data, tensors of at least this many bytes go to one data
+     * file beside the model (offsets aligned to 64 bytes); 0: 1024. Set
+     * alone (external 0), it asks for external data. */
     size_t external_threshold;
+    /* 0: external data when the model was loaded with external data or
+     * external_threshold is set; 1: external data; -1: every tensor inside
+     * the model file. Whatever this says, a model whose file would pass
+     * 2 GB (protobuf's limit) is saved with external data. */
+    int external;
+    /* The data file's name, in the model's folder; NULL: "<model file
+     * name>.<16 hex digits of the data's SHA-256>.data", so a new data file
+     * never replaces the one the old model on disk reads. */
+    const char *external_file;
 } kiln_save_options;
 
-/* Writes to a temporary file beside `path`, renamed into place when complete. */
+/* Writes to a temporary file beside `path`, renamed into place when
+ * complete. With external data the data file is written and renamed first,
+ * then the model, then the data files of the model it replaced (kiln's
+ * names for this path) are removed: at every moment the model at `path`
+ * loads with its data. Untouched tensors loaded from external data are
+ * copied file to file (copy_file_range) where the system allows. */
 kiln_status kiln_model_save(const kiln_model *m, const char *path,
                             const kiln_save_options *opts);
+
+/* The graph checks every model must pass before it is planned, frozen or
+ * written: each name a node, subgraph or graph output reads resolves to a
+ * value (a subgraph's in its own or an enclosing graph), no value is produced
+ * twice, no cycle, attribute types, no attribute reference outside a
+ * function; local functions' bodies too. Returns KILN_ERR_INVALID with the
+ * first problem as the message (naming the node and value); `problems` (may
+ * be NULL) gets all of them, one per line, malloc'd (NULL when none). */
+kiln_status kiln_model_validate(const kiln_model *m, char **problems);
 
 /* Human-readable (json = 0) or JSON (json = 1) summary, malloc'd; free(). */
 kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);

@@ -1,6 +1,8 @@
 /* Plans: value numbering, scope resolution (outer-scope captures of
  * subgraphs), topological order with cycle detection, and liveness (which
  * values each node is the last consumer of). Built once per graph. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +226,322 @@ static kiln_status check_attr_types(const kiln_node *n) {
     return KILN_OK;
 }
 
+/* ---- validation: the graph checks, on their own ----
+ *
+ * One function holds every structural check a graph must pass before it is
+ * planned, frozen or written: names that resolve to no value (in the graph,
+ * or for a subgraph in an enclosing one), a value produced twice, a cycle
+ * (through explicit inputs and through subgraph captures), attribute types,
+ * attribute references outside functions. kiln_plan_main runs it before
+ * planning; kiln freeze runs it on its input and on its result; kiln check
+ * refuses what it refuses; kiln info shows its findings as warnings. */
+
+#define VALIDATE_MAX_PROBLEMS 20
+
+typedef struct vedge {
+    int src, dst;
+    const char *value;
+} vedge;
+
+typedef struct vframe {
+    const kiln_graph *g;
+    kiln_name_map *names; /* id: 0 graph input, 1 initializer, 2 + i node i's output */
+    const struct vframe *up;
+    int current; /* the node whose subgraphs are being checked */
+    vedge *edges;
+    size_t n_edges, cap_edges;
+    bool in_function;
+} vframe;
+
+typedef struct vctx {
+    kiln_sbuf *all;
+    int n;
+    char first[1200];
+    bool oom;
+    kiln_sbuf prefix; /* "in a subgraph of node ...: " chain */
+} vctx;
+
+static void vproblem(vctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vproblem(vctx *c, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *pre = c->prefix.data ? c->prefix.data : "";
+    if (c->n == 0)
+        snprintf(c->first, sizeof c->first, "%s%s", pre, msg);
+    if (c->all && c->n < VALIDATE_MAX_PROBLEMS)
+        kiln_sbuf_printf(c->all, "%s%s\n", pre, msg);
+    else if (c->all && c->n == VALIDATE_MAX_PROBLEMS)
+        kiln_sbuf_printf(c->all, "(more problems not listed)\n");
+    c->n++;
+}
+
+static const char *node_label(const kiln_node *n) { return n->name && *n->name ? n->name : "(unnamed)"; }
+
+static void vedge_add(vctx *c, vframe *f, int src, int dst, const char *value) {
+    if (f->n_edges == f->cap_edges) {
+        size_t cap = f->cap_edges ? f->cap_edges * 2 : 64;
+        vedge *e = kiln_realloc(f->edges, cap * sizeof *e);
+        if (!e) {
+            c->oom = true;
+            return;
+        }
+        f->edges = e;
+        f->cap_edges = cap;
+    }
+    f->edges[f->n_edges++] = (vedge){src, dst, value};
+}
+
+/* Resolves a name read by the current node of `f`: true when some frame
+ * defines it; a dependency edge goes to the frame that does. */
+static bool vresolve(vctx *c, vframe *f, const char *name) {
+    for (vframe *s = f; s; s = (vframe *)s->up) {
+        int id = kiln_name_map_get(s->names, name);
+        if (id < 0)
+            continue;
+        if (id >= 2 && s->current >= 0)
+            vedge_add(c, s, id - 2, s->current, name);
+        return true;
+    }
+    return false;
+}
+
+static const char *producer_text(const kiln_graph *g, int id, char *buf, size_t n) {
+    if (id == 0)
+        return "a graph input";
+    if (id == 1)
+        return "an initializer";
+    snprintf(buf, n, "produced by node '%s' (%s)", node_label(g->nodes[id - 2]), g->nodes[id - 2]->op_type);
+    return buf;
+}
+
+static void validate_graph(vctx *c, const kiln_graph *g, const vframe *up, bool in_function,
+                           char *const *fn_inputs, size_t n_fn_inputs);
+
+static void validate_cycles(vctx *c, vframe *f) {
+    const kiln_graph *g = f->g;
+    size_t n = g->n_nodes;
+    int *indeg = kiln_calloc(n + 1, sizeof *indeg), *queue = kiln_calloc(n + 1, sizeof *queue);
+    size_t *start = kiln_calloc(n + 2, sizeof *start);
+    int *adj = kiln_calloc(f->n_edges + 1, sizeof *adj);
+    if (!indeg || !queue || !start || !adj) {
+        c->oom = true;
+        goto out;
+    }
+    for (size_t e = 0; e < f->n_edges; e++) {
+        indeg[f->edges[e].dst]++;
+        start[f->edges[e].src + 1]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        start[i + 1] += start[i];
+    {
+        size_t *fill = kiln_calloc(n + 1, sizeof *fill);
+        if (!fill) {
+            c->oom = true;
+            goto out;
+        }
+        for (size_t e = 0; e < f->n_edges; e++) {
+            int s = f->edges[e].src;
+            adj[start[s] + fill[s]++] = f->edges[e].dst;
+        }
+        free(fill);
+    }
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < n; i++)
+        if (indeg[i] == 0)
+            queue[tail++] = (int)i;
+    while (head < tail) {
+        int i = queue[head++];
+        for (size_t k = start[i]; k < start[i + 1]; k++)
+            if (--indeg[adj[k]] == 0)
+                queue[tail++] = adj[k];
+    }
+    if (tail != n) {
+        kiln_sbuf names = {0};
+        int shown = 0;
+        for (size_t i = 0; i < n && shown < 5; i++)
+            if (indeg[i] > 0) {
+                kiln_sbuf_printf(&names, "%s'%s' (%s)", shown ? ", " : "", node_label(g->nodes[i]),
+                                 g->nodes[i]->op_type);
+                shown++;
+            }
+        /* a value on the cycle: an edge between two nodes left over */
+        const vedge *on = NULL;
+        for (size_t e = 0; e < f->n_edges && !on; e++)
+            if (indeg[f->edges[e].src] > 0 && indeg[f->edges[e].dst] > 0)
+                on = &f->edges[e];
+        if (on)
+            vproblem(c, "the graph has a cycle: node '%s' (%s) reads value '%s', which depends on its own result "
+                     "(nodes that cannot be ordered: %s)", node_label(g->nodes[on->dst]),
+                     g->nodes[on->dst]->op_type, on->value, names.data ? names.data : "?");
+        else
+            vproblem(c, "the graph has a cycle through nodes %s", names.data ? names.data : "?");
+        free(names.data);
+    }
+out:
+    free(indeg);
+    free(queue);
+    free(start);
+    free(adj);
+}
+
+static void validate_graph(vctx *c, const kiln_graph *g, const vframe *up, bool in_function,
+                           char *const *fn_inputs, size_t n_fn_inputs) {
+    size_t cap = g->n_inputs + g->n_inits + n_fn_inputs + 1;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        cap += g->nodes[i]->n_outputs;
+    vframe f = {.g = g, .names = map_new(cap), .up = up, .current = -1, .in_function = in_function};
+    if (!f.names) {
+        c->oom = true;
+        return;
+    }
+    char buf[600];
+    for (size_t i = 0; i < n_fn_inputs; i++)
+        if (fn_inputs[i] && *fn_inputs[i]) {
+            if (kiln_name_map_get(f.names, fn_inputs[i]) >= 0)
+                vproblem(c, "function input '%s' is listed twice", fn_inputs[i]);
+            map_put(f.names, fn_inputs[i], 0);
+        }
+    for (size_t i = 0; i < g->n_inputs; i++) {
+        const char *nm = g->inputs[i].name;
+        if (!nm || !*nm) {
+            vproblem(c, "graph input %zu has no name", i);
+            continue;
+        }
+        if (kiln_name_map_get(f.names, nm) >= 0)
+            vproblem(c, "graph input '%s' is listed twice", nm);
+        map_put(f.names, nm, 0);
+    }
+    for (size_t i = 0; i < g->n_inits; i++) {
+        const kiln_tensor *t = g->inits[i];
+        if (!t->name || !*t->name) {
+            vproblem(c, "initializer %zu has no name", i);
+            continue;
+        }
+        int id = kiln_name_map_get(f.names, t->name);
+        if (id == 1)
+            vproblem(c, "initializer '%s' is listed twice", t->name);
+        map_put(f.names, t->name, 1);
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = g->nodes[i];
+        for (size_t k = 0; k < n->n_outputs; k++) {
+            const char *nm = n->outputs[k];
+            if (!nm || !*nm)
+                continue;
+            int id = kiln_name_map_get(f.names, nm);
+            if (id >= 0) {
+                vproblem(c, "node '%s' (%s): output '%s' is already %s", node_label(n), n->op_type, nm,
+                         id >= 2 && (size_t)(id - 2) == i ? "an output of the same node"
+                                                          : producer_text(g, id, buf, sizeof buf));
+                continue;
+            }
+            map_put(f.names, nm, 2 + (int)i);
+        }
+    }
+    for (size_t i = 0; i < g->n_nodes && !c->oom; i++) {
+        const kiln_node *n = g->nodes[i];
+        f.current = (int)i;
+        size_t origin_mark = c->prefix.len;
+        if (n->origin) /* inlined from a local function: say which */
+            kiln_sbuf_printf(&c->prefix, "in %s: ", n->origin);
+        if (check_attr_types(n) != KILN_OK)
+            vproblem(c, "%s", kiln_last_error());
+        for (size_t a = 0; a < n->n_attrs; a++)
+            if (n->attrs[a].ref && !in_function)
+                vproblem(c, "node '%s' (%s): attribute '%s' refers to attribute '%s' of a function, but the node is "
+                         "not inside a function", node_label(n), n->op_type, n->attrs[a].name, n->attrs[a].ref);
+        for (size_t k = 0; k < n->n_inputs; k++) {
+            const char *nm = n->inputs[k];
+            if (!nm || !*nm)
+                continue;
+            if (!vresolve(c, &f, nm))
+                vproblem(c, "node '%s' (%s): input '%s' names no value in this graph%s", node_label(n), n->op_type,
+                         nm, up ? ", and no enclosing graph defines it" : "");
+        }
+        for (size_t a = 0; a < n->n_attrs && !c->oom; a++) {
+            const kiln_attr *at = &n->attrs[a];
+            size_t n_sub = at->g ? 1 : at->graphs ? at->n : 0;
+            for (size_t k = 0; k < n_sub; k++) {
+                const kiln_graph *sub = at->g ? at->g : at->graphs[k];
+                if (!sub)
+                    continue;
+                size_t mark = c->prefix.len;
+                kiln_sbuf_printf(&c->prefix, "in subgraph '%s' of node '%s' (%s): ", at->name, node_label(n),
+                                 n->op_type);
+                validate_graph(c, sub, &f, in_function, NULL, 0);
+                c->prefix.len = mark;
+                if (c->prefix.data)
+                    c->prefix.data[mark] = 0;
+            }
+        }
+        c->prefix.len = origin_mark;
+        if (c->prefix.data)
+            c->prefix.data[origin_mark] = 0;
+    }
+    f.current = -1;
+    for (size_t i = 0; i < g->n_outputs; i++) {
+        const char *nm = g->outputs[i].name;
+        if (!nm || !*nm)
+            vproblem(c, "graph output %zu has no name", i);
+        else if (!vresolve(c, &f, nm))
+            vproblem(c, "graph output '%s' is not produced by any node%s", nm,
+                     up ? " and names no value of an enclosing graph" : "");
+    }
+    if (!c->oom)
+        validate_cycles(c, &f);
+    free(f.edges);
+    map_free(f.names);
+}
+
+/* The model's graph, then each local function's body. `problems` (may be
+ * NULL) gets every problem found, one per line; the status and message are
+ * the first one's. */
+static kiln_status validate(const kiln_model *m, const kiln_graph *g, kiln_sbuf *problems) {
+    vctx c = {.all = problems};
+    if (g)
+        validate_graph(&c, g, NULL, false, NULL, 0);
+    for (size_t i = 0; m && i < m->n_functions && !c.oom; i++) {
+        const kiln_function *fn = m->functions[i];
+        if (!fn->body)
+            continue;
+        kiln_sbuf_printf(&c.prefix, "in local function '%s%s%s': ", fn->domain && *fn->domain ? fn->domain : "",
+                         fn->domain && *fn->domain ? "." : "", fn->name ? fn->name : "?");
+        validate_graph(&c, fn->body, NULL, true, fn->inputs, fn->n_inputs);
+        for (size_t k = 0; k < fn->n_outputs && fn->outputs; k++) {
+            bool found = false;
+            for (size_t j = 0; j < fn->body->n_nodes && !found; j++)
+                for (size_t o = 0; o < fn->body->nodes[j]->n_outputs && !found; o++)
+                    found = !strcmp(fn->body->nodes[j]->outputs[o], fn->outputs[k]);
+            for (size_t j = 0; j < fn->n_inputs && !found; j++)
+                found = !strcmp(fn->inputs[j], fn->outputs[k]);
+            if (!found)
+                vproblem(&c, "function output '%s' is not produced by any node", fn->outputs[k]);
+        }
+        free(c.prefix.data);
+        c.prefix = (kiln_sbuf){0};
+    }
+    free(c.prefix.data);
+    if (c.oom || c.prefix.failed || (problems && problems->failed))
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory while checking the graph");
+    if (c.n)
+        return kiln_fail(KILN_ERR_INVALID, "%s", c.first);
+    return KILN_OK;
+}
+
+kiln_status kiln_model_validate(const kiln_model *m, char **problems) {
+    kiln_sbuf all = {0};
+    kiln_status st = validate(m, m->graph, problems ? &all : NULL);
+    if (problems) {
+        *problems = all.data;
+        all.data = NULL;
+    }
+    free(all.data);
+    return st;
+}
+
 static void plan_free(kiln_plan *p) {
     if (!p)
         return;
@@ -384,14 +702,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
         pn->opset = n->opset ? n->opset : core->model ? kiln_model_opset(core->model, n->domain) : 0;
         if (pn->opset == 0 && (!*n->domain))
             pn->opset = 1;
-        KILN_CHECK(st, check_attr_types(n), done);
-        for (size_t a = 0; a < n->n_attrs; a++)
-            if (n->attrs[a].ref) {
-                st = kiln_fail(KILN_ERR_INVALID, "node '%s' (%s): attribute '%s' refers to attribute '%s' of a "
-                               "function, but the node is not inside a function", n->name, n->op_type,
-                               n->attrs[a].name, n->attrs[a].ref);
-                goto done;
-            }
+        /* attribute types and references: checked by validate() */
         pn->op = kiln_op_find(n->domain, n->op_type, pn->opset);
         if (!pn->op) {
             char have[160];
@@ -647,5 +958,7 @@ kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const ki
 
 kiln_status kiln_plan_main(kiln_session_core *core, const kiln_graph *g) {
     kiln_plan *p;
+    /* the model's functions were inlined into g: its own graph is checked */
+    KILN_TRY(validate(NULL, g, NULL));
     return build(core, g, NULL, &p);
 }

@@ -1,4 +1,11 @@
-/* numpy .npy files: versions 1-3, C order, every numeric dtype, bool, float16. */
+/* numpy .npy files: versions 1.0, 2.0 and 3.0; C and Fortran order (Fortran
+ * arrays are transposed into kiln's C order); every numeric dtype, bool,
+ * float16.
+ *
+ * The header is read as the format defines it: a Python dict literal with
+ * exactly the keys 'descr', 'fortran_order' and 'shape', closed, followed by
+ * spaces and one '\n' that ends the header (ASCII in 1.0/2.0, UTF-8 in 3.0).
+ * Anything else is refused with a message that says what is wrong. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +23,203 @@ static const struct {
     {"c8", KILN_DTYPE_COMPLEX64}, {"c16", KILN_DTYPE_COMPLEX128},
 };
 
-/* Finds `'key':` in the header dict and returns a pointer past the colon. */
-static const char *dict_value(const char *h, const char *key) {
-    char pat[32];
-    snprintf(pat, sizeof pat, "'%s'", key);
-    const char *p = strstr(h, pat);
-    if (!p)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    if (*p != ':')
-        return NULL;
-    p++;
-    while (*p == ' ')
-        p++;
-    return p;
+/* ---- the header: a Python literal ---- */
+
+typedef struct hparse {
+    const char *p, *end;
+    const char *path;
+    kiln_status st;
+} hparse;
+
+static kiln_status hfail(hparse *h, const char *what) {
+    if (h->st == KILN_OK)
+        h->st = kiln_fail(KILN_ERR_PARSE, "%s: malformed .npy header: %s", h->path, what);
+    return h->st;
+}
+
+static void skip_ws(hparse *h) {
+    while (h->p < h->end && (*h->p == ' ' || *h->p == '\t'))
+        h->p++;
+}
+
+static bool eat(hparse *h, char c) {
+    skip_ws(h);
+    if (h->p < h->end && *h->p == c) {
+        h->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A quoted string without escapes (numpy writes none in the keys and
+ * dtypes kiln reads): its text into buf. */
+static bool read_str(hparse *h, char *buf, size_t cap) {
+    skip_ws(h);
+    if (h->p >= h->end || (*h->p != '\'' && *h->p != '"'))
+        return false;
+    char q = *h->p++;
+    size_t n = 0;
+    while (h->p < h->end && *h->p != q) {
+        if (*h->p == '\\' || *h->p == '\n' || n + 1 >= cap)
+            return false;
+        buf[n++] = *h->p++;
+    }
+    if (h->p >= h->end)
+        return false;
+    h->p++;
+    buf[n] = 0;
+    return true;
+}
+
+static bool read_word(hparse *h, const char *w) {
+    skip_ws(h);
+    size_t n = strlen(w);
+    if ((size_t)(h->end - h->p) < n || memcmp(h->p, w, n) != 0)
+        return false;
+    const char *after = h->p + n;
+    if (after < h->end && ((*after >= 'a' && *after <= 'z') || (*after >= 'A' && *after <= 'Z') ||
+                           (*after >= '0' && *after <= '9') || *after == '_'))
+        return false;
+    h->p = after;
+    return true;
+}
+
+/* '(' [int (',' int)* [',']] ')', a one-element tuple with its comma. */
+static bool read_shape(hparse *h, int64_t *dims, int *rank) {
+    *rank = 0;
+    if (!eat(h, '('))
+        return hfail(h, "'shape' is not a tuple"), false;
+    bool comma = false;
+    for (;;) {
+        skip_ws(h);
+        if (eat(h, ')'))
+            break;
+        if (*rank && !comma)
+            return hfail(h, "'shape': expected ',' or ')'"), false;
+        skip_ws(h);
+        if (h->p >= h->end || *h->p < '0' || *h->p > '9')
+            return hfail(h, "'shape' holds something that is not a dimension"), false;
+        unsigned long long v = 0;
+        bool big = false;
+        while (h->p < h->end && *h->p >= '0' && *h->p <= '9') {
+            unsigned d = (unsigned)(*h->p++ - '0');
+            if (v > ((unsigned long long)INT64_MAX - d) / 10)
+                big = true;
+            else
+                v = v * 10 + d;
+        }
+        if (h->p < h->end && *h->p == 'L') /* Python 2 longs */
+            h->p++;
+        if (big) {
+            if (h->st == KILN_OK)
+                h->st = kiln_fail(KILN_ERR_LIMIT, "%s: dimension too large in .npy header", h->path);
+            return false;
+        }
+        if (*rank == KILN_MAX_RANK) {
+            if (h->st == KILN_OK)
+                h->st = kiln_fail(KILN_ERR_LIMIT, "%s: rank exceeds kiln's limit of %d", h->path, KILN_MAX_RANK);
+            return false;
+        }
+        dims[(*rank)++] = (int64_t)v;
+        comma = eat(h, ',');
+    }
+    if (*rank == 1 && !comma)
+        return hfail(h, "'shape' is '(n)', an integer, not the tuple '(n,)'"), false;
+    return true;
+}
+
+typedef struct npy_header {
+    char descr[64];
+    bool fortran;
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+} npy_header;
+
+static kiln_status parse_header(const char *path, const char *text, size_t len, int major, npy_header *out) {
+    hparse h = {.p = text, .end = text + len, .path = path};
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == 0 || (c >= 0x80 && major < 3))
+            return hfail(&h, major < 3 ? "not ASCII (versions 1.0 and 2.0)" : "a NUL byte");
+    }
+    if (len == 0 || text[len - 1] != '\n')
+        return hfail(&h, "it does not end with a newline");
+    h.end = text + len - 1; /* the dict, then spaces */
+    bool seen[3] = {false, false, false};
+    if (!eat(&h, '{'))
+        return hfail(&h, "it is not a dict ('{' expected)");
+    for (;;) {
+        if (eat(&h, '}'))
+            break;
+        char key[32];
+        skip_ws(&h);
+        if (h.p >= h.end)
+            return hfail(&h, "the dict is not closed ('}' missing)");
+        if (!read_str(&h, key, sizeof key))
+            return hfail(&h, "a key is not a quoted string");
+        if (!eat(&h, ':'))
+            return hfail(&h, "':' expected after a key");
+        int k = !strcmp(key, "descr") ? 0 : !strcmp(key, "fortran_order") ? 1 : !strcmp(key, "shape") ? 2 : -1;
+        if (k < 0) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "unexpected key '%s'", key);
+            return hfail(&h, msg);
+        }
+        if (seen[k])
+            return hfail(&h, "a key is given twice");
+        seen[k] = true;
+        if (k == 0) {
+            skip_ws(&h);
+            if (h.p < h.end && *h.p == '[')
+                return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: structured (record) dtypes are not supported", path);
+            if (!read_str(&h, out->descr, sizeof out->descr))
+                return hfail(&h, "'descr' is not a dtype string");
+        } else if (k == 1) {
+            if (read_word(&h, "True"))
+                out->fortran = true;
+            else if (read_word(&h, "False"))
+                out->fortran = false;
+            else
+                return hfail(&h, "'fortran_order' is neither True nor False");
+        } else if (!read_shape(&h, out->dims, &out->rank)) {
+            return h.st;
+        }
+        if (!eat(&h, ',')) {
+            if (eat(&h, '}'))
+                break;
+            skip_ws(&h);
+            return hfail(&h, h.p >= h.end ? "the dict is not closed ('}' missing)" : "',' or '}' expected");
+        }
+    }
+    skip_ws(&h);
+    if (h.p != h.end)
+        return hfail(&h, "something other than space padding follows the dict");
+    if (!seen[0] || !seen[1] || !seen[2])
+        return hfail(&h, !seen[0] ? "no 'descr'" : !seen[1] ? "no 'fortran_order'" : "no 'shape'");
+    return KILN_OK;
+}
+
+/* Fortran order -> C order: element (i0..in-1) is at sum(ik * stride_k)
+ * with stride_0 = 1 in the source. */
+static void fortran_to_c(const uint8_t *src, uint8_t *dst, int rank, const int64_t *dims, size_t esize,
+                         int64_t numel) {
+    int64_t fstride[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0};
+    int64_t s = 1;
+    for (int k = 0; k < rank; k++) {
+        fstride[k] = s;
+        s *= dims[k];
+    }
+    int64_t off = 0;
+    for (int64_t i = 0; i < numel; i++) {
+        memcpy(dst + (size_t)i * esize, src + (size_t)off * esize, esize);
+        for (int k = rank - 1; k >= 0; k--) { /* C order: the last index moves fastest */
+            off += fstride[k];
+            if (++idx[k] < dims[k])
+                break;
+            off -= fstride[k] * dims[k];
+            idx[k] = 0;
+        }
+    }
 }
 
 kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
@@ -41,14 +229,18 @@ kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
     const unsigned char *d = map->ptr;
     size_t n = map->size;
     kiln_status st = KILN_OK;
-    char *header = NULL;
     kiln_tensor *t = NULL;
+    npy_header hd = {0};
     if (n < 10 || memcmp(d, "\x93NUMPY", 6) != 0) {
         st = kiln_fail(KILN_ERR_PARSE, "%s: not a .npy file (bad magic)", path);
         goto done;
     }
-    int major = d[6];
+    int major = d[6], minor = d[7];
     size_t hlen, hoff;
+    if ((major == 1 || major == 2 || major == 3) && minor != 0) {
+        st = kiln_fail(KILN_ERR_PARSE, "%s: unsupported .npy version %d.%d", path, major, minor);
+        goto done;
+    }
     if (major == 1) {
         hlen = (size_t)d[8] | (size_t)d[9] << 8;
         hoff = 10;
@@ -67,27 +259,8 @@ kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
         st = kiln_fail(KILN_ERR_PARSE, "%s: truncated .npy header", path);
         goto done;
     }
-    header = kiln_strndup((const char *)d + hoff, hlen);
-    if (!header) {
-        st = KILN_ERR_NOMEM;
-        goto done;
-    }
-    const char *descr = dict_value(header, "descr");
-    const char *fortran = dict_value(header, "fortran_order");
-    const char *shape = dict_value(header, "shape");
-    if (descr && *descr == '[') {
-        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: structured (record) dtypes are not supported", path);
-        goto done;
-    }
-    if (!descr || !fortran || !shape || *descr != '\'' || *shape != '(') {
-        st = kiln_fail(KILN_ERR_PARSE, "%s: malformed .npy header", path);
-        goto done;
-    }
-    if (strncmp(fortran, "True", 4) == 0) {
-        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: Fortran-order arrays are not supported; save with np.ascontiguousarray", path);
-        goto done;
-    }
-    descr++;
+    KILN_CHECK(st, parse_header(path, (const char *)d + hoff, hlen, major, &hd), done);
+    const char *descr = hd.descr;
     char order = *descr;
     if (order == '<' || order == '|' || order == '=' || order == '>')
         descr++;
@@ -97,70 +270,45 @@ kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: big-endian arrays are not supported", path);
         goto done;
     }
-    const char *dend = strchr(descr, '\'');
-    if (!dend) {
-        st = kiln_fail(KILN_ERR_PARSE, "%s: malformed dtype in .npy header", path);
-        goto done;
-    }
-    size_t dlen = (size_t)(dend - descr);
     kiln_dtype dtype = KILN_DTYPE_UNDEFINED;
     for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
-        if (strlen(npy_types[i].descr) == dlen && strncmp(descr, npy_types[i].descr, dlen) == 0)
+        if (strcmp(descr, npy_types[i].descr) == 0)
             dtype = npy_types[i].dtype;
-    if (dlen == 1 && descr[0] == '?')
+    if (strcmp(descr, "?") == 0)
         dtype = KILN_DTYPE_BOOL;
-    if (dlen == 1 && descr[0] == 'O') {
+    if (descr[0] == 'O' && (!descr[1] || (descr[1] == '8' && !descr[2]))) {
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: object arrays are not supported", path);
         goto done;
     }
     if (dtype == KILN_DTYPE_UNDEFINED) {
-        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: unsupported dtype '%.*s'", path, (int)dlen, descr);
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: unsupported dtype '%s'", path, hd.descr);
         goto done;
     }
-    int64_t dims[KILN_MAX_RANK];
-    int rank = 0;
-    const char *p = shape + 1;
-    for (;;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == ')')
-            break;
-        if (*p < '0' || *p > '9') {
-            st = kiln_fail(KILN_ERR_PARSE, "%s: malformed shape in .npy header", path);
-            goto done;
-        }
-        if (rank == KILN_MAX_RANK) {
-            st = kiln_fail(KILN_ERR_LIMIT, "%s: rank exceeds kiln's limit of %d", path, KILN_MAX_RANK);
-            goto done;
-        }
-        char *e;
-        unsigned long long v = strtoull(p, &e, 10);
-        if (v > (unsigned long long)INT64_MAX) {
-            st = kiln_fail(KILN_ERR_LIMIT, "%s: dimension too large", path);
-            goto done;
-        }
-        dims[rank++] = (int64_t)v;
-        p = e;
-        while (*p == 'L')
-            p++;
+    /* a multi-byte type with '|' (no byte order) is not what numpy writes */
+    if (order == '|' && kiln_dtype_size(dtype) > 1 && hd.descr[0] == '|') {
+        st = kiln_fail(KILN_ERR_PARSE, "%s: malformed .npy header: dtype '%s' has no byte order", path, hd.descr);
+        goto done;
     }
     t = kiln_tensor_new();
     if (!t) {
         st = KILN_ERR_NOMEM;
         goto done;
     }
-    st = kiln_tensor_init_shape(t, dtype, rank, dims);
+    st = kiln_tensor_init_shape(t, dtype, hd.rank, hd.dims);
     if (st != KILN_OK) {
         kiln_fail_prefix(st, "%s: ", path);
         goto done;
     }
     size_t data_off = hoff + hlen;
-    if (n - data_off < t->nbytes) {
-        st = kiln_fail(KILN_ERR_PARSE, "%s: file has %zu data bytes, shape needs %zu", path, n - data_off, t->nbytes);
+    if (n - data_off != t->nbytes) {
+        st = kiln_fail(KILN_ERR_PARSE, "%s: file has %zu data bytes, shape %s of %s needs %zu", path, n - data_off,
+                       kiln_dims_str(t->rank, t->dims, (char[256]){0}, 256), kiln_dtype_name(dtype), t->nbytes);
         goto done;
     }
     KILN_CHECK(st, kiln_tensor_alloc_data(t), done);
-    if (t->nbytes)
+    if (t->nbytes && hd.fortran && t->rank > 1)
+        fortran_to_c(d + data_off, t->data, t->rank, t->dims, kiln_dtype_size(dtype), t->numel);
+    else if (t->nbytes)
         memcpy(t->data, d + data_off, t->nbytes);
     if (dtype == KILN_DTYPE_BOOL) {
         uint8_t *b = t->data;
@@ -171,7 +319,6 @@ kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
     t = NULL;
 done:
     kiln_tensor_destroy(t);
-    free(header);
     kiln_buffer_unref(map);
     return st;
 }

@@ -423,8 +423,12 @@ kiln_status kiln_tensor_create_copy(kiln_dtype dtype, int rank, const int64_t *d
     kiln_tensor *t;
     KILN_TRY(kiln_tensor_create(dtype, rank, dims, &t));
     if (nbytes != t->nbytes) {
+        size_t need = t->nbytes;
+        char shape[256];
+        kiln_dims_str(t->rank, t->dims, shape, sizeof shape);
         kiln_tensor_destroy(t);
-        return kiln_fail(KILN_ERR_ARG, "data has %zu bytes, shape needs %zu", nbytes, t->nbytes);
+        return kiln_fail(KILN_ERR_ARG, "data has %zu bytes, shape %s of %s needs %zu", nbytes, shape,
+                         kiln_dtype_name(dtype), need);
     }
     if (nbytes)
         memcpy(t->data, data, nbytes);

@@ -3,14 +3,19 @@
  * Messages start from a shallow copy of the loaded message (src), so fields
  * kiln does not model, and unknown fields, are written back unchanged. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/sha256.h"
 #include "ir/ir.h"
 #include "onnx.pb-c.h"
 
@@ -27,7 +32,8 @@ typedef struct saver {
     size_t n_allocs, cap_allocs;
     bool oom;
     size_t ext_threshold;
-    const char *ext_name; /* basename of the side file */
+    char ext_name[NAME_MAX + 1]; /* basename of the data file, set once its content is known */
+    bool keep_external; /* tensors loaded from external data stay there, whatever their size */
     ext_entry *ext;
     size_t n_ext, cap_ext;
     uint64_t ext_size;
@@ -275,7 +281,10 @@ static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
     }
     const void *bytes = packed ? (const void *)packed : t->data;
     size_t nbytes = packed ? p->raw_data.len : t->nbytes;
-    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && nbytes >= s->ext_threshold) {
+    bool was_external = false; /* loaded from external data, and untouched */
+    for (size_t i = 0; s->keep_external && t->buf && i < s->m->n_ext_maps && !was_external; i++)
+        was_external = s->m->ext_maps[i] == t->buf;
+    if (s->ext_threshold && t->dtype != KILN_DTYPE_STRING && (nbytes >= s->ext_threshold || was_external)) {
         if (s->n_ext == s->cap_ext) {
             size_t cap = s->cap_ext ? s->cap_ext * 2 : 64;
             ext_entry *e = realloc(s->ext, cap * sizeof *e);
@@ -300,7 +309,7 @@ static Onnx__TensorProto *save_tensor(saver *s, const kiln_tensor *t) {
             onnx__string_string_entry_proto__init(kv[i]);
             kv[i]->key = (char *)keys[i];
         }
-        kv[0]->value = (char *)s->ext_name;
+        kv[0]->value = s->ext_name; /* filled in when the data file is written */
         kv[1]->value = s_printf(s, "%llu", (unsigned long long)off);
         kv[2]->value = s_printf(s, "%llu", (unsigned long long)nbytes);
         p->n_external_data = 3;
@@ -628,108 +637,478 @@ static kiln_status write_model(void *vctx, int fd) {
     return f.st;
 }
 
-static kiln_status write_side(void *vctx, int fd) {
-    write_ctx *w = vctx;
+/* ---- the data file ---- */
+
+/* Where an untouched tensor's bytes are in the file it was loaded from:
+ * its data is still the whole region the loader mapped for it. */
+typedef struct ext_source {
+    int fd; /* -1: none */
+    uint64_t offset;
+} ext_source;
+
+typedef struct open_file {
+    char *path;
+    int fd;
+} open_file;
+
+typedef struct src_files {
+    open_file *v;
+    size_t n;
+} src_files;
+
+static int src_open(src_files *f, const char *path) {
+    for (size_t i = 0; i < f->n; i++)
+        if (!strcmp(f->v[i].path, path))
+            return f->v[i].fd;
+    open_file *v = realloc(f->v, (f->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    f->v = v;
+    char *p = strdup(path);
+    int fd = p ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    f->v[f->n++] = (open_file){p, fd};
+    return fd;
+}
+
+static void src_close(src_files *f) {
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->v[i].fd >= 0)
+            close(f->v[i].fd);
+        free(f->v[i].path);
+    }
+    free(f->v);
+}
+
+static ext_source find_source(const kiln_model *m, const ext_entry *e, src_files *files) {
+    ext_source none = {-1, 0};
+    const kiln_tensor *t = e->t;
+    if (!m || !m->dir || !t->buf || !t->src || kiln_dtype_is_packed(t->dtype) || e->data != t->data)
+        return none;
+    bool mapped = false;
+    for (size_t i = 0; i < m->n_ext_maps && !mapped; i++)
+        mapped = m->ext_maps[i] == t->buf && t->buf->ptr == t->data && t->buf->size == t->nbytes;
+    if (!mapped)
+        return none;
+    const Onnx__TensorProto *p = t->src;
+    const char *loc = NULL;
+    uint64_t off = 0;
+    for (size_t i = 0; i < p->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *kv = p->external_data[i];
+        if (!kv->key || !kv->value)
+            continue;
+        if (!strcmp(kv->key, "location"))
+            loc = kv->value;
+        else if (!strcmp(kv->key, "offset"))
+            off = strtoull(kv->value, NULL, 10);
+    }
+    if (!loc)
+        return none;
+    char full[PATH_MAX];
+    if ((size_t)snprintf(full, sizeof full, "%s/%s", m->dir, loc) >= sizeof full)
+        return none;
+    int fd = src_open(files, full);
+    if (fd < 0)
+        return none;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < off + e->len)
+        return none;
+    return (ext_source){fd, off};
+}
+
+/* Copies len bytes from (in, off) to out's position; false when the
+ * system cannot (another file system, no support): the caller writes. */
+static bool copy_range(int in, uint64_t off, int out, size_t len, size_t *done) {
+    *done = 0;
+#if defined(__linux__)
+    loff_t o = (loff_t)off;
+    while (*done < len) {
+        ssize_t r = copy_file_range(in, &o, out, NULL, len - *done, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        *done += (size_t)r;
+    }
+    return true;
+#else
+    (void)in, (void)off, (void)out, (void)len;
+    return false;
+#endif
+}
+
+/* Writes the entries, 64-byte aligned, into fd; hashes what is written. */
+static kiln_status write_data(saver *s, int fd, const char *path, uint8_t digest[32], size_t *n_copied) {
     static const char zeros[64];
+    kiln_sha256 h;
+    kiln_sha256_init(&h);
+    src_files files = {0};
     uint64_t pos = 0;
-    for (size_t i = 0; i < w->s->n_ext; i++) {
-        const ext_entry *e = &w->s->ext[i];
-        if (e->offset > pos)
-            KILN_TRY(kiln_write_all(fd, zeros, (size_t)(e->offset - pos), w->path));
-        KILN_TRY(kiln_write_all(fd, e->data, e->len, w->path));
+    kiln_status st = KILN_OK;
+    *n_copied = 0;
+    for (size_t i = 0; i < s->n_ext && st == KILN_OK; i++) {
+        const ext_entry *e = &s->ext[i];
+        if (e->offset > pos) {
+            size_t pad = (size_t)(e->offset - pos);
+            kiln_sha256_update(&h, zeros, pad);
+            if ((st = kiln_write_all(fd, zeros, pad, path)) != KILN_OK)
+                break;
+        }
+        kiln_sha256_update(&h, e->data, e->len);
+        ext_source src = find_source(s->m, e, &files);
+        size_t done = 0;
+        if (src.fd >= 0 && e->len && copy_range(src.fd, src.offset, fd, e->len, &done)) {
+            (*n_copied)++;
+        } else {
+            if (done && lseek(fd, -(off_t)done, SEEK_CUR) < 0) /* a partial copy is written over */
+                st = kiln_fail(KILN_ERR_IO, "%s: seek failed: %s", path, strerror(errno));
+            if (st == KILN_OK)
+                st = kiln_write_all(fd, e->data, e->len, path);
+        }
         pos = e->offset + e->len;
     }
+    src_close(&files);
+    kiln_sha256_final(&h, digest);
+    return st;
+}
+
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* ---- which data files the old and the saved model read ---- */
+
+typedef struct name_set {
+    char **v;
+    size_t n;
+} name_set;
+
+static void names_add(name_set *s, const char *name) {
+    if (!name || !*name || strchr(name, '/'))
+        return; /* only files directly beside the model are ever removed */
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i], name))
+            return;
+    char **v = realloc(s->v, (s->n + 1) * sizeof *v);
+    if (!v)
+        return;
+    s->v = v;
+    if ((s->v[s->n] = strdup(name)))
+        s->n++;
+}
+
+static bool names_has(const name_set *s, const char *name) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i], name))
+            return true;
+    return false;
+}
+
+static void names_free(name_set *s) {
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+static void proto_location(const Onnx__TensorProto *p, name_set *out) {
+    if (!p || !p->has_data_location || p->data_location != ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return;
+    for (size_t i = 0; i < p->n_external_data; i++)
+        if (p->external_data[i]->key && !strcmp(p->external_data[i]->key, "location"))
+            names_add(out, p->external_data[i]->value);
+}
+
+static void proto_graph_locations(const Onnx__GraphProto *g, name_set *out, int depth) {
+    if (!g || depth > 64)
+        return;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        proto_location(g->initializer[i], out);
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t a = 0; a < g->node[i]->n_attribute; a++) {
+            const Onnx__AttributeProto *at = g->node[i]->attribute[a];
+            proto_location(at->t, out);
+            for (size_t k = 0; k < at->n_tensors; k++)
+                proto_location(at->tensors[k], out);
+            proto_graph_locations(at->g, out, depth + 1);
+            for (size_t k = 0; k < at->n_graphs; k++)
+                proto_graph_locations(at->graphs[k], out, depth + 1);
+        }
+}
+
+/* The data files the model file at `path` reads (one of at most 64 MiB: a
+ * model with external data is small). */
+static void file_locations(const char *path, name_set *out) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 && sb.st_size <= (64 << 20)) {
+        void *mp = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (mp != MAP_FAILED) {
+            Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, (size_t)sb.st_size, mp);
+            if (m) {
+                proto_graph_locations(m->graph, out, 0);
+                onnx__model_proto__free_unpacked(m, NULL);
+            }
+            munmap(mp, (size_t)sb.st_size);
+        }
+    }
+    close(fd);
+}
+
+/* The data files the in-memory model was loaded from (kept whatever the
+ * old model at the output path says: another model may be reading them). */
+static void model_locations(const kiln_graph *g, name_set *out, int depth) {
+    if (!g || depth > 64)
+        return;
+    for (size_t i = 0; i < g->n_inits; i++)
+        proto_location(g->inits[i]->src, out);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t a = 0; a < g->nodes[i]->n_attrs; a++) {
+            const kiln_attr *at = &g->nodes[i]->attrs[a];
+            if (at->t)
+                proto_location(at->t->src, out);
+            for (size_t k = 0; at->tensors && k < at->n; k++)
+                proto_location(at->tensors[k]->src, out);
+            model_locations(at->g, out, depth + 1);
+            for (size_t k = 0; at->graphs && k < at->n; k++)
+                model_locations(at->graphs[k], out, depth + 1);
+        }
+}
+
+/* kiln's own data-file names for the model file `base`: "<base>.data" (its
+ * older name) and "<base>.<16 hex>.data". */
+static bool kiln_data_name(const char *name, const char *base) {
+    size_t bl = strlen(base), nl = strlen(name);
+    if (nl <= bl || strncmp(name, base, bl) != 0 || name[bl] != '.')
+        return false;
+    const char *rest = name + bl + 1;
+    if (!strcmp(rest, "data"))
+        return true;
+    if (strlen(rest) != 16 + 5 || strcmp(rest + 16, ".data") != 0)
+        return false;
+    for (int i = 0; i < 16; i++)
+        if (!((rest[i] >= '0' && rest[i] <= '9') || (rest[i] >= 'a' && rest[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* After the model at dir/base was replaced: removes the data files the
+ * replaced one read (`old_refs`) and those of kiln's names for it that an
+ * interrupted save left, except `new_name` (NULL: none) and the files the
+ * saved model was loaded from. */
+static void remove_old_data(const kiln_model *m, const char *dir, const char *base, const name_set *old_refs,
+                            const char *new_name) {
+    name_set keep = {0};
+    /* kept: the new data file, and (when the loaded model sits in this
+     * folder) the files it was loaded from */
+    if (new_name)
+        names_add(&keep, new_name);
+    if (m && m->dir) {
+        /* unless it was loaded from the very file replaced */
+        char a[PATH_MAX], b[PATH_MAX], pa[PATH_MAX], pb[PATH_MAX], saved[PATH_MAX];
+        bool same_file = false;
+        if (m->path && (size_t)snprintf(saved, sizeof saved, "%s/%s", dir, base) < sizeof saved)
+            same_file = realpath(m->path, pa) && realpath(saved, pb) && !strcmp(pa, pb);
+        if (!same_file && realpath(m->dir, a) && realpath(dir, b) && !strcmp(a, b))
+            model_locations(m->graph, &keep, 0);
+    }
+    /* the model in place reads the new data file: the old ones can go */
+    for (size_t i = 0; i < old_refs->n; i++) {
+        char old[PATH_MAX];
+        if (!names_has(&keep, old_refs->v[i]) &&
+            (size_t)snprintf(old, sizeof old, "%s/%s", dir, old_refs->v[i]) < sizeof old)
+            unlink(old);
+    }
+    /* and data files of kiln's names for this model left by an interrupted save */
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        char old[PATH_MAX];
+        if (kiln_data_name(de->d_name, base) && strcmp(de->d_name + strlen(base), ".data") &&
+            !names_has(&keep, de->d_name) && (size_t)snprintf(old, sizeof old, "%s/%s", dir, de->d_name) < sizeof old)
+            unlink(old);
+    }
+    if (d)
+        closedir(d);
+    names_free(&keep);
+}
+
+/* Data file, then model; then the data files of kiln's names for this model
+ * that the new model does not read. */
+static kiln_status save_pair(saver *s, write_ctx *w, const char *path, const char *explicit_name) {
+    kiln_status st = KILN_OK;
+    char dir[PATH_MAX], base[NAME_MAX + 1], data_path[PATH_MAX];
+    {
+        char tmp[PATH_MAX];
+        if (strlen(path) >= sizeof tmp)
+            return kiln_fail(KILN_ERR_IO, "%s: path too long", path);
+        strcpy(tmp, path);
+        snprintf(dir, sizeof dir, "%s", dirname(tmp));
+        strcpy(tmp, path);
+        snprintf(base, sizeof base, "%s", basename(tmp));
+    }
+    size_t tl = strlen(path) + 32;
+    char *tmp_name = malloc(tl);
+    if (!tmp_name)
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory");
+    snprintf(tmp_name, tl, "%s.kiln-tmp-XXXXXX", path);
+    int fd = mkstemp(tmp_name);
+    if (fd < 0) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot create output file: %s", path, strerror(errno));
+        free(tmp_name);
+        return st;
+    }
+    uint8_t digest[32];
+    size_t copied = 0;
+    st = write_data(s, fd, path, digest, &copied);
+    if (st == KILN_OK && fsync(fd) != 0 && errno != EINVAL)
+        st = kiln_fail(KILN_ERR_IO, "%s: fsync failed: %s", tmp_name, strerror(errno));
+    if (close(fd) != 0 && st == KILN_OK)
+        st = kiln_fail(KILN_ERR_IO, "%s: close failed: %s", tmp_name, strerror(errno));
+    if (st != KILN_OK) {
+        unlink(tmp_name);
+        free(tmp_name);
+        return st;
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(tmp_name, 0666 & ~mask);
+    int nlen;
+    if (explicit_name) {
+        nlen = snprintf(s->ext_name, sizeof s->ext_name, "%s", explicit_name);
+    } else {
+        char hex[65];
+        kiln_sha256_hex(digest, hex);
+        hex[16] = 0;
+        nlen = snprintf(s->ext_name, sizeof s->ext_name, "%s.%s.data", base, hex);
+    }
+    if (nlen < 0 || (size_t)nlen >= sizeof s->ext_name ||
+        (size_t)snprintf(data_path, sizeof data_path, "%s/%s", dir, s->ext_name) >= sizeof data_path) {
+        unlink(tmp_name);
+        free(tmp_name);
+        return kiln_fail(KILN_ERR_IO, "%s: the data file's name would be too long", path);
+    }
+    /* the data files the model being replaced reads */
+    name_set old_refs = {0};
+    file_locations(path, &old_refs);
+    bool existed = access(data_path, F_OK) == 0;
+    if (rename(tmp_name, data_path) != 0) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", data_path, strerror(errno));
+        unlink(tmp_name);
+        free(tmp_name);
+        names_free(&old_refs);
+        return st;
+    }
+    free(tmp_name);
+    sync_dir(dir);
+    st = kiln_write_atomic(path, write_model, w);
+    if (st != KILN_OK) {
+        if (!existed)
+            unlink(data_path);
+        names_free(&old_refs);
+        return st;
+    }
+    sync_dir(dir);
+    remove_old_data(s->m, dir, base, &old_refs, s->ext_name);
+    names_free(&old_refs);
     return KILN_OK;
 }
 
-/* Reserves a unique name beside `path` (an empty file, replaced later). */
-static char *reserve_name(const char *path) {
-    size_t n = strlen(path) + 32;
-    char *name = kiln_malloc(n);
-    if (!name)
-        return NULL;
-    snprintf(name, n, "%s.kiln-tmp-XXXXXX", path);
-    int fd = mkstemp(name);
-    if (fd < 0) {
-        kiln_fail(KILN_ERR_IO, "%s: cannot create output file: %s", path, strerror(errno));
-        free(name);
-        return NULL;
-    }
-    close(fd);
-    return name;
+static void saver_reset(saver *s) {
+    for (size_t i = 0; i < s->n_allocs; i++)
+        free(s->allocs[i]);
+    free(s->allocs);
+    free(s->ext);
+    const kiln_model *m = s->m;
+    *s = (saver){.m = m};
 }
 
-static kiln_status save_pair(saver *s, write_ctx *w, const char *path, const char *side_path) {
-    kiln_status st = KILN_OK;
-    char *side_tmp = reserve_name(side_path);
-    char *model_tmp = side_tmp ? reserve_name(path) : NULL;
-    if (!side_tmp || !model_tmp) {
-        st = KILN_ERR_IO;
-        goto out;
-    }
-    write_ctx ws = {.path = side_path, .s = s};
-    KILN_CHECK(st, kiln_write_atomic(side_tmp, write_side, &ws), out);
-    KILN_CHECK(st, kiln_write_atomic(model_tmp, write_model, w), out);
-    if (rename(side_tmp, side_path) != 0) {
-        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", side_path, strerror(errno));
-        goto out;
-    }
-    if (rename(model_tmp, path) != 0) {
-        st = kiln_fail(KILN_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(side_path);
-        goto out;
-    }
-out:
-    if (st != KILN_OK) {
-        if (side_tmp)
-            unlink(side_tmp);
-        if (model_tmp)
-            unlink(model_tmp);
-    }
-    free(side_tmp);
-    free(model_tmp);
-    return st;
+/* protobuf's limit on a message: 2 GiB - 1 (a test may lower it). */
+static uint64_t proto_limit(void) {
+    const char *e = getenv("KILN_TEST_PROTO_LIMIT");
+    if (e && *e)
+        return strtoull(e, NULL, 10);
+    return (uint64_t)INT32_MAX;
 }
 
 kiln_status kiln_model_save(const kiln_model *m, const char *path, const kiln_save_options *opts) {
     saver s = {.m = m};
-    char *side_path = NULL;
     kiln_status st = KILN_OK;
-    if (opts && opts->external_threshold) {
-        s.ext_threshold = opts->external_threshold;
-        size_t n = strlen(path) + 8;
-        side_path = malloc(n);
-        if (!side_path) {
-            st = kiln_fail(KILN_ERR_NOMEM, "out of memory");
+    int mode = opts ? opts->external : 0;
+    size_t threshold = opts && opts->external_threshold ? opts->external_threshold : 1024;
+    bool ext = mode > 0 || (mode == 0 && ((opts && opts->external_threshold) || m->n_ext_maps > 0));
+    const char *explicit_name = opts ? opts->external_file : NULL;
+    if (explicit_name) {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", path);
+        const char *b = basename(tmp);
+        if (!*explicit_name || strchr(explicit_name, '/') || !strcmp(explicit_name, ".") ||
+            !strcmp(explicit_name, "..") || !strcmp(explicit_name, b) || strlen(explicit_name) > NAME_MAX)
+            return kiln_fail(KILN_ERR_ARG, "%s: external data file name '%s' must be a file name in the model's "
+                             "folder, other than the model's", path, explicit_name);
+    }
+    Onnx__ModelProto *p = NULL;
+    for (int attempt = 0;; attempt++) {
+        s.ext_threshold = ext ? threshold : 0;
+        s.keep_external = ext && !(opts && opts->external_threshold) && threshold > 64;
+        p = save_model(&s, m);
+        if (s.err != KILN_OK) {
+            st = kiln_fail_prefix(s.err, "%s: ", path);
             goto out;
         }
-        snprintf(side_path, n, "%s.data", path);
-        s.ext_name = strrchr(side_path, '/') ? strrchr(side_path, '/') + 1 : side_path;
-    }
-    Onnx__ModelProto *p = save_model(&s, m);
-    if (s.err != KILN_OK) {
-        st = kiln_fail_prefix(s.err, "%s: ", path);
-        goto out;
-    }
-    if (!p || s.oom) {
-        st = kiln_fail(KILN_ERR_NOMEM, "out of memory while preparing '%s'", path);
-        goto out;
+        if (!p || s.oom) {
+            st = kiln_fail(KILN_ERR_NOMEM, "out of memory while preparing '%s'", path);
+            goto out;
+        }
+        uint64_t size = protobuf_c_message_get_packed_size(&p->base);
+        if (size <= proto_limit())
+            break;
+        /* past protobuf's 2 GB: external data, whatever was asked; then
+         * every tensor of 64 bytes or more out */
+        if (attempt == 2 || (ext && threshold <= 64)) {
+            st = kiln_fail(KILN_ERR_LIMIT, "%s: the model would be %llu bytes even with its tensors in an external "
+                           "data file, past protobuf's limit of 2 GB", path, (unsigned long long)size);
+            goto out;
+        }
+        saver_reset(&s);
+        if (ext)
+            threshold = 64;
+        ext = true;
     }
     write_ctx w = {.msg = &p->base, .path = path, .s = &s};
-    if (side_path && s.n_ext) {
-        /* Both files are written completely under reserved temporary names
-         * before either is renamed into place: a failure on the way leaves
-         * neither a half-written file nor a side file without its model,
-         * and never pairs an old model with new external data. */
-        st = save_pair(&s, &w, path, side_path);
+    if (s.n_ext) {
+        /* the data file complete under a temporary name, renamed to a name
+         * of its own (never the one the old model reads, unless the content
+         * is the same), then the model, then the old data files */
+        st = save_pair(&s, &w, path, explicit_name);
         goto out;
     }
-    st = kiln_write_atomic(path, write_model, &w);
+    {
+        /* inline: the data files the replaced model read go after it */
+        char dir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX];
+        name_set old_refs = {0};
+        bool names_ok = strlen(path) < sizeof tmp;
+        if (names_ok) {
+            strcpy(tmp, path);
+            snprintf(dir, sizeof dir, "%s", dirname(tmp));
+            strcpy(tmp, path);
+            snprintf(base, sizeof base, "%s", basename(tmp));
+            file_locations(path, &old_refs);
+        }
+        st = kiln_write_atomic(path, write_model, &w);
+        if (st == KILN_OK && names_ok && old_refs.n) {
+            sync_dir(dir);
+            remove_old_data(m, dir, base, &old_refs, NULL);
+        }
+        names_free(&old_refs);
+    }
 out:
     for (size_t i = 0; i < s.n_allocs; i++)
         free(s.allocs[i]);
     free(s.allocs);
     free(s.ext);
-    free(side_path);
     return st;
 }

@@ -58,15 +58,17 @@ static bool const_true(const kiln_tensor *t) {
 
 /* ---- If ---- */
 
-static kiln_status inline_if(kiln_freeze_ctx *c, kiln_scope *s, size_t idx, bool cond) {
+static kiln_status inline_if(kiln_freeze_ctx *c, kiln_scope *s, size_t idx, bool cond, bool *done) {
     kiln_graph *g = s->g;
     kiln_node *n = g->nodes[idx];
     kiln_attr *at = NULL;
+    *done = false;
     for (size_t a = 0; a < n->n_attrs; a++)
         if (!strcmp(n->attrs[a].name, cond ? "then_branch" : "else_branch") && n->attrs[a].g)
             at = &n->attrs[a];
     if (!at || at->g->n_outputs != n->n_outputs)
         return KILN_OK; /* malformed: leave it for the checker to report */
+    *done = true;
     kiln_graph *b = at->g;
     at->g = NULL; /* the branch is ours now */
     at->type = KILN_ATTR_UNDEFINED;
@@ -495,8 +497,10 @@ static kiln_status control_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         if (!*n->domain && !strcmp(n->op_type, "If") && n->n_inputs == 1) {
             const kiln_tensor *t = kiln_edit_const(s, n->inputs[0]);
             if (t && t->numel == 1 && t->dtype != KILN_DTYPE_STRING) {
-                KILN_TRY(inline_if(c, s, i, const_true(t)));
-                continue; /* the inlined nodes are looked at next */
+                bool done;
+                KILN_TRY(inline_if(c, s, i, const_true(t), &done));
+                if (done)
+                    continue; /* the inlined nodes are looked at next */
             }
         }
         if (!*n->domain && !strcmp(n->op_type, "Loop")) {

@@ -5,8 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/sha256.h"
 #include "passes/inline_functions.h"
 #include "passes/passes.h"
+
+#ifndef KILN_VERSION_STRING
+#define KILN_VERSION_STRING "unknown"
+#endif
 
 /* ---- report ---- */
 
@@ -25,6 +30,7 @@ void kiln_freeze_report_destroy(kiln_freeze_report *r) {
     free(r->text_bound.data);
     free(r->text_functions.data);
     free(r->functions_kept.data);
+    free(r->provenance.data);
     for (size_t i = 0; i < r->n_ops; i++)
         free(r->ops[i].key);
     free(r->ops);
@@ -168,6 +174,212 @@ kiln_status kiln_report_json(const kiln_freeze_report *r, char **out) {
     return KILN_OK;
 }
 
+/* ---- provenance: what made a frozen model, in its metadata_props ----
+ *
+ * kiln.version         kiln's version
+ * kiln.source.file     the source model's file name (no folder)
+ * kiln.source.sha256   SHA-256 of the source model file's bytes
+ * kiln.input.NAME      a bound input: "float32[2,3] sha256=HEX" and, for at
+ *                      most 16 elements, " value=[[1, 2, 3], [4, 5, 6]]";
+ *                      the hash is over the tensor's C-order little-endian
+ *                      bytes (strings: each one's 8-byte length, then bytes)
+ * kiln.dim.SYMBOL      a fixed dimension: "N"
+ * kiln.shape.INPUT     a fixed shape: "[d0,d1,...]"
+ * kiln.limits          "unroll_limit=64 unroll_node_limit=4096 ..."
+ * Nothing depends on the time or the folder: the same model frozen with the
+ * same values gets the same entries. */
+
+static void prov_add(kiln_freeze_report *r, const char *key, const char *value) {
+    if (!r)
+        return;
+    /* a key given again (a dim fixed twice) keeps its place, takes the new value */
+    kiln_sbuf keep = {0};
+    for (size_t o = 0; r->provenance.data && o < r->provenance.len;) {
+        const char *k = r->provenance.data + o;
+        const char *v = k + strlen(k) + 1;
+        size_t next = (size_t)(v - r->provenance.data) + strlen(v) + 1;
+        kiln_sbuf_append(&keep, k, strlen(k) + 1);
+        if (strcmp(k, key) == 0)
+            kiln_sbuf_append(&keep, value, strlen(value) + 1);
+        else
+            kiln_sbuf_append(&keep, v, strlen(v) + 1);
+        o = next;
+    }
+    bool had = false;
+    for (size_t o = 0; keep.data && o < keep.len && !had;) {
+        const char *k = keep.data + o;
+        const char *v = k + strlen(k) + 1;
+        had = strcmp(k, key) == 0;
+        o = (size_t)(v - keep.data) + strlen(v) + 1;
+    }
+    if (!had) {
+        kiln_sbuf_append(&keep, key, strlen(key) + 1);
+        kiln_sbuf_append(&keep, value, strlen(value) + 1);
+    }
+    free(r->provenance.data);
+    r->provenance = keep;
+}
+
+static void literal_elem(kiln_sbuf *b, const kiln_tensor *t, int64_t i) {
+    const void *d = t->data;
+    switch (t->dtype) {
+    case KILN_DTYPE_FLOAT: kiln_sbuf_printf(b, "%.9g", (double)((const float *)d)[i]); break;
+    case KILN_DTYPE_DOUBLE: kiln_sbuf_printf(b, "%.17g", ((const double *)d)[i]); break;
+    case KILN_DTYPE_FLOAT16: kiln_sbuf_printf(b, "%.5g", (double)kiln_half_to_float(((const uint16_t *)d)[i])); break;
+    case KILN_DTYPE_BFLOAT16: kiln_sbuf_printf(b, "%.4g", (double)kiln_bf16_to_float(((const uint16_t *)d)[i])); break;
+    case KILN_DTYPE_INT8: kiln_sbuf_printf(b, "%d", ((const int8_t *)d)[i]); break;
+    case KILN_DTYPE_UINT8: kiln_sbuf_printf(b, "%u", ((const uint8_t *)d)[i]); break;
+    case KILN_DTYPE_INT16: kiln_sbuf_printf(b, "%d", ((const int16_t *)d)[i]); break;
+    case KILN_DTYPE_UINT16: kiln_sbuf_printf(b, "%u", ((const uint16_t *)d)[i]); break;
+    case KILN_DTYPE_INT32: kiln_sbuf_printf(b, "%d", ((const int32_t *)d)[i]); break;
+    case KILN_DTYPE_UINT32: kiln_sbuf_printf(b, "%u", ((const uint32_t *)d)[i]); break;
+    case KILN_DTYPE_INT64: kiln_sbuf_printf(b, "%lld", (long long)((const int64_t *)d)[i]); break;
+    case KILN_DTYPE_UINT64: kiln_sbuf_printf(b, "%llu", (unsigned long long)((const uint64_t *)d)[i]); break;
+    case KILN_DTYPE_BOOL: kiln_sbuf_printf(b, "%s", ((const uint8_t *)d)[i] ? "true" : "false"); break;
+    case KILN_DTYPE_STRING: {
+        const kiln_string *s = &((const kiln_string *)d)[i];
+        char *z = kiln_strndup(s->data ? s->data : "", s->len);
+        kiln_sbuf_json_string(b, z ? z : "");
+        free(z);
+        break;
+    }
+    default: kiln_sbuf_printf(b, "?"); break;
+    }
+}
+
+static void literal_dim(kiln_sbuf *b, const kiln_tensor *t, int axis, int64_t *at) {
+    if (axis == t->rank) {
+        literal_elem(b, t, (*at)++);
+        return;
+    }
+    kiln_sbuf_printf(b, "[");
+    for (int64_t i = 0; i < t->dims[axis]; i++) {
+        if (i)
+            kiln_sbuf_printf(b, ", ");
+        literal_dim(b, t, axis + 1, at);
+    }
+    kiln_sbuf_printf(b, "]");
+}
+
+static bool literal_ok(kiln_dtype dt) {
+    switch (dt) {
+    case KILN_DTYPE_FLOAT: case KILN_DTYPE_DOUBLE: case KILN_DTYPE_FLOAT16: case KILN_DTYPE_BFLOAT16:
+    case KILN_DTYPE_INT8: case KILN_DTYPE_UINT8: case KILN_DTYPE_INT16: case KILN_DTYPE_UINT16:
+    case KILN_DTYPE_INT32: case KILN_DTYPE_UINT32: case KILN_DTYPE_INT64: case KILN_DTYPE_UINT64:
+    case KILN_DTYPE_BOOL: case KILN_DTYPE_STRING: return true;
+    default: return false;
+    }
+}
+
+static void prov_input(kiln_freeze_report *r, const char *name, const kiln_tensor *v) {
+    if (!r)
+        return;
+    kiln_sha256 h;
+    kiln_sha256_init(&h);
+    if (v->dtype == KILN_DTYPE_STRING) {
+        const kiln_string *s = v->data;
+        for (int64_t i = 0; i < v->numel; i++) {
+            uint8_t len[8];
+            for (int k = 0; k < 8; k++)
+                len[k] = (uint8_t)((uint64_t)s[i].len >> (8 * k));
+            kiln_sha256_update(&h, len, 8);
+            if (s[i].len)
+                kiln_sha256_update(&h, s[i].data, s[i].len);
+        }
+    } else if (v->nbytes) {
+        kiln_sha256_update(&h, v->data, v->nbytes);
+    }
+    uint8_t d[32];
+    char hex[65], shape[256];
+    kiln_sha256_final(&h, d);
+    kiln_sha256_hex(d, hex);
+    kiln_dims_str(v->rank, v->dims, shape, sizeof shape);
+    kiln_sbuf b = {0}, key = {0};
+    kiln_sbuf_printf(&b, "%s%s sha256=%s", kiln_dtype_name(v->dtype), shape, hex);
+    if (v->numel <= 16 && literal_ok(v->dtype)) {
+        int64_t at = 0;
+        kiln_sbuf_printf(&b, " value=");
+        literal_dim(&b, v, 0, &at);
+    }
+    kiln_sbuf_printf(&key, "kiln.input.%s", name);
+    if (b.data && key.data && !b.failed && !key.failed)
+        prov_add(r, key.data, b.data);
+    free(b.data);
+    free(key.data);
+}
+
+static kiln_status set_meta(kiln_model *m, const char *key, const char *value) {
+    for (size_t i = 0; i < m->n_meta; i++)
+        if (m->meta_keys[i].data && strcmp(m->meta_keys[i].data, key) == 0) {
+            char *v = kiln_strdup(value);
+            if (!v)
+                return KILN_ERR_NOMEM;
+            free(m->meta_values[i].data);
+            m->meta_values[i] = (kiln_string){strlen(v), v};
+            return KILN_OK;
+        }
+    kiln_string *k = kiln_realloc(m->meta_keys, (m->n_meta + 1) * sizeof *k);
+    if (!k)
+        return KILN_ERR_NOMEM;
+    m->meta_keys = k;
+    kiln_string *v = kiln_realloc(m->meta_values, (m->n_meta + 1) * sizeof *v);
+    if (!v)
+        return KILN_ERR_NOMEM;
+    m->meta_values = v;
+    char *kd = kiln_strdup(key), *vd = kiln_strdup(value);
+    if (!kd || !vd) {
+        free(kd);
+        free(vd);
+        return KILN_ERR_NOMEM;
+    }
+    m->meta_keys[m->n_meta] = (kiln_string){strlen(kd), kd};
+    m->meta_values[m->n_meta] = (kiln_string){strlen(vd), vd};
+    m->n_meta++;
+    return KILN_OK;
+}
+
+/* Replaces the model's kiln.* entries (from an earlier freeze: the source
+ * hash links to it) by this freeze's. */
+static kiln_status write_provenance(kiln_model *m, const kiln_freeze_ctx *c, const kiln_freeze_options *o,
+                                    const kiln_freeze_report *r) {
+    size_t kept = 0;
+    for (size_t i = 0; i < m->n_meta; i++) {
+        if (m->meta_keys[i].data && strncmp(m->meta_keys[i].data, "kiln.", 5) == 0) {
+            free(m->meta_keys[i].data);
+            free(m->meta_values[i].data);
+            continue;
+        }
+        m->meta_keys[kept] = m->meta_keys[i];
+        m->meta_values[kept++] = m->meta_values[i];
+    }
+    m->n_meta = kept;
+    KILN_TRY(set_meta(m, "kiln.version", KILN_VERSION_STRING));
+    if (m->path) {
+        const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
+        char hex[65];
+        KILN_TRY(set_meta(m, "kiln.source.file", base));
+        /* a model made in memory, or whose file is gone, has no hash */
+        if (kiln_sha256_file(m->path, hex) == KILN_OK)
+            KILN_TRY(set_meta(m, "kiln.source.sha256", hex));
+    }
+    for (size_t off = 0; r->provenance.data && off < r->provenance.len;) {
+        const char *k = r->provenance.data + off;
+        const char *v = k + strlen(k) + 1;
+        KILN_TRY(set_meta(m, k, v));
+        off = (size_t)(v - r->provenance.data) + strlen(v) + 1;
+    }
+    char lim[512];
+    const kiln_limits *l = &m->limits;
+    snprintf(lim, sizeof lim,
+             "unroll_limit=%lld unroll_node_limit=%lld fold_limit=%lld prune_dead_inputs=%d keep_functions=%d "
+             "max_tensor_bytes=%llu max_rank=%d max_nodes=%llu max_nesting=%d max_string_bytes=%llu",
+             (long long)c->unroll_limit, (long long)c->unroll_node_limit, (long long)c->fold_limit,
+             o && o->prune_dead_inputs ? 1 : 0, o && o->keep_functions ? 1 : 0,
+             (unsigned long long)l->max_tensor_bytes, l->max_rank, (unsigned long long)l->max_nodes, l->max_nesting,
+             (unsigned long long)l->max_string_bytes);
+    return set_meta(m, "kiln.limits", lim);
+}
+
 /* ---- bind and fix ---- */
 
 static void type_str(const kiln_type *t, char *buf, size_t n) {
@@ -270,6 +482,10 @@ kiln_status kiln_model_fix_dim(kiln_model *m, const char *symbol, int64_t value,
         kiln_sbuf_printf(&r->dims_fixed, ": %lld", (long long)value);
         kiln_sbuf_printf(&r->text_bound, "  dim fixed: %s = %lld\n", symbol, (long long)value);
         r->n_dims_fixed++;
+        char key[600], val[32];
+        snprintf(key, sizeof key, "kiln.dim.%s", symbol);
+        snprintf(val, sizeof val, "%lld", (long long)value);
+        prov_add(r, key, val);
     }
     return KILN_OK;
 }
@@ -311,6 +527,12 @@ kiln_status kiln_model_fix_shape(kiln_model *m, const char *input, int rank, con
         } else {
             d->value = dims[i];
         }
+    }
+    if (r) {
+        char key[600], val[256];
+        snprintf(key, sizeof key, "kiln.shape.%s", input);
+        kiln_dims_str(rank, dims, val, sizeof val);
+        prov_add(r, key, val);
     }
     return KILN_OK;
 }
@@ -374,6 +596,7 @@ kiln_status kiln_model_bind(kiln_model *m, const char *name, const kiln_tensor *
         kiln_sbuf_json_string(&r->inputs_removed, name);
         kiln_sbuf_printf(&r->text_bound, "  input bound: %s = %s\n", name, got);
         r->n_inputs_removed++;
+        prov_input(r, name, v);
     }
     return KILN_OK;
 }
@@ -415,6 +638,12 @@ kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *o, kiln_
     if (!report) {
         KILN_TRY(kiln_freeze_report_create(&own));
         report = own;
+    }
+    /* the graph checks the planner makes, before anything is changed */
+    kiln_status vst = kiln_model_validate(m, NULL);
+    if (vst != KILN_OK) {
+        kiln_freeze_report_destroy(own);
+        return kiln_fail_prefix(vst, "the model is invalid: ");
     }
     kiln_freeze_ctx c = {.m = m, .rep = report};
     c.opset = kiln_model_opset(m, "");
@@ -467,6 +696,12 @@ kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *o, kiln_
     report->bytes_after = 0;
     if (st == KILN_OK)
         st = kiln_graph_walk(m->graph, init_bytes, &report->bytes_after);
+    /* and on the result: a pass that broke the graph is a bug, and such a
+     * model is never handed back to be written */
+    if (st == KILN_OK && (st = kiln_model_validate(m, NULL)) != KILN_OK)
+        kiln_fail_prefix(st, "internal error: freezing produced an invalid model (please report it): ");
+    if (st == KILN_OK)
+        st = write_provenance(m, &c, o, report);
 out:
     kiln_shapes_free(&c);
     kiln_nameset_free(&c.names, NULL);

@@ -26,6 +26,7 @@ struct kiln_freeze_report {
     kiln_sbuf text_functions;  /* lines about functions kept */
     kiln_sbuf functions_kept;  /* JSON array items */
     size_t n_functions_kept;
+    kiln_sbuf provenance; /* "key\0value\0" pairs for metadata_props, in the order given */
 };
 
 typedef struct kiln_freeze_ctx {

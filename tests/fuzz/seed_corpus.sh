@@ -6,7 +6,7 @@
 set -eu
 out=$1
 data=${2:-/usr/share/libonnx-testdata/data}
-mkdir -p "$out/model" "$out/run" "$out/pb" "$out/npy" "$out/value"
+mkdir -p "$out/model" "$out/run" "$out/freeze" "$out/pb" "$out/npy" "$out/value"
 # The system Python has onnx and numpy (a python3 earlier on PATH may not).
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
@@ -23,6 +23,7 @@ for d in "$data"/node/test_add "$data"/node/test_add_bcast "$data"/node/test_sub
     name=$(basename "$d")
     cp "$d/model.onnx" "$out/model/$name.onnx"
     cp "$d/model.onnx" "$out/run/$name.onnx"
+    cp "$d/model.onnx" "$out/freeze/$name.onnx"
     for pb in "$d"/test_data_set_0/*.pb; do
         [ -f "$pb" ] || continue
         [ "$(stat -c %s "$pb")" -le 65536 ] || continue
@@ -71,8 +72,22 @@ for i, (off, n) in enumerate([(0, 4), (64, 16), (4000, 24)]):
 nodes = [helper.make_node("Add", ["w0", "w0"], ["z"])]
 g = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4])], initializer=inits)
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-for d in ("model", "run"):
+for d in ("model", "run", "freeze"):
     open("%s/%s/external_data.onnx" % (out, d), "wb").write(m.SerializeToString())
+# freeze seeds: what it folds (shape arithmetic on symbolic dims, If on a
+# constant, a Loop with a constant trip count)
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+shape = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Reshape", ["x", "s"], ["r"]),
+         helper.make_node("Relu", ["r"], ["y"])]
+m = helper.make_model(helper.make_graph(shape, "shapes", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+open("%s/freeze/shapes.onnx" % out, "wb").write(m.SerializeToString())
+c = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.BOOL, [], [True]))
+br = lambda op, o: helper.make_graph([helper.make_node(op, ["x"], [o])], op, [],
+                                     [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", 4])])
+iff = helper.make_node("If", ["c"], ["y"], then_branch=br("Relu", "t"), else_branch=br("Neg", "e"))
+m = helper.make_model(helper.make_graph([c, iff], "if", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+open("%s/freeze/if_const.onnx" % out, "wb").write(m.SerializeToString())
 PY
 fi
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "targets.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,10 +175,8 @@ int kiln_fuzz_value(const uint8_t *data, size_t size) {
     return 0;
 }
 
-int kiln_fuzz_run(const uint8_t *data, size_t size) {
-    kiln_model *m;
-    if (model_from(data, size, &m) != KILN_OK)
-        return 0;
+/* A session on m, run once on zeros of each input's declared shape. */
+static void run_zeros(kiln_model *m) {
     kiln_session *s = NULL;
     kiln_session_options opts = {.threads = 1};
     const kiln_graph *g = m->graph;
@@ -226,12 +225,89 @@ done:
     free(vals);
     free(names);
     kiln_session_destroy(s);
+}
+
+int kiln_fuzz_run(const uint8_t *data, size_t size) {
+    kiln_model *m;
+    if (model_from(data, size, &m) != KILN_OK)
+        return 0;
+    run_zeros(m);
     kiln_model_destroy(m);
+    return 0;
+}
+
+/* Where frozen models are written: a tmpfs when there is one (every save
+ * syncs; there that costs nothing). */
+static char freeze_dir[64];
+
+static void freeze_cleanup(void) {
+    /* the frozen model, its data files, temporaries of interrupted saves */
+    DIR *d = opendir(freeze_dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        char p[512];
+        if (de->d_name[0] != '.' && (size_t)snprintf(p, sizeof p, "%s/%s", freeze_dir, de->d_name) < sizeof p)
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(freeze_dir);
+}
+
+/* Mutated model -> freeze -> save -> reload -> validate -> run. A model
+ * freeze accepts must save, load back and pass the graph checks: anything
+ * else is a bug, and aborts so the fuzzer keeps the input. */
+int kiln_fuzz_freeze(const uint8_t *data, size_t size) {
+    if (!freeze_dir[0]) {
+        snprintf(freeze_dir, sizeof freeze_dir, "%s/kiln-fuzz-freeze-XXXXXX",
+                 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+        if (!mkdtemp(freeze_dir)) {
+            freeze_dir[0] = 0;
+            return 0;
+        }
+        atexit(freeze_cleanup);
+    }
+    kiln_model *m;
+    if (model_from(data, size, &m) != KILN_OK)
+        return 0;
+    kiln_freeze_options fo = {.unroll_limit = 8, .unroll_node_limit = 256, .fold_limit = 1 << 16};
+    if (kiln_model_freeze(m, &fo, NULL) != KILN_OK) {
+        kiln_model_destroy(m);
+        return 0;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/frozen.onnx", freeze_dir);
+    /* odd sizes save with external data, even ones inline */
+    kiln_save_options so = {.external = (size & 1) ? 1 : -1, .external_threshold = (size & 1) ? 64 : 0};
+    kiln_status st = kiln_model_save(m, path, &so);
+    kiln_model_destroy(m);
+    if (st != KILN_OK) {
+        /* a frozen model kiln cannot write is refused with a message, never
+         * written half: only out of memory or the file system may stop it */
+        if (st != KILN_ERR_NOMEM && st != KILN_ERR_IO && st != KILN_ERR_LIMIT && st != KILN_ERR_INVALID) {
+            fprintf(stderr, "kiln_fuzz_freeze: save failed: %s\n", kiln_last_error());
+            abort();
+        }
+        return 0;
+    }
+    kiln_limits lim = fuzz_limits();
+    kiln_model *back;
+    if ((st = kiln_model_load_ex(path, &lim, &back)) != KILN_OK) {
+        if (st == KILN_ERR_LIMIT || st == KILN_ERR_NOMEM)
+            return 0;
+        fprintf(stderr, "kiln_fuzz_freeze: the frozen model does not load back: %s\n", kiln_last_error());
+        abort();
+    }
+    if (kiln_model_validate(back, NULL) != KILN_OK) {
+        fprintf(stderr, "kiln_fuzz_freeze: the frozen model fails the graph checks: %s\n", kiln_last_error());
+        abort();
+    }
+    run_zeros(back);
+    kiln_model_destroy(back);
     return 0;
 }
 
 const kiln_fuzz_target kiln_fuzz_targets[] = {
     {"model", kiln_fuzz_model}, {"npy", kiln_fuzz_npy}, {"pb", kiln_fuzz_pb},
-    {"value", kiln_fuzz_value}, {"run", kiln_fuzz_run},
+    {"value", kiln_fuzz_value}, {"run", kiln_fuzz_run},   {"freeze", kiln_fuzz_freeze},
 };
 const size_t kiln_fuzz_n_targets = sizeof kiln_fuzz_targets / sizeof *kiln_fuzz_targets;

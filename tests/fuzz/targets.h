@@ -15,6 +15,7 @@ int kiln_fuzz_npy(const uint8_t *data, size_t size);   /* kiln_npy_read */
 int kiln_fuzz_pb(const uint8_t *data, size_t size);    /* kiln_pb_read */
 int kiln_fuzz_value(const uint8_t *data, size_t size); /* kiln_value_parse */
 int kiln_fuzz_run(const uint8_t *data, size_t size);   /* load, session, run on zeros */
+int kiln_fuzz_freeze(const uint8_t *data, size_t size); /* load, freeze, save, reload, validate, run */
 
 typedef struct kiln_fuzz_target {
     const char *name;

@@ -103,6 +103,12 @@ int kiln_cmd_check(int argc, char **argv) {
         rc = cli_error("check", st);
         goto done;
     }
+    for (int k = 0; k < 2; k++)
+        if (kiln_model_validate(k ? b : a, NULL) != KILN_OK) {
+            fprintf(stderr, "kiln check: %s: %s\n", paths[k], kiln_last_error());
+            rc = 1;
+            goto done;
+        }
     if ((rc = cli_parse_values("check", "--bind", a, nb, binds, names, vals)) >= 0)
         goto done;
     rc = 0;

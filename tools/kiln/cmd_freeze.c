@@ -1,5 +1,6 @@
 /* kiln freeze MODEL -o OUT [--bind NAME=VALUE]... [--dim SYMBOL=N]... [--shape INPUT=d0,d1,...]... */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@ static void help(FILE *f) {
             "usage: kiln freeze MODEL -o OUT [--bind NAME=VALUE]... [--dim SYMBOL=N]...\n"
             "                   [--shape INPUT=d0,d1,...]... [--unroll-limit N] [--fold-limit BYTES]\n"
             "                   [--prune-dead-inputs] [--keep-functions] [--report FILE.json]\n"
+            "                   [--external-data FILE | --inline] [--size-threshold BYTES]\n"
             "                   [--verify] [--quiet]\n\n"
             "Bakes inputs and dimensions into the model, as functools.partial(model.forward,\n"
             "**frozen) would in PyTorch, then folds what became static: shape arithmetic,\n"
@@ -31,6 +33,13 @@ static void help(FILE *f) {
             "  --prune-dead-inputs     also remove graph inputs nothing reads\n"
             "  --keep-functions        leave calls of local functions, and the functions, as they are\n"
             "  --report FILE.json      write the report as JSON\n"
+            "  --external-data FILE    tensors go to the data file FILE beside OUT (64-byte\n"
+            "                          aligned); without it a model loaded with external data\n"
+            "                          is saved with external data, in OUT.<hash>.data\n"
+            "  --inline                every tensor inside OUT (unless OUT would pass protobuf's\n"
+            "                          2 GB limit: such a model always gets external data)\n"
+            "  --size-threshold BYTES  with external data, tensors of at least BYTES go to the\n"
+            "                          data file (default 1024); asks for external data\n"
             "  --verify                compare with the original (kiln check) before writing;\n"
             "                          nothing is written if outputs differ\n"
             "  --quiet                 no report on stderr\n");
@@ -46,10 +55,34 @@ static bool parse_i64(const char *s, int64_t *out) {
     return true;
 }
 
+/* After an --inline save: a data file of kiln's name for OUT means the model
+ * would have passed protobuf's 2 GB limit (an inline save removes them). */
+static void note_forced_external(const char *out) {
+    char *d = strdup(out), *b = strdup(out);
+    if (d && b) {
+        const char *dir = dirname(d), *base = basename(b);
+        size_t bl = strlen(base);
+        DIR *dh = opendir(dir);
+        for (struct dirent *de; dh && (de = readdir(dh));)
+            if (!strncmp(de->d_name, base, bl) && de->d_name[bl] == '.' && strlen(de->d_name) == bl + 22 &&
+                !strcmp(de->d_name + bl + 17, ".data")) {
+                fprintf(stderr, "kiln freeze: %s would pass protobuf's 2 GB limit inline: its tensors are in %s\n",
+                        out, de->d_name);
+                break;
+            }
+        if (dh)
+            closedir(dh);
+    }
+    free(d);
+    free(b);
+}
+
 int kiln_cmd_freeze(int argc, char **argv) {
     const char *path = NULL, *out = NULL, *report_path = NULL;
     bool verify = false, quiet = false;
     kiln_freeze_options fo = {0};
+    kiln_save_options so = {0};
+    bool inline_all = false;
     char **binds = calloc((size_t)argc + 1, sizeof *binds), **dims = calloc((size_t)argc + 1, sizeof *dims),
          **shapes = calloc((size_t)argc + 1, sizeof *shapes);
     size_t nb = 0, nd = 0, ns = 0;
@@ -94,6 +127,19 @@ int kiln_cmd_freeze(int argc, char **argv) {
             }
             if (fo.fold_limit == 0)
                 fo.fold_limit = 1; /* 0 bytes: nothing may grow */
+        } else if (!strcmp(a, "--external-data") && has) {
+            so.external_file = argv[++i];
+            so.external = 1;
+        } else if (!strcmp(a, "--inline")) {
+            inline_all = true;
+        } else if (!strcmp(a, "--size-threshold") && has) {
+            int64_t v;
+            if (!parse_i64(argv[++i], &v) || v < 1) {
+                fprintf(stderr, "kiln freeze: --size-threshold takes a number of bytes >= 1\n");
+                rc = 2;
+                goto done;
+            }
+            so.external_threshold = (size_t)v;
         } else if (!strcmp(a, "--report") && has) {
             report_path = argv[++i];
         } else if (!strcmp(a, "--prune-dead-inputs")) {
@@ -117,6 +163,13 @@ int kiln_cmd_freeze(int argc, char **argv) {
             goto done;
         }
     }
+    if (inline_all && (so.external_file || so.external_threshold)) {
+        fprintf(stderr, "kiln freeze: --inline cannot be combined with --external-data or --size-threshold\n");
+        rc = 2;
+        goto done;
+    }
+    if (inline_all)
+        so.external = -1;
     if (!path || !out) {
         fprintf(stderr, "kiln freeze: %s\n", !path ? "no model given" : "no output given (-o OUT)");
         help(stderr);
@@ -125,6 +178,11 @@ int kiln_cmd_freeze(int argc, char **argv) {
     }
     if ((st = kiln_model_load(path, &m)) != KILN_OK || (st = kiln_freeze_report_create(&rep)) != KILN_OK) {
         rc = cli_error("freeze", st);
+        goto done;
+    }
+    if (kiln_model_validate(m, NULL) != KILN_OK) {
+        fprintf(stderr, "kiln freeze: %s: %s; nothing written\n", path, kiln_last_error());
+        rc = 1;
         goto done;
     }
     for (size_t i = 0; i < nd; i++) {
@@ -172,7 +230,8 @@ int kiln_cmd_freeze(int argc, char **argv) {
         }
     }
     if ((st = kiln_model_freeze(m, &fo, rep)) != KILN_OK) {
-        rc = cli_error("freeze", st);
+        fprintf(stderr, "kiln freeze: %s: %s; nothing written\n", path, kiln_last_error());
+        rc = st == KILN_ERR_ARG ? 2 : 1;
         goto done;
     }
     if (!quiet && kiln_report_text(rep, &text) == KILN_OK) {
@@ -199,10 +258,12 @@ int kiln_cmd_freeze(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    if ((st = kiln_model_save(m, out, NULL)) != KILN_OK) {
+    if ((st = kiln_model_save(m, out, &so)) != KILN_OK) {
         rc = cli_error("freeze", st);
         goto done;
     }
+    if (inline_all)
+        note_forced_external(out);
     if (report_path) {
         char *json = NULL;
         if ((st = kiln_report_json(rep, &json)) == KILN_OK) {

@@ -3,13 +3,76 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/common.h"
+#include "ir/ir.h"
 
 static void help(FILE *f) {
     fprintf(f, "usage: kiln info MODEL [--json]\n\n"
                "Shows the model's IR version, opset imports and producer; each input and\n"
                "output with element type and shape (symbolic dims by name); initializers;\n"
-               "the operators used, counting nodes inside subgraphs; local functions.\n\n"
+               "the operators used, counting nodes inside subgraphs; local functions; its\n"
+               "metadata, with what made it when kiln freeze did (kiln.* entries: kiln's\n"
+               "version, the source model's SHA-256, each bound input, fixed dims and\n"
+               "shapes, the limits used). Problems that kiln run, freeze and check would\n"
+               "refuse the model for (undefined values, a value produced twice, cycles,\n"
+               "attribute types) are shown as warnings.\n\n"
                "  --json   print the same as JSON\n");
+}
+
+/* The metadata and the warnings, in the describe text or JSON. */
+static char *with_extras(const kiln_model *m, const char *text, int json, const char *problems) {
+    kiln_sbuf b = {0};
+    if (json) {
+        const char *end = strrchr(text, '}');
+        if (!end)
+            return NULL;
+        kiln_sbuf_append(&b, text, (size_t)(end - text));
+        while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
+            b.data[--b.len] = 0;
+        kiln_sbuf_printf(&b, ",\n  \"metadata\": {");
+        for (size_t i = 0; i < m->n_meta; i++) {
+            kiln_sbuf_printf(&b, "%s\n    ", i ? "," : "");
+            kiln_sbuf_json_string(&b, m->meta_keys[i].data ? m->meta_keys[i].data : "");
+            kiln_sbuf_printf(&b, ": ");
+            kiln_sbuf_json_string(&b, m->meta_values[i].data ? m->meta_values[i].data : "");
+        }
+        kiln_sbuf_printf(&b, "%s},\n  \"warnings\": [", m->n_meta ? "\n  " : "");
+        int k = 0;
+        for (const char *p = problems; p && *p; k++) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            char *line = kiln_strndup(p, n);
+            kiln_sbuf_printf(&b, "%s\n    ", k ? "," : "");
+            kiln_sbuf_json_string(&b, line ? line : "");
+            free(line);
+            p += n + (nl ? 1 : 0);
+        }
+        kiln_sbuf_printf(&b, "%s]\n}\n", k ? "\n  " : "");
+    } else {
+        kiln_sbuf_printf(&b, "%s", text);
+        bool prov = false;
+        for (size_t i = 0; i < m->n_meta && !prov; i++)
+            prov = m->meta_keys[i].data && strncmp(m->meta_keys[i].data, "kiln.", 5) == 0;
+        if (m->n_meta)
+            kiln_sbuf_printf(&b, "metadata%s:\n", prov ? " (kiln.*: what made the model, written by kiln freeze)" : "");
+        for (size_t i = 0; i < m->n_meta; i++)
+            kiln_sbuf_printf(&b, "  %s: %s\n", m->meta_keys[i].data ? m->meta_keys[i].data : "",
+                             m->meta_values[i].data ? m->meta_values[i].data : "");
+        if (problems && *problems) {
+            kiln_sbuf_printf(&b, "warnings (kiln run, freeze and check refuse this model):\n");
+            for (const char *p = problems; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t)(nl - p) : strlen(p);
+                kiln_sbuf_printf(&b, "  warning: %.*s\n", (int)n, p);
+                p += n + (nl ? 1 : 0);
+            }
+        }
+    }
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
 }
 
 int kiln_cmd_info(int argc, char **argv) {
@@ -40,12 +103,30 @@ int kiln_cmd_info(int argc, char **argv) {
     kiln_status st = kiln_model_load(path, &m);
     if (st != KILN_OK)
         return cli_error("info", st);
+    char *problems = NULL;
+    st = kiln_model_validate(m, &problems);
+    if (st == KILN_ERR_NOMEM) {
+        kiln_model_destroy(m);
+        return cli_error("info", st);
+    }
+    if (st != KILN_OK && !json && !problems)
+        fprintf(stderr, "kiln info: %s: warning: %s\n", path, kiln_last_error());
     char *text;
     st = kiln_model_describe(m, json, &text);
-    kiln_model_destroy(m);
-    if (st != KILN_OK)
+    if (st != KILN_OK) {
+        free(problems);
+        kiln_model_destroy(m);
         return cli_error("info", st);
-    fputs(text, stdout);
+    }
+    char *all = with_extras(m, text, json, problems);
+    kiln_model_destroy(m);
     free(text);
+    free(problems);
+    if (!all) {
+        fprintf(stderr, "kiln info: out of memory\n");
+        return 1;
+    }
+    fputs(all, stdout);
+    free(all);
     return 0;
 }
