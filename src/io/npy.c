@@ -222,6 +222,104 @@ static void fortran_to_c(const uint8_t *src, uint8_t *dst, int rank, const int64
     }
 }
 
+/* ---- strings: numpy's fixed-width unicode ('<U<width>', UTF-32LE, padded
+ * with NULs) <-> kiln's UTF-8 strings ---- */
+
+static size_t utf8_put(uint32_t c, char *o) {
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xc0 | (c >> 6));
+        o[1] = (char)(0x80 | (c & 0x3f));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xe0 | (c >> 12));
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (c & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | (c >> 18));
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (c & 0x3f));
+    return 4;
+}
+
+/* Next code point of UTF-8 s[0..n) at *i, or -1 when malformed. */
+static int64_t utf8_get(const unsigned char *s, size_t n, size_t *i) {
+    unsigned char b = s[*i];
+    int len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+    if (!len || *i + (size_t)len > n)
+        return -1;
+    uint32_t c = len == 1 ? b : len == 2 ? b & 0x1f : len == 3 ? b & 0x0f : b & 0x07;
+    for (int k = 1; k < len; k++) {
+        if ((s[*i + (size_t)k] & 0xc0) != 0x80)
+            return -1;
+        c = c << 6 | (s[*i + (size_t)k] & 0x3f);
+    }
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return -1;
+    *i += (size_t)len;
+    return c;
+}
+
+static kiln_status read_unicode(const char *path, const char *descr, const npy_header *hd, const unsigned char *data,
+                                size_t n, kiln_tensor **out) {
+    char *end;
+    long w = strtol(descr + 1, &end, 10);
+    if (*end || w < 0 || w > (1 << 20))
+        return kiln_fail(KILN_ERR_PARSE, "%s: malformed unicode dtype '%s'", path, descr);
+    kiln_tensor *t = kiln_tensor_new();
+    if (!t)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_init_shape(t, KILN_DTYPE_STRING, hd->rank, hd->dims);
+    size_t need;
+    if (st == KILN_OK && kiln_mul_overflow_size((size_t)t->numel, (size_t)w * 4, &need))
+        st = kiln_fail(KILN_ERR_PARSE, "%s: string array too large", path);
+    if (st == KILN_OK && need != n)
+        st = kiln_fail(KILN_ERR_PARSE, "%s: file has %zu data bytes, %lld strings of width %ld need %zu", path, n,
+                       (long long)t->numel, w, need);
+    if (st == KILN_OK && hd->fortran && t->rank > 1)
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: Fortran-order string arrays are not supported", path);
+    if (st == KILN_OK)
+        st = kiln_tensor_alloc_data(t);
+    kiln_string *ss = st == KILN_OK ? t->data : NULL;
+    char *buf = st == KILN_OK ? kiln_malloc((size_t)w * 4 + 1) : NULL;
+    if (st == KILN_OK && !buf)
+        st = KILN_ERR_NOMEM;
+    for (int64_t i = 0; st == KILN_OK && i < t->numel; i++) {
+        size_t len = 0;
+        for (long k = 0; k < w; k++) {
+            const unsigned char *p = data + ((size_t)i * (size_t)w + (size_t)k) * 4;
+            uint32_t c = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            if (!c)
+                break; /* numpy drops trailing NULs */
+            if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+                st = kiln_fail(KILN_ERR_PARSE, "%s: string %lld holds an invalid code point", path, (long long)i);
+                break;
+            }
+            len += utf8_put(c, buf + len);
+        }
+        if (st == KILN_OK) {
+            ss[i].data = kiln_strndup(buf, len);
+            ss[i].len = len;
+            if (!ss[i].data)
+                st = KILN_ERR_NOMEM;
+        }
+    }
+    free(buf);
+    if (st != KILN_OK) {
+        kiln_tensor_destroy(t);
+        return st;
+    }
+    *out = t;
+    return KILN_OK;
+}
+
 kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
     *out = NULL;
     kiln_buffer *map;
@@ -268,6 +366,14 @@ kiln_status kiln_npy_read(const char *path, kiln_tensor **out) {
         order = '|';
     if (order == '>') {
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s: big-endian arrays are not supported", path);
+        goto done;
+    }
+    if (descr[0] == 'U') {
+        st = read_unicode(path, descr, &hd, d + hoff + hlen, n - hoff - hlen, &t);
+        if (st == KILN_OK) {
+            *out = t;
+            t = NULL;
+        }
         goto done;
     }
     kiln_dtype dtype = KILN_DTYPE_UNDEFINED;
@@ -326,6 +432,7 @@ done:
 typedef struct npy_write {
     const kiln_tensor *t;
     const char *path;
+    size_t width; /* strings: code points per element */
 } npy_write;
 
 static kiln_status write_npy(void *ctx, int fd) {
@@ -335,9 +442,14 @@ static kiln_status write_npy(void *ctx, int fd) {
     for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
         if (npy_types[i].dtype == t->dtype)
             descr = npy_types[i].descr;
+    char ustr[32];
+    if (t->dtype == KILN_DTYPE_STRING) {
+        snprintf(ustr, sizeof ustr, "U%zu", w->width);
+        descr = ustr;
+    }
     char dict[1024];
     int o = snprintf(dict, sizeof dict, "{'descr': '%s%s', 'fortran_order': False, 'shape': (",
-                     t->dtype == KILN_DTYPE_BOOL ? "|" : (kiln_dtype_size(t->dtype) == 1 ? "|" : "<"),
+                     t->dtype == KILN_DTYPE_BOOL ? "|" : (t->dtype != KILN_DTYPE_STRING && kiln_dtype_size(t->dtype) == 1 ? "|" : "<"),
                      t->dtype == KILN_DTYPE_BOOL ? "b1" : descr);
     for (int i = 0; i < t->rank; i++)
         o += snprintf(dict + o, sizeof dict - (size_t)o, "%lld%s", (long long)t->dims[i],
@@ -353,13 +465,50 @@ static kiln_status write_npy(void *ctx, int fd) {
     memset(dict + o, ' ', pad);
     dict[(size_t)o + pad] = '\n';
     KILN_TRY(kiln_write_all(fd, dict, hlen, w->path));
-    return kiln_write_all(fd, t->data, t->nbytes, w->path);
+    if (t->dtype != KILN_DTYPE_STRING)
+        return kiln_write_all(fd, t->data, t->nbytes, w->path);
+    /* each string as width UTF-32LE code points, NUL-padded */
+    const kiln_string *ss = t->data;
+    unsigned char *row = kiln_malloc(w->width * 4 + 4);
+    if (!row)
+        return KILN_ERR_NOMEM;
+    kiln_status st = KILN_OK;
+    for (int64_t i = 0; st == KILN_OK && i < t->numel; i++) {
+        memset(row, 0, w->width * 4);
+        size_t k = 0;
+        for (size_t j = 0; j < ss[i].len;) {
+            int64_t c = utf8_get((const unsigned char *)ss[i].data, ss[i].len, &j);
+            row[4 * k] = (unsigned char)c;
+            row[4 * k + 1] = (unsigned char)(c >> 8);
+            row[4 * k + 2] = (unsigned char)(c >> 16);
+            row[4 * k + 3] = 0;
+            k++;
+        }
+        st = kiln_write_all(fd, row, w->width * 4, w->path);
+    }
+    free(row);
+    return st;
 }
 
 kiln_status kiln_npy_write(const kiln_tensor *t, const char *path) {
     if (t->kind != KILN_VALUE_TENSOR)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: .npy holds tensors, not a %s (use .pb)", path,
                          kiln_value_kind_name(t->kind));
+    npy_write w = {t, path, 1};
+    if (t->dtype == KILN_DTYPE_STRING) {
+        /* fixed-width unicode: as wide as the longest string, every one valid UTF-8 */
+        const kiln_string *ss = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            size_t cnt = 0;
+            for (size_t j = 0; j < ss[i].len; cnt++)
+                if (utf8_get((const unsigned char *)ss[i].data, ss[i].len, &j) < 0)
+                    return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: string %lld is not valid UTF-8 (use .pb)", path,
+                                     (long long)i);
+            if (cnt > w.width)
+                w.width = cnt;
+        }
+        return kiln_write_atomic(path, write_npy, &w);
+    }
     bool known = false;
     for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
         known |= npy_types[i].dtype == t->dtype;
@@ -367,7 +516,6 @@ kiln_status kiln_npy_write(const kiln_tensor *t, const char *path) {
     if (!known)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: .npy cannot hold %s tensors (use .pb)", path,
                          kiln_dtype_name(t->dtype));
-    npy_write w = {t, path};
     return kiln_write_atomic(path, write_npy, &w);
 }
 
