@@ -218,6 +218,8 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
                 kiln_sbuf_printf(&b, "run %d output '%s': MISMATCH original %s%s, frozen %s%s\n", run, outnames[i],
                                  kiln_dtype_name(a->dtype), sa, kiln_dtype_name(z->dtype), sz);
                 mismatch = true;
+                if (o && o->on_output)
+                    o->on_output(o->ctx, run, outnames[i], 0, 0, 0);
                 continue;
             }
             double max_abs = 0, max_rel = 0;
@@ -251,6 +253,8 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
             kiln_sbuf_printf(&b, "run %d output '%s' %s%s: max abs %.3g, max rel %.3g%s\n", run, outnames[i],
                              kiln_dtype_name(a->dtype), sa, max_abs, max_rel, bad ? "  MISMATCH" : "  ok");
             mismatch |= bad;
+            if (o && o->on_output)
+                o->on_output(o->ctx, run, outnames[i], max_abs, max_rel, !bad);
         }
     run_done:
         for (size_t i = 0; i < nout; i++) {

@@ -14,7 +14,7 @@ static void help(FILE *f) {
             "usage: kiln freeze MODEL -o OUT [--bind NAME=VALUE]... [--dim SYMBOL=N]...\n"
             "                   [--shape INPUT=d0,d1,...]... [--unroll-limit N] [--fold-limit BYTES]\n"
             "                   [--prune-dead-inputs] [--keep-functions] [--report FILE.json]\n"
-            "                   [--verify] [--quiet]\n\n"
+            "                   [--verify] [--picture FILE.svg] [--quiet]\n\n"
             "Bakes inputs and dimensions into the model, as functools.partial(model.forward,\n"
             "**frozen) would in PyTorch, then folds what became static: shape arithmetic,\n"
             "constant subgraphs (run by kiln's engine), If on constant conditions, Loops with\n"
@@ -33,6 +33,9 @@ static void help(FILE *f) {
             "  --report FILE.json      write the report as JSON\n"
             "  --verify                compare with the original (kiln check) before writing;\n"
             "                          nothing is written if outputs differ\n"
+            "  --picture FILE          draw the original, with what freezing removed, folded and\n"
+            "                          bound marked, beside the frozen model (see kiln show:\n"
+            "                          .dot is DOT text, .svg/.png/.pdf need Graphviz)\n"
             "  --quiet                 no report on stderr\n");
 }
 
@@ -47,7 +50,7 @@ static bool parse_i64(const char *s, int64_t *out) {
 }
 
 int kiln_cmd_freeze(int argc, char **argv) {
-    const char *path = NULL, *out = NULL, *report_path = NULL;
+    const char *path = NULL, *out = NULL, *report_path = NULL, *picture = NULL;
     bool verify = false, quiet = false;
     kiln_freeze_options fo = {0};
     char **binds = calloc((size_t)argc + 1, sizeof *binds), **dims = calloc((size_t)argc + 1, sizeof *dims),
@@ -96,6 +99,12 @@ int kiln_cmd_freeze(int argc, char **argv) {
                 fo.fold_limit = 1; /* 0 bytes: nothing may grow */
         } else if (!strcmp(a, "--report") && has) {
             report_path = argv[++i];
+        } else if (!strcmp(a, "--picture") && has) {
+            picture = argv[++i];
+            if (!cli_picture_format_ok("freeze", picture)) {
+                rc = 2;
+                goto done;
+            }
         } else if (!strcmp(a, "--prune-dead-inputs")) {
             fo.prune_dead_inputs = 1;
         } else if (!strcmp(a, "--keep-functions")) {
@@ -202,6 +211,24 @@ int kiln_cmd_freeze(int argc, char **argv) {
     if ((st = kiln_model_save(m, out, NULL)) != KILN_OK) {
         rc = cli_error("freeze", st);
         goto done;
+    }
+    if (picture) {
+        char *dot = NULL;
+        if (!orig && (st = kiln_model_load(path, &orig)) != KILN_OK) {
+            rc = cli_error("freeze", st);
+            goto done;
+        }
+        kiln_picture_options po = {.frozen = m, .n_bound = nb, .bound = names};
+        if ((st = kiln_model_picture(orig, &po, &dot)) != KILN_OK) {
+            rc = cli_error("freeze", st);
+            goto done;
+        }
+        int prc = cli_write_picture("freeze", dot, picture);
+        free(dot);
+        if (prc) {
+            rc = prc;
+            goto done;
+        }
     }
     if (report_path) {
         char *json = NULL;
