@@ -17,7 +17,8 @@ extern "C" {
 
 /* The version of this header; kiln_version() gives the library's (they
  * differ only when a program is run against another build than it was
- * compiled with). libkiln.so's SONAME carries the major version. */
+ * compiled with). libkiln.so's SONAME carries the major version (before
+ * 1.0, also the minor: libkiln.so.0.1). */
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1
 #define KILN_VERSION_PATCH 0

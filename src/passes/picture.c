@@ -42,6 +42,10 @@ typedef struct scope {
 
 typedef struct pic {
     kiln_sbuf *b;
+    /* Edges, written after all nodes: Graphviz makes a node a member of every
+     * subgraph whose body mentions it, so an edge from an outer value into a
+     * cluster must not be written inside the cluster. */
+    kiln_sbuf e;
     kiln_freeze_ctx fc; /* facts of the model being drawn */
     bool have_facts;
     const cmp *cmp; /* marks, or NULL */
@@ -140,7 +144,11 @@ static void value_type_text(pic *p, const kiln_graph *g, const char *name) {
 
 static char *new_id(pic *p, const char *kind) {
     char buf[96];
-    snprintf(buf, sizeof buf, "%s%s%lu", p->prefix, kind, p->next_id++);
+    /* Graphviz draws a subgraph as a box only when its name starts with "cluster" */
+    if (!strcmp(kind, "cluster_"))
+        snprintf(buf, sizeof buf, "cluster_%s%lu", p->prefix, p->next_id++);
+    else
+        snprintf(buf, sizeof buf, "%s%s%lu", p->prefix, kind, p->next_id++);
     return kiln_strdup(buf);
 }
 
@@ -308,10 +316,8 @@ static kiln_status draw_node(pic *p, scope *s, const kiln_node *n, int depth, co
     /* edges from the values it reads (in this graph or captured from outer ones) */
     for (size_t k = 0; k < n->n_inputs; k++) {
         const char *from = *n->inputs[k] ? scope_find(s, n->inputs[k]) : NULL;
-        if (from) {
-            indent(b, depth);
-            kiln_sbuf_printf(b, "\"%s\" -> \"%s\";\n", from, id);
-        }
+        if (from)
+            kiln_sbuf_printf(&p->e, "  \"%s\" -> \"%s\";\n", from, id);
     }
     /* subgraphs: clusters, tied to the node by a dotted edge */
     for (size_t a = 0; a < n->n_attrs; a++) {
@@ -340,11 +346,9 @@ static kiln_status draw_node(pic *p, scope *s, const kiln_node *n, int depth, co
             kiln_status st = draw_graph(p, sg, s, depth + 1, &anchor);
             indent(b, depth);
             kiln_sbuf_printf(b, "}\n");
-            if (st == KILN_OK && anchor) {
-                indent(b, depth);
-                kiln_sbuf_printf(b, "\"%s\" -> \"%s\" [style=dotted, arrowhead=odot, lhead=\"%s\"];\n", id, anchor,
-                                 cid);
-            }
+            if (st == KILN_OK && anchor)
+                kiln_sbuf_printf(&p->e, "  \"%s\" -> \"%s\" [style=dotted, arrowhead=odot, lhead=\"%s\"];\n", id,
+                                 anchor, cid);
             free(anchor);
             free(cid);
             KILN_TRY(st);
@@ -411,15 +415,12 @@ static kiln_status draw_graph(pic *p, const kiln_graph *g, const scope *up, int 
             tensor_text(b, k);
             value_text(b, k);
             kiln_sbuf_printf(b, "</font>>, fillcolor=\"" COL_INIT "\"];\n");
-            indent(b, depth);
-            kiln_sbuf_printf(b, "\"%s\" -> \"%s\";\n", cid, id);
+            kiln_sbuf_printf(&p->e, "  \"%s\" -> \"%s\";\n", cid, id);
             free(cid);
         }
         io_node(p, depth, id, vo->name, &vo->type, MARK_NONE, NULL, true);
-        if (from) {
-            indent(b, depth);
-            kiln_sbuf_printf(b, "\"%s\" -> \"%s\";\n", from, id);
-        }
+        if (from)
+            kiln_sbuf_printf(&p->e, "  \"%s\" -> \"%s\";\n", from, id);
         if (!*anchor)
             *anchor = id;
         else
@@ -453,6 +454,16 @@ out:
     kiln_freeze_report_destroy(rep);
     p->fc.rep = NULL;
     kiln_graph_destroy(copy);
+}
+
+/* The edges collected while drawing, into the text. */
+static void flush_edges(pic *p) {
+    if (p->e.data)
+        kiln_sbuf_append(p->b, p->e.data, p->e.len);
+    if (p->e.failed)
+        p->b->failed = true;
+    free(p->e.data);
+    p->e = (kiln_sbuf){0};
 }
 
 static void facts_free(pic *p) {
@@ -547,6 +558,7 @@ kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *
         p.prefix = "";
         infer_facts(&p, m);
         st = draw_graph(&p, m->graph, NULL, 0, &anchor);
+        flush_edges(&p);
         facts_free(&p);
     } else {
         c.fg = fm->graph;
@@ -563,6 +575,7 @@ kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *
         p.cmp = &c;
         infer_facts(&p, m);
         st = draw_graph(&p, m->graph, NULL, 1, &anchor);
+        flush_edges(&p);
         facts_free(&p);
         free(anchor);
         anchor = NULL;
@@ -575,6 +588,7 @@ kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *
             p.next_id = 0;
             infer_facts(&p, fm);
             st = draw_graph(&p, fm->graph, NULL, 1, &anchor);
+            flush_edges(&p);
             facts_free(&p);
             kiln_sbuf_printf(&b, "  }\n");
         }
@@ -584,6 +598,7 @@ kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *
     free(anchor);
     kiln_sbuf_printf(&b, "}\n");
 out:
+    free(p.e.data);
     cmp_free(&c);
     if (st == KILN_OK && (b.failed || !b.data))
         st = kiln_fail(KILN_ERR_NOMEM, "out of memory while drawing the model");
