@@ -126,6 +126,8 @@ void *kiln_tensor_data(kiln_tensor *t);
 const void *kiln_tensor_data_const(const kiln_tensor *t);
 /* For STRING tensors: element i and its length. */
 const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len);
+/* For STRING tensors: element i becomes a copy of the len bytes at s. */
+kiln_status kiln_tensor_set_string(kiln_tensor *t, int64_t i, const char *s, size_t len);
 
 /* Tensor files: .npy (numpy) and .pb (onnx.TensorProto); by extension. */
 kiln_status kiln_tensor_load(const char *path, kiln_tensor **out);

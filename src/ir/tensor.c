@@ -568,3 +568,23 @@ kiln_status kiln_tensor_make_writable(kiln_tensor *t) {
     kiln_tensor_destroy(c);
     return KILN_OK;
 }
+
+kiln_status kiln_tensor_set_string(kiln_tensor *t, int64_t i, const char *s, size_t len) {
+    if (!t || t->dtype != KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_set_string: not a string tensor");
+    if (i < 0 || i >= t->numel)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_set_string: element %lld of %lld", (long long)i,
+                         (long long)t->numel);
+    if (!s && len)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_set_string: no bytes");
+    /* shared with another tensor: give this one its own strings first */
+    KILN_TRY(kiln_tensor_make_writable(t));
+    char *c = kiln_strndup(len ? s : "", len);
+    if (!c)
+        return KILN_ERR_NOMEM;
+    kiln_string *e = (kiln_string *)t->data + i;
+    free(e->data);
+    e->data = c;
+    e->len = len;
+    return KILN_OK;
+}
