@@ -33,7 +33,7 @@ ldd "$T/pc_shared" | grep -q "libkiln.so" || { echo "pc_shared does not use libk
 echo "== pkg-config --static (libkiln.a and the private libraries)"
 # shellcheck disable=SC2046
 $CC -std=c11 -o "$T/pc_static" "$HERE/downstream.c" $(pkg-config --cflags kiln) \
-    -L"$LIBDIR" -Wl,-Bstatic -lkiln -Wl,-Bdynamic $(pkg-config --static --libs kiln | sed 's/-lkiln\b//')
+    -Wl,-Bstatic -lkiln -Wl,-Bdynamic $(pkg-config --static --libs kiln | sed 's/-lkiln //')
 "$T/pc_static" "$MODEL"
 if ldd "$T/pc_static" | grep -q "libkiln.so"; then echo "pc_static uses libkiln.so" >&2; exit 1; fi
 
