@@ -310,6 +310,20 @@ void kiln_freeze_report_destroy(kiln_freeze_report *r);
 kiln_status kiln_report_text(const kiln_freeze_report *r, char **out);
 kiln_status kiln_report_json(const kiln_freeze_report *r, char **out);
 
+/* The report's numbers as a structure (kiln_report_json has the same and the
+ * lists: inputs removed, dims fixed, folds skipped with their reasons). */
+typedef struct kiln_report_summary {
+    int64_t nodes_before, nodes_after; /* subgraphs included */
+    int64_t function_calls_inlined, ifs_inlined, loops_unrolled, nodes_folded, shape_values_folded;
+    int64_t bytes_before, bytes_after; /* initializer bytes */
+    size_t inputs_removed, dims_fixed, folds_skipped, functions_kept;
+} kiln_report_summary;
+kiln_status kiln_report_summary_get(const kiln_freeze_report *r, kiln_report_summary *out);
+/* Operators whose node count the report tracks: the i-th name (NULL past
+ * the end) and its counts before and after (either may be NULL). */
+size_t kiln_report_op_count(const kiln_freeze_report *r);
+const char *kiln_report_op(const kiln_freeze_report *r, size_t i, int64_t *before, int64_t *after);
+
 /* Input `name` becomes an initializer holding a copy of `value`. Its dtype
  * and shape must match the declared type; symbolic dimensions take the
  * value's sizes and are fixed everywhere they appear. `report` may be NULL. */

@@ -55,9 +55,43 @@ int main(int argc, char **argv) {
     printf("kiln %s: output %s has %lld elements\n", v, kiln_model_output_name(m, 0),
            (long long)kiln_tensor_numel(out[0]));
     kiln_tensor_destroy(out[0]);
+    kiln_session_destroy(s);
+    /* freeze every input but the first with the zeros above; the report's numbers */
+    kiln_freeze_report *rep;
+    if (kiln_freeze_report_create(&rep) != KILN_OK)
+        return fail("report");
+    for (size_t i = 1; i < ni; i++)
+        if (kiln_model_bind(m, names[i], vals[i], rep) != KILN_OK)
+            return fail("bind");
+    if (kiln_model_freeze(m, NULL, rep) != KILN_OK)
+        return fail("freeze");
+    kiln_report_summary sum;
+    if (kiln_report_summary_get(rep, &sum) != KILN_OK)
+        return fail("summary");
+    printf("frozen: %lld nodes -> %lld, %zu inputs removed;", (long long)sum.nodes_before,
+           (long long)sum.nodes_after, sum.inputs_removed);
+    for (size_t i = 0; i < kiln_report_op_count(rep); i++) {
+        int64_t b, a;
+        const char *op = kiln_report_op(rep, i, &b, &a);
+        if (b != a)
+            printf(" %s %lld->%lld", op, (long long)b, (long long)a);
+    }
+    printf("\n");
+    if (sum.nodes_after >= sum.nodes_before || sum.inputs_removed != ni - 1 || kiln_model_input_count(m) != 1)
+        return 1;
+    void *bytes2;
+    size_t n2;
+    if (kiln_model_serialize(m, &bytes2, &n2) != KILN_OK)
+        return fail("serialize");
+    kiln_model *m2;
+    if (kiln_model_load_buffer(bytes2, n2, NULL, NULL, NULL, &m2) != KILN_OK)
+        return fail("load frozen");
+    free(bytes2);
+    printf("frozen model: %zu input(s), %zu bytes\n", kiln_model_input_count(m2), n2);
+    kiln_model_destroy(m2);
+    kiln_freeze_report_destroy(rep);
     for (size_t i = 0; i < ni; i++)
         kiln_tensor_destroy(vals[i]);
-    kiln_session_destroy(s);
     kiln_model_destroy(m);
     return 0;
 }
