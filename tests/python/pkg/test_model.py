@@ -104,3 +104,35 @@ def test_load_errors(tmp_path):
         kiln.load(12345)
     assert issubclass(kiln.ArgumentError, kiln.Error) and issubclass(kiln.ArgumentError, ValueError)
     assert issubclass(kiln.ModelError, kiln.Error) and issubclass(kiln.MismatchError, kiln.Error)
+
+
+def test_type_stubs_ship_and_cover_the_api():
+    import ast
+    import os
+
+    pkg = os.path.dirname(kiln.__file__)
+    assert os.path.exists(os.path.join(pkg, "py.typed"))
+    for stub, mod in (("__init__.pyi", kiln), ("_kiln.pyi", kiln._kiln)):
+        tree = ast.parse(open(os.path.join(pkg, stub)).read())
+        names = set()
+        for node in tree.body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+            elif isinstance(node, ast.ImportFrom):
+                names.update(a.asname or a.name for a in node.names)
+        public = set(kiln.__all__) if mod is kiln else {n for n in dir(mod) if not n.startswith("__")}
+        assert public <= names, (stub, public - names)
+
+
+def test_scalar_outputs(tmp_path):
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0)], "sum",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info("s", TensorProto.FLOAT, [])])
+    m = kiln.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    s = kiln.Session(m).run({"x": np.array([1, 2, 3], np.float32)})["s"]
+    assert s.shape == () and s.dtype == np.float32 and float(s) == 6.0
+    assert m.outputs == [kiln.ValueInfo("s", np.dtype(np.float32), [])]
