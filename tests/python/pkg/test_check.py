@@ -26,7 +26,8 @@ def test_check_ok(models, frozen):
     assert [(r[0], r[1]) for r in res.runs] == [(0, "y"), (1, "y"), (2, "y")]
     assert res.text.count("ok") == 3
     # the same models given as objects and bytes
-    assert kiln.check(kiln.load(models.example), open(frozen, "rb").read(), bind=ARGS, runs=1).ok
+    with open(frozen, "rb") as f:
+        assert kiln.check(kiln.load(models.example), f.read(), bind=ARGS, runs=1).ok
 
 
 def test_check_mismatch_is_not_an_exception(models, frozen):

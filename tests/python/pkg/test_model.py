@@ -113,7 +113,8 @@ def test_type_stubs_ship_and_cover_the_api():
     pkg = os.path.dirname(kiln.__file__)
     assert os.path.exists(os.path.join(pkg, "py.typed"))
     for stub, mod in (("__init__.pyi", kiln), ("_kiln.pyi", kiln._kiln)):
-        tree = ast.parse(open(os.path.join(pkg, stub)).read())
+        with open(os.path.join(pkg, stub)) as f:
+            tree = ast.parse(f.read())
         names = set()
         for node in tree.body:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
