@@ -35,7 +35,8 @@ typedef struct cmp {
 
 /* A graph being drawn and the graphs around it: value name -> DOT node id. */
 typedef struct scope {
-    kiln_nameset ids; /* name -> malloc'd id */
+    kiln_nameset ids;      /* name -> malloc'd id */
+    kiln_nameset declared; /* value_info and output name -> kiln_value_info* (borrowed) */
     const kiln_graph *g;
     const struct scope *up;
 } scope;
@@ -110,8 +111,8 @@ static void value_text(kiln_sbuf *b, const kiln_tensor *t) {
     kiln_sbuf_printf(b, "%s", t->rank ? "]" : "");
 }
 
-/* Type of value `name` as inferred (or declared in g's value_info). */
-static void value_type_text(pic *p, const kiln_graph *g, const char *name) {
+/* Type of value `name` as inferred (or as declared in s's graph). */
+static void value_type_text(pic *p, const struct scope *s, const char *name) {
     const kiln_shape_fact *f = p->have_facts ? kiln_fact(&p->fc, name) : NULL;
     if (f && (f->dt != KILN_DTYPE_UNDEFINED || f->rank >= 0)) {
         kiln_sbuf_printf(p->b, "%s", f->dt ? kiln_dtype_name(f->dt) : "?");
@@ -129,17 +130,11 @@ static void value_type_text(pic *p, const kiln_graph *g, const char *name) {
         kiln_sbuf_printf(p->b, "]");
         return;
     }
-    for (size_t i = 0; i < g->n_value_info; i++)
-        if (!strcmp(g->value_info[i].name, name)) {
-            type_text(p->b, &g->value_info[i].type);
-            return;
-        }
-    for (size_t i = 0; i < g->n_outputs; i++)
-        if (!strcmp(g->outputs[i].name, name)) {
-            type_text(p->b, &g->outputs[i].type);
-            return;
-        }
-    kiln_sbuf_printf(p->b, "?");
+    const kiln_value_info *vi = kiln_nameset_get(&s->declared, name);
+    if (vi)
+        type_text(p->b, &vi->type);
+    else
+        kiln_sbuf_printf(p->b, "?");
 }
 
 static char *new_id(pic *p, const char *kind) {
@@ -152,7 +147,10 @@ static char *new_id(pic *p, const char *kind) {
     return kiln_strdup(buf);
 }
 
-static void scope_free(scope *s) { kiln_nameset_free(&s->ids, free); }
+static void scope_free(scope *s) {
+    kiln_nameset_free(&s->ids, free);
+    kiln_nameset_free(&s->declared, NULL);
+}
 
 static const char *scope_find(const scope *s, const char *name) {
     for (; s; s = s->up) {
@@ -306,7 +304,7 @@ static kiln_status draw_node(pic *p, scope *s, const kiln_node *n, int depth, co
         kiln_sbuf_printf(b, "<br/>&#8594; ");
         esc(b, n->outputs[k]);
         kiln_sbuf_printf(b, ": ");
-        value_type_text(p, s->g, n->outputs[k]);
+        value_type_text(p, s, n->outputs[k]);
     }
     if (mark_word(mk))
         kiln_sbuf_printf(b, "<br/><i>%s</i>", mark_word(mk));
@@ -363,11 +361,18 @@ static kiln_status draw_graph(pic *p, const kiln_graph *g, const scope *up, int 
     kiln_status st = KILN_OK;
     char *id = NULL;
     *anchor = NULL;
+    for (size_t i = 0; st == KILN_OK && i < g->n_value_info; i++)
+        st = kiln_nameset_put(&s.declared, g->value_info[i].name, &g->value_info[i]);
+    for (size_t i = 0; st == KILN_OK && i < g->n_outputs; i++)
+        if (!kiln_nameset_has(&s.declared, g->outputs[i].name))
+            st = kiln_nameset_put(&s.declared, g->outputs[i].name, &g->outputs[i]);
     /* inputs (those with an initializer default too: they can be fed) */
     for (size_t i = 0; st == KILN_OK && i < g->n_inputs; i++) {
         const kiln_value_info *vi = &g->inputs[i];
-        if (!(id = new_id(p, "in")))
-            return KILN_ERR_NOMEM;
+        if (!(id = new_id(p, "in"))) {
+            st = KILN_ERR_NOMEM;
+            break;
+        }
         const kiln_tensor *value = NULL;
         mark mk = up ? MARK_NONE : input_mark(p, vi->name, &value);
         io_node(p, depth, id, vi->name, &vi->type, mk, value, false);
