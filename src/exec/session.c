@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "exec/exec.h"
+#include "passes/passes.h"
 #include "passes/edit.h"
 #include "passes/inline_functions.h"
 
@@ -283,6 +284,10 @@ kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options 
     }
     if (st == KILN_OK)
         st = kiln_plan_main(&s->core, g);
+    /* shapes known before running: the operators' rules check the declared
+     * types and the nodes' inputs now, naming the node */
+    if (st == KILN_OK)
+        st = kiln_shapes_check(m, g);
     if (st != KILN_OK) {
         kiln_session_destroy(s);
         return st;

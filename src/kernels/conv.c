@@ -580,8 +580,9 @@ void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const dou
 }
 
 static float widen_one(const kiln_tensor *t, int64_t i) {
-    return t->dtype == KILN_DTYPE_DOUBLE ? (float)((const double *)t->data)[i]
-                                         : kiln_half_to_float(((const uint16_t *)t->data)[i]);
+    return t->dtype == KILN_DTYPE_DOUBLE     ? (float)((const double *)t->data)[i]
+           : t->dtype == KILN_DTYPE_BFLOAT16 ? kiln_bf16_to_float(((const uint16_t *)t->data)[i])
+                                             : kiln_half_to_float(((const uint16_t *)t->data)[i]);
 }
 
 kiln_status kiln_conv_widen(const kiln_tensor *x, const kiln_tensor *w, const kiln_tensor *b, int64_t y_numel,
@@ -611,6 +612,8 @@ void kiln_conv_narrow(const float *src, kiln_tensor *y) {
     for (int64_t i = 0; i < y->numel; i++) {
         if (y->dtype == KILN_DTYPE_DOUBLE)
             ((double *)y->data)[i] = src[i];
+        else if (y->dtype == KILN_DTYPE_BFLOAT16)
+            ((uint16_t *)y->data)[i] = kiln_float_to_bf16(src[i]);
         else
             ((uint16_t *)y->data)[i] = kiln_float_to_half(src[i]);
     }

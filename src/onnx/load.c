@@ -384,7 +384,9 @@ static kiln_status conv_type(const conv *c, const Onnx__TypeProto *p, kiln_type 
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
         t->dims[i].value = -1;
         if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
-            if (d->dim_value < 0)
+            /* exporters such as paddle2onnx write dynamic dims as -1: an
+             * unknown dim, like one with neither value nor name */
+            if (d->dim_value < -1)
                 return kiln_fail(KILN_ERR_INVALID, "dimension %d is %lld; dimensions must not be negative", i,
                                  (long long)d->dim_value);
             t->dims[i].value = d->dim_value;

@@ -373,9 +373,30 @@ static kiln_status bin_types(kiln_op_ctx *c, bin_kind kind, kiln_dtype xt, kiln_
     return KILN_OK;
 }
 
+/* Equal on strings (opset 19): byte-wise equality, broadcast. */
+static kiln_status equal_strings(kiln_op_ctx *c, const kiln_tensor *x, const kiln_tensor *y) {
+    kiln_bcast b;
+    KILN_TRY(kiln_bcast_init(&b, 2, (const kiln_tensor *const[]){x, y}));
+    kiln_tensor *z;
+    KILN_TRY(kiln_op_output(c, 0, KILN_DTYPE_BOOL, b.rank, b.dims, &z));
+    const kiln_string *xs = x->data, *ys = y->data;
+    uint8_t *zs = z->data;
+    for (int64_t r = 0; r < b.n_rows; r++) {
+        int64_t off[KILN_BCAST_MAX_IN];
+        kiln_bcast_row(&b, r, off);
+        for (int64_t i = 0; i < b.row_len; i++) {
+            const kiln_string *a = &xs[off[0] + i * b.step[0]], *e = &ys[off[1] + i * b.step[1]];
+            zs[r * b.row_len + i] = a->len == e->len && (!a->len || !memcmp(a->data, e->data, a->len));
+        }
+    }
+    return KILN_OK;
+}
+
 static kiln_status bin_exec(kiln_op_ctx *c, bin_kind kind) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *x = c->in[0], *y = c->in[1];
+    if (kind == B_EQ && c->opset >= 19 && x->dtype == KILN_DTYPE_STRING && y->dtype == KILN_DTYPE_STRING)
+        return equal_strings(c, x, y);
     kiln_dtype zt;
     KILN_TRY(bin_types(c, kind, x->dtype, y->dtype, &zt));
     bin_job j = {.kind = kind};
@@ -508,8 +529,8 @@ static kiln_status equal_infer(kiln_infer_ctx *x) {
 
 /* Opset 7 brought numpy broadcasting to all of these (opset 1 used the
  * `broadcast`/`axis` attributes). Later versions only widened type sets,
- * except Pow-12 (mixed base/exponent types) and BitShift-28 (signed types),
- * handled in bin_types. PRelu-6
+ * except Pow-12 (mixed base/exponent types), Equal-19 (strings) and
+ * BitShift-28 (signed types), handled in bin_exec / bin_types. PRelu-6
  * already allowed a slope broadcast to X. */
 static const kiln_op_desc ops[] = {
     {"", "Pow", 7, 0, pow_exec, kiln_infer_bcast_all},

@@ -540,6 +540,8 @@ static kiln_status scan_infer(kiln_infer_ctx *x) {
     if (m < 0 || (size_t)m > x->n_in)
         return KILN_OK;
     size_t n_state = x->n_in - (size_t)m;
+    if (x->opset < 9)
+        return KILN_OK; /* Scan-8 carries a batch axis the body does not see */
     for (size_t k = 0; k < x->n_out && k < body->n_outputs; k++) {
         const kiln_shape_fact *b = x->graph_out(x, body, k);
         if (!b)

@@ -280,7 +280,7 @@ static kiln_status conv_setup(kiln_op_ctx *c, const kiln_tensor *X, const kiln_t
 static kiln_status conv_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *X = c->in[0], *W = c->in[1], *B = kiln_op_in(c, 2);
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
     if (W->dtype != X->dtype || (B && B->dtype != X->dtype))
         return kiln_fail(KILN_ERR_INVALID, "X, W%s must have the same element type", B ? " and B" : "");
@@ -308,15 +308,17 @@ static kiln_status conv_exec(kiln_op_ctx *c) {
                 ((float *)Y->data)[i] = (float)v;
             else if (X->dtype == KILN_DTYPE_DOUBLE)
                 ((double *)Y->data)[i] = v;
+            else if (X->dtype == KILN_DTYPE_BFLOAT16)
+                ((uint16_t *)Y->data)[i] = kiln_float_to_bf16((float)v);
             else
                 ((uint16_t *)Y->data)[i] = kiln_float_to_half((float)v);
         }
         return KILN_OK;
     }
-    if (X->dtype != KILN_DTYPE_FLOAT16)
+    if (X->dtype != KILN_DTYPE_FLOAT16 && X->dtype != KILN_DTYPE_BFLOAT16)
         return conv_core(c, &g, N, C, M, G, X->dtype == KILN_DTYPE_DOUBLE, X->data, W->data, B ? B->data : NULL,
                          Y->data);
-    /* float16: widen into one scratch block, run float32, narrow */
+    /* float16 / bfloat16 (opset 22): widen into one scratch block, run float32, narrow */
     float *s, *part[4];
     KILN_TRY(kiln_conv_widen(X, W, B, Y->numel, "Conv", &s, part));
     kiln_status st = conv_core(c, &g, N, C, M, G, false, part[0], part[1], B ? part[2] : NULL, part[3]);

@@ -112,7 +112,7 @@ static kiln_status ct_f32(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, in
 static kiln_status ct_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *X = c->in[0], *W = c->in[1], *B = kiln_op_in(c, 2);
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
     KILN_TRY(kiln_op_need_dtype(c, 0, ok, sizeof ok / sizeof *ok));
     if (W->dtype != X->dtype || (B && B->dtype != X->dtype))
         return kiln_fail(KILN_ERR_INVALID, "X, W%s must have the same element type", B ? " and B" : "");
@@ -201,7 +201,7 @@ static kiln_status ct_exec(kiln_op_ctx *c) {
         return KILN_OK;
     if (X->dtype == KILN_DTYPE_FLOAT)
         return ct_f32(c, &g, N, C, M, G, X->data, W->data, B ? B->data : NULL, Y->data);
-    /* float16 and float64 run in float32 */
+    /* float16, bfloat16 and float64 run in float32 */
     float *s, *part[4];
     KILN_TRY(kiln_conv_widen(X, W, B, Y->numel, "ConvTranspose", &s, part));
     kiln_status st = ct_f32(c, &g, N, C, M, G, part[0], part[1], B ? part[2] : NULL, part[3]);

@@ -72,6 +72,20 @@ static void cs_range(void *arg, size_t begin, size_t end) {
     for (size_t t = begin; t < end; t++) {
         int64_t o = (int64_t)t / j->nblk, i0 = ((int64_t)t % j->nblk) * CS_BLK;
         int64_t w = j->inner - i0 < CS_BLK ? j->inner - i0 : CS_BLK;
+        if (j->prod) {
+            switch (j->dt) {
+            case KILN_DTYPE_FLOAT: cp_f32(j, o, i0, w); break;
+            case KILN_DTYPE_DOUBLE: cp_f64(j, o, i0, w); break;
+            case KILN_DTYPE_FLOAT16: cp_f16(j, o, i0, w); break;
+            case KILN_DTYPE_BFLOAT16: cp_bf16(j, o, i0, w); break;
+            case KILN_DTYPE_INT32: cp_i32(j, o, i0, w); break;
+            case KILN_DTYPE_INT64: cp_i64(j, o, i0, w); break;
+            case KILN_DTYPE_UINT32: cp_u32(j, o, i0, w); break;
+            case KILN_DTYPE_UINT64: cp_u64(j, o, i0, w); break;
+            default: break;
+            }
+            continue;
+        }
         switch (j->dt) {
 #define CS_CASE(DT, SFX)                                                         \
     case DT:                                                                     \

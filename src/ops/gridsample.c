@@ -244,8 +244,108 @@ static kiln_status gs_infer(kiln_infer_ctx *x) {
     return KILN_OK;
 }
 
+/* AffineGrid (opset 20): theta [N, 2, 3] with size [N, C, H, W], or
+ * [N, 3, 4] with [N, C, D, H, W]; output [N, H, W, 2] / [N, D, H, W, 3],
+ * theta applied to each pixel's normalised (x, y[, z], 1) (centres at
+ * -1 + (2i + 1) / n, or -1 + 2i / (n - 1) with align_corners). */
+static kiln_status affine_dims(int64_t nsz, const int64_t *sz, int64_t *od, int *orank) {
+    if (nsz != 4 && nsz != 5)
+        return kiln_fail(KILN_ERR_INVALID, "input 'size' must hold 4 (2-D) or 5 (3-D) values, got %lld",
+                         (long long)nsz);
+    int nsp = (int)nsz - 2;
+    od[0] = sz[0];
+    for (int d = 0; d < nsp; d++)
+        od[1 + d] = sz[2 + d];
+    od[1 + nsp] = nsp;
+    *orank = nsp + 2;
+    for (int d = 0; d < (int)nsz; d++)
+        if (sz[d] < 0)
+            return kiln_fail(KILN_ERR_INVALID, "input 'size' has a negative value %lld", (long long)sz[d]);
+    return KILN_OK;
+}
+
+static kiln_status affine_exec(kiln_op_ctx *c) {
+    KILN_TRY(kiln_op_need_inputs(c, 2));
+    static const kiln_dtype ft[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ft, 4));
+    const kiln_tensor *th = c->in[0], *st = c->in[1];
+    if (st->dtype != KILN_DTYPE_INT64 || st->rank != 1)
+        return kiln_fail(KILN_ERR_INVALID, "input 'size' must be a 1-D int64 tensor");
+    const int64_t *sz = st->data;
+    int64_t od[KILN_MAX_RANK];
+    int orank = 0;
+    KILN_TRY(affine_dims(st->numel, sz, od, &orank));
+    int nsp = orank - 2;
+    if (th->rank != 3 || th->dims[0] != sz[0] || th->dims[1] != nsp || th->dims[2] != nsp + 1)
+        return kiln_fail(KILN_ERR_INVALID, "theta must be [N, %d, %d] with N = %lld", nsp, nsp + 1, (long long)sz[0]);
+    bool ac = kiln_attr_int(c->node, "align_corners", 0) != 0;
+    kiln_tensor *y;
+    KILN_TRY(kiln_op_output(c, 0, th->dtype, orank, od, &y));
+    if (y->numel == 0)
+        return KILN_OK;
+    int64_t P = 1;
+    for (int d = 0; d < nsp; d++)
+        P *= od[1 + d];
+    for (int64_t n = 0; n < sz[0]; n++) {
+        double t[3][4];
+        for (int i = 0; i < nsp; i++)
+            for (int k = 0; k <= nsp; k++)
+                t[i][k] = kiln_load_f64(th->data, th->dtype, (n * nsp + i) * (nsp + 1) + k);
+        int64_t pos[3] = {0, 0, 0};
+        for (int64_t p = 0; p < P; p++) {
+            /* homogeneous coordinates: x (last axis) first */
+            double h[4];
+            for (int k = 0; k < nsp; k++) {
+                int d = nsp - 1 - k;
+                int64_t len = od[1 + d];
+                h[k] = ac ? (len > 1 ? -1 + 2.0 * (double)pos[d] / (double)(len - 1) : -1)
+                          : -1 + (2.0 * (double)pos[d] + 1) / (double)len;
+            }
+            h[nsp] = 1;
+            for (int i = 0; i < nsp; i++) {
+                double v = 0;
+                for (int k = 0; k <= nsp; k++)
+                    v += t[i][k] * h[k];
+                kiln_store_f64(y->data, y->dtype, (n * P + p) * nsp + i, v);
+            }
+            for (int d = nsp - 1; d >= 0; d--) {
+                if (++pos[d] < od[1 + d])
+                    break;
+                pos[d] = 0;
+            }
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status affine_infer(kiln_infer_ctx *x) {
+    if (x->n_out < 1)
+        return KILN_OK;
+    kiln_shape_fact *o = &x->out[0];
+    o->dt = kiln_infer_in(x, 0)->dt;
+    const kiln_shape_fact *S = kiln_infer_in(x, 1);
+    if (S->nval == 4 || S->nval == 5) {
+        int nsp = S->nval - 2;
+        o->rank = nsp + 2;
+        o->dims[0] = S->val[0];
+        for (int d = 0; d < nsp; d++)
+            o->dims[1 + d] = S->val[2 + d];
+        o->dims[1 + nsp] = kiln_sd_const(nsp);
+    } else if (S->rank == 1 && kiln_sd_is_const(&S->dims[0])) {
+        int64_t n = S->dims[0].num;
+        if (n != 4 && n != 5)
+            return kiln_fail(KILN_ERR_INVALID, "input 'size' must hold 4 or 5 values");
+        o->rank = (int)n;
+        for (int d = 0; d < (int)n - 1; d++)
+            o->dims[d] = kiln_sd_unknown();
+        o->dims[n - 1] = kiln_sd_const(n - 2);
+    }
+    return KILN_OK;
+}
+
 static const kiln_op_desc ops[] = {
     {"", "GridSample", 16, 19, gs_v16, gs_infer},
     {"", "GridSample", 20, 0, gs_v20, gs_infer},
+    {"", "AffineGrid", 20, 0, affine_exec, affine_infer},
 };
 KILN_OP_FAMILY(gridsample, ops);

@@ -9,7 +9,7 @@
  * unknown what it cannot tell: an unknown fact is always safe, a wrong one
  * never is. Dims are monomials over the model's dimension symbols
  * (batch, batch*16, seq/2) so shape arithmetic folds as far as the symbols
- * allow. A rule returns KILN_OK, or an error (kiln_fail, KILN_ERR_MODEL)
+ * allow. A rule returns KILN_OK, or an error (kiln_fail, KILN_ERR_INVALID)
  * when the inputs it sees can never be valid for the operator.
  *
  * Shapes that exec computes as well (broadcasting, pooling windows) come

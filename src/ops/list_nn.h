@@ -15,3 +15,4 @@ KILN_OP_FILE(resize)
 
 /* attention and the sequence mixers of language models */
 KILN_OP_FILE(attention)
+KILN_OP_FILE(swiglu)

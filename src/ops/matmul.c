@@ -265,11 +265,17 @@ static kiln_status mm_integer(kiln_op_ctx *c, bool qlinear) {
         yz = kiln_op_in(c, 7);
         if (!ys || !yz)
             return kiln_fail(KILN_ERR_INVALID, "y_scale and y_zero_point are required");
-        KILN_TRY(mm_qparam(as, "a_scale", j.m, A->rank, KILN_DTYPE_FLOAT));
-        KILN_TRY(mm_qparam(bs, "b_scale", j.n, B->rank, KILN_DTYPE_FLOAT));
-        if (ys->dtype != KILN_DTYPE_FLOAT || ys->numel != 1 || yz->numel != 1 ||
+        /* opset 21 lets the scales be float16 or bfloat16 (all of one type) */
+        kiln_dtype sdt = as->dtype;
+        if (!(sdt == KILN_DTYPE_FLOAT || (c->opset >= 21 && (sdt == KILN_DTYPE_FLOAT16 || sdt == KILN_DTYPE_BFLOAT16))))
+            return kiln_fail(KILN_ERR_INVALID, "a_scale must have element type float32%s, got %s",
+                             c->opset >= 21 ? ", float16 or bfloat16" : "", kiln_dtype_name(sdt));
+        KILN_TRY(mm_qparam(as, "a_scale", j.m, A->rank, sdt));
+        KILN_TRY(mm_qparam(bs, "b_scale", j.n, B->rank, sdt));
+        if (ys->dtype != sdt || ys->numel != 1 || yz->numel != 1 ||
             (yz->dtype != KILN_DTYPE_UINT8 && yz->dtype != KILN_DTYPE_INT8))
-            return kiln_fail(KILN_ERR_INVALID, "y_scale must be one float and y_zero_point one int8/uint8 value");
+            return kiln_fail(KILN_ERR_INVALID, "y_scale must be one %s and y_zero_point one int8/uint8 value",
+                             kiln_dtype_name(sdt));
         ydt = yz->dtype;
     }
     kiln_tensor *Y;
@@ -298,7 +304,22 @@ static kiln_status mm_integer(kiln_op_ctx *c, bool qlinear) {
         memset(acc, 0, (size_t)Y->numel * sizeof(int32_t));
     else
         mm_run(c, &j, nbatch, false);
-    if (qlinear) {
+    if (qlinear && as->dtype != KILN_DTYPE_FLOAT) {
+        /* float16 / bfloat16 scales: a_scale * b_scale / y_scale rounded to
+         * the scales' type at each step, as the definition computes it */
+        bool half = as->dtype == KILN_DTYPE_FLOAT16;
+#define MM_ROUND(v) (half ? kiln_half_to_float(kiln_float_to_half(v)) : kiln_bf16_to_float(kiln_float_to_bf16(v)))
+        float ysv = (float)kiln_load_f64(ys->data, ys->dtype, 0);
+        int32_t zp = mm_q8(yz, 0);
+        for (int64_t i = 0; i < Y->numel; i++) {
+            int64_t col = i % N, row = (i / N) % M;
+            float sa = (float)kiln_load_f64(as->data, as->dtype, as->numel == 1 ? 0 : row);
+            float sb = (float)kiln_load_f64(bs->data, bs->dtype, bs->numel == 1 ? 0 : col);
+            float scale = MM_ROUND(MM_ROUND(sa * sb) / ysv);
+            kiln_store_q8(Y->data, ydt, i, (float)(nearbyint((double)acc[i] * scale) + zp));
+        }
+#undef MM_ROUND
+    } else if (qlinear) {
         const float *asp = as->data, *bsp = bs->data;
         float ysv = *(const float *)ys->data;
         int32_t zp = mm_q8(yz, 0);

@@ -340,8 +340,8 @@ static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global, bool us
 static kiln_status maxunpool_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_need_inputs(c, 2));
     const kiln_tensor *X = c->in[0], *I = c->in[1], *S = kiln_op_in(c, 2);
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
-    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 3));
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 4));
     static const kiln_dtype oki[] = {KILN_DTYPE_INT64};
     KILN_TRY(kiln_op_need_dtype(c, 1, oki, 1));
     if (X->rank < 3)

@@ -187,8 +187,8 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     p->n_acts = kind == RNN_LSTM ? 3 : kind == RNN_GRU ? 2 : 1;
     KILN_TRY(kiln_op_need_inputs(c, 3));
     const kiln_tensor *x = c->in[0], *w = c->in[1], *r = c->in[2];
-    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16};
-    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 3));
+    static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT, KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16};
+    KILN_TRY(kiln_op_need_dtype(c, 0, ok, 4));
     static const char *const in_names[] = {"X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"};
     size_t max_in = kind == RNN_LSTM ? 8 : 6;
     for (size_t i = 1; i < c->n_in && i < max_in; i++) {
@@ -301,8 +301,9 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     return KILN_OK;
 }
 
-/* float16 runs in float32: a float tensor shaped like t (a shallow shell
- * that owns only `data`), holding t's values when `convert`. */
+/* float16 and bfloat16 (opset 22) run in float32: a float tensor shaped like
+ * t (a shallow shell that owns only `data`), holding t's values when
+ * `convert`. */
 static kiln_status half_to_float_copy(const kiln_tensor *t, kiln_tensor *out, bool convert) {
     *out = *t;
     out->dtype = KILN_DTYPE_FLOAT;
@@ -313,7 +314,8 @@ static kiln_status half_to_float_copy(const kiln_tensor *t, kiln_tensor *out, bo
         return KILN_ERR_NOMEM;
     if (convert)
         for (int64_t i = 0; i < t->numel; i++)
-            d[i] = kiln_half_to_float(((const uint16_t *)t->data)[i]);
+            d[i] = t->dtype == KILN_DTYPE_BFLOAT16 ? kiln_bf16_to_float(((const uint16_t *)t->data)[i])
+                                                   : kiln_half_to_float(((const uint16_t *)t->data)[i]);
     out->data = d;
     return KILN_OK;
 }
@@ -323,7 +325,7 @@ static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
     KILN_TRY(parse(c, kind, &p));
     kiln_status st = KILN_OK;
     kiln_dtype dt = p.x->dtype;
-    bool half = dt == KILN_DTYPE_FLOAT16;
+    bool half = dt == KILN_DTYPE_FLOAT16 || dt == KILN_DTYPE_BFLOAT16;
     kiln_tensor f_in[7], f_out[3];
     size_t n_f_in = 0;
     float *f_out_data[3] = {NULL, NULL, NULL};
@@ -359,7 +361,8 @@ static kiln_status rnn_exec(kiln_op_ctx *c, rnn_kind kind) {
         for (size_t i = 0; i < 3; i++)
             if (real[i])
                 for (int64_t e = 0; e < real[i]->numel; e++)
-                    ((uint16_t *)real[i]->data)[e] = kiln_float_to_half(f_out_data[i][e]);
+                    ((uint16_t *)real[i]->data)[e] = dt == KILN_DTYPE_BFLOAT16 ? kiln_float_to_bf16(f_out_data[i][e])
+                                                                               : kiln_float_to_half(f_out_data[i][e]);
     } else {
         st = dt == KILN_DTYPE_FLOAT ? run_f32(c, &p) : run_f64(c, &p);
     }

@@ -183,6 +183,11 @@ static kiln_status fold_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         /* Identity(constant) -> graph output is already the folded form */
         if (ok && !strcmp(n->op_type, "Identity") && kiln_edit_is_output(g, n->outputs[0]))
             ok = false;
+        /* DequantizeLinear of constant weights stays: QDQ is the format
+         * quantizing runtimes read, and folding would trade int8 weights for
+         * float copies four times their size */
+        if (ok && !*n->domain && !strcmp(n->op_type, "DequantizeLinear"))
+            ok = false;
         int64_t in_bytes = 0;
         for (size_t k = 0; ok && k < n->n_inputs; k++) {
             ins[k] = NULL;

@@ -37,10 +37,16 @@ typedef struct kiln_freeze_ctx {
     bool changed;
     kiln_nameset facts; /* value name -> kiln_shape_fact*, from the last shapes run */
     kiln_nameset syms;  /* interned symbol names */
+    bool check_only;    /* kiln_shapes_check: infer and report, never edit */
 } kiln_freeze_ctx;
 
 const kiln_shape_fact *kiln_fact(const kiln_freeze_ctx *c, const char *name);
 void kiln_shapes_free(kiln_freeze_ctx *c);
+/* Plan-time check of graph g of model m with the operators' shape rules: a
+ * rule that finds a node's inputs invalid, or a declared type (value_info,
+ * graph output) whose known element type, rank or dim contradicts what the
+ * rules infer, is an error naming the node or value. Edits nothing. */
+kiln_status kiln_shapes_check(const kiln_model *m, const kiln_graph *g);
 /* shape_fold.c: the rewrites facts allow on node n (whose facts are x). */
 kiln_status kiln_shape_fold_node(kiln_freeze_ctx *c, kiln_graph *g, kiln_node *n, const kiln_infer_ctx *x);
 /* A known small integer/bool value as a tensor; whether f is one. */

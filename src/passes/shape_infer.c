@@ -89,6 +89,29 @@ static void fact_merge_declared(kiln_freeze_ctx *c, fact *f, const kiln_type *t)
                 f->dims[i] = d.dims[i];
 }
 
+/* A declared type against the inferred fact: only what both know exactly
+ * (element type, rank, constant dims) can contradict. */
+static kiln_status check_declared(const kiln_node *n, const char *name, const fact *f, const kiln_type *t) {
+    if (t->kind != KILN_TYPE_TENSOR)
+        return KILN_OK;
+    char where[160] = "";
+    if (n)
+        snprintf(where, sizeof where, " (made by node '%s' (%s))", n->name ? n->name : "", n->op_type);
+    if (t->elem != KILN_DTYPE_UNDEFINED && f->dt != KILN_DTYPE_UNDEFINED && t->elem != f->dt)
+        return kiln_fail(KILN_ERR_INVALID, "value '%s'%s is declared %s but is %s", name, where,
+                         kiln_dtype_name(t->elem), kiln_dtype_name(f->dt));
+    if (t->rank < 0 || f->rank < 0)
+        return KILN_OK;
+    if (t->rank != f->rank)
+        return kiln_fail(KILN_ERR_INVALID, "value '%s'%s is declared with rank %d but has rank %d", name, where,
+                         t->rank, f->rank);
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i].value >= 0 && kiln_sd_is_const(&f->dims[i]) && f->dims[i].num != t->dims[i].value)
+            return kiln_fail(KILN_ERR_INVALID, "value '%s'%s is declared with dim %d = %lld but it is %lld", name,
+                             where, i, (long long)t->dims[i].value, (long long)f->dims[i].num);
+    return KILN_OK;
+}
+
 static void refine_type(kiln_type *t, const fact *f) {
     if (t->kind == KILN_TYPE_OTHER || f->rank < 0)
         return;
@@ -200,7 +223,7 @@ static kiln_status infer_node(kiln_freeze_ctx *c, kiln_scope *s, kiln_node *n, n
             *sub = true;
         }
     }
-    int64_t opset = kiln_model_opset(c->m, n->domain);
+    int64_t opset = n->opset ? n->opset : kiln_model_opset(c->m, n->domain);
     if (opset == 0 && !*n->domain)
         opset = 1;
     const kiln_op_desc *d = ni == n->n_inputs && no == n->n_outputs ? kiln_op_find(n->domain, n->op_type, opset) : NULL;
@@ -215,6 +238,10 @@ static kiln_status infer_node(kiln_freeze_ctx *c, kiln_scope *s, kiln_node *n, n
                              .graph_out = graph_out,
                              .drv = nf};
     if (d && d->infer && d->infer(&nf->x) != KILN_OK) {
+        /* only where every node runs: a branch not taken may hold nodes
+         * that are invalid for these inputs */
+        if (c->check_only && !s->up)
+            return kiln_fail_prefix(KILN_ERR_INVALID, "node '%s' (%s): ", n->name ? n->name : "", n->op_type);
         /* the rule found the inputs invalid: the engine will say so when it
          * runs; here nothing is known */
         kiln_clear_error();
@@ -279,11 +306,15 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
             break;
         size_t no = nf->x.n_out;
         /* declared value_info fills what the rules leave open */
-        for (size_t k = 0; k < no; k++) {
+        for (size_t k = 0; st == KILN_OK && k < no; k++) {
             const kiln_value_info *vi = *n->outputs[k] ? kiln_nameset_get(&declared, n->outputs[k]) : NULL;
+            if (vi && c->check_only && !s->up)
+                st = check_declared(n, n->outputs[k], &nf->out[k], &vi->type);
             if (vi)
                 fact_merge_declared(c, &nf->out[k], &vi->type);
         }
+        if (st != KILN_OK)
+            break;
         for (size_t k = 0; st == KILN_OK && k < no; k++)
             st = put_fact(c, n->outputs[k], &nf->out[k]);
         if (st != KILN_OK)
@@ -297,6 +328,10 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
         for (size_t k = 0; k < n->n_inputs; k++)
             if (*n->inputs[k] && !(k < MAX_IN && nf->k[k]))
                 inputs_const = false;
+        if (c->check_only) {
+            i++;
+            continue;
+        }
         if (all && !(inputs_const && kiln_eval_supported(c->m, n))) {
             st = fold_known(c, g, i, nf);
             continue;
@@ -306,12 +341,25 @@ static kiln_status shapes_graph(kiln_freeze_ctx *c, kiln_scope *s) {
     }
     free(nf);
     kiln_nameset_free(&declared, NULL);
-    if (st == KILN_OK && !s->up)
+    if (st == KILN_OK && !s->up && !c->check_only)
         for (size_t i = 0; i < g->n_outputs; i++) {
             const fact *o = kiln_fact(c, g->outputs[i].name);
             if (o)
                 refine_type(&g->outputs[i].type, o);
         }
+    for (size_t i = 0; st == KILN_OK && c->check_only && !s->up && i < g->n_outputs; i++) {
+        const fact *o = kiln_fact(c, g->outputs[i].name);
+        if (o)
+            st = check_declared(NULL, g->outputs[i].name, o, &g->outputs[i].type);
+    }
+    return st;
+}
+
+kiln_status kiln_shapes_check(const kiln_model *m, const kiln_graph *g) {
+    kiln_freeze_ctx c = {.m = (kiln_model *)m, .opset = kiln_model_opset(m, ""), .check_only = true};
+    kiln_scope top = {.g = (kiln_graph *)g};
+    kiln_status st = shapes_graph(&c, &top);
+    kiln_shapes_free(&c);
     return st;
 }
 

@@ -15,7 +15,8 @@ type constraints keeps the meaning for the types both versions share; kiln's
 kernels refuse element types they do not handle, by name, at run time.
 
 Usage: check_opsets.py KILN_OPTABLE [--suggest]
-  KILN_OPTABLE: the kiln-optable tool (prints "DOMAIN NAME SINCE UNTIL").
+  KILN_OPTABLE: the kiln-optable tool (prints "DOMAIN NAME SINCE UNTIL RULE").
+  Every descriptor must also carry a shape rule (RULE 1).
   --suggest: print the widest valid `until` for every descriptor instead.
 Run with a python whose onnx knows the newest opsets (onnx >= 1.23).
 """
@@ -54,8 +55,10 @@ def main():
     for row in rows:
         if not row.strip():
             continue
-        domain, name, since, until = row.split()
+        domain, name, since, until, rule = row.split()
         domain = "" if domain == "-" else domain
+        if rule != "1":
+            problems.append(f"{domain or 'ai.onnx'}.{name} [{since},{until}]: no shape rule beside its exec")
         since, until = int(since), int(until)
         versions = hist.get((domain, name))
         if not versions:

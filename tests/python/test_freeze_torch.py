@@ -466,6 +466,20 @@ def misc_cases():
     kiln("check", src, out, "--bind", "d=[2.0]", "--runs", "1")
     kiln("freeze", src, "-o", out, "--quiet", "--fold-limit", "100000000", "--shape", "x=1,1024", "--verify")
     assert "ConstantOfShape" not in ops_of(out)
+    # shape errors the rules can tell are reported when the model is planned,
+    # naming the node or value
+    g = h.make_graph([h.make_node("Reshape", ["x", "s"], ["y"], name="two_minus_ones")], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, [2, 6])], [h.make_tensor_value_info("y", T.FLOAT, None)],
+                     [nh.from_array(np.array([-1, -1], np.int64), "s")])
+    bad = os.path.join(TMP, "bad_reshape.onnx")
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), bad)
+    r = kiln("run", bad, "-i", "x=[[1,2,3,4,5,6],[1,2,3,4,5,6]]", check=False)
+    assert r.returncode != 0 and "two_minus_ones" in r.stderr and "-1" in r.stderr, r.stderr
+    g = h.make_graph([h.make_node("Add", ["x", "x"], ["y"], name="adder")], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, [2, 6])], [h.make_tensor_value_info("y", T.FLOAT, [2, 5])])
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), bad)
+    r = kiln("run", bad, "-i", "x=[[1,2,3,4,5,6],[1,2,3,4,5,6]]", check=False)
+    assert r.returncode != 0 and "'y'" in r.stderr and "dim 1 = 5" in r.stderr, r.stderr
     # output dims declared as expressions over the input's symbols (as
     # dynamo exports write them) become numbers once the symbols are fixed:
     # Conv k3 s2 p1 gives floor((h - 1) / 2) + 1
