@@ -8,7 +8,7 @@ _PathLike = Union[str, "os.PathLike[str]"]
 HEADER_VERSION: str
 
 class Error(Exception):
-    status: str
+    status: Optional[str]
 
 class ArgumentError(Error, ValueError): ...
 class ModelError(Error): ...

@@ -1521,7 +1521,12 @@ static struct PyModuleDef kiln_module = {
 static PyObject *new_error(PyObject *m, const char *name, PyObject *bases, const char *doc) {
     char full[64];
     snprintf(full, sizeof full, "kiln.%s", name);
-    PyObject *e = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
+    /* .status: the kiln_status name; None for errors the Python layer raises */
+    PyObject *dict = Py_BuildValue("{sO}", "status", Py_None);
+    if (!dict)
+        return NULL;
+    PyObject *e = PyErr_NewExceptionWithDoc(full, doc, bases, dict);
+    Py_DECREF(dict);
     if (e && PyModule_AddObjectRef(m, name, e) != 0)
         Py_CLEAR(e);
     return e;
