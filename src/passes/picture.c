@@ -28,6 +28,7 @@ typedef struct cmp {
     kiln_nameset produced; /* value name -> op_type (borrowed) of its producer in the frozen model */
     kiln_nameset named;    /* node name -> op_type (borrowed), nodes of the frozen model */
     kiln_nameset inits;    /* initializer name -> kiln_tensor* (borrowed), any graph */
+    kiln_nameset folded_as; /* value names whose constant took a fresh name ("v__k1") */
     kiln_nameset inputs;   /* top-level inputs of the frozen model (without initializer) */
     kiln_nameset bound;    /* names given as bound */
     const kiln_graph *fg;
@@ -199,7 +200,7 @@ static mark node_mark(const pic *p, const kiln_node *n) {
         const char *op = kiln_nameset_get(&p->cmp->produced, o);
         if (op && !strcmp(op, n->op_type))
             return MARK_KEPT;
-        if (kiln_nameset_has(&p->cmp->inits, o))
+        if (kiln_nameset_has(&p->cmp->inits, o) || kiln_nameset_has(&p->cmp->folded_as, o))
             folded = true;
     }
     /* moved (an inlined If branch, an unrolled Loop body) with its outputs renamed */
@@ -269,9 +270,52 @@ static void io_node(pic *p, int depth, const char *id, const char *name, const k
     kiln_sbuf_printf(b, "];\n");
 }
 
-static kiln_status draw_node(pic *p, scope *s, const kiln_node *n, int depth, const char *id) {
+/* Marks of g's nodes: node_mark, then a removed node all of whose readers
+ * were folded is part of the folded chain (the Shape -> Gather -> Concat
+ * feeding a Reshape target). NULL without marks. */
+static mark *graph_marks(const pic *p, const kiln_graph *g) {
+    if (!p->cmp || !g->n_nodes)
+        return NULL;
+    size_t n = g->n_nodes;
+    mark *mk = kiln_calloc(n, sizeof *mk);
+    bool *read = kiln_calloc(n, sizeof *read), *all_folded = kiln_calloc(n, sizeof *all_folded);
+    kiln_nameset producer = {0}; /* output name -> node index + 1 */
+    bool ok = mk && read && all_folded;
+    for (size_t i = 0; ok && i < n; i++) {
+        mk[i] = node_mark(p, g->nodes[i]);
+        all_folded[i] = true;
+        for (size_t k = 0; ok && k < g->nodes[i]->n_outputs; k++)
+            if (*g->nodes[i]->outputs[k])
+                ok = kiln_nameset_put(&producer, g->nodes[i]->outputs[k], (void *)(uintptr_t)(i + 1)) == KILN_OK;
+    }
+    for (size_t i = n; ok && i-- > 0;) {
+        const kiln_node *nd = g->nodes[i];
+        bool is_out = false;
+        for (size_t k = 0; k < nd->n_outputs && !is_out; k++)
+            is_out = *nd->outputs[k] && kiln_edit_is_output(g, nd->outputs[k]);
+        if (mk[i] == MARK_REMOVED && read[i] && all_folded[i] && !is_out)
+            mk[i] = MARK_FOLDED;
+        for (size_t k = 0; k < nd->n_inputs; k++) {
+            uintptr_t j = *nd->inputs[k] ? (uintptr_t)kiln_nameset_get(&producer, nd->inputs[k]) : 0;
+            if (j && j - 1 < i) {
+                read[j - 1] = true;
+                if (mk[i] != MARK_FOLDED)
+                    all_folded[j - 1] = false;
+            }
+        }
+    }
+    kiln_nameset_free(&producer, NULL);
+    free(read);
+    free(all_folded);
+    if (!ok) {
+        free(mk);
+        return NULL; /* no memory: no chain marks (node_mark still applies) */
+    }
+    return mk;
+}
+
+static kiln_status draw_node(pic *p, scope *s, const kiln_node *n, int depth, const char *id, mark mk) {
     kiln_sbuf *b = p->b;
-    mark mk = node_mark(p, n);
     indent(b, depth);
     kiln_sbuf_printf(b, "\"%s\" [label=<<b>", id);
     if (*n->domain) {
@@ -383,13 +427,14 @@ static kiln_status draw_graph(pic *p, const kiln_graph *g, const scope *up, int 
             free(id);
         id = NULL;
     }
+    mark *marks = st == KILN_OK ? graph_marks(p, g) : NULL;
     for (size_t i = 0; st == KILN_OK && i < g->n_nodes; i++) {
         const kiln_node *n = g->nodes[i];
         if (!(id = new_id(p, "n"))) {
             st = KILN_ERR_NOMEM;
             break;
         }
-        st = draw_node(p, &s, n, depth, id);
+        st = draw_node(p, &s, n, depth, id, marks ? marks[i] : node_mark(p, n));
         for (size_t k = 0; st == KILN_OK && k < n->n_outputs; k++)
             st = scope_put(&s, n->outputs[k], id);
         if (!*anchor)
@@ -433,6 +478,7 @@ static kiln_status draw_graph(pic *p, const kiln_graph *g, const scope *up, int 
         id = NULL;
     }
     free(id);
+    free(marks);
     scope_free(&s);
     return st;
 }
@@ -485,9 +531,22 @@ static kiln_status collect_frozen(kiln_graph *g, int depth, void *ctx) {
     for (size_t i = 0; i < g->n_nodes; i++)
         if (g->nodes[i]->name && *g->nodes[i]->name)
             KILN_TRY(kiln_nameset_put(&c->named, g->nodes[i]->name, g->nodes[i]->op_type));
-    for (size_t i = 0; i < g->n_inits; i++)
-        if (g->inits[i]->name)
-            KILN_TRY(kiln_nameset_put(&c->inits, g->inits[i]->name, g->inits[i]));
+    for (size_t i = 0; i < g->n_inits; i++) {
+        const char *nm = g->inits[i]->name;
+        if (!nm)
+            continue;
+        KILN_TRY(kiln_nameset_put(&c->inits, nm, g->inits[i]));
+        /* a fold's constant may take a fresh name, "<value>__k<N>" (edit.h) */
+        const char *cut = strstr(nm, "__k");
+        if (cut && cut > nm && cut[3] && strspn(cut + 3, "0123456789") == strlen(cut + 3)) {
+            char *base = kiln_strndup(nm, (size_t)(cut - nm));
+            if (!base)
+                return KILN_ERR_NOMEM;
+            kiln_status st = kiln_nameset_has(&c->inits, base) ? KILN_OK : kiln_nameset_put(&c->folded_as, base, NULL);
+            free(base);
+            KILN_TRY(st);
+        }
+    }
     return KILN_OK;
 }
 
@@ -495,6 +554,7 @@ static void cmp_free(cmp *c) {
     kiln_nameset_free(&c->produced, NULL);
     kiln_nameset_free(&c->named, NULL);
     kiln_nameset_free(&c->inits, NULL);
+    kiln_nameset_free(&c->folded_as, NULL);
     kiln_nameset_free(&c->inputs, NULL);
     kiln_nameset_free(&c->bound, NULL);
 }

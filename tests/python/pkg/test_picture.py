@@ -109,6 +109,21 @@ def test_freeze_picture_marks_and_legend(models, tmp_path):
     assert len(svg_groups(str(tmp_path / "cli.svg"), "node")) == len(texts)
 
 
+@needs_dot
+def test_freeze_picture_folded_chain(models, tmp_path):
+    """The Shape -> Gather -> Unsqueeze -> Concat chain PyTorch writes for a
+    reshape folds into a constant once the batch is fixed: drawn as folded."""
+    m = kiln.load(models.net)
+    m.freeze(shapes={"x": [1, 3, 32, 32]})
+    out = tmp_path / "net.svg"
+    m.picture(out, original=models.net)
+    texts = [t for i, t in svg_groups(str(out), "node", titles=True) if i.startswith("o_")]
+    for op in ("Shape", "Gather", "Concat"):
+        assert any(t.startswith(op) and "folded into a constant" in t for t in texts), op
+    for op in ("Conv", "Gemm"):
+        assert any(t.startswith(op) and "folded" not in t and "removed" not in t for t in texts), op
+
+
 def test_dot_text_without_graphviz(models, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no dot anywhere
     out = tmp_path / "net.dot"
