@@ -15,6 +15,18 @@
 extern "C" {
 #endif
 
+/* The version of this header; kiln_version() gives the library's (they
+ * differ only when a program is run against another build than it was
+ * compiled with). libkiln.so's SONAME carries the major version (before
+ * 1.0, also the minor: libkiln.so.0.1). */
+#define KILN_VERSION_MAJOR 0
+#define KILN_VERSION_MINOR 1
+#define KILN_VERSION_PATCH 0
+#define KILN_VERSION_STRING "0.1.0"
+
+/* "MAJOR.MINOR.PATCH" of the linked library; *major, *minor, *patch may be NULL. */
+const char *kiln_version(int *major, int *minor, int *patch);
+
 typedef enum kiln_status {
     KILN_OK = 0,
     KILN_ERR_IO,          /* file missing, unreadable, unwritable */
@@ -91,6 +103,19 @@ kiln_status kiln_tensor_create(kiln_dtype dtype, int rank, const int64_t *dims,
 /* A new tensor holding a copy of `data` (nbytes must match). */
 kiln_status kiln_tensor_create_copy(kiln_dtype dtype, int rank, const int64_t *dims,
                                     const void *data, size_t nbytes, kiln_tensor **out);
+/* A tensor over the caller's memory, without a copy. `data` (nbytes, which
+ * must match; aligned to the element size) must stay valid and unchanged
+ * until release(ctx) is called: when the last tensor sharing it is destroyed,
+ * which may be after kiln_tensor_destroy on this one (a session keeps a state
+ * output that is a view of its input). release may be NULL. kiln never
+ * writes into it (see kiln_tensor_make_writable). Not for STRING. */
+kiln_status kiln_tensor_wrap(kiln_dtype dtype, int rank, const int64_t *dims, void *data, size_t nbytes,
+                             void (*release)(void *ctx), void *ctx, kiln_tensor **out);
+/* Makes t's data its own: copies it when it is shared with another tensor
+ * (a session's state, another output), with the model (an output that is an
+ * initializer, possibly in the read-only mapped file) or is caller memory
+ * (kiln_tensor_wrap). Without a copy the data may be written in place. */
+kiln_status kiln_tensor_make_writable(kiln_tensor *t);
 void kiln_tensor_destroy(kiln_tensor *t);
 kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
 int kiln_tensor_rank(const kiln_tensor *t);
@@ -105,6 +130,8 @@ void *kiln_tensor_data(kiln_tensor *t);
 const void *kiln_tensor_data_const(const kiln_tensor *t);
 /* For STRING tensors: element i and its length. */
 const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len);
+/* For STRING tensors: element i becomes a copy of the len bytes at s. */
+kiln_status kiln_tensor_set_string(kiln_tensor *t, int64_t i, const char *s, size_t len);
 
 /* ---- sequences and optionals -------------------------------------------
  * Besides tensors, ONNX values may be sequences (of tensors; files may also
@@ -181,6 +208,12 @@ kiln_limits kiln_limits_default(void);
 /* limits NULL: the defaults. Zero fields also take their default. */
 kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln_model **out);
 void kiln_model_destroy(kiln_model *m);
+/* A model from `size` bytes of a serialised ModelProto, copied (the caller
+ * may free `data` on return). External data is looked up in `base_dir`
+ * (NULL: a model with external data is refused). `name` is used in messages
+ * (NULL: "<memory>"); limits NULL: the defaults. */
+kiln_status kiln_model_load_buffer(const void *data, size_t size, const char *name, const char *base_dir,
+                                   const kiln_limits *limits, kiln_model **out);
 
 typedef struct kiln_save_options {
     /* With external data, tensors of at least this many bytes go to one data
@@ -216,6 +249,11 @@ kiln_status kiln_model_save(const kiln_model *m, const char *path,
  * be NULL) gets all of them, one per line, malloc'd (NULL when none). */
 kiln_status kiln_model_validate(const kiln_model *m, char **problems);
 
+/* The model as ModelProto bytes (every tensor inside), malloc'd into *data;
+ * free(). Fails with KILN_ERR_LIMIT beyond protobuf's 2 GiB (save with
+ * external data instead). */
+kiln_status kiln_model_serialize(const kiln_model *m, void **data, size_t *size);
+
 /* Human-readable (json = 0) or JSON (json = 1) summary, malloc'd; free(). */
 kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);
 
@@ -229,6 +267,41 @@ const char *kiln_model_output_name(const kiln_model *m, size_t i);
  * or not a graph input / output). */
 kiln_value_kind kiln_model_input_kind(const kiln_model *m, const char *name);
 kiln_value_kind kiln_model_output_kind(const kiln_model *m, const char *name);
+
+/* The declared type of a graph input or output. */
+typedef struct kiln_value_type {
+    kiln_dtype dtype; /* UNDEFINED when not declared (or not a tensor: then rank is -1) */
+    int rank;         /* -1 when the shape is not declared */
+    int64_t dims[KILN_MAX_RANK];         /* >= 0: fixed; -1: symbolic or unknown */
+    const char *symbols[KILN_MAX_RANK];  /* a symbolic dim's name or expression ("batch",
+                                            "2*seq"), NULL for fixed and unknown dims;
+                                            borrowed from the model */
+} kiln_value_type;
+
+/* Input i in kiln_model_input_name's numbering (inputs without an
+ * initializer default) / output i. */
+kiln_status kiln_model_input_type(const kiln_model *m, size_t i, kiln_value_type *out);
+kiln_status kiln_model_output_type(const kiln_model *m, size_t i, kiln_value_type *out);
+
+/* ---- pictures -------------------------------------------------------------
+ * Graphviz DOT text of a model: one box per node with its operator, name and
+ * output shapes (symbolic dims by name, as inferred from the declared
+ * inputs), initializers folded into their consumer's box with their shapes,
+ * graph inputs and outputs as ellipses, subgraphs (If/Loop/Scan bodies) as
+ * clusters. With `frozen`, `m` is taken as the model before freezing and is
+ * drawn with what freezing removed, folded into constants and bound marked
+ * (with a legend), beside the frozen model. */
+typedef struct kiln_picture_options {
+    const kiln_model *frozen; /* NULL: just `m` */
+    /* Inputs bound when freezing (inputs that became initializers are found
+     * without it); may be 0 / NULL. */
+    size_t n_bound;
+    const char *const *bound;
+    const char *title; /* graph label; NULL: the model's graph name */
+} kiln_picture_options;
+
+/* malloc'd DOT text into *dot; free(). opts may be NULL. */
+kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *opts, char **dot);
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -305,6 +378,20 @@ void kiln_freeze_report_destroy(kiln_freeze_report *r);
 kiln_status kiln_report_text(const kiln_freeze_report *r, char **out);
 kiln_status kiln_report_json(const kiln_freeze_report *r, char **out);
 
+/* The report's numbers as a structure (kiln_report_json has the same and the
+ * lists: inputs removed, dims fixed, folds skipped with their reasons). */
+typedef struct kiln_report_summary {
+    int64_t nodes_before, nodes_after; /* subgraphs included */
+    int64_t function_calls_inlined, ifs_inlined, loops_unrolled, nodes_folded, shape_values_folded;
+    int64_t bytes_before, bytes_after; /* initializer bytes */
+    size_t inputs_removed, dims_fixed, folds_skipped, functions_kept;
+} kiln_report_summary;
+kiln_status kiln_report_summary_get(const kiln_freeze_report *r, kiln_report_summary *out);
+/* Operators whose node count the report tracks: the i-th name (NULL past
+ * the end) and its counts before and after (either may be NULL). */
+size_t kiln_report_op_count(const kiln_freeze_report *r);
+const char *kiln_report_op(const kiln_freeze_report *r, size_t i, int64_t *before, int64_t *after);
+
 /* Input `name` becomes an initializer holding a copy of `value`. Its dtype
  * and shape must match the declared type; symbolic dimensions take the
  * value's sizes and are fixed everywhere they appear. `report` may be NULL. */
@@ -333,6 +420,11 @@ typedef struct kiln_check_options {
     double rtol, atol; /* 0, 0: 1e-4, 1e-5 */
     const char *inputs_dir; /* DIR/<input>.npy (or .pb: sequences, optionals) used when present */
     int threads;
+    /* Called for each output of each run (may be NULL): the errors between
+     * original and frozen (max_abs and max_rel are 0 when the shapes or types
+     * differ, ok is then 0) and whether they are within the tolerances. */
+    void (*on_output)(void *ctx, int run, const char *output, double max_abs, double max_rel, int ok);
+    void *ctx;
 } kiln_check_options;
 
 /* Runs `original` (fed the bound values as inputs) and `frozen` on the same

@@ -98,3 +98,6 @@ kiln_buffer *kiln_arena_alloc(kiln_arena *a, size_t size) {
 }
 
 size_t kiln_arena_peak(const kiln_arena *a) { return a->peak; }
+
+/* Whether b is one of an arena's blocks (kiln_tensor_make_writable). */
+bool kiln_arena_owns_buffer(const kiln_buffer *b) { return b && b->release == block_release; }

@@ -543,3 +543,96 @@ kiln_status kiln_tensor_concat_axis(kiln_tensor *const *ts, size_t n, int axis, 
     *out = c;
     return KILN_OK;
 }
+
+/* ---- caller memory and copy-on-write (kiln.h) ---- */
+
+typedef struct wrapped_buffer {
+    kiln_buffer b; /* must stay first */
+    void (*release)(void *ctx);
+    void *ctx;
+} wrapped_buffer;
+
+static void release_wrapped(kiln_buffer *b) {
+    wrapped_buffer *w = (wrapped_buffer *)b;
+    if (w->release)
+        w->release(w->ctx);
+    free(w);
+}
+
+kiln_status kiln_tensor_wrap(kiln_dtype dtype, int rank, const int64_t *dims, void *data, size_t nbytes,
+                             void (*release)(void *ctx), void *ctx, kiln_tensor **out) {
+    if (!out)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_wrap: no place for the tensor");
+    *out = NULL;
+    if (dtype == KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_wrap does not take strings");
+    if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_wrap: rank %d out of range", rank);
+    kiln_tensor *t = kiln_tensor_new();
+    if (!t)
+        return KILN_ERR_NOMEM;
+    kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
+    if (st == KILN_OK && nbytes != t->nbytes)
+        st = kiln_fail(KILN_ERR_ARG, "data has %zu bytes, shape needs %zu", nbytes, t->nbytes);
+    if (st == KILN_OK && nbytes && !data)
+        st = kiln_fail(KILN_ERR_ARG, "kiln_tensor_wrap: no data");
+    size_t es = kiln_dtype_size(dtype) > 8 ? 8 : kiln_dtype_size(dtype);
+    if (st == KILN_OK && es && (uintptr_t)data % es)
+        st = kiln_fail(KILN_ERR_ARG, "kiln_tensor_wrap: data is not aligned to %zu bytes", es);
+    wrapped_buffer *w = st == KILN_OK ? kiln_calloc(1, sizeof *w) : NULL;
+    if (st == KILN_OK && !w)
+        st = KILN_ERR_NOMEM;
+    if (st != KILN_OK) {
+        free(t);
+        return st;
+    }
+    w->b.refs = 1;
+    w->b.ptr = data;
+    w->b.size = nbytes;
+    w->b.release = release_wrapped;
+    w->release = release;
+    w->ctx = ctx;
+    t->buf = &w->b;
+    t->data = data;
+    *out = t;
+    return KILN_OK;
+}
+
+extern bool kiln_arena_owns_buffer(const kiln_buffer *b);
+
+kiln_status kiln_tensor_make_writable(kiln_tensor *t) {
+    if (!t)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_make_writable: no tensor");
+    kiln_buffer *b = t->buf;
+    if (!b || t->numel == 0)
+        return KILN_OK;
+    bool own = b->refs == 1 && (b->release == release_owned || b->release == kiln_string_buffer_release ||
+                                kiln_arena_owns_buffer(b));
+    if (own)
+        return KILN_OK;
+    kiln_tensor *c;
+    KILN_TRY(kiln_tensor_clone(t, &c));
+    kiln_tensor_set_buffer(t, c->buf, c->data);
+    kiln_tensor_destroy(c);
+    return KILN_OK;
+}
+
+kiln_status kiln_tensor_set_string(kiln_tensor *t, int64_t i, const char *s, size_t len) {
+    if (!t || t->dtype != KILN_DTYPE_STRING)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_set_string: not a string tensor");
+    if (i < 0 || i >= t->numel)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_set_string: element %lld of %lld", (long long)i,
+                         (long long)t->numel);
+    if (!s && len)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_set_string: no bytes");
+    /* shared with another tensor: give this one its own strings first */
+    KILN_TRY(kiln_tensor_make_writable(t));
+    char *c = kiln_strndup(len ? s : "", len);
+    if (!c)
+        return KILN_ERR_NOMEM;
+    kiln_string *e = (kiln_string *)t->data + i;
+    free(e->data);
+    e->data = c;
+    e->len = len;
+    return KILN_OK;
+}

@@ -898,3 +898,23 @@ kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln
     kiln_buffer_unref(map);
     return st;
 }
+
+kiln_status kiln_model_load_buffer(const void *data, size_t size, const char *name, const char *base_dir,
+                                   const kiln_limits *limits, kiln_model **out) {
+    if (!out)
+        return kiln_fail(KILN_ERR_ARG, "kiln_model_load_buffer: no place for the model");
+    *out = NULL;
+    if (!data && size)
+        return kiln_fail(KILN_ERR_ARG, "kiln_model_load_buffer: no data");
+    if (!name)
+        name = "<memory>";
+    if (size == 0)
+        return kiln_fail(KILN_ERR_PARSE, "%s: no bytes, not an ONNX model", name);
+    kiln_buffer *b = kiln_buffer_alloc(size);
+    if (!b)
+        return kiln_fail(KILN_ERR_NOMEM, "%s: out of memory for %zu bytes", name, size);
+    memcpy(b->ptr, data, size);
+    kiln_status st = kiln_model_from_bytes_ex(b, name, base_dir, limits, out);
+    kiln_buffer_unref(b);
+    return st;
+}

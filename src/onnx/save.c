@@ -1112,3 +1112,38 @@ out:
     free(s.ext);
     return st;
 }
+
+kiln_status kiln_model_serialize(const kiln_model *m, void **data, size_t *size) {
+    if (!m || !data || !size)
+        return kiln_fail(KILN_ERR_ARG, "kiln_model_serialize: no model or no place for the bytes");
+    *data = NULL;
+    *size = 0;
+    saver s = {.m = m};
+    kiln_status st = KILN_OK;
+    Onnx__ModelProto *p = save_model(&s, m);
+    if (s.err != KILN_OK) {
+        st = s.err;
+    } else if (!p || s.oom) {
+        st = kiln_fail(KILN_ERR_NOMEM, "out of memory while serialising the model");
+    } else {
+        size_t n = protobuf_c_message_get_packed_size(&p->base);
+        if (n > (size_t)INT32_MAX) {
+            st = kiln_fail(KILN_ERR_LIMIT, "the model takes %zu bytes, over protobuf's 2 GiB; save it with external data",
+                           n);
+        } else {
+            uint8_t *buf = malloc(n ? n : 1);
+            if (!buf) {
+                st = kiln_fail(KILN_ERR_NOMEM, "out of memory for %zu bytes", n);
+            } else {
+                protobuf_c_message_pack(&p->base, buf);
+                *data = buf;
+                *size = n;
+            }
+        }
+    }
+    for (size_t i = 0; i < s.n_allocs; i++)
+        free(s.allocs[i]);
+    free(s.allocs);
+    free(s.ext);
+    return st;
+}

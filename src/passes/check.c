@@ -348,6 +348,8 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
                 kiln_sbuf_printf(&b, "run %d output '%s': MISMATCH original %s, frozen %s\n", run, outnames[i],
                                  kiln_value_str(c.shape_a, sa, sizeof sa), kiln_value_str(c.shape_z, sz, sizeof sz));
                 mismatch = true;
+                if (o && o->on_output)
+                    o->on_output(o->ctx, run, outnames[i], 0, 0, 0);
                 continue;
             }
             if (a->kind == KILN_VALUE_TENSOR)
@@ -357,6 +359,8 @@ kiln_status kiln_check(const kiln_model *orig, const kiln_model *frozen, size_t 
             kiln_sbuf_printf(&b, "run %d output '%s' %s: max abs %.3g, max rel %.3g%s\n", run, outnames[i], sa,
                              c.max_abs, c.max_rel, c.bad ? "  MISMATCH" : "  ok");
             mismatch |= c.bad;
+            if (o && o->on_output)
+                o->on_output(o->ctx, run, outnames[i], c.max_abs, c.max_rel, !c.bad);
         }
     run_done:
         for (size_t i = 0; i < nout; i++) {

@@ -12,6 +12,7 @@ int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_freeze(int argc, char **argv);
 int kiln_cmd_check(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
+int kiln_cmd_show(int argc, char **argv);
 
 /* Prints "kiln <cmd>: <message>" for the last error and returns the exit code. */
 int cli_error(const char *cmd, kiln_status st);
@@ -26,6 +27,13 @@ int cli_parse_values(const char *cmd, const char *opt, const kiln_model *m, size
  * `parent_of` set: creates the folder that holds the file `dir` instead.
  * Prints "kiln <cmd>: ..." naming the path and returns false on failure. */
 bool cli_make_dirs(const char *cmd, const char *dir, bool parent_of);
+/* Whether `path` names a picture format kiln writes (.dot, .gv, .svg, .png,
+ * .pdf, or '-'); prints why not. */
+bool cli_picture_format_ok(const char *cmd, const char *path);
+/* Writes DOT text to `path`: as it is for .dot/.gv ('-': stdout), rendered
+ * by Graphviz's `dot` for .svg/.png/.pdf (an error naming the Debian package
+ * when it is missing). Returns the exit code (0 on success). */
+int cli_write_picture(const char *cmd, const char *dot, const char *path);
 /* Short preview of a tensor on stdout. */
 void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f);
 

@@ -16,7 +16,7 @@ static void help(FILE *f) {
             "                   [--shape INPUT=d0,d1,...]... [--unroll-limit N] [--fold-limit BYTES]\n"
             "                   [--prune-dead-inputs] [--keep-functions] [--report FILE.json]\n"
             "                   [--external-data FILE | --inline] [--size-threshold BYTES]\n"
-            "                   [--verify] [--quiet]\n\n"
+            "                   [--verify] [--picture FILE.svg] [--quiet]\n\n"
             "Bakes inputs and dimensions into the model, as functools.partial(model.forward,\n"
             "**frozen) would in PyTorch, then folds what became static: shape arithmetic,\n"
             "constant subgraphs (run by kiln's engine), If on constant conditions, Loops with\n"
@@ -42,6 +42,9 @@ static void help(FILE *f) {
             "                          data file (default 1024); asks for external data\n"
             "  --verify                compare with the original (kiln check) before writing;\n"
             "                          nothing is written if outputs differ\n"
+            "  --picture FILE          draw the original, with what freezing removed, folded and\n"
+            "                          bound marked, beside the frozen model (see kiln show:\n"
+            "                          .dot is DOT text, .svg/.png/.pdf need Graphviz)\n"
             "  --quiet                 no report on stderr\n");
 }
 
@@ -78,7 +81,7 @@ static void note_forced_external(const char *out) {
 }
 
 int kiln_cmd_freeze(int argc, char **argv) {
-    const char *path = NULL, *out = NULL, *report_path = NULL;
+    const char *path = NULL, *out = NULL, *report_path = NULL, *picture = NULL;
     bool verify = false, quiet = false;
     kiln_freeze_options fo = {0};
     kiln_save_options so = {0};
@@ -142,6 +145,12 @@ int kiln_cmd_freeze(int argc, char **argv) {
             so.external_threshold = (size_t)v;
         } else if (!strcmp(a, "--report") && has) {
             report_path = argv[++i];
+        } else if (!strcmp(a, "--picture") && has) {
+            picture = argv[++i];
+            if (!cli_picture_format_ok("freeze", picture)) {
+                rc = 2;
+                goto done;
+            }
         } else if (!strcmp(a, "--prune-dead-inputs")) {
             fo.prune_dead_inputs = 1;
         } else if (!strcmp(a, "--keep-functions")) {
@@ -264,6 +273,24 @@ int kiln_cmd_freeze(int argc, char **argv) {
     }
     if (inline_all)
         note_forced_external(out);
+    if (picture) {
+        char *dot = NULL;
+        if (!orig && (st = kiln_model_load(path, &orig)) != KILN_OK) {
+            rc = cli_error("freeze", st);
+            goto done;
+        }
+        kiln_picture_options po = {.frozen = m, .n_bound = nb, .bound = names};
+        if ((st = kiln_model_picture(orig, &po, &dot)) != KILN_OK) {
+            rc = cli_error("freeze", st);
+            goto done;
+        }
+        int prc = cli_write_picture("freeze", dot, picture);
+        free(dot);
+        if (prc) {
+            rc = prc;
+            goto done;
+        }
+    }
     if (report_path) {
         char *json = NULL;
         if ((st = kiln_report_json(rep, &json)) == KILN_OK) {

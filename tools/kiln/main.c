@@ -20,6 +20,7 @@ static const struct {
     {"freeze", kiln_cmd_freeze, "bake inputs and dimensions into a model and simplify it"},
     {"check", kiln_cmd_check, "compare a frozen model with its original on random inputs"},
     {"bench", kiln_cmd_bench, "time a model on kiln's CPU engine"},
+    {"show", kiln_cmd_show, "draw a model's graph (Graphviz DOT, SVG, PNG)"},
 };
 
 static void usage(FILE *f) {
@@ -191,7 +192,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("kiln 0.1.0\n");
+        printf("kiln %s\n", kiln_version(NULL, NULL, NULL));
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
