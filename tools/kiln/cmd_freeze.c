@@ -14,7 +14,7 @@ static void help(FILE *f) {
             "usage: kiln freeze MODEL -o OUT [--bind NAME=VALUE]... [--dim SYMBOL=N]...\n"
             "                   [--shape INPUT=d0,d1,...]... [--unroll-limit N] [--fold-limit BYTES]\n"
             "                   [--prune-dead-inputs] [--keep-functions] [--report FILE.json]\n"
-            "                   [--verify] [--quiet]\n\n"
+            "                   [--target-opset N] [--verify] [--quiet]\n\n"
             "Bakes inputs and dimensions into the model, as functools.partial(model.forward,\n"
             "**frozen) would in PyTorch, then folds what became static: shape arithmetic,\n"
             "constant subgraphs (run by kiln's engine), If on constant conditions, Loops with\n"
@@ -30,6 +30,7 @@ static void help(FILE *f) {
             "  --fold-limit BYTES      skip folds that grow the model beyond BYTES (default 1048576)\n"
             "  --prune-dead-inputs     also remove graph inputs nothing reads\n"
             "  --keep-functions        leave calls of local functions, and the functions, as they are\n"
+            "  --target-opset N        convert to ai.onnx opset N as the last step (see kiln convert)\n"
             "  --report FILE.json      write the report as JSON\n"
             "  --verify                compare with the original (kiln check) before writing;\n"
             "                          nothing is written if outputs differ\n"
@@ -94,6 +95,12 @@ int kiln_cmd_freeze(int argc, char **argv) {
             }
             if (fo.fold_limit == 0)
                 fo.fold_limit = 1; /* 0 bytes: nothing may grow */
+        } else if (!strcmp(a, "--target-opset") && has) {
+            if (!parse_i64(argv[++i], &fo.target_opset) || fo.target_opset < 1 || fo.target_opset > 28) {
+                fprintf(stderr, "kiln freeze: --target-opset takes an ai.onnx opset from 1 to 28\n");
+                rc = 2;
+                goto done;
+            }
         } else if (!strcmp(a, "--report") && has) {
             report_path = argv[++i];
         } else if (!strcmp(a, "--prune-dead-inputs")) {

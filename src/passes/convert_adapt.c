@@ -1,0 +1,860 @@
+/* kiln convert: adapters between adjacent versions of an operator whose
+ * change means more than new element types or attributes with defaults
+ * (those the driver's generic step handles). Each entry is the version
+ * boundary `since` of op: down rewrites a node in that version's form into
+ * the previous version's, up the other way. They return CV_DONE with the
+ * node in the other form (the generic check then runs), CV_REPLACED with
+ * replacement nodes emitted, or a refusal saying why. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/convert.h"
+
+#define MAXV 64
+
+static const char *in_name(const kiln_node *n, size_t i) { return i < n->n_inputs ? n->inputs[i] : ""; }
+static bool has_in(const kiln_node *n, size_t i) { return i < n->n_inputs && *n->inputs[i]; }
+static bool out_used(const kiln_node *n, size_t i) { return i < n->n_outputs && *n->outputs[i]; }
+
+/* Constant integer input i (omitted: *count = -1). */
+static cv_result const_input(cv_ctx *c, kiln_node *n, size_t i, const char *what, int64_t *v, int *count) {
+    *count = -1;
+    if (!has_in(n, i))
+        return CV_DONE;
+    if (!cv_const_ints(c, n->inputs[i], v, count, MAXV))
+        return cv_refuse(c, "its input '%s' ('%s') is not a constant, and %s takes it as an attribute", what,
+                         n->inputs[i], n->op_type);
+    return CV_DONE;
+}
+
+static void drop_input(cv_ctx *c, kiln_node *n, size_t i) {
+    if (!has_in(n, i))
+        return;
+    cv_orphan(c, n->inputs[i]);
+    cv_set_input(c, n, i, "");
+    cv_trim(n);
+}
+
+/* input i (constant ints) -> attribute */
+static cv_result input_to_attr(cv_ctx *c, kiln_node *n, size_t i, const char *what, const char *attr,
+                               const cv_schema *a, const cv_schema *b) {
+    int64_t v[MAXV];
+    int k;
+    cv_result r = const_input(c, n, i, what, v, &k);
+    if (r != CV_DONE || k < 0)
+        return r;
+    cv_aints(c, n, attr, (size_t)k, v);
+    drop_input(c, n, i);
+    cv_note(c, n, a->since, b->since, "input '%s' (constant) became attribute '%s'", what, attr);
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* attribute (ints) -> input i */
+static cv_result attr_to_input(cv_ctx *c, kiln_node *n, const char *attr, size_t i, const cv_schema *a,
+                               const cv_schema *b) {
+    size_t k;
+    const int64_t *v = kiln_attr_ints(n, attr, &k);
+    if (!v)
+        return CV_DONE;
+    int64_t copy[MAXV];
+    if (k > MAXV)
+        return cv_refuse(c, "attribute '%s' is too long", attr);
+    memcpy(copy, v, k * sizeof *v);
+    const char *nm = cv_const_i64(c, k, copy);
+    cv_adrop(n, attr);
+    cv_set_input(c, n, i, nm);
+    cv_note(c, n, a->since, b->since, "attribute '%s' became a constant input", attr);
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- Squeeze, Unsqueeze (13), ReduceSum (13), Reduce* (18) ---- */
+
+static cv_result axes_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    return input_to_attr(c, n, 1, "axes", "axes", a, b);
+}
+static cv_result axes_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    return attr_to_input(c, n, "axes", 1, a, b);
+}
+
+static cv_result reduce_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t noop = kiln_attr_int(n, "noop_with_empty_axes", 0);
+    int64_t v[MAXV];
+    int k;
+    cv_result r = const_input(c, n, 1, "axes", v, &k);
+    if (r != CV_DONE)
+        return r;
+    if (noop && k <= 0) {
+        /* no axes and noop: the input itself */
+        const char *x = n->inputs[0];
+        kiln_node *id = cv_emit(c, "Identity", n->outputs[0], 1, &x);
+        if (!id)
+            return CV_ERROR;
+        cv_note(c, n, a->since, b->since, "no axes with noop_with_empty_axes: Identity");
+        return CV_REPLACED;
+    }
+    cv_adrop(n, "noop_with_empty_axes");
+    if (k == 0) {
+        drop_input(c, n, 1);
+        cv_note(c, n, a->since, b->since, "empty constant axes: reduces every axis");
+        return CV_DONE;
+    }
+    return input_to_attr(c, n, 1, "axes", "axes", a, b);
+}
+
+/* ---- Split ---- */
+
+static cv_result split13_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    return input_to_attr(c, n, 1, "split", "split", a, b);
+}
+static cv_result split13_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    return attr_to_input(c, n, "split", 1, a, b);
+}
+
+static cv_result split18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const kiln_attr *no = kiln_node_attr(n, "num_outputs");
+    if (!no)
+        return CV_DONE;
+    int64_t parts = no->i;
+    cv_adrop(n, "num_outputs");
+    if (has_in(n, 1))
+        return CV_DONE;
+    int rank = cv_rank(c, n->inputs[0]);
+    int64_t axis = kiln_attr_int(n, "axis", 0);
+    if (axis < 0 && rank >= 0)
+        axis += rank;
+    int64_t d = cv_dim(c, n->inputs[0], (int)axis);
+    if (d < 0)
+        return cv_refuse(c, "num_outputs = %lld needs the size of axis %lld, which is not known", (long long)parts,
+                         (long long)axis);
+    if (parts <= 0 || parts > MAXV)
+        return cv_refuse(c, "num_outputs = %lld", (long long)parts);
+    if (d % parts == 0) {
+        cv_note(c, n, a->since, b->since, "num_outputs dropped: %lld splits evenly", (long long)d);
+        return CV_DONE;
+    }
+    int64_t sizes[MAXV], chunk = (d + parts - 1) / parts, left = d;
+    for (int64_t i = 0; i < parts; i++) {
+        sizes[i] = left < chunk ? left : chunk;
+        left -= sizes[i];
+    }
+    cv_set_input(c, n, 1, cv_const_i64(c, (size_t)parts, sizes));
+    cv_note(c, n, a->since, b->since, "num_outputs = %lld became split sizes", (long long)parts);
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result split18_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!has_in(n, 1) && !kiln_node_attr(n, "num_outputs")) {
+        cv_ai(c, n, "num_outputs", (int64_t)n->n_outputs);
+        cv_note(c, n, a->since, b->since, "num_outputs = %zu (equal parts)", n->n_outputs);
+    }
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- Pad ---- */
+
+static cv_result pad11_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t v[MAXV];
+    int k;
+    cv_result r = const_input(c, n, 1, "pads", v, &k);
+    if (r != CV_DONE)
+        return r;
+    if (k < 0)
+        return cv_refuse(c, "no pads");
+    if (has_in(n, 2)) {
+        const kiln_tensor *t = cv_const(c, n->inputs[2]);
+        if (!t || t->numel != 1)
+            return cv_refuse(c, "its constant_value ('%s') is not a constant, and %s-%d takes it as an attribute",
+                             n->inputs[2], n->op_type, b->since);
+        double x = kiln_tensor_get_f64(t, 0);
+        if ((double)(float)x != x && !isnan(x))
+            return cv_refuse(c, "constant_value %g is not exact as a float attribute", x);
+        cv_af(c, n, "value", (float)x);
+        drop_input(c, n, 2);
+    }
+    cv_aints(c, n, "pads", (size_t)k, v);
+    drop_input(c, n, 1);
+    cv_note(c, n, a->since, b->since, "inputs pads, constant_value (constant) became attributes");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result pad11_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    size_t k;
+    const int64_t *p = kiln_attr_ints(n, "pads", &k);
+    if (!p)
+        return cv_refuse(c, "no pads");
+    int64_t copy[MAXV];
+    if (k > MAXV)
+        return cv_refuse(c, "too many pads");
+    memcpy(copy, p, k * sizeof *p);
+    cv_set_input(c, n, 1, cv_const_i64(c, k, copy));
+    cv_adrop(n, "pads");
+    const kiln_attr *val = kiln_node_attr(n, "value");
+    if (val && val->f != 0) {
+        kiln_dtype dt = cv_dtype(c, n->inputs[0]);
+        if (!dt)
+            return cv_refuse(c, "the element type of '%s' is unknown", n->inputs[0]);
+        cv_set_input(c, n, 2, cv_scalar(c, dt, val->f));
+    }
+    cv_adrop(n, "value");
+    cv_note(c, n, a->since, b->since, "attributes pads, value became constant inputs");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result pad18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!has_in(n, 3))
+        return CV_DONE;
+    int64_t axes[MAXV], pads[MAXV];
+    int na, np;
+    if (!cv_const_ints(c, n->inputs[3], axes, &na, MAXV))
+        return cv_refuse(c, "its axes ('%s') are not constant", n->inputs[3]);
+    if (!cv_const_ints(c, n->inputs[1], pads, &np, MAXV))
+        return cv_refuse(c, "its pads ('%s') are not constant, and %s-%d pads every axis", n->inputs[1], n->op_type,
+                         b->since);
+    int r = cv_rank(c, n->inputs[0]);
+    if (r < 0 || 2 * r > MAXV)
+        return cv_refuse(c, "the rank of '%s' is not known (needed to pad every axis)", n->inputs[0]);
+    if (np != 2 * na)
+        return cv_refuse(c, "pads has %d values for %d axes", np, na);
+    int64_t full[MAXV] = {0};
+    for (int i = 0; i < na; i++) {
+        int64_t ax = axes[i] < 0 ? axes[i] + r : axes[i];
+        if (ax < 0 || ax >= r)
+            return cv_refuse(c, "axis %lld out of range", (long long)axes[i]);
+        full[ax] = pads[i];
+        full[r + ax] = pads[na + i];
+    }
+    cv_orphan(c, n->inputs[1]);
+    cv_set_input(c, n, 1, cv_const_i64(c, (size_t)(2 * r), full));
+    drop_input(c, n, 3);
+    cv_note(c, n, a->since, b->since, "axes folded into pads for every axis");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result pad19_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!strcmp(kiln_attr_string(n, "mode", "constant"), "wrap"))
+        return cv_refuse(c, "mode 'wrap' first appears in Pad-19");
+    return CV_DONE;
+}
+
+/* ---- Clip (11: bounds became inputs) ---- */
+
+static cv_result clip11_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    static const char *names[2] = {"min", "max"};
+    for (size_t i = 1; i <= 2; i++) {
+        if (!has_in(n, i))
+            continue;
+        const kiln_tensor *t = cv_const(c, n->inputs[i]);
+        if (!t || t->numel != 1)
+            return cv_refuse(c, "its %s ('%s') is not a constant, and %s-%d takes it as an attribute", names[i - 1],
+                             n->inputs[i], n->op_type, b->since);
+        double x = kiln_tensor_get_f64(t, 0);
+        cv_af(c, n, names[i - 1], (float)x);
+    }
+    drop_input(c, n, 2);
+    drop_input(c, n, 1);
+    cv_note(c, n, a->since, b->since, "inputs min, max (constant) became attributes");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result clip11_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const kiln_attr *lo = kiln_node_attr(n, "min"), *hi = kiln_node_attr(n, "max");
+    if (lo || hi) {
+        kiln_dtype dt = cv_dtype(c, n->inputs[0]);
+        if (!dt)
+            return cv_refuse(c, "the element type of '%s' is unknown", n->inputs[0]);
+        if (lo)
+            cv_set_input(c, n, 1, cv_scalar(c, dt, lo->f));
+        if (hi) {
+            if (!lo)
+                cv_set_input(c, n, 1, "");
+            cv_set_input(c, n, 2, cv_scalar(c, dt, hi->f));
+        }
+    }
+    cv_adrop(n, "min");
+    cv_adrop(n, "max");
+    cv_note(c, n, a->since, b->since, "attributes min, max became constant inputs");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- Softmax, LogSoftmax, Hardmax (13: one axis instead of a 2-D coercion) ---- */
+
+static cv_result softmax13_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t axis = kiln_attr_int(n, "axis", -1);
+    int r = cv_rank(c, n->inputs[0]);
+    if (axis == -1 || (r >= 0 && axis == r - 1)) {
+        cv_ai(c, n, "axis", -1);
+        return c->st ? CV_ERROR : CV_DONE;
+    }
+    if (r < 0)
+        return cv_refuse(c, "axis %lld is not the last, and the rank of '%s' is not known", (long long)axis,
+                         n->inputs[0]);
+    if (axis < 0)
+        axis += r;
+    if (axis < 0 || axis >= r || r > 16)
+        return cv_refuse(c, "axis %lld out of range", (long long)axis);
+    /* move the axis last, normalise, move it back */
+    int64_t perm[16], back[16];
+    int k = 0;
+    for (int i = 0; i < r; i++)
+        if (i != axis)
+            perm[k++] = i;
+    perm[k] = axis;
+    for (int i = 0; i < r; i++)
+        back[perm[i]] = i;
+    const char *x = n->inputs[0];
+    kiln_node *t1 = cv_emit(c, "Transpose", NULL, 1, &x);
+    cv_aints(c, t1, "perm", (size_t)r, perm);
+    const char *y = CV_OUT(t1);
+    kiln_node *sm = cv_emit(c, n->op_type, NULL, 1, &y);
+    cv_ai(c, sm, "axis", -1);
+    const char *z = CV_OUT(sm);
+    kiln_node *t2 = cv_emit(c, "Transpose", n->outputs[0], 1, &z);
+    cv_aints(c, t2, "perm", (size_t)r, back);
+    if (c->st)
+        return CV_ERROR;
+    /* the inner node is in version 13's form: it is converted on from 13 */
+    sm->opset = a->since;
+    cv_note(c, n, a->since, b->since, "axis %lld moved last by Transposes", (long long)axis);
+    return CV_REPLACED;
+}
+
+static cv_result softmax13_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t axis = kiln_attr_int(n, "axis", 1);
+    int r = cv_rank(c, n->inputs[0]);
+    if (r >= 0 && (axis == r - 1 || axis == -1)) {
+        cv_ai(c, n, "axis", -1);
+        return c->st ? CV_ERROR : CV_DONE;
+    }
+    /* the 2-D coercion: Flatten at the axis, normalise the rows, back to the shape */
+    const char *x = n->inputs[0];
+    kiln_node *fl = cv_emit(c, "Flatten", NULL, 1, &x);
+    cv_ai(c, fl, "axis", axis);
+    const char *f = CV_OUT(fl);
+    kiln_node *sm = cv_emit(c, n->op_type, NULL, 1, &f);
+    cv_ai(c, sm, "axis", -1);
+    kiln_node *sh = cv_emit(c, "Shape", NULL, 1, &x);
+    const char *rs[2] = {CV_OUT(sm), CV_OUT(sh)};
+    cv_emit(c, "Reshape", n->outputs[0], 2, rs);
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "2-D coercion at axis %lld made explicit (Flatten, Reshape)", (long long)axis);
+    return CV_REPLACED;
+}
+
+/* ---- Shape (15: start, end) ---- */
+
+static cv_result shape15_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const kiln_attr *s = kiln_node_attr(n, "start"), *e = kiln_node_attr(n, "end");
+    int64_t start = s ? s->i : 0;
+    if (start == 0 && !e) {
+        cv_adrop(n, "start");
+        return CV_DONE;
+    }
+    const char *x = n->inputs[0];
+    kiln_node *sh = cv_emit(c, "Shape", NULL, 1, &x);
+    int64_t st = start, en = e ? e->i : INT64_MAX, ax = 0;
+    const char *sl[4] = {CV_OUT(sh), cv_const_i64(c, 1, &st), cv_const_i64(c, 1, &en), cv_const_i64(c, 1, &ax)};
+    cv_emit(c, "Slice", n->outputs[0], 4, sl);
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "start/end became a Slice of the shape");
+    return CV_REPLACED;
+}
+
+/* ---- Reshape (14: allowzero) ---- */
+
+static cv_result reshape14_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!kiln_attr_int(n, "allowzero", 0)) {
+        cv_adrop(n, "allowzero");
+        return CV_DONE;
+    }
+    int64_t v[MAXV];
+    int k;
+    if (!cv_const_ints(c, in_name(n, 1), v, &k, MAXV))
+        return cv_refuse(c, "allowzero = 1 with a shape that is not constant");
+    for (int i = 0; i < k; i++)
+        if (v[i] == 0)
+            return cv_refuse(c, "allowzero = 1 with a 0 in the shape (an empty dimension, which Reshape-13 reads as "
+                                "'copy')");
+    cv_adrop(n, "allowzero");
+    cv_note(c, n, a->since, b->since, "allowzero dropped: the shape has no 0");
+    return CV_DONE;
+}
+
+/* ---- TopK (10: k became an input) ---- */
+
+static cv_result topk10_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t v[MAXV];
+    int k;
+    if (!cv_const_ints(c, in_name(n, 1), v, &k, MAXV) || k != 1)
+        return cv_refuse(c, "its k ('%s') is not a constant, and TopK-1 takes it as an attribute", in_name(n, 1));
+    cv_ai(c, n, "k", v[0]);
+    drop_input(c, n, 1);
+    cv_note(c, n, a->since, b->since, "input K (constant) became attribute k");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result topk10_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t k = kiln_attr_int(n, "k", -1);
+    cv_adrop(n, "k");
+    cv_set_input(c, n, 1, cv_const_i64(c, 1, &k));
+    cv_note(c, n, a->since, b->since, "attribute k became a constant input");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- Dropout (12: ratio and training_mode inputs) ---- */
+
+static cv_result dropout12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (has_in(n, 2)) {
+        const kiln_tensor *t = cv_const(c, n->inputs[2]);
+        if (!t || t->numel != 1)
+            return cv_refuse(c, "training_mode ('%s') is not a constant", n->inputs[2]);
+        if (kiln_tensor_get_f64(t, 0) != 0)
+            return cv_refuse(c, "training_mode is true, which Dropout-10 cannot express");
+        drop_input(c, n, 2);
+    }
+    if (has_in(n, 1)) {
+        const kiln_tensor *t = cv_const(c, n->inputs[1]);
+        if (!t || t->numel != 1)
+            return cv_refuse(c, "its ratio ('%s') is not a constant, and Dropout-10 takes it as an attribute",
+                             n->inputs[1]);
+        cv_af(c, n, "ratio", (float)kiln_tensor_get_f64(t, 0));
+        drop_input(c, n, 1);
+    }
+    /* the seed matters only in training */
+    cv_adrop(n, "seed");
+    cv_note(c, n, a->since, b->since, "inference-mode Dropout: ratio an attribute, seed dropped");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result dropout12_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const kiln_attr *r = kiln_node_attr(n, "ratio");
+    if (r) {
+        kiln_dtype dt = cv_dtype(c, n->inputs[0]);
+        cv_set_input(c, n, 1, cv_scalar(c, dt == KILN_DTYPE_DOUBLE || dt == KILN_DTYPE_FLOAT16 ? dt : KILN_DTYPE_FLOAT,
+                                        r->f));
+        cv_adrop(n, "ratio");
+    }
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- Cast (19: saturate; 24: round_mode) ---- */
+
+static bool is_f8(int64_t t) { return t >= KILN_DTYPE_FLOAT8E4M3FN && t <= KILN_DTYPE_FLOAT8E5M2FNUZ; }
+
+static cv_result cast19_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const kiln_attr *s = kiln_node_attr(n, "saturate");
+    if (s && !is_f8(kiln_attr_int(n, "to", 0))) {
+        cv_adrop(n, "saturate");
+        cv_note(c, n, a->since, b->since, "saturate dropped (it only affects float8 results)");
+    }
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result cast24_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (kiln_node_attr(n, "round_mode") && kiln_attr_int(n, "to", 0) != KILN_DTYPE_FLOAT8E8M0) {
+        cv_adrop(n, "round_mode");
+        cv_note(c, n, a->since, b->since, "round_mode dropped (it only affects float8e8m0 results)");
+    }
+    return CV_DONE;
+}
+
+/* ---- Scatter* (18: max/min reductions) ---- */
+
+static cv_result scatter18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *r = kiln_attr_string(n, "reduction", "none");
+    if (!strcmp(r, "max") || !strcmp(r, "min"))
+        return cv_refuse(c, "reduction '%s' first appears in %s-18", r, n->op_type);
+    return CV_DONE;
+}
+
+/* ---- LSTM, GRU, RNN (14: layout) ---- */
+
+static cv_result rnn14_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t layout = kiln_attr_int(n, "layout", 0);
+    cv_adrop(n, "layout");
+    if (!layout)
+        return CV_DONE;
+    /* batch-first: transpose X, initial_h, initial_c in, Y, Y_h, Y_c out */
+    static const int64_t p3[3] = {1, 0, 2}, y_back[4] = {2, 0, 1, 3};
+    bool lstm = !strcmp(n->op_type, "LSTM");
+    size_t ins[3] = {0, 5, 6};
+    for (int k = 0; k < (lstm ? 3 : 2); k++) {
+        size_t i = ins[k];
+        if (!has_in(n, i))
+            continue;
+        const char *x = n->inputs[i];
+        kiln_node *t = cv_emit_pre(c, "Transpose", NULL, 1, &x);
+        cv_aints(c, t, "perm", 3, p3);
+        cv_set_input(c, n, i, CV_OUT(t));
+    }
+    for (size_t i = 0; i < n->n_outputs && i < 3; i++) {
+        if (!out_used(n, i))
+            continue;
+        const char *tmp = cv_fresh(c, n->outputs[i]);
+        kiln_node *t = cv_emit_post(c, "Transpose", n->outputs[i], 1, &tmp);
+        cv_aints(c, t, "perm", i == 0 ? 4 : 3, i == 0 ? y_back : p3);
+        char *s = kiln_strdup(tmp);
+        if (!s)
+            return cv_error(c, KILN_ERR_NOMEM);
+        free(n->outputs[i]);
+        n->outputs[i] = s;
+    }
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "layout = 1 (batch first) became Transposes around the node");
+    return CV_DONE;
+}
+
+/* ---- Constant (12: value_* attributes) ---- */
+
+static cv_result constant12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    static const char *forms[] = {"value_int", "value_ints", "value_float", "value_floats"};
+    for (size_t i = 0; i < 4; i++)
+        if (kiln_node_attr(n, forms[i])) {
+            const kiln_tensor *t = cv_const(c, n->outputs[0]);
+            if (!t)
+                return cv_refuse(c, "cannot read %s", forms[i]);
+            kiln_tensor *copy;
+            kiln_status st = kiln_tensor_clone(t, &copy);
+            if (st != KILN_OK)
+                return cv_error(c, st);
+            cv_adrop(n, forms[i]);
+            st = kiln_edit_attr_tensor(n, "value", copy);
+            if (st != KILN_OK)
+                return cv_error(c, st);
+            cv_note(c, n, a->since, b->since, "%s became a tensor value", forms[i]);
+            return CV_DONE;
+        }
+    if (kiln_node_attr(n, "value_string") || kiln_node_attr(n, "value_strings"))
+        return cv_refuse(c, "string constants in value_string(s) first appear in Constant-12");
+    return CV_DONE;
+}
+
+/* ---- GridSample (20: mode names) ---- */
+
+static cv_result gridsample20_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *m = kiln_attr_string(n, "mode", "linear");
+    if (!strcmp(m, "linear"))
+        cv_as(c, n, "mode", "bilinear");
+    else if (!strcmp(m, "cubic"))
+        cv_as(c, n, "mode", "bicubic");
+    else if (strcmp(m, "nearest") != 0)
+        return cv_refuse(c, "mode '%s'", m);
+    int r = cv_rank(c, n->inputs[0]);
+    if (r != 4)
+        return cv_refuse(c, "GridSample-16 samples 4-D inputs only");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result gridsample20_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *m = kiln_attr_string(n, "mode", "bilinear");
+    if (!strcmp(m, "bilinear"))
+        cv_as(c, n, "mode", "linear");
+    else if (!strcmp(m, "bicubic"))
+        cv_as(c, n, "mode", "cubic");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- RoiAlign (16: coordinate_transformation_mode) ---- */
+
+static cv_result roialign16_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *m = kiln_attr_string(n, "coordinate_transformation_mode", "half_pixel");
+    if (strcmp(m, "output_half_pixel") != 0)
+        return cv_refuse(c, "coordinate_transformation_mode '%s': RoiAlign-10 always uses 'output_half_pixel'", m);
+    cv_adrop(n, "coordinate_transformation_mode");
+    return CV_DONE;
+}
+
+static cv_result roialign16_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    cv_as(c, n, "coordinate_transformation_mode", "output_half_pixel");
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- DFT (20: axis became an input) ---- */
+
+static cv_result dft20_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!has_in(n, 2)) {
+        cv_ai(c, n, "axis", -2);
+        return c->st ? CV_ERROR : CV_DONE;
+    }
+    int64_t v[MAXV];
+    int k;
+    if (!cv_const_ints(c, n->inputs[2], v, &k, MAXV) || k != 1)
+        return cv_refuse(c, "its axis ('%s') is not a constant", n->inputs[2]);
+    int r = cv_rank(c, n->inputs[0]);
+    int64_t ax = v[0];
+    if (ax < 0) {
+        if (r < 0)
+            return cv_refuse(c, "negative axis with an unknown rank");
+        ax += r;
+    }
+    cv_ai(c, n, "axis", ax);
+    drop_input(c, n, 2);
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result dft20_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    int64_t ax = kiln_attr_int(n, "axis", 1);
+    cv_adrop(n, "axis");
+    if (!has_in(n, 1))
+        cv_set_input(c, n, 1, "");
+    cv_set_input(c, n, 2, cv_scalar_i64(c, ax));
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+/* ---- Resize ---- */
+
+/* Resize-13 and later: roi/scales/sizes all optional. 11: roi and scales required. */
+static cv_result resize13_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!has_in(n, 1))
+        cv_set_input(c, n, 1, cv_const_f32(c, 0, NULL));
+    if (!has_in(n, 2)) {
+        const char *sz = in_name(n, 3);
+        cv_set_input(c, n, 2, cv_const_f32(c, 0, NULL));
+        if (*sz)
+            cv_set_input(c, n, 3, sz);
+    }
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result resize18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (kiln_attr_int(n, "antialias", 0))
+        return cv_refuse(c, "antialias = 1 first appears in Resize-18");
+    cv_adrop(n, "antialias");
+    const char *pol = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
+    size_t na;
+    const int64_t *axes = kiln_attr_ints(n, "axes", &na);
+    int r = cv_rank(c, n->inputs[0]);
+    if (strcmp(pol, "stretch") != 0) {
+        /* the sizes the policy gives, computed here when the input's shape is known */
+        int64_t sz[MAXV];
+        int k;
+        if (!cv_const_ints(c, in_name(n, 3), sz, &k, MAXV))
+            return cv_refuse(c, "keep_aspect_ratio_policy '%s' with sizes that are not constant", pol);
+        if (r < 0 || r > MAXV)
+            return cv_refuse(c, "keep_aspect_ratio_policy '%s' with an unknown rank", pol);
+        int64_t ax[MAXV];
+        int nax = axes ? (int)na : r;
+        for (int i = 0; i < nax; i++)
+            ax[i] = axes ? (axes[i] < 0 ? axes[i] + r : axes[i]) : i;
+        double scale = strcmp(pol, "not_larger") == 0 ? INFINITY : -INFINITY;
+        for (int i = 0; i < nax; i++) {
+            int64_t d = cv_dim(c, n->inputs[0], (int)ax[i]);
+            if (d <= 0)
+                return cv_refuse(c, "keep_aspect_ratio_policy '%s' needs the input's dims", pol);
+            double s = (double)sz[i] / (double)d;
+            scale = strcmp(pol, "not_larger") == 0 ? fmin(scale, s) : fmax(scale, s);
+        }
+        int64_t full[MAXV];
+        for (int i = 0; i < r; i++) {
+            int64_t d = cv_dim(c, n->inputs[0], i);
+            full[i] = d;
+        }
+        for (int i = 0; i < nax; i++)
+            full[ax[i]] = (int64_t)floor((double)cv_dim(c, n->inputs[0], (int)ax[i]) * scale + 0.5);
+        for (int i = 0; i < r; i++)
+            if (full[i] < 0)
+                return cv_refuse(c, "keep_aspect_ratio_policy '%s' needs the input's dims", pol);
+        cv_orphan(c, n->inputs[3]);
+        cv_set_input(c, n, 3, cv_const_i64(c, (size_t)r, full));
+        cv_adrop(n, "keep_aspect_ratio_policy");
+        cv_adrop(n, "axes");
+        cv_note(c, n, a->since, b->since, "keep_aspect_ratio_policy '%s' became explicit sizes", pol);
+        return c->st ? CV_ERROR : CV_DONE;
+    }
+    cv_adrop(n, "keep_aspect_ratio_policy");
+    if (axes) {
+        if (r < 0 || r > MAXV)
+            return cv_refuse(c, "attribute axes with an unknown rank");
+        bool ident = (int)na == r;
+        for (size_t i = 0; ident && i < na; i++)
+            ident = axes[i] == (int64_t)i || axes[i] == (int64_t)i - r;
+        if (!ident) {
+            /* scales/sizes (and roi) for every axis: 1 (or the dim) elsewhere */
+            int64_t ax[MAXV];
+            for (size_t i = 0; i < na; i++)
+                ax[i] = axes[i] < 0 ? axes[i] + r : axes[i];
+            const kiln_tensor *sc = has_in(n, 2) ? cv_const(c, n->inputs[2]) : NULL;
+            if (has_in(n, 2) && sc && sc->numel > 0) {
+                float full[MAXV];
+                for (int i = 0; i < r; i++)
+                    full[i] = 1;
+                for (size_t i = 0; i < na; i++)
+                    full[ax[i]] = (float)kiln_tensor_get_f64(sc, (int64_t)i);
+                cv_orphan(c, n->inputs[2]);
+                cv_set_input(c, n, 2, cv_const_f32(c, (size_t)r, full));
+            } else if (has_in(n, 2) && !sc) {
+                return cv_refuse(c, "axes with scales that are not constant");
+            }
+            int64_t sz[MAXV];
+            int k;
+            if (has_in(n, 3)) {
+                if (!cv_const_ints(c, n->inputs[3], sz, &k, MAXV))
+                    return cv_refuse(c, "axes with sizes that are not constant");
+                int64_t full[MAXV];
+                for (int i = 0; i < r; i++)
+                    if ((full[i] = cv_dim(c, n->inputs[0], i)) < 0) {
+                        bool listed = false;
+                        for (size_t j = 0; j < na; j++)
+                            listed |= ax[j] == i;
+                        if (!listed)
+                            return cv_refuse(c, "axes with an input whose other dims are not known");
+                    }
+                for (size_t i = 0; i < na; i++)
+                    full[ax[i]] = sz[i];
+                cv_orphan(c, n->inputs[3]);
+                cv_set_input(c, n, 3, cv_const_i64(c, (size_t)r, full));
+            }
+            if (has_in(n, 1)) {
+                const kiln_tensor *roi = cv_const(c, n->inputs[1]);
+                if (roi && roi->numel == 2 * (int64_t)na) {
+                    float full[MAXV];
+                    for (int i = 0; i < r; i++)
+                        full[i] = 0, full[r + i] = 1;
+                    for (size_t i = 0; i < na; i++) {
+                        full[ax[i]] = (float)kiln_tensor_get_f64(roi, (int64_t)i);
+                        full[r + ax[i]] = (float)kiln_tensor_get_f64(roi, (int64_t)(na + i));
+                    }
+                    cv_orphan(c, n->inputs[1]);
+                    cv_set_input(c, n, 1, cv_const_f32(c, (size_t)(2 * r), full));
+                } else if (roi && roi->numel > 0) {
+                    return cv_refuse(c, "axes with a roi that does not match them");
+                } else if (!roi) {
+                    return cv_refuse(c, "axes with a roi that is not constant");
+                }
+            }
+        }
+        cv_adrop(n, "axes");
+        cv_note(c, n, a->since, b->since, "axes folded into per-axis scales/sizes");
+    }
+    return c->st ? CV_ERROR : CV_DONE;
+}
+
+static cv_result resize19_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!strcmp(kiln_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "half_pixel_symmetric"))
+        return cv_refuse(c, "coordinate_transformation_mode 'half_pixel_symmetric' first appears in Resize-19");
+    return CV_DONE;
+}
+
+static cv_result resize11_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    /* Resize-10: X and scales; nearest/linear with asymmetric coordinates */
+    const char *mode = kiln_attr_string(n, "mode", "nearest");
+    const char *ctm = kiln_attr_string(n, "coordinate_transformation_mode", "half_pixel");
+    const char *nm = kiln_attr_string(n, "nearest_mode", "round_prefer_floor");
+    if (!strcmp(mode, "cubic"))
+        return cv_refuse(c, "mode 'cubic' first appears in Resize-11");
+    if (strcmp(ctm, "asymmetric") != 0)
+        return cv_refuse(c, "coordinate_transformation_mode '%s': Resize-10 computes asymmetric coordinates", ctm);
+    if (!strcmp(mode, "nearest") && strcmp(nm, "floor") != 0)
+        return cv_refuse(c, "nearest_mode '%s': Resize-10 rounds down", nm);
+    if (kiln_attr_int(n, "exclude_outside", 0) != 0)
+        return cv_refuse(c, "exclude_outside = 1");
+    if (has_in(n, 3)) {
+        /* sizes -> scales, when the input's dims are known */
+        int64_t sz[MAXV];
+        int k;
+        if (!cv_const_ints(c, n->inputs[3], sz, &k, MAXV))
+            return cv_refuse(c, "sizes that are not constant");
+        float sc[MAXV];
+        for (int i = 0; i < k; i++) {
+            int64_t d = cv_dim(c, n->inputs[0], i);
+            if (d <= 0)
+                return cv_refuse(c, "sizes with input dims that are not known");
+            sc[i] = (float)sz[i] / (float)d;
+            if ((int64_t)floorf((float)d * sc[i]) != sz[i])
+                return cv_refuse(c, "sizes that no float scale reproduces");
+        }
+        cv_orphan(c, n->inputs[3]);
+        cv_orphan(c, n->inputs[2]);
+        cv_set_input(c, n, 2, cv_const_f32(c, (size_t)k, sc));
+        cv_set_input(c, n, 3, "");
+    }
+    if (has_in(n, 1))
+        cv_orphan(c, n->inputs[1]);
+    const char *x = n->inputs[0], *s = n->inputs[2];
+    kiln_node *r = cv_emit(c, "Resize", n->outputs[0], 2, (const char *[]){x, s});
+    cv_as(c, r, "mode", mode);
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "roi dropped (asymmetric coordinates)");
+    return CV_REPLACED;
+}
+
+static cv_result resize11_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *mode = kiln_attr_string(n, "mode", "nearest");
+    const char *ins[3] = {n->inputs[0], cv_const_f32(c, 0, NULL), in_name(n, 1)};
+    kiln_node *r = cv_emit(c, "Resize", n->outputs[0], 3, ins);
+    cv_as(c, r, "mode", mode);
+    cv_as(c, r, "coordinate_transformation_mode", "asymmetric");
+    if (!strcmp(mode, "nearest"))
+        cv_as(c, r, "nearest_mode", "floor");
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "asymmetric coordinates made explicit");
+    return CV_REPLACED;
+}
+
+/* ---- Attention (24: nonpad_kv_seqlen; 25: windows) ---- */
+
+static cv_result attention24_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (has_in(n, 6))
+        return cv_refuse(c, "input nonpad_kv_seqlen first appears in Attention-24");
+    return CV_DONE;
+}
+
+static const cv_adapter adapters[] = {
+    {"Attention", 24, attention24_down, NULL},
+    {"Cast", 19, cast19_down, NULL},
+    {"Cast", 24, cast24_down, NULL},
+    {"CastLike", 19, cast19_down, NULL},
+    {"CastLike", 24, cast24_down, NULL},
+    {"Clip", 11, clip11_down, clip11_up},
+    {"Constant", 12, constant12_down, NULL},
+    {"DFT", 20, dft20_down, dft20_up},
+    {"Dropout", 12, dropout12_down, dropout12_up},
+    {"GRU", 14, rnn14_down, NULL},
+    {"GridSample", 20, gridsample20_down, gridsample20_up},
+    {"Hardmax", 13, softmax13_down, softmax13_up},
+    {"LSTM", 14, rnn14_down, NULL},
+    {"LogSoftmax", 13, softmax13_down, softmax13_up},
+    {"Pad", 11, pad11_down, pad11_up},
+    {"Pad", 18, pad18_down, NULL},
+    {"Pad", 19, pad19_down, NULL},
+    {"RNN", 14, rnn14_down, NULL},
+    {"ReduceL1", 18, reduce_down, axes_up},
+    {"ReduceL2", 18, reduce_down, axes_up},
+    {"ReduceLogSum", 18, reduce_down, axes_up},
+    {"ReduceLogSumExp", 18, reduce_down, axes_up},
+    {"ReduceMax", 18, reduce_down, axes_up},
+    {"ReduceMean", 18, reduce_down, axes_up},
+    {"ReduceMin", 18, reduce_down, axes_up},
+    {"ReduceProd", 18, reduce_down, axes_up},
+    {"ReduceSum", 13, reduce_down, axes_up},
+    {"ReduceSumSquare", 18, reduce_down, axes_up},
+    {"Reshape", 14, reshape14_down, NULL},
+    {"Resize", 11, resize11_down, resize11_up},
+    {"Resize", 13, resize13_down, NULL},
+    {"Resize", 18, resize18_down, NULL},
+    {"Resize", 19, resize19_down, NULL},
+    {"RoiAlign", 16, roialign16_down, roialign16_up},
+    {"ScatterElements", 18, scatter18_down, NULL},
+    {"ScatterND", 18, scatter18_down, NULL},
+    {"Shape", 15, shape15_down, NULL},
+    {"Softmax", 13, softmax13_down, softmax13_up},
+    {"Split", 13, split13_down, split13_up},
+    {"Split", 18, split18_down, split18_up},
+    {"Squeeze", 13, axes_down, axes_up},
+    {"TopK", 10, topk10_down, topk10_up},
+    {"Unsqueeze", 13, axes_down, axes_up},
+};
+
+const cv_adapter *cv_find_adapter(const char *op, int since) {
+    for (size_t i = 0; i < sizeof adapters / sizeof *adapters; i++)
+        if (adapters[i].since == since && !strcmp(adapters[i].op, op))
+            return &adapters[i];
+    return NULL;
+}
