@@ -1023,8 +1023,10 @@ static cv_result convert_node(cv_ctx *c, kiln_node *n) {
             const cv_schema *sb = sa->since > 1 ? cv_schema_at(n->op_type, sa->since - 1) : NULL;
             int64_t dest = sa->since - 1;
             const cv_adapter *ad = cv_find_adapter(n->op_type, sa->since);
-            if (!sb || sb->deprecated || (ad && !ad->down && ad->up)) {
-                const cv_lowering *lw = cv_find_lowering(n->op_type);
+            /* an operator the target lacks: decomposed from the version it is at */
+            const cv_lowering *now = !tgt || tgt->deprecated ? cv_find_lowering(n->op_type) : NULL;
+            if (now || !sb || sb->deprecated || (ad && !ad->down && ad->up)) {
+                const cv_lowering *lw = now ? now : cv_find_lowering(n->op_type);
                 if (!lw)
                     return cv_refuse(c, "%s first appears in opset %d, and kiln has no decomposition of it",
                                      n->op_type, sb ? sb->since : sa->since);

@@ -132,7 +132,8 @@ kiln_node *cv_emit_n(cv_ctx *c, const char *op, size_t n_out, const char *const 
                      const char *const *ins);
 kiln_node *cv_emit_pre(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins);
 kiln_node *cv_emit_post(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins);
-#define CV_OUT(nd) ((nd) ? (const char *)(nd)->outputs[0] : "")
+static inline const char *cv_out(const kiln_node *nd) { return nd ? nd->outputs[0] : ""; }
+#define CV_OUT(nd) cv_out(nd)
 void cv_ai(cv_ctx *c, kiln_node *n, const char *name, int64_t v);
 void cv_af(cv_ctx *c, kiln_node *n, const char *name, float v);
 void cv_as(cv_ctx *c, kiln_node *n, const char *name, const char *v);

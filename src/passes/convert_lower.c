@@ -1,4 +1,10 @@
-/* kiln convert: decompositions of operators a target opset lacks. */
+/* kiln convert: decompositions of operators a target opset lacks, into
+ * operators it has, computing what the operator's definition (and ONNX's
+ * reference implementation) computes. Each is written at the opset given in
+ * its table entry (mostly 13: Reduce* take axes as attributes, Unsqueeze
+ * and Squeeze as inputs, Softmax normalises one axis) and then converted on
+ * to the target like any other node. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,8 +12,708 @@
 
 #include "passes/convert.h"
 
-static const cv_lowering lowerings[] = {{NULL, 0, NULL, NULL}};
-static const cv_lowering replacements[] = {{NULL, 0, NULL, NULL}};
+#define LIST(...) ((const char *const[]){__VA_ARGS__})
+#define COUNT(...) (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define NODE(op, ...) cv_emit(c, op, NULL, COUNT(__VA_ARGS__), LIST(__VA_ARGS__))
+#define NODE_TO(out, op, ...) cv_emit(c, op, out, COUNT(__VA_ARGS__), LIST(__VA_ARGS__))
+#define V(op, ...) CV_OUT(NODE(op, __VA_ARGS__))
+#define V_TO(out, op, ...) CV_OUT(NODE_TO(out, op, __VA_ARGS__))
+
+static bool has_in(const kiln_node *n, size_t i) { return i < n->n_inputs && *n->inputs[i]; }
+/* Output i's name, or NULL when the node does not produce it. */
+static const char *out_of(const kiln_node *n, size_t i) {
+    return i < n->n_outputs && *n->outputs[i] ? n->outputs[i] : NULL;
+}
+
+static const char *cast_to(cv_ctx *c, const char *x, kiln_dtype to, const char *out) {
+    kiln_node *nd = NODE_TO(out, "Cast", x);
+    cv_ai(c, nd, "to", to);
+    return CV_OUT(nd);
+}
+
+/* ReduceX at opset 13 (axes an attribute; ReduceSum takes them as input) */
+static const char *reduce(cv_ctx *c, const char *op, const char *x, size_t na, const int64_t *axes, bool keep,
+                          const char *out) {
+    kiln_node *nd;
+    if (!strcmp(op, "ReduceSum")) {
+        nd = na ? NODE_TO(out, op, x, cv_const_i64(c, na, axes)) : NODE_TO(out, op, x);
+    } else {
+        nd = NODE_TO(out, op, x);
+        if (na)
+            cv_aints(c, nd, "axes", na, axes);
+    }
+    cv_ai(c, nd, "keepdims", keep);
+    return CV_OUT(nd);
+}
+
+static const char *unsqueeze(cv_ctx *c, const char *x, size_t na, const int64_t *axes) {
+    return V("Unsqueeze", x, cv_const_i64(c, na, axes));
+}
+
+/* Dimension i of x as an int64 scalar (i may be negative). */
+static const char *dim_scalar(cv_ctx *c, const char *x, int64_t i) {
+    const char *sh = V("Shape", x);
+    kiln_node *g = NODE("Gather", sh, cv_scalar_i64(c, i));
+    cv_ai(c, g, "axis", 0);
+    return CV_OUT(g);
+}
+
+/* The reduced axes of the normalisations: axis..rank-1 (negative when the rank is unknown). */
+static cv_result norm_axes(cv_ctx *c, const char *x, int64_t axis, int64_t *axes, size_t *na) {
+    int r = cv_rank(c, x);
+    if (r < 0 && axis >= 0)
+        return cv_refuse(c, "the rank of '%s' is not known (needed for axis %lld)", x, (long long)axis);
+    if (r > 16)
+        return cv_refuse(c, "rank %d", r);
+    int64_t a = axis;
+    if (r >= 0) {
+        if (a < 0)
+            a += r;
+        if (a < 0 || a >= r)
+            return cv_refuse(c, "axis %lld out of range for rank %d", (long long)axis, r);
+        *na = (size_t)(r - a);
+        for (size_t i = 0; i < *na; i++)
+            axes[i] = a + (int64_t)i;
+    } else {
+        *na = (size_t)(-a);
+        for (size_t i = 0; i < *na; i++)
+            axes[i] = a + (int64_t)i;
+    }
+    return CV_DONE;
+}
+
+static kiln_dtype stash_of(cv_ctx *c, const kiln_node *n, kiln_dtype dt) {
+    int64_t st = kiln_attr_int(n, "stash_type", 1);
+    return st == KILN_DTYPE_FLOAT && dt != KILN_DTYPE_FLOAT && dt != KILN_DTYPE_DOUBLE ? KILN_DTYPE_FLOAT : dt;
+}
+
+static cv_result need_type(cv_ctx *c, const char *x, kiln_dtype *dt) {
+    *dt = cv_dtype(c, x);
+    if (!*dt)
+        return cv_refuse(c, "the element type of '%s' is not known", x);
+    return CV_DONE;
+}
+
+/* ---- CastLike (15) ---- */
+
+static cv_result lower_castlike(cv_ctx *c, kiln_node *n) {
+    kiln_dtype to;
+    if (need_type(c, n->inputs[1], &to) != CV_DONE)
+        return CV_REFUSED;
+    kiln_node *cast = NODE_TO(n->outputs[0], "Cast", n->inputs[0]);
+    cv_ai(c, cast, "to", to);
+    cv_acopy(c, cast, n, "saturate", NULL);
+    cv_acopy(c, cast, n, "round_mode", NULL);
+    cv_orphan(c, n->inputs[1]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- LayerNormalization (17) ---- */
+
+static cv_result lower_layernorm(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    int64_t axes[16];
+    size_t na;
+    if (need_type(c, x, &dt) != CV_DONE ||
+        norm_axes(c, x, kiln_attr_int(n, "axis", -1), axes, &na) != CV_DONE)
+        return CV_REFUSED;
+    kiln_dtype u = stash_of(c, n, dt);
+    const char *xu = u != dt ? cast_to(c, x, u, NULL) : x;
+    const char *mean = reduce(c, "ReduceMean", xu, na, axes, true, u == dt || !out_of(n, 1) ? out_of(n, 1) : NULL);
+    const char *d = V("Sub", xu, mean);
+    const char *var = reduce(c, "ReduceMean", V("Mul", d, d), na, axes, true, NULL);
+    const char *sd = V("Sqrt", V("Add", var, cv_scalar(c, u, kiln_attr_float(n, "epsilon", 1e-5f))));
+    const char *inv = V_TO(out_of(n, 2), "Reciprocal", sd);
+    const char *norm = V("Mul", d, inv);
+    if (u != dt)
+        norm = cast_to(c, norm, dt, NULL);
+    if (has_in(n, 2)) {
+        const char *y = V("Mul", norm, n->inputs[1]);
+        V_TO(n->outputs[0], "Add", y, n->inputs[2]);
+    } else {
+        V_TO(n->outputs[0], "Mul", norm, n->inputs[1]);
+    }
+    if (u != dt && out_of(n, 1))
+        V_TO(n->outputs[1], "Identity", mean);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- RMSNormalization (23) ---- */
+
+static cv_result lower_rmsnorm(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    int64_t axes[16];
+    size_t na;
+    if (need_type(c, x, &dt) != CV_DONE ||
+        norm_axes(c, x, kiln_attr_int(n, "axis", -1), axes, &na) != CV_DONE)
+        return CV_REFUSED;
+    kiln_dtype u = stash_of(c, n, dt);
+    const char *xu = u != dt ? cast_to(c, x, u, NULL) : x;
+    const char *ms = reduce(c, "ReduceMean", V("Mul", xu, xu), na, axes, true, NULL);
+    const char *rms = V("Sqrt", V("Add", ms, cv_scalar(c, u, kiln_attr_float(n, "epsilon", 1e-5f))));
+    const char *norm = V("Mul", xu, V("Reciprocal", rms));
+    if (u != dt)
+        norm = cast_to(c, norm, dt, NULL);
+    V_TO(n->outputs[0], "Mul", norm, n->inputs[1]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- GroupNormalization (18, deprecated; 21) ---- */
+
+static cv_result lower_groupnorm(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int r = cv_rank(c, x);
+    if (r < 2 || r > 16)
+        return cv_refuse(c, "the rank of '%s' is not known", x);
+    int64_t g = kiln_attr_int(n, "num_groups", 0);
+    if (g <= 0)
+        return cv_refuse(c, "num_groups %lld", (long long)g);
+    bool per_group = c->at < 21; /* version 18: scale and bias per group */
+    kiln_dtype u = per_group ? dt : stash_of(c, n, dt);
+    const char *xu = u != dt ? cast_to(c, x, u, NULL) : x;
+    int64_t shp3[3] = {0, g, -1}, ax2 = 2;
+    const char *x3 = V("Reshape", xu, cv_const_i64(c, 3, shp3));
+    const char *mean = reduce(c, "ReduceMean", x3, 1, &ax2, true, NULL);
+    const char *d = V("Sub", x3, mean);
+    const char *var = reduce(c, "ReduceMean", V("Mul", d, d), 1, &ax2, true, NULL);
+    const char *sd = V("Sqrt", V("Add", var, cv_scalar(c, u, kiln_attr_float(n, "epsilon", 1e-5f))));
+    const char *norm = V("Div", d, sd);
+    int64_t ax_tail[16];
+    if (per_group) {
+        int64_t one = 1;
+        const char *s = unsqueeze(c, n->inputs[1], 1, &one), *b = unsqueeze(c, n->inputs[2], 1, &one);
+        norm = V("Add", V("Mul", norm, s), b);
+        V_TO(n->outputs[0], "Reshape", norm, V("Shape", x));
+        return c->st ? CV_ERROR : CV_REPLACED;
+    }
+    norm = V("Reshape", norm, V("Shape", x));
+    if (u != dt)
+        norm = cast_to(c, norm, dt, NULL);
+    for (int i = 0; i < r - 2; i++)
+        ax_tail[i] = 1 + i;
+    const char *s = r > 2 ? unsqueeze(c, n->inputs[1], (size_t)(r - 2), ax_tail) : n->inputs[1];
+    const char *b = r > 2 ? unsqueeze(c, n->inputs[2], (size_t)(r - 2), ax_tail) : n->inputs[2];
+    V_TO(n->outputs[0], "Add", V("Mul", norm, s), b);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- activations ---- */
+
+static cv_result lower_gelu(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    const char *approx = kiln_attr_string(n, "approximate", "none");
+    const char *half = V("Mul", cv_scalar(c, dt, 0.5), x);
+    const char *inner;
+    if (!strcmp(approx, "tanh")) {
+        /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+        const char *x3 = V("Mul", V("Mul", x, x), x);
+        const char *p = V("Add", x, V("Mul", cv_scalar(c, dt, 0.044715), x3));
+        inner = V("Tanh", V("Mul", cv_scalar(c, dt, 0.7978845608028654), p));
+    } else if (!strcmp(approx, "none")) {
+        /* 0.5 x (1 + erf(x / sqrt(2))) */
+        inner = V("Erf", V("Mul", x, cv_scalar(c, dt, 0.7071067811865476)));
+    } else {
+        return cv_refuse(c, "approximate '%s'", approx);
+    }
+    V_TO(n->outputs[0], "Mul", half, V("Add", inner, cv_scalar(c, dt, 1)));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_mish(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    V_TO(n->outputs[0], "Mul", x, V("Tanh", V("Softplus", x)));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_hardswish(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_node *hs = NODE("HardSigmoid", x);
+    cv_af(c, hs, "alpha", 1.0f / 6);
+    cv_af(c, hs, "beta", 0.5f);
+    V_TO(n->outputs[0], "Mul", x, CV_OUT(hs));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* x * sigmoid(alpha x) */
+static const char *swish(cv_ctx *c, const char *x, kiln_dtype dt, float alpha, const char *out) {
+    const char *ax = alpha == 1.0f ? x : V("Mul", x, cv_scalar(c, dt, alpha));
+    return V_TO(out, "Mul", x, V("Sigmoid", ax));
+}
+
+static cv_result lower_swish(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    swish(c, n->inputs[0], dt, kiln_attr_float(n, "alpha", 1.0f), n->outputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_swiglu(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    const char *s = swish(c, n->inputs[0], dt, kiln_attr_float(n, "alpha", 1.0f), NULL);
+    V_TO(n->outputs[0], "Mul", s, n->inputs[1]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_celu(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    float alpha = kiln_attr_float(n, "alpha", 1.0f);
+    const char *a = cv_scalar(c, dt, alpha);
+    kiln_node *elu = NODE("Elu", V("Div", n->inputs[0], a));
+    cv_af(c, elu, "alpha", 1.0f);
+    V_TO(n->outputs[0], "Mul", a, CV_OUT(elu));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_ge(cv_ctx *c, kiln_node *n) {
+    const char *a = n->inputs[0], *b = n->inputs[1];
+    bool ge = !strcmp(n->op_type, "GreaterOrEqual");
+    V_TO(n->outputs[0], "Or", V(ge ? "Greater" : "Less", a, b), V("Equal", a, b));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- Trilu (14) ---- */
+
+/* j - i for i in [0, rows), j in [0, cols): an int64 [rows, cols] matrix. */
+static const char *col_minus_row(cv_ctx *c, const char *rows, const char *cols) {
+    const char *zero = cv_scalar_i64(c, 0), *one = cv_scalar_i64(c, 1);
+    int64_t a0 = 0, a1 = 1;
+    const char *i = unsqueeze(c, V("Range", zero, rows, one), 1, &a1);
+    const char *j = unsqueeze(c, V("Range", zero, cols, one), 1, &a0);
+    return V("Sub", j, i);
+}
+
+static cv_result lower_trilu(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    const char *k = has_in(n, 1) ? n->inputs[1] : cv_scalar_i64(c, 0);
+    const char *diff = col_minus_row(c, dim_scalar(c, x, -2), dim_scalar(c, x, -1));
+    bool upper = kiln_attr_int(n, "upper", 1) != 0;
+    /* upper keeps j - i >= k, lower j - i <= k */
+    const char *drop = upper ? V("Less", diff, k) : V("Greater", diff, k);
+    V_TO(n->outputs[0], "Where", drop, cv_scalar(c, dt, 0), x);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- CumProd (26) ---- */
+
+static cv_result lower_cumprod(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int64_t axv[4];
+    int k;
+    if (!cv_const_ints(c, n->inputs[1], axv, &k, 4) || k != 1)
+        return cv_refuse(c, "its axis ('%s') is not a constant", n->inputs[1]);
+    int r = cv_rank(c, x);
+    if (r < 1 || r > 15)
+        return cv_refuse(c, "the rank of '%s' is not known", x);
+    int64_t a = axv[0] < 0 ? axv[0] + r : axv[0];
+    if (a < 0 || a >= r)
+        return cv_refuse(c, "axis %lld out of range", (long long)axv[0]);
+    bool excl = kiln_attr_int(n, "exclusive", 0) != 0, rev = kiln_attr_int(n, "reverse", 0) != 0;
+    /* out[i] = prod over j of (keep(i, j) ? x[j] : 1), the j axis next to i */
+    const char *len = dim_scalar(c, x, a);
+    const char *diff = col_minus_row(c, len, len); /* [i, j] = j - i */
+    const char *zero = cv_scalar_i64(c, 0);
+    const char *keep = rev ? (excl ? V("Greater", diff, zero) : V("Not", V("Less", diff, zero)))
+                           : (excl ? V("Less", diff, zero) : V("Not", V("Greater", diff, zero)));
+    int64_t tail[16];
+    for (int i = 0; i < r - 1 - a; i++)
+        tail[i] = 2 + i;
+    if (r - 1 - a > 0)
+        keep = unsqueeze(c, keep, (size_t)(r - 1 - a), tail);
+    const char *xj = unsqueeze(c, x, 1, &a); /* [..., 1 (i), L (j), ...] */
+    const char *w = V("Where", keep, xj, cv_scalar(c, dt, 1));
+    int64_t jax = a + 1;
+    reduce(c, "ReduceProd", w, 1, &jax, false, n->outputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- bitwise ---- */
+
+static cv_result lower_bitwise_not(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    double maxu;
+    switch (dt) {
+    case KILN_DTYPE_UINT8: maxu = 255; break;
+    case KILN_DTYPE_UINT16: maxu = 65535; break;
+    case KILN_DTYPE_UINT32: maxu = 4294967295.0; break;
+    case KILN_DTYPE_UINT64: maxu = -1; break;
+    case KILN_DTYPE_INT8:
+    case KILN_DTYPE_INT16:
+    case KILN_DTYPE_INT32:
+    case KILN_DTYPE_INT64:
+        /* two's complement: ~x = -1 - x */
+        V_TO(n->outputs[0], "Sub", cv_scalar(c, dt, -1), n->inputs[0]);
+        return c->st ? CV_ERROR : CV_REPLACED;
+    default: return cv_refuse(c, "element type %s", kiln_dtype_name(dt));
+    }
+    if (maxu < 0)
+        return cv_refuse(c, "uint64 has no exact decomposition");
+    V_TO(n->outputs[0], "Sub", cv_scalar(c, dt, maxu), n->inputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* BitCast between integer types of one width is a wrapping Cast. */
+static cv_result lower_bitcast(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    int64_t to = kiln_attr_int(n, "to", 0);
+    bool iint = dt == KILN_DTYPE_INT8 || dt == KILN_DTYPE_UINT8 || dt == KILN_DTYPE_INT16 || dt == KILN_DTYPE_UINT16 ||
+                dt == KILN_DTYPE_INT32 || dt == KILN_DTYPE_UINT32 || dt == KILN_DTYPE_INT64 ||
+                dt == KILN_DTYPE_UINT64;
+    bool oint = to == KILN_DTYPE_INT8 || to == KILN_DTYPE_UINT8 || to == KILN_DTYPE_INT16 || to == KILN_DTYPE_UINT16 ||
+                to == KILN_DTYPE_INT32 || to == KILN_DTYPE_UINT32 || to == KILN_DTYPE_INT64 ||
+                to == KILN_DTYPE_UINT64;
+    if (to == dt) {
+        V_TO(n->outputs[0], "Identity", n->inputs[0]);
+        return c->st ? CV_ERROR : CV_REPLACED;
+    }
+    if (kiln_dtype_size(dt) != kiln_dtype_size((kiln_dtype)to) ||
+        !((iint && oint) || (dt == KILN_DTYPE_BOOL && (to == KILN_DTYPE_UINT8 || to == KILN_DTYPE_INT8))))
+        return cv_refuse(c, "reinterpreting %s as %s has no exact decomposition", kiln_dtype_name(dt),
+                         kiln_dtype_name((kiln_dtype)to));
+    cast_to(c, n->inputs[0], (kiln_dtype)to, n->outputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- Attention (23) ---- */
+
+static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
+    const char *q = n->inputs[0], *k = n->inputs[1], *v = n->inputs[2];
+    kiln_dtype dt;
+    if (need_type(c, q, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int r = cv_rank(c, q);
+    if (r != 3 && r != 4)
+        return cv_refuse(c, "the rank of Q ('%s') is not known to be 3 or 4", q);
+    if (has_in(n, 6))
+        return cv_refuse(c, "nonpad_kv_seqlen (an external KV cache) is not decomposed");
+    int64_t qh = kiln_attr_int(n, "q_num_heads", 0), kvh = kiln_attr_int(n, "kv_num_heads", 0);
+    int64_t causal = kiln_attr_int(n, "is_causal", 0), mode = kiln_attr_int(n, "qk_matmul_output_mode", 0);
+    int64_t prec = kiln_attr_int(n, "softmax_precision", 0);
+    int64_t left = kiln_attr_int(n, "left_window_size", -1), right = kiln_attr_int(n, "right_window_size", -1);
+    float softcap = kiln_attr_float(n, "softcap", 0);
+    int64_t head = -1;
+    static const int64_t perm[4] = {0, 2, 1, 3}, kt[4] = {0, 1, 3, 2};
+    if (r == 3) {
+        if (qh <= 0 || kvh <= 0)
+            return cv_refuse(c, "3-D inputs without q_num_heads and kv_num_heads");
+        int64_t hq = cv_dim(c, q, 2);
+        if (hq > 0)
+            head = hq / qh;
+        int64_t s4q[4] = {0, 0, qh, -1}, s4k[4] = {0, 0, kvh, -1};
+        const char *sq = cv_const_i64(c, 4, s4q), *sk = cv_const_i64(c, 4, s4k);
+        kiln_node *tq = NODE("Transpose", V("Reshape", q, sq));
+        kiln_node *tk = NODE("Transpose", V("Reshape", k, sk));
+        kiln_node *tv = NODE("Transpose", V("Reshape", v, sk));
+        cv_aints(c, tq, "perm", 4, perm);
+        cv_aints(c, tk, "perm", 4, perm);
+        cv_aints(c, tv, "perm", 4, perm);
+        q = CV_OUT(tq), k = CV_OUT(tk), v = CV_OUT(tv);
+    } else {
+        head = cv_dim(c, q, 3);
+        qh = cv_dim(c, q, 1);
+        kvh = cv_dim(c, k, 1);
+    }
+    /* the scale, applied as its square root to Q and to K */
+    double scale;
+    const kiln_attr *sa = kiln_node_attr(n, "scale");
+    if (sa) {
+        scale = sa->f;
+    } else {
+        if (head <= 0)
+            return cv_refuse(c, "the head size is not known (needed for the default scale)");
+        scale = 1 / sqrt((double)head);
+    }
+    const char *s = cv_scalar(c, dt, sqrt(scale));
+    /* the KV cache */
+    if (has_in(n, 4) != has_in(n, 5))
+        return cv_refuse(c, "past_key and past_value must be given together");
+    if (has_in(n, 4)) {
+        kiln_node *ck = NODE_TO(out_of(n, 1), "Concat", n->inputs[4], k);
+        kiln_node *cvn = NODE_TO(out_of(n, 2), "Concat", n->inputs[5], v);
+        cv_ai(c, ck, "axis", 2);
+        cv_ai(c, cvn, "axis", 2);
+        k = CV_OUT(ck), v = CV_OUT(cvn);
+    } else {
+        if (out_of(n, 1))
+            k = V_TO(n->outputs[1], "Identity", k);
+        if (out_of(n, 2))
+            v = V_TO(n->outputs[2], "Identity", v);
+    }
+    const char *qlen = dim_scalar(c, q, 2), *kvlen = dim_scalar(c, k, 2);
+    const char *neginf = cv_scalar(c, dt, -INFINITY), *zero = cv_scalar(c, dt, 0);
+    /* the additive bias */
+    const char *bias = NULL;
+    const char *mask = has_in(n, 3) ? n->inputs[3] : NULL;
+    if (mask) {
+        kiln_dtype mdt = cv_dtype(c, mask);
+        int mr = cv_rank(c, mask);
+        if (!mdt || mr < 1)
+            return cv_refuse(c, "the type of attn_mask ('%s') is not known", mask);
+        /* a mask shorter than the keys is padded with "masked" */
+        int64_t mlen = cv_dim(c, mask, mr - 1);
+        int64_t klen = cv_dim(c, n->inputs[1], r == 3 ? 1 : 2);
+        if (has_in(n, 4)) {
+            int64_t plen = cv_dim(c, n->inputs[4], 2);
+            klen = plen >= 0 && klen >= 0 ? klen + plen : -1;
+        }
+        if (mlen < 0 || klen < 0)
+            return cv_refuse(c, "the lengths of attn_mask and of the keys are not known");
+        if (mlen < klen) {
+            int64_t pads[32] = {0};
+            pads[mr + mr - 1] = klen - mlen;
+            const char *pv = mdt == KILN_DTYPE_BOOL ? cv_scalar(c, KILN_DTYPE_BOOL, 0) : cv_scalar(c, mdt, -INFINITY);
+            mask = V("Pad", mask, cv_const_i64(c, (size_t)(2 * mr), pads), pv);
+        }
+        bias = mdt == KILN_DTYPE_BOOL ? V("Where", mask, zero, neginf) : mask;
+    }
+    const char *diff = NULL; /* [i, j] = (i + offset) - j */
+    if (causal || left >= 0 || right >= 0) {
+        const char *off = has_in(n, 4) ? dim_scalar(c, n->inputs[4], 2) : cv_scalar_i64(c, 0);
+        const char *jmi = col_minus_row(c, qlen, kvlen); /* j - i */
+        diff = V("Sub", off, jmi);
+    }
+    if (causal) {
+        const char *cz = cv_scalar_i64(c, 0);
+        const char *cb = V("Where", V("Less", diff, cz), neginf, zero);
+        bias = bias ? V("Add", bias, cb) : cb;
+    }
+    if (left >= 0 || right >= 0) {
+        const char *wb = zero;
+        if (left >= 0)
+            wb = V("Where", V("Greater", diff, cv_scalar_i64(c, left)), neginf, wb);
+        if (right >= 0)
+            wb = V("Where", V("Less", diff, cv_scalar_i64(c, -right)), neginf, wb);
+        bias = bias ? V("Add", bias, wb) : wb;
+    }
+    /* grouped-query attention: each KV head serves q_num_heads / kv_num_heads queries */
+    if (qh > 0 && kvh > 0 && qh != kvh) {
+        if (qh % kvh)
+            return cv_refuse(c, "q_num_heads %lld is not a multiple of kv_num_heads %lld", (long long)qh,
+                             (long long)kvh);
+        int64_t two = 2, rep[5] = {1, 1, qh / kvh, 1, 1};
+        const char *reps = cv_const_i64(c, 5, rep);
+        int64_t s0 = 0, s1 = 1, s2 = 2, s4 = 4, s5[1] = {qh};
+        for (int t = 0; t < 2; t++) {
+            const char *x = t ? v : k;
+            const char *e = V("Expand", unsqueeze(c, x, 1, &two), reps);
+            const char *sh = V("Shape", x);
+            const char *b0 = V("Slice", sh, cv_const_i64(c, 1, &s0), cv_const_i64(c, 1, &s1));
+            const char *b2 = V("Slice", sh, cv_const_i64(c, 1, &s2), cv_const_i64(c, 1, &s4));
+            kiln_node *cat = NODE("Concat", b0, cv_const_i64(c, 1, s5), b2);
+            cv_ai(c, cat, "axis", 0);
+            const char *y = V("Reshape", e, CV_OUT(cat));
+            if (t)
+                v = y;
+            else
+                k = y;
+        }
+    } else if (qh <= 0 || kvh <= 0) {
+        return cv_refuse(c, "the numbers of heads are not known");
+    }
+    kiln_node *ktn = NODE("Transpose", V("Mul", k, s));
+    cv_aints(c, ktn, "perm", 4, kt);
+    const char *qk = V("MatMul", V("Mul", q, s), CV_OUT(ktn));
+    if (softcap > 0) {
+        const char *sc = cv_scalar(c, dt, softcap);
+        qk = V("Mul", V("Tanh", V("Div", qk, sc)), sc);
+    }
+    const char *qkb = bias ? V("Add", qk, bias) : qk;
+    const char *qk_out = out_of(n, 3);
+    if (qk_out && mode != 3) {
+        if (mode == 0 || mode == 1)
+            V_TO(qk_out, "Identity", qk);
+        else if (mode == 2)
+            V_TO(qk_out, "Identity", qkb);
+        else
+            return cv_refuse(c, "qk_matmul_output_mode %lld", (long long)mode);
+    }
+    kiln_dtype sdt = prec ? (kiln_dtype)prec : dt;
+    const char *sin = sdt != dt ? cast_to(c, qkb, sdt, NULL) : qkb;
+    kiln_node *sm = NODE("Softmax", sin);
+    cv_ai(c, sm, "axis", -1);
+    const char *p = CV_OUT(sm);
+    if (bias) {
+        /* a row whose bias masks every key gives zeros, not NaN */
+        int64_t last = -1;
+        const char *mx = reduce(c, "ReduceMax", bias, 1, &last, true, NULL);
+        const char *all = V("Equal", mx, cv_scalar(c, dt, -INFINITY));
+        p = V("Where", all, cv_scalar(c, sdt, 0), p);
+    }
+    if (sdt != dt)
+        p = cast_to(c, p, dt, NULL);
+    if (qk_out && mode == 3)
+        V_TO(qk_out, "Identity", p);
+    if (r == 3) {
+        kiln_node *t = NODE("Transpose", V("MatMul", p, v));
+        cv_aints(c, t, "perm", 4, perm);
+        int64_t s3[3] = {0, 0, -1};
+        V_TO(n->outputs[0], "Reshape", CV_OUT(t), cv_const_i64(c, 3, s3));
+    } else {
+        V_TO(n->outputs[0], "MatMul", p, v);
+    }
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- RotaryEmbedding (23) ---- */
+
+static cv_result lower_rotary(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int r = cv_rank(c, x);
+    if (r != 3 && r != 4)
+        return cv_refuse(c, "the rank of '%s' is not known to be 3 or 4", x);
+    int64_t heads = kiln_attr_int(n, "num_heads", 0), rot = kiln_attr_int(n, "rotary_embedding_dim", 0);
+    bool inter = kiln_attr_int(n, "interleaved", 0) != 0;
+    static const int64_t perm[4] = {0, 2, 1, 3};
+    /* to [batch, seq, heads, head_size] */
+    const char *x4;
+    int64_t hs;
+    if (r == 4) {
+        kiln_node *t = NODE("Transpose", x);
+        cv_aints(c, t, "perm", 4, perm);
+        x4 = CV_OUT(t);
+        hs = cv_dim(c, x, 3);
+    } else {
+        if (heads <= 0)
+            return cv_refuse(c, "3-D input without num_heads");
+        int64_t s[4] = {0, 0, heads, -1};
+        x4 = V("Reshape", x, cv_const_i64(c, 4, s));
+        int64_t hid = cv_dim(c, x, 2);
+        hs = hid > 0 ? hid / heads : -1;
+    }
+    if (hs <= 0)
+        return cv_refuse(c, "the head size is not known");
+    if (rot <= 0)
+        rot = hs;
+    if (rot > hs || rot % 2)
+        return cv_refuse(c, "rotary_embedding_dim %lld", (long long)rot);
+    const char *cosv = n->inputs[1], *sinv = n->inputs[2];
+    if (has_in(n, 3)) {
+        cosv = V("Gather", cosv, n->inputs[3]);
+        sinv = V("Gather", sinv, n->inputs[3]);
+    }
+    int64_t two = 2;
+    cosv = unsqueeze(c, cosv, 1, &two);
+    sinv = unsqueeze(c, sinv, 1, &two);
+    int64_t z = 0, rr = rot, big = INT64_MAX, m1 = -1, half = rot / 2;
+    const char *a3 = cv_const_i64(c, 1, (int64_t[]){3});
+    const char *xr = rot < hs ? V("Slice", x4, cv_const_i64(c, 1, &z), cv_const_i64(c, 1, &rr), a3) : x4;
+    const char *x1, *x2;
+    if (inter) {
+        int64_t one = 1;
+        const char *st2 = cv_const_i64(c, 1, &two);
+        x1 = V("Slice", xr, cv_const_i64(c, 1, &z), cv_const_i64(c, 1, &big), a3, st2);
+        x2 = V("Slice", xr, cv_const_i64(c, 1, &one), cv_const_i64(c, 1, &big), a3, st2);
+    } else {
+        x1 = V("Slice", xr, cv_const_i64(c, 1, &z), cv_const_i64(c, 1, &half), a3);
+        x2 = V("Slice", xr, cv_const_i64(c, 1, &half), cv_const_i64(c, 1, &big), a3);
+    }
+    const char *re = V("Sub", V("Mul", cosv, x1), V("Mul", sinv, x2));
+    const char *im = V("Add", V("Mul", sinv, x1), V("Mul", cosv, x2));
+    const char *rotated;
+    if (inter) {
+        int64_t last = -1;
+        kiln_node *cat = NODE("Concat", unsqueeze(c, re, 1, &last), unsqueeze(c, im, 1, &last));
+        cv_ai(c, cat, "axis", -1);
+        int64_t s4[4] = {0, 0, 0, rot};
+        rotated = V("Reshape", CV_OUT(cat), cv_const_i64(c, 4, s4));
+    } else {
+        kiln_node *cat = NODE("Concat", re, im);
+        cv_ai(c, cat, "axis", -1);
+        rotated = CV_OUT(cat);
+    }
+    if (rot < hs) {
+        const char *rest = V("Slice", x4, cv_const_i64(c, 1, &rr), cv_const_i64(c, 1, &big), a3);
+        kiln_node *cat = NODE("Concat", rotated, rest);
+        cv_ai(c, cat, "axis", -1);
+        rotated = CV_OUT(cat);
+    }
+    (void)m1;
+    if (r == 4) {
+        kiln_node *t = NODE_TO(n->outputs[0], "Transpose", rotated);
+        cv_aints(c, t, "perm", 4, perm);
+    } else {
+        V_TO(n->outputs[0], "Reshape", rotated, V("Shape", x));
+    }
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- replacements on the way up ---- */
+
+/* Upsample (deprecated at 10) -> Resize-10 */
+static cv_result replace_upsample(cv_ctx *c, kiln_node *n) {
+    const char *mode = kiln_attr_string(n, "mode", "nearest");
+    const char *scales;
+    if (c->at < 9) {
+        size_t k;
+        const float *f = kiln_attr_floats(n, "scales", &k);
+        if (!f)
+            return cv_refuse(c, "no scales");
+        scales = cv_const_f32(c, k, f);
+    } else {
+        scales = n->inputs[1];
+    }
+    kiln_node *r = NODE_TO(n->outputs[0], "Resize", n->inputs[0], scales);
+    cv_as(c, r, "mode", !strcmp(mode, "bilinear") ? "linear" : mode);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* Scatter (deprecated at 11) -> ScatterElements-11 */
+static cv_result replace_scatter(cv_ctx *c, kiln_node *n) {
+    kiln_node *s = NODE_TO(n->outputs[0], "ScatterElements", n->inputs[0], n->inputs[1], n->inputs[2]);
+    cv_acopy(c, s, n, "axis", NULL);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static const cv_lowering lowerings[] = {
+    {"Attention", 13, lower_attention, "MatMul, Softmax and masks (causal, windows, GQA, KV cache)"},
+    {"BitCast", 13, lower_bitcast, "a wrapping Cast between integer types of one width"},
+    {"BitwiseNot", 13, lower_bitwise_not, "-1 - x (signed), max - x (unsigned)"},
+    {"CastLike", 25, lower_castlike, "Cast to the other input's type"},
+    {"Celu", 11, lower_celu, "alpha * Elu(x / alpha)"},
+    {"CumProd", 13, lower_cumprod, "ReduceProd over a triangular Where"},
+    {"Gelu", 13, lower_gelu, "0.5 x (1 + erf(x / sqrt 2)), or the tanh form"},
+    {"GreaterOrEqual", 11, lower_ge, "Or(Greater, Equal)"},
+    {"GroupNormalization", 13, lower_groupnorm, "Reshape to groups, ReduceMean statistics, per-channel affine"},
+    {"HardSwish", 13, lower_hardswish, "x * HardSigmoid(x, 1/6, 1/2)"},
+    {"LayerNormalization", 13, lower_layernorm, "ReduceMean statistics, Sqrt, Reciprocal"},
+    {"LessOrEqual", 11, lower_ge, "Or(Less, Equal)"},
+    {"Mish", 13, lower_mish, "x * tanh(softplus(x))"},
+    {"RMSNormalization", 13, lower_rmsnorm, "x / sqrt(mean(x^2) + epsilon) * scale"},
+    {"RotaryEmbedding", 13, lower_rotary, "Slices, Mul/Sub/Add with the cos/sin caches, Concat"},
+    {"SwiGLU", 13, lower_swiglu, "a * sigmoid(alpha a) * b"},
+    {"Swish", 13, lower_swish, "x * sigmoid(alpha x)"},
+    {"Trilu", 13, lower_trilu, "Where over a Range-built band mask"},
+};
+
+static const cv_lowering replacements[] = {
+    {"Scatter", 11, replace_scatter, "ScatterElements"},
+    {"Upsample", 10, replace_upsample, "Resize"},
+};
 
 static const cv_lowering *find(const cv_lowering *t, size_t n, const char *op) {
     for (size_t i = 0; i < n; i++)
