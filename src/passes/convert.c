@@ -311,6 +311,9 @@ static kiln_node *emit_into(cv_ctx *c, int where, const char *op, size_t n_out, 
         return NULL;
     }
     nd->opset = c->emit_opset;
+    /* a node the conversion made: its element types are checked at the target too */
+    if (kiln_nameset_put(&c->fresh, nd->outputs[0], NULL) != KILN_OK)
+        cv_error(c, KILN_ERR_NOMEM);
     st = where == 0   ? push(&c->emit, &c->n_emit, &c->cap_emit, nd)
          : where == 1 ? push(&c->pre, &c->n_pre, &c->cap_pre, nd)
                       : push(&c->post, &c->n_post, &c->cap_post, nd);
@@ -1003,23 +1006,34 @@ static cv_result generic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_s
 
 static bool is_onnx(const kiln_node *n) { return !n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"); }
 
+/* The last step of every node: a node the conversion made is checked
+ * against the target's schema (the original nodes were valid at their own). */
+static cv_result finish_node(cv_ctx *c, kiln_node *n) {
+    n->opset = c->to;
+    if (!n->n_outputs || !kiln_nameset_has(&c->fresh, n->outputs[0]))
+        return CV_DONE;
+    const cv_schema *s = cv_schema_at(n->op_type, c->to);
+    if (!s || s->deprecated)
+        return cv_refuse(c, "%s is not an operator of opset %lld", n->op_type, (long long)c->to);
+    cv_result r = generic(c, n, s, s, c->to, c->to);
+    if (r == CV_DONE)
+        kiln_nameset_put(&c->fresh, n->outputs[0], (void *)1); /* checked */
+    return r;
+}
+
 static cv_result convert_node(cv_ctx *c, kiln_node *n) {
     int64_t at = n->opset ? n->opset : c->from;
     for (int guard = 0; guard < 64; guard++) {
         c->at = at;
-        if (at == c->to) {
-            n->opset = c->to;
-            return CV_DONE;
-        }
+        if (at == c->to)
+            return finish_node(c, n);
         const cv_schema *sa = cv_schema_at(n->op_type, at);
         if (!sa)
             return cv_refuse(c, "%s is not an ai.onnx operator at opset %lld", n->op_type, (long long)at);
         if (c->to < at) {
             const cv_schema *tgt = cv_schema_at(n->op_type, c->to);
-            if (tgt == sa && !sa->deprecated) {
-                n->opset = c->to;
-                return CV_DONE;
-            }
+            if (tgt == sa && !sa->deprecated)
+                return finish_node(c, n);
             const cv_schema *sb = sa->since > 1 ? cv_schema_at(n->op_type, sa->since - 1) : NULL;
             int64_t dest = sa->since - 1;
             const cv_adapter *ad = cv_find_adapter(n->op_type, sa->since);
@@ -1048,10 +1062,8 @@ static cv_result convert_node(cv_ctx *c, kiln_node *n) {
             at = dest < c->to ? c->to : dest;
         } else {
             const cv_schema *sb = cv_schema_after(n->op_type, sa->since);
-            if (!sb || sb->since > c->to) {
-                n->opset = c->to;
-                return CV_DONE;
-            }
+            if (!sb || sb->since > c->to)
+                return finish_node(c, n);
             if (sb->deprecated) {
                 const cv_lowering *rp = cv_find_replacement(n->op_type);
                 if (!rp)
@@ -1100,10 +1112,9 @@ static cv_result insert_list(cv_ctx *c, kiln_graph *g, size_t *at, kiln_node **v
 }
 
 static size_t count_pending(const cv_ctx *c, kiln_node *const *v, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += v[i]->opset != c->to;
-    return k;
+    (void)c;
+    (void)v;
+    return n; /* every node made is visited once more (checked at the target) */
 }
 
 static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending) {
@@ -1129,7 +1140,9 @@ static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending
             }
             continue;
         }
-        if (n->opset == c->to || (!n->opset && c->from == c->to))
+        bool fresh = n->n_outputs && kiln_nameset_has(&c->fresh, n->outputs[0]) &&
+                     !kiln_nameset_get(&c->fresh, n->outputs[0]);
+        if (!fresh && (n->opset == c->to || (!n->opset && c->from == c->to)))
             continue;
         c->scope = s;
         c->n = n;
@@ -1406,6 +1419,7 @@ kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report 
     kiln_nameset_free(&c.vals, val_free);
     kiln_nameset_free(&c.consts, NULL);
     kiln_nameset_free(&c.orphans, NULL);
+    kiln_nameset_free(&c.fresh, NULL);
     for (size_t i = 0; i < c.n_cache; i++)
         kiln_tensor_destroy(c.cache[i]);
     free(c.cache);

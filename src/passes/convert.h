@@ -81,6 +81,7 @@ typedef struct cv_ctx {
     kiln_tensor **cache; /* tensors made from Constant nodes' value_* attributes */
     size_t n_cache;
     kiln_nameset orphans; /* constants an adapter stopped reading: pruned at the end if unused */
+    kiln_nameset fresh;   /* first outputs of the nodes the conversion made (value 1: checked at the target) */
     /* the node being converted */
     const kiln_scope *scope;
     kiln_node *n;

@@ -806,7 +806,64 @@ static cv_result attention24_down(cv_ctx *c, kiln_node *n, const cv_schema *a, c
     return CV_DONE;
 }
 
+/* ---- Mod (28: floor modulo of floating-point values) ---- */
+
+static bool is_float_dt(kiln_dtype t) {
+    return t == KILN_DTYPE_FLOAT || t == KILN_DTYPE_DOUBLE || t == KILN_DTYPE_FLOAT16 || t == KILN_DTYPE_BFLOAT16;
+}
+
+static cv_result mod28_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    kiln_dtype dt = cv_dtype(c, n->inputs[0]);
+    if (kiln_attr_int(n, "fmod", 0) || !is_float_dt(dt))
+        return CV_DONE;
+    /* r = fmod(a, b); where r != 0 and its sign differs from b's: r + b */
+    const char *x = n->inputs[0], *y = n->inputs[1];
+    kiln_node *m = cv_emit(c, "Mod", NULL, 2, (const char *[]){x, y});
+    cv_ai(c, m, "fmod", 1);
+    const char *r = CV_OUT(m), *z = cv_scalar(c, dt, 0);
+    const char *nz = CV_OUT(cv_emit(c, "Not", NULL, 1, (const char *[]){CV_OUT(cv_emit(c, "Equal", NULL, 2, (const char *[]){r, z}))}));
+    const char *rn = CV_OUT(cv_emit(c, "Less", NULL, 2, (const char *[]){r, z}));
+    const char *bn = CV_OUT(cv_emit(c, "Less", NULL, 2, (const char *[]){y, z}));
+    const char *fix = CV_OUT(cv_emit(c, "And", NULL, 2, (const char *[]){nz, CV_OUT(cv_emit(c, "Xor", NULL, 2, (const char *[]){rn, bn}))}));
+    const char *rb = CV_OUT(cv_emit(c, "Add", NULL, 2, (const char *[]){r, y}));
+    cv_emit(c, "Where", n->outputs[0], 3, (const char *[]){fix, rb, r});
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "floor modulo of floats: fmod, then + divisor where the signs differ");
+    return CV_REPLACED;
+}
+
+/* ---- ArgMax, ArgMin (12: select_last_index) ---- */
+
+static cv_result argmax12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!kiln_attr_int(n, "select_last_index", 0)) {
+        cv_adrop(n, "select_last_index");
+        return CV_DONE;
+    }
+    /* the first index of the reversed axis, counted from the end */
+    const char *x = n->inputs[0];
+    int64_t axis = kiln_attr_int(n, "axis", 0);
+    int64_t st = -1, en = INT64_MIN, step = -1;
+    const char *sl[5] = {x, cv_const_i64(c, 1, &st), cv_const_i64(c, 1, &en), cv_const_i64(c, 1, &axis),
+                         cv_const_i64(c, 1, &step)};
+    const char *rev = CV_OUT(cv_emit(c, "Slice", NULL, 5, sl));
+    kiln_node *am = cv_emit(c, n->op_type, NULL, 1, &rev);
+    cv_ai(c, am, "axis", axis);
+    cv_ai(c, am, "keepdims", kiln_attr_int(n, "keepdims", 1));
+    const char *sh = CV_OUT(cv_emit(c, "Shape", NULL, 1, &x));
+    kiln_node *g = cv_emit(c, "Gather", NULL, 2, (const char *[]){sh, cv_scalar_i64(c, axis)});
+    cv_ai(c, g, "axis", 0);
+    const char *last = CV_OUT(cv_emit(c, "Sub", NULL, 2, (const char *[]){CV_OUT(g), cv_scalar_i64(c, 1)}));
+    cv_emit(c, "Sub", n->outputs[0], 2, (const char *[]){last, CV_OUT(am)});
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "select_last_index: the reversed axis's first index, from the end");
+    return CV_REPLACED;
+}
+
 static const cv_adapter adapters[] = {
+    {"ArgMax", 12, argmax12_down, NULL},
+    {"ArgMin", 12, argmax12_down, NULL},
     {"Attention", 24, attention24_down, NULL},
     {"Cast", 19, cast19_down, NULL},
     {"Cast", 24, cast24_down, NULL},
@@ -821,6 +878,7 @@ static const cv_adapter adapters[] = {
     {"Hardmax", 13, softmax13_down, softmax13_up},
     {"LSTM", 14, rnn14_down, NULL},
     {"LogSoftmax", 13, softmax13_down, softmax13_up},
+    {"Mod", 28, mod28_down, NULL},
     {"Pad", 11, pad11_down, pad11_up},
     {"Pad", 18, pad18_down, NULL},
     {"Pad", 19, pad19_down, NULL},

@@ -396,6 +396,128 @@ static cv_result lower_bitcast(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* BitwiseAnd/Or/Xor (18) on integers up to 32 bits: the bits along a new
+ * last axis (int64 arithmetic: Div and Mod by powers of two), combined, summed back. */
+static cv_result lower_bitwise(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    int w;
+    bool sgn = false;
+    switch (dt) {
+    case KILN_DTYPE_INT8: sgn = true; /* fall through */
+    case KILN_DTYPE_UINT8: w = 8; break;
+    case KILN_DTYPE_INT16: sgn = true; /* fall through */
+    case KILN_DTYPE_UINT16: w = 16; break;
+    case KILN_DTYPE_INT32: sgn = true; /* fall through */
+    case KILN_DTYPE_UINT32: w = 32; break;
+    default: return cv_refuse(c, "%s has no exact decomposition of its bits", kiln_dtype_name(dt));
+    }
+    int64_t pw[32], mod = (int64_t)1 << w, last = -1;
+    for (int i = 0; i < w; i++)
+        pw[i] = (int64_t)1 << i;
+    const char *p = cv_const_i64(c, (size_t)w, pw), *two = cv_scalar_i64(c, 2), *m = cv_scalar_i64(c, mod);
+    const char *bits[2];
+    for (int k = 0; k < 2; k++) {
+        const char *x = cast_to(c, n->inputs[k], KILN_DTYPE_INT64, NULL);
+        if (sgn)
+            x = V("Mod", x, m); /* floor modulo: the two's complement pattern, as a non-negative number */
+        bits[k] = V("Mod", V("Div", unsqueeze(c, x, 1, &last), p), two);
+    }
+    const char *op = n->op_type, *b;
+    if (!strcmp(op, "BitwiseAnd"))
+        b = V("Mul", bits[0], bits[1]);
+    else if (!strcmp(op, "BitwiseOr"))
+        b = V("Sub", V("Add", bits[0], bits[1]), V("Mul", bits[0], bits[1]));
+    else
+        b = V("Mod", V("Add", bits[0], bits[1]), two);
+    const char *y = reduce(c, "ReduceSum", V("Mul", b, p), 1, &last, false, NULL);
+    if (sgn)
+        y = V("Where", V("Less", y, cv_scalar_i64(c, mod / 2)), y, V("Sub", y, m));
+    cast_to(c, y, dt, n->outputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- CenterCropPad (18) ---- */
+
+static cv_result lower_center_crop_pad(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    int r = cv_rank(c, x);
+    if (r < 0 || r > 16)
+        return cv_refuse(c, "the rank of '%s' is not known", x);
+    int64_t shp[16];
+    int ns;
+    if (!cv_const_ints(c, n->inputs[1], shp, &ns, 16))
+        return cv_refuse(c, "its shape ('%s') is not constant", n->inputs[1]);
+    size_t na;
+    const int64_t *ax = kiln_attr_ints(n, "axes", &na);
+    int64_t axes[16];
+    if (!ax)
+        na = (size_t)r;
+    if ((int)na != ns)
+        return cv_refuse(c, "%d sizes for %zu axes", ns, na);
+    for (size_t i = 0; i < na; i++) {
+        axes[i] = ax ? (ax[i] < 0 ? ax[i] + r : ax[i]) : (int64_t)i;
+        if (axes[i] < 0 || axes[i] >= r)
+            return cv_refuse(c, "axis out of range");
+    }
+    int64_t st[16], en[16], sax[16], pads[32] = {0};
+    size_t nsl = 0;
+    bool pad = false;
+    for (size_t i = 0; i < na; i++) {
+        int64_t d = cv_dim(c, x, (int)axes[i]), sh = shp[i];
+        if (d < 0)
+            return cv_refuse(c, "dimension %lld of '%s' is not known", (long long)axes[i], x);
+        if (sh < d) {
+            int64_t h = (d - sh) / 2;
+            st[nsl] = h, en[nsl] = h + sh, sax[nsl++] = axes[i];
+        } else if (sh > d) {
+            int64_t h = (sh - d) / 2;
+            pads[axes[i]] = h;
+            pads[r + axes[i]] = sh - d - h;
+            pad = true;
+        }
+    }
+    const char *y = x;
+    if (nsl)
+        y = V("Slice", y, cv_const_i64(c, nsl, st), cv_const_i64(c, nsl, en), cv_const_i64(c, nsl, sax));
+    if (pad)
+        y = V("Pad", y, cv_const_i64(c, (size_t)(2 * r), pads));
+    V_TO(n->outputs[0], "Identity", y);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- window functions (17), computed in double ---- */
+
+static cv_result lower_window(cv_ctx *c, kiln_node *n) {
+    const char *size = n->inputs[0];
+    int64_t odt = kiln_attr_int(n, "output_datatype", KILN_DTYPE_FLOAT);
+    bool periodic = kiln_attr_int(n, "periodic", 1) != 0;
+    const char *sz = V("Reshape", size, cv_const_i64(c, 0, NULL)); /* a scalar */
+    sz = cast_to(c, sz, KILN_DTYPE_INT64, NULL);
+    const char *k = cast_to(c, V("Range", cv_scalar_i64(c, 0), sz, cv_scalar_i64(c, 1)), KILN_DTYPE_DOUBLE, NULL);
+    const char *nn = cast_to(c, sz, KILN_DTYPE_DOUBLE, NULL);
+    if (!periodic)
+        nn = V("Sub", nn, cv_scalar(c, KILN_DTYPE_DOUBLE, 1));
+    const char *op = n->op_type, *y;
+    const double pi = 3.14159265358979323846;
+    const char *t2 = V("Div", V("Mul", k, cv_scalar(c, KILN_DTYPE_DOUBLE, 2 * pi)), nn);
+    if (!strcmp(op, "HannWindow")) {
+        const char *sn = V("Sin", V("Div", V("Mul", k, cv_scalar(c, KILN_DTYPE_DOUBLE, pi)), nn));
+        y = V("Mul", sn, sn);
+    } else if (!strcmp(op, "HammingWindow")) {
+        double al = 25.0 / 46.0;
+        y = V("Sub", cv_scalar(c, KILN_DTYPE_DOUBLE, al), V("Mul", V("Cos", t2), cv_scalar(c, KILN_DTYPE_DOUBLE, 1 - al)));
+    } else {
+        const char *t4 = V("Div", V("Mul", k, cv_scalar(c, KILN_DTYPE_DOUBLE, 4 * pi)), nn);
+        y = V("Add", V("Mul", V("Cos", t2), cv_scalar(c, KILN_DTYPE_DOUBLE, -0.5)),
+              V("Mul", V("Cos", t4), cv_scalar(c, KILN_DTYPE_DOUBLE, 0.08)));
+        y = V("Add", y, cv_scalar(c, KILN_DTYPE_DOUBLE, 0.42));
+    }
+    cast_to(c, y, (kiln_dtype)odt, n->outputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -692,13 +814,20 @@ static cv_result replace_scatter(cv_ctx *c, kiln_node *n) {
 static const cv_lowering lowerings[] = {
     {"Attention", 13, lower_attention, "MatMul, Softmax and masks (causal, windows, GQA, KV cache)"},
     {"BitCast", 13, lower_bitcast, "a wrapping Cast between integer types of one width"},
+    {"BitwiseAnd", 13, lower_bitwise, "bits by Div/Mod of powers of two, Mul, summed back"},
     {"BitwiseNot", 13, lower_bitwise_not, "-1 - x (signed), max - x (unsigned)"},
+    {"BitwiseOr", 13, lower_bitwise, "bits by Div/Mod of powers of two, a + b - ab, summed back"},
+    {"BitwiseXor", 13, lower_bitwise, "bits by Div/Mod of powers of two, (a + b) mod 2, summed back"},
+    {"BlackmanWindow", 13, lower_window, "Range, Cos (in double), Cast"},
     {"CastLike", 25, lower_castlike, "Cast to the other input's type"},
+    {"CenterCropPad", 13, lower_center_crop_pad, "Slice and Pad (known dims)"},
     {"Celu", 11, lower_celu, "alpha * Elu(x / alpha)"},
     {"CumProd", 13, lower_cumprod, "ReduceProd over a triangular Where"},
     {"Gelu", 13, lower_gelu, "0.5 x (1 + erf(x / sqrt 2)), or the tanh form"},
     {"GreaterOrEqual", 11, lower_ge, "Or(Greater, Equal)"},
     {"GroupNormalization", 13, lower_groupnorm, "Reshape to groups, ReduceMean statistics, per-channel affine"},
+    {"HammingWindow", 13, lower_window, "Range, Cos (in double), Cast"},
+    {"HannWindow", 13, lower_window, "Range, Sin (in double), Cast"},
     {"HardSwish", 13, lower_hardswish, "x * HardSigmoid(x, 1/6, 1/2)"},
     {"LayerNormalization", 13, lower_layernorm, "ReduceMean statistics, Sqrt, Reciprocal"},
     {"LessOrEqual", 11, lower_ge, "Or(Less, Equal)"},
