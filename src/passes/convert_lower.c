@@ -447,20 +447,54 @@ static cv_result lower_center_crop_pad(cv_ctx *c, kiln_node *n) {
         return cv_refuse(c, "the rank of '%s' is not known", x);
     int64_t shp[16];
     int ns;
-    if (!cv_const_ints(c, n->inputs[1], shp, &ns, 16))
-        return cv_refuse(c, "its shape ('%s') is not constant", n->inputs[1]);
     size_t na;
     const int64_t *ax = kiln_attr_ints(n, "axes", &na);
     int64_t axes[16];
     if (!ax)
         na = (size_t)r;
-    if ((int)na != ns)
-        return cv_refuse(c, "%d sizes for %zu axes", ns, na);
     for (size_t i = 0; i < na; i++) {
         axes[i] = ax ? (ax[i] < 0 ? ax[i] + r : ax[i]) : (int64_t)i;
         if (axes[i] < 0 || axes[i] >= r)
             return cv_refuse(c, "axis out of range");
     }
+    bool known = cv_const_ints(c, n->inputs[1], shp, &ns, 16);
+    for (size_t i = 0; known && i < na; i++)
+        known = cv_dim(c, x, (int)axes[i]) >= 0;
+    if (!known) {
+        /* sizes known only when it runs: crop = max(d - s, 0) from crop / 2,
+         * pad = max(s - d, 0) split pad / 2 before, the rest after */
+        const char *ac = cv_const_i64(c, na, axes), *zero = cv_scalar_i64(c, 0), *two = cv_scalar_i64(c, 2);
+        kiln_node *g = NODE("Gather", V("Shape", x), ac);
+        cv_ai(c, g, "axis", 0);
+        const char *d = CV_OUT(g), *sz = n->inputs[1];
+        const char *dd = V("Sub", d, sz);
+        const char *crop = V("Where", V("Less", dd, zero), zero, dd);
+        const char *start = V("Div", crop, two);
+        const char *keep = V("Where", V("Less", sz, d), sz, d);
+        const char *y = V("Slice", x, start, V("Add", start, keep), ac);
+        const char *pd = V("Sub", zero, dd);
+        const char *pad = V("Where", V("Less", pd, zero), zero, pd);
+        const char *before = V("Div", pad, two), *after = V("Sub", pad, before);
+        const char *parts[32];
+        int64_t z0 = 0;
+        const char *zv = cv_const_i64(c, 1, &z0);
+        for (int side = 0; side < 2; side++)
+            for (int i = 0; i < r; i++) {
+                parts[side * r + i] = zv;
+                for (size_t k = 0; k < na; k++)
+                    if (axes[k] == i) {
+                        int64_t kk = (int64_t)k, k1 = kk + 1;
+                        parts[side * r + i] = V("Slice", side ? after : before, cv_const_i64(c, 1, &kk),
+                                                cv_const_i64(c, 1, &k1));
+                    }
+            }
+        kiln_node *cat = cv_emit(c, "Concat", NULL, (size_t)(2 * r), parts);
+        cv_ai(c, cat, "axis", 0);
+        V_TO(n->outputs[0], "Pad", y, CV_OUT(cat));
+        return c->st ? CV_ERROR : CV_REPLACED;
+    }
+    if ((int)na != ns)
+        return cv_refuse(c, "%d sizes for %zu axes", ns, na);
     int64_t st[16], en[16], sax[16], pads[32] = {0};
     size_t nsl = 0;
     bool pad = false;
@@ -515,6 +549,75 @@ static cv_result lower_window(cv_ctx *c, kiln_node *n) {
         y = V("Add", y, cv_scalar(c, KILN_DTYPE_DOUBLE, 0.42));
     }
     cast_to(c, y, (kiln_dtype)odt, n->outputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+/* ---- AffineGrid (20): the base grid from Range, times theta (in double) ---- */
+
+static cv_result lower_affine_grid(cv_ctx *c, kiln_node *n) {
+    const char *theta = n->inputs[0], *size = n->inputs[1];
+    kiln_dtype dt;
+    if (need_type(c, theta, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int64_t len = cv_dim(c, size, 0);
+    if (len != 4 && len != 5)
+        return cv_refuse(c, "the length of size ('%s') is not known to be 4 or 5", size);
+    int nd = (int)len - 2; /* spatial dims: H, W or D, H, W */
+    bool align = kiln_attr_int(n, "align_corners", 0) != 0;
+    const kiln_dtype D = KILN_DTYPE_DOUBLE;
+    const char *dims[3], *coords[3];
+    for (int i = 0; i < nd; i++) {
+        kiln_node *g = NODE("Gather", size, cv_scalar_i64(c, 2 + i));
+        cv_ai(c, g, "axis", 0);
+        dims[i] = CV_OUT(g);
+        const char *k = cast_to(c, V("Range", cv_scalar_i64(c, 0), dims[i], cv_scalar_i64(c, 1)), D, NULL);
+        const char *nf = cast_to(c, dims[i], D, NULL);
+        const char *a;
+        if (align) {
+            const char *step = V("Div", cv_scalar(c, D, 2), V("Sub", nf, cv_scalar(c, D, 1)));
+            a = V("Add", cv_scalar(c, D, -1), V("Mul", k, step));
+        } else {
+            const char *step = V("Div", cv_scalar(c, D, 2), nf);
+            const char *start = V("Add", cv_scalar(c, D, -1), V("Div", step, cv_scalar(c, D, 2)));
+            a = V("Add", start, V("Mul", k, step));
+        }
+        coords[i] = a;
+    }
+    int64_t zero = 0;
+    const char *shp[3];
+    for (int i = 0; i < nd; i++)
+        shp[i] = unsqueeze(c, dims[i], 1, &zero);
+    kiln_node *sc = cv_emit(c, "Concat", NULL, (size_t)nd, shp);
+    cv_ai(c, sc, "axis", 0);
+    const char *grid_shape = CV_OUT(sc);
+    /* coordinate i varies along spatial axis i: shaped [1,..,n_i,..,1] and expanded */
+    const char *planes[4];
+    for (int i = 0; i < nd; i++) {
+        int64_t ax[3];
+        int k = 0;
+        for (int j = 0; j < nd; j++)
+            if (j != i)
+                ax[k++] = j;
+        const char *e = V("Expand", unsqueeze(c, coords[i], (size_t)k, ax), grid_shape);
+        int64_t last = -1;
+        planes[nd - 1 - i] = unsqueeze(c, e, 1, &last); /* x (the last axis) first */
+    }
+    int64_t last = -1;
+    planes[nd] = unsqueeze(c, V("Expand", cv_scalar(c, D, 1), grid_shape), 1, &last);
+    kiln_node *st = cv_emit(c, "Concat", NULL, (size_t)nd + 1, planes);
+    cv_ai(c, st, "axis", -1);
+    int64_t flat[2] = {-1, nd + 1};
+    kiln_node *tr = NODE("Transpose", V("Reshape", CV_OUT(st), cv_const_i64(c, 2, flat)));
+    cv_aints(c, tr, "perm", 2, (int64_t[]){1, 0});
+    const char *g = V("MatMul", cast_to(c, theta, D, NULL), CV_OUT(tr)); /* [N, nd, prod] */
+    kiln_node *t2 = NODE("Transpose", g);
+    cv_aints(c, t2, "perm", 3, (int64_t[]){0, 2, 1});
+    kiln_node *nb = NODE("Gather", size, cv_scalar_i64(c, 0));
+    cv_ai(c, nb, "axis", 0);
+    int64_t ndv = nd;
+    kiln_node *os = NODE("Concat", unsqueeze(c, CV_OUT(nb), 1, &zero), grid_shape, cv_const_i64(c, 1, &ndv));
+    cv_ai(c, os, "axis", 0);
+    cast_to(c, V("Reshape", CV_OUT(t2), CV_OUT(os)), dt, n->outputs[0]);
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
@@ -812,6 +915,7 @@ static cv_result replace_scatter(cv_ctx *c, kiln_node *n) {
 }
 
 static const cv_lowering lowerings[] = {
+    {"AffineGrid", 13, lower_affine_grid, "a Range-built base grid times theta (MatMul, in double)"},
     {"Attention", 13, lower_attention, "MatMul, Softmax and masks (causal, windows, GQA, KV cache)"},
     {"BitCast", 13, lower_bitcast, "a wrapping Cast between integer types of one width"},
     {"BitwiseAnd", 13, lower_bitwise, "bits by Div/Mod of powers of two, Mul, summed back"},
