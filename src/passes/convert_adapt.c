@@ -79,10 +79,82 @@ static cv_result axes_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_s
     return attr_to_input(c, n, "axes", 1, a, b);
 }
 
+#define E2(op, x, y) CV_OUT(cv_emit(c, op, NULL, 2, (const char *[]){x, y}))
+#define E1(op, x) CV_OUT(cv_emit(c, op, NULL, 1, (const char *[]){x}))
+
+/* Axes known only when the model runs: ReduceSum-13 takes them as an input,
+ * and the reductions that are sums of something are written through it. */
+static cv_result reduce_dynamic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *op = n->op_type, *x = n->inputs[0], *axes = n->inputs[1];
+    kiln_dtype dt = cv_dtype(c, x);
+    if (!dt)
+        return cv_refuse(c, "the element type of '%s' is not known", x);
+    int64_t keep = kiln_attr_int(n, "keepdims", 1), noop = kiln_attr_int(n, "noop_with_empty_axes", 0);
+    const char *in = x;
+    if (!strcmp(op, "ReduceSumSquare") || !strcmp(op, "ReduceL2"))
+        in = E2("Mul", x, x);
+    else if (!strcmp(op, "ReduceL1"))
+        in = E1("Abs", x);
+    const char *shift = NULL;
+    if (!strcmp(op, "ReduceLogSumExp")) {
+        /* exp(x - m) with m the largest finite value of all (any m gives the same sum) */
+        const char *fin = E1("Not", E1("IsInf", x));
+        const char *xm = CV_OUT(cv_emit(c, "Where", NULL, 3, (const char *[]){fin, x, cv_scalar(c, dt, -INFINITY)}));
+        kiln_node *mx = cv_emit(c, "ReduceMax", NULL, 1, &xm);
+        cv_ai(c, mx, "keepdims", 1);
+        shift = CV_OUT(mx);
+        shift = CV_OUT(cv_emit(c, "Where", NULL, 3, (const char *[]){E1("IsInf", shift), cv_scalar(c, dt, 0), shift}));
+        in = E1("Exp", E2("Sub", x, shift));
+    }
+    const char *rs = n->outputs[0];
+    bool direct = !strcmp(op, "ReduceSumSquare") || !strcmp(op, "ReduceL1");
+    kiln_node *sum = cv_emit(c, "ReduceSum", direct ? rs : NULL, 2, (const char *[]){in, axes});
+    cv_ai(c, sum, "keepdims", keep);
+    cv_ai(c, sum, "noop_with_empty_axes", noop);
+    const char *sv = CV_OUT(sum);
+    if (!strcmp(op, "ReduceL2")) {
+        cv_emit(c, "Sqrt", rs, 1, &sv);
+    } else if (!strcmp(op, "ReduceLogSum")) {
+        cv_emit(c, "Log", rs, 1, &sv);
+    } else if (shift) {
+        /* the shift is one value for all: broadcast as a scalar */
+        const char *m1 = CV_OUT(cv_emit(c, "Reshape", NULL, 2, (const char *[]){shift, cv_const_i64(c, 0, NULL)}));
+        cv_emit(c, "Add", rs, 2, (const char *[]){E1("Log", sv), m1});
+    } else if (!strcmp(op, "ReduceMean")) {
+        /* the count: the product of the reduced dims, every dim for no axes */
+        const char *sh = E1("Shape", x);
+        kiln_node *g = cv_emit(c, "Gather", NULL, 2, (const char *[]){sh, axes});
+        cv_ai(c, g, "axis", 0);
+        const char *gv = CV_OUT(g);
+        kiln_node *pr = cv_emit(c, "ReduceProd", NULL, 1, &gv);
+        cv_ai(c, pr, "keepdims", 0);
+        const char *cnt = CV_OUT(pr);
+        if (!noop) {
+            const char *none = E2("Equal", E1("Size", axes), cv_scalar_i64(c, 0));
+            cnt = CV_OUT(cv_emit(c, "Where", NULL, 3, (const char *[]){none, E1("Size", x), cnt}));
+        }
+        kiln_node *cc = cv_emit(c, "Cast", NULL, 1, &cnt);
+        cv_ai(c, cc, "to", dt);
+        cv_emit(c, "Div", rs, 2, (const char *[]){sv, CV_OUT(cc)});
+    } else if (!direct) {
+        return cv_refuse(c, "its axes ('%s') are not constant, and %s-%d takes them as an attribute", axes,
+                         op, b->since);
+    }
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "axes known at run time: written through ReduceSum-13");
+    return CV_REPLACED;
+}
+
 static cv_result reduce_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
     int64_t noop = kiln_attr_int(n, "noop_with_empty_axes", 0);
     int64_t v[MAXV];
     int k;
+    if (has_in(n, 1) && !cv_const(c, n->inputs[1]) && strcmp(n->op_type, "ReduceSum") != 0 &&
+        (!strcmp(n->op_type, "ReduceMean") || !strcmp(n->op_type, "ReduceSumSquare") ||
+         !strcmp(n->op_type, "ReduceL1") || !strcmp(n->op_type, "ReduceL2") || !strcmp(n->op_type, "ReduceLogSum") ||
+         !strcmp(n->op_type, "ReduceLogSumExp")))
+        return reduce_dynamic(c, n, a, b);
     cv_result r = const_input(c, n, 1, "axes", v, &k);
     if (r != CV_DONE)
         return r;
@@ -210,12 +282,32 @@ static cv_result pad18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const c
     int na, np;
     if (!cv_const_ints(c, n->inputs[3], axes, &na, MAXV))
         return cv_refuse(c, "its axes ('%s') are not constant", n->inputs[3]);
-    if (!cv_const_ints(c, n->inputs[1], pads, &np, MAXV))
-        return cv_refuse(c, "its pads ('%s') are not constant, and %s-%d pads every axis", n->inputs[1], n->op_type,
-                         b->since);
     int r = cv_rank(c, n->inputs[0]);
     if (r < 0 || 2 * r > MAXV)
         return cv_refuse(c, "the rank of '%s' is not known (needed to pad every axis)", n->inputs[0]);
+    if (!cv_const_ints(c, n->inputs[1], pads, &np, MAXV)) {
+        /* pads known at run time: each axis's pair sliced out of them, zeros elsewhere */
+        int64_t z = 0;
+        const char *zv = cv_const_i64(c, 1, &z), *parts[MAXV];
+        for (int side = 0; side < 2; side++)
+            for (int i = 0; i < r; i++) {
+                parts[side * r + i] = zv;
+                for (int k = 0; k < na; k++) {
+                    int64_t ax = axes[k] < 0 ? axes[k] + r : axes[k];
+                    if (ax != i)
+                        continue;
+                    int64_t s0 = side * na + k, s1 = s0 + 1;
+                    const char *sl[3] = {n->inputs[1], cv_const_i64(c, 1, &s0), cv_const_i64(c, 1, &s1)};
+                    parts[side * r + i] = CV_OUT(cv_emit_pre(c, "Slice", NULL, 3, sl));
+                }
+            }
+        kiln_node *cat = cv_emit_pre(c, "Concat", NULL, (size_t)(2 * r), parts);
+        cv_ai(c, cat, "axis", 0);
+        cv_set_input(c, n, 1, CV_OUT(cat));
+        drop_input(c, n, 3);
+        cv_note(c, n, a->since, b->since, "pads (known at run time) spread over every axis");
+        return c->st ? CV_ERROR : CV_DONE;
+    }
     if (np != 2 * na)
         return cv_refuse(c, "pads has %d values for %d axes", np, na);
     int64_t full[MAXV] = {0};
@@ -861,10 +953,77 @@ static cv_result argmax12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, cons
     return CV_REPLACED;
 }
 
+/* ---- BitShift (28: signed integers) ---- */
+
+static cv_result bitshift28_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    kiln_dtype dt = cv_dtype(c, n->inputs[0]);
+    kiln_dtype ut;
+    int w;
+    switch (dt) {
+    case KILN_DTYPE_INT8: ut = KILN_DTYPE_UINT8, w = 8; break;
+    case KILN_DTYPE_INT16: ut = KILN_DTYPE_UINT16, w = 16; break;
+    case KILN_DTYPE_INT32: ut = KILN_DTYPE_UINT32, w = 32; break;
+    case KILN_DTYPE_INT64: ut = KILN_DTYPE_UINT64, w = 64; break;
+    default: return CV_DONE;
+    }
+    bool left = !strcmp(kiln_attr_string(n, "direction", ""), "LEFT");
+    const char *x = n->inputs[0];
+    /* comparisons and selections in int64 (every runtime has them there) */
+    kiln_node *x64n = cv_emit(c, "Cast", NULL, 1, &x), *s64n = cv_emit(c, "Cast", NULL, 1, (const char *[]){n->inputs[1]});
+    cv_ai(c, x64n, "to", KILN_DTYPE_INT64);
+    cv_ai(c, s64n, "to", KILN_DTYPE_INT64);
+    const char *x64 = CV_OUT(x64n), *s64 = CV_OUT(s64n);
+    const char *zero = cv_scalar_i64(c, 0);
+    /* shifts outside [0, width) give 0 (left) or the sign (right); right
+     * shifts by width - 1 give the sign as well */
+    const char *lo = E2("Less", s64, zero);
+    const char *hi = E1("Not", E2("Less", s64, cv_scalar_i64(c, left ? w : w - 1)));
+    const char *bad = E2("Or", lo, hi);
+    const char *sc = CV_OUT(cv_emit(c, "Where", NULL, 3, (const char *[]){bad, zero, s64}));
+    const char *fill = left ? zero
+                            : CV_OUT(cv_emit(c, "Where", NULL, 3,
+                                             (const char *[]){E2("Less", x64, zero), cv_scalar_i64(c, -1), zero}));
+    const char *y;
+    if (left) {
+        /* the two's complement bits, shifted as unsigned, read back signed */
+        kiln_node *xu = cv_emit(c, "Cast", NULL, 1, &x), *su = cv_emit(c, "Cast", NULL, 1, &sc);
+        cv_ai(c, xu, "to", ut);
+        cv_ai(c, su, "to", ut);
+        kiln_node *sh = cv_emit(c, "BitShift", NULL, 2, (const char *[]){CV_OUT(xu), CV_OUT(su)});
+        cv_as(c, sh, "direction", "LEFT");
+        const char *shv = CV_OUT(sh);
+        kiln_node *back = cv_emit(c, "Cast", NULL, 1, &shv);
+        cv_ai(c, back, "to", dt);
+        const char *bv = CV_OUT(back);
+        kiln_node *b64 = cv_emit(c, "Cast", NULL, 1, &bv);
+        cv_ai(c, b64, "to", KILN_DTYPE_INT64);
+        y = CV_OUT(b64);
+    } else {
+        /* floor(x / 2^s): (x - x mod 2^s) / 2^s, 2^s = 1 << s as uint64 */
+        kiln_node *su = cv_emit(c, "Cast", NULL, 1, &sc);
+        cv_ai(c, su, "to", KILN_DTYPE_UINT64);
+        kiln_node *p = cv_emit(c, "BitShift", NULL, 2, (const char *[]){cv_scalar(c, KILN_DTYPE_UINT64, 1), CV_OUT(su)});
+        cv_as(c, p, "direction", "LEFT");
+        const char *pv = CV_OUT(p);
+        kiln_node *pi = cv_emit(c, "Cast", NULL, 1, &pv);
+        cv_ai(c, pi, "to", KILN_DTYPE_INT64);
+        const char *pw = CV_OUT(pi);
+        y = E2("Div", E2("Sub", x64, E2("Mod", x64, pw)), pw);
+    }
+    const char *res = CV_OUT(cv_emit(c, "Where", NULL, 3, (const char *[]){bad, fill, y}));
+    kiln_node *fin = cv_emit(c, "Cast", n->outputs[0], 1, &res);
+    cv_ai(c, fin, "to", dt);
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "signed shift through unsigned bits (left) or floor division (right)");
+    return CV_REPLACED;
+}
+
 static const cv_adapter adapters[] = {
     {"ArgMax", 12, argmax12_down, NULL},
     {"ArgMin", 12, argmax12_down, NULL},
     {"Attention", 24, attention24_down, NULL},
+    {"BitShift", 28, bitshift28_down, NULL},
     {"Cast", 19, cast19_down, NULL},
     {"Cast", 24, cast24_down, NULL},
     {"CastLike", 19, cast19_down, NULL},
