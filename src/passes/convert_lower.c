@@ -311,22 +311,9 @@ static cv_result lower_trilu(cv_ctx *c, kiln_node *n) {
 
 /* ---- CumProd (26) ---- */
 
-static cv_result lower_cumprod(cv_ctx *c, kiln_node *n) {
-    const char *x = n->inputs[0];
-    kiln_dtype dt;
-    if (need_type(c, x, &dt) != CV_DONE)
-        return CV_REFUSED;
-    int64_t axv[4];
-    int k;
-    if (!cv_const_ints(c, n->inputs[1], axv, &k, 4) || k != 1)
-        return cv_refuse(c, "its axis ('%s') is not a constant", n->inputs[1]);
-    int r = cv_rank(c, x);
-    if (r < 1 || r > 15)
-        return cv_refuse(c, "the rank of '%s' is not known", x);
-    int64_t a = axv[0] < 0 ? axv[0] + r : axv[0];
-    if (a < 0 || a >= r)
-        return cv_refuse(c, "axis %lld out of range", (long long)axv[0]);
-    bool excl = kiln_attr_int(n, "exclusive", 0) != 0, rev = kiln_attr_int(n, "reverse", 0) != 0;
+/* Cumulative product along axis a (known) of x (rank r). */
+static const char *cumprod_axis(cv_ctx *c, const char *x, kiln_dtype dt, int r, int64_t a, bool excl, bool rev,
+                                const char *out) {
     /* out[i] = prod over j of (keep(i, j) ? x[j] : 1), the j axis next to i */
     const char *len = dim_scalar(c, x, a);
     const char *diff = col_minus_row(c, len, len); /* [i, j] = j - i */
@@ -341,7 +328,37 @@ static cv_result lower_cumprod(cv_ctx *c, kiln_node *n) {
     const char *xj = unsqueeze(c, x, 1, &a); /* [..., 1 (i), L (j), ...] */
     const char *w = V("Where", keep, xj, cv_scalar(c, dt, 1));
     int64_t jax = a + 1;
-    reduce(c, "ReduceProd", w, 1, &jax, false, n->outputs[0]);
+    return reduce(c, "ReduceProd", w, 1, &jax, false, out);
+}
+
+static cv_result lower_cumprod(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int r = cv_rank(c, x);
+    if (r < 1 || r > 15)
+        return cv_refuse(c, "the rank of '%s' is not known", x);
+    bool excl = kiln_attr_int(n, "exclusive", 0) != 0, rev = kiln_attr_int(n, "reverse", 0) != 0;
+    int64_t axv[4];
+    int k;
+    if (cv_const_ints(c, n->inputs[1], axv, &k, 4) && k == 1) {
+        int64_t a = axv[0] < 0 ? axv[0] + r : axv[0];
+        if (a < 0 || a >= r)
+            return cv_refuse(c, "axis %lld out of range", (long long)axv[0]);
+        cumprod_axis(c, x, dt, r, a, excl, rev, n->outputs[0]);
+        return c->st ? CV_ERROR : CV_REPLACED;
+    }
+    /* an axis known at run time: every axis computed, the right one selected */
+    if (r > 4)
+        return cv_refuse(c, "its axis ('%s') is not constant and the rank is %d", n->inputs[1], r);
+    const char *ax = V("Reshape", cast_to(c, n->inputs[1], KILN_DTYPE_INT64, NULL), cv_const_i64(c, 0, NULL));
+    const char *rk = cv_scalar_i64(c, r);
+    ax = V("Where", V("Less", ax, cv_scalar_i64(c, 0)), V("Add", ax, rk), ax);
+    const char *y = cumprod_axis(c, x, dt, r, r - 1, excl, rev, NULL);
+    for (int a = r - 2; a >= 0; a--)
+        y = V("Where", V("Equal", ax, cv_scalar_i64(c, a)), cumprod_axis(c, x, dt, r, a, excl, rev, NULL), y);
+    V_TO(n->outputs[0], "Identity", y);
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
@@ -631,8 +648,9 @@ static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
     int r = cv_rank(c, q);
     if (r != 3 && r != 4)
         return cv_refuse(c, "the rank of Q ('%s') is not known to be 3 or 4", q);
-    if (has_in(n, 6))
-        return cv_refuse(c, "nonpad_kv_seqlen (an external KV cache) is not decomposed");
+    const char *nonpad = has_in(n, 6) ? n->inputs[6] : NULL;
+    if (nonpad && has_in(n, 4))
+        return cv_refuse(c, "nonpad_kv_seqlen with past_key");
     int64_t qh = kiln_attr_int(n, "q_num_heads", 0), kvh = kiln_attr_int(n, "kv_num_heads", 0);
     int64_t causal = kiln_attr_int(n, "is_causal", 0), mode = kiln_attr_int(n, "qk_matmul_output_mode", 0);
     int64_t prec = kiln_attr_int(n, "softmax_precision", 0);
@@ -687,6 +705,7 @@ static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
             v = V_TO(n->outputs[2], "Identity", v);
     }
     const char *qlen = dim_scalar(c, q, 2), *kvlen = dim_scalar(c, k, 2);
+    int64_t zero_axis = 0, b111[4] = {-1, 1, 1, 1};
     const char *neginf = cv_scalar(c, dt, -INFINITY), *zero = cv_scalar(c, dt, 0);
     /* the additive bias */
     const char *bias = NULL;
@@ -703,19 +722,28 @@ static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
             int64_t plen = cv_dim(c, n->inputs[4], 2);
             klen = plen >= 0 && klen >= 0 ? klen + plen : -1;
         }
-        if (mlen < 0 || klen < 0)
-            return cv_refuse(c, "the lengths of attn_mask and of the keys are not known");
-        if (mlen < klen) {
+        const char *pv = mdt == KILN_DTYPE_BOOL ? cv_scalar(c, KILN_DTYPE_BOOL, 0) : cv_scalar(c, mdt, -INFINITY);
+        if (mlen >= 0 && klen >= 0 && mlen < klen) {
             int64_t pads[32] = {0};
             pads[mr + mr - 1] = klen - mlen;
-            const char *pv = mdt == KILN_DTYPE_BOOL ? cv_scalar(c, KILN_DTYPE_BOOL, 0) : cv_scalar(c, mdt, -INFINITY);
             mask = V("Pad", mask, cv_const_i64(c, (size_t)(2 * mr), pads), pv);
+        } else if (mlen < 0 || klen < 0) {
+            /* padded at run time by however many keys it lacks */
+            int64_t zeros[31] = {0}, one = 1;
+            const char *amt = unsqueeze(c, V("Sub", kvlen, dim_scalar(c, mask, -1)), 1, &zero_axis);
+            kiln_node *pc = NODE("Concat", cv_const_i64(c, (size_t)(2 * mr - 1), zeros), amt);
+            cv_ai(c, pc, "axis", 0);
+            (void)one;
+            mask = V("Pad", mask, CV_OUT(pc), pv);
         }
         bias = mdt == KILN_DTYPE_BOOL ? V("Where", mask, zero, neginf) : mask;
     }
     const char *diff = NULL; /* [i, j] = (i + offset) - j */
     if (causal || left >= 0 || right >= 0) {
+        /* the frontier's offset: the past length, or per batch the valid keys before the queries */
         const char *off = has_in(n, 4) ? dim_scalar(c, n->inputs[4], 2) : cv_scalar_i64(c, 0);
+        if (nonpad)
+            off = V("Reshape", V("Sub", nonpad, qlen), cv_const_i64(c, 4, b111));
         const char *jmi = col_minus_row(c, qlen, kvlen); /* j - i */
         diff = V("Sub", off, jmi);
     }
@@ -731,6 +759,13 @@ static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
         if (right >= 0)
             wb = V("Where", V("Less", diff, cv_scalar_i64(c, -right)), neginf, wb);
         bias = bias ? V("Add", bias, wb) : wb;
+    }
+    if (nonpad) {
+        /* keys past each batch's valid length are masked */
+        const char *j = V("Range", cv_scalar_i64(c, 0), kvlen, cv_scalar_i64(c, 1));
+        const char *valid = V("Less", j, V("Reshape", nonpad, cv_const_i64(c, 4, b111)));
+        const char *pb = V("Where", valid, zero, neginf);
+        bias = bias ? V("Add", bias, pb) : pb;
     }
     /* grouped-query attention: each KV head serves q_num_heads / kv_num_heads queries */
     if (qh > 0 && kvh > 0 && qh != kvh) {
