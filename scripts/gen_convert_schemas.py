@@ -84,7 +84,7 @@ def main():
                         tc, m = tc_names.index(f.type_str), tcs[f.type_str]
                     else:
                         tc, m = -1, mask_of([f.type_str])
-                    r.append("{%s, %d, %d, %s}" % (c_str(f.name), int(f.option), tc, m))
+                    r.append("{%s, %d, %d, %d, %s}" % (c_str(f.name), int(f.option), int(f.is_homogeneous), tc, m))
                 return r
 
             ins, outs = formals(s.inputs), formals(s.outputs)

@@ -120,7 +120,26 @@ static void record_refusal(cv_ctx *c, const kiln_node *n, int64_t at) {
     c->n_refused++;
 }
 
+static bool is_onnx(const kiln_node *n) { return !n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"); }
+
 /* ---- what is known of values ---- */
+
+static const kiln_value_info *declared(const kiln_scope *s, const char *name) {
+    for (; s; s = s->up) {
+        const kiln_graph *g = s->g;
+        for (size_t i = 0; i < g->n_inputs; i++)
+            if (!strcmp(g->inputs[i].name, name))
+                return &g->inputs[i];
+        for (size_t i = 0; i < g->n_outputs; i++)
+            if (!strcmp(g->outputs[i].name, name))
+                return &g->outputs[i];
+        for (size_t i = 0; i < g->n_value_info; i++)
+            if (!strcmp(g->value_info[i].name, name))
+                return &g->value_info[i];
+    }
+    return NULL;
+}
+
 
 static const cv_value *value_of(cv_ctx *c, const char *name) { return kiln_nameset_get(&c->vals, name); }
 
@@ -140,7 +159,61 @@ void cv_set_type(cv_ctx *c, const char *name, kiln_dtype dt, int rank) {
     v->rank = rank;
 }
 
-kiln_dtype cv_dtype(cv_ctx *c, const char *name) {
+static kiln_dtype dtype_d(cv_ctx *c, const char *name, int depth);
+
+/* The element type of an output from its producer's schema: a fixed type,
+ * the type of an input sharing its constraint, a Cast's target, a branch's
+ * or body's output. */
+static kiln_dtype deduce_dtype(cv_ctx *c, const char *name, int depth) {
+    const kiln_node *p = depth < 24 ? kiln_nameset_get(&c->prod, name) : NULL;
+    if (!p || !is_onnx(p))
+        return KILN_DTYPE_UNDEFINED;
+    size_t k = 0;
+    while (k < p->n_outputs && strcmp(p->outputs[k], name) != 0)
+        k++;
+    if (k == p->n_outputs)
+        return KILN_DTYPE_UNDEFINED;
+    const char *op = p->op_type;
+    if (!strcmp(op, "Cast") || !strcmp(op, "EyeLike") || !strcmp(op, "RandomNormalLike") ||
+        !strcmp(op, "RandomUniformLike")) {
+        int64_t to = kiln_attr_int(p, !strcmp(op, "Cast") ? "to" : "dtype", 0);
+        if (to)
+            return (kiln_dtype)to;
+        return strcmp(op, "Cast") && p->n_inputs ? dtype_d(c, p->inputs[0], depth + 1) : KILN_DTYPE_UNDEFINED;
+    }
+    if (!strcmp(op, "CastLike"))
+        return p->n_inputs > 1 ? dtype_d(c, p->inputs[1], depth + 1) : KILN_DTYPE_UNDEFINED;
+    if (!strcmp(op, "If")) {
+        const kiln_graph *b = kiln_attr_graph(p, "then_branch");
+        return b && k < b->n_outputs ? dtype_d(c, b->outputs[k].name, depth + 1) : KILN_DTYPE_UNDEFINED;
+    }
+    if (!strcmp(op, "Loop")) {
+        const kiln_graph *b = kiln_attr_graph(p, "body");
+        return b && k + 1 < b->n_outputs ? dtype_d(c, b->outputs[k + 1].name, depth + 1) : KILN_DTYPE_UNDEFINED;
+    }
+    int64_t v = p->opset ? p->opset : c->from;
+    const cv_schema *s = cv_schema_at(op, v);
+    const cv_formal *f = s ? cv_formal_out(s, k) : NULL;
+    if (!f || (f->option == 2 && !f->homog))
+        return KILN_DTYPE_UNDEFINED;
+    if (f->tc < 0 || !(f->types[0] & (f->types[0] - 1))) { /* one type only */
+        for (int dt = 1; dt < 32; dt++)
+            if (f->types[0] == 1u << dt)
+                return (kiln_dtype)dt;
+        return KILN_DTYPE_UNDEFINED;
+    }
+    for (size_t i = 0; i < p->n_inputs; i++) {
+        const cv_formal *fi = cv_formal_in(s, i);
+        if (*p->inputs[i] && fi && fi->tc == f->tc && !(fi->option == 2 && !fi->homog)) {
+            kiln_dtype dt = dtype_d(c, p->inputs[i], depth + 1);
+            if (dt)
+                return dt;
+        }
+    }
+    return KILN_DTYPE_UNDEFINED;
+}
+
+static kiln_dtype dtype_d(cv_ctx *c, const char *name, int depth) {
     if (!name || !*name)
         return KILN_DTYPE_UNDEFINED;
     const cv_value *v = value_of(c, name);
@@ -150,8 +223,15 @@ kiln_dtype cv_dtype(cv_ctx *c, const char *name) {
     if (f && f->dt)
         return f->dt;
     const kiln_tensor *t = cv_const(c, name);
-    return t ? t->dtype : KILN_DTYPE_UNDEFINED;
+    if (t)
+        return t->dtype;
+    const kiln_value_info *vi = declared(c->scope, name);
+    if (vi && vi->type.kind == KILN_TYPE_TENSOR && vi->type.elem)
+        return vi->type.elem;
+    return deduce_dtype(c, name, depth);
 }
+
+kiln_dtype cv_dtype(cv_ctx *c, const char *name) { return dtype_d(c, name, 0); }
 
 int cv_rank(cv_ctx *c, const char *name) {
     if (!name || !*name)
@@ -235,8 +315,8 @@ const kiln_tensor *cv_const(cv_ctx *c, const char *name) {
     const kiln_tensor *t = c->scope ? kiln_edit_const(c->scope, name) : NULL;
     if (t)
         return t;
-    kiln_node *n = kiln_nameset_get(&c->consts, name);
-    return n ? constant_node_value(c, n) : NULL;
+    kiln_node *n = kiln_nameset_get(&c->prod, name);
+    return n && !strcmp(n->op_type, "Constant") && is_onnx(n) && n->n_outputs == 1 ? constant_node_value(c, n) : NULL;
 }
 
 bool cv_const_ints(cv_ctx *c, const char *name, int64_t *v, int *count, int max) {
@@ -663,24 +743,11 @@ static void attr_text(const kiln_attr *a, char *buf, size_t n) {
 
 typedef enum vkind { VK_UNKNOWN = -1, VK_TENSOR = 0, VK_SEQ = 1, VK_OPT = 2, VK_OPTSEQ = 3 } vkind;
 
-static const kiln_value_info *declared(const kiln_scope *s, const char *name) {
-    for (; s; s = s->up) {
-        const kiln_graph *g = s->g;
-        for (size_t i = 0; i < g->n_inputs; i++)
-            if (!strcmp(g->inputs[i].name, name))
-                return &g->inputs[i];
-        for (size_t i = 0; i < g->n_outputs; i++)
-            if (!strcmp(g->outputs[i].name, name))
-                return &g->outputs[i];
-        for (size_t i = 0; i < g->n_value_info; i++)
-            if (!strcmp(g->value_info[i].name, name))
-                return &g->value_info[i];
-    }
-    return NULL;
-}
+
+static vkind produced_type(cv_ctx *c, const char *name, kiln_dtype *dt, int depth);
 
 /* The kind and element type of a value as far as known. */
-static vkind value_type(cv_ctx *c, const char *name, kiln_dtype *dt) {
+static vkind value_type_d(cv_ctx *c, const char *name, kiln_dtype *dt, int depth) {
     *dt = KILN_DTYPE_UNDEFINED;
     const kiln_value_info *vi = declared(c->scope, name);
     if (vi && vi->type.kind == KILN_TYPE_OTHER && vi->src) {
@@ -707,6 +774,39 @@ static vkind value_type(cv_ctx *c, const char *name, kiln_dtype *dt) {
     *dt = cv_dtype(c, name);
     if (*dt)
         return VK_TENSOR;
+    return depth < 16 ? produced_type(c, name, dt, depth + 1) : VK_UNKNOWN;
+}
+
+static vkind value_type(cv_ctx *c, const char *name, kiln_dtype *dt) { return value_type_d(c, name, dt, 0); }
+
+/* Sequences and optionals made by the operators that make them. */
+static vkind produced_type(cv_ctx *c, const char *name, kiln_dtype *dt, int depth) {
+    const kiln_node *p = kiln_nameset_get(&c->prod, name);
+    if (!p || !is_onnx(p))
+        return VK_UNKNOWN;
+    const char *op = p->op_type, *in0 = p->n_inputs ? p->inputs[0] : "";
+    vkind k;
+    if (!strcmp(op, "SequenceEmpty")) {
+        *dt = (kiln_dtype)kiln_attr_int(p, "dtype", KILN_DTYPE_FLOAT);
+        return VK_SEQ;
+    }
+    if (!strcmp(op, "SequenceConstruct") || !strcmp(op, "SplitToSequence")) {
+        k = *in0 ? value_type_d(c, in0, dt, depth) : VK_UNKNOWN;
+        return k == VK_TENSOR ? VK_SEQ : VK_UNKNOWN;
+    }
+    if (!strcmp(op, "SequenceInsert") || !strcmp(op, "SequenceErase") || !strcmp(op, "Identity"))
+        return *in0 ? value_type_d(c, in0, dt, depth) : VK_UNKNOWN;
+    if (!strcmp(op, "SequenceAt") || !strcmp(op, "OptionalGetElement")) {
+        k = *in0 ? value_type_d(c, in0, dt, depth) : VK_UNKNOWN;
+        return k == VK_SEQ || k == VK_OPT ? VK_TENSOR : k == VK_OPTSEQ ? VK_SEQ : VK_UNKNOWN;
+    }
+    if (!strcmp(op, "Optional")) {
+        if (*in0) {
+            k = value_type_d(c, in0, dt, depth);
+            return k == VK_TENSOR ? VK_OPT : k == VK_SEQ ? VK_OPTSEQ : VK_UNKNOWN;
+        }
+        return VK_UNKNOWN;
+    }
     return VK_UNKNOWN;
 }
 
@@ -837,6 +937,25 @@ static cv_result check_types(cv_ctx *c, kiln_node *n, const cv_schema *a, const 
     enum { MAXTC = 16 };
     kiln_dtype tc_dt[MAXTC] = {0}, bad_dt[MAXTC] = {0};
     const cv_formal *bad_f[MAXTC] = {0};
+    /* the type of each constraint, from the values whose type is known */
+    for (int side = 0; side < 2; side++) {
+        size_t cnt = side ? n->n_outputs : n->n_inputs;
+        for (size_t i = 0; i < cnt; i++) {
+            const char *v = side ? n->outputs[i] : n->inputs[i];
+            const cv_formal *fb = side ? cv_formal_out(b, i) : cv_formal_in(b, i);
+            if (!*v || !fb || fb->tc < 0 || fb->tc >= MAXTC || (fb->option == 2 && !fb->homog))
+                continue;
+            kiln_dtype dt;
+            vkind k = value_type(c, v, &dt);
+            if (k != VK_TENSOR)
+                continue;
+            if (tc_dt[fb->tc] && tc_dt[fb->tc] != dt)
+                return cv_refuse(c, "'%s' is %s where %s-%d wants the type of another %s (%s)", v,
+                                 kiln_dtype_name(dt), n->op_type, b->since, side ? "output" : "input",
+                                 kiln_dtype_name(tc_dt[fb->tc]));
+            tc_dt[fb->tc] = dt;
+        }
+    }
     for (int side = 0; side < 2; side++) {
         size_t cnt = side ? n->n_outputs : n->n_inputs;
         for (size_t i = 0; i < cnt; i++) {
@@ -847,8 +966,14 @@ static cv_result check_types(cv_ctx *c, kiln_node *n, const cv_schema *a, const 
             const cv_formal *fa = side ? cv_formal_out(a, i) : cv_formal_in(a, i);
             if (!fb)
                 continue;
+            bool grouped = fb->tc >= 0 && fb->tc < MAXTC && !(fb->option == 2 && !fb->homog);
             kiln_dtype dt;
             vkind k = value_type(c, v, &dt);
+            if (k == VK_UNKNOWN && grouped && tc_dt[fb->tc] && fb->types[0]) {
+                /* a tensor of the type its constraint has elsewhere on the node */
+                k = VK_TENSOR;
+                dt = tc_dt[fb->tc];
+            }
             if (k == VK_UNKNOWN) {
                 if (fa && !memcmp(fa->types, fb->types, sizeof fa->types))
                     continue;
@@ -863,22 +988,15 @@ static cv_result check_types(cv_ctx *c, kiln_node *n, const cv_schema *a, const 
                                     "%s-%d does",
                                  side ? "output" : "input", v, n->op_type, b->since, n->op_type, a->since);
             }
-            if (fb->tc >= 0 && fb->tc < MAXTC) {
-                if (tc_dt[fb->tc] && tc_dt[fb->tc] != dt && k == VK_TENSOR)
-                    return cv_refuse(c, "'%s' is %s where %s-%d wants the type of another %s (%s)", v,
-                                     kiln_dtype_name(dt), n->op_type, b->since, side ? "output" : "input",
-                                     kiln_dtype_name(tc_dt[fb->tc]));
-                if (k == VK_TENSOR)
-                    tc_dt[fb->tc] = dt;
-            }
             if (allowed(fb, k, dt))
                 continue;
-            if (k != VK_TENSOR || fb->tc < 0 || fb->tc >= MAXTC) {
+            if (k != VK_TENSOR || !grouped) {
                 char list[400];
                 mask_text(fb->types[k < 0 ? 0 : k], list, sizeof list);
-                return cv_refuse(c, "%s '%s' is %s%s, which %s-%d does not allow (it takes %s)",
-                                 side ? "output" : "input", v, k == VK_SEQ ? "a sequence of " : "",
-                                 kiln_dtype_name(dt), n->op_type, b->since, *list ? list : "no such type");
+                static const char *kinds[4] = {"", "a sequence of ", "an optional ", "an optional sequence of "};
+                return cv_refuse(c, "%s '%s' is %s%s, which %s-%d does not allow (it takes %s%s)",
+                                 side ? "output" : "input", v, kinds[k], kiln_dtype_name(dt), n->op_type, b->since,
+                                 *list ? kinds[k] : "", *list ? list : "no such type");
             }
             bad_dt[fb->tc] = dt;
             bad_f[fb->tc] = fb;
@@ -1004,7 +1122,6 @@ static cv_result generic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_s
 
 /* ---- one node, step by step ---- */
 
-static bool is_onnx(const kiln_node *n) { return !n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"); }
 
 /* The last step of every node: a node the conversion made is checked
  * against the target's schema (the original nodes were valid at their own). */
@@ -1097,8 +1214,15 @@ static void drop_list(kiln_node **v, size_t *n) {
     *n = 0;
 }
 
+static void map_outputs(cv_ctx *c, kiln_node *n, bool gone) {
+    for (size_t k = 0; k < n->n_outputs; k++)
+        if (*n->outputs[k] && kiln_nameset_put(&c->prod, n->outputs[k], gone ? NULL : n) != KILN_OK)
+            cv_error(c, KILN_ERR_NOMEM);
+}
+
 static cv_result insert_list(cv_ctx *c, kiln_graph *g, size_t *at, kiln_node **v, size_t *n) {
     for (size_t i = 0; i < *n; i++) {
+        map_outputs(c, v[i], false);
         kiln_status st = kiln_edit_insert(g, (*at)++, v[i]);
         if (st != KILN_OK) {
             for (size_t k = i; k < *n; k++)
@@ -1158,6 +1282,7 @@ static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending
             if (s0 == s1)
                 c->relabeled++;
             size_t pos = i;
+            map_outputs(c, n, false);
             *pending += count_pending(c, c->pre, c->n_pre) + count_pending(c, c->post, c->n_post);
             if (insert_list(c, g, &pos, c->pre, &c->n_pre) != CV_DONE)
                 return c->st;
@@ -1168,6 +1293,7 @@ static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending
             break;
         }
         case CV_REPLACED: {
+            map_outputs(c, n, true);
             kiln_graph_remove_node(g, i);
             size_t pos = i;
             size_t added = c->n_pre + c->n_emit + c->n_post;
@@ -1203,12 +1329,13 @@ static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending
 
 /* ---- around the sweeps ---- */
 
-static kiln_status collect_consts(kiln_graph *g, int depth, void *ctx) {
+static kiln_status collect_producers(kiln_graph *g, int depth, void *ctx) {
     cv_ctx *c = ctx;
     for (size_t i = 0; i < g->n_nodes; i++) {
         kiln_node *n = g->nodes[i];
-        if (!strcmp(n->op_type, "Constant") && is_onnx(n) && n->n_outputs == 1 && *n->outputs[0])
-            KILN_TRY(kiln_nameset_put(&c->consts, n->outputs[0], n));
+        for (size_t k = 0; k < n->n_outputs; k++)
+            if (*n->outputs[k])
+                KILN_TRY(kiln_nameset_put(&c->prod, n->outputs[k], n));
     }
     return KILN_OK;
 }
@@ -1362,8 +1489,8 @@ kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report 
         kiln_shapes_free(&c.fc);
         if (kiln_pass_shapes(&c.fc, &top) != KILN_OK)
             kiln_clear_error(); /* what was inferred before the rule that failed stays */
-        kiln_nameset_free(&c.consts, NULL);
-        if ((st = kiln_graph_walk(m->graph, collect_consts, &c)) != KILN_OK)
+        kiln_nameset_free(&c.prod, NULL);
+        if ((st = kiln_graph_walk(m->graph, collect_producers, &c)) != KILN_OK)
             break;
         size_t pending = 0;
         st = convert_graph(&c, &top, &pending);
@@ -1417,7 +1544,7 @@ kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report 
     kiln_shapes_free(&c.fc);
     kiln_nameset_free(&c.fc.names, NULL);
     kiln_nameset_free(&c.vals, val_free);
-    kiln_nameset_free(&c.consts, NULL);
+    kiln_nameset_free(&c.prod, NULL);
     kiln_nameset_free(&c.orphans, NULL);
     kiln_nameset_free(&c.fresh, NULL);
     for (size_t i = 0; i < c.n_cache; i++)

@@ -25,6 +25,7 @@
 typedef struct cv_formal {
     const char *name;
     uint8_t option;    /* 0 single, 1 optional, 2 variadic */
+    uint8_t homog;     /* variadic: all of one type (else each its own: Loop, Scan, If) */
     int8_t tc;         /* index of its type constraint in the version, -1: a fixed type */
     uint32_t types[4]; /* bit dt allowed as tensor(dt), seq(tensor(dt)), optional(tensor(dt)), optional(seq(..)) */
 } cv_formal;
@@ -77,7 +78,7 @@ typedef struct cv_ctx {
     kiln_freeze_ctx fc; /* facts of the last inference, names in use */
     kiln_freeze_report *rep;
     kiln_nameset vals;   /* types of values made by the conversion: name -> cv_value* */
-    kiln_nameset consts; /* Constant node outputs: name -> kiln_node* (this sweep) */
+    kiln_nameset prod;   /* value name -> the node making it (this sweep; NULL once gone) */
     kiln_tensor **cache; /* tensors made from Constant nodes' value_* attributes */
     size_t n_cache;
     kiln_nameset orphans; /* constants an adapter stopped reading: pruned at the end if unused */

@@ -198,11 +198,37 @@ static cv_result split18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const
     if (axis < 0 && rank >= 0)
         axis += rank;
     int64_t d = cv_dim(c, n->inputs[0], (int)axis);
-    if (d < 0)
-        return cv_refuse(c, "num_outputs = %lld needs the size of axis %lld, which is not known", (long long)parts,
-                         (long long)axis);
     if (parts <= 0 || parts > MAXV)
         return cv_refuse(c, "num_outputs = %lld", (long long)parts);
+    if (d < 0) {
+        /* sizes from the dim at run time: ceil(d / n) each, the rest last */
+        const char *x = n->inputs[0];
+        const char *sh = CV_OUT(cv_emit_pre(c, "Shape", NULL, 1, &x));
+        int64_t ax = kiln_attr_int(n, "axis", 0);
+        const char *ai = cv_const_i64(c, 1, &ax);
+        kiln_node *g = cv_emit_pre(c, "Gather", NULL, 2, (const char *[]){sh, ai});
+        cv_ai(c, g, "axis", 0);
+        const char *dv = CV_OUT(g); /* [1] */
+        const char *pn = cv_const_i64(c, 1, &parts);
+        int64_t pm1 = parts - 1;
+        const char *chunk = CV_OUT(cv_emit_pre(c, "Div", NULL, 2, (const char *[]){
+            CV_OUT(cv_emit_pre(c, "Add", NULL, 2, (const char *[]){dv, cv_const_i64(c, 1, &pm1)})), pn}));
+        const char *sizes;
+        if (parts > 1) {
+            const char *lead = CV_OUT(cv_emit_pre(c, "Expand", NULL, 2, (const char *[]){chunk, cv_const_i64(c, 1, &pm1)}));
+            const char *used = CV_OUT(cv_emit_pre(c, "Mul", NULL, 2, (const char *[]){chunk, cv_const_i64(c, 1, &pm1)}));
+            const char *last = CV_OUT(cv_emit_pre(c, "Sub", NULL, 2, (const char *[]){dv, used}));
+            kiln_node *cat = cv_emit_pre(c, "Concat", NULL, 2, (const char *[]){lead, last});
+            cv_ai(c, cat, "axis", 0);
+            sizes = CV_OUT(cat);
+        } else {
+            sizes = dv;
+        }
+        cv_set_input(c, n, 1, sizes);
+        cv_note(c, n, a->since, b->since, "num_outputs = %lld became split sizes computed at run time",
+                (long long)parts);
+        return c->st ? CV_ERROR : CV_DONE;
+    }
     if (d % parts == 0) {
         cv_note(c, n, a->since, b->since, "num_outputs dropped: %lld splits evenly", (long long)d);
         return CV_DONE;
