@@ -739,116 +739,184 @@ static cv_result resize13_down(cv_ctx *c, kiln_node *n, const cv_schema *a, cons
     return c->st ? CV_ERROR : CV_DONE;
 }
 
+/* Slice [k, k+1) of a 1-D value, before the node. */
+static const char *pick1(cv_ctx *c, const char *v, int64_t k) {
+    int64_t k1 = k + 1;
+    return CV_OUT(cv_emit_pre(c, "Slice", NULL, 3, (const char *[]){v, cv_const_i64(c, 1, &k), cv_const_i64(c, 1, &k1)}));
+}
+
+static const char *concat_pre(cv_ctx *c, int n, const char *const *parts) {
+    kiln_node *cat = cv_emit_pre(c, "Concat", NULL, (size_t)n, parts);
+    cv_ai(c, cat, "axis", 0);
+    return CV_OUT(cat);
+}
+
+/* A constant input that is present and not empty. */
+static bool given(cv_ctx *c, const kiln_node *n, size_t i) {
+    if (!has_in(n, i))
+        return false;
+    const kiln_tensor *t = cv_const(c, n->inputs[i]);
+    return !t || t->numel > 0;
+}
+
 static cv_result resize18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
     if (kiln_attr_int(n, "antialias", 0))
         return cv_refuse(c, "antialias = 1 first appears in Resize-18");
     cv_adrop(n, "antialias");
+    const char *x = n->inputs[0];
     const char *pol = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
     size_t na;
     const int64_t *axes = kiln_attr_ints(n, "axes", &na);
-    int r = cv_rank(c, n->inputs[0]);
-    if (strcmp(pol, "stretch") != 0) {
-        /* the sizes the policy gives, computed here when the input's shape is known */
+    bool stretch = !strcmp(pol, "stretch");
+    if (stretch && !axes) {
+        cv_adrop(n, "keep_aspect_ratio_policy");
+        return CV_DONE;
+    }
+    int r = cv_rank(c, x);
+    if (r < 0 || r > MAXV / 2)
+        return cv_refuse(c, "the rank of '%s' is not known (needed for %s)", x, axes ? "axes" : "keep_aspect_ratio_policy");
+    int64_t ax[MAXV];
+    int nax = axes ? (int)na : r;
+    for (int i = 0; i < nax; i++) {
+        ax[i] = axes ? (axes[i] < 0 ? axes[i] + r : axes[i]) : i;
+        if (ax[i] < 0 || ax[i] >= r)
+            return cv_refuse(c, "axis %lld out of range", (long long)(axes ? axes[i] : i));
+    }
+    int listed[MAXV];
+    for (int i = 0; i < r; i++)
+        listed[i] = -1;
+    for (int k = 0; k < nax; k++)
+        listed[ax[k]] = k;
+    int64_t dims[MAXV];
+    bool dims_known = true;
+    for (int i = 0; i < r; i++)
+        dims_known &= (dims[i] = cv_dim(c, x, i)) >= 0;
+    bool has_scales = given(c, n, 2), has_sizes = given(c, n, 3);
+    const char *sh = NULL;
+    if (!stretch) {
+        if (!has_sizes)
+            return cv_refuse(c, "keep_aspect_ratio_policy '%s' without sizes", pol);
+        bool larger = !strcmp(pol, "not_smaller");
         int64_t sz[MAXV];
         int k;
-        if (!cv_const_ints(c, in_name(n, 3), sz, &k, MAXV))
-            return cv_refuse(c, "keep_aspect_ratio_policy '%s' with sizes that are not constant", pol);
-        if (r < 0 || r > MAXV)
-            return cv_refuse(c, "keep_aspect_ratio_policy '%s' with an unknown rank", pol);
-        int64_t ax[MAXV];
-        int nax = axes ? (int)na : r;
-        for (int i = 0; i < nax; i++)
-            ax[i] = axes ? (axes[i] < 0 ? axes[i] + r : axes[i]) : i;
-        double scale = strcmp(pol, "not_larger") == 0 ? INFINITY : -INFINITY;
-        for (int i = 0; i < nax; i++) {
-            int64_t d = cv_dim(c, n->inputs[0], (int)ax[i]);
-            if (d <= 0)
-                return cv_refuse(c, "keep_aspect_ratio_policy '%s' needs the input's dims", pol);
-            double s = (double)sz[i] / (double)d;
-            scale = strcmp(pol, "not_larger") == 0 ? fmin(scale, s) : fmax(scale, s);
+        if (dims_known && cv_const_ints(c, n->inputs[3], sz, &k, MAXV) && k == nax) {
+            double scale = larger ? -INFINITY : INFINITY;
+            for (int i = 0; i < nax; i++) {
+                double s1 = (double)sz[i] / (double)dims[ax[i]];
+                scale = larger ? fmax(scale, s1) : fmin(scale, s1);
+            }
+            /* scales reproduce the reference exactly when floor(d * s) is its rounding */
+            bool by_scales = true;
+            int64_t full[MAXV];
+            float fs[MAXV];
+            for (int i = 0; i < r; i++) {
+                full[i] = listed[i] >= 0 ? (int64_t)(scale * (double)dims[i] + 0.5) : dims[i];
+                fs[i] = listed[i] >= 0 ? (float)scale : 1.0f;
+                if ((int64_t)floor((double)dims[i] * (double)fs[i]) != full[i])
+                    by_scales = false;
+            }
+            cv_orphan(c, n->inputs[3]);
+            if (by_scales) {
+                cv_set_input(c, n, 2, cv_const_f32(c, (size_t)r, fs));
+                cv_set_input(c, n, 3, "");
+            } else {
+                cv_set_input(c, n, 3, cv_const_i64(c, (size_t)r, full));
+            }
+        } else {
+            /* at run time: scale = min (max) of sizes / dims, sizes = round(scale * dims) */
+            sh = CV_OUT(cv_emit_pre(c, "Shape", NULL, 1, &x));
+            kiln_node *g = cv_emit_pre(c, "Gather", NULL, 2, (const char *[]){sh, cv_const_i64(c, (size_t)nax, ax)});
+            cv_ai(c, g, "axis", 0);
+            const char *dv = CV_OUT(g);
+            kiln_node *dd = cv_emit_pre(c, "Cast", NULL, 1, &dv), *sd = cv_emit_pre(c, "Cast", NULL, 1, (const char *[]){n->inputs[3]});
+            cv_ai(c, dd, "to", KILN_DTYPE_DOUBLE);
+            cv_ai(c, sd, "to", KILN_DTYPE_DOUBLE);
+            const char *ratio = CV_OUT(cv_emit_pre(c, "Div", NULL, 2, (const char *[]){CV_OUT(sd), CV_OUT(dd)}));
+            kiln_node *red = cv_emit_pre(c, larger ? "ReduceMax" : "ReduceMin", NULL, 1, &ratio);
+            cv_ai(c, red, "keepdims", 1);
+            const char *m = CV_OUT(cv_emit_pre(c, "Mul", NULL, 2, (const char *[]){CV_OUT(red), CV_OUT(dd)}));
+            const char *half = cv_scalar(c, KILN_DTYPE_DOUBLE, 0.5);
+            const char *fl = CV_OUT(cv_emit_pre(c, "Floor", NULL, 1, (const char *[]){
+                CV_OUT(cv_emit_pre(c, "Add", NULL, 2, (const char *[]){m, half}))}));
+            kiln_node *oi = cv_emit_pre(c, "Cast", NULL, 1, &fl);
+            cv_ai(c, oi, "to", KILN_DTYPE_INT64);
+            const char *parts[MAXV];
+            for (int i = 0; i < r; i++)
+                parts[i] = listed[i] >= 0 ? pick1(c, CV_OUT(oi), listed[i]) : pick1(c, sh, i);
+            cv_set_input(c, n, 3, concat_pre(c, r, parts));
         }
-        int64_t full[MAXV];
-        for (int i = 0; i < r; i++) {
-            int64_t d = cv_dim(c, n->inputs[0], i);
-            full[i] = d;
-        }
-        for (int i = 0; i < nax; i++)
-            full[ax[i]] = (int64_t)floor((double)cv_dim(c, n->inputs[0], (int)ax[i]) * scale + 0.5);
-        for (int i = 0; i < r; i++)
-            if (full[i] < 0)
-                return cv_refuse(c, "keep_aspect_ratio_policy '%s' needs the input's dims", pol);
-        cv_orphan(c, n->inputs[3]);
-        cv_set_input(c, n, 3, cv_const_i64(c, (size_t)r, full));
         cv_adrop(n, "keep_aspect_ratio_policy");
         cv_adrop(n, "axes");
-        cv_note(c, n, a->since, b->since, "keep_aspect_ratio_policy '%s' became explicit sizes", pol);
+        cv_note(c, n, a->since, b->since, "keep_aspect_ratio_policy '%s' became explicit %s", pol,
+                has_in(n, 3) ? "sizes" : "scales");
         return c->st ? CV_ERROR : CV_DONE;
     }
     cv_adrop(n, "keep_aspect_ratio_policy");
-    if (axes) {
-        if (r < 0 || r > MAXV)
-            return cv_refuse(c, "attribute axes with an unknown rank");
-        bool ident = (int)na == r;
-        for (size_t i = 0; ident && i < na; i++)
-            ident = axes[i] == (int64_t)i || axes[i] == (int64_t)i - r;
-        if (!ident) {
-            /* scales/sizes (and roi) for every axis: 1 (or the dim) elsewhere */
-            int64_t ax[MAXV];
-            for (size_t i = 0; i < na; i++)
-                ax[i] = axes[i] < 0 ? axes[i] + r : axes[i];
-            const kiln_tensor *sc = has_in(n, 2) ? cv_const(c, n->inputs[2]) : NULL;
-            if (has_in(n, 2) && sc && sc->numel > 0) {
+    bool ident = nax == r;
+    for (int i = 0; ident && i < nax; i++)
+        ident = ax[i] == i;
+    if (!ident) {
+        /* scales / sizes (and roi) for every axis: 1 (or the dim) on the others */
+        if (has_scales) {
+            const kiln_tensor *sc = cv_const(c, n->inputs[2]);
+            if (sc) {
                 float full[MAXV];
                 for (int i = 0; i < r; i++)
-                    full[i] = 1;
-                for (size_t i = 0; i < na; i++)
-                    full[ax[i]] = (float)kiln_tensor_get_f64(sc, (int64_t)i);
-                cv_orphan(c, n->inputs[2]);
+                    full[i] = listed[i] >= 0 ? (float)kiln_tensor_get_f64(sc, listed[i]) : 1.0f;
                 cv_set_input(c, n, 2, cv_const_f32(c, (size_t)r, full));
-            } else if (has_in(n, 2) && !sc) {
-                return cv_refuse(c, "axes with scales that are not constant");
-            }
-            int64_t sz[MAXV];
-            int k;
-            if (has_in(n, 3)) {
-                if (!cv_const_ints(c, n->inputs[3], sz, &k, MAXV))
-                    return cv_refuse(c, "axes with sizes that are not constant");
-                int64_t full[MAXV];
+            } else {
+                float one = 1;
+                const char *onev = cv_const_f32(c, 1, &one), *parts[MAXV];
                 for (int i = 0; i < r; i++)
-                    if ((full[i] = cv_dim(c, n->inputs[0], i)) < 0) {
-                        bool listed = false;
-                        for (size_t j = 0; j < na; j++)
-                            listed |= ax[j] == i;
-                        if (!listed)
-                            return cv_refuse(c, "axes with an input whose other dims are not known");
-                    }
-                for (size_t i = 0; i < na; i++)
-                    full[ax[i]] = sz[i];
-                cv_orphan(c, n->inputs[3]);
-                cv_set_input(c, n, 3, cv_const_i64(c, (size_t)r, full));
-            }
-            if (has_in(n, 1)) {
-                const kiln_tensor *roi = cv_const(c, n->inputs[1]);
-                if (roi && roi->numel == 2 * (int64_t)na) {
-                    float full[MAXV];
-                    for (int i = 0; i < r; i++)
-                        full[i] = 0, full[r + i] = 1;
-                    for (size_t i = 0; i < na; i++) {
-                        full[ax[i]] = (float)kiln_tensor_get_f64(roi, (int64_t)i);
-                        full[r + ax[i]] = (float)kiln_tensor_get_f64(roi, (int64_t)(na + i));
-                    }
-                    cv_orphan(c, n->inputs[1]);
-                    cv_set_input(c, n, 1, cv_const_f32(c, (size_t)(2 * r), full));
-                } else if (roi && roi->numel > 0) {
-                    return cv_refuse(c, "axes with a roi that does not match them");
-                } else if (!roi) {
-                    return cv_refuse(c, "axes with a roi that is not constant");
-                }
+                    parts[i] = listed[i] >= 0 ? pick1(c, n->inputs[2], listed[i]) : onev;
+                cv_set_input(c, n, 2, concat_pre(c, r, parts));
             }
         }
-        cv_adrop(n, "axes");
-        cv_note(c, n, a->since, b->since, "axes folded into per-axis scales/sizes");
+        if (has_sizes) {
+            int64_t sz[MAXV];
+            int k;
+            bool known = cv_const_ints(c, n->inputs[3], sz, &k, MAXV);
+            for (int i = 0; known && i < r; i++)
+                known = listed[i] >= 0 || dims[i] >= 0;
+            if (known) {
+                int64_t full[MAXV];
+                for (int i = 0; i < r; i++)
+                    full[i] = listed[i] >= 0 ? sz[listed[i]] : dims[i];
+                cv_set_input(c, n, 3, cv_const_i64(c, (size_t)r, full));
+            } else {
+                if (!sh)
+                    sh = CV_OUT(cv_emit_pre(c, "Shape", NULL, 1, &x));
+                const char *parts[MAXV];
+                for (int i = 0; i < r; i++)
+                    parts[i] = listed[i] >= 0 ? pick1(c, n->inputs[3], listed[i]) : pick1(c, sh, i);
+                cv_set_input(c, n, 3, concat_pre(c, r, parts));
+            }
+        }
+        if (has_in(n, 1)) {
+            const kiln_tensor *roi = cv_const(c, n->inputs[1]);
+            if (roi && roi->numel == 2 * (int64_t)nax) {
+                float full[MAXV];
+                for (int i = 0; i < r; i++) {
+                    full[i] = listed[i] >= 0 ? (float)kiln_tensor_get_f64(roi, listed[i]) : 0.0f;
+                    full[r + i] = listed[i] >= 0 ? (float)kiln_tensor_get_f64(roi, nax + listed[i]) : 1.0f;
+                }
+                cv_set_input(c, n, 1, cv_const_f32(c, (size_t)(2 * r), full));
+            } else if (roi && roi->numel > 0) {
+                return cv_refuse(c, "axes with a roi that does not match them");
+            } else if (!roi) {
+                /* a roi known at run time: starts 0 and ends 1 on the other axes */
+                float z = 0, one = 1;
+                const char *zv = cv_const_f32(c, 1, &z), *ov = cv_const_f32(c, 1, &one), *parts[MAXV];
+                for (int i = 0; i < r; i++) {
+                    parts[i] = listed[i] >= 0 ? pick1(c, n->inputs[1], listed[i]) : zv;
+                    parts[r + i] = listed[i] >= 0 ? pick1(c, n->inputs[1], nax + listed[i]) : ov;
+                }
+                cv_set_input(c, n, 1, concat_pre(c, 2 * r, parts));
+            }
+        }
     }
+    cv_adrop(n, "axes");
+    cv_note(c, n, a->since, b->since, "axes folded into scales/sizes for every axis");
     return c->st ? CV_ERROR : CV_DONE;
 }
 
