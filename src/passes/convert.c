@@ -778,6 +778,7 @@ static vkind value_type_d(cv_ctx *c, const char *name, kiln_dtype *dt, int depth
 }
 
 static vkind value_type(cv_ctx *c, const char *name, kiln_dtype *dt) { return value_type_d(c, name, dt, 0); }
+int cv_kind(cv_ctx *c, const char *name, kiln_dtype *dt) { return (int)value_type(c, name, dt); }
 
 /* Sequences and optionals made by the operators that make them. */
 static vkind produced_type(cv_ctx *c, const char *name, kiln_dtype *dt, int depth) {

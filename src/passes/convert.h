@@ -117,6 +117,9 @@ void cv_note(cv_ctx *c, const kiln_node *n, int64_t from, int64_t to, const char
 /* What is known of a value: element type (UNDEFINED when unknown), rank (-1). */
 kiln_dtype cv_dtype(cv_ctx *c, const char *name);
 int cv_rank(cv_ctx *c, const char *name);
+/* What kind of value a name holds: 0 tensor, 1 sequence, 2 optional tensor,
+ * 3 optional sequence, -1 unknown; *dt its element type. */
+int cv_kind(cv_ctx *c, const char *name, kiln_dtype *dt);
 /* Dimension i of a value when known as a number, else -1. */
 int64_t cv_dim(cv_ctx *c, const char *name, int i);
 /* The constant value of a name seen from the current scope: an initializer

@@ -922,6 +922,26 @@ static cv_result lower_rotary(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- optionals (15) where the value is a plain tensor or absent ---- */
+
+static cv_result lower_optional_has(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    int k = has_in(n, 0) ? cv_kind(c, n->inputs[0], &dt) : -2;
+    if (k != -2 && k != 0 && k != 1)
+        return cv_refuse(c, "its input is an optional value, which opset %lld cannot hold", (long long)c->to);
+    V_TO(n->outputs[0], "Identity", cv_scalar(c, KILN_DTYPE_BOOL, k != -2));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_optional_get(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    int k = cv_kind(c, n->inputs[0], &dt);
+    if (k != 0 && k != 1)
+        return cv_refuse(c, "its input is an optional value, which opset %lld cannot hold", (long long)c->to);
+    V_TO(n->outputs[0], "Identity", n->inputs[0]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- replacements on the way up ---- */
 
 /* Upsample (deprecated at 10) -> Resize-10 */
@@ -971,6 +991,8 @@ static const cv_lowering lowerings[] = {
     {"LayerNormalization", 13, lower_layernorm, "ReduceMean statistics, Sqrt, Reciprocal"},
     {"LessOrEqual", 11, lower_ge, "Or(Less, Equal)"},
     {"Mish", 13, lower_mish, "x * tanh(softplus(x))"},
+    {"OptionalGetElement", 13, lower_optional_get, "Identity (of a plain tensor or sequence)"},
+    {"OptionalHasElement", 13, lower_optional_has, "a constant: true for a plain tensor or sequence, false for none"},
     {"RMSNormalization", 13, lower_rmsnorm, "x / sqrt(mean(x^2) + epsilon) * scale"},
     {"RotaryEmbedding", 13, lower_rotary, "Slices, Mul/Sub/Add with the cos/sin caches, Concat"},
     {"SwiGLU", 13, lower_swiglu, "a * sigmoid(alpha a) * b"},
