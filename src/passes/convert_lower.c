@@ -638,6 +638,48 @@ static cv_result lower_affine_grid(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- CausalConvWithState (27): the state before the input, a depthwise Conv ---- */
+
+static cv_result lower_causal_conv(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0], *w = n->inputs[1];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int64_t ch = cv_dim(c, w, 0), k = cv_dim(c, w, 2);
+    if (ch <= 0 || k <= 0)
+        return cv_refuse(c, "the weight's shape ('%s') is not known", w);
+    const char *act = kiln_attr_string(n, "activation", "none");
+    bool silu = !strcmp(act, "silu") || !strcmp(act, "swish");
+    if (!silu && strcmp(act, "none") != 0)
+        return cv_refuse(c, "activation '%s'", act);
+    const char *padded;
+    if (has_in(n, 3)) {
+        kiln_node *cat = NODE("Concat", n->inputs[3], x);
+        cv_ai(c, cat, "axis", 2);
+        padded = CV_OUT(cat);
+    } else {
+        int64_t pads[6] = {0, 0, k - 1, 0, 0, 0};
+        padded = k > 1 ? V("Pad", x, cv_const_i64(c, 6, pads)) : x;
+    }
+    kiln_node *conv = has_in(n, 2) ? NODE("Conv", padded, w, n->inputs[2]) : NODE("Conv", padded, w);
+    cv_ai(c, conv, "group", ch);
+    cv_aints(c, conv, "kernel_shape", 1, &k);
+    const char *y = CV_OUT(conv);
+    if (silu) {
+        bool up = dt != KILN_DTYPE_FLOAT && dt != KILN_DTYPE_DOUBLE;
+        const char *yf = up ? cast_to(c, y, KILN_DTYPE_FLOAT, NULL) : y;
+        const char *s = V("Mul", yf, V("Sigmoid", yf));
+        y = up ? cast_to(c, s, dt, n->outputs[0]) : V_TO(n->outputs[0], "Identity", s);
+    } else {
+        V_TO(n->outputs[0], "Identity", y);
+    }
+    if (out_of(n, 1)) {
+        int64_t st = k > 1 ? -(k - 1) : INT64_MAX, en = INT64_MAX, ax = 2;
+        V_TO(n->outputs[1], "Slice", padded, cv_const_i64(c, 1, &st), cv_const_i64(c, 1, &en), cv_const_i64(c, 1, &ax));
+    }
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -979,6 +1021,7 @@ static const cv_lowering lowerings[] = {
     {"BitwiseXor", 13, lower_bitwise, "bits by Div/Mod of powers of two, (a + b) mod 2, summed back"},
     {"BlackmanWindow", 13, lower_window, "Range, Cos (in double), Cast"},
     {"CastLike", 25, lower_castlike, "Cast to the other input's type"},
+    {"CausalConvWithState", 13, lower_causal_conv, "Concat (or Pad) of the state, a depthwise Conv, SiLU"},
     {"CenterCropPad", 13, lower_center_crop_pad, "Slice and Pad (known dims)"},
     {"Celu", 11, lower_celu, "alpha * Elu(x / alpha)"},
     {"CumProd", 13, lower_cumprod, "ReduceProd over a triangular Where"},
