@@ -680,6 +680,119 @@ static cv_result lower_causal_conv(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- LinearAttention (27): the recurrence unrolled over a known length ---- */
+
+static const char *gather_t(cv_ctx *c, const char *x, int64_t t) {
+    kiln_node *g = NODE("Gather", x, cv_scalar_i64(c, t));
+    cv_ai(c, g, "axis", 2);
+    return CV_OUT(g);
+}
+
+/* [B, T, H*D] -> [B, H, T, D] as float */
+static const char *heads4(cv_ctx *c, const char *x, int64_t h) {
+    static const int64_t perm[4] = {0, 2, 1, 3};
+    int64_t s4[4] = {0, 0, h, -1};
+    kiln_node *t = NODE("Transpose", V("Reshape", x, cv_const_i64(c, 4, s4)));
+    cv_aints(c, t, "perm", 4, perm);
+    return cast_to(c, CV_OUT(t), KILN_DTYPE_FLOAT, NULL);
+}
+
+static cv_result lower_linear_attention(cv_ctx *c, kiln_node *n) {
+    const char *q = n->inputs[0], *k = n->inputs[1], *v = n->inputs[2];
+    kiln_dtype dt;
+    if (need_type(c, q, &dt) != CV_DONE)
+        return CV_REFUSED;
+    const char *rule = kiln_attr_string(n, "update_rule", "gated_delta");
+    bool gating = !strcmp(rule, "gated") || !strcmp(rule, "gated_delta");
+    bool delta = !strcmp(rule, "delta") || !strcmp(rule, "gated_delta");
+    if (!gating && !delta && strcmp(rule, "linear") != 0)
+        return cv_refuse(c, "update_rule '%s'", rule);
+    int64_t hq = kiln_attr_int(n, "q_num_heads", 0), hkv = kiln_attr_int(n, "kv_num_heads", 0);
+    int64_t T = cv_dim(c, q, 1), hidq = cv_dim(c, q, 2), hidv = cv_dim(c, v, 2);
+    if (hq <= 0 || hkv <= 0 || hq % hkv)
+        return cv_refuse(c, "q_num_heads %lld, kv_num_heads %lld", (long long)hq, (long long)hkv);
+    if (T < 0 || hidq <= 0 || hidv <= 0)
+        return cv_refuse(c, "the sequence length and head sizes are not known (the recurrence is unrolled)");
+    if (T > 256)
+        return cv_refuse(c, "a sequence of %lld steps is too long to unroll", (long long)T);
+    if ((gating && !has_in(n, 4)) || (delta && !has_in(n, 5)))
+        return cv_refuse(c, "update_rule '%s' without its decay/beta input", rule);
+    int64_t dk = hidq / hq, dv = hidv / hkv, group = hq / hkv;
+    float scale = kiln_attr_float(n, "scale", 0);
+    double sc = scale == 0 ? 1 / sqrt((double)dk) : scale;
+    const char *q4 = heads4(c, q, hq), *k4 = heads4(c, k, hkv), *v4 = heads4(c, v, hkv);
+    static const int64_t perm[4] = {0, 2, 1, 3};
+    const char *dec = NULL, *bet = NULL;
+    if (gating) {
+        int64_t dl = cv_dim(c, n->inputs[4], 2);
+        if (dl == hkv) {
+            int64_t s4[4] = {0, 0, hkv, 1};
+            kiln_node *t = NODE("Transpose", V("Reshape", n->inputs[4], cv_const_i64(c, 4, s4)));
+            cv_aints(c, t, "perm", 4, perm);
+            dec = cast_to(c, CV_OUT(t), KILN_DTYPE_FLOAT, NULL);
+        } else if (dl == hkv * dk) {
+            dec = heads4(c, n->inputs[4], hkv);
+        } else {
+            return cv_refuse(c, "decay's last dim %lld", (long long)dl);
+        }
+    }
+    if (delta) {
+        int64_t bl = cv_dim(c, n->inputs[5], 2);
+        if (bl != hkv && bl != 1)
+            return cv_refuse(c, "beta's last dim %lld", (long long)bl);
+        int64_t s4[4] = {0, 0, bl, 1};
+        kiln_node *t = NODE("Transpose", V("Reshape", n->inputs[5], cv_const_i64(c, 4, s4)));
+        cv_aints(c, t, "perm", 4, perm);
+        bet = cast_to(c, CV_OUT(t), KILN_DTYPE_FLOAT, NULL);
+    }
+    kiln_dtype sdt = dt;
+    const char *state;
+    if (has_in(n, 3)) {
+        sdt = cv_dtype(c, n->inputs[3]);
+        state = cast_to(c, n->inputs[3], KILN_DTYPE_FLOAT, NULL);
+    } else {
+        int64_t zero = 0, rest[3] = {hkv, dk, dv};
+        kiln_node *shp = NODE("Concat", unsqueeze(c, dim_scalar(c, q, 0), 1, &zero), cv_const_i64(c, 3, rest));
+        cv_ai(c, shp, "axis", 0);
+        state = V("Expand", cv_scalar(c, KILN_DTYPE_FLOAT, 0), CV_OUT(shp));
+    }
+    int64_t m1 = -1, m2 = -2, two = 2;
+    const char *scv = cv_scalar(c, KILN_DTYPE_FLOAT, sc);
+    const char *outs[256];
+    for (int64_t t = 0; t < T; t++) {
+        const char *qt = gather_t(c, q4, t), *kt = gather_t(c, k4, t), *vt = gather_t(c, v4, t);
+        if (gating)
+            state = V("Mul", state, unsqueeze(c, V("Exp", gather_t(c, dec, t)), 1, &m1));
+        if (delta) {
+            const char *ret = V("Squeeze", V("MatMul", unsqueeze(c, kt, 1, &m2), state), cv_const_i64(c, 1, &m2));
+            vt = V("Mul", gather_t(c, bet, t), V("Sub", vt, ret));
+        }
+        state = V("Add", state, V("Mul", unsqueeze(c, kt, 1, &m1), unsqueeze(c, vt, 1, &m2)));
+        const char *rd = state;
+        if (group > 1) {
+            int64_t rep[5] = {1, 1, group, 1, 1}, s4[4] = {0, hq, dk, dv};
+            rd = V("Reshape", V("Expand", unsqueeze(c, state, 1, &two), cv_const_i64(c, 5, rep)),
+                   cv_const_i64(c, 4, s4));
+        }
+        outs[t] = V("Mul", scv, V("MatMul", unsqueeze(c, qt, 1, &m2), rd)); /* [B, Hq, 1, dv] */
+    }
+    const char *all;
+    if (T == 1) {
+        all = outs[0];
+    } else {
+        kiln_node *cat = cv_emit(c, "Concat", NULL, (size_t)T, outs);
+        cv_ai(c, cat, "axis", 2);
+        all = CV_OUT(cat);
+    }
+    kiln_node *tr = NODE("Transpose", all);
+    cv_aints(c, tr, "perm", 4, perm);
+    int64_t s3[3] = {0, 0, hq * dv};
+    cast_to(c, V("Reshape", CV_OUT(tr), cv_const_i64(c, 3, s3)), dt, n->outputs[0]);
+    if (out_of(n, 1))
+        cast_to(c, state, sdt, n->outputs[1]);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1033,6 +1146,7 @@ static const cv_lowering lowerings[] = {
     {"HardSwish", 13, lower_hardswish, "x * HardSigmoid(x, 1/6, 1/2)"},
     {"LayerNormalization", 13, lower_layernorm, "ReduceMean statistics, Sqrt, Reciprocal"},
     {"LessOrEqual", 11, lower_ge, "Or(Less, Equal)"},
+    {"LinearAttention", 13, lower_linear_attention, "the state recurrence unrolled over the (known) sequence"},
     {"Mish", 13, lower_mish, "x * tanh(softplus(x))"},
     {"OptionalGetElement", 13, lower_optional_get, "Identity (of a plain tensor or sequence)"},
     {"OptionalHasElement", 13, lower_optional_has, "a constant: true for a plain tensor or sequence, false for none"},
