@@ -405,6 +405,57 @@ static kiln_node *emit_into(cv_ctx *c, int where, const char *op, size_t n_out, 
     return nd;
 }
 
+static kiln_attr *new_attr(cv_ctx *c, kiln_node *n, const char *name, kiln_attr_type type);
+
+kiln_node *cv_node_new(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins) {
+    kiln_node *nd = emit_into(c, 0, op, 1, &out, n_in, ins);
+    if (nd)
+        c->n_emit--; /* not queued: the caller places it */
+    return nd;
+}
+
+void cv_agraph(cv_ctx *c, kiln_node *n, const char *name, kiln_graph *g) {
+    kiln_attr *a = new_attr(c, n, name, KILN_ATTR_GRAPH);
+    if (a)
+        a->g = g;
+    else
+        kiln_graph_destroy(g);
+}
+
+kiln_graph *cv_graph_of(cv_ctx *c, kiln_node **nodes, size_t n, const char *out, kiln_dtype dt) {
+    if (c->st) {
+        for (size_t i = 0; i < n; i++)
+            kiln_node_destroy(nodes[i]);
+        return NULL;
+    }
+    kiln_graph *g = kiln_graph_new();
+    kiln_status st = g ? KILN_OK : KILN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (st == KILN_OK && (st = kiln_graph_add_node(g, nodes[i])) == KILN_OK)
+            continue;
+        kiln_node_destroy(nodes[i]);
+    }
+    if (st == KILN_OK && !(g->name = kiln_strdup(cv_fresh(c, "branch"))))
+        st = KILN_ERR_NOMEM;
+    if (st == KILN_OK) {
+        g->outputs = kiln_calloc(1, sizeof *g->outputs);
+        if (!g->outputs || !(g->outputs[0].name = kiln_strdup(out))) {
+            st = KILN_ERR_NOMEM;
+        } else {
+            g->n_outputs = 1;
+            g->outputs[0].type.kind = KILN_TYPE_TENSOR;
+            g->outputs[0].type.elem = dt;
+            g->outputs[0].type.rank = -1;
+        }
+    }
+    if (st != KILN_OK) {
+        kiln_graph_destroy(g);
+        cv_error(c, st);
+        return NULL;
+    }
+    return g;
+}
+
 kiln_node *cv_emit(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins) {
     return emit_into(c, 0, op, 1, &out, n_in, ins);
 }

@@ -137,6 +137,11 @@ kiln_node *cv_emit_n(cv_ctx *c, const char *op, size_t n_out, const char *const 
                      const char *const *ins);
 kiln_node *cv_emit_pre(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins);
 kiln_node *cv_emit_post(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins);
+/* A node built but not queued (for a subgraph), a graph of such nodes with
+ * one output (a tensor of type dt), a graph attribute (takes g). */
+kiln_node *cv_node_new(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins);
+kiln_graph *cv_graph_of(cv_ctx *c, kiln_node **nodes, size_t n, const char *out, kiln_dtype dt);
+void cv_agraph(cv_ctx *c, kiln_node *n, const char *name, kiln_graph *g);
 static inline const char *cv_out(const kiln_node *nd) { return nd ? nd->outputs[0] : ""; }
 #define CV_OUT(nd) cv_out(nd)
 void cv_ai(cv_ctx *c, kiln_node *n, const char *name, int64_t v);

@@ -146,6 +146,77 @@ static cv_result reduce_dynamic(cv_ctx *c, kiln_node *n, const cv_schema *a, con
     return CV_REPLACED;
 }
 
+/* Axes known only at run time, below the version that takes them as an
+ * input: each axis reduced or not by an If on whether it is listed, the
+ * reduced dims squeezed by a Reshape to the kept ones (exact for Max/Min,
+ * the same sums in another order for Sum/Prod). */
+static const char *axes_norm(cv_ctx *c, const char *axes, int r) {
+    kiln_node *ci = cv_emit(c, "Cast", NULL, 1, &axes);
+    cv_ai(c, ci, "to", KILN_DTYPE_INT64);
+    const char *an = CV_OUT(ci), *z = cv_scalar_i64(c, 0);
+    return CV_OUT(cv_emit(c, "Where", NULL, 3, (const char *[]){E2("Less", an, z), E2("Add", an, cv_scalar_i64(c, r)), an}));
+}
+
+/* whether axis i is listed in the normalised axes, a bool scalar */
+static const char *listed_flag(cv_ctx *c, const char *an, int64_t i) {
+    const char *eq = E2("Equal", an, cv_scalar_i64(c, i));
+    kiln_node *ci = cv_emit(c, "Cast", NULL, 1, &eq);
+    cv_ai(c, ci, "to", KILN_DTYPE_INT64);
+    const char *cv = CV_OUT(ci);
+    kiln_node *sum = cv_emit(c, "ReduceSum", NULL, 1, &cv);
+    cv_ai(c, sum, "keepdims", 0);
+    return E2("Greater", CV_OUT(sum), cv_scalar_i64(c, 0));
+}
+
+static cv_result reduce_chain(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *x = n->inputs[0], *axes = n->inputs[1];
+    int r = cv_rank(c, x);
+    kiln_dtype dt = cv_dtype(c, x);
+    if (r < 0 || r > 16 || !dt)
+        return cv_refuse(c, "its axes ('%s') are not constant, and the rank or type of '%s' is not known", axes, x);
+    int64_t keep = kiln_attr_int(n, "keepdims", 1), noop = kiln_attr_int(n, "noop_with_empty_axes", 0);
+    const char *an = axes_norm(c, axes, r);
+    const char *empty = noop ? NULL : E2("Equal", E1("Size", axes), cv_scalar_i64(c, 0));
+    const char *y = x, *flags[16];
+    int64_t zero = 0;
+    for (int i = 0; i < r; i++) {
+        const char *f = listed_flag(c, an, i);
+        if (empty)
+            f = E2("Or", f, empty);
+        if (c->emit_opset >= 13) {
+            flags[i] = CV_OUT(cv_emit(c, "Unsqueeze", NULL, 2, (const char *[]){f, cv_const_i64(c, 1, &zero)}));
+        } else {
+            kiln_node *u = cv_emit(c, "Unsqueeze", NULL, 1, &f);
+            cv_aints(c, u, "axes", 1, &zero);
+            flags[i] = CV_OUT(u);
+        }
+        const char *t_out = cv_fresh(c, "reduced"), *e_out = cv_fresh(c, "kept");
+        int64_t ai = i;
+        kiln_node *red = cv_node_new(c, n->op_type, t_out, 1, &y);
+        cv_aints(c, red, "axes", 1, &ai);
+        cv_ai(c, red, "keepdims", 1);
+        kiln_node *id = cv_node_new(c, "Identity", e_out, 1, &y);
+        kiln_graph *gt = cv_graph_of(c, &red, 1, t_out, dt), *ge = cv_graph_of(c, &id, 1, e_out, dt);
+        kiln_node *iff = cv_emit(c, "If", NULL, 1, &f);
+        cv_agraph(c, iff, "then_branch", gt);
+        cv_agraph(c, iff, "else_branch", ge);
+        y = CV_OUT(iff);
+    }
+    if (keep) {
+        cv_emit(c, "Identity", n->outputs[0], 1, &y);
+    } else {
+        kiln_node *cat = cv_emit(c, "Concat", NULL, (size_t)r, flags);
+        cv_ai(c, cat, "axis", 0);
+        kiln_node *cp = cv_emit(c, "Compress", NULL, 2, (const char *[]){E1("Shape", y), E1("Not", CV_OUT(cat))});
+        cv_ai(c, cp, "axis", 0);
+        cv_emit(c, "Reshape", n->outputs[0], 2, (const char *[]){y, CV_OUT(cp)});
+    }
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "axes known at run time: each axis reduced under an If");
+    return CV_REPLACED;
+}
+
 static cv_result reduce_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
     int64_t noop = kiln_attr_int(n, "noop_with_empty_axes", 0);
     int64_t v[MAXV];
@@ -155,6 +226,8 @@ static cv_result reduce_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const 
          !strcmp(n->op_type, "ReduceL1") || !strcmp(n->op_type, "ReduceL2") || !strcmp(n->op_type, "ReduceLogSum") ||
          !strcmp(n->op_type, "ReduceLogSumExp")))
         return reduce_dynamic(c, n, a, b);
+    if (has_in(n, 1) && !cv_const(c, n->inputs[1]))
+        return reduce_chain(c, n, a, b);
     cv_result r = const_input(c, n, 1, "axes", v, &k);
     if (r != CV_DONE)
         return r;
