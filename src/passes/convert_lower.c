@@ -793,6 +793,65 @@ static cv_result lower_linear_attention(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss (12) ---- */
+
+static cv_result nll(cv_ctx *c, const kiln_node *n, const char *x, kiln_dtype dt, const char *out) {
+    const char *t = n->inputs[1], *w = has_in(n, 2) ? n->inputs[2] : NULL;
+    kiln_dtype tdt;
+    if (need_type(c, t, &tdt) != CV_DONE)
+        return CV_REFUSED;
+    const char *reduction = kiln_attr_string(n, "reduction", "mean");
+    const kiln_attr *ia = kiln_node_attr(n, "ignore_index");
+    const char *ign = ia ? V("Equal", t, cv_scalar(c, tdt, (double)ia->i)) : NULL;
+    const char *ts = ign ? V("Where", ign, cv_scalar(c, tdt, 0), t) : t;
+    int64_t one = 1;
+    kiln_node *g = NODE("GatherElements", x, unsqueeze(c, ts, 1, &one));
+    cv_ai(c, g, "axis", 1);
+    const char *nl = V("Neg", V("Squeeze", CV_OUT(g), cv_const_i64(c, 1, &one)));
+    const char *zero = cv_scalar(c, dt, 0);
+    if (ign)
+        nl = V("Where", ign, zero, nl);
+    const char *wt = NULL;
+    if (w) {
+        wt = V("Gather", w, ts);
+        if (ign)
+            wt = V("Where", ign, zero, wt);
+        nl = V("Mul", wt, nl);
+    } else if (ign) {
+        wt = cast_to(c, V("Not", ign), dt, NULL);
+    }
+    if (!strcmp(reduction, "none")) {
+        V_TO(out, "Identity", nl);
+    } else if (!strcmp(reduction, "sum")) {
+        reduce(c, "ReduceSum", nl, 0, NULL, false, out);
+    } else if (!strcmp(reduction, "mean")) {
+        if (wt)
+            V_TO(out, "Div", reduce(c, "ReduceSum", nl, 0, NULL, false, NULL),
+                 reduce(c, "ReduceSum", wt, 0, NULL, false, NULL));
+        else
+            reduce(c, "ReduceMean", nl, 0, NULL, false, out);
+    } else {
+        return cv_refuse(c, "reduction '%s'", reduction);
+    }
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_nll(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    return nll(c, n, n->inputs[0], dt, n->outputs[0]);
+}
+
+static cv_result lower_sce(cv_ctx *c, kiln_node *n) {
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    kiln_node *ls = NODE_TO(out_of(n, 1), "LogSoftmax", n->inputs[0]);
+    cv_ai(c, ls, "axis", 1);
+    return nll(c, n, CV_OUT(ls), dt, n->outputs[0]);
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1148,10 +1207,12 @@ static const cv_lowering lowerings[] = {
     {"LessOrEqual", 11, lower_ge, "Or(Less, Equal)"},
     {"LinearAttention", 13, lower_linear_attention, "the state recurrence unrolled over the (known) sequence"},
     {"Mish", 13, lower_mish, "x * tanh(softplus(x))"},
+    {"NegativeLogLikelihoodLoss", 13, lower_nll, "GatherElements of the targets, weights, the reduction"},
     {"OptionalGetElement", 13, lower_optional_get, "Identity (of a plain tensor or sequence)"},
     {"OptionalHasElement", 13, lower_optional_has, "a constant: true for a plain tensor or sequence, false for none"},
     {"RMSNormalization", 13, lower_rmsnorm, "x / sqrt(mean(x^2) + epsilon) * scale"},
     {"RotaryEmbedding", 13, lower_rotary, "Slices, Mul/Sub/Add with the cos/sin caches, Concat"},
+    {"SoftmaxCrossEntropyLoss", 13, lower_sce, "LogSoftmax over the classes, then the NLL decomposition"},
     {"SwiGLU", 13, lower_swiglu, "a * sigmoid(alpha a) * b"},
     {"Swish", 13, lower_swish, "x * sigmoid(alpha x)"},
     {"Trilu", 13, lower_trilu, "Where over a Range-built band mask"},
