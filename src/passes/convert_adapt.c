@@ -72,7 +72,12 @@ static cv_result attr_to_input(cv_ctx *c, kiln_node *n, const char *attr, size_t
 
 /* ---- Squeeze, Unsqueeze (13), ReduceSum (13), Reduce* (18) ---- */
 
+static cv_result axes_dynamic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b);
+static cv_result split_dynamic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b);
+
 static cv_result axes_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (has_in(n, 1) && !cv_const(c, n->inputs[1]))
+        return axes_dynamic(c, n, a, b);
     return input_to_attr(c, n, 1, "axes", "axes", a, b);
 }
 static cv_result axes_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
@@ -168,6 +173,87 @@ static const char *listed_flag(cv_ctx *c, const char *an, int64_t i) {
     return E2("Greater", CV_OUT(sum), cv_scalar_i64(c, 0));
 }
 
+/* Squeeze / Unsqueeze with axes known at run time: a Reshape to the shape
+ * they give (computed with Compress / ScatterElements). */
+static cv_result axes_dynamic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *x = n->inputs[0], *axes = n->inputs[1];
+    int r = cv_rank(c, x);
+    bool unsq = !strcmp(n->op_type, "Unsqueeze");
+    int64_t na = unsq ? cv_dim(c, axes, 0) : 0;
+    if (r < 0 || (unsq && na < 0) || r + na > 16)
+        return cv_refuse(c, "its axes ('%s') are not constant, and the rank of '%s'%s is not known", axes, x,
+                         unsq ? " or the number of axes" : "");
+    int R = unsq ? r + (int)na : r;
+    const char *an = axes_norm(c, axes, R), *flags[16];
+    int64_t zero = 0;
+    const char *sh = E1("Shape", x);
+    for (int i = 0; i < R; i++) {
+        const char *f = listed_flag(c, an, i);
+        if (!unsq) {
+            /* no axes: every dim of size 1 */
+            kiln_node *g = cv_emit(c, "Gather", NULL, 2, (const char *[]){sh, cv_scalar_i64(c, i)});
+            cv_ai(c, g, "axis", 0);
+            const char *one = E2("Equal", CV_OUT(g), cv_scalar_i64(c, 1));
+            const char *none = E2("Equal", E1("Size", axes), cv_scalar_i64(c, 0));
+            f = E2("Or", f, E2("And", none, one));
+        }
+        kiln_node *u = cv_emit(c, "Unsqueeze", NULL, 1, &f);
+        cv_aints(c, u, "axes", 1, &zero);
+        flags[i] = CV_OUT(u);
+    }
+    kiln_node *cat = cv_emit(c, "Concat", NULL, (size_t)R, flags);
+    cv_ai(c, cat, "axis", 0);
+    const char *keep = E1("Not", CV_OUT(cat)), *shape;
+    if (unsq) {
+        /* ones, with the input's dims where no axis is inserted */
+        int64_t ones[16];
+        for (int i = 0; i < R; i++)
+            ones[i] = 1;
+        const char *pos = CV_OUT(cv_emit(c, "Range", NULL, 3,
+                                         (const char *[]){cv_scalar_i64(c, 0), cv_scalar_i64(c, R), cv_scalar_i64(c, 1)}));
+        kiln_node *cp = cv_emit(c, "Compress", NULL, 2, (const char *[]){pos, keep});
+        cv_ai(c, cp, "axis", 0);
+        kiln_node *sc = cv_emit(c, "ScatterElements", NULL, 3,
+                                (const char *[]){cv_const_i64(c, (size_t)R, ones), CV_OUT(cp), sh});
+        cv_ai(c, sc, "axis", 0);
+        shape = CV_OUT(sc);
+    } else {
+        kiln_node *cp = cv_emit(c, "Compress", NULL, 2, (const char *[]){sh, keep});
+        cv_ai(c, cp, "axis", 0);
+        shape = CV_OUT(cp);
+    }
+    cv_emit(c, "Reshape", n->outputs[0], 2, (const char *[]){x, shape});
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "axes known at run time: a Reshape to the shape they give");
+    return CV_REPLACED;
+}
+
+/* Split with sizes known at run time: one Slice per output, from their cumulative sums. */
+static cv_result split_dynamic(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *x = n->inputs[0], *sz = n->inputs[1];
+    int64_t axis = kiln_attr_int(n, "axis", 0), zero = 0;
+    kiln_node *ce = cv_emit(c, "CumSum", NULL, 2, (const char *[]){sz, cv_scalar_i64(c, 0)});
+    cv_ai(c, ce, "exclusive", 1);
+    const char *starts = CV_OUT(ce);
+    const char *ends = CV_OUT(cv_emit(c, "CumSum", NULL, 2, (const char *[]){sz, cv_scalar_i64(c, 0)}));
+    const char *ax = cv_const_i64(c, 1, &axis);
+    for (size_t i = 0; i < n->n_outputs; i++) {
+        if (!*n->outputs[i])
+            continue;
+        int64_t k = (int64_t)i, k1 = k + 1;
+        const char *ki = cv_const_i64(c, 1, &k), *k1i = cv_const_i64(c, 1, &k1);
+        const char *s0 = CV_OUT(cv_emit(c, "Slice", NULL, 3, (const char *[]){starts, ki, k1i}));
+        const char *e0 = CV_OUT(cv_emit(c, "Slice", NULL, 3, (const char *[]){ends, ki, k1i}));
+        cv_emit(c, "Slice", n->outputs[i], 4, (const char *[]){x, s0, e0, ax});
+    }
+    (void)zero;
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "split sizes known at run time: one Slice per output");
+    return CV_REPLACED;
+}
+
 static cv_result reduce_chain(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
     const char *x = n->inputs[0], *axes = n->inputs[1];
     int r = cv_rank(c, x);
@@ -252,6 +338,8 @@ static cv_result reduce_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const 
 /* ---- Split ---- */
 
 static cv_result split13_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (has_in(n, 1) && !cv_const(c, n->inputs[1]))
+        return split_dynamic(c, n, a, b);
     return input_to_attr(c, n, 1, "split", "split", a, b);
 }
 static cv_result split13_up(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
@@ -1186,6 +1274,28 @@ static cv_result bitshift28_down(cv_ctx *c, kiln_node *n, const cv_schema *a, co
     return CV_REPLACED;
 }
 
+/* ---- Max, Min (12: integer types) ---- */
+
+static cv_result maxmin12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    kiln_dtype dt = cv_dtype(c, n->inputs[0]);
+    if (!dt || dt == KILN_DTYPE_FLOAT || dt == KILN_DTYPE_DOUBLE || dt == KILN_DTYPE_FLOAT16 || dt == KILN_DTYPE_BFLOAT16)
+        return CV_DONE;
+    /* integers: a chain of Where(Greater) picks, broadcasting as Max does */
+    bool mx = !strcmp(n->op_type, "Max");
+    const char *y = n->inputs[0];
+    for (size_t i = 1; i < n->n_inputs; i++) {
+        const char *x = n->inputs[i];
+        const char *gt = E2(mx ? "Greater" : "Less", x, y);
+        y = CV_OUT(cv_emit(c, "Where", i + 1 == n->n_inputs ? n->outputs[0] : NULL, 3, (const char *[]){gt, x, y}));
+    }
+    if (n->n_inputs == 1)
+        cv_emit(c, "Identity", n->outputs[0], 1, &y);
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "%s of %s values: Where over comparisons", n->op_type, kiln_dtype_name(dt));
+    return CV_REPLACED;
+}
+
 static const cv_adapter adapters[] = {
     {"ArgMax", 12, argmax12_down, NULL},
     {"ArgMin", 12, argmax12_down, NULL},
@@ -1204,6 +1314,8 @@ static const cv_adapter adapters[] = {
     {"Hardmax", 13, softmax13_down, softmax13_up},
     {"LSTM", 14, rnn14_down, NULL},
     {"LogSoftmax", 13, softmax13_down, softmax13_up},
+    {"Max", 12, maxmin12_down, NULL},
+    {"Min", 12, maxmin12_down, NULL},
     {"Mod", 28, mod28_down, NULL},
     {"Pad", 11, pad11_down, pad11_up},
     {"Pad", 18, pad18_down, NULL},
