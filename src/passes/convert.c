@@ -187,9 +187,10 @@ static kiln_dtype deduce_dtype(cv_ctx *c, const char *name, int depth) {
         const kiln_graph *b = kiln_attr_graph(p, "then_branch");
         return b && k < b->n_outputs ? dtype_d(c, b->outputs[k].name, depth + 1) : KILN_DTYPE_UNDEFINED;
     }
-    if (!strcmp(op, "Loop")) {
+    if (!strcmp(op, "Loop") || !strcmp(op, "Scan")) {
         const kiln_graph *b = kiln_attr_graph(p, "body");
-        return b && k + 1 < b->n_outputs ? dtype_d(c, b->outputs[k + 1].name, depth + 1) : KILN_DTYPE_UNDEFINED;
+        size_t bk = op[0] == 'L' ? k + 1 : k; /* a Loop body's first output is the condition */
+        return b && bk < b->n_outputs ? dtype_d(c, b->outputs[bk].name, depth + 1) : KILN_DTYPE_UNDEFINED;
     }
     int64_t v = p->opset ? p->opset : c->from;
     const cv_schema *s = cv_schema_at(op, v);
@@ -228,6 +229,9 @@ static kiln_dtype dtype_d(cv_ctx *c, const char *name, int depth) {
     const kiln_value_info *vi = declared(c->scope, name);
     if (vi && vi->type.kind == KILN_TYPE_TENSOR && vi->type.elem)
         return vi->type.elem;
+    const char *al = kiln_nameset_get(&c->alias, name);
+    if (al && depth < 24)
+        return dtype_d(c, al, depth + 1);
     return deduce_dtype(c, name, depth);
 }
 
@@ -1385,6 +1389,23 @@ static kiln_status collect_producers(kiln_graph *g, int depth, void *ctx) {
     cv_ctx *c = ctx;
     for (size_t i = 0; i < g->n_nodes; i++) {
         kiln_node *n = g->nodes[i];
+        /* a Loop's or Scan's body inputs have the types of the node's inputs they receive */
+        bool loop = !strcmp(n->op_type, "Loop"), scan = !strcmp(n->op_type, "Scan");
+        const kiln_graph *body = loop || scan ? kiln_attr_graph(n, "body") : NULL;
+        if (body && is_onnx(n) && (loop || (n->opset ? n->opset : c->from) >= 9)) {
+            for (size_t k = loop ? 2 : 0; k < body->n_inputs && k < n->n_inputs; k++)
+                if (*n->inputs[k] && !kiln_nameset_has(&c->alias, body->inputs[k].name)) {
+                    char *o = kiln_strdup(n->inputs[k]);
+                    if (!o || kiln_nameset_put(&c->alias, body->inputs[k].name, o) != KILN_OK) {
+                        free(o);
+                        return KILN_ERR_NOMEM;
+                    }
+                }
+            if (loop && body->n_inputs >= 2) {
+                cv_set_type(c, body->inputs[0].name, KILN_DTYPE_INT64, 0);
+                cv_set_type(c, body->inputs[1].name, KILN_DTYPE_BOOL, 0);
+            }
+        }
         for (size_t k = 0; k < n->n_outputs; k++)
             if (*n->outputs[k])
                 KILN_TRY(kiln_nameset_put(&c->prod, n->outputs[k], n));
@@ -1599,6 +1620,7 @@ kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report 
     kiln_nameset_free(&c.prod, NULL);
     kiln_nameset_free(&c.orphans, NULL);
     kiln_nameset_free(&c.fresh, NULL);
+    kiln_nameset_free(&c.alias, free);
     for (size_t i = 0; i < c.n_cache; i++)
         kiln_tensor_destroy(c.cache[i]);
     free(c.cache);

@@ -79,6 +79,7 @@ typedef struct cv_ctx {
     kiln_freeze_report *rep;
     kiln_nameset vals;   /* types of values made by the conversion: name -> cv_value* */
     kiln_nameset prod;   /* value name -> the node making it (this sweep; NULL once gone) */
+    kiln_nameset alias;  /* Loop/Scan body input -> the node input it receives (malloc'd) */
     kiln_tensor **cache; /* tensors made from Constant nodes' value_* attributes */
     size_t n_cache;
     kiln_nameset orphans; /* constants an adapter stopped reading: pruned at the end if unused */
