@@ -460,6 +460,22 @@ kiln_graph *cv_graph_of(cv_ctx *c, kiln_node **nodes, size_t n, const char *out,
     return g;
 }
 
+kiln_graph *cv_take_graph(cv_ctx *c, size_t mark, const char *out, kiln_dtype dt) {
+    if (mark > c->n_emit)
+        mark = c->n_emit;
+    size_t k = c->n_emit - mark;
+    kiln_node **v = kiln_malloc((k + 1) * sizeof *v);
+    if (!v) {
+        cv_error(c, KILN_ERR_NOMEM);
+        return NULL;
+    }
+    memcpy(v, c->emit + mark, k * sizeof *v);
+    c->n_emit = mark;
+    kiln_graph *g = cv_graph_of(c, v, k, out, dt);
+    free(v);
+    return g;
+}
+
 kiln_node *cv_emit(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins) {
     return emit_into(c, 0, op, 1, &out, n_in, ins);
 }

@@ -143,6 +143,8 @@ kiln_node *cv_emit_post(cv_ctx *c, const char *op, const char *out, size_t n_in,
 kiln_node *cv_node_new(cv_ctx *c, const char *op, const char *out, size_t n_in, const char *const *ins);
 kiln_graph *cv_graph_of(cv_ctx *c, kiln_node **nodes, size_t n, const char *out, kiln_dtype dt);
 void cv_agraph(cv_ctx *c, kiln_node *n, const char *name, kiln_graph *g);
+/* The nodes emitted since c->n_emit was `mark`, moved into a graph with output `out`. */
+kiln_graph *cv_take_graph(cv_ctx *c, size_t mark, const char *out, kiln_dtype dt);
 static inline const char *cv_out(const kiln_node *nd) { return nd ? nd->outputs[0] : ""; }
 #define CV_OUT(nd) cv_out(nd)
 void cv_ai(cv_ctx *c, kiln_node *n, const char *name, int64_t v);

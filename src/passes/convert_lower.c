@@ -852,6 +852,204 @@ static cv_result lower_sce(cv_ctx *c, kiln_node *n) {
     return nll(c, n, CV_OUT(ls), dt, n->outputs[0]);
 }
 
+/* ---- DFT (17, 20): MatMuls with cos/sin matrices of a known length (in double) ---- */
+
+static const char *dmatrix(cv_ctx *c, int64_t rows, int64_t cols, bool sine, double scale, const double *w,
+                           int64_t n) {
+    kiln_tensor *t;
+    int64_t d[2] = {rows, cols};
+    kiln_status st = kiln_tensor_create(KILN_DTYPE_DOUBLE, 2, d, &t);
+    if (st != KILN_OK) {
+        cv_error(c, st);
+        return "";
+    }
+    double *v = t->data;
+    const double pi = 3.14159265358979323846;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            double a = 2 * pi * (double)((i * j) % n) / (double)n;
+            v[i * cols + j] = (sine ? sin(a) : cos(a)) * scale * (w ? w[i] : 1);
+        }
+    const char *nm = NULL;
+    st = kiln_edit_new_const(c->scope->g, &c->fc.names, "dft_matrix", t, &nm);
+    if (st != KILN_OK) {
+        cv_error(c, st);
+        return "";
+    }
+    return nm;
+}
+
+static cv_result dft_core(cv_ctx *c, kiln_node *n, const char *x, kiln_dtype dt, int r, int64_t axis,
+                          const char *out) {
+    if (axis < 0 || axis >= r - 1)
+        return cv_refuse(c, "axis %lld", (long long)axis);
+    bool inverse = kiln_attr_int(n, "inverse", 0) != 0, onesided = kiln_attr_int(n, "onesided", 0) != 0;
+    int64_t L = cv_dim(c, x, (int)axis), cd = cv_dim(c, x, r - 1), N;
+    if (L < 0 || (cd != 1 && cd != 2))
+        return cv_refuse(c, "the signal's length or its complex dim is not known");
+    if (has_in(n, 1)) {
+        int64_t v[2];
+        int k;
+        if (!cv_const_ints(c, n->inputs[1], v, &k, 2) || k != 1)
+            return cv_refuse(c, "its dft_length ('%s') is not a constant", n->inputs[1]);
+        N = v[0];
+    } else {
+        N = inverse && onesided ? 2 * (L - 1) : L;
+    }
+    if (N <= 0 || N > 4096)
+        return cv_refuse(c, "dft_length %lld", (long long)N);
+    /* the signal axis just before the complex dim */
+    int64_t perm[16], back[16];
+    int k = 0;
+    for (int i = 0; i < r - 1; i++)
+        if (i != axis)
+            perm[k++] = i;
+    perm[k++] = axis;
+    perm[k] = r - 1;
+    for (int i = 0; i < r; i++)
+        back[perm[i]] = i;
+    kiln_node *tr = NODE("Transpose", cast_to(c, x, KILN_DTYPE_DOUBLE, NULL));
+    cv_aints(c, tr, "perm", (size_t)r, perm);
+    const char *xt = CV_OUT(tr);
+    int64_t z = 0, o = 1, two = 2, last = -1;
+    const char *re = V("Squeeze", V("Slice", xt, cv_const_i64(c, 1, &z), cv_const_i64(c, 1, &o), cv_const_i64(c, 1, &last)),
+                       cv_const_i64(c, 1, &last));
+    const char *im = cd == 2 ? V("Squeeze", V("Slice", xt, cv_const_i64(c, 1, &o), cv_const_i64(c, 1, &two),
+                                                   cv_const_i64(c, 1, &last)),
+                                    cv_const_i64(c, 1, &last))
+                             : NULL;
+    /* the length the transform reads: truncated or padded with zeros */
+    int64_t want = inverse && onesided ? N / 2 + 1 : N;
+    for (int t = 0; t < 2; t++) {
+        const char **v = t ? &im : &re;
+        if (!*v)
+            continue;
+        if (L > want)
+            *v = V("Slice", *v, cv_const_i64(c, 1, &z), cv_const_i64(c, 1, &want), cv_const_i64(c, 1, &last));
+        else if (L < want) {
+            int64_t pads[32] = {0};
+            pads[2 * (r - 1) - 1] = want - L;
+            *v = V("Pad", *v, cv_const_i64(c, (size_t)(2 * (r - 1)), pads));
+        }
+    }
+    const char *yr, *yi = NULL;
+    if (!inverse) {
+        int64_t K = onesided ? N / 2 + 1 : N;
+        const char *C = dmatrix(c, N, K, false, 1, NULL, N), *S = dmatrix(c, N, K, true, 1, NULL, N);
+        yr = V("MatMul", re, C);
+        yi = V("Neg", V("MatMul", re, S));
+        if (im) {
+            yr = V("Add", yr, V("MatMul", im, S));
+            yi = V("Add", yi, V("MatMul", im, C));
+        }
+    } else if (!onesided) {
+        const char *C = dmatrix(c, N, N, false, 1.0 / (double)N, NULL, N), *S = dmatrix(c, N, N, true, 1.0 / (double)N, NULL, N);
+        yr = V("MatMul", re, C);
+        yi = V("MatMul", re, S);
+        if (im) {
+            yr = V("Sub", yr, V("MatMul", im, S));
+            yi = V("Add", yi, V("MatMul", im, C));
+        }
+    } else {
+        /* a real signal from its one-sided spectrum: the conjugate half counted twice */
+        int64_t M = N / 2 + 1;
+        double w[4097];
+        for (int64_t i = 0; i < M; i++)
+            w[i] = i == 0 || (N % 2 == 0 && i == N / 2) ? 1 : 2;
+        yr = V("MatMul", re, dmatrix(c, M, N, false, 1.0 / (double)N, w, N));
+        if (im)
+            yr = V("Sub", yr, V("MatMul", im, dmatrix(c, M, N, true, 1.0 / (double)N, w, N)));
+    }
+    const char *y = unsqueeze(c, yr, 1, &last);
+    if (yi) {
+        kiln_node *cat = NODE("Concat", y, unsqueeze(c, yi, 1, &last));
+        cv_ai(c, cat, "axis", -1);
+        y = CV_OUT(cat);
+    }
+    kiln_node *tb = NODE("Transpose", y);
+    cv_aints(c, tb, "perm", (size_t)r, back);
+    cast_to(c, CV_OUT(tb), dt, out);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
+static cv_result lower_dft(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int r = cv_rank(c, x);
+    if (r < 2 || r > 16)
+        return cv_refuse(c, "the rank of '%s' is not known", x);
+    int64_t axis;
+    if (c->at >= 20) {
+        int64_t v[2];
+        int k;
+        axis = -2;
+        if (has_in(n, 2) && !(cv_const_ints(c, n->inputs[2], v, &k, 2) && k == 1)) {
+            /* an axis known at run time: each candidate axis under an If */
+            const char *ax = V("Reshape", cast_to(c, n->inputs[2], KILN_DTYPE_INT64, NULL), cv_const_i64(c, 0, NULL));
+            ax = V("Where", V("Less", ax, cv_scalar_i64(c, 0)), V("Add", ax, cv_scalar_i64(c, r)), ax);
+            /* candidates the shapes rule out are left out of the chain */
+            kiln_graph *g[16];
+            int ax_of[16], ng = 0;
+            for (int a = 0; a < r - 1; a++) {
+                const char *o = cv_fresh(c, "dft");
+                size_t mark = c->n_emit;
+                cv_result rr = dft_core(c, n, x, dt, r, a, o);
+                if (rr == CV_ERROR)
+                    return CV_ERROR;
+                if (rr != CV_REPLACED) {
+                    while (c->n_emit > mark) /* nothing of it is kept */
+                        kiln_node_destroy(c->emit[--c->n_emit]);
+                    continue;
+                }
+                ax_of[ng] = a;
+                g[ng++] = cv_take_graph(c, mark, o, dt);
+            }
+            if (!ng)
+                return cv_refuse(c, "no axis the run-time axis may be gives a valid transform");
+            kiln_graph *rest = g[ng - 1];
+            for (int i = ng - 2; i >= 0; i--) {
+                const char *cond = V("Equal", ax, cv_scalar_i64(c, ax_of[i]));
+                const char *io = i == 0 ? n->outputs[0] : cv_fresh(c, "dft");
+                kiln_node *iff = i == 0 ? NODE_TO(io, "If", cond) : cv_node_new(c, "If", io, 1, &cond);
+                cv_agraph(c, iff, "then_branch", g[i]);
+                cv_agraph(c, iff, "else_branch", rest);
+                rest = i == 0 ? NULL : cv_graph_of(c, &iff, 1, io, dt);
+            }
+            if (rest) { /* one candidate: its nodes, as they are */
+                for (size_t i = 0; i < rest->n_nodes; i++) {
+                    kiln_node *nd = rest->nodes[i];
+                    rest->nodes[i] = NULL;
+                    if (i + 1 == rest->n_nodes) {
+                        free(nd->outputs[0]);
+                        nd->outputs[0] = kiln_strdup(n->outputs[0]);
+                    }
+                    kiln_node **p = kiln_realloc(c->emit, (c->n_emit + 1) * sizeof *p);
+                    if (!p || !nd->outputs[0]) {
+                        kiln_node_destroy(nd);
+                        kiln_graph_destroy(rest);
+                        return cv_error(c, KILN_ERR_NOMEM);
+                    }
+                    c->emit = p;
+                    c->emit[c->n_emit++] = nd;
+                    c->cap_emit = c->n_emit;
+                }
+                rest->n_nodes = 0;
+                kiln_graph_destroy(rest);
+            }
+            return c->st ? CV_ERROR : CV_REPLACED;
+        }
+        if (has_in(n, 2))
+            axis = v[0];
+    } else {
+        axis = kiln_attr_int(n, "axis", 1);
+    }
+    if (axis < 0)
+        axis += r;
+    return dft_core(c, n, x, dt, r, axis, n->outputs[0]);
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1197,6 +1395,7 @@ static const cv_lowering lowerings[] = {
     {"CenterCropPad", 13, lower_center_crop_pad, "Slice and Pad (known dims)"},
     {"Celu", 11, lower_celu, "alpha * Elu(x / alpha)"},
     {"CumProd", 13, lower_cumprod, "ReduceProd over a triangular Where"},
+    {"DFT", 13, lower_dft, "MatMuls with cos/sin matrices of the (known) length, in double"},
     {"Gelu", 13, lower_gelu, "0.5 x (1 + erf(x / sqrt 2)), or the tanh form"},
     {"GreaterOrEqual", 11, lower_ge, "Or(Greater, Equal)"},
     {"GroupNormalization", 13, lower_groupnorm, "Reshape to groups, ReduceMean statistics, per-channel affine"},
