@@ -1050,6 +1050,266 @@ static cv_result lower_dft(cv_ctx *c, kiln_node *n) {
     return dft_core(c, n, x, dt, r, axis, n->outputs[0]);
 }
 
+/* ---- Einsum (12): one or two operands of known shapes, through
+ * diagonals (a mask), ReduceSum, Transpose and one MatMul ---- */
+
+typedef struct eterm {
+    char l[KILN_MAX_RANK]; /* one letter per axis */
+    int n;
+} eterm;
+
+static bool eparse(const char *s, size_t len, int rank, char *ell, int *nell, eterm *t) {
+    t->n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == ' ')
+            continue;
+        if (ch == '.') {
+            if (i + 2 >= len || s[i + 1] != '.' || s[i + 2] != '.')
+                return false;
+            i += 2;
+            int k = rank;
+            for (size_t j = 0; j < len; j++)
+                if (s[j] != ' ' && s[j] != '.')
+                    k--;
+            if (rank < 0) /* the output: the operands' ellipsis */
+                k = *nell < 0 ? 0 : *nell;
+            if (k < 0 || (*nell >= 0 && k != *nell && rank >= 0))
+                return false;
+            if (*nell < 0)
+                *nell = k;
+            for (int e = 0; e < k; e++) {
+                if (t->n >= KILN_MAX_RANK)
+                    return false;
+                t->l[t->n++] = ell[e];
+            }
+            continue;
+        }
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) || t->n >= KILN_MAX_RANK)
+            return false;
+        t->l[t->n++] = ch;
+    }
+    return true;
+}
+
+static int epos(const eterm *t, char ch) {
+    for (int i = 0; i < t->n; i++)
+        if (t->l[i] == ch)
+            return i;
+    return -1;
+}
+
+static const char *etranspose(cv_ctx *c, const char *x, eterm *t, const eterm *want) {
+    int64_t perm[KILN_MAX_RANK];
+    bool id = true;
+    for (int i = 0; i < want->n; i++) {
+        perm[i] = epos(t, want->l[i]);
+        id &= perm[i] == i;
+    }
+    *t = *want;
+    if (id)
+        return x;
+    kiln_node *tr = NODE("Transpose", x);
+    cv_aints(c, tr, "perm", (size_t)want->n, perm);
+    return CV_OUT(tr);
+}
+
+/* Sums out the axes of t whose letters `keep` lacks, and takes the diagonal
+ * of repeated letters; dims[i] follow t's axes. */
+static const char *esimplify(cv_ctx *c, const char *x, kiln_dtype dt, eterm *t, int64_t *dims, const char *keep) {
+    for (;;) {
+        int p = -1, q = -1;
+        for (int i = 0; i < t->n && p < 0; i++)
+            for (int j = i + 1; j < t->n; j++)
+                if (t->l[i] == t->l[j]) {
+                    p = i, q = j;
+                    break;
+                }
+        if (p < 0)
+            break;
+        /* x * eye over (p, q), summed over q */
+        int64_t nd = dims[p], one[KILN_MAX_RANK];
+        kiln_tensor *e;
+        int64_t ed[2] = {nd, nd};
+        kiln_status st = kiln_tensor_create(KILN_DTYPE_BOOL, 2, ed, &e);
+        if (st != KILN_OK) {
+            cv_error(c, st);
+            return "";
+        }
+        for (int64_t i = 0; i < nd; i++)
+            ((uint8_t *)e->data)[i * nd + i] = 1;
+        const char *en = NULL;
+        if ((st = kiln_edit_new_const(c->scope->g, &c->fc.names, "eye", e, &en)) != KILN_OK) {
+            cv_error(c, st);
+            return "";
+        }
+        /* the eye's axes at p and q, ones elsewhere */
+        int k = 0;
+        for (int i = 0; i < t->n; i++)
+            if (i != p && i != q)
+                one[k++] = i;
+        (void)one;
+        int64_t sh[KILN_MAX_RANK];
+        for (int i = 0; i < t->n; i++)
+            sh[i] = i == p || i == q ? nd : 1;
+        const char *mask = V("Reshape", en, cv_const_i64(c, (size_t)t->n, sh));
+        x = V("Where", mask, x, cv_scalar(c, dt, 0));
+        int64_t qa = q;
+        x = reduce(c, "ReduceSum", x, 1, &qa, false, NULL);
+        memmove(&t->l[q], &t->l[q + 1], (size_t)(t->n - q - 1));
+        memmove(&dims[q], &dims[q + 1], (size_t)(t->n - q - 1) * sizeof *dims);
+        t->n--;
+    }
+    int64_t ax[KILN_MAX_RANK];
+    size_t na = 0;
+    eterm kept = {{0}, 0};
+    int64_t kd[KILN_MAX_RANK];
+    for (int i = 0; i < t->n; i++) {
+        if (!strchr(keep, t->l[i]))
+            ax[na++] = i;
+        else
+            kd[kept.n] = dims[i], kept.l[kept.n++] = t->l[i];
+    }
+    if (na) {
+        x = reduce(c, "ReduceSum", x, na, ax, false, NULL);
+        *t = kept;
+        memcpy(dims, kd, (size_t)kept.n * sizeof *dims);
+    }
+    return x;
+}
+
+static cv_result lower_einsum(cv_ctx *c, kiln_node *n) {
+    const char *eq = kiln_attr_string(n, "equation", "");
+    kiln_dtype dt;
+    if (need_type(c, n->inputs[0], &dt) != CV_DONE)
+        return CV_REFUSED;
+    size_t ni = n->n_inputs;
+    if (ni < 1 || ni > 2)
+        return cv_refuse(c, "%zu operands (one or two are decomposed)", ni);
+    const char *arrow = strstr(eq, "->");
+    size_t lhs = arrow ? (size_t)(arrow - eq) : strlen(eq);
+    /* letters for the ellipsis: capitals not in the equation */
+    char ell[KILN_MAX_RANK];
+    int ne = 0;
+    for (char ch = 'Z'; ch >= 'A' && ne < KILN_MAX_RANK; ch--)
+        if (!strchr(eq, ch))
+            ell[ne++] = ch;
+    eterm t[2];
+    int64_t dims[2][KILN_MAX_RANK];
+    int nell = -1;
+    const char *p = eq;
+    for (size_t k = 0; k < ni; k++) {
+        const char *e = memchr(p, ',', lhs - (size_t)(p - eq));
+        size_t len = e ? (size_t)(e - p) : lhs - (size_t)(p - eq);
+        if ((k + 1 < ni) != (e != NULL))
+            return cv_refuse(c, "equation '%s' does not match %zu operands", eq, ni);
+        int r = cv_rank(c, n->inputs[k]);
+        if (r < 0)
+            return cv_refuse(c, "the rank of '%s' is not known", n->inputs[k]);
+        int before = nell;
+        nell = -1;
+        if (!eparse(p, len, r, ell, &nell, &t[k]) || t[k].n != r)
+            return cv_refuse(c, "equation '%s'", eq);
+        if (before >= 0 && nell >= 0 && before != nell)
+            return cv_refuse(c, "ellipses of different ranks");
+        if (nell < 0)
+            nell = before;
+        for (int i = 0; i < r; i++)
+            if ((dims[k][i] = cv_dim(c, n->inputs[k], i)) < 0)
+                return cv_refuse(c, "the shape of '%s' is not known", n->inputs[k]);
+        p += len + 1;
+    }
+    eterm out;
+    if (arrow) {
+        if (!eparse(arrow + 2, strlen(arrow + 2), -1, ell, &nell, &out))
+            return cv_refuse(c, "equation '%s'", eq);
+    } else {
+        /* implicit: the ellipsis, then the letters seen once, sorted */
+        out.n = 0;
+        for (int e = 0; e < (nell > 0 ? nell : 0); e++)
+            out.l[out.n++] = ell[e];
+        for (char ch = 'a'; ch <= 'z'; ch++) {
+            int cnt = 0;
+            for (size_t k = 0; k < ni; k++)
+                for (int i = 0; i < t[k].n; i++)
+                    cnt += t[k].l[i] == ch;
+            if (cnt == 1 && out.n < KILN_MAX_RANK)
+                out.l[out.n++] = ch;
+        }
+    }
+    char keep[2][KILN_MAX_RANK * 2 + 1];
+    for (size_t k = 0; k < ni; k++) {
+        /* an operand keeps the letters of the output and of the other operand */
+        int m = 0;
+        for (int i = 0; i < out.n; i++)
+            keep[k][m++] = out.l[i];
+        if (ni == 2)
+            for (int i = 0; i < t[1 - k].n; i++)
+                keep[k][m++] = t[1 - k].l[i];
+        keep[k][m] = 0;
+    }
+    const char *x[2];
+    for (size_t k = 0; k < ni; k++)
+        x[k] = esimplify(c, n->inputs[k], dt, &t[k], dims[k], keep[k]);
+    if (ni == 1) {
+        for (int i = 0; i < out.n; i++)
+            if (epos(&t[0], out.l[i]) < 0)
+                return cv_refuse(c, "output letter '%c' not in the operand", out.l[i]);
+        V_TO(n->outputs[0], "Identity", etranspose(c, x[0], &t[0], &out));
+        return c->st ? CV_ERROR : CV_REPLACED;
+    }
+    /* batch (both and output), left (A and output), right (B and output), contracted (both only) */
+    eterm wa = {{0}, 0}, wb = {{0}, 0}, res = {{0}, 0};
+    int64_t bd[KILN_MAX_RANK], nb = 0, lprod = 1, rprod = 1, kprod = 1;
+    int64_t rd[KILN_MAX_RANK];
+    for (int i = 0; i < t[0].n; i++) {
+        char ch = t[0].l[i];
+        int pb = epos(&t[1], ch), po = epos(&out, ch);
+        if (pb >= 0 && po >= 0) {
+            if (dims[0][i] != dims[1][pb])
+                return cv_refuse(c, "broadcast batch dims");
+            wa.l[wa.n++] = ch, bd[nb++] = dims[0][i];
+        }
+    }
+    res = wa;
+    memcpy(rd, bd, (size_t)nb * sizeof *bd);
+    wb = wa;
+    for (int i = 0; i < t[0].n; i++) {
+        char ch = t[0].l[i];
+        if (epos(&t[1], ch) < 0)
+            wa.l[wa.n++] = ch, lprod *= dims[0][i], res.l[res.n] = ch, rd[res.n++] = dims[0][i];
+    }
+    for (int i = 0; i < t[0].n; i++) {
+        char ch = t[0].l[i];
+        int pb = epos(&t[1], ch);
+        if (pb >= 0 && epos(&out, ch) < 0) {
+            if (dims[0][i] != dims[1][pb])
+                return cv_refuse(c, "contracted dims differ");
+            wa.l[wa.n++] = ch, wb.l[wb.n++] = ch, kprod *= dims[0][i];
+        }
+    }
+    for (int i = 0; i < t[1].n; i++) {
+        char ch = t[1].l[i];
+        if (epos(&t[0], ch) < 0)
+            wb.l[wb.n++] = ch, rprod *= dims[1][i], res.l[res.n] = ch, rd[res.n++] = dims[1][i];
+    }
+    const char *a = etranspose(c, x[0], &t[0], &wa), *b = etranspose(c, x[1], &t[1], &wb);
+    int64_t sa[KILN_MAX_RANK + 2], sb[KILN_MAX_RANK + 2];
+    memcpy(sa, bd, (size_t)nb * sizeof *bd);
+    memcpy(sb, bd, (size_t)nb * sizeof *bd);
+    sa[nb] = lprod, sa[nb + 1] = kprod, sb[nb] = kprod, sb[nb + 1] = rprod;
+    const char *mm = V("MatMul", V("Reshape", a, cv_const_i64(c, (size_t)nb + 2, sa)),
+                       V("Reshape", b, cv_const_i64(c, (size_t)nb + 2, sb)));
+    const char *y = V("Reshape", mm, cv_const_i64(c, (size_t)res.n, rd));
+    for (int i = 0; i < out.n; i++)
+        if (epos(&res, out.l[i]) < 0)
+            return cv_refuse(c, "output letter '%c'", out.l[i]);
+    if (res.n != out.n)
+        return cv_refuse(c, "equation '%s'", eq);
+    V_TO(n->outputs[0], "Identity", etranspose(c, y, &res, &out));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1396,6 +1656,7 @@ static const cv_lowering lowerings[] = {
     {"Celu", 11, lower_celu, "alpha * Elu(x / alpha)"},
     {"CumProd", 13, lower_cumprod, "ReduceProd over a triangular Where"},
     {"DFT", 13, lower_dft, "MatMuls with cos/sin matrices of the (known) length, in double"},
+    {"Einsum", 13, lower_einsum, "diagonals, ReduceSum, Transpose and a MatMul (one or two operands, known shapes)"},
     {"Gelu", 13, lower_gelu, "0.5 x (1 + erf(x / sqrt 2)), or the tanh form"},
     {"GreaterOrEqual", 11, lower_ge, "Or(Greater, Equal)"},
     {"GroupNormalization", 13, lower_groupnorm, "Reshape to groups, ReduceMean statistics, per-channel affine"},
