@@ -696,15 +696,34 @@ static cv_result dropout12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, con
         drop_input(c, n, 2);
     }
     if (has_in(n, 1)) {
+        /* in inference the ratio changes nothing: kept as an attribute when known, else dropped */
         const kiln_tensor *t = cv_const(c, n->inputs[1]);
-        if (!t || t->numel != 1)
-            return cv_refuse(c, "its ratio ('%s') is not a constant, and Dropout-10 takes it as an attribute",
-                             n->inputs[1]);
-        cv_af(c, n, "ratio", (float)kiln_tensor_get_f64(t, 0));
+        if (t && t->numel == 1)
+            cv_af(c, n, "ratio", (float)kiln_tensor_get_f64(t, 0));
         drop_input(c, n, 1);
     }
     /* the seed matters only in training */
     cv_adrop(n, "seed");
+    if (out_used(n, 1)) {
+        /* in inference the mask is all true (runtimes differ on Dropout-10's): made explicit */
+        const char *x = n->inputs[0];
+        const char *sh = CV_OUT(cv_emit_post(c, "Shape", NULL, 1, &x));
+        kiln_node *cs = cv_emit_post(c, "ConstantOfShape", n->outputs[1], 1, &sh);
+        kiln_tensor *one;
+        kiln_status st = kiln_tensor_create(KILN_DTYPE_BOOL, 1, (int64_t[]){1}, &one);
+        if (st != KILN_OK)
+            return cv_error(c, st);
+        *(uint8_t *)one->data = 1;
+        if (cs && (st = kiln_edit_attr_tensor(cs, "value", one)) != KILN_OK)
+            return cv_error(c, st);
+        if (!cs)
+            kiln_tensor_destroy(one);
+        free(n->outputs[1]);
+        n->outputs[1] = kiln_strdup("");
+        if (!n->outputs[1])
+            return cv_error(c, KILN_ERR_NOMEM);
+        cv_trim(n);
+    }
     cv_note(c, n, a->since, b->since, "inference-mode Dropout: ratio an attribute, seed dropped");
     return c->st ? CV_ERROR : CV_DONE;
 }
@@ -1296,6 +1315,33 @@ static cv_result maxmin12_down(cv_ctx *c, kiln_node *n, const cv_schema *a, cons
     return CV_REPLACED;
 }
 
+/* ---- SpaceToDepth (28: mode CRD) ---- */
+
+static cv_result spacetodepth28_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    const char *mode = kiln_attr_string(n, "mode", "DCR");
+    if (strcmp(mode, "CRD") != 0) {
+        cv_adrop(n, "mode");
+        return CV_DONE;
+    }
+    /* [N, C, H/b, b, W/b, b] -> [N, C, b, b, H/b, W/b] -> [N, C*b*b, H/b, W/b] */
+    const char *x = n->inputs[0];
+    int64_t bs = kiln_attr_int(n, "blocksize", 0), dims[4];
+    for (int i = 0; i < 4; i++)
+        dims[i] = cv_dim(c, x, i);
+    if (bs <= 0 || cv_rank(c, x) != 4 || dims[1] < 0 || dims[2] < 0 || dims[3] < 0)
+        return cv_refuse(c, "mode 'CRD' needs the input's shape");
+    int64_t s6[6] = {0, dims[1], dims[2] / bs, bs, dims[3] / bs, bs}, perm[6] = {0, 1, 3, 5, 2, 4};
+    int64_t s4[4] = {0, dims[1] * bs * bs, dims[2] / bs, dims[3] / bs};
+    const char *r6 = CV_OUT(cv_emit(c, "Reshape", NULL, 2, (const char *[]){x, cv_const_i64(c, 6, s6)}));
+    kiln_node *t = cv_emit(c, "Transpose", NULL, 1, &r6);
+    cv_aints(c, t, "perm", 6, perm);
+    cv_emit(c, "Reshape", n->outputs[0], 2, (const char *[]){CV_OUT(t), cv_const_i64(c, 4, s4)});
+    if (c->st)
+        return CV_ERROR;
+    cv_note(c, n, a->since, b->since, "mode 'CRD' as Reshape, Transpose, Reshape");
+    return CV_REPLACED;
+}
+
 static const cv_adapter adapters[] = {
     {"ArgMax", 12, argmax12_down, NULL},
     {"ArgMin", 12, argmax12_down, NULL},
@@ -1341,6 +1387,7 @@ static const cv_adapter adapters[] = {
     {"ScatterND", 18, scatter18_down, NULL},
     {"Shape", 15, shape15_down, NULL},
     {"Softmax", 13, softmax13_down, softmax13_up},
+    {"SpaceToDepth", 28, spacetodepth28_down, NULL},
     {"Split", 13, split13_down, split13_up},
     {"Split", 18, split18_down, split18_up},
     {"Squeeze", 13, axes_down, axes_up},
