@@ -1082,9 +1082,11 @@ static cv_result check_types(cv_ctx *c, kiln_node *n, const cv_schema *a, const 
         char list[400];
         mask_text(bad_f[t]->types[0], list, sizeof list);
         if (!w)
-            return cv_refuse(c, "%s-%d does not take %s (it takes %s), and computing in a wider type is not exact "
-                                "for it",
-                             n->op_type, b->since, kiln_dtype_name(dt), list);
+            return cv_refuse(c, "%s-%d does not take %s (it takes %s)%s", n->op_type, b->since, kiln_dtype_name(dt),
+                             list,
+                             cv_cast_policy(n->op_type) == CV_CAST_NONE
+                                 ? ""
+                                 : ", and no wider type it takes holds the values exactly");
         if (!cast_ok(c, dt, w) || !cast_ok(c, w, dt))
             return cv_refuse(c, "%s-%d does not take %s, and Cast at opset %lld cannot convert %s to %s and back",
                              n->op_type, b->since, kiln_dtype_name(dt), (long long)c->to, kiln_dtype_name(dt),
@@ -1345,13 +1347,14 @@ static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending
         c->n_emit = c->n_pre = c->n_post = 0;
         c->why[0] = 0;
         int64_t at0 = n->opset ? n->opset : c->from;
+        bool original = !n->n_outputs || !kiln_nameset_has(&c->fresh, n->outputs[0]);
         cv_result r = convert_node(c, n);
         if (r == CV_DONE && c->st)
             r = CV_ERROR;
         switch (r) {
         case CV_DONE: {
             const cv_schema *s0 = cv_schema_at(n->op_type, at0), *s1 = cv_schema_at(n->op_type, c->to);
-            if (s0 == s1)
+            if (s0 == s1 && original)
                 c->relabeled++;
             size_t pos = i;
             map_outputs(c, n, false);

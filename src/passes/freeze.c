@@ -147,6 +147,14 @@ convert:
 
 kiln_status kiln_report_json(const kiln_freeze_report *r, char **out) {
     kiln_sbuf b = {0};
+    if (!r->n_ops && r->convert) { /* a conversion alone */
+        kiln_sbuf_printf(&b, "{\n");
+        kiln_convert_log_json(r->convert, &b);
+        if (b.len >= 2 && b.data[b.len - 2] == ',') /* the member's trailing comma */
+            b.data[b.len - 2] = ' ';
+        kiln_sbuf_printf(&b, "}\n");
+        goto done;
+    }
     kiln_sbuf_printf(&b, "{\n  \"nodes\": {");
     for (size_t i = 0; i < r->n_ops; i++) {
         kiln_sbuf_printf(&b, "%s\n    ", i ? "," : "");
@@ -166,6 +174,7 @@ kiln_status kiln_report_json(const kiln_freeze_report *r, char **out) {
     kiln_convert_log_json(r->convert, &b);
     kiln_sbuf_printf(&b, "  \"bytes_before\": %lld,\n  \"bytes_after\": %lld\n}\n", (long long)r->bytes_before,
                      (long long)r->bytes_after);
+done:
     if (b.failed) {
         free(b.data);
         return kiln_fail(KILN_ERR_NOMEM, "out of memory");
