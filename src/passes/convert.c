@@ -1466,6 +1466,30 @@ static kiln_status prune_orphans(cv_ctx *c, kiln_graph *g, const kiln_scope *up)
     return KILN_OK;
 }
 
+/* Node names made unique (runtimes refuse repeats, e.g. from calls of one function). */
+typedef struct uniq_ctx {
+    cv_ctx *c;
+    kiln_nameset seen;
+} uniq_ctx;
+
+static kiln_status unique_names(kiln_graph *g, int depth, void *ctx) {
+    uniq_ctx *u = ctx;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        kiln_node *n = g->nodes[i];
+        if (!n->name || !*n->name)
+            continue;
+        if (kiln_nameset_has(&u->seen, n->name)) {
+            char *nm = kiln_edit_fresh_name(&u->c->fc.names, n->name);
+            if (!nm)
+                return KILN_ERR_NOMEM;
+            free(n->name);
+            n->name = nm;
+        }
+        KILN_TRY(kiln_nameset_put(&u->seen, n->name, NULL));
+    }
+    return KILN_OK;
+}
+
 static int64_t ir_for_opset(int64_t v) {
     static const int64_t tab[][2] = {{8, 3},   {9, 4},   {10, 5},  {11, 6},  {14, 7},  {18, 8},
                                      {20, 9},  {22, 10}, {23, 11}, {24, 12}, {27, 13}, {28, 14}};
@@ -1600,6 +1624,11 @@ kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report 
         }
         if (st == KILN_OK)
             st = kiln_graph_walk(m->graph, reset_opsets, NULL);
+        if (st == KILN_OK) {
+            uniq_ctx u = {.c = &c};
+            st = kiln_graph_walk(m->graph, unique_names, &u);
+            kiln_nameset_free(&u.seen, NULL);
+        }
         int64_t need = ir_for_opset(opset);
         if (opset < from) {
             bool loose = false;

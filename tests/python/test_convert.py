@@ -160,6 +160,87 @@ def run_onnx(test_dir, target, tmp):
     return verify(out, test_dir, target)
 
 
+def cli_checks(kiln, node):
+    """The command line: refusals write nothing and name the node, --report
+    lists changes and refusals, --verify, freeze --target-opset, local
+    functions inlined on the way."""
+    bad = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out, rep = os.path.join(tmp, "o.onnx"), os.path.join(tmp, "r.json")
+        r = subprocess.run([kiln, "convert", "--help"], capture_output=True, text=True)
+        if r.returncode != 0 or "--opset" not in r.stdout:
+            bad.append("convert --help")
+        m = os.path.join(node, "test_cast_FLOAT_to_FLOAT8E4M3FN", "model.onnx")
+        if os.path.exists(m):
+            r = subprocess.run([kiln, "convert", m, "-o", out, "--opset", "13", "--report", rep, "-q"],
+                               capture_output=True, text=True)
+            if r.returncode == 0 or os.path.exists(out):
+                bad.append("a refused conversion wrote its output")
+            if "node 'output' (Cast" not in r.stderr or "float8e4m3fn" not in r.stderr:
+                bad.append("the refusal does not name the node, operator and type: " + r.stderr.strip())
+            try:
+                refused = json.load(open(rep))["convert"]["refused"]
+                if not refused or refused[0]["op"] != "Cast":
+                    bad.append("the report does not list the refusal")
+            except Exception as e:
+                bad.append(f"report after a refusal: {e}")
+        m = os.path.join(node, "test_layer_normalization_4d_axis1", "model.onnx")
+        if os.path.exists(m):
+            r = subprocess.run([kiln, "convert", m, "-o", out, "--opset", "13", "--report", rep, "--verify", "-q"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                bad.append("convert --verify: " + r.stderr.strip())
+            else:
+                ch = json.load(open(rep))["convert"]["changes"]
+                if not any(c["op"] == "LayerNormalization" and c["from"] == 17 and "decomposed" in c["how"]
+                           for c in ch):
+                    bad.append(f"the report does not list the decomposition: {ch}")
+                if opset_of(onnx.load(out)) != 13:
+                    bad.append("convert wrote another opset")
+        m = os.path.join(node, "test_gelu_tanh_1", "model.onnx")
+        if os.path.exists(m):
+            r = subprocess.run([kiln, "freeze", m, "-o", out, "--target-opset", "11", "--verify", "-q"],
+                               capture_output=True, text=True)
+            if r.returncode != 0 or opset_of(onnx.load(out)) != 11:
+                bad.append("freeze --target-opset 11: " + r.stderr.strip())
+            elif verify(out, os.path.dirname(m), 11) is not None:
+                bad.append("freeze --target-opset 11: " + verify(out, os.path.dirname(m), 11))
+        # a local function at opset 18 (ReduceMean with axes as an input), called twice
+        from onnx import helper, TensorProto
+        fn = helper.make_function(
+            "local", "Center", ["X"], ["Y"],
+            [helper.make_node("Constant", [], ["ax"], value_ints=[-1]),
+             helper.make_node("ReduceMean", ["X", "ax"], ["M"], keepdims=1),
+             helper.make_node("Sub", ["X", "M"], ["Y"])],
+            [helper.make_opsetid("", 18)])
+        g = helper.make_graph(
+            [helper.make_node("Center", ["x"], ["t"], domain="local"),
+             helper.make_node("Center", ["t"], ["y"], domain="local")], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])])
+        fm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
+                               functions=[fn], ir_version=9)
+        src = os.path.join(tmp, "fn.onnx")
+        onnx.save(fm, src)
+        r = subprocess.run([kiln, "convert", src, "-o", out, "--opset", "13", "--verify", "-q"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            bad.append("a local function: " + r.stderr.strip())
+        else:
+            cm = onnx.load(out)
+            onnx.checker.check_model(cm, full_check=True)
+            x = np.random.RandomState(0).rand(2, 5).astype(np.float32)
+            want = x - x.mean(-1, keepdims=True)
+            want = want - want.mean(-1, keepdims=True)
+            got = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+            if cm.functions or opset_of(cm) != 13 or not close(got, want):
+                bad.append("a local function: not inlined, or other values")
+    for b in bad:
+        print("FAIL " + b, flush=True)
+    print(f"command line checks: {len(bad)} failures", flush=True)
+    return not bad
+
+
 def job(args):
     kiln, test_dir, target, use_onnx = args
     with tempfile.TemporaryDirectory() as tmp:
@@ -223,7 +304,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(summary, f, indent=2)
-    bad = False
+    bad = not cli_checks(a.kiln, a.node)
     for fl in a.floor:
         t, c = fl.split("=")
         got = summary.get(f"down to {t}", summary.get(f"up to {t}", {"kiln": 0}))["kiln"]
