@@ -652,8 +652,42 @@ static cv_result reshape14_down(cv_ctx *c, kiln_node *n, const cv_schema *a, con
     }
     int64_t v[MAXV];
     int k;
-    if (!cv_const_ints(c, in_name(n, 1), v, &k, MAXV))
-        return cv_refuse(c, "allowzero = 1 with a shape that is not constant");
+    if (!cv_const_ints(c, in_name(n, 1), v, &k, MAXV)) {
+        /* a shape known at run time: with a 0 in it the result is empty (ConstantOfShape
+         * makes it), else Reshape-13 reads it the same */
+        const char *x = n->inputs[0], *shp = n->inputs[1];
+        kiln_dtype dt = cv_dtype(c, x);
+        if (!dt || dt == KILN_DTYPE_STRING)
+            return cv_refuse(c, "allowzero = 1 with a shape that is not constant, on %s values",
+                             dt ? "string" : "unknown");
+        const char *eq = E2("Equal", shp, cv_scalar_i64(c, 0));
+        kiln_node *ci = cv_emit(c, "Cast", NULL, 1, &eq);
+        cv_ai(c, ci, "to", KILN_DTYPE_INT64);
+        const char *cv = CV_OUT(ci);
+        kiln_node *sum = cv_emit(c, "ReduceSum", NULL, 1, &cv);
+        cv_ai(c, sum, "keepdims", 0);
+        const char *has0 = E2("Greater", CV_OUT(sum), cv_scalar_i64(c, 0));
+        const char *t_out = cv_fresh(c, "empty"), *e_out = cv_fresh(c, "reshaped");
+        kiln_node *cs = cv_node_new(c, "ConstantOfShape", t_out, 1, &shp);
+        kiln_tensor *zero;
+        kiln_status st = kiln_tensor_create(dt, 1, (int64_t[]){1}, &zero);
+        if (st != KILN_OK)
+            return cv_error(c, st);
+        if (!cs || (st = kiln_edit_attr_tensor(cs, "value", zero)) != KILN_OK) {
+            if (!cs)
+                kiln_tensor_destroy(zero);
+            return cv_error(c, st ? st : KILN_ERR_NOMEM);
+        }
+        kiln_node *rs = cv_node_new(c, "Reshape", e_out, 2, (const char *[]){x, shp});
+        kiln_graph *gt = cv_graph_of(c, &cs, 1, t_out, dt), *ge = cv_graph_of(c, &rs, 1, e_out, dt);
+        kiln_node *iff = cv_emit(c, "If", n->outputs[0], 1, &has0);
+        cv_agraph(c, iff, "then_branch", gt);
+        cv_agraph(c, iff, "else_branch", ge);
+        if (c->st)
+            return CV_ERROR;
+        cv_note(c, n, a->since, b->since, "allowzero = 1 with a run-time shape: an If between an empty result and Reshape");
+        return CV_REPLACED;
+    }
     for (int i = 0; i < k; i++)
         if (v[i] == 0)
             return cv_refuse(c, "allowzero = 1 with a 0 in the shape (an empty dimension, which Reshape-13 reads as "
