@@ -1376,10 +1376,67 @@ static cv_result spacetodepth28_down(cv_ctx *c, kiln_node *n, const cv_schema *a
     return CV_REPLACED;
 }
 
+/* ---- BatchNormalization (14: training_mode) ---- */
+
+static cv_result batchnorm14_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const cv_schema *b) {
+    if (!kiln_attr_int(n, "training_mode", 0)) {
+        cv_adrop(n, "training_mode");
+        return CV_DONE;
+    }
+    /* batch statistics over every axis but the channels, running statistics updated */
+    const char *x = n->inputs[0];
+    int r = cv_rank(c, x);
+    kiln_dtype dt = cv_dtype(c, x);
+    if (r < 2 || r > 16 || !dt || cv_dtype(c, n->inputs[3]) != dt)
+        return cv_refuse(c, "training_mode = 1 with an unknown rank or mixed element types");
+    int64_t axes[16], tail[16], na = 0;
+    for (int i = 0; i < r; i++)
+        if (i != 1)
+            axes[na++] = i;
+    for (int i = 0; i < r - 2; i++)
+        tail[i] = 1 + i;
+    float eps = kiln_attr_float(n, "epsilon", 1e-5f), mom = kiln_attr_float(n, "momentum", 0.9f);
+    kiln_node *mk = cv_emit(c, "ReduceMean", NULL, 1, &x);
+    cv_aints(c, mk, "axes", (size_t)na, axes);
+    cv_ai(c, mk, "keepdims", 1);
+    const char *d = E2("Sub", x, CV_OUT(mk)), *dd = E2("Mul", d, d);
+    kiln_node *vk = cv_emit(c, "ReduceMean", NULL, 1, &dd);
+    cv_aints(c, vk, "axes", (size_t)na, axes);
+    cv_ai(c, vk, "keepdims", 1);
+    const char *fl[2] = {CV_OUT(mk), CV_OUT(vk)}, *flat[2];
+    int64_t m1 = -1;
+    for (int k = 0; k < 2; k++)
+        flat[k] = CV_OUT(cv_emit(c, "Reshape", NULL, 2, (const char *[]){fl[k], cv_const_i64(c, 1, &m1)}));
+    const char *sc = n->inputs[1], *bi = n->inputs[2];
+    if (r > 2) {
+        const char *ta = cv_const_i64(c, (size_t)(r - 2), tail);
+        sc = CV_OUT(cv_emit(c, "Unsqueeze", NULL, 2, (const char *[]){sc, ta}));
+        bi = CV_OUT(cv_emit(c, "Unsqueeze", NULL, 2, (const char *[]){bi, ta}));
+    }
+    const char *num = E2("Mul", sc, d), *den = E1("Sqrt", E2("Add", CV_OUT(vk), cv_scalar(c, dt, eps)));
+    cv_emit(c, "Add", n->outputs[0], 2, (const char *[]){E2("Div", num, den), bi});
+    for (int k = 0; k < 2; k++) {
+        if (!out_used(n, 1 + k))
+            continue;
+        const char *run = E2("Mul", n->inputs[3 + k], cv_scalar(c, dt, mom));
+        const char *cur = E2("Mul", flat[k], cv_scalar(c, dt, 1 - (double)mom));
+        cv_emit(c, "Add", n->outputs[1 + k], 2, (const char *[]){run, cur});
+    }
+    if (c->st)
+        return CV_ERROR;
+    /* the new nodes are in opset-13 form */
+    c->emit_opset = 13;
+    for (size_t i = 0; i < c->n_emit; i++)
+        c->emit[i]->opset = 13;
+    cv_note(c, n, a->since, b->since, "training_mode = 1: batch statistics by ReduceMean, running ones updated");
+    return CV_REPLACED;
+}
+
 static const cv_adapter adapters[] = {
     {"ArgMax", 12, argmax12_down, NULL},
     {"ArgMin", 12, argmax12_down, NULL},
     {"Attention", 24, attention24_down, NULL},
+    {"BatchNormalization", 14, batchnorm14_down, NULL},
     {"BitShift", 28, bitshift28_down, NULL},
     {"Cast", 19, cast19_down, NULL},
     {"Cast", 24, cast24_down, NULL},
