@@ -1310,6 +1310,156 @@ static cv_result lower_einsum(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- GridSample (16, 20): coordinates by arithmetic, every tap a
+ * GatherElements on the flattened input, weighted and summed ---- */
+
+/* reflect v into [lo, hi] by the near border, as the reference does */
+static const char *gs_reflect(cv_ctx *c, const char *v, kiln_dtype dt, double lo, double hi) {
+    const char *mn = cv_scalar(c, dt, lo), *mx = cv_scalar(c, dt, hi), *rng = cv_scalar(c, dt, hi - lo);
+    const char *two = cv_scalar(c, dt, 2), *zero = cv_scalar(c, dt, 0);
+    const char *res = v;
+    for (int side = 0; side < 2; side++) {
+        const char *dx = side ? V("Sub", v, mx) : V("Sub", mn, v);
+        const char *k = V("Floor", V("Div", dx, rng));
+        const char *r = V("Sub", dx, V("Mul", k, rng));
+        kiln_node *md = NODE("Mod", k, two);
+        cv_ai(c, md, "fmod", 1);
+        const char *even = V("Equal", CV_OUT(md), zero);
+        const char *a = V("Add", mn, r), *b = V("Sub", mx, r);
+        const char *f = side ? V("Where", even, b, a) : V("Where", even, a, b);
+        res = V("Where", side ? V("Greater", v, mx) : V("Less", v, mn), f, res);
+    }
+    return res;
+}
+
+static cv_result lower_gridsample(cv_ctx *c, kiln_node *n) {
+    const char *x = n->inputs[0], *grid = n->inputs[1];
+    kiln_dtype dt;
+    if (need_type(c, x, &dt) != CV_DONE)
+        return CV_REFUSED;
+    int r = cv_rank(c, x);
+    if (r < 3 || r > 5)
+        return cv_refuse(c, "the rank of '%s' is not known to be 3 to 5", x);
+    int k = r - 2;
+    int64_t D[3], N = cv_dim(c, x, 0), C = cv_dim(c, x, 1), O[3], Q = 1, P = 1;
+    for (int i = 0; i < k; i++) {
+        D[i] = cv_dim(c, x, 2 + i);
+        O[i] = cv_dim(c, grid, 1 + i);
+        if (D[i] <= 0 || O[i] < 0)
+            return cv_refuse(c, "the shapes of '%s' and '%s' are not known", x, grid);
+        Q *= O[i];
+        P *= D[i];
+    }
+    if (N < 0 || C < 0 || cv_dim(c, grid, r - 1) != k)
+        return cv_refuse(c, "the shapes of '%s' and '%s' are not known", x, grid);
+    const char *mode = kiln_attr_string(n, "mode", c->at >= 20 ? "linear" : "bilinear");
+    const char *pad = kiln_attr_string(n, "padding_mode", "zeros");
+    bool align = kiln_attr_int(n, "align_corners", 0) != 0;
+    int kind = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "linear") || !strcmp(mode, "bilinear") ? 1
+             : !strcmp(mode, "cubic") || !strcmp(mode, "bicubic")                                   ? 2
+                                                                                                    : -1;
+    int pm = !strcmp(pad, "zeros") ? 0 : !strcmp(pad, "border") ? 1 : !strcmp(pad, "reflection") ? 2 : -1;
+    if (kind < 0 || pm < 0)
+        return cv_refuse(c, "mode '%s', padding_mode '%s'", mode, pad);
+    int taps = kind == 0 ? 1 : kind == 1 ? 2 : 4, total = 1;
+    for (int i = 0; i < k; i++)
+        total *= taps;
+    if (total > 64)
+        return cv_refuse(c, "%d taps", total);
+    /* grid [N, O..., k] -> per dim [N, Q]; the grid's last axis lists x (the last dim) first */
+    int64_t g2[3] = {N, Q, k}, one = 1, last = 2;
+    const char *gf = V("Reshape", grid, cv_const_i64(c, 3, g2));
+    const char *idx[3][4], *valid[3][4], *wt[3][4];
+    for (int i = 0; i < k; i++) {
+        int64_t ci = k - 1 - i, ci1 = ci + 1;
+        const char *g = V("Squeeze", V("Slice", gf, cv_const_i64(c, 1, &ci), cv_const_i64(c, 1, &ci1),
+                                       cv_const_i64(c, 1, &last)),
+                          cv_const_i64(c, 1, &last));
+        double d = (double)D[i];
+        const char *one_s = cv_scalar(c, dt, 1);
+        const char *v = align ? V("Mul", V("Div", V("Add", g, one_s), cv_scalar(c, dt, 2)), cv_scalar(c, dt, d - 1))
+                              : V("Div", V("Sub", V("Mul", V("Add", g, one_s), cv_scalar(c, dt, d)), one_s),
+                                  cv_scalar(c, dt, 2));
+        if (kind == 0)
+            v = V("Round", v);
+        double lo = align ? 0 : -0.5, hi = align ? d - 1 : d - 0.5;
+        if (pm == 1) {
+            const char *cl = V("Max", V("Min", v, cv_scalar(c, dt, d - 1)), cv_scalar(c, dt, 0));
+            const char *out = V("Or", V("Less", v, cv_scalar(c, dt, lo)), V("Greater", v, cv_scalar(c, dt, hi)));
+            v = V("Where", out, cl, v);
+        } else if (pm == 2) {
+            v = gs_reflect(c, v, dt, lo, hi);
+        }
+        const char *base = kind == 0 ? v : V("Floor", v), *t = kind == 0 ? NULL : V("Sub", v, base);
+        for (int o = 0; o < taps; o++) {
+            int off = kind == 2 ? o - 1 : o;
+            const char *fi = off ? V("Add", base, cv_scalar(c, dt, off)) : base;
+            /* the pixel rule: zeros outside, clamped, or reflected */
+            const char *vi = NULL;
+            if (pm == 2)
+                fi = gs_reflect(c, fi, dt, lo, hi);
+            const char *ii = cast_to(c, fi, KILN_DTYPE_INT64, NULL); /* truncates, as int() */
+            const char *z = cv_scalar_i64(c, 0), *dm = cv_scalar_i64(c, D[i] - 1);
+            if (pm == 0)
+                vi = V("Not", V("Or", V("Less", ii, z), V("Greater", ii, dm)));
+            ii = V("Where", V("Less", ii, z), z, V("Where", V("Greater", ii, dm), dm, ii));
+            idx[i][o] = ii;
+            valid[i][o] = vi;
+            if (kind == 0) {
+                wt[i][o] = NULL;
+            } else if (kind == 1) {
+                wt[i][o] = o == 0 ? V("Sub", cv_scalar(c, dt, 1), t) : t;
+            } else {
+                const double A = -0.75;
+                const char *u = o == 0 ? V("Add", t, one_s) : o == 1 ? t : o == 2 ? V("Sub", one_s, t)
+                                                                                  : V("Sub", cv_scalar(c, dt, 2), t);
+                if (o == 0 || o == 3) /* ((A u - 5A) u + 8A) u - 4A */
+                    wt[i][o] = V("Sub", V("Mul", V("Add", V("Mul", V("Sub", V("Mul", u, cv_scalar(c, dt, A)),
+                                                                      cv_scalar(c, dt, 5 * A)),
+                                                                   u),
+                                                             cv_scalar(c, dt, 8 * A)),
+                                                 u),
+                                 cv_scalar(c, dt, 4 * A));
+                else /* ((A + 2) u - (A + 3)) u u + 1 */
+                    wt[i][o] = V("Add", V("Mul", V("Mul", V("Sub", V("Mul", u, cv_scalar(c, dt, A + 2)),
+                                                               cv_scalar(c, dt, A + 3)),
+                                                       u),
+                                              u),
+                                 one_s);
+            }
+        }
+    }
+    int64_t x3[3] = {N, C, P}, e3[3] = {N, C, Q};
+    const char *xf = V("Reshape", x, cv_const_i64(c, 3, x3)), *eshape = cv_const_i64(c, 3, e3);
+    const char *acc = NULL;
+    for (int tcode = 0; tcode < total; tcode++) {
+        const char *flat = NULL, *w = NULL, *ok = NULL;
+        int64_t stride = P, code = tcode;
+        for (int i = 0; i < k; i++) {
+            int o = (int)(code % taps);
+            code /= taps;
+            stride /= D[i];
+            const char *term = stride == 1 ? idx[i][o] : V("Mul", idx[i][o], cv_scalar_i64(c, stride));
+            flat = flat ? V("Add", flat, term) : term;
+            if (wt[i][o])
+                w = w ? V("Mul", w, wt[i][o]) : wt[i][o];
+            if (valid[i][o])
+                ok = ok ? V("And", ok, valid[i][o]) : valid[i][o];
+        }
+        kiln_node *ge = NODE("GatherElements", xf, V("Expand", unsqueeze(c, flat, 1, &one), eshape));
+        cv_ai(c, ge, "axis", 2);
+        const char *val = CV_OUT(ge);
+        if (ok)
+            val = V("Where", unsqueeze(c, ok, 1, &one), val, cv_scalar(c, dt, 0));
+        if (w)
+            val = V("Mul", val, unsqueeze(c, w, 1, &one));
+        acc = acc ? V("Add", acc, val) : val;
+    }
+    int64_t os[5] = {N, C, O[0], k > 1 ? O[1] : 0, k > 2 ? O[2] : 0};
+    V_TO(n->outputs[0], "Reshape", acc, cv_const_i64(c, (size_t)r, os));
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1660,6 +1810,7 @@ static const cv_lowering lowerings[] = {
     {"Gelu", 13, lower_gelu, "0.5 x (1 + erf(x / sqrt 2)), or the tanh form"},
     {"GreaterOrEqual", 11, lower_ge, "Or(Greater, Equal)"},
     {"GroupNormalization", 13, lower_groupnorm, "Reshape to groups, ReduceMean statistics, per-channel affine"},
+    {"GridSample", 13, lower_gridsample, "coordinates by arithmetic, taps by GatherElements, weighted sums"},
     {"HammingWindow", 13, lower_window, "Range, Cos (in double), Cast"},
     {"HannWindow", 13, lower_window, "Range, Sin (in double), Cast"},
     {"HardSwish", 13, lower_hardswish, "x * HardSigmoid(x, 1/6, 1/2)"},
