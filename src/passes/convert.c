@@ -820,6 +820,11 @@ static vkind produced_type(cv_ctx *c, const char *name, kiln_dtype *dt, int dept
 /* The kind and element type of a value as far as known. */
 static vkind value_type_d(cv_ctx *c, const char *name, kiln_dtype *dt, int depth) {
     *dt = KILN_DTYPE_UNDEFINED;
+    const kiln_shape_fact *fa = kiln_fact(&c->fc, name);
+    if (fa && fa->dt) { /* facts are of tensors */
+        *dt = fa->dt;
+        return VK_TENSOR;
+    }
     const kiln_value_info *vi = declared(c->scope, name);
     if (vi && vi->type.kind == KILN_TYPE_OTHER && vi->src) {
         const Onnx__TypeProto *tp = ((const Onnx__ValueInfoProto *)vi->src)->type;
