@@ -1460,6 +1460,43 @@ static cv_result lower_gridsample(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- TensorScatter (24): ScatterElements at write_indices[b] + s ---- */
+
+static cv_result lower_tensor_scatter(cv_ctx *c, kiln_node *n) {
+    const char *past = n->inputs[0], *upd = n->inputs[1];
+    int r = cv_rank(c, past);
+    if (r < 2 || r > 16)
+        return cv_refuse(c, "the rank of '%s' is not known", past);
+    int64_t axis = kiln_attr_int(n, "axis", -2);
+    if (axis < 0)
+        axis += r;
+    if (axis < 1 || axis >= r)
+        return cv_refuse(c, "axis %lld", (long long)kiln_attr_int(n, "axis", -2));
+    const char *mode = kiln_attr_string(n, "mode", "linear");
+    bool circ = !strcmp(mode, "circular");
+    if (!circ && strcmp(mode, "linear") != 0)
+        return cv_refuse(c, "mode '%s'", mode);
+    /* s along the axis: [1, .., L, .., 1] */
+    int64_t sh[16];
+    for (int i = 0; i < r; i++)
+        sh[i] = i == axis ? -1 : 1;
+    const char *s_ = V("Reshape", V("Range", cv_scalar_i64(c, 0), dim_scalar(c, upd, axis), cv_scalar_i64(c, 1)),
+                       cv_const_i64(c, (size_t)r, sh));
+    const char *idx = s_;
+    if (has_in(n, 2)) {
+        for (int i = 0; i < r; i++)
+            sh[i] = i == 0 ? -1 : 1;
+        const char *w = V("Reshape", cast_to(c, n->inputs[2], KILN_DTYPE_INT64, NULL), cv_const_i64(c, (size_t)r, sh));
+        idx = V("Add", w, s_);
+    }
+    if (circ)
+        idx = V("Mod", idx, dim_scalar(c, past, axis));
+    idx = V("Expand", idx, V("Shape", upd));
+    kiln_node *sc = NODE_TO(n->outputs[0], "ScatterElements", past, idx, upd);
+    cv_ai(c, sc, "axis", axis);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1826,6 +1863,7 @@ static const cv_lowering lowerings[] = {
     {"SoftmaxCrossEntropyLoss", 13, lower_sce, "LogSoftmax over the classes, then the NLL decomposition"},
     {"SwiGLU", 13, lower_swiglu, "a * sigmoid(alpha a) * b"},
     {"Swish", 13, lower_swish, "x * sigmoid(alpha x)"},
+    {"TensorScatter", 13, lower_tensor_scatter, "ScatterElements at write_indices + position (mod the length)"},
     {"Trilu", 13, lower_trilu, "Where over a Range-built band mask"},
 };
 
