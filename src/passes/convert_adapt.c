@@ -978,7 +978,8 @@ static cv_result resize18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, cons
         return cv_refuse(c, "antialias = 1 first appears in Resize-18");
     cv_adrop(n, "antialias");
     const char *x = n->inputs[0];
-    const char *pol = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
+    char pol[32]; /* a copy: the attribute is dropped before the note */
+    snprintf(pol, sizeof pol, "%s", kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch"));
     size_t na;
     const int64_t *axes = kiln_attr_ints(n, "axes", &na);
     bool stretch = !strcmp(pol, "stretch");
