@@ -7,6 +7,7 @@ to (a bisection over opsets of the test models, conversion only), and how.
 """
 import collections
 import json
+import re
 import os
 import subprocess
 import sys
@@ -31,6 +32,12 @@ def convert(kiln, model, opset, tmp):
         return None
     with open(rep) as f:
         return json.load(f)["convert"]["changes"]
+
+
+def generic(how):
+    """A change's text without the values particular to one test."""
+    how = re.sub(r"'[^']*'", "'..'", how) if "attribute" in how or "input '" in how else how
+    return re.sub(r"(?<![A-Za-z-])-?\d+(?![\d-]*[A-Za-z])", "N", how)
 
 
 def main():
@@ -67,7 +74,7 @@ def main():
                 if best is None or hi < best:
                     best, how = hi, set()
                 if hi == best:
-                    how |= {c["how"].split(" (")[0] for c in ch if c["op"] == op}
+                    how |= {generic(c["how"]) for c in ch if c["op"] == op}
             first = min(hist[op]) if hist[op] else "?"
             versions = ", ".join(str(v) for v in sorted(hist[op]))
             h = "; ".join(sorted(how)) if how else "schema checked, opset relabelled"
