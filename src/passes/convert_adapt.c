@@ -467,9 +467,30 @@ static cv_result pad18_down(cv_ctx *c, kiln_node *n, const cv_schema *a, const c
         return CV_DONE;
     int64_t axes[MAXV], pads[MAXV];
     int na, np;
-    if (!cv_const_ints(c, n->inputs[3], axes, &na, MAXV))
-        return cv_refuse(c, "its axes ('%s') are not constant", n->inputs[3]);
     int r = cv_rank(c, n->inputs[0]);
+    if (!cv_const_ints(c, n->inputs[3], axes, &na, MAXV)) {
+        /* axes known at run time: the pads scattered into zeros for every axis */
+        if (r < 0 || 2 * r > MAXV)
+            return cv_refuse(c, "its axes ('%s') are not constant and the rank is not known", n->inputs[3]);
+        const char *ax = n->inputs[3];
+        kiln_node *ci = cv_emit_pre(c, "Cast", NULL, 1, &ax);
+        cv_ai(c, ci, "to", KILN_DTYPE_INT64);
+        const char *an = CV_OUT(ci), *z = cv_scalar_i64(c, 0), *rv = cv_scalar_i64(c, r);
+        const char *lt = CV_OUT(cv_emit_pre(c, "Less", NULL, 2, (const char *[]){an, z}));
+        const char *pl = CV_OUT(cv_emit_pre(c, "Add", NULL, 2, (const char *[]){an, rv}));
+        an = CV_OUT(cv_emit_pre(c, "Where", NULL, 3, (const char *[]){lt, pl, an}));
+        const char *ends = CV_OUT(cv_emit_pre(c, "Add", NULL, 2, (const char *[]){an, rv}));
+        kiln_node *cat = cv_emit_pre(c, "Concat", NULL, 2, (const char *[]){an, ends});
+        cv_ai(c, cat, "axis", 0);
+        int64_t zeros[MAXV] = {0};
+        kiln_node *sc = cv_emit_pre(c, "ScatterElements", NULL, 3,
+                                    (const char *[]){cv_const_i64(c, (size_t)(2 * r), zeros), CV_OUT(cat), n->inputs[1]});
+        cv_ai(c, sc, "axis", 0);
+        cv_set_input(c, n, 1, CV_OUT(sc));
+        drop_input(c, n, 3);
+        cv_note(c, n, a->since, b->since, "axes known at run time: pads scattered over every axis");
+        return c->st ? CV_ERROR : CV_DONE;
+    }
     if (r < 0 || 2 * r > MAXV)
         return cv_refuse(c, "the rank of '%s' is not known (needed to pad every axis)", n->inputs[0]);
     if (!cv_const_ints(c, n->inputs[1], pads, &np, MAXV)) {
