@@ -1334,6 +1334,34 @@ static kiln_status convert_graph(cv_ctx *c, const kiln_scope *s, size_t *pending
                 KILN_TRY(convert_graph(c, &sub, pending));
             }
         }
+        const cv_lowering *pv = !is_onnx(n) ? cv_find_preview(n->domain, n->op_type) : NULL;
+        if (pv) {
+            /* decomposed into ai.onnx nodes, converted on from there */
+            c->scope = s;
+            c->n = n;
+            c->n_emit = c->n_pre = c->n_post = 0;
+            c->why[0] = 0;
+            c->at = c->from;
+            c->emit_opset = pv->opset;
+            cv_result r = pv->fn(c, n);
+            if (r == CV_REPLACED) {
+                cv_note(c, n, c->from, pv->opset, "decomposed: %s", pv->how);
+                map_outputs(c, n, true);
+                kiln_graph_remove_node(g, i);
+                size_t pos = i, added = c->n_emit;
+                *pending += added;
+                if (insert_list(c, g, &pos, c->emit, &c->n_emit) != CV_DONE)
+                    return c->st;
+                i = added ? pos - 1 : i - 1;
+            } else {
+                drop_list(c->emit, &c->n_emit);
+                if (r == CV_ERROR || c->st)
+                    return c->st ? c->st : KILN_ERR_NOMEM;
+                record_refusal(c, n, c->from);
+            }
+            c->n = NULL;
+            continue;
+        }
         if (!is_onnx(n)) {
             if (n->opset && n->opset != kiln_model_opset(c->m, n->domain)) {
                 snprintf(c->why, sizeof c->why,
@@ -1495,6 +1523,13 @@ static kiln_status unique_names(kiln_graph *g, int depth, void *ctx) {
     return KILN_OK;
 }
 
+static kiln_status uses_preview(kiln_graph *g, int depth, void *ctx) {
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->domain && !strcmp(g->nodes[i]->domain, "ai.onnx.preview"))
+            *(bool *)ctx = true;
+    return KILN_OK;
+}
+
 static int64_t ir_for_opset(int64_t v) {
     static const int64_t tab[][2] = {{8, 3},   {9, 4},   {10, 5},  {11, 6},  {14, 7},  {18, 8},
                                      {20, 9},  {22, 10}, {23, 11}, {24, 12}, {27, 13}, {28, 14}};
@@ -1634,6 +1669,16 @@ kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report 
             st = kiln_graph_walk(m->graph, unique_names, &u);
             kiln_nameset_free(&u.seen, NULL);
         }
+        /* the preview domain goes when nothing uses it any more */
+        bool preview_used = false;
+        kiln_graph_walk(m->graph, uses_preview, &preview_used);
+        for (size_t i = 0; !preview_used && i < m->n_opsets; i++)
+            if (m->opsets[i].domain && !strcmp(m->opsets[i].domain, "ai.onnx.preview")) {
+                free(m->opsets[i].domain);
+                memmove(&m->opsets[i], &m->opsets[i + 1], (m->n_opsets - i - 1) * sizeof *m->opsets);
+                m->n_opsets--;
+                break;
+            }
         int64_t need = ir_for_opset(opset);
         if (opset < from) {
             bool loose = false;

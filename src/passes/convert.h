@@ -193,6 +193,8 @@ typedef struct cv_lowering {
     const char *how; /* for the table in docs and the report */
 } cv_lowering;
 const cv_lowering *cv_find_lowering(const char *op);
+/* An operator of ai.onnx.preview with a decomposition into ai.onnx ones. */
+const cv_lowering *cv_find_preview(const char *domain, const char *op);
 /* An operator deprecated (or removed) on the way up: its replacement. */
 const cv_lowering *cv_find_replacement(const char *op);
 

@@ -1497,6 +1497,116 @@ static cv_result lower_tensor_scatter(cv_ctx *c, kiln_node *n) {
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
+/* ---- ai.onnx.preview FlexAttention (1): Attention with its score and
+ * probability graphs inlined ---- */
+
+/* The one-input, one-output graph attribute `name` of n applied to x. */
+static const char *inline_mod(cv_ctx *c, const kiln_node *n, const char *name, const char *x) {
+    const kiln_graph *g = kiln_attr_graph(n, name);
+    if (!g || c->st)
+        return x;
+    if (g->n_inputs != 1 || g->n_outputs != 1) {
+        cv_error(c, kiln_fail(KILN_ERR_INVALID, "%s must take and give one value", name));
+        return x;
+    }
+    kiln_graph *copy;
+    kiln_status st = kiln_edit_graph_clone(g, &copy);
+    if (st != KILN_OK) {
+        cv_error(c, st);
+        return x;
+    }
+    const char *out = cv_fresh(c, name);
+    char *in_name = kiln_strdup(copy->inputs[0].name), *out_name = kiln_strdup(copy->outputs[0].name);
+    if (!in_name || !out_name || (st = kiln_edit_rename_all(copy, out_name, out)) != KILN_OK ||
+        (st = kiln_edit_rename_all(copy, in_name, x)) != KILN_OK) {
+        free(in_name);
+        free(out_name);
+        kiln_graph_destroy(copy);
+        cv_error(c, st ? st : KILN_ERR_NOMEM);
+        return x;
+    }
+    free(in_name);
+    free(out_name);
+    /* its nodes run at the model's opset: converted on from there */
+    for (size_t i = 0; i < copy->n_nodes && !c->st; i++) {
+        kiln_node *nd = copy->nodes[i];
+        nd->opset = c->from;
+        kiln_node **v = kiln_realloc(c->emit, (c->n_emit + 1) * sizeof *v);
+        if (!v) {
+            cv_error(c, KILN_ERR_NOMEM);
+            break;
+        }
+        c->emit = v;
+        if (nd->n_outputs && kiln_nameset_put(&c->fresh, nd->outputs[0], NULL) != KILN_OK)
+            cv_error(c, KILN_ERR_NOMEM);
+        c->emit[c->n_emit++] = nd;
+        c->cap_emit = c->n_emit;
+        copy->nodes[i] = NULL;
+    }
+    if (copy->n_inits) {
+        /* constants of the graph become the current graph's */
+        for (size_t i = 0; i < copy->n_inits && !c->st; i++) {
+            kiln_tensor *t = copy->inits[i];
+            copy->inits[i] = NULL;
+            if ((st = kiln_edit_set_const(c->scope->g, t->name, t)) != KILN_OK)
+                cv_error(c, st);
+        }
+        copy->n_inits = 0;
+    }
+    for (size_t i = 0; i < copy->n_nodes; i++)
+        if (copy->nodes[i])
+            kiln_node_destroy(copy->nodes[i]);
+    copy->n_nodes = 0;
+    kiln_graph_destroy(copy);
+    return out;
+}
+
+static cv_result lower_flex_attention(cv_ctx *c, kiln_node *n) {
+    const char *q = n->inputs[0], *k = n->inputs[1], *v = n->inputs[2];
+    kiln_dtype dt, vdt;
+    if (need_type(c, q, &dt) != CV_DONE || need_type(c, v, &vdt) != CV_DONE)
+        return CV_REFUSED;
+    int64_t hq = cv_dim(c, q, 1), hkv = cv_dim(c, k, 1), e = cv_dim(c, q, 3);
+    if (cv_rank(c, q) != 4 || hq <= 0 || hkv <= 0 || e <= 0)
+        return cv_refuse(c, "the shapes of Q and K are not known");
+    const kiln_attr *sa = kiln_node_attr(n, "scale");
+    float scale = sa ? sa->f : (float)(1 / sqrt((double)e));
+    const char *s = cv_scalar(c, dt, sqrt((double)scale));
+    if (hq != hkv) {
+        if (hq % hkv)
+            return cv_refuse(c, "q heads %lld not a multiple of kv heads %lld", (long long)hq, (long long)hkv);
+        int64_t two = 2, rep[5] = {1, 1, hq / hkv, 1, 1}, s4[4] = {0, hq, -1, 0};
+        const char *reps = cv_const_i64(c, 5, rep), *shp = cv_const_i64(c, 4, s4);
+        int64_t sk[4] = {0, hq, cv_dim(c, k, 2), cv_dim(c, k, 3)}, sv[4] = {0, hq, cv_dim(c, v, 2), cv_dim(c, v, 3)};
+        (void)shp;
+        if (sk[2] < 0 || sk[3] < 0 || sv[2] < 0 || sv[3] < 0)
+            return cv_refuse(c, "the shapes of K and V are not known");
+        k = V("Reshape", V("Expand", unsqueeze(c, k, 1, &two), reps), cv_const_i64(c, 4, sk));
+        v = V("Reshape", V("Expand", unsqueeze(c, v, 1, &two), reps), cv_const_i64(c, 4, sv));
+    }
+    static const int64_t kt[4] = {0, 1, 3, 2};
+    kiln_node *tk = NODE("Transpose", V("Mul", k, s));
+    cv_aints(c, tk, "perm", 4, kt);
+    const char *sc = V("MatMul", V("Mul", q, s), CV_OUT(tk));
+    int64_t prec = kiln_attr_int(n, "softmax_precision", 0);
+    kiln_dtype cd = prec ? (kiln_dtype)prec
+                    : dt == KILN_DTYPE_FLOAT16 || dt == KILN_DTYPE_BFLOAT16 ? KILN_DTYPE_FLOAT
+                                                                           : dt;
+    if (cd != dt)
+        sc = cast_to(c, sc, cd, NULL);
+    sc = inline_mod(c, n, "score_mod", sc);
+    kiln_node *sm = NODE("Softmax", sc);
+    cv_ai(c, sm, "axis", -1);
+    const char *p = inline_mod(c, n, "prob_mod", CV_OUT(sm));
+    const char *vf = cd != vdt ? cast_to(c, v, cd, NULL) : v;
+    const char *y = V("MatMul", p, vf);
+    if (cd != vdt)
+        cast_to(c, y, vdt, n->outputs[0]);
+    else
+        V_TO(n->outputs[0], "Identity", y);
+    return c->st ? CV_ERROR : CV_REPLACED;
+}
+
 /* ---- Attention (23) ---- */
 
 static cv_result lower_attention(cv_ctx *c, kiln_node *n) {
@@ -1866,6 +1976,20 @@ static const cv_lowering lowerings[] = {
     {"TensorScatter", 13, lower_tensor_scatter, "ScatterElements at write_indices + position (mod the length)"},
     {"Trilu", 13, lower_trilu, "Where over a Range-built band mask"},
 };
+
+/* Operators of other domains decomposed on the way (any target). */
+static const cv_lowering preview[] = {
+    {"FlexAttention", 13, lower_flex_attention, "ai.onnx.preview FlexAttention: MatMul, Softmax, its score/prob graphs inlined"},
+};
+
+const cv_lowering *cv_find_preview(const char *domain, const char *op) {
+    if (!domain || strcmp(domain, "ai.onnx.preview") != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof preview / sizeof *preview; i++)
+        if (!strcmp(preview[i].op, op))
+            return &preview[i];
+    return NULL;
+}
 
 static const cv_lowering replacements[] = {
     {"Scatter", 11, replace_scatter, "ScatterElements"},
