@@ -1548,8 +1548,12 @@ static const char *inline_mod(cv_ctx *c, const kiln_node *n, const char *name, c
         for (size_t i = 0; i < copy->n_inits && !c->st; i++) {
             kiln_tensor *t = copy->inits[i];
             copy->inits[i] = NULL;
-            if ((st = kiln_edit_set_const(c->scope->g, t->name, t)) != KILN_OK)
-                cv_error(c, st);
+            char *nm = kiln_strdup(t->name ? t->name : ""); /* set_const replaces t->name */
+            if (!nm || (st = kiln_edit_set_const(c->scope->g, nm, t)) != KILN_OK)
+                cv_error(c, nm ? st : KILN_ERR_NOMEM);
+            if (!nm)
+                kiln_tensor_destroy(t);
+            free(nm);
         }
         copy->n_inits = 0;
     }
