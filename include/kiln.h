@@ -409,10 +409,23 @@ typedef struct kiln_freeze_options {
     int prune_dead_inputs;     /* remove graph inputs nothing reads */
     int keep_functions;        /* leave calls of model-local functions and the functions as they are
                                   (default: inline them first, then drop the functions nothing calls) */
+    int64_t target_opset;      /* 0: keep the opset; else kiln_model_convert to it as the last step */
 } kiln_freeze_options;
 
 /* Runs the passes. opts and report may be NULL. */
 kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *opts, kiln_freeze_report *report);
+
+/* Converts the model to ai.onnx opset `opset` (1..28), up or down. Each node
+ * moves one schema version at a time: attributes that became inputs (and
+ * back) when their value is constant, attributes dropped when they hold
+ * their default, element types the target does not allow computed in a
+ * wider type between Casts where that is exact; operators the target lacks
+ * are decomposed into ones it has. Local functions are inlined first.
+ * `report` (may be NULL) lists every change (kiln_report_json: "convert").
+ * A node that cannot be expressed at the target is refused: KILN_ERR_UNSUPPORTED
+ * naming the node, operator and reason (the report lists every refusal),
+ * and the model is left part-converted: reload it. */
+kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report *report);
 
 typedef struct kiln_check_options {
     int runs;          /* 0: 3 */

@@ -34,6 +34,7 @@ void kiln_freeze_report_destroy(kiln_freeze_report *r) {
     for (size_t i = 0; i < r->n_ops; i++)
         free(r->ops[i].key);
     free(r->ops);
+    kiln_convert_log_free(r->convert);
     free(r);
 }
 
@@ -118,6 +119,8 @@ static kiln_status init_bytes(kiln_graph *g, int depth, void *ctx) {
 
 kiln_status kiln_report_text(const kiln_freeze_report *r, char **out) {
     kiln_sbuf b = {0};
+    if (!r->n_ops && r->convert)
+        goto convert; /* a conversion alone */
     if (r->n_ops)
         kiln_sbuf_printf(&b, "kiln freeze: %lld nodes -> %lld\n", (long long)r->ops[0].before,
                          (long long)r->ops[0].after);
@@ -138,6 +141,8 @@ kiln_status kiln_report_text(const kiln_freeze_report *r, char **out) {
         kiln_sbuf_append(&b, r->text_skipped.data, r->text_skipped.len);
     kiln_sbuf_printf(&b, "  initializer bytes: %lld -> %lld\n", (long long)r->bytes_before,
                      (long long)r->bytes_after);
+convert:
+    kiln_convert_log_text(r->convert, &b);
     if (b.failed || !b.data) {
         free(b.data);
         return kiln_fail(KILN_ERR_NOMEM, "out of memory");
@@ -148,6 +153,14 @@ kiln_status kiln_report_text(const kiln_freeze_report *r, char **out) {
 
 kiln_status kiln_report_json(const kiln_freeze_report *r, char **out) {
     kiln_sbuf b = {0};
+    if (!r->n_ops && r->convert) { /* a conversion alone */
+        kiln_sbuf_printf(&b, "{\n");
+        kiln_convert_log_json(r->convert, &b);
+        if (b.len >= 2 && b.data[b.len - 2] == ',') /* the member's trailing comma */
+            b.data[b.len - 2] = ' ';
+        kiln_sbuf_printf(&b, "}\n");
+        goto done;
+    }
     kiln_sbuf_printf(&b, "{\n  \"nodes\": {");
     for (size_t i = 0; i < r->n_ops; i++) {
         kiln_sbuf_printf(&b, "%s\n    ", i ? "," : "");
@@ -164,8 +177,10 @@ kiln_status kiln_report_json(const kiln_freeze_report *r, char **out) {
                      (long long)r->ifs_inlined, (long long)r->loops_unrolled, (long long)r->folded,
                      (long long)r->shapes_folded);
     kiln_sbuf_printf(&b, "  \"folds_skipped\": [%s],\n", r->skipped.data ? r->skipped.data : "");
+    kiln_convert_log_json(r->convert, &b);
     kiln_sbuf_printf(&b, "  \"bytes_before\": %lld,\n  \"bytes_after\": %lld\n}\n", (long long)r->bytes_before,
                      (long long)r->bytes_after);
+done:
     if (b.failed) {
         free(b.data);
         return kiln_fail(KILN_ERR_NOMEM, "out of memory");
@@ -689,6 +704,9 @@ kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *o, kiln_
     /* a last shapes run refines the outputs' declared shapes */
     if (st == KILN_OK)
         st = kiln_pass_shapes(&c, &top);
+    /* the last step: a conversion to another opset */
+    if (st == KILN_OK && o && o->target_opset)
+        st = kiln_model_convert(m, o->target_opset, report);
     if (st == KILN_OK && m->ir_version < 4)
         st = kiln_graph_walk(m->graph, inits_to_constants, NULL);
     if (st == KILN_OK)

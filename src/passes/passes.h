@@ -27,7 +27,14 @@ struct kiln_freeze_report {
     kiln_sbuf functions_kept;  /* JSON array items */
     size_t n_functions_kept;
     kiln_sbuf provenance; /* "key\0value\0" pairs for metadata_props, in the order given */
+    struct kiln_convert_log *convert; /* kiln_model_convert's changes (convert.c), or NULL */
 };
+
+/* The conversion part of a report (convert.c). */
+struct kiln_convert_log;
+void kiln_convert_log_free(struct kiln_convert_log *l);
+void kiln_convert_log_json(const struct kiln_convert_log *l, kiln_sbuf *b);
+void kiln_convert_log_text(const struct kiln_convert_log *l, kiln_sbuf *b);
 
 typedef struct kiln_freeze_ctx {
     kiln_model *m;

@@ -13,6 +13,7 @@ int kiln_cmd_freeze(int argc, char **argv);
 int kiln_cmd_check(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
 int kiln_cmd_show(int argc, char **argv);
+int kiln_cmd_convert(int argc, char **argv);
 
 /* Prints "kiln <cmd>: <message>" for the last error and returns the exit code. */
 int cli_error(const char *cmd, kiln_status st);

@@ -16,7 +16,7 @@ static void help(FILE *f) {
             "                   [--shape INPUT=d0,d1,...]... [--unroll-limit N] [--fold-limit BYTES]\n"
             "                   [--prune-dead-inputs] [--keep-functions] [--report FILE.json]\n"
             "                   [--external-data FILE | --inline] [--size-threshold BYTES]\n"
-            "                   [--verify] [--picture FILE.svg] [--quiet]\n\n"
+            "                   [--target-opset N] [--verify] [--picture FILE.svg] [--quiet]\n\n"
             "Bakes inputs and dimensions into the model, as functools.partial(model.forward,\n"
             "**frozen) would in PyTorch, then folds what became static: shape arithmetic,\n"
             "constant subgraphs (run by kiln's engine), If on constant conditions, Loops with\n"
@@ -32,6 +32,7 @@ static void help(FILE *f) {
             "  --fold-limit BYTES      skip folds that grow the model beyond BYTES (default 1048576)\n"
             "  --prune-dead-inputs     also remove graph inputs nothing reads\n"
             "  --keep-functions        leave calls of local functions, and the functions, as they are\n"
+            "  --target-opset N        convert to ai.onnx opset N as the last step (see kiln convert)\n"
             "  --report FILE.json      write the report as JSON\n"
             "  --external-data FILE    tensors go to the data file FILE beside OUT (64-byte\n"
             "                          aligned); without it a model loaded with external data\n"
@@ -143,6 +144,12 @@ int kiln_cmd_freeze(int argc, char **argv) {
                 goto done;
             }
             so.external_threshold = (size_t)v;
+        } else if (!strcmp(a, "--target-opset") && has) {
+            if (!parse_i64(argv[++i], &fo.target_opset) || fo.target_opset < 1 || fo.target_opset > 28) {
+                fprintf(stderr, "kiln freeze: --target-opset takes an ai.onnx opset from 1 to 28\n");
+                rc = 2;
+                goto done;
+            }
         } else if (!strcmp(a, "--report") && has) {
             report_path = argv[++i];
         } else if (!strcmp(a, "--picture") && has) {

@@ -19,6 +19,7 @@ static const struct {
     {"run", kiln_cmd_run, "run a model on kiln's CPU engine"},
     {"freeze", kiln_cmd_freeze, "bake inputs and dimensions into a model and simplify it"},
     {"check", kiln_cmd_check, "compare a frozen model with its original on random inputs"},
+    {"convert", kiln_cmd_convert, "rewrite a model for another ai.onnx opset"},
     {"bench", kiln_cmd_bench, "time a model on kiln's CPU engine"},
     {"show", kiln_cmd_show, "draw a model's graph (Graphviz DOT, SVG, PNG)"},
 };
