@@ -592,6 +592,21 @@ static kiln_status resolve_input(builder *b, const scope *up, const kiln_node *n
 
 static kiln_status build(kiln_session_core *core, const kiln_graph *g, const scope *up, kiln_plan **out);
 
+/* Inputs of the nodes of a node's subgraphs, nested ones included: the most
+ * values they can capture from the graph holding the node. */
+static size_t nested_inputs(const kiln_node *n) {
+    size_t k = 0;
+    for (size_t a = 0; a < n->n_attrs; a++) {
+        const kiln_attr *at = &n->attrs[a];
+        for (size_t j = 0; j < (at->g ? 1 : at->graphs ? at->n : 0); j++) {
+            const kiln_graph *sg = at->g ? at->g : at->graphs[j];
+            for (size_t i = 0; sg && i < sg->n_nodes; i++)
+                k += sg->nodes[i]->n_inputs + nested_inputs(sg->nodes[i]);
+        }
+    }
+    return k;
+}
+
 static kiln_status build(kiln_session_core *core, const kiln_graph *g, const scope *up, kiln_plan **out) {
     kiln_status st = KILN_OK;
     kiln_plan *p = kiln_calloc(1, sizeof *p);
@@ -601,7 +616,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
     /* Upper bound on values: inputs + inits + node outputs + node inputs (outer). */
     size_t cap = g->n_inputs + g->n_inits + 1;
     for (size_t i = 0; i < g->n_nodes; i++)
-        cap += g->nodes[i]->n_outputs + g->nodes[i]->n_inputs;
+        cap += g->nodes[i]->n_outputs + g->nodes[i]->n_inputs + nested_inputs(g->nodes[i]);
     builder b = {.p = p, .cap_values = cap};
     const kiln_node *blame = NULL; /* the node an error is about, for nodes inlined from functions */
     size_t n_nodes = g->n_nodes;
