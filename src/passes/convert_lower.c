@@ -428,15 +428,25 @@ static cv_result lower_bitwise(cv_ctx *c, kiln_node *n) {
     case KILN_DTYPE_UINT16: w = 16; break;
     case KILN_DTYPE_INT32: sgn = true; /* fall through */
     case KILN_DTYPE_UINT32: w = 32; break;
+    case KILN_DTYPE_UINT64: w = 64; break; /* computed in uint64 itself */
     default: return cv_refuse(c, "%s has no exact decomposition of its bits", kiln_dtype_name(dt));
     }
-    int64_t pw[32], mod = (int64_t)1 << w, last = -1;
+    kiln_dtype at = w == 64 ? KILN_DTYPE_UINT64 : KILN_DTYPE_INT64;
+    int64_t mod = w < 64 ? (int64_t)1 << w : 0, last = -1;
+    int64_t wd = w;
+    kiln_tensor *pt = NULL;
+    kiln_status pst = kiln_tensor_create(at, 1, &wd, &pt);
+    if (pst != KILN_OK)
+        return cv_error(c, pst);
     for (int i = 0; i < w; i++)
-        pw[i] = (int64_t)1 << i;
-    const char *p = cv_const_i64(c, (size_t)w, pw), *two = cv_scalar_i64(c, 2), *m = cv_scalar_i64(c, mod);
+        ((uint64_t *)pt->data)[i] = (uint64_t)1 << i;
+    const char *p = NULL;
+    if ((pst = kiln_edit_new_const(c->scope->g, &c->fc.names, "bits", pt, &p)) != KILN_OK)
+        return cv_error(c, pst);
+    const char *two = cv_scalar(c, at, 2), *m = sgn ? cv_scalar_i64(c, mod) : NULL;
     const char *bits[2];
     for (int k = 0; k < 2; k++) {
-        const char *x = cast_to(c, n->inputs[k], KILN_DTYPE_INT64, NULL);
+        const char *x = at == dt ? n->inputs[k] : cast_to(c, n->inputs[k], KILN_DTYPE_INT64, NULL);
         if (sgn)
             x = V("Mod", x, m); /* floor modulo: the two's complement pattern, as a non-negative number */
         bits[k] = V("Mod", V("Div", unsqueeze(c, x, 1, &last), p), two);
@@ -451,7 +461,10 @@ static cv_result lower_bitwise(cv_ctx *c, kiln_node *n) {
     const char *y = reduce(c, "ReduceSum", V("Mul", b, p), 1, &last, false, NULL);
     if (sgn)
         y = V("Where", V("Less", y, cv_scalar_i64(c, mod / 2)), y, V("Sub", y, m));
-    cast_to(c, y, dt, n->outputs[0]);
+    if (at == dt)
+        V_TO(n->outputs[0], "Identity", y);
+    else
+        cast_to(c, y, dt, n->outputs[0]);
     return c->st ? CV_ERROR : CV_REPLACED;
 }
 
