@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "kernels/par.h"
 #include "ops/op.h"
 
 /* ---- arena: reuses freed blocks best-fit; counts the peak ---- */
@@ -16,11 +17,8 @@ kiln_buffer *kiln_arena_alloc(kiln_arena *a, size_t size);
 size_t kiln_arena_peak(const kiln_arena *a);
 
 /* ---- threads ---- */
-typedef struct kiln_threads kiln_threads;
 kiln_threads *kiln_threads_create(int n);
 void kiln_threads_destroy(kiln_threads *t);
-int kiln_threads_count(const kiln_threads *t);
-void kiln_threads_run(kiln_threads *t, size_t n, size_t grain, kiln_range_fn fn, void *arg);
 
 /* ---- plans ---- */
 typedef struct kiln_name_map kiln_name_map;

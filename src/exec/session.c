@@ -222,6 +222,8 @@ void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn,
 
 int kiln_op_threads(const kiln_op_ctx *c) { return kiln_threads_count(c->frame->core->threads); }
 
+kiln_threads *kiln_op_pool(const kiln_op_ctx *c) { return c->frame->core->threads; }
+
 kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, const kiln_tensor *const *in,
                                  size_t n_out, kiln_tensor **out) {
     const kiln_plan *p;

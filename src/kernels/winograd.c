@@ -353,7 +353,7 @@ static void wino4_output(void *arg, size_t begin, size_t end) {
     }
 }
 
-kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
+kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
                                const float *x, const float *w, const float *b, float *y, bool clamp, float lo,
                                float hi) {
     wino_job j;
@@ -403,12 +403,12 @@ kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t 
     j.V = s + uel;
     j.O = j.V + np * WINO_STRIDE(C * chunk);
     kiln_gemm_init();
-    kiln_parallel_for(c, (size_t)M, 1, f4 ? wino4_filter : wino_filter, &j);
+    kiln_threads_run(pool, (size_t)M, 1, f4 ? wino4_filter : wino_filter, &j);
     for (j.t0 = 0; j.t0 < total; j.t0 += chunk) {
         j.nt = total - j.t0 < chunk ? total - j.t0 : chunk;
-        kiln_parallel_for(c, (size_t)C, 1, f4 ? wino4_input : wino_input, &j);
-        kiln_parallel_for(c, (size_t)np, 1, wino_gemm, &j);
-        kiln_parallel_for(c, (size_t)M, 1, f4 ? wino4_output : wino_output, &j);
+        kiln_threads_run(pool, (size_t)C, 1, f4 ? wino4_input : wino_input, &j);
+        kiln_threads_run(pool, (size_t)np, 1, wino_gemm, &j);
+        kiln_threads_run(pool, (size_t)M, 1, f4 ? wino4_output : wino_output, &j);
     }
     free(s);
     return KILN_OK;

@@ -10,14 +10,15 @@
 #include <stdint.h>
 
 #include "kernels/conv.h"
-#include "ops/op.h"
+#include "ir/ir.h"
+#include "kernels/par.h"
 
 /* Whether the Winograd path applies to (and should win on) this geometry. */
 bool kiln_winograd_suits(const kiln_conv_geom *g, int64_t C, int64_t M, int64_t groups);
 
 /* y [N, M, OH, OW] = conv(x [N, C, H, W], w [M, C, 3, 3]) + b (b may be
  * NULL), clamped to [lo, hi] when clamp. g must satisfy kiln_winograd_suits. */
-kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
+kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
                                const float *x, const float *w, const float *b, float *y, bool clamp, float lo,
                                float hi);
 

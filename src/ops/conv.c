@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv_attrs.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
@@ -184,7 +185,7 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         return KILN_OK;
     }
     if (!dbl && kiln_winograd_suits(g, C, M, G))
-        return kiln_winograd_conv(c, g, N, C, M, x, w, b, y, j.clamp, j.clamp ? (float)j.lo : 0.0f,
+        return kiln_winograd_conv(kiln_op_pool(c), g, N, C, M, x, w, b, y, j.clamp, j.clamp ? (float)j.lo : 0.0f,
                                   j.clamp ? (float)j.hi : 0.0f);
     if (!kiln_gemm_dims_ok(j.Mg, g->out_size, j.Kd))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Conv GEMM dimensions exceed the BLAS int range");

@@ -20,6 +20,7 @@
 #define KILN_OP_H
 
 #include "ir/ir.h"
+#include "kernels/par.h"
 #include "ops/infer.h"
 
 typedef struct kiln_op_ctx kiln_op_ctx;
@@ -130,9 +131,10 @@ bool kiln_op_makes_values(const kiln_op_desc *d);
 
 /* Runs fn over [0, n) split into contiguous ranges across the session's
  * threads; ranges are at least `grain` long. fn must not allocate outputs. */
-typedef void (*kiln_range_fn)(void *arg, size_t begin, size_t end);
 void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg);
 int kiln_op_threads(const kiln_op_ctx *c);
+/* The session's thread pool, for kernels (kernels/par.h). */
+kiln_threads *kiln_op_pool(const kiln_op_ctx *c);
 
 /* Runs a subgraph (If branch, Loop/Scan body) with the node's scope visible.
  * Outputs are new tensors owned by the caller. */
