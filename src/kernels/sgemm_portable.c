@@ -1,0 +1,144 @@
+/* SGEMM micro-kernels written with GCC vector extensions: 6 x 16 sub-tiles
+ * of a 12 x 32 tile (12 accumulators of 8 floats: two NEON or SSE registers
+ * each, one AVX register). The same source is compiled as the portable
+ * kernel and, on x86, as the AVX2+FMA one. This file is built with
+ * -ffp-contract=fast so a*b+c becomes a fused multiply-add where the target
+ * has one. */
+#include <string.h>
+
+#include "kernels/sgemm_kernels.h"
+
+typedef float sg_v8 __attribute__((vector_size(32)));
+typedef int sg_i8 __attribute__((vector_size(32)));
+
+#define SG_SUB_MR 6
+#define SG_SUB_NR 16
+
+/* Offsets the tail's pointers to a sub-tile at (r0, c0). */
+static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
+    sg_tail s = *t;
+    if (s.row_bias)
+        s.row_bias += r0;
+    if (s.col_bias)
+        s.col_bias += c0;
+    if (s.res)
+        s.res += (size_t)r0 * s.ldr + (size_t)c0;
+    return s;
+}
+
+/* NAME: kernel name; ATTR: function attributes (target) */
+#define SG_DEFINE_V8(NAME, ATTR)                                                                              \
+    static inline ATTR __attribute__((always_inline)) sg_v8 NAME##_ld(const float *p) {                      \
+        sg_v8 v;                                                                                             \
+        memcpy(&v, p, sizeof v);                                                                             \
+        return v;                                                                                            \
+    }                                                                                                        \
+    static inline ATTR __attribute__((always_inline)) void NAME##_st(float *p, sg_v8 v) {                    \
+        memcpy(p, &v, sizeof v);                                                                             \
+    }                                                                                                        \
+    static inline ATTR __attribute__((always_inline)) sg_v8 NAME##_clamp(sg_v8 v, float lo, float hi) {      \
+        sg_v8 l = (sg_v8){0} + lo, h = (sg_v8){0} + hi;                                                      \
+        sg_i8 below = v < l, above = v > h; /* false for NaN: it passes through */                           \
+        sg_i8 vi = (sg_i8)v;                                                                                 \
+        vi = (below & (sg_i8)l) | (~below & vi);                                                             \
+        vi = (above & (sg_i8)h) | (~above & vi);                                                             \
+        return (sg_v8)vi;                                                                                    \
+    }                                                                                                        \
+    static inline ATTR __attribute__((always_inline)) void NAME##_body(                                      \
+        const int MR, size_t kc, const float *pa, const float *pb, float *c, size_t ldc, int nr,             \
+        const sg_tail *t) {                                                                                  \
+        /* with one or two rows, split k over more accumulators to hide the add latency */                   \
+        enum { U = 4 };                                                                                      \
+        const int us = MR == 1 ? 4 : (MR == 2 ? 2 : 1);                                                      \
+        sg_v8 acc[U][SG_SUB_MR][2];                                                                          \
+        memset(acc, 0, sizeof acc);                                                                          \
+        size_t p = 0;                                                                                        \
+        if (us > 1)                                                                                          \
+            for (; p + (size_t)us <= kc; p += (size_t)us) {                                                  \
+                _Pragma("GCC unroll 4") for (int u = 0; u < us; u++) {                                       \
+                    sg_v8 b0 = NAME##_ld(pb + (p + u) * SG_NR), b1 = NAME##_ld(pb + (p + u) * SG_NR + 8);    \
+                    _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                   \
+                        float a = pa[(p + u) * SG_MR + r];                                                   \
+                        acc[u][r][0] += a * b0;                                                              \
+                        acc[u][r][1] += a * b1;                                                              \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+        for (; p < kc; p++) {                                                                                \
+            sg_v8 b0 = NAME##_ld(pb + p * SG_NR), b1 = NAME##_ld(pb + p * SG_NR + 8);                        \
+            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
+                float a = pa[p * SG_MR + r];                                                                 \
+                acc[0][r][0] += a * b0;                                                                      \
+                acc[0][r][1] += a * b1;                                                                      \
+            }                                                                                                \
+        }                                                                                                    \
+        _Pragma("GCC unroll 4") for (int u = 1; u < us; u++) {                                               \
+            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
+                acc[0][r][0] += acc[u][r][0];                                                                \
+                acc[0][r][1] += acc[u][r][1];                                                                \
+            }                                                                                                \
+        }                                                                                                    \
+        if (nr == SG_SUB_NR) {                                                                               \
+            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
+                float *cr = c + (size_t)r * ldc;                                                             \
+                sg_v8 v0 = acc[0][r][0], v1 = acc[0][r][1];                                                  \
+                if (!t->first) {                                                                             \
+                    v0 += NAME##_ld(cr);                                                                     \
+                    v1 += NAME##_ld(cr + 8);                                                                 \
+                } else if (t->beta != 0.0f) {                                                                \
+                    v0 += t->beta * NAME##_ld(cr);                                                           \
+                    v1 += t->beta * NAME##_ld(cr + 8);                                                       \
+                }                                                                                            \
+                if (t->last) {                                                                               \
+                    if (t->row_bias) {                                                                       \
+                        v0 += t->row_bias[r];                                                                \
+                        v1 += t->row_bias[r];                                                                \
+                    }                                                                                        \
+                    if (t->col_bias) {                                                                       \
+                        v0 += NAME##_ld(t->col_bias);                                                        \
+                        v1 += NAME##_ld(t->col_bias + 8);                                                    \
+                    }                                                                                        \
+                    if (t->res) {                                                                            \
+                        v0 += NAME##_ld(t->res + (size_t)r * t->ldr);                                        \
+                        v1 += NAME##_ld(t->res + (size_t)r * t->ldr + 8);                                    \
+                    }                                                                                        \
+                    if (t->clamp) {                                                                          \
+                        v0 = NAME##_clamp(v0, t->lo, t->hi);                                                 \
+                        v1 = NAME##_clamp(v1, t->lo, t->hi);                                                 \
+                    }                                                                                        \
+                }                                                                                            \
+                NAME##_st(cr, v0);                                                                           \
+                NAME##_st(cr + 8, v1);                                                                       \
+            }                                                                                                \
+        } else {                                                                                             \
+            float tmp[SG_SUB_MR][SG_SUB_NR];                                                                 \
+            memcpy(tmp, acc[0], sizeof tmp);                                                                 \
+            for (int r = 0; r < MR; r++)                                                                     \
+                for (int j = 0; j < nr; j++)                                                                 \
+                    c[(size_t)r * ldc + (size_t)j] = sg_finish(tmp[r][j], c, r, j, ldc, t);                  \
+        }                                                                                                    \
+    }                                                                                                        \
+    ATTR void NAME(size_t kc, const float *pa, const float *pb, float *c, size_t ldc, int mr, int nr,         \
+                   const sg_tail *t) {                                                                       \
+        for (int r0 = 0; r0 < mr; r0 += SG_SUB_MR)                                                           \
+            for (int c0 = 0; c0 < nr; c0 += SG_SUB_NR) {                                                     \
+                int rows = mr - r0 < SG_SUB_MR ? mr - r0 : SG_SUB_MR;                                        \
+                int cols = nr - c0 < SG_SUB_NR ? nr - c0 : SG_SUB_NR;                                        \
+                sg_tail s = sg_sub_tail(t, r0, c0);                                                          \
+                const float *a = pa + r0, *b = pb + c0;                                                      \
+                float *cc = c + (size_t)r0 * ldc + (size_t)c0;                                               \
+                switch (rows) {                                                                              \
+                case 6: NAME##_body(6, kc, a, b, cc, ldc, cols, &s); break;                                  \
+                case 5: NAME##_body(5, kc, a, b, cc, ldc, cols, &s); break;                                  \
+                case 4: NAME##_body(4, kc, a, b, cc, ldc, cols, &s); break;                                  \
+                case 3: NAME##_body(3, kc, a, b, cc, ldc, cols, &s); break;                                  \
+                case 2: NAME##_body(2, kc, a, b, cc, ldc, cols, &s); break;                                  \
+                default: NAME##_body(1, kc, a, b, cc, ldc, cols, &s); break;                                 \
+                }                                                                                            \
+            }                                                                                                \
+    }
+
+SG_DEFINE_V8(kiln_sgemm_kernel_portable, )
+#ifdef SG_HAVE_X86
+SG_DEFINE_V8(kiln_sgemm_kernel_avx2, __attribute__((target("avx2,fma"))))
+#endif
