@@ -112,17 +112,19 @@ static const mm_shape matmuls[] = {
 enum {
     C_BLAS_GEMM,
     C_KILN_GEMM,
+    C_KILN_PB,
     C_DNNL_GEMM,
     C_XSMM_GEMM,
     C_BLAS_CONV,
     C_KILN_CONV,
+    C_KILN_PANELS,
     C_DNNL_NCHW,
     C_DNNL_ANY,
     C_XNN,
     C_COUNT
 };
-static const char *cand_names[C_COUNT] = {"blas", "kiln", "dnnl", "xsmm", "blas+i2c", "kiln+i2c", "dnnl-nchw",
-                                          "dnnl-any", "xnnpack"};
+static const char *cand_names[C_COUNT] = {"blas",     "kiln",     "kiln-pb",   "dnnl",     "xsmm",   "blas+i2c",
+                                          "kiln+i2c", "kiln+i2cP", "dnnl-nchw", "dnnl-any", "xnnpack"};
 
 typedef struct bench_ctx {
     int threads;
@@ -142,7 +144,7 @@ typedef struct problem {
     bool conv;
     conv_shape cs;
     kiln_conv_geom g;
-    float *w, *pw, *x, *col, *c, *xnhwc, *ynhwc, *pbw;
+    float *w, *pw, *x, *col, *c, *xnhwc, *ynhwc, *pbw, *pcol;
     bench_ctx *bc;
     bool have[C_COUNT];
 #ifdef HAVE_DNNL
@@ -168,6 +170,31 @@ static void i2c_range(void *arg, size_t b, size_t e) {
                 p->col + b * ks * p->N);
 }
 
+/* im2col straight into kiln's 32-column B panels (kernels/sgemm.h): panel
+ * j is kiln_im2col of output positions [32j, 32j+32) with rows of 32 */
+static void i2c_panels_range(void *arg, size_t b, size_t e) {
+    const problem *p = ((i2c_arg *)arg)->p;
+    float tmp[32 * 49];
+    for (size_t j = b; j < e; j++) {
+        size_t o0 = 32 * j, cnt = p->N - o0 < 32 ? p->N - o0 : 32;
+        float *dst = p->pcol + j * 32 * p->K;
+        if (cnt == 32) {
+            kiln_im2col(&p->g, p->x, p->cs.cin, (int64_t)o0, 32, dst);
+            continue;
+        }
+        /* last panel: one channel at a time (k_size <= 49 rows of cnt < 32), spread to rows of 32 */
+        size_t ks = (size_t)p->g.k_size;
+        for (size_t c = 0; c < (size_t)p->cs.cin; c++) {
+            kiln_im2col(&p->g, p->x + c * (size_t)p->g.in_size, 1, (int64_t)o0, (int64_t)cnt, tmp);
+            for (size_t r = 0; r < ks; r++) {
+                float *d = dst + (c * ks + r) * 32;
+                memcpy(d, tmp + r * cnt, cnt * sizeof(float));
+                memset(d + cnt, 0, (32 - cnt) * sizeof(float));
+            }
+        }
+    }
+}
+
 /* im2col over the pool (1x1 stride-1 convolutions read x directly) */
 static const float *conv_cols(problem *p) {
     if (p->cs.kh == 1 && p->cs.stride == 1)
@@ -190,6 +217,15 @@ static void run(problem *p, int cand) {
         else /* MatMul: activations x [m, k] times packed weights [k, n] */
             kiln_sgemm_packed_b(bc->pool, p->M, p->N, p->K, p->x, p->K, p->pbw, 0.0f, p->c, p->N, NULL);
         break;
+    case C_KILN_PB:
+        kiln_sgemm_packed_ab(bc->pool, p->M, p->N, p->K, p->pw, p->pcol, 0.0f, p->c, p->N, NULL);
+        break;
+    case C_KILN_PANELS: {
+        i2c_arg a = {p};
+        kiln_threads_run(p->bc->pool, (p->N + 31) / 32, 4, i2c_panels_range, &a);
+        kiln_sgemm_packed_ab(bc->pool, p->M, p->N, p->K, p->pw, p->pcol, 0.0f, p->c, p->N, NULL);
+        break;
+    }
     case C_BLAS_CONV: {
         const float *cols = conv_cols(p);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->M, (int)p->N, (int)p->K, 1.0f, p->w,
@@ -304,7 +340,9 @@ static void problem_setup(problem *p, bench_ctx *bc) {
         p->c = randv(p->M * p->N);
         p->pw = aligned_alloc(64, kiln_sgemm_pack_a_size(p->M, p->K) * sizeof(float));
         kiln_sgemm_pack_a(false, p->M, p->K, 1.0f, p->w, p->K, p->pw);
-        p->have[C_BLAS_CONV] = p->have[C_KILN_CONV] = true;
+        p->pcol = aligned_alloc(64, kiln_sgemm_pack_b_size(p->K, p->N) * sizeof(float));
+        kiln_sgemm_pack_b(false, p->K, p->N, 1.0f, p->col, p->N, p->pcol);
+        p->have[C_BLAS_CONV] = p->have[C_KILN_CONV] = p->have[C_KILN_PB] = p->have[C_KILN_PANELS] = true;
 #ifdef HAVE_DNNL
         p->have[C_DNNL_GEMM] = true;
         p->have[C_DNNL_NCHW] = dnnl_setup(p, 0);
@@ -366,7 +404,7 @@ static void problem_setup(problem *p, bench_ctx *bc) {
 static void problem_free(problem *p) {
     if (p->col != p->w)
         free(p->col);
-    free(p->w), free(p->x), free(p->c), free(p->pw), free(p->pbw), free(p->xnhwc), free(p->ynhwc);
+    free(p->w), free(p->x), free(p->c), free(p->pw), free(p->pbw), free(p->pcol), free(p->xnhwc), free(p->ynhwc);
 #ifdef HAVE_DNNL
     for (int v = 0; v < 2; v++)
         if (p->have[C_DNNL_NCHW + v]) {

@@ -157,31 +157,35 @@ static void sg_pack_a_block(bool trans, const float *a, size_t lda, float alpha,
 /* k [p0, p0+kc) x columns [j0, j0+nc) of alpha*op(B) into 32-column panels. */
 static void sg_pack_b_block(bool trans, const float *b, size_t ldb, float alpha, size_t p0, size_t kc, size_t j0,
                             size_t nc, float *dst, size_t pstride) {
-    for (size_t jp = 0; jp < nc; jp += SG_NR) {
-        float *d = dst + jp / SG_NR * pstride;
-        size_t cols = nc - jp < SG_NR ? nc - jp : SG_NR;
-        if (!trans) {
-            for (size_t p = 0; p < kc; p++) {
-                const float *s = b + (p0 + p) * ldb + j0 + jp;
-                float *dp = d + p * SG_NR;
+    if (!trans) {
+        /* row by row, so B (often cold: im2col columns) is read sequentially */
+        for (size_t p = 0; p < kc; p++) {
+            const float *s = b + (p0 + p) * ldb + j0;
+            for (size_t jp = 0; jp < nc; jp += SG_NR) {
+                float *dp = dst + jp / SG_NR * pstride + p * SG_NR;
+                size_t cols = nc - jp < SG_NR ? nc - jp : SG_NR;
                 if (alpha == 1.0f)
-                    memcpy(dp, s, cols * sizeof(float));
+                    memcpy(dp, s + jp, cols * sizeof(float));
                 else
                     for (size_t j = 0; j < cols; j++)
-                        dp[j] = alpha * s[j];
+                        dp[j] = alpha * s[jp + j];
                 for (size_t j = cols; j < SG_NR; j++)
                     dp[j] = 0.0f;
             }
-        } else {
-            for (size_t j = 0; j < cols; j++) {
-                const float *s = b + (j0 + jp + j) * ldb + p0;
-                for (size_t p = 0; p < kc; p++)
-                    d[p * SG_NR + j] = alpha * s[p];
-            }
-            for (size_t p = 0; p < kc; p++)
-                for (size_t j = cols; j < SG_NR; j++)
-                    d[p * SG_NR + j] = 0.0f;
         }
+        return;
+    }
+    for (size_t jp = 0; jp < nc; jp += SG_NR) {
+        float *d = dst + jp / SG_NR * pstride;
+        size_t cols = nc - jp < SG_NR ? nc - jp : SG_NR;
+        for (size_t j = 0; j < cols; j++) {
+            const float *s = b + (j0 + jp + j) * ldb + p0;
+            for (size_t p = 0; p < kc; p++)
+                d[p * SG_NR + j] = alpha * s[p];
+        }
+        for (size_t p = 0; p < kc; p++)
+            for (size_t j = cols; j < SG_NR; j++)
+                d[p * SG_NR + j] = 0.0f;
     }
 }
 
@@ -313,6 +317,8 @@ static void sg_run_block(const sg_job *j, size_t i0, size_t i1, size_t j0, size_
                         size_t row = ic + ir;
                         t.row_bias = j->ep.row_bias ? j->ep.row_bias + row : NULL;
                         t.res = j->ep.residual ? j->ep.residual + row * j->ep.ldr + col : NULL;
+                        /* next tile's A panel: the next one down, else the block's first again */
+                        t.next_a = ir + SG_MR < mc ? ap + (ir / SG_MR + 1) * astride : ap;
                         j->kern(kc, ap + ir / SG_MR * astride, bpan, j->c + row * j->ldc + col, j->ldc, mr, nr, &t);
                     }
                 }

@@ -23,6 +23,7 @@ typedef struct sg_tail {
     size_t ldr;
     bool clamp;
     float lo, hi;
+    const float *next_a; /* the A panel the next tile reads (prefetched), or NULL */
 } sg_tail;
 
 typedef void (*sg_kernel)(size_t kc, const float *pa, const float *pb, float *c, size_t ldc, int mr, int nr,

@@ -30,7 +30,8 @@ SG512 __m512 sg512_finish(__m512 v, float *cr, __mmask16 mk, int r, const float 
     return v;
 }
 
-SG512 void sg512_body(const int MR, size_t kc, const float *pa, const float *pb, float *c, size_t ldc, int nr,
+/* MR rows (1..12) by NV vectors of 16 columns (1: tiles of at most 16) */
+SG512 void sg512_body(const int MR, const int NV, size_t kc, const float *pa, const float *pb, float *c, size_t ldc, int nr,
                       const sg_tail *t) {
     /* one or two rows: split k over more accumulators to hide the FMA latency */
     enum { U = 4 };
@@ -39,33 +40,51 @@ SG512 void sg512_body(const int MR, size_t kc, const float *pa, const float *pb,
     _Pragma("GCC unroll 4") for (int u = 0; u < us; u++) {
         _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
             acc[u][r][0] = _mm512_setzero_ps();
-            acc[u][r][1] = _mm512_setzero_ps();
+            acc[u][r][1] = _mm512_setzero_ps(); /* unused when NV == 1: the compiler drops it */
         }
     }
     size_t p = 0;
     if (us > 1)
         for (; p + (size_t)us <= kc; p += (size_t)us) {
             _Pragma("GCC unroll 4") for (int u = 0; u < us; u++) {
-                __m512 b0 = _mm512_loadu_ps(pb + (p + u) * SG_NR), b1 = _mm512_loadu_ps(pb + (p + u) * SG_NR + 16);
+                __m512 b0 = _mm512_loadu_ps(pb + (p + u) * SG_NR);
+                __m512 b1 = NV > 1 ? _mm512_loadu_ps(pb + (p + u) * SG_NR + 16) : b0;
                 _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
                     __m512 a = _mm512_set1_ps(pa[(p + u) * SG_MR + r]);
                     acc[u][r][0] = _mm512_fmadd_ps(a, b0, acc[u][r][0]);
-                    acc[u][r][1] = _mm512_fmadd_ps(a, b1, acc[u][r][1]);
+                    if (NV > 1)
+                        acc[u][r][1] = _mm512_fmadd_ps(a, b1, acc[u][r][1]);
                 }
             }
         }
+    const char *pf = (const char *)t->next_a;
+    if (pf)
+        for (; p < kc; p++) {
+            _mm_prefetch(pf + p * SG_MR * sizeof(float), _MM_HINT_T0);
+            __m512 b0 = _mm512_loadu_ps(pb + p * SG_NR);
+            __m512 b1 = NV > 1 ? _mm512_loadu_ps(pb + p * SG_NR + 16) : b0;
+            _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
+                __m512 a = _mm512_set1_ps(pa[p * SG_MR + r]);
+                acc[0][r][0] = _mm512_fmadd_ps(a, b0, acc[0][r][0]);
+                if (NV > 1)
+                    acc[0][r][1] = _mm512_fmadd_ps(a, b1, acc[0][r][1]);
+            }
+        }
     for (; p < kc; p++) {
-        __m512 b0 = _mm512_loadu_ps(pb + p * SG_NR), b1 = _mm512_loadu_ps(pb + p * SG_NR + 16);
+        __m512 b0 = _mm512_loadu_ps(pb + p * SG_NR);
+        __m512 b1 = NV > 1 ? _mm512_loadu_ps(pb + p * SG_NR + 16) : b0;
         _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
             __m512 a = _mm512_set1_ps(pa[p * SG_MR + r]);
             acc[0][r][0] = _mm512_fmadd_ps(a, b0, acc[0][r][0]);
-            acc[0][r][1] = _mm512_fmadd_ps(a, b1, acc[0][r][1]);
+            if (NV > 1)
+                acc[0][r][1] = _mm512_fmadd_ps(a, b1, acc[0][r][1]);
         }
     }
     _Pragma("GCC unroll 4") for (int u = 1; u < us; u++) {
         _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
             acc[0][r][0] = _mm512_add_ps(acc[0][r][0], acc[u][r][0]);
-            acc[0][r][1] = _mm512_add_ps(acc[0][r][1], acc[u][r][1]);
+            if (NV > 1)
+                acc[0][r][1] = _mm512_add_ps(acc[0][r][1], acc[u][r][1]);
         }
     }
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
@@ -75,7 +94,7 @@ SG512 void sg512_body(const int MR, size_t kc, const float *pa, const float *pb,
         float *cr = c + (size_t)r * ldc;
         __m512 v0 = sg512_finish(acc[0][r][0], cr, m0, r, cb, 0, t);
         _mm512_mask_storeu_ps(cr, m0, v0);
-        if (m1) {
+        if (NV > 1 && m1) {
             __m512 v1 = sg512_finish(acc[0][r][1], cr + 16, m1, r, cb, 16, t);
             _mm512_mask_storeu_ps(cr + 16, m1, v1);
         }
@@ -85,19 +104,80 @@ SG512 void sg512_body(const int MR, size_t kc, const float *pa, const float *pb,
 __attribute__((target("avx512f"))) void kiln_sgemm_kernel_avx512(size_t kc, const float *pa, const float *pb,
                                                                   float *c, size_t ldc, int mr, int nr,
                                                                   const sg_tail *t) {
+    int nv = nr > 16 ? 2 : 1;
     switch (mr) {
-    case 12: sg512_body(12, kc, pa, pb, c, ldc, nr, t); break;
-    case 11: sg512_body(11, kc, pa, pb, c, ldc, nr, t); break;
-    case 10: sg512_body(10, kc, pa, pb, c, ldc, nr, t); break;
-    case 9: sg512_body(9, kc, pa, pb, c, ldc, nr, t); break;
-    case 8: sg512_body(8, kc, pa, pb, c, ldc, nr, t); break;
-    case 7: sg512_body(7, kc, pa, pb, c, ldc, nr, t); break;
-    case 6: sg512_body(6, kc, pa, pb, c, ldc, nr, t); break;
-    case 5: sg512_body(5, kc, pa, pb, c, ldc, nr, t); break;
-    case 4: sg512_body(4, kc, pa, pb, c, ldc, nr, t); break;
-    case 3: sg512_body(3, kc, pa, pb, c, ldc, nr, t); break;
-    case 2: sg512_body(2, kc, pa, pb, c, ldc, nr, t); break;
-    default: sg512_body(1, kc, pa, pb, c, ldc, nr, t); break;
+    case 12:
+        if (nv > 1)
+            sg512_body(12, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(12, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 11:
+        if (nv > 1)
+            sg512_body(11, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(11, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 10:
+        if (nv > 1)
+            sg512_body(10, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(10, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 9:
+        if (nv > 1)
+            sg512_body(9, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(9, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 8:
+        if (nv > 1)
+            sg512_body(8, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(8, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 7:
+        if (nv > 1)
+            sg512_body(7, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(7, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 6:
+        if (nv > 1)
+            sg512_body(6, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(6, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 5:
+        if (nv > 1)
+            sg512_body(5, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(5, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 4:
+        if (nv > 1)
+            sg512_body(4, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(4, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 3:
+        if (nv > 1)
+            sg512_body(3, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(3, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    case 2:
+        if (nv > 1)
+            sg512_body(2, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(2, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
+    default:
+        if (nv > 1)
+            sg512_body(1, 2, kc, pa, pb, c, ldc, nr, t);
+        else
+            sg512_body(1, 1, kc, pa, pb, c, ldc, nr, t);
+        break;
     }
 }
 #endif
