@@ -3,9 +3,7 @@
  * each, one AVX register). The same source is compiled as the portable
  * kernel and, on x86, as the AVX2+FMA one. This file is built with
  * -ffp-contract=fast so a*b+c becomes a fused multiply-add where the target
- * has one. */
-#include <string.h>
-
+ * has one; it needs no C library header (the builtins stand in for memcpy). */
 #include "kernels/sgemm_kernels.h"
 
 typedef float sg_v8 __attribute__((vector_size(32)));
@@ -23,6 +21,8 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
         s.col_bias += c0;
     if (s.res)
         s.res += (size_t)r0 * s.ldr + (size_t)c0;
+    if (r0 || c0) /* the first sub-tile prefetches the next tile's A panel */
+        s.next_a = NULL;
     return s;
 }
 
@@ -30,11 +30,11 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
 #define SG_DEFINE_V8(NAME, ATTR)                                                                              \
     static inline ATTR __attribute__((always_inline)) sg_v8 NAME##_ld(const float *p) {                      \
         sg_v8 v;                                                                                             \
-        memcpy(&v, p, sizeof v);                                                                             \
+        __builtin_memcpy(&v, p, sizeof v);                                                                             \
         return v;                                                                                            \
     }                                                                                                        \
     static inline ATTR __attribute__((always_inline)) void NAME##_st(float *p, sg_v8 v) {                    \
-        memcpy(p, &v, sizeof v);                                                                             \
+        __builtin_memcpy(p, &v, sizeof v);                                                                             \
     }                                                                                                        \
     static inline ATTR __attribute__((always_inline)) sg_v8 NAME##_clamp(sg_v8 v, float lo, float hi) {      \
         sg_v8 l = (sg_v8){0} + lo, h = (sg_v8){0} + hi;                                                      \
@@ -51,7 +51,7 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
         enum { U = 4 };                                                                                      \
         const int us = MR == 1 ? 4 : (MR == 2 ? 2 : 1);                                                      \
         sg_v8 acc[U][SG_SUB_MR][2];                                                                          \
-        memset(acc, 0, sizeof acc);                                                                          \
+        __builtin_memset(acc, 0, sizeof acc);                                                                          \
         size_t p = 0;                                                                                        \
         if (us > 1)                                                                                          \
             for (; p + (size_t)us <= kc; p += (size_t)us) {                                                  \
@@ -64,7 +64,10 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
                     }                                                                                        \
                 }                                                                                            \
             }                                                                                                \
+        const float *pf = t->next_a;                                                                         \
         for (; p < kc; p++) {                                                                                \
+            if (pf)                                                                                          \
+                __builtin_prefetch(pf + p * SG_MR);                                                          \
             sg_v8 b0 = NAME##_ld(pb + p * SG_NR), b1 = NAME##_ld(pb + p * SG_NR + 8);                        \
             _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
                 float a = pa[p * SG_MR + r];                                                                 \
@@ -112,7 +115,7 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
             }                                                                                                \
         } else {                                                                                             \
             float tmp[SG_SUB_MR][SG_SUB_NR];                                                                 \
-            memcpy(tmp, acc[0], sizeof tmp);                                                                 \
+            __builtin_memcpy(tmp, acc[0], sizeof tmp);                                                                 \
             for (int r = 0; r < MR; r++)                                                                     \
                 for (int j = 0; j < nr; j++)                                                                 \
                     c[(size_t)r * ldc + (size_t)j] = sg_finish(tmp[r][j], c, r, j, ldc, t);                  \
