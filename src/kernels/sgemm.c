@@ -3,9 +3,9 @@
  *
  * Blocking follows the usual GotoBLAS order: for each NC-wide block of
  * columns and KC-deep slice of k, B's slice is packed (unless pre-packed)
- * into 32-column panels; for each MC-tall block of rows A's slice is packed
- * (unless pre-packed) into 12-row panels; then every 12 x 32 tile of the
- * block runs the micro-kernel. A KC x 32 panel of B stays in L1 while the
+ * into 48-column panels; for each MC-tall block of rows A's slice is packed
+ * (unless pre-packed) into 8-row panels; then every 8 x 48 tile of the
+ * block runs the micro-kernel. A KC x 48 panel of B stays in L1 while the
  * A block (MC x KC) streams from L2. Per-call packing goes to a per-thread
  * workspace kept between calls; if it cannot be allocated the driver falls
  * back to one-panel blocks on the stack. */
@@ -20,7 +20,7 @@
 
 #define SG_KC 256
 #define SG_MC 144  /* multiple of SG_MR */
-#define SG_NC 1024 /* multiple of SG_NR */
+#define SG_NC 960  /* multiple of SG_NR */
 /* below this many multiply-adds a product runs on the calling thread */
 #define SG_PAR_MIN ((size_t)1 << 20)
 
@@ -128,7 +128,7 @@ size_t kiln_sgemm_pack_b_size(size_t k, size_t n) {
     return n > SIZE_MAX - SG_NR ? SIZE_MAX : sg_mul(sg_round(n, SG_NR), k);
 }
 
-/* Rows [i0, i0+mr) x k [p0, p0+kc) of alpha*op(A) into 12-row panels, each
+/* Rows [i0, i0+mr) x k [p0, p0+kc) of alpha*op(A) into SG_MR-row panels, each
  * holding kc steps and starting `pstride` floats after the previous one. */
 static void sg_pack_a_block(bool trans, const float *a, size_t lda, float alpha, size_t i0, size_t mr, size_t p0,
                             size_t kc, float *dst, size_t pstride) {
@@ -154,7 +154,7 @@ static void sg_pack_a_block(bool trans, const float *a, size_t lda, float alpha,
     }
 }
 
-/* k [p0, p0+kc) x columns [j0, j0+nc) of alpha*op(B) into 32-column panels. */
+/* k [p0, p0+kc) x columns [j0, j0+nc) of alpha*op(B) into SG_NR-column panels. */
 static void sg_pack_b_block(bool trans, const float *b, size_t ldb, float alpha, size_t p0, size_t kc, size_t j0,
                             size_t nc, float *dst, size_t pstride) {
     if (!trans) {

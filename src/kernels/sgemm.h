@@ -10,17 +10,20 @@
  *
  * Packed layouts (the same for every instruction set, so a buffer packed
  * once serves whichever kernel runs):
- *   A: ceil(m/12) panels of 12 rows; panel i holds, for p = 0..k-1, the 12
- *      values A[12i + r, p] (r = 0..11) contiguously, rows past m zero.
- *      Panel i starts at float offset 12*k*i.
- *   B: ceil(n/32) panels of 32 columns; panel j holds, for p = 0..k-1, the
- *      32 values B[p, 32j + c] contiguously, columns past n zero. Panel j
- *      starts at float offset 32*k*j. A producer (im2col) may write this
+ *   A: ceil(m/8) panels of 8 rows; panel i holds, for p = 0..k-1, the 8
+ *      values A[8i + r, p] (r = 0..7) contiguously, rows past m zero.
+ *      Panel i starts at float offset 8*k*i.
+ *   B: ceil(n/48) panels of 48 columns; panel j holds, for p = 0..k-1, the
+ *      48 values B[p, 48j + c] contiguously, columns past n zero. Panel j
+ *      starts at float offset 48*k*j. A producer (im2col) may write this
  *      layout directly and call kiln_sgemm_packed_ab.
  * Buffers should be 64-byte aligned (any alignment is correct).
  *
- * Micro-kernels: AVX-512 (12x32 tile), AVX2+FMA (6x16 sub-tiles), portable C
- * with vector extensions (6x16); chosen at run time from the CPU, or forced
+ * (8 rows: convolutions' output channels are multiples of 8; 48 columns:
+ * three AVX-512 vectors, narrower edge tiles use fewer.)
+ *
+ * Micro-kernels: AVX-512 (8x48 tile), AVX2+FMA (4x24 sub-tiles), portable C
+ * with vector extensions (4x24); chosen at run time from the CPU, or forced
  * with kiln_sgemm_set_isa / the environment variable KILN_SGEMM_ISA
  * (portable, avx2, avx512). Results agree across them within float rounding.
  *

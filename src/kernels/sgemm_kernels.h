@@ -1,8 +1,8 @@
 /* Internal to kernels/sgemm*.c: the micro-kernel contract.
  *
- * A kernel computes one tile of at most SG_MR x SG_NR (12 x 32) elements of
- * C from kc steps of a packed A panel (12 floats a step) and a packed B panel
- * (32 floats a step), then finishes it as the tail says: on the first k
+ * A kernel computes one tile of at most SG_MR x SG_NR (8 x 48) elements of
+ * C from kc steps of a packed A panel (8 floats a step) and a packed B panel
+ * (48 floats a step), then finishes it as the tail says: on the first k
  * block C is overwritten (beta == 0) or scaled by beta and added; on later
  * blocks it is added; on the last block the epilogue is applied. Pointers in
  * the tail are already offset to the tile's first row / column.
@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SG_MR 12
-#define SG_NR 32
+#define SG_MR 8
+#define SG_NR 48
 
 typedef struct sg_tail {
     float beta;

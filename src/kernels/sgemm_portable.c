@@ -1,5 +1,5 @@
-/* SGEMM micro-kernels written with GCC vector extensions: 6 x 16 sub-tiles
- * of a 12 x 32 tile (12 accumulators of 8 floats: two NEON or SSE registers
+/* SGEMM micro-kernels written with GCC vector extensions: 4 x 24 sub-tiles
+ * of an 8 x 48 tile (12 accumulators of 8 floats: two NEON or SSE registers
  * each, one AVX register). The same source is compiled as the portable
  * kernel and, on x86, as the AVX2+FMA one. This file is built with
  * -ffp-contract=fast so a*b+c becomes a fused multiply-add where the target
@@ -9,8 +9,17 @@
 typedef float sg_v8 __attribute__((vector_size(32)));
 typedef int sg_i8 __attribute__((vector_size(32)));
 
-#define SG_SUB_MR 6
-#define SG_SUB_NR 16
+/* Keeps a loaded B vector in a register: without it GCC folds the load into
+ * every multiply-add that uses it, three times the loads. */
+#if defined(__x86_64__) || defined(__i386__)
+#define SG_IN_REG(v) __asm__("" : "+x"(v))
+#else
+#define SG_IN_REG(v) ((void)0)
+#endif
+
+#define SG_SUB_MR 4
+#define SG_SUB_NR 24
+#define SG_SUB_NV 3
 
 /* Offsets the tail's pointers to a sub-tile at (r0, c0). */
 static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
@@ -47,20 +56,21 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
     static inline ATTR __attribute__((always_inline)) void NAME##_body(                                      \
         const int MR, size_t kc, const float *pa, const float *pb, float *c, size_t ldc, int nr,             \
         const sg_tail *t) {                                                                                  \
-        /* with one or two rows, split k over more accumulators to hide the add latency */                   \
-        enum { U = 4 };                                                                                      \
-        const int us = MR == 1 ? 4 : (MR == 2 ? 2 : 1);                                                      \
-        sg_v8 acc[U][SG_SUB_MR][2];                                                                          \
-        __builtin_memset(acc, 0, sizeof acc);                                                                          \
+        /* with one row, split k over more accumulators to hide the add latency */                          \
+        enum { U = 2 };                                                                                      \
+        const int us = MR == 1 ? 2 : 1;                                                                      \
+        sg_v8 acc[U][SG_SUB_MR][SG_SUB_NV];                                                                  \
+        __builtin_memset(acc, 0, sizeof acc);                                                                \
         size_t p = 0;                                                                                        \
         if (us > 1)                                                                                          \
             for (; p + (size_t)us <= kc; p += (size_t)us) {                                                  \
-                _Pragma("GCC unroll 4") for (int u = 0; u < us; u++) {                                       \
-                    sg_v8 b0 = NAME##_ld(pb + (p + u) * SG_NR), b1 = NAME##_ld(pb + (p + u) * SG_NR + 8);    \
-                    _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                   \
+                _Pragma("GCC unroll 2") for (int u = 0; u < us; u++) {                                       \
+                    sg_v8 b[SG_SUB_NV];                                                                      \
+                    _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) b[v] =                       \
+                        NAME##_ld(pb + (p + u) * SG_NR + 8 * v);                                             \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {                                   \
                         float a = pa[(p + u) * SG_MR + r];                                                   \
-                        acc[u][r][0] += a * b0;                                                              \
-                        acc[u][r][1] += a * b1;                                                              \
+                        _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) acc[u][r][v] += a * b[v]; \
                     }                                                                                        \
                 }                                                                                            \
             }                                                                                                \
@@ -68,54 +78,46 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
         for (; p < kc; p++) {                                                                                \
             if (pf)                                                                                          \
                 __builtin_prefetch(pf + p * SG_MR);                                                          \
-            sg_v8 b0 = NAME##_ld(pb + p * SG_NR), b1 = NAME##_ld(pb + p * SG_NR + 8);                        \
-            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
+            sg_v8 b[SG_SUB_NV];                                                                              \
+            _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) {                                    \
+                b[v] = NAME##_ld(pb + p * SG_NR + 8 * v);                                                    \
+                SG_IN_REG(b[v]);                                                                             \
+            }                                                                                                \
+            _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {                                           \
                 float a = pa[p * SG_MR + r];                                                                 \
-                acc[0][r][0] += a * b0;                                                                      \
-                acc[0][r][1] += a * b1;                                                                      \
+                _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) acc[0][r][v] += a * b[v];        \
             }                                                                                                \
         }                                                                                                    \
-        _Pragma("GCC unroll 4") for (int u = 1; u < us; u++) {                                               \
-            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
-                acc[0][r][0] += acc[u][r][0];                                                                \
-                acc[0][r][1] += acc[u][r][1];                                                                \
+        if (us > 1) {                                                                                        \
+            _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {                                           \
+                _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) acc[0][r][v] += acc[1][r][v];    \
             }                                                                                                \
         }                                                                                                    \
         if (nr == SG_SUB_NR) {                                                                               \
-            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                           \
+            _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {                                           \
                 float *cr = c + (size_t)r * ldc;                                                             \
-                sg_v8 v0 = acc[0][r][0], v1 = acc[0][r][1];                                                  \
-                if (!t->first) {                                                                             \
-                    v0 += NAME##_ld(cr);                                                                     \
-                    v1 += NAME##_ld(cr + 8);                                                                 \
-                } else if (t->beta != 0.0f) {                                                                \
-                    v0 += t->beta * NAME##_ld(cr);                                                           \
-                    v1 += t->beta * NAME##_ld(cr + 8);                                                       \
+                _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) {                                \
+                    sg_v8 x = acc[0][r][v];                                                                  \
+                    if (!t->first)                                                                           \
+                        x += NAME##_ld(cr + 8 * v);                                                          \
+                    else if (t->beta != 0.0f)                                                                \
+                        x += t->beta * NAME##_ld(cr + 8 * v);                                                \
+                    if (t->last) {                                                                           \
+                        if (t->row_bias)                                                                     \
+                            x += t->row_bias[r];                                                             \
+                        if (t->col_bias)                                                                     \
+                            x += NAME##_ld(t->col_bias + 8 * v);                                             \
+                        if (t->res)                                                                          \
+                            x += NAME##_ld(t->res + (size_t)r * t->ldr + 8 * v);                             \
+                        if (t->clamp)                                                                        \
+                            x = NAME##_clamp(x, t->lo, t->hi);                                               \
+                    }                                                                                        \
+                    NAME##_st(cr + 8 * v, x);                                                                \
                 }                                                                                            \
-                if (t->last) {                                                                               \
-                    if (t->row_bias) {                                                                       \
-                        v0 += t->row_bias[r];                                                                \
-                        v1 += t->row_bias[r];                                                                \
-                    }                                                                                        \
-                    if (t->col_bias) {                                                                       \
-                        v0 += NAME##_ld(t->col_bias);                                                        \
-                        v1 += NAME##_ld(t->col_bias + 8);                                                    \
-                    }                                                                                        \
-                    if (t->res) {                                                                            \
-                        v0 += NAME##_ld(t->res + (size_t)r * t->ldr);                                        \
-                        v1 += NAME##_ld(t->res + (size_t)r * t->ldr + 8);                                    \
-                    }                                                                                        \
-                    if (t->clamp) {                                                                          \
-                        v0 = NAME##_clamp(v0, t->lo, t->hi);                                                 \
-                        v1 = NAME##_clamp(v1, t->lo, t->hi);                                                 \
-                    }                                                                                        \
-                }                                                                                            \
-                NAME##_st(cr, v0);                                                                           \
-                NAME##_st(cr + 8, v1);                                                                       \
             }                                                                                                \
         } else {                                                                                             \
             float tmp[SG_SUB_MR][SG_SUB_NR];                                                                 \
-            __builtin_memcpy(tmp, acc[0], sizeof tmp);                                                                 \
+            __builtin_memcpy(tmp, acc[0], sizeof tmp);                                                       \
             for (int r = 0; r < MR; r++)                                                                     \
                 for (int j = 0; j < nr; j++)                                                                 \
                     c[(size_t)r * ldc + (size_t)j] = sg_finish(tmp[r][j], c, r, j, ldc, t);                  \
@@ -131,8 +133,6 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
                 const float *a = pa + r0, *b = pb + c0;                                                      \
                 float *cc = c + (size_t)r0 * ldc + (size_t)c0;                                               \
                 switch (rows) {                                                                              \
-                case 6: NAME##_body(6, kc, a, b, cc, ldc, cols, &s); break;                                  \
-                case 5: NAME##_body(5, kc, a, b, cc, ldc, cols, &s); break;                                  \
                 case 4: NAME##_body(4, kc, a, b, cc, ldc, cols, &s); break;                                  \
                 case 3: NAME##_body(3, kc, a, b, cc, ldc, cols, &s); break;                                  \
                 case 2: NAME##_body(2, kc, a, b, cc, ldc, cols, &s); break;                                  \

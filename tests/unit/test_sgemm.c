@@ -4,7 +4,7 @@
  * Inputs are multiples of 1/4 in [-1, 1] (alpha, beta, biases and clamp
  * bounds dyadic too), so every partial sum is exact in float: each kernel,
  * whatever its summation order or use of FMA, must match the reference
- * bit for bit. Shapes cross m, n, k over sizes around the 12 x 32 tile, the
+ * bit for bit. Shapes cross m, n, k over sizes around the 8 x 48 tile, the
  * 256-deep k block and the 144-row A block; each shape runs all four entry
  * points (pre-packed A, pre-packed B, both, neither) with transposes,
  * strides, beta and the epilogue varied from shape to shape, on the calling
@@ -245,7 +245,7 @@ static void test_shapes(void **state) {
     assert_int_equal(bad, 0);
 }
 
-/* Past one NC block of columns (1024), k = 0 (C = act(beta*C + bias)), and
+/* Past one NC block of columns (960), k = 0 (C = act(beta*C + bias)), and
  * wide products on the pool. */
 static void test_edges(void **state) {
     (void)state;
@@ -308,8 +308,8 @@ static void test_isa_choice(void **state) {
     assert_int_equal(kiln_sgemm_set_isa(KILN_SGEMM_ISA_AVX512), __builtin_cpu_supports("avx512f") != 0);
     kiln_sgemm_set_isa(KILN_SGEMM_ISA_AUTO);
 #endif
-    assert_int_equal(kiln_sgemm_pack_a_size(13, 5), 24 * 5);
-    assert_int_equal(kiln_sgemm_pack_b_size(5, 33), 64 * 5);
+    assert_int_equal(kiln_sgemm_pack_a_size(13, 5), 16 * 5);
+    assert_int_equal(kiln_sgemm_pack_b_size(5, 49), 96 * 5);
     assert_int_equal(kiln_sgemm_pack_a_size(0, 5), 0);
     assert_int_equal(kiln_sgemm_pack_b_size(SIZE_MAX / 4, SIZE_MAX / 4), SIZE_MAX);
 }
