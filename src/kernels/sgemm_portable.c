@@ -9,12 +9,15 @@
 typedef float sg_v8 __attribute__((vector_size(32)));
 typedef int sg_i8 __attribute__((vector_size(32)));
 
-/* Keeps a loaded B vector in a register: without it GCC folds the load into
- * every multiply-add that uses it, three times the loads. */
-#if defined(__x86_64__) || defined(__i386__)
-#define SG_IN_REG(v) __asm__("" : "+x"(v))
+/* Keeps a loaded B vector in a (32-byte, AVX) register: without it GCC
+ * folds the load into every multiply-add that uses it, three times the
+ * loads. Only where the function's target has AVX. */
+#define SG_IN_REG_AVX(v) __asm__("" : "+x"(v))
+#define SG_IN_REG_NONE(v) ((void)0)
+#if defined(__AVX__)
+#define SG_IN_REG_DEFAULT SG_IN_REG_AVX
 #else
-#define SG_IN_REG(v) ((void)0)
+#define SG_IN_REG_DEFAULT SG_IN_REG_NONE
 #endif
 
 #define SG_SUB_MR 4
@@ -35,8 +38,8 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
     return s;
 }
 
-/* NAME: kernel name; ATTR: function attributes (target) */
-#define SG_DEFINE_V8(NAME, ATTR)                                                                              \
+/* NAME: kernel name; ATTR: function attributes (target); IN_REG: see above */
+#define SG_DEFINE_V8(NAME, ATTR, IN_REG)                                                                              \
     static inline ATTR __attribute__((always_inline)) sg_v8 NAME##_ld(const float *p) {                      \
         sg_v8 v;                                                                                             \
         __builtin_memcpy(&v, p, sizeof v);                                                                             \
@@ -81,7 +84,7 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
             sg_v8 b[SG_SUB_NV];                                                                              \
             _Pragma("GCC unroll 3") for (int v = 0; v < SG_SUB_NV; v++) {                                    \
                 b[v] = NAME##_ld(pb + p * SG_NR + 8 * v);                                                    \
-                SG_IN_REG(b[v]);                                                                             \
+                IN_REG(b[v]);                                                                                \
             }                                                                                                \
             _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {                                           \
                 float a = pa[p * SG_MR + r];                                                                 \
@@ -141,7 +144,7 @@ static inline sg_tail sg_sub_tail(const sg_tail *t, int r0, int c0) {
             }                                                                                                \
     }
 
-SG_DEFINE_V8(kiln_sgemm_kernel_portable, )
+SG_DEFINE_V8(kiln_sgemm_kernel_portable, , SG_IN_REG_DEFAULT)
 #ifdef SG_HAVE_X86
-SG_DEFINE_V8(kiln_sgemm_kernel_avx2, __attribute__((target("avx2,fma"))))
+SG_DEFINE_V8(kiln_sgemm_kernel_avx2, __attribute__((target("avx2,fma"))), SG_IN_REG_AVX)
 #endif
