@@ -279,10 +279,12 @@ static void sg_run_block(const sg_job *j, size_t i0, size_t i1, size_t j0, size_
                  .clamp = j->ep.clamp,
                  .lo = j->ep.lo,
                  .hi = j->ep.hi};
+    /* k in equal blocks of at most SG_KC (576 = 3 x 192, not 256 + 256 + 64) */
+    size_t kblocks = (j->k + SG_KC - 1) / SG_KC, kstep = (j->k + kblocks - 1) / kblocks;
     for (size_t jc = j0; jc < j1; jc += nc_max) {
         size_t nc = j1 - jc < nc_max ? j1 - jc : nc_max;
-        for (size_t pc = 0; pc < j->k; pc += SG_KC) {
-            size_t kc = j->k - pc < SG_KC ? j->k - pc : SG_KC;
+        for (size_t pc = 0; pc < j->k; pc += kstep) {
+            size_t kc = j->k - pc < kstep ? j->k - pc : kstep;
             const float *bp;
             size_t bstride;
             if (j->pb) {
