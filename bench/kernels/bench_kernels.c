@@ -18,6 +18,7 @@
  *
  * usage: kiln-bench-kernels [--threads 1,2] [--rounds N] [--only resnet|mbv2|matmul]
  *                           [--stat median|min]  (min: the fastest sample, for a loaded machine)
+ *                           [--cands kiln,dnnl-any,...]  (only these columns)
  * (re-executes itself with OPENBLAS_THREAD_TIMEOUT=4 so OpenBLAS's idle
  * threads do not spin through the other candidates' samples.)
  */
@@ -171,26 +172,31 @@ static void i2c_range(void *arg, size_t b, size_t e) {
                 p->col + b * ks * p->N);
 }
 
-/* im2col straight into kiln's 32-column B panels (kernels/sgemm.h): panel
- * j is kiln_im2col of output positions [32j, 32j+32) with rows of 32 */
+/* im2col straight into kiln's B panels (kernels/sgemm.h): panel j is
+ * kiln_im2col of output positions [PW*j, PW*j + PW) with rows of PW, PW the
+ * panel width (the packed size of one column, one k step) */
+#define PW_MAX 64
+static size_t panel_w;
+
 static void i2c_panels_range(void *arg, size_t b, size_t e) {
     const problem *p = ((i2c_arg *)arg)->p;
-    float tmp[32 * 49];
+    size_t pw = panel_w;
+    float tmp[PW_MAX * 49];
     for (size_t j = b; j < e; j++) {
-        size_t o0 = 32 * j, cnt = p->N - o0 < 32 ? p->N - o0 : 32;
-        float *dst = p->pcol + j * 32 * p->K;
-        if (cnt == 32) {
-            kiln_im2col(&p->g, p->x, p->cs.cin, (int64_t)o0, 32, dst);
+        size_t o0 = pw * j, cnt = p->N - o0 < pw ? p->N - o0 : pw;
+        float *dst = p->pcol + j * pw * p->K;
+        if (cnt == pw) {
+            kiln_im2col(&p->g, p->x, p->cs.cin, (int64_t)o0, (int64_t)pw, dst);
             continue;
         }
-        /* last panel: one channel at a time (k_size <= 49 rows of cnt < 32), spread to rows of 32 */
+        /* last panel: one channel at a time (k_size <= 49 rows of cnt < pw), spread to rows of pw */
         size_t ks = (size_t)p->g.k_size;
         for (size_t c = 0; c < (size_t)p->cs.cin; c++) {
             kiln_im2col(&p->g, p->x + c * (size_t)p->g.in_size, 1, (int64_t)o0, (int64_t)cnt, tmp);
             for (size_t r = 0; r < ks; r++) {
-                float *d = dst + (c * ks + r) * 32;
+                float *d = dst + (c * ks + r) * pw;
                 memcpy(d, tmp + r * cnt, cnt * sizeof(float));
-                memset(d + cnt, 0, (32 - cnt) * sizeof(float));
+                memset(d + cnt, 0, (pw - cnt) * sizeof(float));
             }
         }
     }
@@ -223,7 +229,7 @@ static void run(problem *p, int cand) {
         break;
     case C_KILN_PANELS: {
         i2c_arg a = {p};
-        kiln_threads_run(p->bc->pool, (p->N + 31) / 32, 4, i2c_panels_range, &a);
+        kiln_threads_run(p->bc->pool, (p->N + panel_w - 1) / panel_w, 4, i2c_panels_range, &a);
         kiln_sgemm_packed_ab(bc->pool, p->M, p->N, p->K, p->pw, p->pcol, 0.0f, p->c, p->N, NULL);
         break;
     }
@@ -344,6 +350,20 @@ static void problem_setup(problem *p, bench_ctx *bc) {
         p->pcol = aligned_alloc(64, kiln_sgemm_pack_b_size(p->K, p->N) * sizeof(float));
         kiln_sgemm_pack_b(false, p->K, p->N, 1.0f, p->col, p->N, p->pcol);
         p->have[C_BLAS_CONV] = p->have[C_KILN_CONV] = p->have[C_KILN_PB] = p->have[C_KILN_PANELS] = true;
+        /* the candidates compute the same convolution: check kiln's three against OpenBLAS once */
+        float *ref = randv(p->M * p->N);
+        run(p, C_BLAS_CONV);
+        memcpy(ref, p->c, p->M * p->N * sizeof(float));
+        static const int chk[] = {C_KILN_CONV, C_KILN_PANELS};
+        for (size_t q = 0; q < 2; q++) {
+            run(p, chk[q]);
+            double worst = 0;
+            for (size_t i = 0; i < p->M * p->N; i++)
+                worst = fmax(worst, fabs((double)p->c[i] - ref[i]) / (1.0 + fabs(ref[i])));
+            if (worst > 1e-3)
+                fprintf(stderr, "warning: %s differs from OpenBLAS by %g\n", cand_names[chk[q]], worst);
+        }
+        free(ref);
 #ifdef HAVE_DNNL
         p->have[C_DNNL_GEMM] = true;
         p->have[C_DNNL_NCHW] = dnnl_setup(p, 0);
@@ -421,6 +441,7 @@ static void problem_free(problem *p) {
 }
 
 static bool use_min; /* --stat min: the fastest sample instead of the median */
+static bool cand_off[C_COUNT]; /* --cands: the others are left out */
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -432,6 +453,8 @@ static void measure(problem *p, int rounds, double *med) {
     int reps[C_COUNT];
     for (int c = 0; c < C_COUNT; c++) {
         med[c] = NAN;
+        if (cand_off[c])
+            p->have[c] = false;
         if (!p->have[c])
             continue;
         run(p, c); /* warm up, then size a sample to >= 2 ms */
@@ -542,14 +565,36 @@ int main(int argc, char **argv) {
             only = argv[++i];
         else if (!strcmp(argv[i], "--stat") && i + 1 < argc)
             use_min = !strcmp(argv[++i], "min");
+        else if (!strcmp(argv[i], "--cands") && i + 1 < argc) {
+            /* comma-separated column names */
+            const char *list = argv[++i];
+            for (int c = 0; c < C_COUNT; c++) {
+                size_t len = strlen(cand_names[c]);
+                const char *q = list;
+                cand_off[c] = true;
+                while ((q = strstr(q, cand_names[c])) != NULL) {
+                    if ((q == list || q[-1] == ',') && (q[len] == ',' || q[len] == 0)) {
+                        cand_off[c] = false;
+                        break;
+                    }
+                    q += len;
+                }
+            }
+        }
         else {
-            fprintf(stderr, "usage: %s [--threads 1,2] [--rounds N] [--only resnet|mbv2|matmul] [--stat median|min]\n",
+            fprintf(stderr, "usage: %s [--threads 1,2] [--rounds N] [--only resnet|mbv2|matmul] [--stat median|min]\n"
+                    "       [--cands blas,kiln,...]\n",
                     argv[0]);
             return 2;
         }
     }
     if (rounds < 1 || rounds > 64)
         rounds = 7;
+    panel_w = kiln_sgemm_pack_b_size(1, 1);
+    if (panel_w > PW_MAX) {
+        fprintf(stderr, "kiln's B panels are wider than %d columns\n", PW_MAX);
+        return 1;
+    }
 #ifdef HAVE_XNNPACK
     if (xnn_initialize(NULL) != xnn_status_success) {
         fprintf(stderr, "xnn_initialize failed\n");
