@@ -33,6 +33,7 @@ typedef struct kiln_plan_node {
     size_t n_free;
     kiln_op_act act; /* activation fused in by kiln_plan_fuse */
     bool values;     /* the op may take sequences/optionals (kiln_op_takes_values) */
+    void *prep;      /* op->prepare's state (released with the plan), or NULL */
 } kiln_plan_node;
 
 typedef struct kiln_plan {
