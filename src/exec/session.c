@@ -20,19 +20,23 @@ bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i) {
     return i < c->n_out && i < c->node->n_outputs && c->node->outputs[i][0];
 }
 
-/* A shaped shell within the session's size limit; `what` names it ("output 2"). */
-static kiln_status new_shell(const kiln_op_ctx *c, const char *what, kiln_dtype dtype, int rank, const int64_t *dims,
-                             kiln_tensor **out) {
+/* A shaped shell within the session's size limit; `what` names it ("output
+ * %zu", with `idx`), formatted only when failing. */
+static kiln_status new_shell(const kiln_op_ctx *c, const char *what_fmt, size_t idx, kiln_dtype dtype, int rank,
+                             const int64_t *dims, kiln_tensor **out) {
+    char what[48];
     kiln_tensor *t = kiln_tensor_new();
     if (!t)
         return KILN_ERR_NOMEM;
     kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
     if (st != KILN_OK) {
         free(t);
+        snprintf(what, sizeof what, what_fmt, idx);
         return kiln_fail_prefix(st, "%s: ", what);
     }
     if (t->nbytes > c->frame->core->max_tensor_bytes) {
         char d[256];
+        snprintf(what, sizeof what, what_fmt, idx);
         kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "%s would be %s %s (%zu bytes), over the session's limit of %zu bytes",
                                     what, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
                                     c->frame->core->max_tensor_bytes);
@@ -51,10 +55,8 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
         kiln_tensor_destroy(c->out[i]);
         c->out[i] = NULL;
     }
-    char what[32];
-    snprintf(what, sizeof what, "output %zu", i);
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, what, dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "output %zu", i, dtype, rank, dims, &t));
     c->out[i] = t;
     *out = t;
     return KILN_OK;
@@ -82,7 +84,7 @@ kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank,
 kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out) {
     *out = NULL;
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, "a sequence element", dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "a sequence element", 0, dtype, rank, dims, &t));
     kiln_status st = alloc_data(c, t);
     if (st != KILN_OK) {
         kiln_tensor_destroy(t);
