@@ -229,19 +229,32 @@ static kiln_status profile_report(const kiln_session *s, int runs, double run_ms
                 printf("  %-28s %6zu %10.4f %6.1f%%\n", sub[i].key, sub[i].nodes, ms, SHARE(ms));
             }
         }
+        /* columns as wide as what they show; names past 64 characters keep their end */
+        int wn = 4, wo = 2, ws = 8;
+        for (size_t i = 0; i < show; i++) {
+            char key[160];
+            op_key(&recs[i], key, sizeof key);
+            size_t ln = strlen(recs[i].name), lo = strlen(key), ls = strlen(recs[i].shape) + (recs[i].shape_varies ? 9 : 0);
+            wn = ln > (size_t)wn ? (ln > 64 ? 64 : (int)ln) : wn;
+            wo = lo > (size_t)wo ? (lo > 40 ? 40 : (int)lo) : wo;
+            ws = ls > (size_t)ws ? (ls > 40 ? 40 : (int)ls) : ws;
+        }
         printf("\nslowest %zu of %zu nodes:\n", show, n_live);
-        printf("  %-36s %-20s %-20s %10s %7s\n", "name", "op", "output 0", "ms/run", "share");
+        printf("  %-*s  %-*s  %-*s %10s %7s\n", wn, "name", wo, "op", ws, "output 0", "ms/run", "share");
         for (size_t i = 0; i < show; i++) {
             const kiln_profile_record *r = &recs[i];
             char key[160], shape[160];
             op_key(r, key, sizeof key);
             snprintf(shape, sizeof shape, "%s%s", r->shape, r->shape_varies ? " (varies)" : "");
+            size_t ln = strlen(r->name);
             double ms = (double)r->total_ns * per;
-            printf("  %-36s %-20s %-20s %10.4f %6.1f%%\n", r->name, key, shape, ms, SHARE(ms));
+            printf("%c %s%-*s  %-*s  %-*s %10.4f %6.1f%%\n", r->depth ? '^' : ' ', ln > 64 ? "..." : "",
+                   ln > 64 ? wn - 3 : wn,
+                   ln > 64 ? r->name + ln - (size_t)(wn - 3) : r->name, wo, key, ws, shape, ms, SHARE(ms));
         }
         if (n_nested)
-            printf("\nNames with '/' are nodes inside an If/Loop/Scan body (ENCLOSING/NODE): their time overlaps "
-                   "the enclosing node's.\n");
+            printf("\n^: a node inside an If/Loop/Scan body, named ENCLOSING/NODE; its time is also in the "
+                   "enclosing node's (the records overlap).\n");
     }
 #undef SHARE
     free(ops);
