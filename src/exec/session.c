@@ -218,11 +218,30 @@ kiln_status kiln_op_output_take(kiln_op_ctx *c, size_t i, kiln_tensor *t) {
     return KILN_OK;
 }
 
+kiln_status kiln_op_scratch(kiln_op_ctx *c, size_t bytes, void **out) {
+    *out = NULL;
+    if (bytes > c->frame->core->max_tensor_bytes)
+        return kiln_fail(KILN_ERR_LIMIT, "scratch memory of %zu bytes is over the session's limit of %zu bytes", bytes,
+                         c->frame->core->max_tensor_bytes);
+    for (int i = 0; i < 4; i++)
+        if (!c->scratch[i]) {
+            kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, bytes ? bytes : 1);
+            if (!b)
+                return KILN_ERR_NOMEM;
+            c->scratch[i] = b;
+            *out = b->ptr;
+            return KILN_OK;
+        }
+    return kiln_fail(KILN_ERR_INVALID, "internal: an operator asked for more than 4 scratch blocks");
+}
+
 void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg) {
     kiln_threads_run(c->frame->core->threads, n, grain, fn, arg);
 }
 
 int kiln_op_threads(const kiln_op_ctx *c) { return kiln_threads_count(c->frame->core->threads); }
+
+kiln_threads *kiln_op_pool(const kiln_op_ctx *c) { return c->frame->core->threads; }
 
 kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, const kiln_tensor *const *in,
                                  size_t n_out, kiln_tensor **out) {
@@ -458,6 +477,7 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
             }
         for (size_t k = 0; k < n->n_outputs; k++)
             outs[k] = NULL;
+        void *scratch[4] = {0};
         kiln_op_ctx ctx = {.node = n,
                            .opset = pn->opset,
                            .n_in = n->n_inputs,
@@ -466,12 +486,17 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .in_dying = dying,
                            .out = outs,
                            .frame = &f,
-                           .act = pn->act};
+                           .act = pn->act,
+                           .prep = pn->prep,
+                           .scratch = scratch};
         kiln_attr_mismatch_take();
         if (__builtin_expect(f.prof, 0))
             st = exec_profiled(&f, i, pn, &ctx);
         else
             st = pn->op->exec(&ctx);
+        for (int k = 0; k < 4; k++)
+            if (scratch[k])
+                kiln_buffer_unref(scratch[k]);
         const char *mismatch = kiln_attr_mismatch_take();
         if (st == KILN_OK && mismatch)
             st = kiln_fail(KILN_ERR_INVALID, "%s", mismatch);
