@@ -133,10 +133,12 @@ def prepare(name, src=None):
     os.makedirs(os.path.join(d, "inputs"), exist_ok=True)
     os.makedirs(os.path.join(d, "bind"), exist_ok=True)
     model = os.path.join(d, "model.onnx")
-    if not os.path.exists(model):
-        if src:
-            os.symlink(os.path.abspath(src), model)
-        elif name in DYNAMO:
+    if src:  # a model file from the command line: linked afresh each time
+        if os.path.lexists(model):
+            os.remove(model)
+        os.symlink(os.path.abspath(src), model)
+    elif not os.path.exists(model):
+        if name in DYNAMO:
             os.symlink(os.path.join(ROOT, "tests", "models", name, "model.onnx"), model)
         else:
             _export_torch(name, d)
@@ -149,6 +151,8 @@ def prepare(name, src=None):
         feeds = {"src": rng.standard_normal((16, 1, 64)).astype(np.float32)}
     else:
         feeds = _generic_inputs(model, rng)
+    for f in _npys(os.path.join(d, "inputs")).values():
+        os.remove(f)
     for k, v in feeds.items():
         np.save(os.path.join(d, "inputs", k + ".npy"), v)
     return d
@@ -296,7 +300,7 @@ def main():
     kiln = os.path.abspath(a.kiln)
     threads = [int(x) for x in a.threads.split(",")]
     if a.models:
-        todo = [(os.path.splitext(os.path.basename(p))[0], p) for p in a.models]
+        todo = [("file_" + os.path.splitext(os.path.basename(p))[0], p) for p in a.models]
     else:
         names = [n for n in a.only.split(",") if n] or list(DEFAULT_SET)
         bad = [n for n in names if n not in DEFAULT_SET]
