@@ -312,7 +312,11 @@ typedef struct kiln_session_options {
     size_t max_tensor_bytes; /* largest tensor an operator may make; 0: the model's kiln_limits */
 } kiln_session_options;
 
-/* The session borrows the model; keep the model alive while it exists. */
+/* The session borrows the model; keep the model alive while it exists.
+ * Sessions on one model may run at the same time on different threads. A
+ * session runs one call at a time: kiln_session_run called while another
+ * thread's call on the same session is running fails with KILN_ERR_ARG
+ * ("already running"), leaving the session as it was. */
 kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options *opts,
                                 kiln_session **out);
 void kiln_session_destroy(kiln_session *s);
@@ -371,8 +375,8 @@ size_t kiln_session_peak_bytes(const kiln_session *s);
  * engine fused with the Relu or Clip after it is one record (`fused` names
  * the activation). Records are listed in the order the nodes first ran
  * (the main graph's in plan order first) and accumulate across runs until
- * kiln_session_profile_reset. Off, it costs a branch per node. Not for
- * sessions that run on several threads at once. */
+ * kiln_session_profile_reset. Off, it costs a branch per node. Call these
+ * between runs, not while another thread is running the session. */
 
 typedef struct kiln_profile_record {
     const char *name;   /* unnamed nodes: "<op>#<index in the plan>" */

@@ -107,6 +107,7 @@ struct kiln_session {
     kiln_session_core core;
     kiln_state_pair *states;
     size_t n_states;
+    _Atomic bool busy; /* a run is in progress (runs are refused, not interleaved) */
 };
 
 struct kiln_frame {

@@ -1,6 +1,7 @@
 /* Sessions and frames: feeding inputs, running nodes in plan order, dropping
  * values at their last use, the op-facing context functions. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +23,23 @@ bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i) {
     return i < c->n_out && i < c->node->n_outputs && c->node->outputs[i][0];
 }
 
-/* A shaped shell within the session's size limit; `what` names it ("output 2"). */
-static kiln_status new_shell(const kiln_op_ctx *c, const char *what, kiln_dtype dtype, int rank, const int64_t *dims,
-                             kiln_tensor **out) {
+/* A shaped shell within the session's size limit; `what` names it ("output
+ * %zu", with `idx`), formatted only when failing. */
+static kiln_status new_shell(const kiln_op_ctx *c, const char *what_fmt, size_t idx, kiln_dtype dtype, int rank,
+                             const int64_t *dims, kiln_tensor **out) {
+    char what[48];
     kiln_tensor *t = kiln_tensor_new();
     if (!t)
         return KILN_ERR_NOMEM;
     kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
     if (st != KILN_OK) {
         free(t);
+        snprintf(what, sizeof what, what_fmt, idx);
         return kiln_fail_prefix(st, "%s: ", what);
     }
     if (t->nbytes > c->frame->core->max_tensor_bytes) {
         char d[256];
+        snprintf(what, sizeof what, what_fmt, idx);
         kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "%s would be %s %s (%zu bytes), over the session's limit of %zu bytes",
                                     what, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
                                     c->frame->core->max_tensor_bytes);
@@ -53,10 +58,8 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
         kiln_tensor_destroy(c->out[i]);
         c->out[i] = NULL;
     }
-    char what[32];
-    snprintf(what, sizeof what, "output %zu", i);
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, what, dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "output %zu", i, dtype, rank, dims, &t));
     c->out[i] = t;
     *out = t;
     return KILN_OK;
@@ -84,7 +87,7 @@ kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank,
 kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out) {
     *out = NULL;
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, "a sequence element", dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "a sequence element", 0, dtype, rank, dims, &t));
     kiln_status st = alloc_data(c, t);
     if (st != KILN_OK) {
         kiln_tensor_destroy(t);
@@ -180,7 +183,7 @@ kiln_status kiln_op_output_share(kiln_op_ctx *c, size_t i, const kiln_tensor *va
 kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
                                  const int64_t *dims, kiln_tensor **out) {
     const kiln_tensor *src = kiln_op_in(c, in_idx);
-    if (src && c->in_dying[in_idx] && src->buf && src->buf->refs == 1 && src->dtype != KILN_DTYPE_STRING &&
+    if (src && c->in_dying[in_idx] && src->buf && kiln_buffer_sole(src->buf) && src->dtype != KILN_DTYPE_STRING &&
         dtype != KILN_DTYPE_STRING && src->buf->release != NULL && src->data == src->buf->ptr) {
         kiln_tensor *t;
         KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
@@ -666,9 +669,29 @@ kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t) {
     return KILN_OK;
 }
 
+static kiln_status session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                               const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                               kiln_tensor **outputs);
+
 kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
                              const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
                              kiln_tensor **outputs) {
+    /* one run at a time: the arena, the prepared state and the carried state
+     * belong to the session */
+    if (atomic_exchange_explicit(&s->busy, true, memory_order_acquire)) {
+        for (size_t i = 0; i < n_outputs; i++)
+            outputs[i] = NULL;
+        return kiln_fail(KILN_ERR_ARG, "the session is already running a call on another thread; "
+                                       "use one session per thread (sessions may share a model)");
+    }
+    kiln_status st = session_run(s, n_inputs, input_names, inputs, n_outputs, output_names, outputs);
+    atomic_store_explicit(&s->busy, false, memory_order_release);
+    return st;
+}
+
+static kiln_status session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                               const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                               kiln_tensor **outputs) {
     const kiln_plan *plan = s->core.plans;
     const kiln_graph *g = plan->graph;
     kiln_status st = KILN_OK;
