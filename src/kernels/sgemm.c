@@ -366,9 +366,15 @@ static void sg_no_k(const sg_job *j) {
     }
 }
 
-/* Splits C over the pool: nt jobs as jm x jn blocks, the split with the
- * smallest largest block (ties: more along n, where no thread repacks the
- * other's operand). */
+/* Splits C over the pool into jm x jn blocks, between one and four per
+ * thread (several, so the pool's threads share them out even when one wakes
+ * late). The split minimises an estimate of the slowest thread's time: its
+ * blocks' multiply-adds plus the operands it streams, counted as 4
+ * multiply-adds a float (every block along n reads all of A's rows of its
+ * block again, every block along m packs or reads its columns of B again),
+ * plus half a block for a thread that starts late. */
+#define SG_JOBS_PER_THREAD 4
+
 static void sg_dispatch(kiln_threads *pool, sg_job *j) {
     if (j->m == 0 || j->n == 0)
         return;
@@ -384,28 +390,32 @@ static void sg_dispatch(kiln_threads *pool, sg_job *j) {
     size_t work = sg_mul(sg_mul(j->m, j->n), j->k);
     if (work / SG_PAR_MIN < nt) /* each thread gets at least SG_PAR_MIN */
         nt = work / SG_PAR_MIN;
-    if (nt > mp * np)
-        nt = mp * np;
-    if (nt < 1)
-        nt = 1;
-    size_t best_jm = 1, best_jn = 1, best_cost = SIZE_MAX;
-    for (size_t jm = 1; jm <= nt; jm++) {
-        if (nt % jm)
-            continue;
-        size_t jn = nt / jm;
-        if (jm > mp || jn > np)
-            continue;
-        size_t cost = (mp + jm - 1) / jm * ((np + jn - 1) / jn);
-        if (cost < best_cost || (cost == best_cost && jn > best_jn)) {
-            best_cost = cost;
-            best_jm = jm;
-            best_jn = jn;
-        }
+    size_t jm = 1, jn = 1;
+    if (nt > 1) {
+        double best = 0;
+        size_t q = nt * SG_JOBS_PER_THREAD;
+        for (size_t tm = 1; tm <= mp && tm <= q; tm++)
+            for (size_t tn = 1; tn <= np && tm * tn <= q; tn++) {
+                size_t jobs = tm * tn;
+                if (jobs < nt && !(tm == mp && tn == np))
+                    continue;
+                size_t rows = (mp + tm - 1) / tm * SG_MR, cols = (np + tn - 1) / tn * SG_NR;
+                double rounds = (double)((jobs + nt - 1) / nt);
+                double macs = (double)rows * (double)cols * (double)j->k;
+                double stream = (double)j->k * ((double)rows + (double)cols * (j->pb ? 1.0 : 2.0));
+                /* + half a block: what a thread that starts late leaves the others */
+                double cost = (rounds + 0.5) * (macs + 4.0 * stream);
+                if (best == 0 || cost < best) {
+                    best = cost;
+                    jm = tm;
+                    jn = tn;
+                }
+            }
     }
-    j->jn = best_jn;
-    j->mch = (mp + best_jm - 1) / best_jm * SG_MR;
-    j->nch = (np + best_jn - 1) / best_jn * SG_NR;
-    size_t njobs = best_jm * best_jn;
+    j->jn = jn;
+    j->mch = (mp + jm - 1) / jm * SG_MR;
+    j->nch = (np + jn - 1) / jn * SG_NR;
+    size_t njobs = jm * jn;
     if (njobs <= 1)
         sg_run_range(j, 0, 1);
     else

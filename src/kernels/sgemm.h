@@ -29,7 +29,8 @@
  *
  * Work is split over the pool's threads by blocks of C when the product is
  * large enough to pay for waking them; small products run on the calling
- * thread. With beta == 0, C is write-only. C must not overlap A, B, the
+ * thread. A thread that packs an operand per call keeps a 1.1 MB workspace
+ * until it exits (without one, it falls back to one-panel blocks). With beta == 0, C is write-only. C must not overlap A, B, the
  * bias vectors or R.
  */
 #ifndef KILN_KERNELS_SGEMM_H
