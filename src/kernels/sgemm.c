@@ -402,7 +402,8 @@ static void sg_dispatch(kiln_threads *pool, sg_job *j) {
                 size_t rows = (mp + tm - 1) / tm * SG_MR, cols = (np + tn - 1) / tn * SG_NR;
                 double rounds = (double)((jobs + nt - 1) / nt);
                 double macs = (double)rows * (double)cols * (double)j->k;
-                double stream = (double)j->k * ((double)rows + (double)cols * (j->pb ? 1.0 : 2.0));
+                /* B packed per call costs its copy too */
+                double stream = (double)j->k * ((double)rows + (double)cols * (j->pb ? 1.0 : 4.0));
                 /* + half a block: what a thread that starts late leaves the others */
                 double cost = (rounds + 0.5) * (macs + 4.0 * stream);
                 if (best == 0 || cost < best) {
