@@ -19,6 +19,7 @@
 
 #include "ops/conv_attrs.h"
 #include "kernels/conv.h"
+#include "kernels/depthwise.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
 #include "kernels/valio.h"
@@ -163,6 +164,17 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     int64_t es = dbl ? 8 : 4;
     int threads = kiln_op_threads(c);
     kiln_gemm_init();
+    if (j.Cg == 1 && G > 1 && g->nsp <= 2 && !dbl && kiln_depthwise_suits(g)) {
+        kiln_dw_params p = {.N = N, .C = C, .M = M, .clamp = j.clamp, .lo = (float)j.lo, .hi = (float)j.hi};
+        kiln_threads *pool = kiln_op_pool(c);
+        size_t bytes = (size_t)kiln_depthwise_scratch(g, &p, pool) * sizeof(float); /* <= threads * 256 MiB */
+        float *s = kiln_malloc(bytes);
+        if (!s)
+            return KILN_ERR_NOMEM;
+        kiln_depthwise_f32(g, &p, x, w, b, y, s, pool);
+        free(s);
+        return KILN_OK;
+    }
     if (j.Cg == 1 && G > 1 && g->nsp <= 2) {
         j.mode = CONV_DEPTHWISE;
         j.items = j.parts = N * M; /* one item per part: no scratch */
