@@ -39,9 +39,16 @@
             for (; i + (VL) <= m; i += (VL))                                                         \
                 a0 += gp_ld_##SFX(p + i);                                                            \
             gp_vf_##SFX s = (a0 + a1) + (a2 + a3);                                                   \
-            float t = 0.0f;                                                                          \
-            for (int l = 0; l < (VL); l++)                                                           \
-                t += s[l];                                                                           \
+            /* four partial sums over the lanes: one chain of VL adds would                         \
+             * dominate small planes */                                                              \
+            float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;                                        \
+            for (int l = 0; l < (VL); l += 4) {                                                      \
+                t0 += s[l];                                                                          \
+                t1 += s[l + 1];                                                                      \
+                t2 += s[l + 2];                                                                      \
+                t3 += s[l + 3];                                                                      \
+            }                                                                                        \
+            float t = (t0 + t1) + (t2 + t3);                                                         \
             for (; i < m; i++)                                                                       \
                 t += p[i];                                                                           \
             total += (double)t;                                                                      \
