@@ -33,6 +33,7 @@ typedef struct kiln_plan_node {
     size_t n_free;
     kiln_op_act act; /* activation fused in by kiln_plan_fuse */
     bool values;     /* the op may take sequences/optionals (kiln_op_takes_values) */
+    void *prep;      /* op->prepare's state (released with the plan), or NULL */
 } kiln_plan_node;
 
 typedef struct kiln_plan {
@@ -52,8 +53,38 @@ typedef struct kiln_plan {
     size_t n_nodes;
     kiln_plan_node *nodes;     /* topological order */
     bool *is_output;           /* per value: graph output, never freed */
+    kiln_node **made;          /* nodes the planner made (fusions), owned */
+    size_t n_made;
     struct kiln_plan *next;    /* session's list of plans */
 } kiln_plan;
+
+/* ---- profiling (session.c): one record per node of each plan run while
+ * profiling is on, allocated the first time the plan runs profiled ---- */
+typedef struct kiln_prof_rec {
+    char *name;         /* node name; in a subgraph "<enclosing record's name>/<name>" */
+    const char *op, *domain; /* borrowed from the node */
+    const char *fused;  /* activation kiln_plan_fuse folded in ("Relu", "Clip"), or NULL */
+    int depth;          /* 0: the main graph */
+    uint64_t ns, calls;
+    kiln_value_kind kind; /* of output 0 at the last call; UNKNOWN: not produced */
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    bool varies;        /* output 0's shape differed between calls */
+    char shape[128];
+} kiln_prof_rec;
+
+typedef struct kiln_prof_plan {
+    const kiln_plan *plan;
+    size_t base; /* its nodes' records start here */
+} kiln_prof_plan;
+
+typedef struct kiln_prof {
+    bool on;
+    kiln_prof_rec *recs;
+    size_t n_recs, cap_recs;
+    kiln_prof_plan *plans;
+    size_t n_plans, cap_plans;
+} kiln_prof;
 
 typedef struct kiln_session_core {
     const kiln_model *model;
@@ -64,6 +95,7 @@ typedef struct kiln_session_core {
     kiln_tensor **aligned_copies;
     size_t n_aligned_copies;
     size_t max_tensor_bytes;
+    kiln_prof prof;
 } kiln_session_core;
 
 typedef struct kiln_state_pair {
@@ -77,6 +109,7 @@ struct kiln_session {
     kiln_session_core core;
     kiln_state_pair *states;
     size_t n_states;
+    _Atomic bool busy; /* a run is in progress (runs are refused, not interleaved) */
 };
 
 struct kiln_frame {
@@ -85,6 +118,9 @@ struct kiln_frame {
     kiln_tensor **vals; /* per value */
     bool *owned;        /* vals[i] is this frame's to destroy */
     kiln_frame *parent;
+    bool prof;          /* timing its nodes: records from prof_base on */
+    size_t prof_base;
+    size_t prof_cur;    /* the node running (names the records of its subgraphs) */
 };
 
 /* State pairs (state.c): fill unfed state inputs (zero tensors made here go
@@ -96,11 +132,12 @@ kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t);
 
 int kiln_name_map_get(const kiln_name_map *m, const char *name);
 
-/* Fuses Conv -> Relu/Clip pairs of a topologically sorted plan (fuse.c):
+/* Fuses Conv -> Relu/Clip pairs and LayerNormalization chains of a
+ * topologically sorted plan (fuse.c):
  * the fused node takes the activation's slot and outputs, the Conv's slot
  * gets node == NULL (the caller drops it). pinned[v]: value v is read by a
  * subgraph or is a graph output, so it must stay materialised. */
-void kiln_plan_fuse(kiln_plan *p, const bool *pinned);
+kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned);
 
 kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const kiln_plan *parent,
                           const kiln_plan **out);

@@ -1,8 +1,11 @@
 /* Sessions and frames: feeding inputs, running nodes in plan order, dropping
  * values at their last use, the op-facing context functions. */
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -20,19 +23,23 @@ bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i) {
     return i < c->n_out && i < c->node->n_outputs && c->node->outputs[i][0];
 }
 
-/* A shaped shell within the session's size limit; `what` names it ("output 2"). */
-static kiln_status new_shell(const kiln_op_ctx *c, const char *what, kiln_dtype dtype, int rank, const int64_t *dims,
-                             kiln_tensor **out) {
+/* A shaped shell within the session's size limit; `what` names it ("output
+ * %zu", with `idx`), formatted only when failing. */
+static kiln_status new_shell(const kiln_op_ctx *c, const char *what_fmt, size_t idx, kiln_dtype dtype, int rank,
+                             const int64_t *dims, kiln_tensor **out) {
+    char what[48];
     kiln_tensor *t = kiln_tensor_new();
     if (!t)
         return KILN_ERR_NOMEM;
     kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
     if (st != KILN_OK) {
         free(t);
+        snprintf(what, sizeof what, what_fmt, idx);
         return kiln_fail_prefix(st, "%s: ", what);
     }
     if (t->nbytes > c->frame->core->max_tensor_bytes) {
         char d[256];
+        snprintf(what, sizeof what, what_fmt, idx);
         kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "%s would be %s %s (%zu bytes), over the session's limit of %zu bytes",
                                     what, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
                                     c->frame->core->max_tensor_bytes);
@@ -51,10 +58,8 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
         kiln_tensor_destroy(c->out[i]);
         c->out[i] = NULL;
     }
-    char what[32];
-    snprintf(what, sizeof what, "output %zu", i);
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, what, dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "output %zu", i, dtype, rank, dims, &t));
     c->out[i] = t;
     *out = t;
     return KILN_OK;
@@ -82,7 +87,7 @@ kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank,
 kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out) {
     *out = NULL;
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, "a sequence element", dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "a sequence element", 0, dtype, rank, dims, &t));
     kiln_status st = alloc_data(c, t);
     if (st != KILN_OK) {
         kiln_tensor_destroy(t);
@@ -178,7 +183,7 @@ kiln_status kiln_op_output_share(kiln_op_ctx *c, size_t i, const kiln_tensor *va
 kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
                                  const int64_t *dims, kiln_tensor **out) {
     const kiln_tensor *src = kiln_op_in(c, in_idx);
-    if (src && c->in_dying[in_idx] && src->buf && src->buf->refs == 1 && src->dtype != KILN_DTYPE_STRING &&
+    if (src && c->in_dying[in_idx] && src->buf && kiln_buffer_sole(src->buf) && src->dtype != KILN_DTYPE_STRING &&
         dtype != KILN_DTYPE_STRING && src->buf->release != NULL && src->data == src->buf->ptr) {
         kiln_tensor *t;
         KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
@@ -216,6 +221,23 @@ kiln_status kiln_op_output_take(kiln_op_ctx *c, size_t i, kiln_tensor *t) {
     return KILN_OK;
 }
 
+kiln_status kiln_op_scratch(kiln_op_ctx *c, size_t bytes, void **out) {
+    *out = NULL;
+    if (bytes > c->frame->core->max_tensor_bytes)
+        return kiln_fail(KILN_ERR_LIMIT, "scratch memory of %zu bytes is over the session's limit of %zu bytes", bytes,
+                         c->frame->core->max_tensor_bytes);
+    for (int i = 0; i < 4; i++)
+        if (!c->scratch[i]) {
+            kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, bytes ? bytes : 1);
+            if (!b)
+                return KILN_ERR_NOMEM;
+            c->scratch[i] = b;
+            *out = b->ptr;
+            return KILN_OK;
+        }
+    return kiln_fail(KILN_ERR_INVALID, "internal: an operator asked for more than 4 scratch blocks");
+}
+
 void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg) {
     kiln_threads_run(c->frame->core->threads, n, grain, fn, arg);
 }
@@ -249,6 +271,129 @@ kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_
     for (size_t i = 0; i < n_in; i++)
         if (give[i])
             in[i] = NULL;
+    return st;
+}
+
+/* ---- profiling ---- */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void prof_free_records(kiln_prof *p) {
+    for (size_t i = 0; i < p->n_recs; i++)
+        free(p->recs[i].name);
+    free(p->recs);
+    free(p->plans);
+    p->recs = NULL;
+    p->plans = NULL;
+    p->n_recs = p->cap_recs = p->n_plans = p->cap_plans = 0;
+}
+
+/* Finds (or makes, on the plan's first profiled run) the records of f's
+ * plan and sets f->prof_base. A subgraph's records are named after the
+ * enclosing node's record. */
+static kiln_status prof_attach(kiln_frame *f) {
+    kiln_prof *p = &f->core->prof;
+    for (size_t i = 0; i < p->n_plans; i++)
+        if (p->plans[i].plan == f->plan) {
+            f->prof_base = p->plans[i].base;
+            f->prof = true;
+            return KILN_OK;
+        }
+    const kiln_plan *plan = f->plan;
+    const kiln_prof_rec *outer = f->parent ? &p->recs[f->parent->prof_base + f->parent->prof_cur] : NULL;
+    if (p->n_plans == p->cap_plans) {
+        size_t cap = p->cap_plans ? 2 * p->cap_plans : 8;
+        kiln_prof_plan *np = kiln_realloc(p->plans, cap * sizeof *np);
+        if (!np)
+            return KILN_ERR_NOMEM;
+        p->plans = np;
+        p->cap_plans = cap;
+    }
+    if (p->cap_recs - p->n_recs < plan->n_nodes) {
+        size_t cap = p->cap_recs ? 2 * p->cap_recs : 64;
+        while (cap - p->n_recs < plan->n_nodes)
+            cap *= 2;
+        kiln_prof_rec *nr = kiln_realloc(p->recs, cap * sizeof *nr);
+        if (!nr)
+            return KILN_ERR_NOMEM;
+        p->recs = nr;
+        p->cap_recs = cap;
+        if (outer) /* moved with the array */
+            outer = &p->recs[f->parent->prof_base + f->parent->prof_cur];
+    }
+    size_t base = p->n_recs;
+    for (size_t i = 0; i < plan->n_nodes; i++) {
+        const kiln_plan_node *pn = &plan->nodes[i];
+        const kiln_node *n = pn->node;
+        kiln_prof_rec *r = &p->recs[base + i];
+        memset(r, 0, sizeof *r);
+        kiln_sbuf b = {0};
+        if (outer)
+            kiln_sbuf_printf(&b, "%s/", outer->name);
+        if (n->name && n->name[0])
+            kiln_sbuf_printf(&b, "%s", n->name);
+        else
+            kiln_sbuf_printf(&b, "%s#%zu", n->op_type, i); /* unnamed: its place in the plan */
+        if (b.failed || !b.data) {
+            free(b.data);
+            for (size_t k = base; k < base + i; k++)
+                free(p->recs[k].name);
+            return KILN_ERR_NOMEM;
+        }
+        r->name = b.data;
+        r->op = n->op_type;
+        r->domain = n->domain ? n->domain : "";
+        if (pn->act.on)
+            r->fused = pn->act.lo == 0.0 && pn->act.hi == INFINITY && pn->act.dtype == KILN_DTYPE_UNDEFINED ? "Relu"
+                                                                                                           : "Clip";
+        r->depth = outer ? outer->depth + 1 : 0;
+        r->kind = KILN_VALUE_UNKNOWN;
+        snprintf(r->shape, sizeof r->shape, "-");
+    }
+    p->n_recs += plan->n_nodes;
+    p->plans[p->n_plans++] = (kiln_prof_plan){.plan = plan, .base = base};
+    f->prof_base = base;
+    f->prof = true;
+    return KILN_OK;
+}
+
+static void prof_note_shape(kiln_prof_rec *r, const kiln_tensor *t) {
+    kiln_value_kind kind = t ? t->kind : KILN_VALUE_UNKNOWN;
+    bool same = kind == r->kind;
+    if (same && kind == KILN_VALUE_TENSOR)
+        same = t->rank == r->rank && memcmp(t->dims, r->dims, (size_t)t->rank * sizeof *t->dims) == 0;
+    if (same && r->calls > 1)
+        return;
+    if (!same && r->calls > 1)
+        r->varies = true;
+    r->kind = kind;
+    r->rank = 0;
+    if (kind == KILN_VALUE_TENSOR) {
+        r->rank = t->rank;
+        memcpy(r->dims, t->dims, (size_t)t->rank * sizeof *t->dims);
+        kiln_dims_str(t->rank, t->dims, r->shape, sizeof r->shape);
+    } else if (t) {
+        kiln_value_str(t, r->shape, sizeof r->shape);
+    } else {
+        snprintf(r->shape, sizeof r->shape, "-");
+    }
+}
+
+/* pn->op->exec timed into node i's record. */
+static kiln_status exec_profiled(kiln_frame *f, size_t i, const kiln_plan_node *pn, kiln_op_ctx *ctx) {
+    f->prof_cur = i;
+    uint64_t t0 = now_ns();
+    kiln_status st = pn->op->exec(ctx);
+    uint64_t t1 = now_ns();
+    /* after exec: a subgraph run may have moved the records */
+    kiln_prof_rec *r = &f->core->prof.recs[f->prof_base + i];
+    r->ns += t1 - t0;
+    r->calls++;
+    prof_note_shape(r, ctx->n_out ? ctx->out[0] : NULL);
     return st;
 }
 
@@ -307,6 +452,8 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
         int v = plan->outer_ids[i];
         f.vals[v] = (kiln_tensor *)lookup_outer(parent, plan->value_names[v]);
     }
+    if (core->prof.on && (!parent || parent->prof))
+        KILN_CHECK(st, prof_attach(&f), done);
     for (size_t i = 0; i < plan->n_nodes; i++) {
         const kiln_plan_node *pn = &plan->nodes[i];
         const kiln_node *n = pn->node;
@@ -333,6 +480,7 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
             }
         for (size_t k = 0; k < n->n_outputs; k++)
             outs[k] = NULL;
+        void *scratch[4] = {0};
         kiln_op_ctx ctx = {.node = n,
                            .opset = pn->opset,
                            .n_in = n->n_inputs,
@@ -341,9 +489,17 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .in_dying = dying,
                            .out = outs,
                            .frame = &f,
-                           .act = pn->act};
+                           .act = pn->act,
+                           .prep = pn->prep,
+                           .scratch = scratch};
         kiln_attr_mismatch_take();
-        st = pn->op->exec(&ctx);
+        if (__builtin_expect(f.prof, 0))
+            st = exec_profiled(&f, i, pn, &ctx);
+        else
+            st = pn->op->exec(&ctx);
+        for (int k = 0; k < 4; k++)
+            if (scratch[k])
+                kiln_buffer_unref(scratch[k]);
         const char *mismatch = kiln_attr_mismatch_take();
         if (st == KILN_OK && mismatch)
             st = kiln_fail(KILN_ERR_INVALID, "%s", mismatch);
@@ -464,6 +620,7 @@ void kiln_session_destroy(kiln_session *s) {
     if (!s)
         return;
     kiln_state_free(s);
+    prof_free_records(&s->core.prof);
     kiln_plans_free(s->core.plans);
     kiln_graph_destroy(s->core.inlined);
     for (size_t i = 0; i < s->core.n_aligned_copies; i++)
@@ -512,9 +669,29 @@ kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t) {
     return KILN_OK;
 }
 
+static kiln_status session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                               const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                               kiln_tensor **outputs);
+
 kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
                              const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
                              kiln_tensor **outputs) {
+    /* one run at a time: the arena, the prepared state and the carried state
+     * belong to the session */
+    if (atomic_exchange_explicit(&s->busy, true, memory_order_acquire)) {
+        for (size_t i = 0; i < n_outputs; i++)
+            outputs[i] = NULL;
+        return kiln_fail(KILN_ERR_ARG, "the session is already running a call on another thread; "
+                                       "use one session per thread (sessions may share a model)");
+    }
+    kiln_status st = session_run(s, n_inputs, input_names, inputs, n_outputs, output_names, outputs);
+    atomic_store_explicit(&s->busy, false, memory_order_release);
+    return st;
+}
+
+static kiln_status session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                               const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                               kiln_tensor **outputs) {
     const kiln_plan *plan = s->core.plans;
     const kiln_graph *g = plan->graph;
     kiln_status st = KILN_OK;
@@ -602,4 +779,39 @@ done:
     free(feed);
     free(all);
     return st;
+}
+
+void kiln_session_set_profiling(kiln_session *s, int on) { s->core.prof.on = on != 0; }
+
+int kiln_session_profiling(const kiln_session *s) { return s->core.prof.on; }
+
+size_t kiln_session_profile_count(const kiln_session *s) { return s->core.prof.n_recs; }
+
+kiln_status kiln_session_profile_record(const kiln_session *s, size_t i, kiln_profile_record *out) {
+    const kiln_prof *p = &s->core.prof;
+    if (i >= p->n_recs)
+        return kiln_fail(KILN_ERR_ARG, "profile record %zu asked for, the session has %zu", i, p->n_recs);
+    const kiln_prof_rec *r = &p->recs[i];
+    *out = (kiln_profile_record){.name = r->name,
+                                 .op = r->op,
+                                 .domain = r->domain,
+                                 .fused = r->fused,
+                                 .shape = r->shape,
+                                 .shape_varies = r->varies,
+                                 .depth = r->depth,
+                                 .total_ns = r->ns,
+                                 .calls = r->calls};
+    return KILN_OK;
+}
+
+void kiln_session_profile_reset(kiln_session *s) {
+    kiln_prof *p = &s->core.prof;
+    for (size_t i = 0; i < p->n_recs; i++) {
+        kiln_prof_rec *r = &p->recs[i];
+        r->ns = r->calls = 0;
+        r->kind = KILN_VALUE_UNKNOWN;
+        r->rank = 0;
+        r->varies = false;
+        snprintf(r->shape, sizeof r->shape, "-");
+    }
 }
