@@ -215,11 +215,9 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         kiln_dw_params p = {.N = N, .C = C, .M = M, .clamp = j.clamp, .lo = (float)j.lo, .hi = (float)j.hi};
         kiln_threads *pool = kiln_op_pool(c);
         size_t bytes = (size_t)kiln_depthwise_scratch(g, &p, pool) * sizeof(float); /* <= threads * 256 MiB */
-        float *s = kiln_malloc(bytes);
-        if (!s)
-            return KILN_ERR_NOMEM;
+        void *s;
+        KILN_TRY(kiln_op_scratch(c, bytes, &s));
         kiln_depthwise_f32(g, &p, x, w, b, y, s, pool);
-        free(s);
         return KILN_OK;
     }
     if (j.Cg == 1 && G > 1 && g->nsp <= 2) {
