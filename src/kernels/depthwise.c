@@ -250,10 +250,10 @@ typedef struct dw_impl {
         }                                                                                                   \
     } while (0)
 
-/* One output plane in groups of 4 rows (the last group moved up to end at
- * the last row: rows it computes twice get the same values), or 2 and 1
- * rows when there are fewer; a group walks its columns two vectors at a
- * time (eight for single rows), the last (partial) vector stored in part.
+/* One output plane in groups of 4 rows (a last group of 3 moved up to end
+ * at the last row: the row it computes twice gets the same values), then 2
+ * and 1 rows; a group walks its columns two vectors at a time (eight for
+ * single rows), the last (partial) vector stored in part.
  * KH_ .. DW_: the window, as constants in the specialised forms (whose taps
  * UNR unrolls) or read from d. */
 #define DW_PLANE(NAME, ATTR, KH_, KW_, SW_, DH_, DW_, UNR)                                                   \
@@ -264,26 +264,26 @@ typedef struct dw_impl {
         const int64_t owr = (OW + DW_VL - 1) / DW_VL * DW_VL;                                               \
         const DW_VT vb = DW_SET1(bias), vz = DW_SET1(0.0f), vlo = DW_SET1(lo), vhi = DW_SET1(hi);           \
         int64_t oh = 0;                                                                                     \
-        if (OH >= 4)                                                                                        \
-            for (;; oh += 4) {                                                                              \
-                if (oh + 4 > OH)                                                                            \
-                    oh = OH - 4;                                                                            \
-                int64_t ow = 0;                                                                             \
-                for (; ow + 2 * DW_VL <= owr; ow += 2 * DW_VL)                                              \
-                    DW_BLK(4, 2, UNR);                                                                      \
-                for (; ow < OW; ow += DW_VL)                                                                \
-                    DW_BLK(4, 1, UNR);                                                                      \
-                if (oh + 4 >= OH)                                                                           \
-                    break;                                                                                  \
-            }                                                                                               \
-        for (; oh + 2 <= OH && OH < 4; oh += 2) {                                                           \
+        /* a last 3 rows as a group moved up (one row twice), 2 and 1 as such */                            \
+        int64_t end4 = OH >= 4 && OH % 4 == 3 ? OH : OH / 4 * 4;                                            \
+        for (; oh < end4; oh += 4) {                                                                        \
+            if (oh + 4 > OH)                                                                                \
+                oh = OH - 4;                                                                                \
+            int64_t ow = 0;                                                                                 \
+            for (; ow + 2 * DW_VL <= owr; ow += 2 * DW_VL)                                                  \
+                DW_BLK(4, 2, UNR);                                                                          \
+            for (; ow < OW; ow += DW_VL)                                                                    \
+                DW_BLK(4, 1, UNR);                                                                          \
+        }                                                                                                   \
+        oh = end4;                                                                                          \
+        for (; oh + 2 <= OH; oh += 2) {                                                                     \
             int64_t ow = 0;                                                                                 \
             for (; ow + 2 * DW_VL <= owr; ow += 2 * DW_VL)                                                  \
                 DW_BLK(2, 2, UNR);                                                                          \
             for (; ow < OW; ow += DW_VL)                                                                    \
                 DW_BLK(2, 1, UNR);                                                                          \
         }                                                                                                   \
-        for (; oh < OH && OH < 4; oh++) {                                                                   \
+        for (; oh < OH; oh++) {                                                                             \
             int64_t ow = 0;                                                                                 \
             for (; ow + 8 * DW_VL <= owr; ow += 8 * DW_VL)                                                  \
                 DW_BLK(1, 8, UNR);                                                                          \
