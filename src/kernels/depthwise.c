@@ -18,9 +18,9 @@
 #define DW_X86 0
 #endif
 
-/* Bound on one task's scratch (floats): larger geometries take the direct
- * kernel of conv.h. */
-#define DW_MAX_SLOT ((int64_t)1 << 26)
+/* Bound on one task's scratch (floats, 16 MiB): larger geometries take the
+ * direct kernel of conv.h. */
+#define DW_MAX_SLOT ((int64_t)1 << 22)
 /* Multiply-adds a task should have at least before another thread is woken. */
 #define DW_TASK_MACS 20000.0
 /* Output rows are computed in whole vectors of up to this many lanes. */
@@ -483,7 +483,7 @@ int64_t kiln_depthwise_scratch(const kiln_conv_geom *g, const kiln_dw_params *p,
     dw_geo d;
     if (!dw_geo_make(g, &d))
         return 0;
-    return dw_tasks(&d, p, pool) * d.slot; /* slot <= 2^26, tasks <= threads */
+    return dw_tasks(&d, p, pool) * d.slot; /* slot <= 2^22, tasks <= threads */
 }
 
 typedef struct dw_job {

@@ -51,6 +51,13 @@
             float t = (t0 + t1) + (t2 + t3);                                                         \
             for (; i < m; i++)                                                                       \
                 t += p[i];                                                                           \
+            if (!isfinite(t)) { /* overflowed, or an inf / NaN: the block again in double */         \
+                double u = 0.0;                                                                      \
+                for (int64_t k = 0; k < m; k++)                                                      \
+                    u += (double)p[k];                                                               \
+                t = 0.0f;                                                                            \
+                total += u;                                                                          \
+            }                                                                                        \
             total += (double)t;                                                                      \
         }                                                                                            \
         return total;                                                                                \

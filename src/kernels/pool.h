@@ -5,8 +5,9 @@
  * One pass per plane with vector accumulators. Sums are blocked: each block
  * of KILN_GPOOL_BLOCK elements is summed in float32 across many lanes, the
  * block sums in double, so the error stays near float32 rounding of the
- * result even on large planes. Max returns NaN when the plane holds one.
- * AVX-512 and AVX2 variants are picked at run time beside the portable one.
+ * result even on large planes; a block whose float32 sum is not finite
+ * (overflow, or an inf or NaN in it) is summed again in double. Max returns
+ * NaN when the plane holds one. AVX-512 and AVX2 variants are picked at run time beside the portable one.
  */
 #ifndef KILN_KERNELS_POOL_H
 #define KILN_KERNELS_POOL_H

@@ -214,7 +214,7 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     if (j.Cg == 1 && G > 1 && g->nsp <= 2 && !dbl && kiln_depthwise_suits(g)) {
         kiln_dw_params p = {.N = N, .C = C, .M = M, .clamp = j.clamp, .lo = (float)j.lo, .hi = (float)j.hi};
         kiln_threads *pool = kiln_op_pool(c);
-        size_t bytes = (size_t)kiln_depthwise_scratch(g, &p, pool) * sizeof(float); /* <= threads * 256 MiB */
+        size_t bytes = (size_t)kiln_depthwise_scratch(g, &p, pool) * sizeof(float); /* <= threads * 16 MiB */
         void *s;
         KILN_TRY(kiln_op_scratch(c, bytes, &s));
         kiln_depthwise_f32(g, &p, x, w, b, y, s, pool);

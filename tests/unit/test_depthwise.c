@@ -190,7 +190,8 @@ static void test_depthwise_shapes(void **state) {
     kiln_threads_destroy(pool);
 }
 
-/* Means within ~1e-6 of the exact mean, max with NaN and -inf. */
+/* Means within ~1e-6 of the exact mean (also where float32 sums overflow),
+ * max with NaN and -inf. */
 static void test_global_pool(void **state) {
     (void)state;
     kiln_threads *pool = kiln_threads_create(2);
@@ -203,6 +204,8 @@ static void test_global_pool(void **state) {
             float *x = malloc((size_t)(n * planes) * sizeof(float)), y[5];
             for (int64_t i = 0; i < n * planes; i++)
                 x[i] = 0.75f + 0.5f * frand();
+            for (int64_t i = 0; i < n; i++)
+                x[n + i] = 2.5e38f + 5e37f * frand(); /* plane 1: float32 sums overflow */
             x[n * 2 + n / 2] = NAN;                 /* plane 2 holds a NaN */
             for (int64_t i = 0; i < n; i++)
                 x[n * 3 + i] = -INFINITY;           /* plane 3: all -inf */
