@@ -4,8 +4,9 @@
  * Core (float32 and float64): im2col tiles + GEMM per (image, group, tile of
  * output positions); 1x1 stride-1 unpadded convs run GEMM straight on the
  * input; depthwise convs (one input channel per group, <= 2 spatial dims)
- * use kernels/depthwise.h (float32) or a direct kernel. Work items are spread over the session's threads,
- * each thread owning one slot of a single bounded im2col allocation.
+ * use kernels/depthwise.h (float32) or a direct kernel. Work items are
+ * spread over the session's threads, each thread owning one slot of a
+ * single bounded im2col allocation.
  * float16 runs through float32; the integer forms through float64 (exact: every
  * partial sum of int8/uint8 products fits in 53 bits).
  */
