@@ -1,0 +1,237 @@
+/* Panel GEMV (see gemv.h).
+ *
+ * Each kernel keeps a tile of outputs (a few vectors x a few panels) in
+ * registers across all of k: per k it loads one 16-float row of every panel
+ * in the tile and broadcasts x[k] of every vector, so the weights are read
+ * once per call and the accumulators give 6-8 independent FMA chains. The
+ * tile shapes are compile-time constants of always-inline bodies, so the
+ * accumulator arrays live in registers.
+ */
+#include <string.h>
+
+#include "kernels/gemv.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GEMV_X86 1
+#include <immintrin.h>
+#endif
+
+#define PW KILN_GEMV_PANEL
+#define INLINE static inline __attribute__((always_inline))
+/* the tile loops have constant trip counts: unrolled, their arrays become registers */
+#define UNROLL _Pragma("GCC unroll 16")
+
+void kiln_gemv_pack_panel(int64_t rows, int64_t k, const float *a, int64_t lda, float *panel) {
+    memset(panel, 0, (size_t)k * PW * sizeof(float));
+    for (int64_t l = 0; l < rows && l < PW; l++)
+        for (int64_t c = 0; c < k; c++)
+            panel[c * PW + l] = a[l * lda + c];
+}
+
+/* ---- portable: one panel by up to four vectors ---- */
+
+INLINE void tile_c(const int M, int64_t K, const float *a, const float *x, int64_t ldx, const float *init,
+                   int64_t ldi, float *y, int64_t ldy) {
+    float acc[4][PW];
+    UNROLL
+    for (int r = 0; r < M; r++)
+        UNROLL
+        for (int l = 0; l < PW; l++)
+            acc[r][l] = init ? init[r * ldi + l] : 0.0f;
+    for (int64_t k = 0; k < K; k++) {
+        const float *w = a + k * PW;
+        UNROLL
+        for (int r = 0; r < M; r++) {
+            float xv = x[r * ldx + k];
+            UNROLL
+            for (int l = 0; l < PW; l++)
+                acc[r][l] += xv * w[l];
+        }
+    }
+    UNROLL
+    for (int r = 0; r < M; r++)
+        memcpy(y + r * ldy, acc[r], sizeof acc[r]);
+}
+
+static void gemv_c(int64_t m, int64_t np, int64_t K, const float *a, const float *x, int64_t ldx,
+                   const float *init, int64_t ldi, float *y, int64_t ldy) {
+    for (int64_t r0 = 0; r0 < m; r0 += 4) {
+        int64_t mr = m - r0 < 4 ? m - r0 : 4;
+        const float *xr = x + r0 * ldx, *ir = init ? init + r0 * ldi : NULL;
+        float *yr = y + r0 * ldy;
+        for (int64_t p = 0; p < np; p++) {
+            const float *ap = a + p * K * PW, *ip = ir ? ir + p * PW : NULL;
+            float *yp = yr + p * PW;
+            switch (mr) {
+            case 1: tile_c(1, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
+            case 2: tile_c(2, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
+            case 3: tile_c(3, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
+            default: tile_c(4, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
+            }
+        }
+    }
+}
+
+#ifdef GEMV_X86
+
+/* ---- AVX-512: a panel row is one register ---- */
+
+#define T512 __attribute__((target("avx512f")))
+
+INLINE T512 void tile512(const int M, const int P, int64_t K, const float *a, const float *x, int64_t ldx,
+                         const float *init, int64_t ldi, float *y, int64_t ldy) {
+    __m512 acc[4][8];
+    const int64_t ps = K * PW;
+    UNROLL
+    for (int r = 0; r < M; r++)
+        UNROLL
+        for (int p = 0; p < P; p++)
+            acc[r][p] = init ? _mm512_loadu_ps(init + r * ldi + p * PW) : _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m512 w[8];
+        UNROLL
+        for (int p = 0; p < P; p++)
+            w[p] = _mm512_loadu_ps(a + p * ps + k * PW);
+        UNROLL
+        for (int r = 0; r < M; r++) {
+            __m512 xb = _mm512_set1_ps(x[r * ldx + k]);
+            UNROLL
+            for (int p = 0; p < P; p++)
+                acc[r][p] = _mm512_fmadd_ps(xb, w[p], acc[r][p]);
+        }
+    }
+    UNROLL
+    for (int r = 0; r < M; r++)
+        UNROLL
+        for (int p = 0; p < P; p++)
+            _mm512_storeu_ps(y + r * ldy + p * PW, acc[r][p]);
+}
+
+/* Tiles of P panels, then single panels, for M vectors. */
+#define RUN_TILES(TILE, M, P)                                                                    \
+    do {                                                                                         \
+        int64_t p = 0;                                                                           \
+        for (; p + (P) <= np; p += (P))                                                          \
+            TILE(M, P, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
+        for (; p < np; p++)                                                                      \
+            TILE(M, 1, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
+    } while (0)
+
+static T512 void gemv512(int64_t m, int64_t np, int64_t K, const float *a, const float *x, int64_t ldx,
+                         const float *init, int64_t ldi, float *y, int64_t ldy) {
+    for (int64_t r0 = 0; r0 < m; r0 += 4) {
+        int64_t mr = m - r0 < 4 ? m - r0 : 4;
+        const float *xr = x + r0 * ldx, *ir = init ? init + r0 * ldi : NULL;
+        float *yr = y + r0 * ldy;
+        switch (mr) {
+        case 1: RUN_TILES(tile512, 1, 8); break;
+        case 2: RUN_TILES(tile512, 2, 4); break;
+        case 3: RUN_TILES(tile512, 3, 2); break;
+        default: RUN_TILES(tile512, 4, 2); break;
+        }
+    }
+}
+
+/* ---- AVX2 + FMA: a panel row is two registers ---- */
+
+#define T256 __attribute__((target("avx2,fma")))
+
+INLINE T256 void tile256(const int M, const int P, int64_t K, const float *a, const float *x, int64_t ldx,
+                         const float *init, int64_t ldi, float *y, int64_t ldy) {
+    __m256 acc[4][4][2];
+    const int64_t ps = K * PW;
+    UNROLL
+    for (int r = 0; r < M; r++)
+        UNROLL
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int h = 0; h < 2; h++)
+                acc[r][p][h] = init ? _mm256_loadu_ps(init + r * ldi + p * PW + 8 * h) : _mm256_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m256 w[4][2];
+        UNROLL
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int h = 0; h < 2; h++)
+                w[p][h] = _mm256_loadu_ps(a + p * ps + k * PW + 8 * h);
+        UNROLL
+        for (int r = 0; r < M; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + r * ldx + k);
+            UNROLL
+            for (int p = 0; p < P; p++)
+                UNROLL
+                for (int h = 0; h < 2; h++)
+                    acc[r][p][h] = _mm256_fmadd_ps(xb, w[p][h], acc[r][p][h]);
+        }
+    }
+    UNROLL
+    for (int r = 0; r < M; r++)
+        UNROLL
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int h = 0; h < 2; h++)
+                _mm256_storeu_ps(y + r * ldy + p * PW + 8 * h, acc[r][p][h]);
+}
+
+static T256 void gemv256(int64_t m, int64_t np, int64_t K, const float *a, const float *x, int64_t ldx,
+                         const float *init, int64_t ldi, float *y, int64_t ldy) {
+    for (int64_t r0 = 0; r0 < m; r0 += 4) {
+        int64_t mr = m - r0 < 4 ? m - r0 : 4;
+        const float *xr = x + r0 * ldx, *ir = init ? init + r0 * ldi : NULL;
+        float *yr = y + r0 * ldy;
+        switch (mr) {
+        case 1: RUN_TILES(tile256, 1, 4); break;
+        case 2: RUN_TILES(tile256, 2, 2); break;
+        case 3: RUN_TILES(tile256, 3, 1); break;
+        default: RUN_TILES(tile256, 4, 1); break;
+        }
+    }
+}
+
+#endif /* GEMV_X86 */
+
+static int gemv_detect(void) {
+#ifdef GEMV_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return KILN_GEMV_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return KILN_GEMV_AVX2;
+#endif
+    return KILN_GEMV_PORTABLE;
+}
+
+int kiln_gemv_level(void) {
+    static int level = -1; /* every thread computes the same value: a benign race */
+    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = gemv_detect();
+        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+void kiln_sgemv_panels_at(int level, int64_t m, int64_t np, int64_t k, const float *a, const float *x,
+                          int64_t ldx, const float *init, int64_t ldi, float *y, int64_t ldy) {
+    if (m <= 0 || np <= 0)
+        return;
+    int best = kiln_gemv_level();
+    if (level > best)
+        level = best;
+#ifdef GEMV_X86
+    if (level == KILN_GEMV_AVX512) {
+        gemv512(m, np, k, a, x, ldx, init, ldi, y, ldy);
+        return;
+    }
+    if (level == KILN_GEMV_AVX2) {
+        gemv256(m, np, k, a, x, ldx, init, ldi, y, ldy);
+        return;
+    }
+#endif
+    gemv_c(m, np, k, a, x, ldx, init, ldi, y, ldy);
+}
+
+void kiln_sgemv_panels(int64_t m, int64_t np, int64_t k, const float *a, const float *x, int64_t ldx,
+                       const float *init, int64_t ldi, float *y, int64_t ldy) {
+    kiln_sgemv_panels_at(kiln_gemv_level(), m, np, k, a, x, ldx, init, ldi, y, ldy);
+}
