@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "kernels/par.h"
 #include "ops/op.h"
 
 /* ---- arena: reuses freed blocks best-fit; counts the peak ---- */
@@ -16,11 +17,8 @@ kiln_buffer *kiln_arena_alloc(kiln_arena *a, size_t size);
 size_t kiln_arena_peak(const kiln_arena *a);
 
 /* ---- threads ---- */
-typedef struct kiln_threads kiln_threads;
 kiln_threads *kiln_threads_create(int n);
 void kiln_threads_destroy(kiln_threads *t);
-int kiln_threads_count(const kiln_threads *t);
-void kiln_threads_run(kiln_threads *t, size_t n, size_t grain, kiln_range_fn fn, void *arg);
 
 /* ---- plans ---- */
 typedef struct kiln_name_map kiln_name_map;
@@ -35,6 +33,7 @@ typedef struct kiln_plan_node {
     size_t n_free;
     kiln_op_act act; /* activation fused in by kiln_plan_fuse */
     bool values;     /* the op may take sequences/optionals (kiln_op_takes_values) */
+    void *prep;      /* op->prepare's state (released with the plan), or NULL */
 } kiln_plan_node;
 
 typedef struct kiln_plan {

@@ -542,10 +542,67 @@ kiln_status kiln_model_validate(const kiln_model *m, char **problems) {
     return st;
 }
 
+/* Runs each node's prepare (ops/op.h) with the inputs that stay constant for
+ * the session: initializers no graph input overrides. */
+static kiln_status prepare_nodes(kiln_session_core *core, kiln_plan *p, const kiln_node **blame) {
+    const kiln_tensor **cval = NULL;
+    const kiln_tensor **ins = NULL;
+    size_t max_in = 0;
+    for (size_t i = 0; i < p->n_nodes; i++)
+        if (p->nodes[i].op->prepare && p->nodes[i].node->n_inputs > max_in)
+            max_in = p->nodes[i].node->n_inputs;
+    if (max_in == 0 && p->n_nodes) {
+        bool any = false;
+        for (size_t i = 0; i < p->n_nodes && !any; i++)
+            any = p->nodes[i].op->prepare != NULL;
+        if (!any)
+            return KILN_OK;
+    }
+    cval = kiln_calloc(p->n_values + 1, sizeof *cval);
+    ins = kiln_calloc(max_in + 1, sizeof *ins);
+    if (!cval || !ins) {
+        free(cval);
+        free(ins);
+        return KILN_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < p->n_consts; i++)
+        cval[p->const_ids[i]] = p->const_vals[i];
+    for (size_t i = 0; i < p->n_inputs; i++)
+        cval[p->input_ids[i]] = NULL;
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < p->n_nodes && st == KILN_OK; i++) {
+        kiln_plan_node *pn = &p->nodes[i];
+        if (!pn->op->prepare)
+            continue;
+        const kiln_node *n = pn->node;
+        for (size_t k = 0; k < n->n_inputs; k++)
+            ins[k] = pn->in_ids[k] >= 0 ? cval[pn->in_ids[k]] : NULL;
+        kiln_prep_ctx pc = {.node = n,
+                            .opset = pn->opset,
+                            .n_in = n->n_inputs,
+                            .in = ins,
+                            .threads = kiln_threads_count(core->threads),
+                            .fused = pn->act.on};
+        *blame = n;
+        kiln_attr_mismatch_take();
+        st = pn->op->prepare(&pc, &pn->prep);
+        const char *mismatch = kiln_attr_mismatch_take();
+        if (st == KILN_OK && mismatch)
+            st = kiln_fail(KILN_ERR_INVALID, "%s", mismatch);
+        if (st != KILN_OK && strncmp(kiln_last_error(), "node '", 6) != 0)
+            kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
+    }
+    free(cval);
+    free(ins);
+    return st;
+}
+
 static void plan_free(kiln_plan *p) {
     if (!p)
         return;
     for (size_t i = 0; i < p->n_nodes; i++) {
+        if (p->nodes[i].prep && p->nodes[i].op && p->nodes[i].op->release)
+            p->nodes[i].op->release(p->nodes[i].prep);
         free(p->nodes[i].in_ids);
         free(p->nodes[i].out_ids);
         free(p->nodes[i].free_ids);
@@ -889,6 +946,7 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
         }
         n_nodes = p->n_nodes = kept;
     }
+    KILN_CHECK(st, prepare_nodes(core, p, &blame), done);
     for (size_t v = 0; v < p->n_values; v++)
         last_use[v] = -1;
     for (size_t i = 0; i < n_nodes; i++) {

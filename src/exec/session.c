@@ -20,19 +20,23 @@ bool kiln_op_out_wanted(const kiln_op_ctx *c, size_t i) {
     return i < c->n_out && i < c->node->n_outputs && c->node->outputs[i][0];
 }
 
-/* A shaped shell within the session's size limit; `what` names it ("output 2"). */
-static kiln_status new_shell(const kiln_op_ctx *c, const char *what, kiln_dtype dtype, int rank, const int64_t *dims,
-                             kiln_tensor **out) {
+/* A shaped shell within the session's size limit; `what` names it ("output
+ * %zu", with `idx`), formatted only when failing. */
+static kiln_status new_shell(const kiln_op_ctx *c, const char *what_fmt, size_t idx, kiln_dtype dtype, int rank,
+                             const int64_t *dims, kiln_tensor **out) {
+    char what[48];
     kiln_tensor *t = kiln_tensor_new();
     if (!t)
         return KILN_ERR_NOMEM;
     kiln_status st = kiln_tensor_init_shape(t, dtype, rank, dims);
     if (st != KILN_OK) {
         free(t);
+        snprintf(what, sizeof what, what_fmt, idx);
         return kiln_fail_prefix(st, "%s: ", what);
     }
     if (t->nbytes > c->frame->core->max_tensor_bytes) {
         char d[256];
+        snprintf(what, sizeof what, what_fmt, idx);
         kiln_status st2 = kiln_fail(KILN_ERR_LIMIT, "%s would be %s %s (%zu bytes), over the session's limit of %zu bytes",
                                     what, kiln_dtype_name(dtype), kiln_dims_str(rank, dims, d, sizeof d), t->nbytes,
                                     c->frame->core->max_tensor_bytes);
@@ -51,10 +55,8 @@ static kiln_status new_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int ra
         kiln_tensor_destroy(c->out[i]);
         c->out[i] = NULL;
     }
-    char what[32];
-    snprintf(what, sizeof what, "output %zu", i);
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, what, dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "output %zu", i, dtype, rank, dims, &t));
     c->out[i] = t;
     *out = t;
     return KILN_OK;
@@ -82,7 +84,7 @@ kiln_status kiln_op_output(kiln_op_ctx *c, size_t i, kiln_dtype dtype, int rank,
 kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const int64_t *dims, kiln_tensor **out) {
     *out = NULL;
     kiln_tensor *t;
-    KILN_TRY(new_shell(c, "a sequence element", dtype, rank, dims, &t));
+    KILN_TRY(new_shell(c, "a sequence element", 0, dtype, rank, dims, &t));
     kiln_status st = alloc_data(c, t);
     if (st != KILN_OK) {
         kiln_tensor_destroy(t);
@@ -216,11 +218,30 @@ kiln_status kiln_op_output_take(kiln_op_ctx *c, size_t i, kiln_tensor *t) {
     return KILN_OK;
 }
 
+kiln_status kiln_op_scratch(kiln_op_ctx *c, size_t bytes, void **out) {
+    *out = NULL;
+    if (bytes > c->frame->core->max_tensor_bytes)
+        return kiln_fail(KILN_ERR_LIMIT, "scratch memory of %zu bytes is over the session's limit of %zu bytes", bytes,
+                         c->frame->core->max_tensor_bytes);
+    for (int i = 0; i < 4; i++)
+        if (!c->scratch[i]) {
+            kiln_buffer *b = kiln_arena_alloc(c->frame->core->arena, bytes ? bytes : 1);
+            if (!b)
+                return KILN_ERR_NOMEM;
+            c->scratch[i] = b;
+            *out = b->ptr;
+            return KILN_OK;
+        }
+    return kiln_fail(KILN_ERR_INVALID, "internal: an operator asked for more than 4 scratch blocks");
+}
+
 void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg) {
     kiln_threads_run(c->frame->core->threads, n, grain, fn, arg);
 }
 
 int kiln_op_threads(const kiln_op_ctx *c) { return kiln_threads_count(c->frame->core->threads); }
+
+kiln_threads *kiln_op_pool(const kiln_op_ctx *c) { return c->frame->core->threads; }
 
 kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, const kiln_tensor *const *in,
                                  size_t n_out, kiln_tensor **out) {
@@ -331,6 +352,7 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
             }
         for (size_t k = 0; k < n->n_outputs; k++)
             outs[k] = NULL;
+        void *scratch[4] = {0};
         kiln_op_ctx ctx = {.node = n,
                            .opset = pn->opset,
                            .n_in = n->n_inputs,
@@ -339,9 +361,14 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .in_dying = dying,
                            .out = outs,
                            .frame = &f,
-                           .act = pn->act};
+                           .act = pn->act,
+                           .prep = pn->prep,
+                           .scratch = scratch};
         kiln_attr_mismatch_take();
         st = pn->op->exec(&ctx);
+        for (int k = 0; k < 4; k++)
+            if (scratch[k])
+                kiln_buffer_unref(scratch[k]);
         const char *mismatch = kiln_attr_mismatch_take();
         if (st == KILN_OK && mismatch)
             st = kiln_fail(KILN_ERR_INVALID, "%s", mismatch);

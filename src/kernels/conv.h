@@ -31,12 +31,8 @@ typedef struct kiln_conv_geom {
     kiln_autopad autopad;
 } kiln_conv_geom;
 
-/* Reads strides, dilations (when use_dil), pads and auto_pad for `nsp`
- * spatial dims into g (k must be set already), validating every value. */
-kiln_status kiln_conv_read_attrs(kiln_conv_geom *g, const kiln_node *node, bool use_dil);
-
 /* Forward (Conv / pool) output shape from g->in, g->k and the attributes read
- * by kiln_conv_read_attrs; resolves auto_pad into pb/pe. ceil_mode: pools. */
+ * by kiln_conv_read_attrs (ops/conv_attrs.h); resolves auto_pad into pb/pe. ceil_mode: pools. */
 kiln_status kiln_conv_forward_shape(kiln_conv_geom *g, bool ceil_mode);
 
 /* Fills sizes (in_size, out_size, k_size) with overflow checks. */

@@ -196,9 +196,9 @@ static void gemm_range(void *arg, size_t begin, size_t end) {
                    (const float *)j->b + boff, j->ldb, (float)j->beta, (float *)j->c + coff, j->ldc);
 }
 
-static void gemm_par(kiln_op_ctx *ctx, gemm_job *j) {
+static void gemm_par(kiln_threads *pool, gemm_job *j) {
     kiln_gemm_init();
-    int threads = ctx ? kiln_op_threads(ctx) : 1;
+    int threads = kiln_threads_count(pool);
     double flops = (double)j->m * (double)j->n * (double)(j->k ? j->k : 1);
     if (threads <= 1 || flops < 262144.0 || (j->m < 8 && j->n < 64)) {
         j->by_rows = true;
@@ -213,24 +213,24 @@ static void gemm_par(kiln_op_ctx *ctx, gemm_job *j) {
     int64_t block = (len + parts - 1) / parts;
     block = (block + align - 1) / align * align;
     j->block = block;
-    kiln_parallel_for(ctx, (size_t)((len + block - 1) / block), 1, gemm_range, j);
+    kiln_threads_run(pool, (size_t)((len + block - 1) / block), 1, gemm_range, j);
 }
 
-void kiln_sgemm_par(kiln_op_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+void kiln_sgemm_par(kiln_threads *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0)
         return;
     gemm_job j = {false, ta, tb, true, m, n, k, lda, ldb, ldc, m, alpha, beta, a, b, c};
-    gemm_par(ctx, &j);
+    gemm_par(pool, &j);
 }
 
-void kiln_dgemm_par(kiln_op_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+void kiln_dgemm_par(kiln_threads *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
                     int64_t ldc) {
     if (m <= 0 || n <= 0)
         return;
     gemm_job j = {true, ta, tb, true, m, n, k, lda, ldb, ldc, m, alpha, beta, a, b, c};
-    gemm_par(ctx, &j);
+    gemm_par(pool, &j);
 }
 
 #define KILN_IGEMM(T)                                                                                      \

@@ -12,7 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ops/op.h"
+#include "ir/ir.h"
+#include "kernels/par.h"
 
 void kiln_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
@@ -20,9 +21,9 @@ void kiln_dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, dou
                 int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
 
 /* Same contract, parallelised over row or column blocks of C. */
-void kiln_sgemm_par(kiln_op_ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+void kiln_sgemm_par(kiln_threads *pool, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
-void kiln_dgemm_par(kiln_op_ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+void kiln_dgemm_par(kiln_threads *pool, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
                     int64_t ldc);
 

@@ -244,7 +244,7 @@ static void red_range(void *arg, size_t begin, size_t end) {
     }
 }
 
-kiln_status kiln_reduce(kiln_op_ctx *c, kiln_red_op op, const kiln_tensor *x, const bool *mask, kiln_tensor *y) {
+kiln_status kiln_reduce(kiln_threads *pool, kiln_red_op op, const kiln_tensor *x, const bool *mask, kiln_tensor *y) {
     if (!kiln_reduce_dtype_ok(x->dtype))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "reduction of element type %s is not supported",
                          kiln_dtype_name(x->dtype));
@@ -307,14 +307,14 @@ kiln_status kiln_reduce(kiln_op_ctx *c, kiln_red_op op, const kiln_tensor *x, co
         tmp = kiln_malloc(x->nbytes ? x->nbytes : 1);
         if (!tmp)
             return KILN_ERR_NOMEM;
-        kiln_strided_copy(c, tmp, x->data, kiln_dtype_size(x->dtype), m, pd, ps);
+        kiln_strided_copy(pool, tmp, x->data, kiln_dtype_size(x->dtype), m, pd, ps);
         j.x = tmp;
     }
     j.nblk = (j.inner + RED_BLK - 1) / RED_BLK;
     size_t tasks = (size_t)(j.outer * j.nblk);
     int64_t per = j.r * (j.inner < RED_BLK ? j.inner : RED_BLK);
     size_t grain = per >= 32768 ? 1 : (size_t)(32768 / (per ? per : 1));
-    kiln_parallel_for(c, tasks, grain, red_range, &j);
+    kiln_threads_run(pool, tasks, grain, red_range, &j);
     free(tmp);
     return KILN_OK;
 }

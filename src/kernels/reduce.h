@@ -5,7 +5,8 @@
 #ifndef KILN_KERNELS_REDUCE_H
 #define KILN_KERNELS_REDUCE_H
 
-#include "ops/op.h"
+#include "ir/ir.h"
+#include "kernels/par.h"
 
 typedef enum kiln_red_op {
     KILN_RED_SUM,
@@ -27,7 +28,7 @@ bool kiln_reduce_dtype_ok(kiln_dtype dt);
  * product of the kept dims; y's shape is the caller's choice). An empty
  * reduced set of elements gives the op's identity (sum 0, prod 1, max the
  * lowest value, logsum -inf, mean NaN or 0 for integers). */
-kiln_status kiln_reduce(kiln_op_ctx *c, kiln_red_op op, const kiln_tensor *x, const bool *mask, kiln_tensor *y);
+kiln_status kiln_reduce(kiln_threads *pool, kiln_red_op op, const kiln_tensor *x, const bool *mask, kiln_tensor *y);
 
 /* Product of dims[a..b). */
 int64_t kiln_dims_prod(const int64_t *dims, int a, int b);

@@ -175,7 +175,7 @@ static void tile_range(void *arg, size_t begin, size_t end) {
     }
 }
 
-void kiln_strided_copy(kiln_op_ctx *c, void *dst, const void *src, size_t es, int rank, const int64_t *dims,
+void kiln_strided_copy(kiln_threads *pool, void *dst, const void *src, size_t es, int rank, const int64_t *dims,
                        const int64_t *src_strides) {
     strided_job j = {.dst = dst, .src = src, .es = es, .rank = 0};
     for (int i = 0; i < rank; i++) {
@@ -216,8 +216,8 @@ void kiln_strided_copy(kiln_op_ctx *c, void *dst, const void *src, size_t es, in
                 items *= j.dims[i];
         size_t tile_bytes = (size_t)TILE * (size_t)j.dims[last] * es; /* per work item */
         size_t grain = tile_bytes >= 32768 ? 1 : 32768 / tile_bytes;
-        if (c && (size_t)items > grain)
-            kiln_parallel_for(c, (size_t)items, grain, tile_range, &t);
+        if (pool && (size_t)items > grain)
+            kiln_threads_run(pool, (size_t)items, grain, tile_range, &t);
         else
             tile_range(&t, 0, (size_t)items);
         return;
@@ -227,8 +227,8 @@ void kiln_strided_copy(kiln_op_ctx *c, void *dst, const void *src, size_t es, in
         rows *= j.dims[i];
     size_t row_bytes = (size_t)j.dims[j.rank - 1] * es;
     size_t grain = row_bytes >= 32768 ? 1 : 32768 / (row_bytes ? row_bytes : 1);
-    if (c && (size_t)rows > grain)
-        kiln_parallel_for(c, (size_t)rows, grain, strided_range, &j);
+    if (pool && (size_t)rows > grain)
+        kiln_threads_run(pool, (size_t)rows, grain, strided_range, &j);
     else
         strided_range(&j, 0, (size_t)rows);
 }

@@ -5,7 +5,8 @@
 #ifndef KILN_KERNELS_TENSOR_COPY_H
 #define KILN_KERNELS_TENSOR_COPY_H
 
-#include "ops/op.h"
+#include "ir/ir.h"
+#include "kernels/par.h"
 
 /* Largest element count any data-dependent output shape may have: far beyond
  * any real model, small enough that a hostile shape fails cleanly. */
@@ -27,7 +28,7 @@ kiln_status kiln_check_shape(const char *what, int rank, const int64_t *dims);
  * src points at the view's first element) into contiguous `dst` of shape
  * dims. Elements are es bytes (shallow for strings: see kiln_strings_own).
  * Runs on the session's threads. */
-void kiln_strided_copy(kiln_op_ctx *c, void *dst, const void *src, size_t es, int rank, const int64_t *dims,
+void kiln_strided_copy(kiln_threads *pool, void *dst, const void *src, size_t es, int rank, const int64_t *dims,
                        const int64_t *src_strides);
 
 /* Contiguous element strides of a shape. */

@@ -13,6 +13,7 @@
  */
 #include "kernels/winograd.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,9 +354,36 @@ static void wino4_output(void *arg, size_t begin, size_t end) {
     }
 }
 
-kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
-                               const float *x, const float *w, const float *b, float *y, bool clamp, float lo,
-                               float hi) {
+bool kiln_winograd_f4(const kiln_conv_geom *g, int64_t C) {
+    /* F(4x4) halves the GEMM work again but its transforms and 36 filter
+     * planes cost more; it wins on large planes (resnet18's 56x56 and 28x28
+     * measured ~5% faster overall). Its error grows with C (~1e-5 of the
+     * output scale at C = 256), so deeper contractions keep F(2x2). */
+    return g->out[0] * g->out[1] >= 700 && C <= 256;
+}
+
+kiln_status kiln_winograd_filter_size(int64_t C, int64_t M, bool f4, size_t *floats) {
+    int64_t uel;
+    if (kiln_mul_overflow_i64(M, C, &uel) || kiln_mul_overflow_i64(WINO_STRIDE(uel), f4 ? 36 : 16, &uel) ||
+        (uint64_t)uel > SIZE_MAX / sizeof(float))
+        return kiln_fail(KILN_ERR_INVALID, "Conv Winograd filter size overflows");
+    *floats = (size_t)uel;
+    return KILN_OK;
+}
+
+void kiln_winograd_filter(kiln_threads *pool, int64_t C, int64_t M, bool f4, const float *w, float *U) {
+    wino_job j;
+    memset(&j, 0, sizeof j);
+    j.w = w;
+    j.C = C;
+    j.M = M;
+    j.U = U;
+    kiln_threads_run(pool, (size_t)M, 1, f4 ? wino4_filter : wino_filter, &j);
+}
+
+kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
+                               const float *x, const float *w, const float *U, const float *b, float *y, bool clamp,
+                               float lo, float hi) {
     wino_job j;
     memset(&j, 0, sizeof j);
     j.g = g;
@@ -368,18 +396,16 @@ kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t 
     j.clamp = clamp;
     j.lo = lo;
     j.hi = hi;
-    /* F(4x4) halves the GEMM work again but its transforms and 36 filter
-     * planes cost more; it wins on large planes (resnet18's 56x56 and 28x28
-     * measured ~5% faster overall). Its error grows with C (~1e-5 of the
-     * output scale at C = 256), so deeper contractions keep F(2x2). */
-    bool f4 = g->out[0] * g->out[1] >= 700 && C <= 256;
+    bool f4 = kiln_winograd_f4(g, C);
     int ts = f4 ? 4 : 2, np = f4 ? 36 : 16;
     j.np = np;
     j.th = (g->out[0] + ts - 1) / ts;
     j.tw = (g->out[1] + ts - 1) / ts;
-    int64_t total, uel, chunk;
-    if (kiln_mul_overflow_i64(j.th, j.tw, &j.T) || kiln_mul_overflow_i64(j.T, N, &total) ||
-        kiln_mul_overflow_i64(M, C, &uel) || kiln_mul_overflow_i64(WINO_STRIDE(uel), np, &uel))
+    int64_t total, chunk;
+    size_t ufl;
+    KILN_TRY(kiln_winograd_filter_size(C, M, f4, &ufl));
+    int64_t uel = U ? 0 : (int64_t)ufl;
+    if (kiln_mul_overflow_i64(j.th, j.tw, &j.T) || kiln_mul_overflow_i64(j.T, N, &total))
         return kiln_fail(KILN_ERR_INVALID, "Conv Winograd sizes overflow");
     /* chunks of whole tile rows, at least one */
     chunk = WINO_CHUNK_BYTES / (np * 4 * (C + M)) / j.tw * j.tw;
@@ -389,8 +415,9 @@ kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t 
         chunk = total;
     if (!kiln_gemm_dims_ok(M, chunk, C))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Conv GEMM dimensions exceed the BLAS int range");
-    /* U, then V and the products for one chunk (a chunk may exceed the
-     * budget when one tile row alone does: huge pads make wide rows) */
+    /* U (unless prepared), then V and the products for one chunk (a chunk
+     * may exceed the budget when one tile row alone does: huge pads make
+     * wide rows) */
     int64_t vo;
     size_t bytes;
     if (kiln_mul_overflow_i64(C + M, chunk, &vo) || kiln_mul_overflow_i64(vo, np, &vo) ||
@@ -399,16 +426,20 @@ kiln_status kiln_winograd_conv(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t 
     float *s = kiln_malloc(bytes);
     if (!s)
         return KILN_ERR_NOMEM;
-    j.U = s;
+    kiln_gemm_init();
+    if (U)
+        j.U = (float *)U;
+    else {
+        j.U = s;
+        kiln_winograd_filter(pool, C, M, f4, w, s);
+    }
     j.V = s + uel;
     j.O = j.V + np * WINO_STRIDE(C * chunk);
-    kiln_gemm_init();
-    kiln_parallel_for(c, (size_t)M, 1, f4 ? wino4_filter : wino_filter, &j);
     for (j.t0 = 0; j.t0 < total; j.t0 += chunk) {
         j.nt = total - j.t0 < chunk ? total - j.t0 : chunk;
-        kiln_parallel_for(c, (size_t)C, 1, f4 ? wino4_input : wino_input, &j);
-        kiln_parallel_for(c, (size_t)np, 1, wino_gemm, &j);
-        kiln_parallel_for(c, (size_t)M, 1, f4 ? wino4_output : wino_output, &j);
+        kiln_threads_run(pool, (size_t)C, 1, f4 ? wino4_input : wino_input, &j);
+        kiln_threads_run(pool, (size_t)np, 1, wino_gemm, &j);
+        kiln_threads_run(pool, (size_t)M, 1, f4 ? wino4_output : wino_output, &j);
     }
     free(s);
     return KILN_OK;

@@ -1,5 +1,6 @@
 /* ArgMax ArgMin: int64 indices along one axis; keepdims, and (opset 12+)
  * select_last_index picking the last of equal extremes instead of the first. */
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 #define ARG_BLK 256

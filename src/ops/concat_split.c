@@ -201,7 +201,7 @@ static kiln_status split_run(kiln_op_ctx *c, int version) {
     int64_t start = 0;
     for (size_t i = 0; i < nout && st == KILN_OK; i++) {
         if (outs[i] && outs[i]->numel > 0) {
-            kiln_strided_copy(c, outs[i]->data, (const char *)x->data + (size_t)(start * str[axis]) * es, es,
+            kiln_strided_copy(kiln_op_pool(c), outs[i]->data, (const char *)x->data + (size_t)(start * str[axis]) * es, es,
                               x->rank, outs[i]->dims, str);
             st = kiln_strings_own(outs[i]);
         }

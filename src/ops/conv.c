@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv_attrs.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
@@ -137,6 +138,55 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
 CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32)
 CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64)
 
+/* Prepared state of a float32 Conv with constant weights: the Winograd
+ * filters, transformed at the first call that uses them. */
+typedef struct conv_prep {
+    const kiln_tensor *w; /* the weights it was made for */
+    float *U[2];          /* F(2x2), F(4x4) */
+} conv_prep;
+
+static kiln_status conv_prepare(const kiln_prep_ctx *p, void **state) {
+    const kiln_tensor *W = p->n_in > 1 ? p->in[1] : NULL;
+    if (!W || W->dtype != KILN_DTYPE_FLOAT || W->rank != 4 || W->dims[2] != 3 || W->dims[3] != 3 ||
+        kiln_attr_int(p->node, "group", 1) != 1)
+        return KILN_OK;
+    conv_prep *cp = kiln_calloc(1, sizeof *cp);
+    if (!cp)
+        return KILN_ERR_NOMEM;
+    cp->w = W;
+    *state = cp;
+    return KILN_OK;
+}
+
+static void conv_release(void *state) {
+    conv_prep *cp = state;
+    free(cp->U[0]);
+    free(cp->U[1]);
+    free(cp);
+}
+
+/* The prepared Winograd filters for this call, made now if this is the
+ * first; NULL when there are none for these weights. */
+static kiln_status conv_wino_filters(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t C, int64_t M, const void *w,
+                                     const float **U) {
+    conv_prep *cp = c->prep;
+    *U = NULL;
+    if (!cp || cp->w->data != w || cp->w->dims[0] != M || cp->w->dims[1] != C)
+        return KILN_OK;
+    bool f4 = kiln_winograd_f4(g, C);
+    if (!cp->U[f4]) {
+        size_t n;
+        KILN_TRY(kiln_winograd_filter_size(C, M, f4, &n));
+        float *u = kiln_malloc(n * sizeof(float));
+        if (!u)
+            return KILN_ERR_NOMEM;
+        kiln_winograd_filter(kiln_op_pool(c), C, M, f4, w, u);
+        cp->U[f4] = u;
+    }
+    *U = cp->U[f4];
+    return KILN_OK;
+}
+
 /* Runs the conv core: x [N, C, in...], w [M, C/G, k...], b [M] or NULL, all
  * float32 (dbl false) or float64 (dbl true). */
 static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M, int64_t G,
@@ -183,9 +233,12 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         kiln_parallel_for(c, (size_t)j.items, grain, fn, &j);
         return KILN_OK;
     }
-    if (!dbl && kiln_winograd_suits(g, C, M, G))
-        return kiln_winograd_conv(c, g, N, C, M, x, w, b, y, j.clamp, j.clamp ? (float)j.lo : 0.0f,
+    if (!dbl && kiln_winograd_suits(g, C, M, G)) {
+        const float *U;
+        KILN_TRY(conv_wino_filters(c, g, C, M, w, &U));
+        return kiln_winograd_conv(kiln_op_pool(c), g, N, C, M, x, w, U, b, y, j.clamp, j.clamp ? (float)j.lo : 0.0f,
                                   j.clamp ? (float)j.hi : 0.0f);
+    }
     if (!kiln_gemm_dims_ok(j.Mg, g->out_size, j.Kd))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Conv GEMM dimensions exceed the BLAS int range");
     bool unit = true;
@@ -466,7 +519,7 @@ static kiln_status convinteger_infer(kiln_infer_ctx *x) { return conv_infer_at(x
 static kiln_status qlinearconv_infer(kiln_infer_ctx *x) { return conv_infer_at(x, 0, 3, kiln_infer_in(x, 7)->dt); }
 
 static const kiln_op_desc ops[] = {
-    {"", "Conv", 1, 0, conv_exec, conv_infer},
+    {"", "Conv", 1, 0, conv_exec, conv_infer, conv_prepare, conv_release},
     {"", "ConvInteger", 10, 0, convinteger_exec, convinteger_infer},
     {"", "QLinearConv", 10, 0, qlinearconv_exec, qlinearconv_infer},
 };

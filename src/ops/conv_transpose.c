@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv_attrs.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "ops/op.h"

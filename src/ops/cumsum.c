@@ -1,6 +1,7 @@
 /* CumSum (opset 11, 14) and CumProd (26): running sum or product along the
  * axis given as a scalar input; `exclusive` shifts by one (first output the
  * identity, 0 or 1), `reverse` runs from the end. */
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 #define CS_BLK 256

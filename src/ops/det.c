@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 typedef struct det_job {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 #define EI_LETTERS 52
@@ -143,7 +144,7 @@ static kiln_status sum_out(ei_ctx *e, ei_op *o, const bool *keep) {
     y.data = work_alloc(e, numel);
     if (!y.data)
         return KILN_ERR_NOMEM;
-    kiln_status st = kiln_reduce(e->c, KILN_RED_SUM, &x, mask, &y);
+    kiln_status st = kiln_reduce(kiln_op_pool(e->c), KILN_RED_SUM, &x, mask, &y);
     if (o->owned)
         free(o->data);
     o->data = y.data;
@@ -171,7 +172,7 @@ static kiln_status pack(ei_ctx *e, const ei_op *o, int n, const int *labs, void 
     void *buf = work_alloc(e, total);
     if (!buf)
         return KILN_ERR_NOMEM;
-    kiln_strided_copy(e->c, buf, o->data, e->wsize, n, dims, ps);
+    kiln_strided_copy(kiln_op_pool(e->c), buf, o->data, e->wsize, n, dims, ps);
     *out = buf;
     *numel = total;
     return KILN_OK;
@@ -496,7 +497,7 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
                 st = KILN_ERR_NOMEM;
                 goto done;
             }
-            kiln_strided_copy(c, o->data, w, e.wsize, o->n, ud, us);
+            kiln_strided_copy(kiln_op_pool(c), o->data, w, e.wsize, o->n, ud, us);
             if (w_owned)
                 free(w);
         }
@@ -545,7 +546,7 @@ static kiln_status einsum_exec(kiln_op_ctx *c) {
                     ps[i] = res.dims[k] == 1 ? 0 : rs[k];
         }
         if (y->numel > 0)
-            kiln_strided_copy(c, y->data, res.data, e.wsize, n_out, odims, ps);
+            kiln_strided_copy(kiln_op_pool(c), y->data, res.data, e.wsize, n_out, odims, ps);
         goto done;
     }
     KILN_CHECK(st, pack(&e, &res, n_out, out_lab, &fin, &n_fin), done);

@@ -71,13 +71,13 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
     case KILN_DTYPE_FLOAT:
         if (has_c)
             gemm_fill_c(C, Y, m, n, beta);
-        kiln_sgemm_par(c, ta, tb, m, n, k, (float)alpha, A->data, A->dims[1], B->data, B->dims[1],
+        kiln_sgemm_par(kiln_op_pool(c), ta, tb, m, n, k, (float)alpha, A->data, A->dims[1], B->data, B->dims[1],
                        has_c ? 1.0f : 0.0f, Y->data, n);
         return KILN_OK;
     case KILN_DTYPE_DOUBLE:
         if (has_c)
             gemm_fill_c(C, Y, m, n, beta);
-        kiln_dgemm_par(c, ta, tb, m, n, k, alpha, A->data, A->dims[1], B->data, B->dims[1], has_c ? 1.0 : 0.0,
+        kiln_dgemm_par(kiln_op_pool(c), ta, tb, m, n, k, alpha, A->data, A->dims[1], B->data, B->dims[1], has_c ? 1.0 : 0.0,
                        Y->data, n);
         return KILN_OK;
     case KILN_DTYPE_FLOAT16:
@@ -103,7 +103,7 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
                     fy[i * n + j] = (float)beta * GEMM_WIDEN(((const uint16_t *)C->data)[
                                                       (cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)]);
         }
-        kiln_sgemm_par(c, ta, tb, m, n, k, (float)alpha, fa, A->dims[1], fb, B->dims[1], has_c ? 1.0f : 0.0f, fy,
+        kiln_sgemm_par(kiln_op_pool(c), ta, tb, m, n, k, (float)alpha, fa, A->dims[1], fb, B->dims[1], has_c ? 1.0f : 0.0f, fy,
                        n);
         for (int64_t i = 0; i < Y->numel; i++)
             ((uint16_t *)Y->data)[i] = half ? kiln_float_to_half(fy[i]) : kiln_float_to_bf16(fy[i]);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ops/conv_attrs.h"
 #include "ops/infer.h"
 #include "ops/op.h"
 #include "kernels/conv.h"

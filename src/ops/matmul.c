@@ -61,9 +61,9 @@ static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) 
     if (b_unbatched && (fl || db)) {
         int64_t m = nbatch * j->m;
         if (fl)
-            kiln_sgemm_par(c, false, false, m, j->n, j->k, 1.0f, j->a, j->k, j->b, j->n, 0.0f, j->c, j->n);
+            kiln_sgemm_par(kiln_op_pool(c), false, false, m, j->n, j->k, 1.0f, j->a, j->k, j->b, j->n, 0.0f, j->c, j->n);
         else
-            kiln_dgemm_par(c, false, false, m, j->n, j->k, 1.0, j->a, j->k, j->b, j->n, 0.0, j->c, j->n);
+            kiln_dgemm_par(kiln_op_pool(c), false, false, m, j->n, j->k, 1.0, j->a, j->k, j->b, j->n, 0.0, j->c, j->n);
         return;
     }
     int threads = kiln_op_threads(c);
@@ -76,10 +76,10 @@ static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) 
             const char *b = (const char *)j->b + (size_t)(bo * j->k * j->n) * es;
             char *o = (char *)j->c + (size_t)(t * j->m * j->n) * es;
             if (fl)
-                kiln_sgemm_par(c, false, false, j->m, j->n, j->k, 1.0f, (const float *)a, j->k, (const float *)b,
+                kiln_sgemm_par(kiln_op_pool(c), false, false, j->m, j->n, j->k, 1.0f, (const float *)a, j->k, (const float *)b,
                                j->n, 0.0f, (float *)o, j->n);
             else
-                kiln_dgemm_par(c, false, false, j->m, j->n, j->k, 1.0, (const double *)a, j->k,
+                kiln_dgemm_par(kiln_op_pool(c), false, false, j->m, j->n, j->k, 1.0, (const double *)a, j->k,
                                (const double *)b, j->n, 0.0, (double *)o, j->n);
         }
         return;

@@ -20,12 +20,38 @@
 #define KILN_OP_H
 
 #include "ir/ir.h"
+#include "kernels/par.h"
 #include "ops/infer.h"
 
 typedef struct kiln_op_ctx kiln_op_ctx;
 typedef struct kiln_frame kiln_frame;
 
 typedef kiln_status (*kiln_op_exec_fn)(kiln_op_ctx *ctx);
+
+/* What prepare sees: the node, and those of its inputs that are constant for
+ * the session's life (initializers of the node's own graph that no graph
+ * input can override); every other input is NULL in `in`, its type and
+ * shape known only at exec. */
+typedef struct kiln_prep_ctx {
+    const kiln_node *node;
+    int64_t opset;
+    size_t n_in;
+    const kiln_tensor *const *in;
+    int threads; /* the session's thread count */
+    bool fused;  /* the planner fused an activation into this node (ctx->act) */
+} kiln_prep_ctx;
+
+/* Made once when the session plans the graph, kept across runs, read (never
+ * written) by exec through ctx->prep, released with the session: parsed and
+ * checked attributes, weights packed for the kernel that will read them,
+ * transformed filters. An error here fails session creation, naming the
+ * node. *state stays NULL when there is nothing to prepare; exec must then
+ * (and whenever what it prepared does not match the inputs it is given)
+ * work from the node and inputs as they are. What depends on input shapes
+ * exec may add to the state at its first call with them (a session runs
+ * one call at a time). */
+typedef kiln_status (*kiln_op_prepare_fn)(const kiln_prep_ctx *p, void **state);
+typedef void (*kiln_op_release_fn)(void *state);
 
 /* The newest ai.onnx opset kiln knows; a descriptor's `until` of 0 means
  * "through this one" (tests/conformance/check_opsets.py keeps every range
@@ -40,6 +66,9 @@ typedef struct kiln_op_desc {
     /* The shape rule (ops/infer.h) for this opset range, beside exec; NULL:
      * outputs stay unknown to the freeze passes. */
     kiln_op_infer_fn infer;
+    /* Optional per-node prepared state (see kiln_op_prepare_fn). */
+    kiln_op_prepare_fn prepare;
+    kiln_op_release_fn release;
 } kiln_op_desc;
 
 /* An activation the planner fused into this node (exec/fuse.c): the op
@@ -62,6 +91,8 @@ struct kiln_op_ctx {
     kiln_tensor **out;           /* n_out slots, filled by the kiln_op_output* calls */
     kiln_frame *frame;           /* session internals (arena, threads, scope) */
     kiln_op_act act;             /* fused activation; act.on false normally */
+    void *prep;                  /* what the descriptor's prepare made, or NULL */
+    void **scratch;              /* 4 slots for kiln_op_scratch blocks (session-held) */
 };
 
 static inline const kiln_tensor *kiln_op_in(const kiln_op_ctx *c, size_t i) {
@@ -128,11 +159,18 @@ kiln_status kiln_op_new_tensor(kiln_op_ctx *c, kiln_dtype dtype, int rank, const
 bool kiln_op_takes_values(const kiln_op_desc *d);
 bool kiln_op_makes_values(const kiln_op_desc *d);
 
+/* Scratch memory for this call (im2col columns, packed panels): from the
+ * session's arena, so it counts in the arena peak and is held to the tensor
+ * size limit; 64-byte aligned, contents undefined; returned when exec ends.
+ * At most 4 blocks per call. */
+kiln_status kiln_op_scratch(kiln_op_ctx *c, size_t bytes, void **out);
+
 /* Runs fn over [0, n) split into contiguous ranges across the session's
  * threads; ranges are at least `grain` long. fn must not allocate outputs. */
-typedef void (*kiln_range_fn)(void *arg, size_t begin, size_t end);
 void kiln_parallel_for(kiln_op_ctx *c, size_t n, size_t grain, kiln_range_fn fn, void *arg);
 int kiln_op_threads(const kiln_op_ctx *c);
+/* The session's thread pool, for kernels (kernels/par.h). */
+kiln_threads *kiln_op_pool(const kiln_op_ctx *c);
 
 /* Runs a subgraph (If branch, Loop/Scan body) with the node's scope visible.
  * Outputs are new tensors owned by the caller. */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/conv_attrs.h"
 #include "kernels/conv.h"
 #include "ops/op.h"
 

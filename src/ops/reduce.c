@@ -8,6 +8,7 @@
  * 20. */
 #include <string.h>
 
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input, bool take_bool) {
@@ -60,12 +61,12 @@ static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input, 
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, rank, dims, &y));
     if (!is_bool)
-        return kiln_reduce(c, op, x, mask, y);
+        return kiln_reduce(kiln_op_pool(c), op, x, mask, y);
     /* bool max / min (opset 20): any / all, as uint8 0/1 values; an empty
      * set gives false for max and true for min */
     kiln_tensor xv = *x, yv = *y;
     xv.dtype = yv.dtype = KILN_DTYPE_UINT8;
-    KILN_TRY(kiln_reduce(c, op, &xv, mask, &yv));
+    KILN_TRY(kiln_reduce(kiln_op_pool(c), op, &xv, mask, &yv));
     if (x->numel == 0 && y->numel > 0)
         memset(y->data, op == KILN_RED_MIN ? 1 : 0, (size_t)y->numel);
     return KILN_OK;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 /* The widest antialias kernel kiln builds (scale >= 2 / this). */

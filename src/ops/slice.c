@@ -84,7 +84,7 @@ static kiln_status slice_run(kiln_op_ctx *c, bool inputs) {
     if (y->numel == 0)
         return KILN_OK;
     size_t es = kiln_elem_size(x->dtype);
-    kiln_strided_copy(c, y->data, (const char *)x->data + (size_t)off * es, es, r, dims, str);
+    kiln_strided_copy(kiln_op_pool(c), y->data, (const char *)x->data + (size_t)off * es, es, r, dims, str);
     return kiln_strings_own(y);
 }
 
@@ -117,7 +117,7 @@ static kiln_status expand_exec(kiln_op_ctx *c) {
     KILN_TRY(kiln_op_output(c, 0, x->dtype, r, dims, &y));
     if (y->numel == 0)
         return KILN_OK;
-    kiln_strided_copy(c, y->data, x->data, kiln_elem_size(x->dtype), r, dims, str);
+    kiln_strided_copy(kiln_op_pool(c), y->data, x->data, kiln_elem_size(x->dtype), r, dims, str);
     return kiln_strings_own(y);
 }
 
@@ -173,7 +173,7 @@ static kiln_status tile_exec(kiln_op_ctx *c) {
             }
         }
     } else {
-        kiln_strided_copy(c, y->data, x->data, kiln_elem_size(x->dtype), vr, vd, vs);
+        kiln_strided_copy(kiln_op_pool(c), y->data, x->data, kiln_elem_size(x->dtype), vr, vd, vs);
     }
     return kiln_strings_own(y);
 }

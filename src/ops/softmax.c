@@ -6,6 +6,7 @@
  * large inputs do not overflow. */
 #include <math.h>
 
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 #define SM_BLK 256

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/op.h"
 #include "kernels/reduce.h"
 
 typedef struct topk_job {

@@ -28,7 +28,7 @@ static kiln_status permute_view(kiln_op_ctx *c, const kiln_tensor *x, int rank, 
         return kiln_op_output_alias(c, 0, x, out_rank, out_dims);
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, out_rank, out_dims, &y));
-    kiln_strided_copy(c, y->data, x->data, kiln_elem_size(x->dtype), rank, pdims, pstr);
+    kiln_strided_copy(kiln_op_pool(c), y->data, x->data, kiln_elem_size(x->dtype), rank, pdims, pstr);
     return kiln_strings_own(y);
 }
 
