@@ -331,8 +331,9 @@ typedef struct rnn_prep {
     int64_t gcol;   /* columns per direction: G * hp */
     int64_t ld;     /* projection columns: nd * gcol */
     bool lbr;       /* GRU linear_before_reset */
-    float *wt;      /* W^T, [I, ld], columns in block order; pads 0 */
+    float *wp;      /* W as ld / RB panels of I x RB (both directions, block order) */
     float *bias;    /* [ld]: Wb + Rb (GRU with linear_before_reset: Wb alone for the h gate) */
+    float *bias_g;  /* the same in W's own row order, [nd * G * H] */
     float *rp[2];   /* R, gcol / RB panels of H x RB per direction */
     float *rbh[2];  /* GRU with linear_before_reset: Rb of the h gate, [hp] (0 without B) */
     float *peep[2]; /* LSTM with P: i, o, f, each [hp] */
@@ -349,8 +350,9 @@ static int64_t prep_col(const rnn_prep *q, int64_t g, int64_t j) {
 static void rnn_prep_free(rnn_prep *q) {
     if (!q)
         return;
-    free(q->wt);
+    free(q->wp);
     free(q->bias);
+    free(q->bias_g);
     for (int d = 0; d < 2; d++) {
         free(q->rp[d]);
         free(q->rbh[d]);
@@ -374,16 +376,17 @@ static kiln_status rnn_prepare_f32(const rnn_params *p, const float *w, const fl
     q->hp = q->nb * RB;
     q->gcol = G * q->hp;
     q->ld = p->nd * q->gcol;
-    size_t n_wt, n_rp;
-    if (kiln_mul_overflow_size((size_t)I, (size_t)q->ld, &n_wt) || kiln_mul_overflow_size(n_wt, sizeof(float), &n_wt) ||
+    size_t n_wp, n_rp;
+    if (kiln_mul_overflow_size((size_t)I, (size_t)q->ld, &n_wp) || kiln_mul_overflow_size(n_wp, sizeof(float), &n_wp) ||
         kiln_mul_overflow_size((size_t)q->gcol, (size_t)H, &n_rp) || kiln_mul_overflow_size(n_rp, sizeof(float), &n_rp)) {
         rnn_prep_free(q);
         return kiln_fail(KILN_ERR_INVALID, "weights of %lld x %lld x %lld are too large", (long long)GH,
                          (long long)I, (long long)H);
     }
-    q->wt = kiln_aligned_alloc(n_wt);
+    q->wp = kiln_aligned_alloc(n_wp);
     q->bias = kiln_aligned_alloc((size_t)q->ld * sizeof(float));
-    bool ok = q->wt && q->bias;
+    q->bias_g = kiln_aligned_alloc((size_t)(p->nd * GH) * sizeof(float));
+    bool ok = q->wp && q->bias && q->bias_g;
     for (int d = 0; d < q->nd && ok; d++) {
         q->rp[d] = kiln_aligned_alloc(n_rp);
         ok = q->rp[d] != NULL;
@@ -400,25 +403,23 @@ static kiln_status rnn_prepare_f32(const rnn_params *p, const float *w, const fl
         rnn_prep_free(q);
         return KILN_ERR_NOMEM;
     }
-    memset(q->wt, 0, n_wt);
     memset(q->bias, 0, (size_t)q->ld * sizeof(float));
     for (int d = 0; d < q->nd; d++) {
-        float *wt = q->wt + d * q->gcol, *bias = q->bias + d * q->gcol;
+        float *bias = q->bias + d * q->gcol, *bias_g = q->bias_g + d * GH;
         const float *bd = b ? b + d * 2 * GH : NULL;
         for (int64_t g = 0; g < G; g++)
             for (int64_t j = 0; j < H; j++) {
-                int64_t col = prep_col(q, g, j), n = g * H + j;
-                const float *wr = w + (d * GH + n) * I;
-                for (int64_t k = 0; k < I; k++)
-                    wt[k * q->ld + col] = wr[k];
-                if (bd)
-                    bias[col] = bd[n] + (q->lbr && g == 2 ? 0.0f : bd[GH + n]);
+                int64_t n = g * H + j;
+                bias_g[n] = bd ? bd[n] + (q->lbr && g == 2 ? 0.0f : bd[GH + n]) : 0.0f;
+                bias[prep_col(q, g, j)] = bias_g[n];
             }
-        /* R's panels: panel col/RB holds gate g of units [jb*RB, jb*RB + RB) */
+        /* W's and R's panels: panel col/RB holds gate g of units [jb*RB, jb*RB + RB) */
         for (int64_t g = 0; g < G; g++)
             for (int64_t jb = 0; jb < q->nb; jb++) {
                 int64_t j0 = jb * RB, rows = H - j0 < RB ? H - j0 : RB;
                 int64_t panel = prep_col(q, g, j0) / RB;
+                kiln_gemv_pack_panel(rows, I, w + (d * GH + g * H + j0) * I, I,
+                                     q->wp + (d * q->gcol / RB + panel) * I * RB);
                 kiln_gemv_pack_panel(rows, H, r + (d * GH + g * H + j0) * H, H, q->rp[d] + panel * H * RB);
             }
         if (q->lbr) {
@@ -644,11 +645,48 @@ static void fdirs_range(void *arg, size_t begin, size_t end) {
         fdir_run(&dirs[i], NULL);
 }
 
+/* Up to this many projection rows (steps x batch) go through the panel
+ * kernel, which reads W's panels once per four rows; longer inputs take one
+ * GEMM, whose packing pays off over many rows. */
+#define RNN_PANEL_ROWS 16
+
+/* xw [rows, ld] = bias + X * W^T, columns in block order. */
+static kiln_status rnn_project(kiln_op_ctx *c, const rnn_params *p, const rnn_prep *q, const float *x, float *xw) {
+    int64_t rows = p->seq * p->batch, I = p->input, ld = q->ld, H = q->H, GH = q->G * H, ng = p->nd * GH;
+    if (rows == 0)
+        return KILN_OK;
+    if (rows <= RNN_PANEL_ROWS || I == 0) {
+        kiln_sgemv_panels(rows, ld / RB, I, q->wp, x, I, q->bias, 0, xw, ld);
+        return KILN_OK;
+    }
+    /* One GEMM for both directions on W as it is ([nd*G*H, I], the biases
+     * in C), then the columns moved into block order. */
+    size_t n;
+    if (kiln_mul_overflow_size((size_t)rows, (size_t)ng, &n) || kiln_mul_overflow_size(n, sizeof(float), &n))
+        return kiln_fail(KILN_ERR_INVALID, "projection of %lld rows by %lld gate columns is too large",
+                         (long long)rows, (long long)ng);
+    float *xo;
+    KILN_TRY(kiln_op_scratch(c, n, (void **)&xo));
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(xo + r * ng, q->bias_g, (size_t)ng * sizeof(float));
+    kiln_sgemm_par(kiln_op_pool(c), false, true, rows, ng, I, 1.0f, x, I, p->w->data, I, 1.0f, xo, ng);
+    for (int64_t r = 0; r < rows; r++)
+        for (int d = 0; d < p->nd; d++)
+            for (int64_t g = 0; g < q->G; g++)
+                for (int64_t jb = 0; jb < q->nb; jb++) {
+                    int64_t j0 = jb * RB, m = H - j0 < RB ? H - j0 : RB;
+                    float *dst = xw + r * ld + d * q->gcol + prep_col(q, g, j0);
+                    memcpy(dst, xo + r * ng + d * GH + g * H + j0, (size_t)m * sizeof(float));
+                    memset(dst + m, 0, (size_t)(RB - m) * sizeof(float));
+                }
+    return KILN_OK;
+}
+
 /* Runs the float32 engine on prepared weights; x, h0, c0 are float32 data
  * (NULL: zeros) and the outputs p->y, yh, yc float32 tensors. */
 static kiln_status rnn_run_prepared(kiln_op_ctx *c, rnn_params *p, const rnn_prep *q, const float *x,
                                     const float *h0, const float *c0) {
-    int64_t H = p->hidden, B = p->batch, hp = q->hp, gcol = q->gcol, ld = q->ld, I = p->input;
+    int64_t H = p->hidden, B = p->batch, hp = q->hp, gcol = q->gcol, ld = q->ld;
     int64_t rows = p->seq * B;
     size_t n_xw, n_dir;
     if (kiln_mul_overflow_size((size_t)rows, (size_t)ld, &n_xw) || kiln_mul_overflow_size(n_xw, sizeof(float), &n_xw))
@@ -658,19 +696,14 @@ static kiln_status rnn_run_prepared(kiln_op_ctx *c, rnn_params *p, const rnn_pre
     if (kiln_mul_overflow_size((size_t)B, (size_t)gcol + 5 * (size_t)hp, &n_dir) ||
         kiln_mul_overflow_size(n_dir, sizeof(float), &n_dir))
         return kiln_fail(KILN_ERR_INVALID, "state of %lld x %lld is too large", (long long)B, (long long)gcol);
-    kiln_status st = KILN_OK;
-    float *xw = kiln_aligned_alloc(n_xw);
-    float *dbuf[2] = {NULL, NULL};
-    for (int d = 0; d < p->nd; d++)
-        dbuf[d] = kiln_aligned_alloc(n_dir);
-    if (!xw || !dbuf[0] || (p->nd == 2 && !dbuf[1])) {
-        st = KILN_ERR_NOMEM;
-        goto done;
-    }
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(xw + r * ld, q->bias, (size_t)ld * sizeof(float));
-    if (rows > 0 && I > 0)
-        kiln_sgemm_par(c, false, false, rows, ld, I, 1.0f, x, I, q->wt, ld, 1.0f, xw, ld);
+    size_t n_all;
+    if (kiln_mul_overflow_size(n_dir, (size_t)p->nd, &n_all) || __builtin_add_overflow(n_all, n_xw, &n_all))
+        return kiln_fail(KILN_ERR_INVALID, "state of %lld x %lld is too large", (long long)B, (long long)gcol);
+    /* n_xw and n_dir are multiples of 4 floats; the kernels do unaligned loads */
+    float *xw;
+    KILN_TRY(kiln_op_scratch(c, n_all, (void **)&xw));
+    float *dbuf[2] = {(float *)((char *)xw + n_xw), (float *)((char *)xw + n_xw + n_dir)};
+    KILN_TRY(rnn_project(c, p, q, x, xw));
 
     int threads = kiln_op_threads(c);
     double step_work = (double)B * (double)q->G * (double)H * (double)H; /* multiply-adds per step */
@@ -721,20 +754,91 @@ static kiln_status rnn_run_prepared(kiln_op_ctx *c, rnn_params *p, const rnn_pre
                 memcpy((float *)p->yc->data + off, s->cs[s->cur] + b * hp, (size_t)H * sizeof(float));
         }
     }
-done:
-    free(xw);
-    free(dbuf[0]);
-    free(dbuf[1]);
-    return st;
+    return KILN_OK;
 }
 
-/* float32 (and float16/bfloat16 converted to it): the weights prepared for
- * this call. */
+/* The session's prepared state: the layout of constant float32 weights,
+ * made once when the session plans the graph. */
+typedef struct rnn_node_prep {
+    const void *w, *r, *b, *p; /* the data it was made from (b, p NULL when omitted) */
+    rnn_prep *q;
+} rnn_node_prep;
+
+static void rnn_release(void *state) {
+    rnn_node_prep *np = state;
+    rnn_prep_free(np->q);
+    free(np);
+}
+
+/* A constant float32 input of the node, or NULL; *dynamic is set when the
+ * input is given but not constant. */
+static const kiln_tensor *prep_in(const kiln_prep_ctx *pc, size_t i, bool *dynamic) {
+    const kiln_tensor *t = i < pc->n_in ? pc->in[i] : NULL;
+    bool given = i < pc->node->n_inputs && pc->node->inputs[i][0];
+    if (given && (!t || t->dtype != KILN_DTYPE_FLOAT))
+        *dynamic = true;
+    return given ? t : NULL;
+}
+
+/* Prepares the weight layout when W, R (and B, P when given) are constant
+ * float32 tensors of the shapes the attributes call for; anything else is
+ * left to exec (which also gives the errors). */
+static kiln_status rnn_prepare_kind(const kiln_prep_ctx *pc, void **state, rnn_kind kind) {
+    bool dynamic = false;
+    const kiln_tensor *w = prep_in(pc, 1, &dynamic), *r = prep_in(pc, 2, &dynamic);
+    const kiln_tensor *b = prep_in(pc, 3, &dynamic), *pp = kind == RNN_LSTM ? prep_in(pc, 7, &dynamic) : NULL;
+    if (dynamic || !w || !r || w->rank != 3 || r->rank != 3)
+        return KILN_OK;
+    rnn_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = kind;
+    p.n_gates = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1;
+    const char *dir = kiln_attr_string(pc->node, "direction", "forward");
+    p.nd = strcmp(dir, "bidirectional") == 0 ? 2 : 1;
+    p.hidden = kiln_attr_int(pc->node, "hidden_size", r->dims[2]);
+    p.input = w->dims[2];
+    p.linear_before_reset = kind == RNN_GRU && kiln_attr_int(pc->node, "linear_before_reset", 0) != 0;
+    int64_t H = p.hidden, G = p.n_gates;
+    if (H <= 0 || H > ((int64_t)1 << 24) || w->dims[0] != p.nd || w->dims[1] != G * H || r->dims[0] != p.nd ||
+        r->dims[1] != G * H || r->dims[2] != H)
+        return KILN_OK;
+    if (b && (b->rank != 2 || b->dims[0] != p.nd || b->dims[1] != 2 * G * H))
+        return KILN_OK;
+    if (pp && (pp->rank != 2 || pp->dims[0] != p.nd || pp->dims[1] != 3 * H))
+        return KILN_OK;
+    rnn_node_prep *np = kiln_calloc(1, sizeof *np);
+    if (!np)
+        return KILN_ERR_NOMEM;
+    kiln_status st = rnn_prepare_f32(&p, w->data, r->data, b ? b->data : NULL, pp ? pp->data : NULL, &np->q);
+    if (st != KILN_OK) {
+        free(np);
+        return st;
+    }
+    np->w = w->data, np->r = r->data, np->b = b ? b->data : NULL, np->p = pp ? pp->data : NULL;
+    *state = np;
+    return KILN_OK;
+}
+
+static kiln_status rnn_simple_prepare(const kiln_prep_ctx *pc, void **state) {
+    return rnn_prepare_kind(pc, state, RNN_SIMPLE);
+}
+static kiln_status gru_prepare(const kiln_prep_ctx *pc, void **state) { return rnn_prepare_kind(pc, state, RNN_GRU); }
+static kiln_status lstm_prepare(const kiln_prep_ctx *pc, void **state) {
+    return rnn_prepare_kind(pc, state, RNN_LSTM);
+}
+
+/* float32 (and float16/bfloat16 converted to it): the session's prepared
+ * layout when it was made from these weights, else one made for this call. */
 static kiln_status run_f32(kiln_op_ctx *c, rnn_params *p) {
     if (p->hidden == 0 || p->batch == 0)
         return KILN_OK; /* every output is empty */
+    const void *b = p->b ? p->b->data : NULL, *pp = p->p ? p->p->data : NULL;
+    const rnn_node_prep *np = c->prep;
+    if (np && np->w == p->w->data && np->r == p->r->data && np->b == b && np->p == pp && np->q->H == p->hidden &&
+        np->q->I == p->input && np->q->nd == p->nd)
+        return rnn_run_prepared(c, p, np->q, p->x->data, p->h0 ? p->h0->data : NULL, p->c0 ? p->c0->data : NULL);
     rnn_prep *q;
-    KILN_TRY(rnn_prepare_f32(p, p->w->data, p->r->data, p->b ? p->b->data : NULL, p->p ? p->p->data : NULL, &q));
+    KILN_TRY(rnn_prepare_f32(p, p->w->data, p->r->data, b, pp, &q));
     kiln_status st = rnn_run_prepared(c, p, q, p->x->data, p->h0 ? p->h0->data : NULL, p->c0 ? p->c0->data : NULL);
     rnn_prep_free(q);
     return st;
@@ -853,15 +957,15 @@ static kiln_status rnn_infer14(kiln_infer_ctx *x) { return rnn_infer_v(x, true);
  * which the node's outputs already tell; GRU before 3 had no
  * linear_before_reset (absent means 0). */
 static const kiln_op_desc ops[] = {
-    {"", "RNN", 1, 6, rnn_simple_exec, rnn_infer},
-    {"", "RNN", 7, 13, rnn_simple_exec, rnn_infer},
-    {"", "RNN", 14, 0, rnn_simple_exec, rnn_infer14},
-    {"", "GRU", 1, 6, gru_exec, rnn_infer},
-    {"", "GRU", 7, 13, gru_exec, rnn_infer},
-    {"", "GRU", 14, 0, gru_exec, rnn_infer14},
-    {"", "LSTM", 1, 6, lstm_exec, rnn_infer},
-    {"", "LSTM", 7, 13, lstm_exec, rnn_infer},
-    {"", "LSTM", 14, 0, lstm_exec, rnn_infer14},
+    {"", "RNN", 1, 6, rnn_simple_exec, rnn_infer, rnn_simple_prepare, rnn_release},
+    {"", "RNN", 7, 13, rnn_simple_exec, rnn_infer, rnn_simple_prepare, rnn_release},
+    {"", "RNN", 14, 0, rnn_simple_exec, rnn_infer14, rnn_simple_prepare, rnn_release},
+    {"", "GRU", 1, 6, gru_exec, rnn_infer, gru_prepare, rnn_release},
+    {"", "GRU", 7, 13, gru_exec, rnn_infer, gru_prepare, rnn_release},
+    {"", "GRU", 14, 0, gru_exec, rnn_infer14, gru_prepare, rnn_release},
+    {"", "LSTM", 1, 6, lstm_exec, rnn_infer, lstm_prepare, rnn_release},
+    {"", "LSTM", 7, 13, lstm_exec, rnn_infer, lstm_prepare, rnn_release},
+    {"", "LSTM", 14, 0, lstm_exec, rnn_infer14, lstm_prepare, rnn_release},
 };
 KILN_OP_FAMILY(rnn, ops);
 
