@@ -80,7 +80,7 @@ static void gemv_c(int64_t m, int64_t np, int64_t K, const float *a, const float
 
 INLINE T512 void tile512(const int M, const int P, int64_t K, const float *a, const float *x, int64_t ldx,
                          const float *init, int64_t ldi, float *y, int64_t ldy) {
-    __m512 acc[4][8];
+    __m512 acc[8][8];
     const int64_t ps = K * PW;
     UNROLL
     for (int r = 0; r < M; r++)
@@ -117,17 +117,23 @@ INLINE T512 void tile512(const int M, const int P, int64_t K, const float *a, co
             TILE(M, 1, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
     } while (0)
 
+/* 32 registers: tiles of up to 8 vectors, so a short sequence's projection
+ * reads the weights once per 8 rows. */
 static T512 void gemv512(int64_t m, int64_t np, int64_t K, const float *a, const float *x, int64_t ldx,
                          const float *init, int64_t ldi, float *y, int64_t ldy) {
-    for (int64_t r0 = 0; r0 < m; r0 += 4) {
-        int64_t mr = m - r0 < 4 ? m - r0 : 4;
+    for (int64_t r0 = 0; r0 < m; r0 += 8) {
+        int64_t mr = m - r0 < 8 ? m - r0 : 8;
         const float *xr = x + r0 * ldx, *ir = init ? init + r0 * ldi : NULL;
         float *yr = y + r0 * ldy;
         switch (mr) {
         case 1: RUN_TILES(tile512, 1, 8); break;
         case 2: RUN_TILES(tile512, 2, 4); break;
-        case 3: RUN_TILES(tile512, 3, 2); break;
-        default: RUN_TILES(tile512, 4, 2); break;
+        case 3: RUN_TILES(tile512, 3, 4); break;
+        case 4: RUN_TILES(tile512, 4, 4); break;
+        case 5: RUN_TILES(tile512, 5, 2); break;
+        case 6: RUN_TILES(tile512, 6, 2); break;
+        case 7: RUN_TILES(tile512, 7, 2); break;
+        default: RUN_TILES(tile512, 8, 2); break;
         }
     }
 }
