@@ -22,7 +22,7 @@
 #define INLINE static inline __attribute__((always_inline))
 
 INLINE float cell_pow2i(int32_t k) {
-    int32_t bits = (k + 127) << 23;
+    uint32_t bits = (uint32_t)(k + 127) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
@@ -32,7 +32,8 @@ INLINE float cell_pow2i(int32_t k) {
  * degree-7 Taylor polynomial, 2^k in two halves so tiny results stay exact
  * down to the subnormals; NaN propagates. */
 INLINE float cell_exp_neg(float x) {
-    float xc = x < -104.0f ? -104.0f : x;
+    float xc = x != x ? 0.0f : x; /* NaN must not reach the integer conversion */
+    xc = xc < -104.0f ? -104.0f : xc;
     float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - k * 0.693145751953125f;
     r = r - k * 1.42860682030941723212e-6f;
