@@ -1,17 +1,25 @@
 /* Recurrent operators: RNN, GRU and LSTM (ai.onnx, every opset; 7 and 14 mainly).
  *
- * The three share one engine. The input projection X*W^T (plus the biases
- * that do not depend on the state) is computed for every time step and both
- * directions in one matrix product; each step then does H*R^T and the gate
- * maths. Work inside a step is split across threads by hidden unit; with two
- * directions and two threads, each direction runs on its own thread instead.
+ * The three share one engine per element type. The input projection X*W^T
+ * (plus the biases that do not depend on the state) is computed for every
+ * time step and both directions in one matrix product; each step then does
+ * H*R^T and the gate maths.
+ *
+ * float32 (and float16/bfloat16, which run in float32) uses weights laid out
+ * for the kernels (see "the float32 engine" below): made once per session
+ * by the descriptor's prepare when W, R, B and P are constant initializers,
+ * else for the call. A step is a panel GEMV (kernels/gemv.h) and a fused
+ * cell (kernels/rnn_cell.h), with no allocation and, below a size where it
+ * pays, no thread hand-off. double keeps a plain engine: its own register-
+ * tiled product on R^T, work inside a step split across threads by hidden
+ * unit.
  *
  * Opset 14 added `layout` (batch-major X, Y, initial and final states).
  * sequence_lens: steps at or past a batch entry's length give zeros in Y, and
  * the final states are those of its last valid step (the initial state when
- * the length is 0). The element code is written once and instantiated for
- * float and double by including this file into itself; float16 runs in
- * float32.
+ * the length is 0). The activation code is written once and instantiated for
+ * float and double by including this file into itself (the double engine
+ * too, under RNN_ENGINE).
  */
 #ifndef RNN_T
 
