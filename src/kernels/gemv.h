@@ -30,8 +30,10 @@ void kiln_gemv_pack_panel(int64_t rows, int64_t k, const float *a, int64_t lda, 
 void kiln_sgemv_panels(int64_t m, int64_t np, int64_t k, const float *a, const float *x, int64_t ldx,
                        const float *init, int64_t ldi, float *y, int64_t ldy);
 
-/* The instruction-set levels, for tests: the best the CPU has, and the
- * kernel of a given level (a level the CPU lacks runs the best it has). */
+/* The instruction-set levels: the best the CPU has (the environment
+ * variable KILN_TEST_GEMV_LEVEL=0 or 1 lowers it, for tests), and, for
+ * tests, the kernel of a given level (a level above runs the best). The
+ * recurrent cells (rnn_cell.h) follow the same level. */
 enum { KILN_GEMV_PORTABLE = 0, KILN_GEMV_AVX2 = 1, KILN_GEMV_AVX512 = 2 };
 int kiln_gemv_level(void);
 void kiln_sgemv_panels_at(int level, int64_t m, int64_t np, int64_t k, const float *a, const float *x,

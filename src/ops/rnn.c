@@ -653,18 +653,37 @@ static void fdirs_range(void *arg, size_t begin, size_t end) {
         fdir_run(&dirs[i], NULL);
 }
 
-/* Up to this many projection rows (steps x batch) go through the panel
- * kernel, which reads W's panels once per four rows; longer inputs take one
- * GEMM, whose packing pays off over many rows. */
+/* The projection goes through the panel kernel when it has SIMD code (it
+ * reads W's panels once per eight rows, from cache for the sizes RNNs have,
+ * and measured faster than packing W for a GEMM at every length tried, 1 to
+ * 1024 steps) or when the input is short; otherwise one GEMM. */
+#ifndef RNN_PANEL_ROWS
 #define RNN_PANEL_ROWS 16
+#endif
+
+typedef struct proj_job {
+    int64_t rows, I, ld;
+    const float *wp, *x, *bias;
+    float *xw;
+} proj_job;
+
+static void proj_range(void *arg, size_t begin, size_t end) {
+    const proj_job *j = arg;
+    kiln_sgemv_panels(j->rows, (int64_t)(end - begin), j->I, j->wp + (int64_t)begin * j->I * RB, j->x, j->I,
+                      j->bias + (int64_t)begin * RB, 0, j->xw + (int64_t)begin * RB, j->ld);
+}
 
 /* xw [rows, ld] = bias + X * W^T, columns in block order. */
 static kiln_status rnn_project(kiln_op_ctx *c, const rnn_params *p, const rnn_prep *q, const float *x, float *xw) {
     int64_t rows = p->seq * p->batch, I = p->input, ld = q->ld, H = q->H, GH = q->G * H, ng = p->nd * GH;
     if (rows == 0)
         return KILN_OK;
-    if (rows <= RNN_PANEL_ROWS || I == 0) {
-        kiln_sgemv_panels(rows, ld / RB, I, q->wp, x, I, q->bias, 0, xw, ld);
+    if (rows <= RNN_PANEL_ROWS || I == 0 || kiln_gemv_level() > KILN_GEMV_PORTABLE) {
+        /* split by panels when each thread gets 256k multiply-adds */
+        proj_job j = {rows, I, ld, q->wp, x, q->bias, xw};
+        double per_panel = (double)rows * (double)I * RB + 1;
+        size_t grain = per_panel >= 262144.0 ? 1 : (size_t)(262144.0 / per_panel);
+        kiln_threads_run(kiln_op_pool(c), (size_t)(ld / RB), grain, proj_range, &j);
         return KILN_OK;
     }
     /* One GEMM for both directions on W as it is ([nd*G*H, I], the biases
