@@ -312,7 +312,11 @@ typedef struct kiln_session_options {
     size_t max_tensor_bytes; /* largest tensor an operator may make; 0: the model's kiln_limits */
 } kiln_session_options;
 
-/* The session borrows the model; keep the model alive while it exists. */
+/* The session borrows the model; keep the model alive while it exists.
+ * Sessions on one model may run at the same time on different threads. A
+ * session runs one call at a time: kiln_session_run called while another
+ * thread's call on the same session is running fails with KILN_ERR_ARG
+ * ("already running"), leaving the session as it was. */
 kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options *opts,
                                 kiln_session **out);
 void kiln_session_destroy(kiln_session *s);

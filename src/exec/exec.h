@@ -53,6 +53,8 @@ typedef struct kiln_plan {
     size_t n_nodes;
     kiln_plan_node *nodes;     /* topological order */
     bool *is_output;           /* per value: graph output, never freed */
+    kiln_node **made;          /* nodes the planner made (fusions), owned */
+    size_t n_made;
     struct kiln_plan *next;    /* session's list of plans */
 } kiln_plan;
 
@@ -78,6 +80,7 @@ struct kiln_session {
     kiln_session_core core;
     kiln_state_pair *states;
     size_t n_states;
+    _Atomic bool busy; /* a run is in progress (runs are refused, not interleaved) */
 };
 
 struct kiln_frame {
@@ -97,11 +100,12 @@ kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t);
 
 int kiln_name_map_get(const kiln_name_map *m, const char *name);
 
-/* Fuses Conv -> Relu/Clip pairs of a topologically sorted plan (fuse.c):
+/* Fuses Conv -> Relu/Clip pairs and LayerNormalization chains of a
+ * topologically sorted plan (fuse.c):
  * the fused node takes the activation's slot and outputs, the Conv's slot
  * gets node == NULL (the caller drops it). pinned[v]: value v is read by a
  * subgraph or is a graph output, so it must stay materialised. */
-void kiln_plan_fuse(kiln_plan *p, const bool *pinned);
+kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned);
 
 kiln_status kiln_plan_get(kiln_session_core *core, const kiln_graph *g, const kiln_plan *parent,
                           const kiln_plan **out);

@@ -3,12 +3,19 @@
  * clamps while its output tile is still in cache. The fused node runs in
  * the activation's slot (all of the activation's inputs exist by then),
  * writes the activation's output value, and the intermediate value, which
- * must have no other reader and not be pinned, disappears. */
+ * must have no other reader and not be pinned, disappears.
+ *
+ * The LayerNormalization that exporters before opset 17 spell out,
+ *   m = ReduceMean(x, axes); d = Sub(x, m); v = ReduceMean(Pow(d, 2), axes)
+ *   y = Div(d, Sqrt(Add(v, eps)))  [then Mul(y, gamma), Add(., beta)]
+ * over trailing axes, becomes one planner-made LayerNormalization node
+ * (ops/op.h kiln_op_layernorm_fused) in the last node's slot. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec/exec.h"
+#include "passes/edit.h"
 
 static bool is_op(const kiln_plan_node *pn, const char *name) {
     return pn->node && !*pn->node->domain && strcmp(pn->node->op_type, name) == 0;
@@ -44,7 +51,234 @@ static bool bound_of(const kiln_plan *p, const kiln_plan_node *clip, size_t k, s
     return true;
 }
 
-void kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
+/* ---- LayerNormalization chains ---- */
+
+typedef struct uses {
+    int *count; /* per value: readers among the plan's nodes */
+    int *user;  /* per value: the (last) reader's index */
+} uses;
+
+static bool only_reader(const kiln_plan *p, const uses *u, const bool *pinned, int v, size_t *user) {
+    if (v < 0 || pinned[v] || u->count[v] != 1)
+        return false;
+    *user = (size_t)u->user[v];
+    return p->nodes[*user].node != NULL;
+}
+
+/* The scalar float value of constant v. */
+static bool scalar_of(const kiln_plan *p, int v, size_t before, double *out) {
+    const kiln_tensor *t = v >= 0 ? const_of(p, v, before) : NULL;
+    if (!t || t->numel != 1 || !t->data ||
+        (t->dtype != KILN_DTYPE_FLOAT && t->dtype != KILN_DTYPE_DOUBLE && t->dtype != KILN_DTYPE_FLOAT16))
+        return false;
+    *out = kiln_tensor_get_f64(t, 0);
+    return true;
+}
+
+/* A ReduceMean with keepdims 1 over trailing axes given as negative
+ * numbers (-k..-1, any order): *k = their count. */
+static bool mean_axes(const kiln_plan *p, const kiln_plan_node *r, size_t at, int *k) {
+    if (!is_op(r, "ReduceMean") || r->node->n_outputs != 1 || kiln_attr_int(r->node, "keepdims", 1) != 1)
+        return false;
+    const int64_t *ax;
+    size_t n;
+    if (r->opset >= 18) {
+        if (r->node->n_inputs != 2 || kiln_attr_int(r->node, "noop_with_empty_axes", 0) != 0)
+            return false;
+        const kiln_tensor *t = const_of(p, r->in_ids[1], at);
+        if (!t || t->dtype != KILN_DTYPE_INT64 || t->rank != 1 || !t->data)
+            return false;
+        ax = t->data;
+        n = (size_t)t->numel;
+    } else {
+        if (r->node->n_inputs != 1 || !(ax = kiln_attr_ints(r->node, "axes", &n)))
+            return false;
+    }
+    if (n == 0 || n > KILN_MAX_RANK)
+        return false;
+    bool seen[KILN_MAX_RANK + 1] = {false};
+    for (size_t i = 0; i < n; i++) {
+        if (ax[i] >= 0 || ax[i] < -(int64_t)n || seen[-ax[i]])
+            return false;
+        seen[-ax[i]] = true;
+    }
+    *k = (int)n;
+    return true;
+}
+
+static bool same_axes(const kiln_plan *p, const kiln_plan_node *a, const kiln_plan_node *b, size_t at) {
+    int ka, kb;
+    return mean_axes(p, a, at, &ka) && mean_axes(p, b, at, &kb) && ka == kb;
+}
+
+/* A float constant for Scale / B: at most k dims (it must broadcast within
+ * the normalised axes, as the original Mul/Add did). */
+static bool param_ok(const kiln_plan *p, int v, size_t before, int k) {
+    const kiln_tensor *t = v >= 0 ? const_of(p, v, before) : NULL;
+    return t && t->rank <= k && t->data &&
+           (t->dtype == KILN_DTYPE_FLOAT || t->dtype == KILN_DTYPE_DOUBLE || t->dtype == KILN_DTYPE_FLOAT16 ||
+            t->dtype == KILN_DTYPE_BFLOAT16);
+}
+
+/* The binary node `user` reads value v and a constant parameter: which
+ * input is the parameter (-1: none). Commutative ops only. */
+static int other_input(const kiln_plan_node *n, int v) {
+    if (n->node->n_inputs != 2 || n->node->n_outputs != 1)
+        return -1;
+    if (n->in_ids[0] == v && n->in_ids[1] != v)
+        return n->in_ids[1];
+    if (n->in_ids[1] == v && n->in_ids[0] != v)
+        return n->in_ids[0];
+    return -1;
+}
+
+static void drop_node(kiln_plan_node *pn) {
+    free(pn->in_ids);
+    free(pn->out_ids);
+    free(pn->free_ids);
+    memset(pn, 0, sizeof *pn);
+}
+
+static kiln_status fuse_layernorm(kiln_plan *p, const bool *pinned, const uses *u, size_t i) {
+    kiln_plan_node *r1 = &p->nodes[i];
+    int k;
+    if (!mean_axes(p, r1, i, &k))
+        return KILN_OK;
+    int x = r1->in_ids[0], m = r1->out_ids[0];
+    size_t is, ip, ir2, ia, iq, id, idv;
+    if (x < 0 || !only_reader(p, u, pinned, m, &is))
+        return KILN_OK;
+    kiln_plan_node *sub = &p->nodes[is];
+    if (!is_op(sub, "Sub") || sub->node->n_inputs != 2 || sub->in_ids[0] != x || sub->in_ids[1] != m)
+        return KILN_OK;
+    int d = sub->out_ids[0];
+    /* read by the square (once by Pow, twice by Mul(d, d)) and the Div */
+    if (d < 0 || pinned[d] || u->count[d] < 2 || u->count[d] > 3)
+        return KILN_OK;
+    /* d's readers: the square and the Div */
+    ip = id = (size_t)-1;
+    for (size_t j = is + 1; j < p->n_nodes; j++) {
+        kiln_plan_node *n = &p->nodes[j];
+        for (size_t q = 0; n->node && q < n->node->n_inputs; q++)
+            if (n->in_ids[q] == d) {
+                if (is_op(n, "Div"))
+                    id = j;
+                else
+                    ip = j;
+                break;
+            }
+    }
+    if (ip == (size_t)-1 || id == (size_t)-1)
+        return KILN_OK;
+    kiln_plan_node *sq = &p->nodes[ip];
+    double two;
+    bool is_sq = (is_op(sq, "Pow") && sq->node->n_inputs == 2 && sq->in_ids[0] == d &&
+                  scalar_of(p, sq->in_ids[1], ip, &two) && two == 2.0) ||
+                 (is_op(sq, "Mul") && sq->node->n_inputs == 2 && sq->in_ids[0] == d && sq->in_ids[1] == d);
+    if (!is_sq || u->count[d] != (is_op(sq, "Mul") ? 3 : 2) || !only_reader(p, u, pinned, sq->out_ids[0], &ir2))
+        return KILN_OK;
+    kiln_plan_node *r2 = &p->nodes[ir2];
+    if (!same_axes(p, r1, r2, ir2) || r2->in_ids[0] != sq->out_ids[0] || !only_reader(p, u, pinned, r2->out_ids[0], &ia))
+        return KILN_OK;
+    kiln_plan_node *add = &p->nodes[ia];
+    double eps;
+    int ev = is_op(add, "Add") ? other_input(add, r2->out_ids[0]) : -1;
+    if (ev < 0 || !scalar_of(p, ev, ia, &eps) || !(eps >= 0.0) || !only_reader(p, u, pinned, add->out_ids[0], &iq))
+        return KILN_OK;
+    kiln_plan_node *sqrt_n = &p->nodes[iq];
+    if (!is_op(sqrt_n, "Sqrt") || sqrt_n->node->n_inputs != 1 || sqrt_n->in_ids[0] != add->out_ids[0] ||
+        !only_reader(p, u, pinned, sqrt_n->out_ids[0], &idv) || idv != id)
+        return KILN_OK;
+    kiln_plan_node *div = &p->nodes[id];
+    if (!is_op(div, "Div") || div->node->n_inputs != 2 || div->in_ids[0] != d || div->in_ids[1] != sqrt_n->out_ids[0] ||
+        div->out_ids[0] < 0)
+        return KILN_OK;
+    /* optional affine tail */
+    size_t last = id, im = (size_t)-1, ib = (size_t)-1;
+    int y = div->out_ids[0], gamma = -1, beta = -1;
+    size_t nx;
+    if (only_reader(p, u, pinned, y, &nx) && is_op(&p->nodes[nx], "Mul")) {
+        int g = other_input(&p->nodes[nx], y);
+        if (g >= 0 && param_ok(p, g, nx, k) && p->nodes[nx].out_ids[0] >= 0) {
+            gamma = g;
+            im = last = nx;
+            y = p->nodes[nx].out_ids[0];
+            if (only_reader(p, u, pinned, y, &nx) && is_op(&p->nodes[nx], "Add")) {
+                int b = other_input(&p->nodes[nx], y);
+                if (b >= 0 && param_ok(p, b, nx, k) && p->nodes[nx].out_ids[0] >= 0) {
+                    beta = b;
+                    ib = last = nx;
+                    y = p->nodes[nx].out_ids[0];
+                }
+            }
+        }
+    }
+    /* the node, named and placed as the chain's last */
+    kiln_plan_node *tail = &p->nodes[last];
+    const char *ins[3] = {p->value_names[x], gamma >= 0 ? p->value_names[gamma] : "",
+                          beta >= 0 ? p->value_names[beta] : ""};
+    const char *outs[1] = {p->value_names[y]};
+    kiln_node *n;
+    KILN_TRY(kiln_edit_node_new("LayerNormalization", tail->node->name, 3, ins, 1, outs, &n));
+    kiln_node **made = kiln_realloc(p->made, (p->n_made + 1) * sizeof *made);
+    if (!made) {
+        kiln_node_destroy(n);
+        return KILN_ERR_NOMEM;
+    }
+    p->made = made;
+    p->made[p->n_made++] = n;
+    n->opset = 17;
+    if (tail->node->origin && !(n->origin = kiln_strdup(tail->node->origin)))
+        return KILN_ERR_NOMEM;
+    KILN_TRY(kiln_edit_attr_int(n, "axis", -k));
+    KILN_TRY(kiln_edit_attr_float(n, "epsilon", (float)eps));
+    int *in_ids = kiln_calloc(4, sizeof(int)), *out_ids = kiln_calloc(2, sizeof(int));
+    if (!in_ids || !out_ids) {
+        free(in_ids);
+        free(out_ids);
+        return KILN_ERR_NOMEM;
+    }
+    in_ids[0] = x;
+    in_ids[1] = gamma;
+    in_ids[2] = beta;
+    out_ids[0] = y;
+    size_t chain[9] = {i, is, ip, ir2, ia, iq, id, im, ib};
+    for (int c = 0; c < 9; c++)
+        if (chain[c] != (size_t)-1 && chain[c] != last)
+            drop_node(&p->nodes[chain[c]]);
+    free(tail->in_ids);
+    free(tail->out_ids);
+    free(tail->free_ids);
+    memset(tail, 0, sizeof *tail);
+    tail->node = n;
+    tail->op = &kiln_op_layernorm_fused;
+    tail->opset = 17;
+    tail->in_ids = in_ids;
+    tail->out_ids = out_ids;
+    return KILN_OK;
+}
+
+kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
+    uses u = {kiln_calloc(p->n_values + 1, sizeof(int)), kiln_calloc(p->n_values + 1, sizeof(int))};
+    if (!u.count || !u.user) {
+        free(u.count);
+        free(u.user);
+        return KILN_ERR_NOMEM;
+    }
+    for (size_t j = 0; j < p->n_nodes; j++)
+        for (size_t q = 0; p->nodes[j].node && q < p->nodes[j].node->n_inputs; q++)
+            if (p->nodes[j].in_ids[q] >= 0) {
+                u.count[p->nodes[j].in_ids[q]]++;
+                u.user[p->nodes[j].in_ids[q]] = (int)j;
+            }
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < p->n_nodes && st == KILN_OK; i++)
+        if (is_op(&p->nodes[i], "ReduceMean"))
+            st = fuse_layernorm(p, pinned, &u, i);
+    free(u.count);
+    free(u.user);
+    if (st != KILN_OK)
+        return st;
     for (size_t i = 0; i < p->n_nodes; i++) {
         kiln_plan_node *conv = &p->nodes[i];
         if (!is_op(conv, "Conv") || conv->node->n_outputs != 1 || conv->act.on)
@@ -84,4 +318,5 @@ void kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
         *act = fused;
         memset(conv, 0, sizeof *conv); /* node == NULL: dropped by the caller */
     }
+    return KILN_OK;
 }

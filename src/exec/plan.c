@@ -608,6 +608,9 @@ static void plan_free(kiln_plan *p) {
         free(p->nodes[i].free_ids);
     }
     free(p->nodes);
+    for (size_t i = 0; i < p->n_made; i++)
+        kiln_node_destroy(p->made[i]);
+    free(p->made);
     free(p->value_names);
     map_free(p->names);
     free(p->input_ids);
@@ -931,8 +934,10 @@ static kiln_status build(kiln_session_core *core, const kiln_graph *g, const sco
                 if (v >= 0)
                     pinned[v] = true;
             }
-        kiln_plan_fuse(p, pinned);
+        st = kiln_plan_fuse(p, pinned);
         free(pinned);
+        if (st != KILN_OK)
+            goto done;
         size_t kept = 0;
         for (size_t i = 0; i < n_nodes; i++) {
             if (!p->nodes[i].node) {

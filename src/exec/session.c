@@ -1,5 +1,6 @@
 /* Sessions and frames: feeding inputs, running nodes in plan order, dropping
  * values at their last use, the op-facing context functions. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,7 @@ kiln_status kiln_op_output_share(kiln_op_ctx *c, size_t i, const kiln_tensor *va
 kiln_status kiln_op_output_reuse(kiln_op_ctx *c, size_t i, size_t in_idx, kiln_dtype dtype, int rank,
                                  const int64_t *dims, kiln_tensor **out) {
     const kiln_tensor *src = kiln_op_in(c, in_idx);
-    if (src && c->in_dying[in_idx] && src->buf && src->buf->refs == 1 && src->dtype != KILN_DTYPE_STRING &&
+    if (src && c->in_dying[in_idx] && src->buf && kiln_buffer_sole(src->buf) && src->dtype != KILN_DTYPE_STRING &&
         dtype != KILN_DTYPE_STRING && src->buf->release != NULL && src->data == src->buf->ptr) {
         kiln_tensor *t;
         KILN_TRY(new_output(c, i, dtype, rank, dims, &t));
@@ -537,9 +538,29 @@ kiln_status kiln_check_input(const kiln_value_info *vi, const kiln_tensor *t) {
     return KILN_OK;
 }
 
+static kiln_status session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                               const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                               kiln_tensor **outputs);
+
 kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
                              const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
                              kiln_tensor **outputs) {
+    /* one run at a time: the arena, the prepared state and the carried state
+     * belong to the session */
+    if (atomic_exchange_explicit(&s->busy, true, memory_order_acquire)) {
+        for (size_t i = 0; i < n_outputs; i++)
+            outputs[i] = NULL;
+        return kiln_fail(KILN_ERR_ARG, "the session is already running a call on another thread; "
+                                       "use one session per thread (sessions may share a model)");
+    }
+    kiln_status st = session_run(s, n_inputs, input_names, inputs, n_outputs, output_names, outputs);
+    atomic_store_explicit(&s->busy, false, memory_order_release);
+    return st;
+}
+
+static kiln_status session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                               const kiln_tensor *const *inputs, size_t n_outputs, const char *const *output_names,
+                               kiln_tensor **outputs) {
     const kiln_plan *plan = s->core.plans;
     const kiln_graph *g = plan->graph;
     kiln_status st = KILN_OK;

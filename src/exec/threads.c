@@ -1,30 +1,49 @@
-/* A small fixed thread pool: the caller's thread takes the first range, the
- * workers the others, and the call returns when all are done.
+/* A small fixed thread pool. A job's range [0, n) is cut into chunks of at
+ * least `grain` items (a few per thread); the caller and the workers claim
+ * chunks one at a time from a shared counter, and the call returns when
+ * every claimed chunk is done. A worker that wakes late finds fewer chunks
+ * (or none) left: the caller has done them, so a job never waits for a
+ * wakeup, and a run on two threads is never much slower than on one.
  *
- * Waits spin briefly before blocking: a session runs its parallel ops back
- * to back and most take tens of microseconds, about what a condition
- * variable wakeup costs. generation and pending are still written under the
- * mutex; the spins only read them (atomically) as a hint. */
+ * The job word packs the job's generation (high 32 bits) and the next
+ * unclaimed chunk (low 32 bits). A claim is a compare-and-swap on it, so a
+ * worker that read the descriptor of an older job can never claim a chunk of
+ * a newer one. Descriptors alternate between two slots: the caller writes a
+ * slot only after it has published the job after the one that used it, and
+ * the fields are atomics, so a stale read is harmless (its claim fails).
+ *
+ * Idle workers spin briefly before blocking: a session runs its parallel ops
+ * back to back, most of them tens of microseconds long. */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "exec/exec.h"
+
+typedef struct job_slot {
+    kiln_range_fn _Atomic fn;
+    void *_Atomic arg;
+    _Atomic size_t total, chunk;
+    _Atomic uint32_t chunks;
+    _Atomic uint32_t remaining; /* claimed-or-not chunks not yet finished */
+} job_slot;
 
 struct kiln_threads {
     int n; /* total, caller included */
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t start, done;
-    unsigned long generation;
-    int pending;
-    bool stop;
-    /* current job */
-    kiln_range_fn fn;
-    void *arg;
-    size_t total, chunk;
+    _Atomic uint64_t word; /* generation << 32 | next chunk */
+    _Atomic int sleepers;  /* workers blocked (or about to block) on start */
+    _Atomic bool caller_waiting;
+    _Atomic bool stop;
+    job_slot slot[2];
 };
 
 /* ~50 microseconds of pause instructions on current x86 cores */
 #define POOL_SPINS 1000
+/* chunks per thread: enough that a late worker leaves little imbalance */
+#define POOL_CHUNKS_PER_THREAD 4
 
 static inline void pool_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -32,42 +51,64 @@ static inline void pool_pause(void) {
 #endif
 }
 
-typedef struct worker_arg {
-    kiln_threads *t;
-    int index;
-} worker_arg;
+/* Claims and runs chunks of generation gen until none are left or the job
+ * word has moved on to another generation. */
+static void run_chunks(kiln_threads *t, uint32_t gen) {
+    job_slot *s = &t->slot[gen & 1];
+    for (;;) {
+        uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
+        if ((uint32_t)(w >> 32) != gen)
+            return;
+        uint32_t k = (uint32_t)w;
+        kiln_range_fn fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&s->arg, memory_order_relaxed);
+        size_t total = atomic_load_explicit(&s->total, memory_order_relaxed);
+        size_t chunk = atomic_load_explicit(&s->chunk, memory_order_relaxed);
+        uint32_t chunks = atomic_load_explicit(&s->chunks, memory_order_relaxed);
+        if (k >= chunks)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&t->word, &w, w + 1, memory_order_acq_rel, memory_order_relaxed))
+            continue;
+        /* the claim succeeded against generation gen: the descriptor read
+         * above was gen's (the caller rewrites this slot only two jobs on) */
+        size_t b = (size_t)k * chunk, e = b + chunk < total ? b + chunk : total;
+        fn(arg, b, e);
+        /* seq_cst pairs with the caller's store of caller_waiting before
+         * its load of remaining: one of the two sees the other */
+        if (atomic_fetch_sub_explicit(&s->remaining, 1, memory_order_seq_cst) == 1 &&
+            atomic_load_explicit(&t->caller_waiting, memory_order_seq_cst)) {
+            pthread_mutex_lock(&t->mu);
+            pthread_cond_signal(&t->done);
+            pthread_mutex_unlock(&t->mu);
+        }
+    }
+}
 
 static void *worker_main(void *p) {
-    worker_arg *wa = p;
-    kiln_threads *t = wa->t;
-    int idx = wa->index;
-    free(wa);
-    unsigned long seen = 0;
+    kiln_threads *t = p;
+    uint32_t seen = 0;
     for (;;) {
-        for (int s = 0; s < POOL_SPINS && __atomic_load_n(&t->generation, __ATOMIC_ACQUIRE) == seen &&
-                        !__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE);
-             s++)
+        uint32_t gen = seen;
+        for (int s = 0; s < POOL_SPINS; s++) {
+            gen = (uint32_t)(atomic_load_explicit(&t->word, memory_order_acquire) >> 32);
+            if (gen != seen || atomic_load_explicit(&t->stop, memory_order_acquire))
+                break;
             pool_pause();
-        pthread_mutex_lock(&t->mu);
-        while (!t->stop && t->generation == seen)
-            pthread_cond_wait(&t->start, &t->mu);
-        if (t->stop) {
-            pthread_mutex_unlock(&t->mu);
-            return NULL;
         }
-        seen = t->generation;
-        kiln_range_fn fn = t->fn;
-        void *arg = t->arg;
-        size_t b = (size_t)idx * t->chunk, e = b + t->chunk;
-        if (e > t->total)
-            e = t->total;
-        pthread_mutex_unlock(&t->mu);
-        if (b < e)
-            fn(arg, b, e);
-        pthread_mutex_lock(&t->mu);
-        if (__atomic_sub_fetch(&t->pending, 1, __ATOMIC_ACQ_REL) == 0)
-            pthread_cond_signal(&t->done);
-        pthread_mutex_unlock(&t->mu);
+        if (gen == seen && !atomic_load_explicit(&t->stop, memory_order_acquire)) {
+            pthread_mutex_lock(&t->mu);
+            atomic_fetch_add_explicit(&t->sleepers, 1, memory_order_seq_cst);
+            while (!atomic_load_explicit(&t->stop, memory_order_seq_cst) &&
+                   (uint32_t)(atomic_load_explicit(&t->word, memory_order_seq_cst) >> 32) == seen)
+                pthread_cond_wait(&t->start, &t->mu);
+            atomic_fetch_sub_explicit(&t->sleepers, 1, memory_order_seq_cst);
+            pthread_mutex_unlock(&t->mu);
+        }
+        if (atomic_load_explicit(&t->stop, memory_order_acquire))
+            return NULL;
+        gen = (uint32_t)(atomic_load_explicit(&t->word, memory_order_acquire) >> 32);
+        run_chunks(t, gen);
+        seen = gen;
     }
 }
 
@@ -85,19 +126,11 @@ kiln_threads *kiln_threads_create(int n) {
             free(t);
             return NULL;
         }
-        for (int i = 1; i < t->n; i++) {
-            worker_arg *wa = malloc(sizeof *wa);
-            if (wa) {
-                /* filled before the thread starts: the worker reads it at once */
-                wa->t = t;
-                wa->index = i;
-            }
-            if (!wa || pthread_create(&t->workers[i - 1], NULL, worker_main, wa) != 0) {
-                free(wa);
+        for (int i = 1; i < t->n; i++)
+            if (pthread_create(&t->workers[i - 1], NULL, worker_main, t) != 0) {
                 t->n = i; /* run with the threads we got */
                 break;
             }
-        }
     }
     return t;
 }
@@ -106,7 +139,7 @@ void kiln_threads_destroy(kiln_threads *t) {
     if (!t)
         return;
     pthread_mutex_lock(&t->mu);
-    __atomic_store_n(&t->stop, true, __ATOMIC_RELEASE);
+    atomic_store_explicit(&t->stop, true, memory_order_seq_cst);
     pthread_cond_broadcast(&t->start);
     pthread_mutex_unlock(&t->mu);
     for (int i = 1; i < t->n; i++)
@@ -125,28 +158,44 @@ void kiln_threads_run(kiln_threads *t, size_t n, size_t grain, kiln_range_fn fn,
         return;
     if (grain == 0)
         grain = 1;
-    int parts = t ? t->n : 1;
-    if ((size_t)parts > n / grain)
-        parts = (int)(n / grain);
+    size_t parts = t ? (size_t)t->n : 1;
+    if (parts > n / grain)
+        parts = n / grain;
     if (parts <= 1) {
         fn(arg, 0, n);
         return;
     }
-    size_t chunk = (n + (size_t)parts - 1) / (size_t)parts;
-    pthread_mutex_lock(&t->mu);
-    t->fn = fn;
-    t->arg = arg;
-    t->total = n;
-    t->chunk = chunk;
-    __atomic_store_n(&t->pending, t->n - 1, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&t->generation, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&t->start);
-    pthread_mutex_unlock(&t->mu);
-    fn(arg, 0, chunk < n ? chunk : n);
-    for (int s = 0; s < POOL_SPINS && __atomic_load_n(&t->pending, __ATOMIC_ACQUIRE) > 0; s++)
+    /* chunks: a few per thread, each at least grain long */
+    size_t chunks = parts * POOL_CHUNKS_PER_THREAD;
+    if (chunks > n / grain)
+        chunks = n / grain;
+    size_t chunk = (n + chunks - 1) / chunks;
+    chunks = (n + chunk - 1) / chunk;
+    uint64_t w = atomic_load_explicit(&t->word, memory_order_relaxed);
+    uint32_t gen = (uint32_t)(w >> 32) + 1;
+    job_slot *s = &t->slot[gen & 1];
+    atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&s->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&s->total, n, memory_order_relaxed);
+    atomic_store_explicit(&s->chunk, chunk, memory_order_relaxed);
+    atomic_store_explicit(&s->chunks, (uint32_t)chunks, memory_order_relaxed);
+    atomic_store_explicit(&s->remaining, (uint32_t)chunks, memory_order_relaxed);
+    atomic_store_explicit(&t->word, (uint64_t)gen << 32, memory_order_seq_cst); /* publish */
+    if (atomic_load_explicit(&t->sleepers, memory_order_seq_cst) > 0) {
+        pthread_mutex_lock(&t->mu);
+        pthread_cond_broadcast(&t->start);
+        pthread_mutex_unlock(&t->mu);
+    }
+    run_chunks(t, gen);
+    /* every chunk is claimed: wait for those still running elsewhere */
+    for (int i = 0; i < POOL_SPINS && atomic_load_explicit(&s->remaining, memory_order_acquire) > 0; i++)
         pool_pause();
-    pthread_mutex_lock(&t->mu);
-    while (t->pending > 0)
-        pthread_cond_wait(&t->done, &t->mu);
-    pthread_mutex_unlock(&t->mu);
+    if (atomic_load_explicit(&s->remaining, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&t->mu);
+        atomic_store_explicit(&t->caller_waiting, true, memory_order_seq_cst);
+        while (atomic_load_explicit(&s->remaining, memory_order_seq_cst) > 0)
+            pthread_cond_wait(&t->done, &t->mu);
+        atomic_store_explicit(&t->caller_waiting, false, memory_order_relaxed);
+        pthread_mutex_unlock(&t->mu);
+    }
 }

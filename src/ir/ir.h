@@ -30,6 +30,8 @@ kiln_buffer *kiln_buffer_alloc(size_t size); /* 64-aligned, zeroed */
 kiln_buffer *kiln_buffer_wrap(void *ptr, size_t size); /* takes ownership of malloc'd ptr */
 kiln_buffer *kiln_buffer_ref(kiln_buffer *b);
 void kiln_buffer_unref(kiln_buffer *b);
+/* Whether b has a single reference (its holder may write it in place). */
+bool kiln_buffer_sole(const kiln_buffer *b);
 
 /* A read-only memory-mapped file; a buffer that keeps the mapping alive. */
 kiln_status kiln_map_file(const char *path, kiln_buffer **out);

@@ -141,16 +141,20 @@ kiln_buffer *kiln_buffer_wrap(void *ptr, size_t size) {
     return b;
 }
 
+/* Counts are atomic: a model's weights and a caller's inputs are shared by
+ * sessions running on several threads. */
 kiln_buffer *kiln_buffer_ref(kiln_buffer *b) {
     if (b)
-        b->refs++;
+        __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
     return b;
 }
 
 void kiln_buffer_unref(kiln_buffer *b) {
-    if (b && --b->refs == 0)
+    if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
         b->release(b);
 }
+
+bool kiln_buffer_sole(const kiln_buffer *b) { return __atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) == 1; }
 
 static void release_map(kiln_buffer *b) {
     if (b->ptr && b->size)
@@ -455,7 +459,7 @@ size_t kiln_tensor_nbytes(const kiln_tensor *t) { return t->nbytes; }
 void *kiln_tensor_data(kiln_tensor *t) {
     if (!t || t->kind != KILN_VALUE_TENSOR || !t->buf || !t->nbytes)
         return t ? t->data : NULL;
-    if (t->buf->refs == 1 && t->buf->release == release_owned && t->data == t->buf->ptr)
+    if (kiln_buffer_sole(t->buf) && t->buf->release == release_owned && t->data == t->buf->ptr)
         return t->data;
     kiln_tensor *c;
     if (kiln_tensor_clone(t, &c) != KILN_OK)
@@ -606,7 +610,7 @@ kiln_status kiln_tensor_make_writable(kiln_tensor *t) {
     kiln_buffer *b = t->buf;
     if (!b || t->numel == 0)
         return KILN_OK;
-    bool own = b->refs == 1 && (b->release == release_owned || b->release == kiln_string_buffer_release ||
+    bool own = kiln_buffer_sole(b) && (b->release == release_owned || b->release == kiln_string_buffer_release ||
                                 kiln_arena_owns_buffer(b));
     if (own)
         return KILN_OK;

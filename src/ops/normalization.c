@@ -85,7 +85,49 @@ typedef struct plane_job {
     float *mean_out, *inv_out; /* LAYER, optional */
     int64_t inner, groups;     /* GROUP: elements per channel, groups per sample */
     kiln_dtype ydt;            /* RMS: Y's type (the scale's); else dt */
+    const float *af, *bf;      /* LAYER on float32: a and b as floats */
 } plane_job;
+
+/* One float32 LayerNormalization row in three vectorised passes (sum; sum
+ * of squared deviations; scale and shift), eight float lanes summed in
+ * double at the end of each pass. */
+static void layer_row_f32(const plane_job *j, int64_t p) {
+    int64_t n = j->size, i;
+    const float *x = (const float *)j->x + p * n;
+    float *y = (float *)j->y + p * n;
+    float acc[8] = {0};
+    for (i = 0; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[i + k];
+    double sum = 0.0;
+    for (int k = 0; k < 8; k++)
+        sum += acc[k];
+    for (; i < n; i++)
+        sum += x[i];
+    double mean = n ? sum / (double)n : 0.0;
+    float fm = (float)mean;
+    for (int k = 0; k < 8; k++)
+        acc[k] = 0.0f;
+    for (i = 0; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float d = x[i + k] - fm;
+            acc[k] += d * d;
+        }
+    double sq = 0.0;
+    for (int k = 0; k < 8; k++)
+        sq += acc[k];
+    for (; i < n; i++)
+        sq += ((double)x[i] - mean) * ((double)x[i] - mean);
+    double inv = 1.0 / sqrt((n ? sq / (double)n : 0.0) + j->eps);
+    if (j->mean_out)
+        j->mean_out[p] = fm;
+    if (j->inv_out)
+        j->inv_out[p] = (float)inv;
+    float fi = (float)inv;
+    const float *a = j->af, *b = j->bf;
+    for (i = 0; i < n; i++)
+        y[i] = (x[i] - fm) * fi * a[i] + b[i];
+}
 
 static void plane_range(void *arg, size_t begin, size_t end) {
     const plane_job *j = arg;
@@ -128,6 +170,10 @@ static void plane_range(void *arg, size_t begin, size_t end) {
                     buf[i] = buf[i] * inv * sa[i];
                 st_run(j->ydt, j->y, base + i0, n, buf);
             }
+            continue;
+        }
+        if (j->mode == PL_LAYER && j->dt == KILN_DTYPE_FLOAT && j->af) {
+            layer_row_f32(j, (int64_t)p);
             continue;
         }
         /* two-pass mean and variance (stable for large offsets) */
@@ -305,8 +351,10 @@ bad: {
 }
 }
 
-static kiln_status layernorm_exec(kiln_op_ctx *c) {
-    KILN_TRY(kiln_op_need_inputs(c, 2));
+/* scale_optional: the planner's fused form (exec/fuse.c), whose Scale may
+ * be absent (ones). */
+static kiln_status layernorm_run(kiln_op_ctx *c, bool scale_optional) {
+    KILN_TRY(kiln_op_need_inputs(c, scale_optional ? 1 : 2));
     const kiln_tensor *x = c->in[0];
     KILN_TRY(kiln_op_need_dtype(c, 0, float_types, 4));
     if (x->rank < 1)
@@ -328,14 +376,22 @@ static kiln_status layernorm_exec(kiln_op_ctx *c) {
         KILN_TRY(kiln_op_output(c, 1, KILN_DTYPE_FLOAT, x->rank, sd, &mean));
     if (kiln_op_out_wanted(c, 2))
         KILN_TRY(kiln_op_output(c, 2, KILN_DTYPE_FLOAT, x->rank, sd, &inv));
-    double *p = kiln_malloc((size_t)(cols ? cols : 1) * 2 * sizeof(double));
-    if (!p)
-        return KILN_ERR_NOMEM;
+    /* the row parameters as doubles, then (float32) as floats */
+    double *p;
+    KILN_TRY(kiln_op_scratch(c, (size_t)(cols ? cols : 1) * 2 * (sizeof(double) + sizeof(float)), (void **)&p));
     kiln_status st;
-    KILN_CHECK(st, expand_param(c->in[1], "Scale", x->rank - axis, x->dims + axis, cols, 1.0, p), done);
+    KILN_CHECK(st, expand_param(kiln_op_in(c, 1), "Scale", x->rank - axis, x->dims + axis, cols, 1.0, p), done);
     KILN_CHECK(st, expand_param(kiln_op_in(c, 2), "B", x->rank - axis, x->dims + axis, cols, 0.0, p + cols), done);
     plane_job j = {PL_LAYER, x->dtype, x->data, y->data, rows, cols, 1, p, p + cols,
-                   kiln_attr_float(c->node, "epsilon", 1e-5f), mean ? mean->data : NULL, inv ? inv->data : NULL, 0, 0, x->dtype};
+                   kiln_attr_float(c->node, "epsilon", 1e-5f), mean ? mean->data : NULL, inv ? inv->data : NULL, 0, 0, x->dtype,
+                   NULL, NULL};
+    if (x->dtype == KILN_DTYPE_FLOAT) {
+        float *f = (float *)(p + 2 * cols);
+        for (int64_t i = 0; i < 2 * cols; i++)
+            f[i] = (float)p[i];
+        j.af = f;
+        j.bf = f + cols;
+    }
     if (cols == 0) {
         /* nothing to normalise: statistics of an empty row */
         for (int64_t r = 0; r < rows; r++) {
@@ -347,9 +403,11 @@ static kiln_status layernorm_exec(kiln_op_ctx *c) {
     }
     run_planes(c, &j);
 done:
-    free(p);
     return st;
 }
+
+static kiln_status layernorm_exec(kiln_op_ctx *c) { return layernorm_run(c, false); }
+static kiln_status layernorm_fused_exec(kiln_op_ctx *c) { return layernorm_run(c, true); }
 
 /* MeanVarianceNormalization: (X - E[X]) / (sqrt(E[X^2] - E[X]^2) + 1e-9)
  * over `axes` (default [0, 2, 3]), as the opset 9 function body defines. */
@@ -669,3 +727,7 @@ static const kiln_op_desc ops[] = {
     {"", "LRN", 1, 0, lrn_exec, kiln_infer_same},
 };
 KILN_OP_FAMILY(normalization, ops);
+
+/* The LayerNormalization the planner makes of ReduceMean-Sub-Pow-ReduceMean-
+ * Add-Sqrt-Div(-Mul-Add) chains (exec/fuse.c): Scale and B optional. */
+const kiln_op_desc kiln_op_layernorm_fused = {"", "LayerNormalization", 17, 0, layernorm_fused_exec, layernorm_infer};

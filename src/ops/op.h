@@ -182,6 +182,9 @@ kiln_status kiln_op_run_subgraph(kiln_op_ctx *c, const kiln_graph *g, size_t n_i
 kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_t n_in, kiln_tensor **in,
                                       const bool *give, size_t n_out, kiln_tensor **out);
 
+/* Operators the planner makes (exec/fuse.c), not in the registry. */
+extern const kiln_op_desc kiln_op_layernorm_fused;
+
 /* Registry. */
 const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t opset);
 /* Every descriptor, sorted by (domain, name, since); for tests and tools. */

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "ops/op.h"
+#include "kernels/elementwise_math.h"
 #include "kernels/reduce.h"
 
 #define SM_BLK 256
@@ -74,34 +75,63 @@ typedef struct sm_job {
     }
 
 /* One contiguous float32 row (axis is the last one): the common case. */
+/* A float32 row: vector max, kiln_vexp_f32 over x - max written into y, and
+ * the sum in eight float lanes per block of 1024, blocks added in double
+ * (long rows, vocabularies, keep their precision). */
 static void sm_row_f32(const sm_job *j, int64_t o) {
     const float *x = (const float *)j->x + o * j->r;
     float *y = (float *)j->y + o * j->r;
     int64_t R = j->r, arg = 0;
     float mx = x[0];
-    for (int64_t r = 1; r < R; r++)
-        if (x[r] > mx) {
-            mx = x[r];
-            arg = r;
-        }
     if (j->kind == SM_HARDMAX) {
+        for (int64_t r = 1; r < R; r++)
+            if (x[r] > mx) {
+                mx = x[r];
+                arg = r;
+            }
         for (int64_t r = 0; r < R; r++)
             y[r] = r == arg ? 1.0f : 0.0f;
         return;
     }
-    double sum = 0.0; /* long rows (vocabularies) keep their precision */
+    {
+        float m8[8];
+        int64_t r = 0;
+        for (int k = 0; k < 8; k++)
+            m8[k] = x[0];
+        for (; r + 8 <= R; r += 8)
+            for (int k = 0; k < 8; k++)
+                m8[k] = x[r + k] > m8[k] ? x[r + k] : m8[k];
+        for (int k = 0; k < 8; k++)
+            mx = m8[k] > mx ? m8[k] : mx;
+        for (; r < R; r++)
+            mx = x[r] > mx ? x[r] : mx;
+        /* a NaN element is skipped here but makes the sum, so every
+         * output, NaN */
+    }
+    double sum = 0.0;
+    for (int64_t b = 0; b < R; b += 1024) {
+        int64_t n = R - b < 1024 ? R - b : 1024, r = 0;
+        float *yb = y + b;
+        const float *xb = x + b;
+        for (int64_t i = 0; i < n; i++)
+            yb[i] = xb[i] - mx;
+        kiln_vexp_f32(yb, yb, (size_t)n);
+        float s8[8] = {0};
+        for (; r + 8 <= n; r += 8)
+            for (int k = 0; k < 8; k++)
+                s8[k] += yb[r + k];
+        double bs = 0.0;
+        for (int k = 0; k < 8; k++)
+            bs += s8[k];
+        for (; r < n; r++)
+            bs += yb[r];
+        sum += bs;
+    }
     if (j->kind == SM_SOFTMAX) {
-        for (int64_t r = 0; r < R; r++) {
-            float e = expf(x[r] - mx);
-            y[r] = e;
-            sum += e;
-        }
         float inv = (float)(1.0 / sum);
         for (int64_t r = 0; r < R; r++)
             y[r] *= inv;
     } else {
-        for (int64_t r = 0; r < R; r++)
-            sum += expf(x[r] - mx);
         float ls = (float)log(sum);
         for (int64_t r = 0; r < R; r++)
             y[r] = (x[r] - mx) - ls;

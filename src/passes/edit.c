@@ -222,6 +222,15 @@ kiln_status kiln_edit_attr_int(kiln_node *n, const char *name, int64_t v) {
     return KILN_OK;
 }
 
+kiln_status kiln_edit_attr_float(kiln_node *n, const char *name, float v) {
+    kiln_attr *a = add_attr(n, name);
+    if (!a)
+        return KILN_ERR_NOMEM;
+    a->type = KILN_ATTR_FLOAT;
+    a->f = v;
+    return KILN_OK;
+}
+
 kiln_status kiln_edit_attr_tensor(kiln_node *n, const char *name, kiln_tensor *t) {
     kiln_attr *a = add_attr(n, name);
     if (!a) {

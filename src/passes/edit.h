@@ -44,6 +44,7 @@ long kiln_edit_producer(const kiln_graph *g, const char *name);
 kiln_status kiln_edit_node_new(const char *op_type, const char *name, size_t n_in, const char *const *ins,
                                size_t n_out, const char *const *outs, kiln_node **out);
 kiln_status kiln_edit_attr_int(kiln_node *n, const char *name, int64_t v);
+kiln_status kiln_edit_attr_float(kiln_node *n, const char *name, float v);
 kiln_status kiln_edit_attr_tensor(kiln_node *n, const char *name, kiln_tensor *t); /* takes t */
 kiln_status kiln_edit_attr_ints(kiln_node *n, const char *name, size_t count, const int64_t *v);
 /* Inserts n (taken) at position idx of g's node list. */
