@@ -657,9 +657,7 @@ static void fdirs_range(void *arg, size_t begin, size_t end) {
  * reads W's panels once per eight rows, from cache for the sizes RNNs have,
  * and measured faster than packing W for a GEMM at every length tried, 1 to
  * 1024 steps) or when the input is short; otherwise one GEMM. */
-#ifndef RNN_PANEL_ROWS
 #define RNN_PANEL_ROWS 16
-#endif
 
 typedef struct proj_job {
     int64_t rows, I, ld;
@@ -709,6 +707,12 @@ static kiln_status rnn_project(kiln_op_ctx *c, const rnn_params *p, const rnn_pr
     return KILN_OK;
 }
 
+/* Multiply-adds of a step's products from which the step is split across
+ * threads (hidden 512 for LSTM at batch 1); a smaller step is at most a few
+ * microseconds of work and stays on the calling thread, with no hand-off
+ * per step. */
+#define RNN_SPLIT_STEP 1048576.0
+
 /* Runs the float32 engine on prepared weights; x, h0, c0 are float32 data
  * (NULL: zeros) and the outputs p->y, yh, yc float32 tensors. */
 static kiln_status rnn_run_prepared(kiln_op_ctx *c, rnn_params *p, const rnn_prep *q, const float *x,
@@ -734,7 +738,7 @@ static kiln_status rnn_run_prepared(kiln_op_ctx *c, rnn_params *p, const rnn_pre
 
     int threads = kiln_op_threads(c);
     double step_work = (double)B * (double)q->G * (double)H * (double)H; /* multiply-adds per step */
-    bool split_steps = threads >= 2 && step_work >= 1048576.0;
+    bool split_steps = threads >= 2 && step_work >= RNN_SPLIT_STEP;
     bool split_dirs = !split_steps && p->nd == 2 && threads >= 2 && step_work * (double)p->seq >= 65536.0;
     fdir dirs[2];
     for (int d = 0; d < p->nd; d++) {
