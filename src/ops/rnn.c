@@ -377,7 +377,7 @@ static kiln_status rnn_prepare_f32(const rnn_params *p, const float *w, const fl
     int64_t H = p->hidden, I = p->input, G = p->n_gates, GH = G * H;
     rnn_prep *q = calloc(1, sizeof *q);
     if (!q)
-        return kiln_fail(KILN_ERR_NOMEM, "out of memory preparing %s weights", p->kind == RNN_LSTM ? "LSTM" : "RNN");
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory preparing %s weights", kind_name(p->kind));
     q->kind = p->kind, q->nd = p->nd, q->H = H, q->I = I, q->G = G;
     q->lbr = p->kind == RNN_GRU && p->linear_before_reset;
     q->nb = (H + RB - 1) / RB;
