@@ -366,6 +366,42 @@ kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, 
 /* Bytes the session's allocator held at its peak. */
 size_t kiln_session_peak_bytes(const kiln_session *s);
 
+/* ---- profiling ------------------------------------------------------------
+ * With profiling on, a session times every node it runs (CLOCK_MONOTONIC
+ * around the operator's work) and adds the time to the node's record. Nodes
+ * in subgraphs (If branches, Loop and Scan bodies) get records of their own,
+ * named "<enclosing node>/<node>" and with depth > 0; their time is also in
+ * the enclosing node's, so records of different depths overlap. A Conv the
+ * engine fused with the Relu or Clip after it is one record (`fused` names
+ * the activation). Records are listed in the order the nodes first ran
+ * (the main graph's in plan order first) and accumulate across runs until
+ * kiln_session_profile_reset. Off, it costs a branch per node. Call these
+ * between runs, not while another thread is running the session. */
+
+typedef struct kiln_profile_record {
+    const char *name;   /* unnamed nodes: "<op>#<index in the plan>" */
+    const char *op;     /* the node's op_type */
+    const char *domain; /* "" for ai.onnx */
+    const char *fused;  /* "Relu" / "Clip" run inside this node, or NULL */
+    const char *shape;  /* output 0 at the last call: "[1,64,56,56]", a value type
+                           ("seq(tensor(float))"), or "-" when not produced */
+    int shape_varies;   /* output 0 had different shapes in different calls */
+    int depth;          /* 0: a node of the main graph; n: inside n subgraphs */
+    uint64_t total_ns;  /* summed over calls */
+    uint64_t calls;
+} kiln_profile_record;
+
+/* Turns timing on or off for the following runs; the records stay. */
+void kiln_session_set_profiling(kiln_session *s, int on);
+int kiln_session_profiling(const kiln_session *s);
+size_t kiln_session_profile_count(const kiln_session *s);
+/* Record i (0 .. count-1); its strings stay valid until the session is
+ * destroyed. KILN_ERR_ARG past the end. */
+kiln_status kiln_session_profile_record(const kiln_session *s, size_t i, kiln_profile_record *out);
+/* Sets every record's time and calls to zero (the records and their
+ * strings stay; profiling stays on or off). */
+void kiln_session_profile_reset(kiln_session *s);
+
 /* ---- freezing ------------------------------------------------------------
  * What functools.partial(model.forward, **frozen) does in PyTorch, done on
  * the ONNX graph: bind inputs to constants, fix dynamic dimensions, then

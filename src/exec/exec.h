@@ -58,6 +58,34 @@ typedef struct kiln_plan {
     struct kiln_plan *next;    /* session's list of plans */
 } kiln_plan;
 
+/* ---- profiling (session.c): one record per node of each plan run while
+ * profiling is on, allocated the first time the plan runs profiled ---- */
+typedef struct kiln_prof_rec {
+    char *name;         /* node name; in a subgraph "<enclosing record's name>/<name>" */
+    const char *op, *domain; /* borrowed from the node */
+    const char *fused;  /* activation kiln_plan_fuse folded in ("Relu", "Clip"), or NULL */
+    int depth;          /* 0: the main graph */
+    uint64_t ns, calls;
+    kiln_value_kind kind; /* of output 0 at the last call; UNKNOWN: not produced */
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    bool varies;        /* output 0's shape differed between calls */
+    char shape[128];
+} kiln_prof_rec;
+
+typedef struct kiln_prof_plan {
+    const kiln_plan *plan;
+    size_t base; /* its nodes' records start here */
+} kiln_prof_plan;
+
+typedef struct kiln_prof {
+    bool on;
+    kiln_prof_rec *recs;
+    size_t n_recs, cap_recs;
+    kiln_prof_plan *plans;
+    size_t n_plans, cap_plans;
+} kiln_prof;
+
 typedef struct kiln_session_core {
     const kiln_model *model;
     kiln_arena *arena;
@@ -67,6 +95,7 @@ typedef struct kiln_session_core {
     kiln_tensor **aligned_copies;
     size_t n_aligned_copies;
     size_t max_tensor_bytes;
+    kiln_prof prof;
 } kiln_session_core;
 
 typedef struct kiln_state_pair {
@@ -89,6 +118,9 @@ struct kiln_frame {
     kiln_tensor **vals; /* per value */
     bool *owned;        /* vals[i] is this frame's to destroy */
     kiln_frame *parent;
+    bool prof;          /* timing its nodes: records from prof_base on */
+    size_t prof_base;
+    size_t prof_cur;    /* the node running (names the records of its subgraphs) */
 };
 
 /* State pairs (state.c): fill unfed state inputs (zero tensors made here go

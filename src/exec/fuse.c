@@ -139,6 +139,114 @@ static void drop_node(kiln_plan_node *pn) {
     memset(pn, 0, sizeof *pn);
 }
 
+/* Makes the planner's node op_type(ins) -> out in slot `at` (whose node is
+ * replaced) with descriptor d at opset; *made is the new node. */
+static kiln_status make_node(kiln_plan *p, size_t at, const char *op_type, const kiln_op_desc *d, int64_t opset,
+                             size_t n_in, const int *ins, int out, kiln_node **made) {
+    kiln_plan_node *tail = &p->nodes[at];
+    const char *in_names[4];
+    for (size_t k = 0; k < n_in; k++)
+        in_names[k] = ins[k] >= 0 ? p->value_names[ins[k]] : "";
+    const char *outs[1] = {p->value_names[out]};
+    kiln_node *n;
+    KILN_TRY(kiln_edit_node_new(op_type, tail->node->name, n_in, in_names, 1, outs, &n));
+    kiln_node **list = kiln_realloc(p->made, (p->n_made + 1) * sizeof *list);
+    if (!list) {
+        kiln_node_destroy(n);
+        return KILN_ERR_NOMEM;
+    }
+    p->made = list;
+    p->made[p->n_made++] = n;
+    n->opset = opset;
+    if (tail->node->origin && !(n->origin = kiln_strdup(tail->node->origin)))
+        return KILN_ERR_NOMEM;
+    int *in_ids = kiln_calloc(n_in + 1, sizeof(int)), *out_ids = kiln_calloc(2, sizeof(int));
+    if (!in_ids || !out_ids) {
+        free(in_ids);
+        free(out_ids);
+        return KILN_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < n_in; k++)
+        in_ids[k] = ins[k];
+    out_ids[0] = out;
+    drop_node(tail);
+    tail->node = n;
+    tail->op = d;
+    tail->opset = opset;
+    tail->in_ids = in_ids;
+    tail->out_ids = out_ids;
+    *made = n;
+    return KILN_OK;
+}
+
+/* ---- GELU spelled out: x * 0.5 * (1 + Erf(x / sqrt(2))) ---- */
+
+static bool near(double v, double want) { return fabs(v - want) <= 1e-6 * fabs(want); }
+
+/* Whether node n is Mul(v, c) or Mul(c, v) with constant scalar c == want. */
+static bool mul_by(const kiln_plan *p, const kiln_plan_node *n, size_t at, int v, double want) {
+    int o = is_op(n, "Mul") ? other_input(n, v) : -1;
+    double c;
+    return o >= 0 && scalar_of(p, o, at, &c) && near(c, want);
+}
+
+static kiln_status fuse_gelu(kiln_plan *p, const bool *pinned, const uses *u, size_t ie) {
+    kiln_plan_node *erf = &p->nodes[ie];
+    if (erf->node->n_inputs != 1 || erf->node->n_outputs != 1)
+        return KILN_OK;
+    int t = erf->in_ids[0];
+    if (t < 0 || pinned[t] || u->count[t] != 1)
+        return KILN_OK;
+    /* t = x / sqrt(2) or x * (1 / sqrt(2)), made by a node before ie */
+    long iu = -1;
+    for (size_t j = 0; j < ie; j++)
+        if (p->nodes[j].node && p->nodes[j].node->n_outputs == 1 && p->nodes[j].out_ids[0] == t)
+            iu = (long)j;
+    if (iu < 0)
+        return KILN_OK;
+    kiln_plan_node *sc = &p->nodes[iu];
+    int x = -1;
+    double c;
+    if (is_op(sc, "Div") && sc->node->n_inputs == 2 && scalar_of(p, sc->in_ids[1], (size_t)iu, &c) &&
+        near(c, sqrt(2.0)))
+        x = sc->in_ids[0];
+    else if (is_op(sc, "Mul") && sc->node->n_inputs == 2) {
+        for (int k = 0; k < 2 && x < 0; k++)
+            if (scalar_of(p, sc->in_ids[1 - k], (size_t)iu, &c) && near(c, sqrt(0.5)) &&
+                !scalar_of(p, sc->in_ids[k], (size_t)iu, &c))
+                x = sc->in_ids[k];
+    }
+    if (x < 0)
+        return KILN_OK;
+    size_t ia, i1, i2;
+    if (!only_reader(p, u, pinned, erf->out_ids[0], &ia))
+        return KILN_OK;
+    kiln_plan_node *add = &p->nodes[ia];
+    int one = is_op(add, "Add") ? other_input(add, erf->out_ids[0]) : -1;
+    if (one < 0 || !scalar_of(p, one, ia, &c) || c != 1.0 || !only_reader(p, u, pinned, add->out_ids[0], &i1))
+        return KILN_OK;
+    int a = add->out_ids[0];
+    kiln_plan_node *m1 = &p->nodes[i1];
+    if (!is_op(m1, "Mul") || m1->node->n_inputs != 2 || !only_reader(p, u, pinned, m1->out_ids[0], &i2))
+        return KILN_OK;
+    kiln_plan_node *m2 = &p->nodes[i2];
+    int mid = m1->out_ids[0];
+    bool form_a = other_input(m1, a) == x && mul_by(p, m2, i2, mid, 0.5); /* (x * a) * 0.5 */
+    bool form_b = mul_by(p, m1, i1, a, 0.5) && other_input(m2, mid) == x;  /* x * (a * 0.5) */
+    if ((!form_a && !form_b) || m2->out_ids[0] < 0)
+        return KILN_OK;
+    const kiln_op_desc *d = kiln_op_find("", "Gelu", 20);
+    if (!d)
+        return KILN_OK;
+    int y = m2->out_ids[0];
+    drop_node(sc);
+    drop_node(erf);
+    drop_node(add);
+    drop_node(m1);
+    kiln_node *n;
+    return make_node(p, i2, "Gelu", d, 20, 1, &x, y, &n);
+}
+
 static kiln_status fuse_layernorm(kiln_plan *p, const bool *pinned, const uses *u, size_t i) {
     kiln_plan_node *r1 = &p->nodes[i];
     int k;
@@ -214,48 +322,15 @@ static kiln_status fuse_layernorm(kiln_plan *p, const bool *pinned, const uses *
         }
     }
     /* the node, named and placed as the chain's last */
-    kiln_plan_node *tail = &p->nodes[last];
-    const char *ins[3] = {p->value_names[x], gamma >= 0 ? p->value_names[gamma] : "",
-                          beta >= 0 ? p->value_names[beta] : ""};
-    const char *outs[1] = {p->value_names[y]};
-    kiln_node *n;
-    KILN_TRY(kiln_edit_node_new("LayerNormalization", tail->node->name, 3, ins, 1, outs, &n));
-    kiln_node **made = kiln_realloc(p->made, (p->n_made + 1) * sizeof *made);
-    if (!made) {
-        kiln_node_destroy(n);
-        return KILN_ERR_NOMEM;
-    }
-    p->made = made;
-    p->made[p->n_made++] = n;
-    n->opset = 17;
-    if (tail->node->origin && !(n->origin = kiln_strdup(tail->node->origin)))
-        return KILN_ERR_NOMEM;
-    KILN_TRY(kiln_edit_attr_int(n, "axis", -k));
-    KILN_TRY(kiln_edit_attr_float(n, "epsilon", (float)eps));
-    int *in_ids = kiln_calloc(4, sizeof(int)), *out_ids = kiln_calloc(2, sizeof(int));
-    if (!in_ids || !out_ids) {
-        free(in_ids);
-        free(out_ids);
-        return KILN_ERR_NOMEM;
-    }
-    in_ids[0] = x;
-    in_ids[1] = gamma;
-    in_ids[2] = beta;
-    out_ids[0] = y;
     size_t chain[9] = {i, is, ip, ir2, ia, iq, id, im, ib};
     for (int c = 0; c < 9; c++)
         if (chain[c] != (size_t)-1 && chain[c] != last)
             drop_node(&p->nodes[chain[c]]);
-    free(tail->in_ids);
-    free(tail->out_ids);
-    free(tail->free_ids);
-    memset(tail, 0, sizeof *tail);
-    tail->node = n;
-    tail->op = &kiln_op_layernorm_fused;
-    tail->opset = 17;
-    tail->in_ids = in_ids;
-    tail->out_ids = out_ids;
-    return KILN_OK;
+    int ins[3] = {x, gamma, beta};
+    kiln_node *n;
+    KILN_TRY(make_node(p, last, "LayerNormalization", &kiln_op_layernorm_fused, 17, 3, ins, y, &n));
+    KILN_TRY(kiln_edit_attr_int(n, "axis", -k));
+    return kiln_edit_attr_float(n, "epsilon", (float)eps);
 }
 
 kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
@@ -275,6 +350,8 @@ kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
     for (size_t i = 0; i < p->n_nodes && st == KILN_OK; i++)
         if (is_op(&p->nodes[i], "ReduceMean"))
             st = fuse_layernorm(p, pinned, &u, i);
+        else if (is_op(&p->nodes[i], "Erf"))
+            st = fuse_gelu(p, pinned, &u, i);
     free(u.count);
     free(u.user);
     if (st != KILN_OK)

@@ -1,9 +1,11 @@
 /* Sessions and frames: feeding inputs, running nodes in plan order, dropping
  * values at their last use, the op-facing context functions. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exec/exec.h"
@@ -272,6 +274,129 @@ kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_
     return st;
 }
 
+/* ---- profiling ---- */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void prof_free_records(kiln_prof *p) {
+    for (size_t i = 0; i < p->n_recs; i++)
+        free(p->recs[i].name);
+    free(p->recs);
+    free(p->plans);
+    p->recs = NULL;
+    p->plans = NULL;
+    p->n_recs = p->cap_recs = p->n_plans = p->cap_plans = 0;
+}
+
+/* Finds (or makes, on the plan's first profiled run) the records of f's
+ * plan and sets f->prof_base. A subgraph's records are named after the
+ * enclosing node's record. */
+static kiln_status prof_attach(kiln_frame *f) {
+    kiln_prof *p = &f->core->prof;
+    for (size_t i = 0; i < p->n_plans; i++)
+        if (p->plans[i].plan == f->plan) {
+            f->prof_base = p->plans[i].base;
+            f->prof = true;
+            return KILN_OK;
+        }
+    const kiln_plan *plan = f->plan;
+    const kiln_prof_rec *outer = f->parent ? &p->recs[f->parent->prof_base + f->parent->prof_cur] : NULL;
+    if (p->n_plans == p->cap_plans) {
+        size_t cap = p->cap_plans ? 2 * p->cap_plans : 8;
+        kiln_prof_plan *np = kiln_realloc(p->plans, cap * sizeof *np);
+        if (!np)
+            return KILN_ERR_NOMEM;
+        p->plans = np;
+        p->cap_plans = cap;
+    }
+    if (p->cap_recs - p->n_recs < plan->n_nodes) {
+        size_t cap = p->cap_recs ? 2 * p->cap_recs : 64;
+        while (cap - p->n_recs < plan->n_nodes)
+            cap *= 2;
+        kiln_prof_rec *nr = kiln_realloc(p->recs, cap * sizeof *nr);
+        if (!nr)
+            return KILN_ERR_NOMEM;
+        p->recs = nr;
+        p->cap_recs = cap;
+        if (outer) /* moved with the array */
+            outer = &p->recs[f->parent->prof_base + f->parent->prof_cur];
+    }
+    size_t base = p->n_recs;
+    for (size_t i = 0; i < plan->n_nodes; i++) {
+        const kiln_plan_node *pn = &plan->nodes[i];
+        const kiln_node *n = pn->node;
+        kiln_prof_rec *r = &p->recs[base + i];
+        memset(r, 0, sizeof *r);
+        kiln_sbuf b = {0};
+        if (outer)
+            kiln_sbuf_printf(&b, "%s/", outer->name);
+        if (n->name && n->name[0])
+            kiln_sbuf_printf(&b, "%s", n->name);
+        else
+            kiln_sbuf_printf(&b, "%s#%zu", n->op_type, i); /* unnamed: its place in the plan */
+        if (b.failed || !b.data) {
+            free(b.data);
+            for (size_t k = base; k < base + i; k++)
+                free(p->recs[k].name);
+            return KILN_ERR_NOMEM;
+        }
+        r->name = b.data;
+        r->op = n->op_type;
+        r->domain = n->domain ? n->domain : "";
+        if (pn->act.on)
+            r->fused = pn->act.lo == 0.0 && pn->act.hi == INFINITY && pn->act.dtype == KILN_DTYPE_UNDEFINED ? "Relu"
+                                                                                                           : "Clip";
+        r->depth = outer ? outer->depth + 1 : 0;
+        r->kind = KILN_VALUE_UNKNOWN;
+        snprintf(r->shape, sizeof r->shape, "-");
+    }
+    p->n_recs += plan->n_nodes;
+    p->plans[p->n_plans++] = (kiln_prof_plan){.plan = plan, .base = base};
+    f->prof_base = base;
+    f->prof = true;
+    return KILN_OK;
+}
+
+static void prof_note_shape(kiln_prof_rec *r, const kiln_tensor *t) {
+    kiln_value_kind kind = t ? t->kind : KILN_VALUE_UNKNOWN;
+    bool same = kind == r->kind;
+    if (same && kind == KILN_VALUE_TENSOR)
+        same = t->rank == r->rank && memcmp(t->dims, r->dims, (size_t)t->rank * sizeof *t->dims) == 0;
+    if (same && r->calls > 1)
+        return;
+    if (!same && r->calls > 1)
+        r->varies = true;
+    r->kind = kind;
+    r->rank = 0;
+    if (kind == KILN_VALUE_TENSOR) {
+        r->rank = t->rank;
+        memcpy(r->dims, t->dims, (size_t)t->rank * sizeof *t->dims);
+        kiln_dims_str(t->rank, t->dims, r->shape, sizeof r->shape);
+    } else if (t) {
+        kiln_value_str(t, r->shape, sizeof r->shape);
+    } else {
+        snprintf(r->shape, sizeof r->shape, "-");
+    }
+}
+
+/* pn->op->exec timed into node i's record. */
+static kiln_status exec_profiled(kiln_frame *f, size_t i, const kiln_plan_node *pn, kiln_op_ctx *ctx) {
+    f->prof_cur = i;
+    uint64_t t0 = now_ns();
+    kiln_status st = pn->op->exec(ctx);
+    uint64_t t1 = now_ns();
+    /* after exec: a subgraph run may have moved the records */
+    kiln_prof_rec *r = &f->core->prof.recs[f->prof_base + i];
+    r->ns += t1 - t0;
+    r->calls++;
+    prof_note_shape(r, ctx->n_out ? ctx->out[0] : NULL);
+    return st;
+}
+
 /* ---- frames ---- */
 
 static const kiln_tensor *lookup_outer(const kiln_frame *f, const char *name) {
@@ -327,6 +452,8 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
         int v = plan->outer_ids[i];
         f.vals[v] = (kiln_tensor *)lookup_outer(parent, plan->value_names[v]);
     }
+    if (core->prof.on && (!parent || parent->prof))
+        KILN_CHECK(st, prof_attach(&f), done);
     for (size_t i = 0; i < plan->n_nodes; i++) {
         const kiln_plan_node *pn = &plan->nodes[i];
         const kiln_node *n = pn->node;
@@ -366,7 +493,10 @@ kiln_status kiln_frame_run(kiln_session_core *core, const kiln_plan *plan, kiln_
                            .prep = pn->prep,
                            .scratch = scratch};
         kiln_attr_mismatch_take();
-        st = pn->op->exec(&ctx);
+        if (__builtin_expect(f.prof, 0))
+            st = exec_profiled(&f, i, pn, &ctx);
+        else
+            st = pn->op->exec(&ctx);
         for (int k = 0; k < 4; k++)
             if (scratch[k])
                 kiln_buffer_unref(scratch[k]);
@@ -490,6 +620,7 @@ void kiln_session_destroy(kiln_session *s) {
     if (!s)
         return;
     kiln_state_free(s);
+    prof_free_records(&s->core.prof);
     kiln_plans_free(s->core.plans);
     kiln_graph_destroy(s->core.inlined);
     for (size_t i = 0; i < s->core.n_aligned_copies; i++)
@@ -648,4 +779,39 @@ done:
     free(feed);
     free(all);
     return st;
+}
+
+void kiln_session_set_profiling(kiln_session *s, int on) { s->core.prof.on = on != 0; }
+
+int kiln_session_profiling(const kiln_session *s) { return s->core.prof.on; }
+
+size_t kiln_session_profile_count(const kiln_session *s) { return s->core.prof.n_recs; }
+
+kiln_status kiln_session_profile_record(const kiln_session *s, size_t i, kiln_profile_record *out) {
+    const kiln_prof *p = &s->core.prof;
+    if (i >= p->n_recs)
+        return kiln_fail(KILN_ERR_ARG, "profile record %zu asked for, the session has %zu", i, p->n_recs);
+    const kiln_prof_rec *r = &p->recs[i];
+    *out = (kiln_profile_record){.name = r->name,
+                                 .op = r->op,
+                                 .domain = r->domain,
+                                 .fused = r->fused,
+                                 .shape = r->shape,
+                                 .shape_varies = r->varies,
+                                 .depth = r->depth,
+                                 .total_ns = r->ns,
+                                 .calls = r->calls};
+    return KILN_OK;
+}
+
+void kiln_session_profile_reset(kiln_session *s) {
+    kiln_prof *p = &s->core.prof;
+    for (size_t i = 0; i < p->n_recs; i++) {
+        kiln_prof_rec *r = &p->recs[i];
+        r->ns = r->calls = 0;
+        r->kind = KILN_VALUE_UNKNOWN;
+        r->rank = 0;
+        r->varies = false;
+        snprintf(r->shape, sizeof r->shape, "-");
+    }
 }

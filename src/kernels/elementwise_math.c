@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/common.h"
 #include "kernels/elementwise_math.h"
 
 #if defined(__AVX__) || defined(__SSE2__)
@@ -178,7 +179,7 @@ static inline float log1p_pos(float u) {
 
 /* softplus(x) = max(x, 0) + log(1 + e^{-|x|}) never overflows; run in
  * stages over a block (one fused loop is too much for GCC 12's vectoriser). */
-static void softplus_block(const float *restrict xb, float *restrict buf) {
+KILN_CLONES static void softplus_block(const float *restrict xb, float *restrict buf) {
     for (int i = 0; i < VBLOCK; i++)
         buf[i] = exp1(-fabsf(xb[i]));
     for (int i = 0; i < VBLOCK; i++)
@@ -190,7 +191,7 @@ static void softplus_block(const float *restrict xb, float *restrict buf) {
 }
 
 /* mish(x) = x * tanh(softplus(x)); 0 at -inf */
-static void mish_block(const float *restrict xb, float *restrict buf) {
+KILN_CLONES static void mish_block(const float *restrict xb, float *restrict buf) {
     softplus_block(xb, buf);
     for (int i = 0; i < VBLOCK; i++)
         buf[i] = tanh1(buf[i]);
@@ -216,11 +217,11 @@ static void mish_block(const float *restrict xb, float *restrict buf) {
         }                                                              \
     } while (0)
 
-void kiln_vexp_f32(const float *x, float *y, size_t n) { VAPPLY(exp1); }
-void kiln_vsigmoid_f32(const float *x, float *y, size_t n) { VAPPLY(sigmoid1); }
-void kiln_vtanh_f32(const float *x, float *y, size_t n) { VAPPLY(tanh1); }
-void kiln_verf_f32(const float *x, float *y, size_t n) { VAPPLY(erf1); }
-void kiln_vexpm1_f32(const float *x, float *y, size_t n) { VAPPLY(expm1_1); }
+KILN_CLONES void kiln_vexp_f32(const float *x, float *y, size_t n) { VAPPLY(exp1); }
+KILN_CLONES void kiln_vsigmoid_f32(const float *x, float *y, size_t n) { VAPPLY(sigmoid1); }
+KILN_CLONES void kiln_vtanh_f32(const float *x, float *y, size_t n) { VAPPLY(tanh1); }
+KILN_CLONES void kiln_verf_f32(const float *x, float *y, size_t n) { VAPPLY(erf1); }
+KILN_CLONES void kiln_vexpm1_f32(const float *x, float *y, size_t n) { VAPPLY(expm1_1); }
 /* Like VAPPLY for kernels made of several passes over a block. */
 static void vapply_block(const float *x, float *y, size_t n,
                          void (*block)(const float *restrict xb, float *restrict buf)) {
@@ -235,7 +236,7 @@ static void vapply_block(const float *x, float *y, size_t n,
     }
 }
 
-static void log_block(const float *restrict xb, float *restrict buf) {
+KILN_CLONES static void log_block(const float *restrict xb, float *restrict buf) {
     for (int i = 0; i < VBLOCK; i++)
         buf[i] = log_core(xb[i]);
     for (int i = 0; i < VBLOCK; i++)
@@ -248,7 +249,7 @@ void kiln_vmish_f32(const float *x, float *y, size_t n) { vapply_block(x, y, n, 
 
 /* sqrtf keeps a scalar errno path, so the compiler never vectorises it:
  * the vector square roots are spelled out (IEEE exact, same results). */
-void kiln_vsqrt_f32(const float *x, float *y, size_t n) {
+KILN_CLONES void kiln_vsqrt_f32(const float *x, float *y, size_t n) {
     size_t i = 0;
 #if defined(__AVX__)
     for (; i + 8 <= n; i += 8)

@@ -49,7 +49,7 @@ typedef struct wino_job {
 
 /* U[p][m][c] = (G g G^T)[p] for the 3x3 filter g = w[m][c]; the loop runs
  * over c so each of the 16 outputs is a contiguous (vectorisable) stream. */
-static void wino_filter(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void wino_filter(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
     int64_t C = j->C, MC = WINO_STRIDE(j->M * C);
     for (size_t m = begin; m < end; m++) {
@@ -83,7 +83,7 @@ static void wino_filter(void *arg, size_t begin, size_t end) {
 
 /* V[p][c][i] = (B^T d B)[p] for the input tile d of chunk tile i, channel c;
  * chunks hold whole tile rows. */
-static void wino_input(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void wino_input(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
     const kiln_conv_geom *g = j->g;
     int64_t H = g->in[0], W = g->in[1], HW = H * W, nt = j->nt, CN = WINO_STRIDE(j->C * nt);
@@ -149,7 +149,7 @@ static void wino_gemm(void *arg, size_t begin, size_t end) {
 }
 
 /* y tile = A^T O A + bias, clamped; partial tiles write only what exists. */
-static void wino_output(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void wino_output(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
     const kiln_conv_geom *g = j->g;
     int64_t OH = g->out[0], OW = g->out[1], OS = OH * OW, nt = j->nt, MN = WINO_STRIDE(j->M * nt);
@@ -213,7 +213,7 @@ static inline void wino4_bt(float c0, float c1, float c2, float c3, float c4, fl
     z[5 * s] = 4.0f * c1 - 5.0f * c3 + c5;
 }
 
-static void wino4_filter(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void wino4_filter(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
     int64_t C = j->C, MC = WINO_STRIDE(j->M * C);
     const float k6 = 1.0f / 6.0f, k12 = 1.0f / 12.0f, k24 = 1.0f / 24.0f;
@@ -247,7 +247,7 @@ static void wino4_filter(void *arg, size_t begin, size_t end) {
 
 #define WINO4_SEG 32
 
-static void wino4_input(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void wino4_input(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
     const kiln_conv_geom *g = j->g;
     int64_t H = g->in[0], W = g->in[1], HW = H * W, nt = j->nt, CN = WINO_STRIDE(j->C * nt);
@@ -296,7 +296,7 @@ static void wino4_input(void *arg, size_t begin, size_t end) {
     }
 }
 
-static void wino4_output(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void wino4_output(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
     const kiln_conv_geom *g = j->g;
     int64_t OH = g->out[0], OW = g->out[1], OS = OH * OW, nt = j->nt, MN = WINO_STRIDE(j->M * nt);

@@ -70,7 +70,7 @@ static void arith_half_rows(const arith_job *j, size_t begin, size_t end) {
     }
 }
 
-static void arith_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void arith_range(void *arg, size_t begin, size_t end) {
     arith_job *j = arg;
     switch (j->dt) {
     case KILN_DTYPE_FLOAT16:

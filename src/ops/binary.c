@@ -251,7 +251,7 @@ static void mod_range(const bin_job *j, size_t begin, size_t end) {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wtype-limits"
-static void bin_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void bin_range(void *arg, size_t begin, size_t end) {
     const bin_job *j = arg;
     switch (j->kind) {
     case B_POW: pow_range(j, begin, end); break;

@@ -35,7 +35,7 @@ typedef struct clip_job {
         }                                                       \
     } while (0)
 
-static void clip_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void clip_range(void *arg, size_t begin, size_t end) {
     const clip_job *j = arg;
     size_t n = end - begin;
     switch (j->dt) {

@@ -91,7 +91,7 @@ typedef struct plane_job {
 /* One float32 LayerNormalization row in three vectorised passes (sum; sum
  * of squared deviations; scale and shift), eight float lanes summed in
  * double at the end of each pass. */
-static void layer_row_f32(const plane_job *j, int64_t p) {
+KILN_CLONES static void layer_row_f32(const plane_job *j, int64_t p) {
     int64_t n = j->size, i;
     const float *x = (const float *)j->x + p * n;
     float *y = (float *)j->y + p * n;
@@ -129,7 +129,7 @@ static void layer_row_f32(const plane_job *j, int64_t p) {
         y[i] = (x[i] - fm) * fi * a[i] + b[i];
 }
 
-static void plane_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void plane_range(void *arg, size_t begin, size_t end) {
     const plane_job *j = arg;
     double buf[CHUNK];
     for (size_t p = begin; p < end; p++) {

@@ -78,7 +78,7 @@ typedef struct sm_job {
 /* A float32 row: vector max, kiln_vexp_f32 over x - max written into y, and
  * the sum in eight float lanes per block of 1024, blocks added in double
  * (long rows, vocabularies, keep their precision). */
-static void sm_row_f32(const sm_job *j, int64_t o) {
+KILN_CLONES static void sm_row_f32(const sm_job *j, int64_t o) {
     const float *x = (const float *)j->x + o * j->r;
     float *y = (float *)j->y + o * j->r;
     int64_t R = j->r, arg = 0;
@@ -113,8 +113,13 @@ static void sm_row_f32(const sm_job *j, int64_t o) {
         int64_t n = R - b < 1024 ? R - b : 1024, r = 0;
         float *yb = y + b;
         const float *xb = x + b;
-        for (int64_t i = 0; i < n; i++)
-            yb[i] = xb[i] - mx;
+        /* below -87 the exponential is subnormal (under FLT_MIN), a slow
+         * path in the multiplier; its share of the sum is below float
+         * resolution, so it is taken as 0 */
+        for (int64_t i = 0; i < n; i++) {
+            float t = xb[i] - mx;
+            yb[i] = t < -87.0f ? -INFINITY : t;
+        }
         kiln_vexp_f32(yb, yb, (size_t)n);
         float s8[8] = {0};
         for (; r + 8 <= n; r += 8)
@@ -139,7 +144,7 @@ static void sm_row_f32(const sm_job *j, int64_t o) {
 }
 
 /* float32 blocks in single precision: expf is much cheaper than exp. */
-static void sm_f32(const sm_job *j, int64_t o, int64_t i0, int64_t w) {
+KILN_CLONES static void sm_f32(const sm_job *j, int64_t o, int64_t i0, int64_t w) {
     if (j->inner == 1) {
         sm_row_f32(j, o);
         return;

@@ -228,7 +228,7 @@ UN_INT_FN(un_u32, uint32_t, uint32_t)
 UN_INT_FN(un_u64, uint64_t, uint64_t)
 #pragma GCC diagnostic pop
 
-static void un_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void un_range(void *arg, size_t begin, size_t end) {
     const un_job *j = arg;
     size_t n = end - begin;
 #define UN_CALL(FN, T) FN(j, (const T *)j->x + begin, (T *)j->y + begin, n)

@@ -48,7 +48,7 @@ typedef struct var_job {
         default: VROWS(T, (T)((uint64_t)a + (uint64_t)c)); break;          \
         }
 
-static void var_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void var_range(void *arg, size_t begin, size_t end) {
     const var_job *j = arg;
     switch (j->dt) {
     case KILN_DTYPE_FLOAT: VAR_FLT(float) break;

@@ -52,7 +52,7 @@ typedef struct where_job {
         }                                                                                          \
     } while (0)
 
-static void where_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void where_range(void *arg, size_t begin, size_t end) {
     const where_job *j = arg;
     const kiln_bcast *b = j->p->b;
     switch (j->es) {

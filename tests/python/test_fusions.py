@@ -4,8 +4,10 @@ LayerNormalization spelled out as ReduceMean-Sub-Pow-ReduceMean-Add-Sqrt-Div
 (with and without the Mul/Add affine tail, axes as attribute and as input,
 one and two trailing axes, the square as Pow or Mul, parameters on either
 side, float32 and float16), chains that must not be fused (an intermediate
-is also a graph output; axes that are not trailing; a non-square Pow), and a
-torch TransformerEncoder exported at opset 13 and frozen. Each model runs on
+is also a graph output; axes that are not trailing; a non-square Pow), GELU
+spelled out with Erf in the TorchScript and the dynamo exporters' forms (and
+near misses that must stay as they are), and a torch TransformerEncoder
+exported at opset 13 and frozen. Each model runs on
 `kiln run` at 1 and 2 threads against onnxruntime (all optimisations off, so
 it computes the graph as written).
 
@@ -110,6 +112,27 @@ def layernorm_model(name, shape, axes, opset=13, affine=2, square="pow", gamma_f
     return path, {"x": x}
 
 
+def gelu_model(name, form="a", scale="div", one=1.0, half=0.5):
+    shape = [2, 8, 48]
+    inits = [nh.from_array(np.array(np.sqrt(2.0) if scale == "div" else np.sqrt(0.5), np.float32), "c"),
+             nh.from_array(np.array(one, np.float32), "one"), nh.from_array(np.array(half, np.float32), "half"),
+             nh.from_array(RNG.standard_normal([48, 48]).astype(np.float32) * 0.3, "w")]
+    nodes = [h.make_node("MatMul", ["x", "w"], ["x1"]),
+             h.make_node("Div" if scale == "div" else "Mul", ["x1", "c"], ["t"]),
+             h.make_node("Erf", ["t"], ["e"]), h.make_node("Add", ["e", "one"], ["a"])]
+    if form == "a":  # torch.onnx (TorchScript): (x * a) * 0.5
+        nodes += [h.make_node("Mul", ["x1", "a"], ["m"]), h.make_node("Mul", ["m", "half"], ["y"])]
+    else:  # dynamo: x * (0.5 * a)
+        nodes += [h.make_node("Mul", ["half", "a"], ["m"]), h.make_node("Mul", ["x1", "m"], ["y"])]
+    g = h.make_graph(nodes, name, [h.make_tensor_value_info("x", T.FLOAT, shape)],
+                     [h.make_tensor_value_info("y", T.FLOAT, shape)], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = os.path.join(TMP, name + ".onnx")
+    onnx.save(m, path)
+    return path, {"x": (RNG.standard_normal(shape) * 2).astype(np.float32)}
+
+
 def transformer():
     import torch
     torch.manual_seed(0)
@@ -155,6 +178,11 @@ def main():
         path, feeds = layernorm_model(name, **kw)
         f16 = kw.get("dt") == np.float16
         bad += check(name, path, feeds, 2e-2 if f16 else 1e-4, 2e-2 if f16 else 1e-4)
+    for name, kw in [("gelu_torchscript", dict(form="a")), ("gelu_dynamo", dict(form="b")),
+                     ("gelu_mul_scale", dict(form="b", scale="mul")), ("gelu_not_one", dict(one=2.0)),
+                     ("gelu_not_half", dict(form="b", half=0.25))]:
+        path, feeds = gelu_model(name, **kw)
+        bad += check(name, path, feeds, 1e-5, 1e-5)
     path, feeds = transformer()
     bad += check("transformer_opset13_frozen", path, feeds, 1e-4, 1e-4)
     if bad:
