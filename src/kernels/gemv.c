@@ -29,30 +29,63 @@ void kiln_gemv_pack_panel(int64_t rows, int64_t k, const float *a, int64_t lda, 
             panel[c * PW + l] = a[l * lda + c];
 }
 
-/* ---- portable: one panel by up to four vectors ---- */
+/* ---- portable: tiles of up to four vectors by up to four panels ----
+ * Generic 4-float vectors (GCC/Clang vector extensions: SSE, NEON, or
+ * scalar code where there is neither), loaded and stored through memcpy. */
 
-INLINE void tile_c(const int M, int64_t K, const float *a, const float *x, int64_t ldx, const float *init,
-                   int64_t ldi, float *y, int64_t ldy) {
-    float acc[4][PW];
+typedef float gemv_v4 __attribute__((vector_size(16)));
+
+INLINE void tile_c(const int M, const int P, int64_t K, const float *a, const float *x, int64_t ldx,
+                   const float *init, int64_t ldi, float *y, int64_t ldy) {
+    gemv_v4 acc[4][4][PW / 4];
+    const int64_t ps = K * PW;
     UNROLL
     for (int r = 0; r < M; r++)
         UNROLL
-        for (int l = 0; l < PW; l++)
-            acc[r][l] = init ? init[r * ldi + l] : 0.0f;
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int q = 0; q < PW / 4; q++) {
+                if (init)
+                    memcpy(&acc[r][p][q], init + r * ldi + p * PW + 4 * q, sizeof(gemv_v4));
+                else
+                    acc[r][p][q] = (gemv_v4){0, 0, 0, 0};
+            }
     for (int64_t k = 0; k < K; k++) {
-        const float *w = a + k * PW;
+        gemv_v4 w[4][PW / 4];
+        UNROLL
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int q = 0; q < PW / 4; q++)
+                memcpy(&w[p][q], a + p * ps + k * PW + 4 * q, sizeof(gemv_v4));
         UNROLL
         for (int r = 0; r < M; r++) {
-            float xv = x[r * ldx + k];
+            float xs = x[r * ldx + k];
+            gemv_v4 xv = {xs, xs, xs, xs};
             UNROLL
-            for (int l = 0; l < PW; l++)
-                acc[r][l] += xv * w[l];
+            for (int p = 0; p < P; p++)
+                UNROLL
+                for (int q = 0; q < PW / 4; q++)
+                    acc[r][p][q] += xv * w[p][q];
         }
     }
     UNROLL
     for (int r = 0; r < M; r++)
-        memcpy(y + r * ldy, acc[r], sizeof acc[r]);
+        UNROLL
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int q = 0; q < PW / 4; q++)
+                memcpy(y + r * ldy + p * PW + 4 * q, &acc[r][p][q], sizeof(gemv_v4));
 }
+
+/* Tiles of P panels, then single panels, for M vectors. */
+#define RUN_TILES(TILE, M, P)                                                                    \
+    do {                                                                                         \
+        int64_t p = 0;                                                                           \
+        for (; p + (P) <= np; p += (P))                                                          \
+            TILE(M, P, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
+        for (; p < np; p++)                                                                      \
+            TILE(M, 1, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
+    } while (0)
 
 static void gemv_c(int64_t m, int64_t np, int64_t K, const float *a, const float *x, int64_t ldx,
                    const float *init, int64_t ldi, float *y, int64_t ldy) {
@@ -60,15 +93,11 @@ static void gemv_c(int64_t m, int64_t np, int64_t K, const float *a, const float
         int64_t mr = m - r0 < 4 ? m - r0 : 4;
         const float *xr = x + r0 * ldx, *ir = init ? init + r0 * ldi : NULL;
         float *yr = y + r0 * ldy;
-        for (int64_t p = 0; p < np; p++) {
-            const float *ap = a + p * K * PW, *ip = ir ? ir + p * PW : NULL;
-            float *yp = yr + p * PW;
-            switch (mr) {
-            case 1: tile_c(1, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
-            case 2: tile_c(2, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
-            case 3: tile_c(3, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
-            default: tile_c(4, K, ap, xr, ldx, ip, ldi, yp, ldy); break;
-            }
+        switch (mr) {
+        case 1: RUN_TILES(tile_c, 1, 2); break;
+        case 2: RUN_TILES(tile_c, 2, 1); break;
+        case 3: RUN_TILES(tile_c, 3, 1); break;
+        default: RUN_TILES(tile_c, 4, 1); break;
         }
     }
 }
@@ -107,16 +136,6 @@ INLINE T512 void tile512(const int M, const int P, int64_t K, const float *a, co
         for (int p = 0; p < P; p++)
             _mm512_storeu_ps(y + r * ldy + p * PW, acc[r][p]);
 }
-
-/* Tiles of P panels, then single panels, for M vectors. */
-#define RUN_TILES(TILE, M, P)                                                                    \
-    do {                                                                                         \
-        int64_t p = 0;                                                                           \
-        for (; p + (P) <= np; p += (P))                                                          \
-            TILE(M, P, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
-        for (; p < np; p++)                                                                      \
-            TILE(M, 1, K, a + p * K * PW, xr, ldx, ir ? ir + p * PW : NULL, ldi, yr + p * PW, ldy); \
-    } while (0)
 
 /* 32 registers: tiles of up to 8 vectors, so a short sequence's projection
  * reads the weights once per 8 rows. */
