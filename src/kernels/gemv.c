@@ -216,45 +216,37 @@ static T256 void gemv256(int64_t m, int64_t np, int64_t K, const float *a, const
 
 #endif /* GEMV_X86 */
 
-static int gemv_detect(void) {
-    int v = KILN_GEMV_PORTABLE;
-#ifdef GEMV_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        v = KILN_GEMV_AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        v = KILN_GEMV_AVX2;
-#endif
-    /* a test may run the lower levels' code on a machine that has more */
-    const char *e = getenv("KILN_TEST_GEMV_LEVEL");
-    if (e && *e >= '0' && *e < '0' + v)
-        v = *e - '0';
-    return v;
+static kiln_isa gemv_detect(void) {
+    kiln_isa want = KILN_ISA_AUTO;
+    const char *e = getenv("KILN_TEST_RNN_ISA");
+    if (e && strcmp(e, "portable") == 0)
+        want = KILN_ISA_PORTABLE;
+    else if (e && strcmp(e, "avx2") == 0)
+        want = KILN_ISA_AVX2;
+    return kiln_isa_pick(want);
 }
 
-int kiln_gemv_level(void) {
-    static int level = -1; /* every thread computes the same value: a benign race */
-    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
+kiln_isa kiln_gemv_isa(void) {
+    static int isa = -1; /* every thread computes the same value: a benign race */
+    int v = __atomic_load_n(&isa, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = gemv_detect();
-        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
+        v = (int)gemv_detect();
+        __atomic_store_n(&isa, v, __ATOMIC_RELAXED);
     }
-    return v;
+    return (kiln_isa)v;
 }
 
-void kiln_sgemv_panels_at(int level, int64_t m, int64_t np, int64_t k, const float *a, const float *x,
-                          int64_t ldx, const float *init, int64_t ldi, float *y, int64_t ldy) {
+void kiln_sgemv_panels_isa(kiln_isa isa, int64_t m, int64_t np, int64_t k, const float *a, const float *x,
+                           int64_t ldx, const float *init, int64_t ldi, float *y, int64_t ldy) {
     if (m <= 0 || np <= 0)
         return;
-    int best = kiln_gemv_level();
-    if (level > best)
-        level = best;
+    isa = kiln_isa_pick(isa);
 #ifdef GEMV_X86
-    if (level == KILN_GEMV_AVX512) {
+    if (isa == KILN_ISA_AVX512) {
         gemv512(m, np, k, a, x, ldx, init, ldi, y, ldy);
         return;
     }
-    if (level == KILN_GEMV_AVX2) {
+    if (isa == KILN_ISA_AVX2) {
         gemv256(m, np, k, a, x, ldx, init, ldi, y, ldy);
         return;
     }
@@ -264,5 +256,5 @@ void kiln_sgemv_panels_at(int level, int64_t m, int64_t np, int64_t k, const flo
 
 void kiln_sgemv_panels(int64_t m, int64_t np, int64_t k, const float *a, const float *x, int64_t ldx,
                        const float *init, int64_t ldi, float *y, int64_t ldy) {
-    kiln_sgemv_panels_at(kiln_gemv_level(), m, np, k, a, x, ldx, init, ldi, y, ldy);
+    kiln_sgemv_panels_isa(kiln_gemv_isa(), m, np, k, a, x, ldx, init, ldi, y, ldy);
 }

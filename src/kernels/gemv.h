@@ -9,13 +9,16 @@
  * to back, whatever the number of vectors, so the weights stream through the
  * cache once per step.
  *
- * The kernel is chosen at run time: AVX-512, AVX2+FMA, or portable C.
+ * The kernel is chosen at run time (kernels/isa.h): AVX-512, AVX2+FMA, or
+ * portable C.
  */
 #ifndef KILN_GEMV_H
 #define KILN_GEMV_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kernels/isa.h"
 
 #define KILN_GEMV_PANEL 16
 
@@ -30,13 +33,13 @@ void kiln_gemv_pack_panel(int64_t rows, int64_t k, const float *a, int64_t lda, 
 void kiln_sgemv_panels(int64_t m, int64_t np, int64_t k, const float *a, const float *x, int64_t ldx,
                        const float *init, int64_t ldi, float *y, int64_t ldy);
 
-/* The instruction-set levels: the best the CPU has (the environment
- * variable KILN_TEST_GEMV_LEVEL=0 or 1 lowers it, for tests), and, for
- * tests, the kernel of a given level (a level above runs the best). The
- * recurrent cells (rnn_cell.h) follow the same level. */
-enum { KILN_GEMV_PORTABLE = 0, KILN_GEMV_AVX2 = 1, KILN_GEMV_AVX512 = 2 };
-int kiln_gemv_level(void);
-void kiln_sgemv_panels_at(int level, int64_t m, int64_t np, int64_t k, const float *a, const float *x,
-                          int64_t ldx, const float *init, int64_t ldi, float *y, int64_t ldy);
+/* The instruction set the recurrent kernels (these and rnn_cell.h) run:
+ * the best the CPU has, lowered by the environment variable
+ * KILN_TEST_RNN_ISA=portable or avx2 (so tests run the narrower code on a
+ * machine that has more). */
+kiln_isa kiln_gemv_isa(void);
+/* The product on the best set no wider than `isa`, for tests. */
+void kiln_sgemv_panels_isa(kiln_isa isa, int64_t m, int64_t np, int64_t k, const float *a, const float *x,
+                           int64_t ldx, const float *init, int64_t ldi, float *y, int64_t ldy);
 
 #endif

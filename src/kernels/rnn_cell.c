@@ -3,7 +3,7 @@
  * One always-inline body per cell, written as plain loops of branch-free
  * element code (exp by range reduction and a polynomial, as in
  * elementwise_math.c), is compiled three times: for AVX-512, for AVX2+FMA and
- * for the build's baseline; the first call picks the build the CPU runs.
+ * for the build's baseline; kiln_gemv_isa (gemv.h) picks the one that runs.
  */
 #include <math.h>
 #include <string.h>
@@ -248,10 +248,10 @@ INLINE void rnn_body(int64_t n, float lim, const float *g, float *h) {
     static void name##_base params { body; }
 #define CELL_CALL(name, args)                           \
     do {                                                \
-        int lv_ = kiln_gemv_level();                    \
-        if (lv_ == KILN_GEMV_AVX512)                    \
+        kiln_isa isa_ = kiln_gemv_isa();                \
+        if (isa_ == KILN_ISA_AVX512)                    \
             name##_512 args;                            \
-        else if (lv_ == KILN_GEMV_AVX2)                 \
+        else if (isa_ == KILN_ISA_AVX2)                 \
             name##_256 args;                            \
         else                                            \
             name##_base args;                           \

@@ -676,7 +676,7 @@ static kiln_status rnn_project(kiln_op_ctx *c, const rnn_params *p, const rnn_pr
     int64_t rows = p->seq * p->batch, I = p->input, ld = q->ld, H = q->H, GH = q->G * H, ng = p->nd * GH;
     if (rows == 0)
         return KILN_OK;
-    if (rows <= RNN_PANEL_ROWS || I == 0 || kiln_gemv_level() > KILN_GEMV_PORTABLE) {
+    if (rows <= RNN_PANEL_ROWS || I == 0 || kiln_gemv_isa() != KILN_ISA_PORTABLE) {
         /* split by panels when each thread gets 256k multiply-adds */
         proj_job j = {rows, I, ld, q->wp, x, q->bias, xw};
         double per_panel = (double)rows * (double)I * RB + 1;

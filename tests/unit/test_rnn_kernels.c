@@ -1,5 +1,5 @@
 /* Unit tests (cmocka) of the recurrent-op kernels: the panel GEMV
- * (kernels/gemv.h) at every instruction-set level the CPU has, against a
+ * (kernels/gemv.h) on every instruction set the CPU has, against a
  * double-precision product of the unpacked matrix, over vector counts 1..11
  * and panel counts that exercise every tile shape and tail; and the fused
  * cells (kernels/rnn_cell.h) against the ONNX equations evaluated with libm
@@ -28,7 +28,7 @@ static void fill(float *v, size_t n, float scale) {
         v[i] = frand() * scale;
 }
 
-static void check_gemv(int level, int64_t m, int64_t n_rows, int64_t k, bool with_init, int64_t ldi_mode) {
+static void check_gemv(kiln_isa isa, int64_t m, int64_t n_rows, int64_t k, bool with_init, int64_t ldi_mode) {
     int64_t np = (n_rows + KILN_GEMV_PANEL - 1) / KILN_GEMV_PANEL, N = np * KILN_GEMV_PANEL;
     int64_t ldx = k + 3, ldy = N + 5;
     float *a = malloc((size_t)(n_rows * k) * sizeof(float) + 4);
@@ -48,7 +48,7 @@ static void check_gemv(int level, int64_t m, int64_t n_rows, int64_t k, bool wit
     int64_t ldi = ldi_mode ? ldy : 0;
     for (size_t i = 0; i < (size_t)(m * ldy); i++)
         y[i] = NAN;
-    kiln_sgemv_panels_at(level, m, np, k, pk, x, ldx, with_init ? init : NULL, ldi, y, ldy);
+    kiln_sgemv_panels_isa(isa, m, np, k, pk, x, ldx, with_init ? init : NULL, ldi, y, ldy);
     for (int64_t r = 0; r < m; r++)
         for (int64_t o = 0; o < N; o++) {
             double want = with_init ? init[r * ldi + o] : 0.0, mag = fabs(want);
@@ -58,7 +58,7 @@ static void check_gemv(int level, int64_t m, int64_t n_rows, int64_t k, bool wit
             }
             double got = y[r * ldy + o];
             if (!(fabs(got - want) <= 1e-6 * mag + 1e-30))
-                fail_msg("level %d m %lld rows %lld k %lld: y[%lld][%lld] = %.9g, expected %.9g", level, (long long)m,
+                fail_msg("isa %d m %lld rows %lld k %lld: y[%lld][%lld] = %.9g, expected %.9g", (int)isa, (long long)m,
                          (long long)n_rows, (long long)k, (long long)r, (long long)o, got, want);
         }
     /* the gaps between rows of y are not written */
@@ -68,15 +68,15 @@ static void check_gemv(int level, int64_t m, int64_t n_rows, int64_t k, bool wit
     free(a), free(pk), free(x), free(init), free(y);
 }
 
-static void test_gemv_levels(void **state) {
+static void test_gemv_isas(void **state) {
     (void)state;
     static const int64_t rows[] = {1, 16, 33, 64, 130, 200};
     static const int64_t ks[] = {0, 1, 7, 64, 129};
-    for (int level = 0; level <= kiln_gemv_level(); level++)
-        for (int64_t m = 1; m <= 11; m++)
+    for (int isa = KILN_ISA_PORTABLE; isa <= KILN_ISA_AVX512; isa++)
+        for (int64_t m = 1; m <= 11 && kiln_isa_available((kiln_isa)isa); m++)
             for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
                 for (size_t j = 0; j < sizeof ks / sizeof *ks; j++)
-                    check_gemv(level, m, rows[i], ks[j], (m + (int64_t)i) % 3 != 0, (m + (int64_t)j) % 2);
+                    check_gemv((kiln_isa)isa, m, rows[i], ks[j], (m + (int64_t)i) % 3 != 0, (m + (int64_t)j) % 2);
 }
 
 /* y may be the init (in place) */
@@ -91,10 +91,12 @@ static void test_gemv_in_place(void **state) {
             s += (double)a[(o / 16) * k * 16 + c * 16 + o % 16] * x[c];
         want[o] = (float)s;
     }
-    for (int level = 0; level <= kiln_gemv_level(); level++) {
+    for (int isa = KILN_ISA_PORTABLE; isa <= KILN_ISA_AVX512; isa++) {
+        if (!kiln_isa_available((kiln_isa)isa))
+            continue;
         float yy[48];
         memcpy(yy, y, sizeof yy);
-        kiln_sgemv_panels_at(level, 1, np, k, a, x, k, yy, 0, yy, N);
+        kiln_sgemv_panels_isa((kiln_isa)isa, 1, np, k, a, x, k, yy, 0, yy, N);
         for (int64_t o = 0; o < N; o++)
             assert_true(fabsf(yy[o] - want[o]) <= 1e-5f * (1 + fabsf(want[o])));
     }
@@ -182,7 +184,7 @@ static void test_cell_specials(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemv_levels),   cmocka_unit_test(test_gemv_in_place),
+        cmocka_unit_test(test_gemv_isas),   cmocka_unit_test(test_gemv_in_place),
         cmocka_unit_test(test_lstm_cell),     cmocka_unit_test(test_gru_rnn_cells),
         cmocka_unit_test(test_cell_specials),
     };
