@@ -137,7 +137,7 @@ static void valid_range(int64_t off, int64_t s, int64_t lim, int64_t seg, int64_
 /* 2-D im2col without the generic walk's per-segment divisions: segments
  * are output rows (often only 7..56 positions), so their bookkeeping is
  * most of the cost. Same layout and zero padding as the generic form. */
-static void im2col_2d_f32(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt,
+KILN_CLONES static void im2col_2d_f32(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt,
                           float *col) {
     int64_t IH = g->in[0], IW = g->in[1], OW = g->out[1], KH = g->k[0], KW = g->k[1];
     int64_t SH = g->stride[0], SW = g->stride[1], DH = g->dil[0], DW = g->dil[1], PH = g->pb[0], PW = g->pb[1];

@@ -11,6 +11,8 @@
  * back to one-panel blocks on the stack. */
 #include "kernels/sgemm.h"
 
+#include "core/common.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -130,7 +132,7 @@ size_t kiln_sgemm_pack_b_size(size_t k, size_t n) {
 
 /* Rows [i0, i0+mr) x k [p0, p0+kc) of alpha*op(A) into SG_MR-row panels, each
  * holding kc steps and starting `pstride` floats after the previous one. */
-static void sg_pack_a_block(bool trans, const float *a, size_t lda, float alpha, size_t i0, size_t mr, size_t p0,
+KILN_CLONES static void sg_pack_a_block(bool trans, const float *a, size_t lda, float alpha, size_t i0, size_t mr, size_t p0,
                             size_t kc, float *dst, size_t pstride) {
     for (size_t ip = 0; ip < mr; ip += SG_MR) {
         float *d = dst + ip / SG_MR * pstride;
@@ -155,7 +157,7 @@ static void sg_pack_a_block(bool trans, const float *a, size_t lda, float alpha,
 }
 
 /* k [p0, p0+kc) x columns [j0, j0+nc) of alpha*op(B) into SG_NR-column panels. */
-static void sg_pack_b_block(bool trans, const float *b, size_t ldb, float alpha, size_t p0, size_t kc, size_t j0,
+KILN_CLONES static void sg_pack_b_block(bool trans, const float *b, size_t ldb, float alpha, size_t p0, size_t kc, size_t j0,
                             size_t nc, float *dst, size_t pstride) {
     if (!trans) {
         /* row by row, so B (often cold: im2col columns) is read sequentially */

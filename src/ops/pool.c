@@ -245,7 +245,7 @@ static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
     }
 }
 
-static void pool_range(void *arg, size_t begin, size_t end) {
+KILN_CLONES static void pool_range(void *arg, size_t begin, size_t end) {
     const pool_job *j = arg;
     bool fast = j->dt == KILN_DTYPE_FLOAT && j->g->nsp <= 2 && j->kind != POOL_LP;
     for (size_t p = begin; p < end; p++) {
