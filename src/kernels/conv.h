@@ -47,19 +47,10 @@ void kiln_im2col_f64(const kiln_conv_geom *g, const double *x, int64_t channels,
 void kiln_col2im(const kiln_conv_geom *g, const float *col, int64_t channels, int64_t o0, int64_t cnt, float *y);
 
 /* Direct depthwise conv for nsp <= 2: one output channel of one image,
- * y = bias + sum over the window of x * w (x: one input channel). */
+ * y = bias + sum over the window of x * w (x: one input channel). The
+ * vectorised float32 kernel is kernels/depthwise.h; this is its fallback
+ * for planes too large for its scratch. */
 void kiln_conv_depthwise(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y);
-/* Same with the result clamped to [lo, hi] (min(max(y, lo), hi); pass
- * -INFINITY, INFINITY for none); 3x3 windows take a vectorised path. */
-void kiln_conv_depthwise_act(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
-                             float lo, float hi);
-/* Scratch floats kiln_conv_depthwise_padded needs for geometry g, 0 when
- * g is not a 2-D 3x3 window (dilation 1, strides <= 2, pads <= 2). */
-int64_t kiln_conv_depthwise_scratch(const kiln_conv_geom *g);
-/* kiln_conv_depthwise_act for such g, through a zero-padded copy of x in
- * scratch (kiln_conv_depthwise_scratch(g) floats). */
-void kiln_conv_depthwise_padded(const kiln_conv_geom *g, const float *x, const float *w, float bias, float *y,
-                                float lo, float hi, float *scratch);
 void kiln_conv_depthwise_f64(const kiln_conv_geom *g, const double *x, const double *w, double bias, double *y);
 
 /* For float16/float64 convolutions run in float32: one scratch block holding

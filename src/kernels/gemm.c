@@ -1,7 +1,9 @@
-/* GEMM: CBLAS when available, else a cache-blocked kernel written with GCC
- * vector extensions (4 rows x 2 vectors of accumulators held in registers,
- * packed A and B panels) so it vectorises at -O2 on any target. */
+/* GEMM. float32: kiln's packed kernel (kernels/sgemm.h). float64: CBLAS
+ * when available, else a cache-blocked kernel written with GCC vector
+ * extensions (4 rows x 2 vectors of accumulators held in registers, packed A
+ * and B panels) so it vectorises at -O2 on any target. */
 #include "kernels/gemm.h"
+#include "kernels/sgemm.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -96,42 +98,18 @@
     }
 
 #ifndef KILN_HAVE_BLAS
-KILN_GEMM_PORTABLE(sgemm_portable, float, 8, 48, 128, 96)
 KILN_GEMM_PORTABLE(dgemm_portable, double, 4, 48, 64, 96)
 #endif
 
+/* float32: kiln's packed kernel (kernels/sgemm.h) with or without BLAS; it
+ * picks its instruction set from the CPU, where BLAS builds may not (an
+ * OpenBLAS that does not know the CPU falls back to older kernels). */
 void kiln_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0)
         return;
-#ifdef KILN_HAVE_BLAS
-    if (k == 0) {
-        /* BLAS requires lda >= 1 even when nothing is read */
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++)
-                c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
-        return;
-    }
-    if (m == 1) {
-        /* one row (batch 1 Gemm / MatMul): c = op(B)^T a as a GEMV, which
-         * skips GEMM's packing of B; c is zeroed first so beta 0 never reads
-         * stale values */
-        if (beta == 0.0f)
-            for (int64_t j = 0; j < n; j++)
-                c[j] = 0.0f;
-        if (tb)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta,
-                        c, 1);
-        else
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, alpha, b, (int)ldb, a, ta ? (int)lda : 1, beta,
-                        c, 1);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
-                (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-#else
-    sgemm_portable(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
+    kiln_sgemm_full(NULL, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a, (size_t)lda, b, (size_t)ldb, beta, c,
+                    (size_t)ldc, NULL);
 }
 
 void kiln_dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
@@ -220,8 +198,8 @@ void kiln_sgemm_par(kiln_threads *pool, bool ta, bool tb, int64_t m, int64_t n, 
                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0)
         return;
-    gemm_job j = {false, ta, tb, true, m, n, k, lda, ldb, ldc, m, alpha, beta, a, b, c};
-    gemm_par(pool, &j);
+    kiln_sgemm_full(pool, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a, (size_t)lda, b, (size_t)ldb, beta, c,
+                    (size_t)ldc, NULL);
 }
 
 void kiln_dgemm_par(kiln_threads *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,

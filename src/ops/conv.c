@@ -4,8 +4,9 @@
  * Core (float32 and float64): im2col tiles + GEMM per (image, group, tile of
  * output positions); 1x1 stride-1 unpadded convs run GEMM straight on the
  * input; depthwise convs (one input channel per group, <= 2 spatial dims)
- * use a direct kernel. Work items are spread over the session's threads,
- * each thread owning one slot of a single bounded im2col allocation.
+ * use kernels/depthwise.h (float32) or a direct kernel. Work items are
+ * spread over the session's threads, each thread owning one slot of a
+ * single bounded im2col allocation.
  * float16 runs through float32; the integer forms through float64 (exact: every
  * partial sum of int8/uint8 products fits in 53 bits).
  */
@@ -19,6 +20,7 @@
 
 #include "ops/conv_attrs.h"
 #include "kernels/conv.h"
+#include "kernels/depthwise.h"
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
 #include "kernels/valio.h"
@@ -58,15 +60,13 @@ typedef struct conv_job {
         }                                                                                                      \
     } while (0)
 
+/* float32 planes kiln_depthwise_f32 has no scratch for */
 static void depthwise_act_f32(const conv_job *j, const float *x, const float *w, float bias, float *y,
                               float *col) {
-    if (col) {
-        kiln_conv_depthwise_padded(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
-                                   j->clamp ? (float)j->hi : INFINITY, col);
-        return;
-    }
-    kiln_conv_depthwise_act(j->g, x, w, bias, y, j->clamp ? (float)j->lo : -INFINITY,
-                            j->clamp ? (float)j->hi : INFINITY);
+    (void)col;
+    kiln_conv_depthwise(j->g, x, w, bias, y);
+    if (j->clamp)
+        CONV_CLAMP(float, j, y, 1, j->g->out_size, 0);
 }
 static void depthwise_act_f64(const conv_job *j, const double *x, const double *w, double bias, double *y,
                               double *col) {
@@ -212,22 +212,18 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
     int64_t es = dbl ? 8 : 4;
     int threads = kiln_op_threads(c);
     kiln_gemm_init();
+    if (j.Cg == 1 && G > 1 && g->nsp <= 2 && !dbl && kiln_depthwise_suits(g)) {
+        kiln_dw_params p = {.N = N, .C = C, .M = M, .clamp = j.clamp, .lo = (float)j.lo, .hi = (float)j.hi};
+        kiln_threads *pool = kiln_op_pool(c);
+        size_t bytes = (size_t)kiln_depthwise_scratch(g, &p, pool) * sizeof(float); /* <= threads * 16 MiB */
+        void *s;
+        KILN_TRY(kiln_op_scratch(c, bytes, &s));
+        kiln_depthwise_f32(g, &p, x, w, b, y, s, pool);
+        return KILN_OK;
+    }
     if (j.Cg == 1 && G > 1 && g->nsp <= 2) {
         j.mode = CONV_DEPTHWISE;
         j.items = j.parts = N * M; /* one item per part: no scratch */
-        j.slot = dbl ? 0 : kiln_conv_depthwise_scratch(g);
-        if (j.slot > 0) { /* 3x3: one padded plane per thread */
-            j.parts = j.items < threads ? j.items : threads;
-            size_t bytes;
-            if (kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts * sizeof(float), &bytes))
-                return kiln_fail(KILN_ERR_INVALID, "Conv scratch size overflows");
-            j.scratch = kiln_malloc(bytes);
-            if (!j.scratch)
-                return KILN_ERR_NOMEM;
-            kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
-            free(j.scratch);
-            return KILN_OK;
-        }
         double work = (double)g->out_size * (double)g->k_size;
         size_t grain = work >= 32768.0 ? 1 : (size_t)(32768.0 / (work + 1.0));
         kiln_parallel_for(c, (size_t)j.items, grain, fn, &j);

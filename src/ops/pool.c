@@ -1,12 +1,14 @@
 /* Pooling: MaxPool (optional Indices, ceil_mode, dilations, storage_order),
  * AveragePool (count_include_pad, ceil_mode), LpPool, and their Global forms,
  * over 1..KILN_MAX_RANK-2 spatial dims. One (image, channel) plane per work
- * item; windows are walked with an odometer over the kernel, sums in double. */
+ * item; windows are walked with an odometer over the kernel, sums in double.
+ * float32 GlobalAveragePool / GlobalMaxPool run the kernels/pool.h kernel. */
 #include <math.h>
 #include <string.h>
 
 #include "ops/conv_attrs.h"
 #include "kernels/conv.h"
+#include "kernels/pool.h"
 #include "ops/op.h"
 
 typedef enum { POOL_MAX, POOL_AVG, POOL_LP } pool_kind;
@@ -328,6 +330,11 @@ static kiln_status pool_run(kiln_op_ctx *c, pool_kind kind, bool global, bool us
     if (Y->numel == 0)
         return KILN_OK;
     int64_t planes = X->dims[0] * X->dims[1];
+    if (global && X->dtype == KILN_DTYPE_FLOAT && kind != POOL_LP) {
+        kiln_global_pool_f32(kind == POOL_AVG ? KILN_GPOOL_AVG : KILN_GPOOL_MAX, X->data, planes, g.in_size, Y->data,
+                             kiln_op_pool(c));
+        return KILN_OK;
+    }
     double work = (double)g.out_size * (double)g.k_size;
     size_t grain = work >= 16384.0 ? 1 : (size_t)(16384.0 / (work + 1.0));
     kiln_parallel_for(c, (size_t)planes, grain, pool_range, &j);

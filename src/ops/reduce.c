@@ -5,10 +5,12 @@
  * (ReduceSum 13, the others 18); that same opset adds noop_with_empty_axes.
  * No axes means all axes, unless noop_with_empty_axes=1 (then the input
  * passes through unchanged). ReduceMax and ReduceMin take bool from opset
- * 20. */
+ * 20. float32 ReduceMean / ReduceMax over trailing axes (global pooling)
+ * run the kernels/pool.h kernel. */
 #include <string.h>
 
 #include "ops/op.h"
+#include "kernels/pool.h"
 #include "kernels/reduce.h"
 
 static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input, bool take_bool) {
@@ -60,6 +62,26 @@ static kiln_status reduce_exec(kiln_op_ctx *c, kiln_red_op op, bool axes_input, 
         dims[d] = src[d] < 0 ? 1 : x->dims[src[d]];
     kiln_tensor *y;
     KILN_TRY(kiln_op_output(c, 0, x->dtype, rank, dims, &y));
+    if (!is_bool && x->dtype == KILN_DTYPE_FLOAT && (op == KILN_RED_MEAN || op == KILN_RED_MAX) && x->numel > 0) {
+        /* over one trailing run of axes (size-1 axes aside): contiguous
+         * planes, the global pooling kernel */
+        int first = x->rank;
+        for (int d = 0; d < x->rank; d++)
+            if (mask[d] && x->dims[d] != 1) {
+                first = d;
+                break;
+            }
+        bool trailing = true;
+        for (int d = first; d < x->rank; d++)
+            if (!mask[d] && x->dims[d] != 1)
+                trailing = false;
+        if (trailing && first < x->rank) {
+            int64_t n = kiln_dims_prod(x->dims, first, x->rank);
+            kiln_global_pool_f32(op == KILN_RED_MEAN ? KILN_GPOOL_AVG : KILN_GPOOL_MAX, x->data, x->numel / n, n,
+                                 y->data, kiln_op_pool(c));
+            return KILN_OK;
+        }
+    }
     if (!is_bool)
         return kiln_reduce(kiln_op_pool(c), op, x, mask, y);
     /* bool max / min (opset 20): any / all, as uint8 0/1 values; an empty
