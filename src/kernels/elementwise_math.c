@@ -31,7 +31,9 @@ static inline float pow2i(int32_t k) {
 }
 
 static inline float exp1(float x) {
-    float xc = x != x ? 0.0f : x;
+    /* NaN and -inf (masked scores) take exp(0)'s path: no underflowing
+     * multiplications, whose subnormal results are slow on many CPUs */
+    float xc = x != x || x == -INFINITY ? 0.0f : x;
     xc = xc < -104.0f ? -104.0f : xc;
     xc = xc > 89.0f ? 89.0f : xc;
     /* round to nearest through the 1.5*2^23 trick (no libm call) */
@@ -49,6 +51,7 @@ static inline float exp1(float x) {
     int32_t ki = (int32_t)k;
     int32_t k1 = ki / 2;
     float res = p * pow2i(k1) * pow2i(ki - k1);
+    res = x == -INFINITY ? 0.0f : res;
     return x != x ? x : res;
 }
 
@@ -206,12 +209,20 @@ KILN_CLONES static void mish_block(const float *restrict xb, float *restrict buf
 #define VAPPLY(F)                                                      \
     do {                                                               \
         float buf[VBLOCK];                                             \
-        for (size_t k = 0; k < n; k += VBLOCK) {                       \
-            size_t m = n - k < VBLOCK ? n - k : VBLOCK;                \
-            memcpy(buf, x + k, m * sizeof(float));                     \
-            if (m < VBLOCK)                                            \
-                memset(buf + m, 0, (VBLOCK - m) * sizeof(float));      \
+        size_t k = 0;                                                  \
+        for (; k + VBLOCK <= n; k += VBLOCK) {                         \
+            memcpy(buf, x + k, VBLOCK * sizeof(float));                \
             for (int i = 0; i < VBLOCK; i++)                           \
+                buf[i] = F(buf[i]);                                    \
+            memcpy(y + k, buf, VBLOCK * sizeof(float));                \
+        }                                                              \
+        /* the rest in blocks of 16 (short rows: softmax over 16 keys) */ \
+        for (; k < n; k += 16) {                                       \
+            size_t m = n - k < 16 ? n - k : 16;                        \
+            memcpy(buf, x + k, m * sizeof(float));                     \
+            if (m < 16)                                                \
+                memset(buf + m, 0, (16 - m) * sizeof(float));          \
+            for (int i = 0; i < 16; i++)                               \
                 buf[i] = F(buf[i]);                                    \
             memcpy(y + k, buf, m * sizeof(float));                     \
         }                                                              \

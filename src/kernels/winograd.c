@@ -19,6 +19,7 @@
 
 #include "core/common.h"
 #include "kernels/gemm.h"
+#include "kernels/sgemm.h"
 
 /* bytes of V + products per chunk */
 #define WINO_CHUNK_BYTES ((int64_t)1 << 21)
@@ -140,12 +141,14 @@ KILN_CLONES static void wino_input(void *arg, size_t begin, size_t end) {
     }
 }
 
+/* O[p] = U[p] V[p], U packed (kernels/sgemm.h) */
 static void wino_gemm(void *arg, size_t begin, size_t end) {
     const wino_job *j = arg;
+    size_t per = kiln_sgemm_pack_a_size((size_t)j->M, (size_t)j->C);
     for (size_t p = begin; p < end; p++)
-        kiln_sgemm(false, false, j->M, j->nt, j->C, 1.0f, j->U + (int64_t)p * WINO_STRIDE(j->M * j->C), j->C,
-                   j->V + (int64_t)p * WINO_STRIDE(j->C * j->nt), j->nt, 0.0f,
-                   j->O + (int64_t)p * WINO_STRIDE(j->M * j->nt), j->nt);
+        kiln_sgemm_packed_a(NULL, (size_t)j->M, (size_t)j->nt, (size_t)j->C, j->U + p * per,
+                            j->V + (int64_t)p * WINO_STRIDE(j->C * j->nt), (size_t)j->nt, 0.0f,
+                            j->O + (int64_t)p * WINO_STRIDE(j->M * j->nt), (size_t)j->nt, NULL);
 }
 
 /* y tile = A^T O A + bias, clamped; partial tiles write only what exists. */
@@ -363,15 +366,21 @@ bool kiln_winograd_f4(const kiln_conv_geom *g, int64_t C) {
 }
 
 kiln_status kiln_winograd_filter_size(int64_t C, int64_t M, bool f4, size_t *floats) {
-    int64_t uel;
-    if (kiln_mul_overflow_i64(M, C, &uel) || kiln_mul_overflow_i64(WINO_STRIDE(uel), f4 ? 36 : 16, &uel) ||
-        (uint64_t)uel > SIZE_MAX / sizeof(float))
+    size_t per = kiln_sgemm_pack_a_size((size_t)M, (size_t)C);
+    if (per == SIZE_MAX || per > SIZE_MAX / 36 / sizeof(float))
         return kiln_fail(KILN_ERR_INVALID, "Conv Winograd filter size overflows");
-    *floats = (size_t)uel;
+    *floats = per * (size_t)(f4 ? 36 : 16);
     return KILN_OK;
 }
 
-void kiln_winograd_filter(kiln_threads *pool, int64_t C, int64_t M, bool f4, const float *w, float *U) {
+kiln_status kiln_winograd_filter(kiln_threads *pool, int64_t C, int64_t M, bool f4, const float *w, float *PU) {
+    int np = f4 ? 36 : 16;
+    int64_t uel;
+    if (kiln_mul_overflow_i64(M, C, &uel) || kiln_mul_overflow_i64(WINO_STRIDE(uel), np, &uel))
+        return kiln_fail(KILN_ERR_INVALID, "Conv Winograd filter size overflows");
+    float *U = kiln_malloc((size_t)uel * sizeof(float));
+    if (!U)
+        return KILN_ERR_NOMEM;
     wino_job j;
     memset(&j, 0, sizeof j);
     j.w = w;
@@ -379,6 +388,12 @@ void kiln_winograd_filter(kiln_threads *pool, int64_t C, int64_t M, bool f4, con
     j.M = M;
     j.U = U;
     kiln_threads_run(pool, (size_t)M, 1, f4 ? wino4_filter : wino_filter, &j);
+    size_t per = kiln_sgemm_pack_a_size((size_t)M, (size_t)C);
+    for (int p = 0; p < np; p++)
+        kiln_sgemm_pack_a(false, (size_t)M, (size_t)C, 1.0f, U + (int64_t)p * WINO_STRIDE(M * C), (size_t)C,
+                          PU + (size_t)p * per);
+    free(U);
+    return KILN_OK;
 }
 
 kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int64_t N, int64_t C, int64_t M,
@@ -404,7 +419,7 @@ kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int6
     int64_t total, chunk;
     size_t ufl = 0; /* set by kiln_winograd_filter_size; GCC cannot see it once that is inlined */
     KILN_TRY(kiln_winograd_filter_size(C, M, f4, &ufl));
-    int64_t uel = U ? 0 : (int64_t)ufl;
+    int64_t uel = U ? 0 : (int64_t)((ufl + 15) / 16 * 16);
     if (kiln_mul_overflow_i64(j.th, j.tw, &j.T) || kiln_mul_overflow_i64(j.T, N, &total))
         return kiln_fail(KILN_ERR_INVALID, "Conv Winograd sizes overflow");
     /* chunks of whole tile rows, at least one */
@@ -426,12 +441,15 @@ kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int6
     float *s = kiln_malloc(bytes);
     if (!s)
         return KILN_ERR_NOMEM;
-    kiln_gemm_init();
     if (U)
         j.U = (float *)U;
     else {
         j.U = s;
-        kiln_winograd_filter(pool, C, M, f4, w, s);
+        kiln_status st = kiln_winograd_filter(pool, C, M, f4, w, s);
+        if (st != KILN_OK) {
+            free(s);
+            return st;
+        }
     }
     j.V = s + uel;
     j.O = j.V + np * WINO_STRIDE(C * chunk);

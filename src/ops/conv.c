@@ -22,6 +22,7 @@
 #include "kernels/conv.h"
 #include "kernels/depthwise.h"
 #include "kernels/gemm.h"
+#include "kernels/sgemm.h"
 #include "kernels/winograd.h"
 #include "kernels/valio.h"
 #include "ops/op.h"
@@ -45,7 +46,19 @@ typedef struct conv_job {
     double lo, hi;
     void *scratch;
     int64_t slot; /* elements per thread slot */
+    const float *pa; /* float32: the weights packed per group (kernels/sgemm.h) */
+    size_t pa_group;
 } conv_job;
+
+/* float32 with packed weights: the tile y = act(W rows [m0, m0 + mc) of
+ * group grp times B + bias), bias and clamp applied in registers. */
+static void conv_gemm_packed(const conv_job *j, int64_t grp, int64_t m0, int64_t mc, int64_t cnt, int64_t kd,
+                             const void *bm, int64_t ldb, const void *bg, void *yg, int64_t ldy) {
+    kiln_sgemm_epilogue ep = {.row_bias = bg, .clamp = j->clamp, .lo = (float)j->lo, .hi = (float)j->hi};
+    const float *pa = j->pa + (size_t)grp * j->pa_group + (size_t)m0 * (size_t)kd; /* m0: a multiple of 8 */
+    kiln_sgemm_packed_a(NULL, (size_t)mc, (size_t)cnt, (size_t)kd, pa, bm, (size_t)ldb, 0.0f, yg, (size_t)ldy,
+                        bg || j->clamp ? &ep : NULL);
+}
 
 /* Clamps rows x cols of y (row stride ld) to the fused activation's range. */
 #define CONV_CLAMP(T, j, y, rows, cols, ld)                                                                    \
@@ -101,6 +114,10 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
         int64_t kd = pw ? j->Cg : j->Kd, ldb = pw ? IS : cnt;                                                  \
         if (!pw)                                                                                               \
             IM2COL(g, xg, j->Cg, o0, cnt, col);                                                                \
+        if (j->pa) {                                                                                           \
+            conv_gemm_packed(j, grp, m0, mc, cnt, kd, bm, ldb, bg, yg, OS);                                    \
+            return;                                                                                            \
+        }                                                                                                      \
         /* bias alone: start C at the bias and let GEMM accumulate (beta 1 also                               \
          * spares BLAS its zeroing pass); with a clamp, one epilogue pass does both */                        \
         bool prefill = bg && !j->clamp;                                                                        \
@@ -138,17 +155,22 @@ static void depthwise_act_f64(const conv_job *j, const double *x, const double *
 CONV_DEFINE(f32, float, kiln_sgemm, kiln_im2col, depthwise_act_f32)
 CONV_DEFINE(f64, double, kiln_dgemm, kiln_im2col_f64, depthwise_act_f64)
 
-/* Prepared state of a float32 Conv with constant weights: the Winograd
- * filters, transformed at the first call that uses them. */
+/* Prepared state of a float32 Conv with constant weights, made at the
+ * first call that needs it (which one depends on the input's size): the
+ * Winograd filters, or the weights packed for the GEMM (kernels/sgemm.h),
+ * one packed Mg x Kd matrix per group. */
 typedef struct conv_prep {
     const kiln_tensor *w; /* the weights it was made for */
     float *U[2];          /* F(2x2), F(4x4) */
+    float *pa;
+    size_t pa_group;      /* floats per group in pa */
 } conv_prep;
 
 static kiln_status conv_prepare(const kiln_prep_ctx *p, void **state) {
     const kiln_tensor *W = p->n_in > 1 ? p->in[1] : NULL;
-    if (!W || W->dtype != KILN_DTYPE_FLOAT || W->rank != 4 || W->dims[2] != 3 || W->dims[3] != 3 ||
-        kiln_attr_int(p->node, "group", 1) != 1)
+    int64_t G = kiln_attr_int(p->node, "group", 1);
+    /* depthwise convs (one input channel per group) read W as it is */
+    if (!W || W->dtype != KILN_DTYPE_FLOAT || W->rank < 3 || W->numel == 0 || (W->dims[1] == 1 && G > 1))
         return KILN_OK;
     conv_prep *cp = kiln_calloc(1, sizeof *cp);
     if (!cp)
@@ -162,7 +184,37 @@ static void conv_release(void *state) {
     conv_prep *cp = state;
     free(cp->U[0]);
     free(cp->U[1]);
+    free(cp->pa);
     free(cp);
+}
+
+/* The weights packed for the GEMM, G groups of Mg x Kd: prepared ones, made
+ * now at the first call; else packed into this call's scratch. */
+static kiln_status conv_packed_weights(kiln_op_ctx *c, const conv_job *j, const float *w, const float **pa,
+                                       size_t *per) {
+    conv_prep *cp = c->prep;
+    *per = kiln_sgemm_pack_a_size((size_t)j->Mg, (size_t)j->Kd);
+    size_t total;
+    if (*per == SIZE_MAX || kiln_mul_overflow_size(*per, (size_t)j->G, &total) ||
+        kiln_mul_overflow_size(total, sizeof(float), &total))
+        return kiln_fail(KILN_ERR_INVALID, "Conv packed weights size overflows");
+    bool mine = cp && cp->w->data == (const void *)w && cp->w->numel == j->M * j->Kd;
+    if (mine && cp->pa) {
+        *pa = cp->pa;
+        return KILN_OK;
+    }
+    float *dst;
+    if (mine) {
+        if (!(dst = kiln_malloc(total ? total : 1)))
+            return KILN_ERR_NOMEM;
+        cp->pa = dst;
+    } else
+        KILN_TRY(kiln_op_scratch(c, total, (void **)&dst));
+    for (int64_t g = 0; g < j->G; g++)
+        kiln_sgemm_pack_a(false, (size_t)j->Mg, (size_t)j->Kd, 1.0f, w + g * j->Mg * j->Kd, (size_t)j->Kd,
+                          dst + (size_t)g * *per);
+    *pa = dst;
+    return KILN_OK;
 }
 
 /* The prepared Winograd filters for this call, made now if this is the
@@ -180,7 +232,11 @@ static kiln_status conv_wino_filters(kiln_op_ctx *c, const kiln_conv_geom *g, in
         float *u = kiln_malloc(n * sizeof(float));
         if (!u)
             return KILN_ERR_NOMEM;
-        kiln_winograd_filter(kiln_op_pool(c), C, M, f4, w, u);
+        kiln_status st = kiln_winograd_filter(kiln_op_pool(c), C, M, f4, w, u);
+        if (st != KILN_OK) {
+            free(u);
+            return st;
+        }
         cp->U[f4] = u;
     }
     *U = cp->U[f4];
@@ -261,14 +317,16 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
         j.ntiles = (OS + j.tile - 1) / j.tile;
     }
     /* still fewer items than threads (small images): split the output
-     * channels too, in blocks of 12 rows (the fused GEMM's row block) */
+     * channels too, in blocks of 8 rows (a packed weight panel) */
     j.mblk = j.Mg;
     j.nmblk = 1;
-    if (N * G * j.ntiles < threads && j.Mg >= 24) {
+    if (N * G * j.ntiles < threads && j.Mg >= 16) {
         int64_t want = threads / (N * G * j.ntiles);
-        j.mblk = ((j.Mg + want - 1) / want + 11) / 12 * 12;
+        j.mblk = ((j.Mg + want - 1) / want + 7) / 8 * 8;
         j.nmblk = (j.Mg + j.mblk - 1) / j.mblk;
     }
+    if (!dbl)
+        KILN_TRY(conv_packed_weights(c, &j, w, &j.pa, &j.pa_group));
     j.items = N * G * j.ntiles * j.nmblk;
     j.parts = j.items < threads ? j.items : threads;
     j.slot = 0;
@@ -278,12 +336,9 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
             kiln_mul_overflow_size((size_t)j.slot, (size_t)j.parts, &bytes) ||
             kiln_mul_overflow_size(bytes, (size_t)es, &bytes))
             return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
-        j.scratch = kiln_malloc(bytes);
-        if (!j.scratch)
-            return KILN_ERR_NOMEM;
+        KILN_TRY(kiln_op_scratch(c, bytes, &j.scratch));
     }
     kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
-    free(j.scratch);
     return KILN_OK;
 }
 

@@ -2,10 +2,12 @@
  * unidirectionally to (M, N). C became optional in opset 11; before opset 7
  * broadcasting of C needed the `broadcast` attribute (else C is exactly
  * (M, N)). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
+#include "kernels/sgemm.h"
 #include "ops/op.h"
 
 /* Y = beta * C (broadcast), read as double; written in Y's type. */
@@ -22,6 +24,59 @@ static void gemm_fill_c(const kiln_tensor *C, kiln_tensor *Y, int64_t m, int64_t
             default: break;
             }
         }
+}
+
+/* Prepared state of a float32 Gemm with constant B: alpha * op(B) packed for
+ * kernels/sgemm.h, and, when C is a constant row ([N] or [1, N]), beta * C
+ * as the GEMM's column bias. */
+typedef struct gemm_prep {
+    const kiln_tensor *b, *c;
+    float alpha, beta;
+    bool tb;
+    float *pb;
+    float *bias; /* beta * C per column, or NULL */
+} gemm_prep;
+
+static void gemm_release(void *state) {
+    gemm_prep *gp = state;
+    free(gp->pb);
+    free(gp->bias);
+    free(gp);
+}
+
+static kiln_status gemm_prepare(const kiln_prep_ctx *p, void **state) {
+    const kiln_tensor *B = p->n_in > 1 ? p->in[1] : NULL, *C = p->n_in > 2 ? p->in[2] : NULL;
+    if (!B || B->dtype != KILN_DTYPE_FLOAT || B->rank != 2 || B->numel == 0 || p->opset < 7)
+        return KILN_OK;
+    bool tb = kiln_attr_int(p->node, "transB", 0) != 0;
+    size_t k = (size_t)(tb ? B->dims[1] : B->dims[0]), n = (size_t)(tb ? B->dims[0] : B->dims[1]);
+    size_t sz = kiln_sgemm_pack_b_size(k, n);
+    if (sz == SIZE_MAX || sz > SIZE_MAX / sizeof(float))
+        return KILN_OK;
+    gemm_prep *gp = kiln_calloc(1, sizeof *gp);
+    if (!gp)
+        return KILN_ERR_NOMEM;
+    gp->b = B;
+    gp->tb = tb;
+    gp->alpha = kiln_attr_float(p->node, "alpha", 1.0f);
+    gp->beta = kiln_attr_float(p->node, "beta", 1.0f);
+    if (!(gp->pb = kiln_malloc(sz * sizeof(float)))) {
+        gemm_release(gp);
+        return KILN_ERR_NOMEM;
+    }
+    kiln_sgemm_pack_b(tb, k, n, gp->alpha, B->data, (size_t)B->dims[1], gp->pb);
+    if (C && C->dtype == KILN_DTYPE_FLOAT && C->numel == (int64_t)n && C->rank >= 1 && C->rank <= 2 &&
+        C->dims[C->rank - 1] == (int64_t)n) {
+        if (!(gp->bias = kiln_malloc(n * sizeof(float)))) {
+            gemm_release(gp);
+            return KILN_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+            gp->bias[i] = gp->beta * ((const float *)C->data)[i];
+        gp->c = C;
+    }
+    *state = gp;
+    return KILN_OK;
 }
 
 static kiln_status gemm_exec(kiln_op_ctx *c) {
@@ -68,7 +123,15 @@ static kiln_status gemm_exec(kiln_op_ctx *c) {
         return KILN_OK;
     bool has_c = C && C->numel > 0 && beta != 0.0; /* like onnxruntime: beta 0 ignores C */
     switch (A->dtype) {
-    case KILN_DTYPE_FLOAT:
+    case KILN_DTYPE_FLOAT: {
+        const gemm_prep *gp = c->prep;
+        if (gp && !ta && gp->b->data == B->data && gp->tb == tb && (!has_c || gp->c == C)) {
+            kiln_sgemm_epilogue ep = {.col_bias = has_c ? gp->bias : NULL};
+            kiln_sgemm_packed_b(kiln_op_pool(c), (size_t)m, (size_t)n, (size_t)k, A->data, (size_t)A->dims[1],
+                                gp->pb, 0.0f, Y->data, (size_t)n, has_c ? &ep : NULL);
+            return KILN_OK;
+        }
+    }
         if (has_c)
             gemm_fill_c(C, Y, m, n, beta);
         kiln_sgemm_par(kiln_op_pool(c), ta, tb, m, n, k, (float)alpha, A->data, A->dims[1], B->data, B->dims[1],
@@ -160,6 +223,6 @@ static kiln_status gemm_infer(kiln_infer_ctx *x) {
 }
 
 static const kiln_op_desc ops[] = {
-    {"", "Gemm", 1, 0, gemm_exec, gemm_infer},
+    {"", "Gemm", 1, 0, gemm_exec, gemm_infer, gemm_prepare, gemm_release},
 };
 KILN_OP_FAMILY(gemm, ops);

@@ -2,11 +2,13 @@
  * MatMulInteger. float32/float64 go through kiln_sgemm/kiln_dgemm, float16
  * and bfloat16 through float32, integers through the wrapping integer kernel. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/broadcast.h"
 #include "kernels/gemm.h"
+#include "kernels/sgemm.h"
 #include "kernels/valio.h"
 #include "ops/op.h"
 
@@ -52,12 +54,52 @@ static void mm_range(void *arg, size_t begin, size_t end) {
     }
 }
 
+/* Prepared state of a float32 MatMul whose B is a constant matrix: B packed
+ * for kernels/sgemm.h once per session. */
+typedef struct mm_prep {
+    const kiln_tensor *b;
+    float *pb;
+} mm_prep;
+
+static kiln_status matmul_prepare(const kiln_prep_ctx *p, void **state) {
+    const kiln_tensor *B = p->n_in > 1 ? p->in[1] : NULL;
+    if (!B || B->dtype != KILN_DTYPE_FLOAT || B->rank != 2 || B->numel == 0)
+        return KILN_OK;
+    size_t n = kiln_sgemm_pack_b_size((size_t)B->dims[0], (size_t)B->dims[1]);
+    if (n == SIZE_MAX || n > SIZE_MAX / sizeof(float))
+        return KILN_OK;
+    mm_prep *mp = kiln_calloc(1, sizeof *mp);
+    float *pb = kiln_malloc(n * sizeof(float));
+    if (!mp || !pb) {
+        free(mp);
+        free(pb);
+        return KILN_ERR_NOMEM;
+    }
+    kiln_sgemm_pack_b(false, (size_t)B->dims[0], (size_t)B->dims[1], 1.0f, B->data, (size_t)B->dims[1], pb);
+    mp->b = B;
+    mp->pb = pb;
+    *state = mp;
+    return KILN_OK;
+}
+
+static void matmul_release(void *state) {
+    mm_prep *mp = state;
+    free(mp->pb);
+    free(mp);
+}
+
 /* Runs all batches: one big GEMM when B has no batch dims (A's batch folds into
  * M), else batches across threads, or one threaded GEMM per batch when few. */
 static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) {
     if (nbatch == 0 || j->m == 0 || j->n == 0)
         return;
     bool fl = j->dt == KILN_DTYPE_FLOAT, db = j->dt == KILN_DTYPE_DOUBLE;
+    const mm_prep *mp = c->prep;
+    if (fl && b_unbatched && mp && mp->b->data == j->b && mp->b->dims[0] == j->k && mp->b->dims[1] == j->n) {
+        kiln_sgemm_packed_b(kiln_op_pool(c), (size_t)(nbatch * j->m), (size_t)j->n, (size_t)j->k, j->a,
+                            (size_t)j->k, mp->pb, 0.0f, j->c, (size_t)j->n, NULL);
+        return;
+    }
     if (b_unbatched && (fl || db)) {
         int64_t m = nbatch * j->m;
         if (fl)
@@ -379,7 +421,7 @@ static kiln_status matmulinteger_infer(kiln_infer_ctx *x) { return matmul_infer_
 static kiln_status qlinearmatmul_infer(kiln_infer_ctx *x) { return matmul_infer_as(x, 0, 3, kiln_infer_in(x, 7)->dt); }
 
 static const kiln_op_desc ops[] = {
-    {"", "MatMul", 1, 0, matmul_exec, matmul_infer},
+    {"", "MatMul", 1, 0, matmul_exec, matmul_infer, matmul_prepare, matmul_release},
     {"", "MatMulInteger", 10, 0, matmulinteger_exec, matmulinteger_infer},
     {"", "QLinearMatMul", 10, 0, qlinearmatmul_exec, qlinearmatmul_infer},
 };

@@ -1,17 +1,25 @@
 /* Recurrent operators: RNN, GRU and LSTM (ai.onnx, every opset; 7 and 14 mainly).
  *
- * The three share one engine. The input projection X*W^T (plus the biases
- * that do not depend on the state) is computed for every time step and both
- * directions in one matrix product; each step then does H*R^T and the gate
- * maths. Work inside a step is split across threads by hidden unit; with two
- * directions and two threads, each direction runs on its own thread instead.
+ * The three share one engine per element type. The input projection X*W^T
+ * (plus the biases that do not depend on the state) is computed for every
+ * time step and both directions in one matrix product; each step then does
+ * H*R^T and the gate maths.
+ *
+ * float32 (and float16/bfloat16, which run in float32) uses weights laid out
+ * for the kernels (see "the float32 engine" below): made once per session
+ * by the descriptor's prepare when W, R, B and P are constant initializers,
+ * else for the call. A step is a panel GEMV (kernels/gemv.h) and a fused
+ * cell (kernels/rnn_cell.h), with no allocation and, below a size where it
+ * pays, no thread hand-off. double keeps a plain engine: its own register-
+ * tiled product on R^T, work inside a step split across threads by hidden
+ * unit.
  *
  * Opset 14 added `layout` (batch-major X, Y, initial and final states).
  * sequence_lens: steps at or past a batch entry's length give zeros in Y, and
  * the final states are those of its last valid step (the initial state when
- * the length is 0). The element code is written once and instantiated for
- * float and double by including this file into itself; float16 runs in
- * float32.
+ * the length is 0). The activation code is written once and instantiated for
+ * float and double by including this file into itself (the double engine
+ * too, under RNN_ENGINE).
  */
 #ifndef RNN_T
 
@@ -20,6 +28,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kernels/gemm.h"
+#include "kernels/gemv.h"
+#include "kernels/rnn_cell.h"
 #include "ops/op.h"
 
 typedef enum { RNN_SIMPLE, RNN_GRU, RNN_LSTM } rnn_kind;
@@ -106,12 +117,14 @@ static inline int64_t rnn_state_off(const rnn_params *p, int d, int64_t b) {
 #undef RNN_LOG1P
 
 #define RNN_T double
+#define RNN_ENGINE
 #define RNN_FN(name) name##_f64
 #define RNN_EXP exp
 #define RNN_TANH tanh
 #define RNN_LOG1P log1p
 #include "ops/rnn.c"
 #undef RNN_T
+#undef RNN_ENGINE
 #undef RNN_FN
 #undef RNN_EXP
 #undef RNN_TANH
@@ -301,6 +314,567 @@ static kiln_status parse(kiln_op_ctx *c, rnn_kind kind, rnn_params *p) {
     return KILN_OK;
 }
 
+/* ---- the float32 engine ----
+ *
+ * Weights are laid out once (rnn_prep, see rnn_prepare_f32) so that a step
+ * streams them in the order the kernels read: hidden units go in blocks of
+ * RB, and the gates of one block sit side by side, [block][gate][RB], both
+ * in the columns of the projection and in R's panels (kernels/gemv.h). One
+ * matrix product projects every step of both directions (with both biases
+ * folded in); a step is then one panel GEMV per gate group over H_{t-1} and
+ * the fused gate maths (kernels/rnn_cell.h) for the ONNX default
+ * activations, scalar code for the others. GRU keeps its h gate in a second
+ * group: its product takes r (.) H_{t-1}, or adds Rbh apart from the
+ * projection (linear_before_reset). A step is split across threads only when
+ * its products are large; two directions share the threads when the
+ * sequence is long enough to pay for the wake-up. */
+
+#define RB KILN_GEMV_PANEL
+
+typedef struct rnn_prep {
+    rnn_kind kind;
+    int nd;
+    int64_t H, I, G;
+    int64_t nb, hp; /* blocks of RB units; hp = nb * RB (padded hidden size) */
+    int64_t gcol;   /* columns per direction: G * hp */
+    int64_t ld;     /* projection columns: nd * gcol */
+    bool lbr;       /* GRU linear_before_reset */
+    float *wp;      /* W as ld / RB panels of I x RB (both directions, block order) */
+    float *bias;    /* [ld]: Wb + Rb (GRU with linear_before_reset: Wb alone for the h gate) */
+    float *bias_g;  /* the same in W's own row order, [nd * G * H] */
+    float *rp[2];   /* R, gcol / RB panels of H x RB per direction */
+    float *rbh[2];  /* GRU with linear_before_reset: Rb of the h gate, [hp] (0 without B) */
+    float *peep[2]; /* LSTM with P: i, o, f, each [hp] */
+} rnn_prep;
+
+/* Column of gate g of unit j among one direction's columns. */
+static int64_t prep_col(const rnn_prep *q, int64_t g, int64_t j) {
+    int64_t jb = j / RB, l = j % RB;
+    if (q->kind == RNN_GRU)
+        return g < 2 ? (jb * 2 + g) * RB + l : 2 * q->hp + jb * RB + l;
+    return (jb * q->G + g) * RB + l;
+}
+
+static void rnn_prep_free(rnn_prep *q) {
+    if (!q)
+        return;
+    free(q->wp);
+    free(q->bias);
+    free(q->bias_g);
+    for (int d = 0; d < 2; d++) {
+        free(q->rp[d]);
+        free(q->rbh[d]);
+        free(q->peep[d]);
+    }
+    free(q);
+}
+
+/* Lays out W [nd, G*H, I], R [nd, G*H, H], B [nd, 2*G*H] (or NULL) and P
+ * [nd, 3*H] (or NULL) for the engine. */
+static kiln_status rnn_prepare_f32(const rnn_params *p, const float *w, const float *r, const float *b,
+                                   const float *peep, rnn_prep **out) {
+    *out = NULL;
+    int64_t H = p->hidden, I = p->input, G = p->n_gates, GH = G * H;
+    rnn_prep *q = calloc(1, sizeof *q);
+    if (!q)
+        return kiln_fail(KILN_ERR_NOMEM, "out of memory preparing %s weights", kind_name(p->kind));
+    q->kind = p->kind, q->nd = p->nd, q->H = H, q->I = I, q->G = G;
+    q->lbr = p->kind == RNN_GRU && p->linear_before_reset;
+    q->nb = (H + RB - 1) / RB;
+    q->hp = q->nb * RB;
+    q->gcol = G * q->hp;
+    q->ld = p->nd * q->gcol;
+    size_t n_wp, n_rp;
+    if (kiln_mul_overflow_size((size_t)I, (size_t)q->ld, &n_wp) || kiln_mul_overflow_size(n_wp, sizeof(float), &n_wp) ||
+        kiln_mul_overflow_size((size_t)q->gcol, (size_t)H, &n_rp) || kiln_mul_overflow_size(n_rp, sizeof(float), &n_rp)) {
+        rnn_prep_free(q);
+        return kiln_fail(KILN_ERR_INVALID, "weights of %lld x %lld x %lld are too large", (long long)GH,
+                         (long long)I, (long long)H);
+    }
+    q->wp = kiln_aligned_alloc(n_wp);
+    q->bias = kiln_aligned_alloc((size_t)q->ld * sizeof(float));
+    q->bias_g = kiln_aligned_alloc((size_t)(p->nd * GH) * sizeof(float));
+    bool ok = q->wp && q->bias && q->bias_g;
+    for (int d = 0; d < q->nd && ok; d++) {
+        q->rp[d] = kiln_aligned_alloc(n_rp);
+        ok = q->rp[d] != NULL;
+        if (ok && q->lbr) {
+            q->rbh[d] = kiln_aligned_alloc((size_t)q->hp * sizeof(float));
+            ok = q->rbh[d] != NULL;
+        }
+        if (ok && peep) {
+            q->peep[d] = kiln_aligned_alloc(3 * (size_t)q->hp * sizeof(float));
+            ok = q->peep[d] != NULL;
+        }
+    }
+    if (!ok) {
+        rnn_prep_free(q);
+        return KILN_ERR_NOMEM;
+    }
+    memset(q->bias, 0, (size_t)q->ld * sizeof(float));
+    for (int d = 0; d < q->nd; d++) {
+        float *bias = q->bias + d * q->gcol, *bias_g = q->bias_g + d * GH;
+        const float *bd = b ? b + d * 2 * GH : NULL;
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t j = 0; j < H; j++) {
+                int64_t n = g * H + j;
+                bias_g[n] = bd ? bd[n] + (q->lbr && g == 2 ? 0.0f : bd[GH + n]) : 0.0f;
+                bias[prep_col(q, g, j)] = bias_g[n];
+            }
+        /* W's and R's panels: panel col/RB holds gate g of units [jb*RB, jb*RB + RB) */
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t jb = 0; jb < q->nb; jb++) {
+                int64_t j0 = jb * RB, rows = H - j0 < RB ? H - j0 : RB;
+                int64_t panel = prep_col(q, g, j0) / RB;
+                kiln_gemv_pack_panel(rows, I, w + (d * GH + g * H + j0) * I, I,
+                                     q->wp + (d * q->gcol / RB + panel) * I * RB);
+                kiln_gemv_pack_panel(rows, H, r + (d * GH + g * H + j0) * H, H, q->rp[d] + panel * H * RB);
+            }
+        if (q->lbr) {
+            memset(q->rbh[d], 0, (size_t)q->hp * sizeof(float));
+            if (bd)
+                memcpy(q->rbh[d], bd + GH + 2 * H, (size_t)H * sizeof(float));
+        }
+        if (peep) {
+            memset(q->peep[d], 0, 3 * (size_t)q->hp * sizeof(float));
+            for (int k = 0; k < 3; k++)
+                memcpy(q->peep[d] + k * q->hp, peep + (d * 3 + k) * H, (size_t)H * sizeof(float));
+        }
+    }
+    *out = q;
+    return KILN_OK;
+}
+
+/* Whether a direction's activations are the defaults the fused cells do. */
+static bool rnn_default_acts(const rnn_params *p, int d) {
+    const rnn_act *a = p->act[d];
+    switch (p->kind) {
+    case RNN_LSTM: return a[0].kind == ACT_SIGMOID && a[1].kind == ACT_TANH && a[2].kind == ACT_TANH;
+    case RNN_GRU: return a[0].kind == ACT_SIGMOID && a[1].kind == ACT_TANH;
+    case RNN_SIMPLE: return a[0].kind == ACT_TANH;
+    }
+    return false;
+}
+
+/* One direction while it runs. States are [batch, hp]; gates [batch, gcol]. */
+typedef struct fdir {
+    const rnn_params *p;
+    const rnn_prep *q;
+    int d;
+    bool reverse, fused;
+    const float *xw; /* projection rows; this direction's columns start at xw_off */
+    int64_t xw_ld, xw_off, xw_bs; /* xw_bs: rows between batch entries of one step */
+    float *gates, *h[2], *cs[2], *rh;
+    float *y;
+    float clip; /* INFINITY without clip */
+    int64_t t;
+    int cur;   /* h[cur] is H_{t-1} */
+    int phase; /* GRU without linear_before_reset: 1 (z, r) then 2 (h) */
+    size_t grain;
+} fdir;
+
+/* The projection row of step t, batch entry 0, this direction. */
+static const float *fdir_xw(const fdir *s) {
+    return s->xw + rnn_x_row(s->p, s->t, 0) * s->xw_ld + s->xw_off;
+}
+
+/* Gate maths of units [j0, j1) of batch entry b with any activations (the
+ * equations of the double engine, on the block layout). */
+static void fdir_cell_generic(fdir *s, int64_t b, int64_t j0, int64_t j1) {
+    const rnn_params *p = s->p;
+    const rnn_prep *q = s->q;
+    const rnn_act *act = p->act[s->d];
+    int64_t hp = q->hp;
+    float *g = s->gates + b * q->gcol;
+    const float *hpv = s->h[s->cur] + b * hp;
+    float *hn = s->h[s->cur ^ 1] + b * hp;
+    for (int64_t j = j0; j < j1; j++) {
+        switch (p->kind) {
+        case RNN_SIMPLE:
+            hn[j] = act_f32(&act[0], clip_f32(p, g[prep_col(q, 0, j)]));
+            break;
+        case RNN_LSTM: {
+            const float *pe = q->peep[s->d];
+            float c_prev = s->cs[s->cur][b * hp + j];
+            float gi = g[prep_col(q, 0, j)], go = g[prep_col(q, 1, j)], gf = g[prep_col(q, 2, j)];
+            float gc = g[prep_col(q, 3, j)];
+            if (pe) {
+                gi += pe[j] * c_prev;
+                gf += pe[2 * hp + j] * c_prev;
+            }
+            float i = act_f32(&act[0], clip_f32(p, gi));
+            float f = p->input_forget ? 1 - i : act_f32(&act[0], clip_f32(p, gf));
+            float cc = act_f32(&act[1], clip_f32(p, gc));
+            float c_new = f * c_prev + i * cc;
+            if (pe)
+                go += pe[hp + j] * c_new;
+            float o = act_f32(&act[0], clip_f32(p, go));
+            s->cs[s->cur ^ 1][b * hp + j] = c_new;
+            hn[j] = o * act_f32(&act[2], c_new);
+            break;
+        }
+        case RNN_GRU: {
+            float *gz = &g[prep_col(q, 0, j)], gr = g[prep_col(q, 1, j)], gh = g[prep_col(q, 2, j)];
+            if (q->lbr) {
+                const float *xw = fdir_xw(s) + b * s->xw_bs;
+                float z = act_f32(&act[0], clip_f32(p, *gz));
+                float r = act_f32(&act[0], clip_f32(p, gr));
+                float hh = act_f32(&act[1], clip_f32(p, xw[prep_col(q, 2, j)] + r * gh));
+                hn[j] = (1 - z) * hh + z * hpv[j];
+            } else if (s->phase == 1) {
+                *gz = act_f32(&act[0], clip_f32(p, *gz));
+                s->rh[b * hp + j] = act_f32(&act[0], clip_f32(p, gr)) * hpv[j];
+            } else {
+                float z = *gz;
+                float hh = act_f32(&act[1], clip_f32(p, gh));
+                hn[j] = (1 - z) * hh + z * hpv[j];
+            }
+            break;
+        }
+        }
+    }
+}
+
+/* Gate maths of blocks [jb0, jb1) of batch entry b with the default
+ * activations, through the fused cells. */
+static void fdir_cell_fused(fdir *s, int64_t b, int64_t jb0, int64_t jb1) {
+    const rnn_params *p = s->p;
+    const rnn_prep *q = s->q;
+    int64_t hp = q->hp;
+    float *g = s->gates + b * q->gcol;
+    const float *hpv = s->h[s->cur] + b * hp;
+    float *hn = s->h[s->cur ^ 1] + b * hp;
+    for (int64_t jb = jb0; jb < jb1; jb++) {
+        int64_t j = jb * RB;
+        switch (p->kind) {
+        case RNN_SIMPLE: kiln_rnn_tanh_f32(RB, s->clip, g + j, hn + j); break;
+        case RNN_LSTM: {
+            const float *gb = g + jb * 4 * RB, *pe = q->peep[s->d];
+            kiln_lstm_cell cell = {RB, gb, gb + RB, gb + 2 * RB, gb + 3 * RB, s->cs[s->cur] + b * hp + j,
+                                   pe ? pe + j : NULL, pe ? pe + hp + j : NULL, pe ? pe + 2 * hp + j : NULL,
+                                   s->clip, p->input_forget, s->cs[s->cur ^ 1] + b * hp + j, hn + j};
+            kiln_lstm_cell_f32(&cell);
+            break;
+        }
+        case RNN_GRU: {
+            float *gz = g + jb * 2 * RB, *gh = g + 2 * hp + j;
+            if (q->lbr) {
+                const float *xh = fdir_xw(s) + b * s->xw_bs + 2 * hp + j;
+                kiln_gru_lbr_f32(RB, s->clip, gz, gz + RB, xh, gh, hpv + j, hn + j);
+            } else if (s->phase == 1)
+                kiln_gru_zr_f32(RB, s->clip, gz, gz + RB, hpv + j, s->rh + b * hp + j);
+            else
+                kiln_gru_out_f32(RB, s->clip, gz, gh, hpv + j, hn + j);
+            break;
+        }
+        }
+    }
+}
+
+/* One step (or GRU phase) for blocks [jb0, jb1): the products, then the
+ * gates, then Y; batch entries past their length carry their state. */
+static void fdir_step(fdir *s, int64_t jb0, int64_t jb1) {
+    const rnn_params *p = s->p;
+    const rnn_prep *q = s->q;
+    int64_t H = q->H, hp = q->hp, B = p->batch, nbk = jb1 - jb0;
+    const float *rp = q->rp[s->d], *hprev = s->h[s->cur], *xw = fdir_xw(s);
+    float *gates = s->gates;
+    int64_t pan = H * RB; /* floats per panel */
+    switch (p->kind) {
+    case RNN_SIMPLE:
+    case RNN_LSTM: {
+        int64_t G = q->G;
+        kiln_sgemv_panels(B, nbk * G, H, rp + jb0 * G * pan, hprev, hp, xw + jb0 * G * RB, s->xw_bs,
+                          gates + jb0 * G * RB, q->gcol);
+        break;
+    }
+    case RNN_GRU:
+        if (s->phase != 2)
+            kiln_sgemv_panels(B, nbk * 2, H, rp + jb0 * 2 * pan, hprev, hp, xw + jb0 * 2 * RB, s->xw_bs,
+                              gates + jb0 * 2 * RB, q->gcol);
+        if (q->lbr)
+            kiln_sgemv_panels(B, nbk, H, rp + (2 * q->nb + jb0) * pan, hprev, hp, q->rbh[s->d] + jb0 * RB, 0,
+                              gates + 2 * hp + jb0 * RB, q->gcol);
+        else if (s->phase == 2)
+            kiln_sgemv_panels(B, nbk, H, rp + (2 * q->nb + jb0) * pan, s->rh, hp, xw + 2 * hp + jb0 * RB,
+                              s->xw_bs, gates + 2 * hp + jb0 * RB, q->gcol);
+        break;
+    }
+    bool last_phase = !(p->kind == RNN_GRU && !q->lbr && s->phase == 1);
+    int64_t j0 = jb0 * RB, j1 = jb1 * RB < H ? jb1 * RB : H;
+    for (int64_t b = 0; b < B; b++) {
+        bool live = s->t < p->lens[b];
+        if (!live) {
+            if (!last_phase)
+                continue;
+            memcpy(s->h[s->cur ^ 1] + b * hp + j0, hprev + b * hp + j0, (size_t)(j1 - j0) * sizeof(float));
+            if (p->kind == RNN_LSTM)
+                memcpy(s->cs[s->cur ^ 1] + b * hp + j0, s->cs[s->cur] + b * hp + j0,
+                       (size_t)(j1 - j0) * sizeof(float));
+        } else if (s->fused)
+            fdir_cell_fused(s, b, jb0, jb1);
+        else
+            fdir_cell_generic(s, b, j0, j1);
+        if (last_phase && s->y) {
+            float *y = s->y + rnn_y_off(p, s->t, s->d, b) + j0;
+            if (live)
+                memcpy(y, s->h[s->cur ^ 1] + b * hp + j0, (size_t)(j1 - j0) * sizeof(float));
+            else
+                memset(y, 0, (size_t)(j1 - j0) * sizeof(float));
+        }
+    }
+}
+
+static void fdir_step_range(void *arg, size_t begin, size_t end) {
+    fdir_step(arg, (int64_t)begin, (int64_t)end);
+}
+
+/* Every step of one direction; c non-NULL splits each step's blocks across
+ * the session's threads. */
+static void fdir_run(fdir *s, kiln_op_ctx *c) {
+    const rnn_params *p = s->p;
+    bool two_phase = p->kind == RNN_GRU && !s->q->lbr;
+    for (int64_t k = 0; k < p->seq; k++) {
+        s->t = s->reverse ? p->seq - 1 - k : k;
+        for (int ph = two_phase ? 1 : 0; ph <= (two_phase ? 2 : 0); ph++) {
+            s->phase = ph;
+            if (c)
+                kiln_parallel_for(c, (size_t)s->q->nb, s->grain, fdir_step_range, s);
+            else
+                fdir_step(s, 0, s->q->nb);
+        }
+        s->cur ^= 1;
+    }
+}
+
+static void fdirs_range(void *arg, size_t begin, size_t end) {
+    fdir *dirs = arg;
+    for (size_t i = begin; i < end; i++)
+        fdir_run(&dirs[i], NULL);
+}
+
+/* The projection goes through the panel kernel when it has SIMD code (it
+ * reads W's panels once per eight rows, from cache for the sizes RNNs have,
+ * and measured faster than packing W for a GEMM at every length tried, 1 to
+ * 1024 steps) or when the input is short; otherwise one GEMM. */
+#define RNN_PANEL_ROWS 16
+
+typedef struct proj_job {
+    int64_t rows, I, ld;
+    const float *wp, *x, *bias;
+    float *xw;
+} proj_job;
+
+static void proj_range(void *arg, size_t begin, size_t end) {
+    const proj_job *j = arg;
+    kiln_sgemv_panels(j->rows, (int64_t)(end - begin), j->I, j->wp + (int64_t)begin * j->I * RB, j->x, j->I,
+                      j->bias + (int64_t)begin * RB, 0, j->xw + (int64_t)begin * RB, j->ld);
+}
+
+/* xw [rows, ld] = bias + X * W^T, columns in block order. */
+static kiln_status rnn_project(kiln_op_ctx *c, const rnn_params *p, const rnn_prep *q, const float *x, float *xw) {
+    int64_t rows = p->seq * p->batch, I = p->input, ld = q->ld, H = q->H, GH = q->G * H, ng = p->nd * GH;
+    if (rows == 0)
+        return KILN_OK;
+    if (rows <= RNN_PANEL_ROWS || I == 0 || kiln_gemv_isa() != KILN_ISA_PORTABLE) {
+        /* split by panels when each thread gets 256k multiply-adds */
+        proj_job j = {rows, I, ld, q->wp, x, q->bias, xw};
+        double per_panel = (double)rows * (double)I * RB + 1;
+        size_t grain = per_panel >= 262144.0 ? 1 : (size_t)(262144.0 / per_panel);
+        kiln_threads_run(kiln_op_pool(c), (size_t)(ld / RB), grain, proj_range, &j);
+        return KILN_OK;
+    }
+    /* One GEMM for both directions on W as it is ([nd*G*H, I], the biases
+     * in C), then the columns moved into block order. */
+    size_t n;
+    if (kiln_mul_overflow_size((size_t)rows, (size_t)ng, &n) || kiln_mul_overflow_size(n, sizeof(float), &n))
+        return kiln_fail(KILN_ERR_INVALID, "projection of %lld rows by %lld gate columns is too large",
+                         (long long)rows, (long long)ng);
+    float *xo;
+    KILN_TRY(kiln_op_scratch(c, n, (void **)&xo));
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(xo + r * ng, q->bias_g, (size_t)ng * sizeof(float));
+    kiln_sgemm_par(kiln_op_pool(c), false, true, rows, ng, I, 1.0f, x, I, p->w->data, I, 1.0f, xo, ng);
+    for (int64_t r = 0; r < rows; r++)
+        for (int d = 0; d < p->nd; d++)
+            for (int64_t g = 0; g < q->G; g++)
+                for (int64_t jb = 0; jb < q->nb; jb++) {
+                    int64_t j0 = jb * RB, m = H - j0 < RB ? H - j0 : RB;
+                    float *dst = xw + r * ld + d * q->gcol + prep_col(q, g, j0);
+                    memcpy(dst, xo + r * ng + d * GH + g * H + j0, (size_t)m * sizeof(float));
+                    memset(dst + m, 0, (size_t)(RB - m) * sizeof(float));
+                }
+    return KILN_OK;
+}
+
+/* Multiply-adds of a step's products from which the step is split across
+ * threads (hidden 512 for LSTM at batch 1); a smaller step is at most a few
+ * microseconds of work and stays on the calling thread, with no hand-off
+ * per step. */
+#define RNN_SPLIT_STEP 1048576.0
+
+/* Runs the float32 engine on prepared weights; x, h0, c0 are float32 data
+ * (NULL: zeros) and the outputs p->y, yh, yc float32 tensors. */
+static kiln_status rnn_run_prepared(kiln_op_ctx *c, rnn_params *p, const rnn_prep *q, const float *x,
+                                    const float *h0, const float *c0) {
+    int64_t H = p->hidden, B = p->batch, hp = q->hp, gcol = q->gcol, ld = q->ld;
+    int64_t rows = p->seq * B;
+    size_t n_xw, n_dir;
+    if (kiln_mul_overflow_size((size_t)rows, (size_t)ld, &n_xw) || kiln_mul_overflow_size(n_xw, sizeof(float), &n_xw))
+        return kiln_fail(KILN_ERR_INVALID, "projection of %lld rows by %lld gate columns is too large",
+                         (long long)rows, (long long)ld);
+    /* per direction: gates [B, gcol]; h x2, c x2, rh, each [B, hp] */
+    if (kiln_mul_overflow_size((size_t)B, (size_t)gcol + 5 * (size_t)hp, &n_dir) ||
+        kiln_mul_overflow_size(n_dir, sizeof(float), &n_dir))
+        return kiln_fail(KILN_ERR_INVALID, "state of %lld x %lld is too large", (long long)B, (long long)gcol);
+    size_t n_all;
+    if (kiln_mul_overflow_size(n_dir, (size_t)p->nd, &n_all) || __builtin_add_overflow(n_all, n_xw, &n_all))
+        return kiln_fail(KILN_ERR_INVALID, "state of %lld x %lld is too large", (long long)B, (long long)gcol);
+    /* n_xw and n_dir are multiples of 4 floats; the kernels do unaligned loads */
+    float *xw;
+    KILN_TRY(kiln_op_scratch(c, n_all, (void **)&xw));
+    float *dbuf[2] = {(float *)((char *)xw + n_xw), (float *)((char *)xw + n_xw + n_dir)};
+    KILN_TRY(rnn_project(c, p, q, x, xw));
+
+    int threads = kiln_op_threads(c);
+    double step_work = (double)B * (double)q->G * (double)H * (double)H; /* multiply-adds per step */
+    bool split_steps = threads >= 2 && step_work >= RNN_SPLIT_STEP;
+    bool split_dirs = !split_steps && p->nd == 2 && threads >= 2 && step_work * (double)p->seq >= 65536.0;
+    fdir dirs[2];
+    for (int d = 0; d < p->nd; d++) {
+        fdir *s = &dirs[d];
+        memset(s, 0, sizeof *s);
+        float *m = dbuf[d];
+        memset(m, 0, n_dir);
+        s->p = p, s->q = q, s->d = d;
+        s->reverse = d == 1 || p->reverse;
+        s->fused = rnn_default_acts(p, d);
+        s->xw = xw, s->xw_ld = ld, s->xw_off = d * gcol;
+        s->xw_bs = (p->layout ? p->seq : 1) * ld;
+        s->gates = m, m += B * gcol;
+        s->h[0] = m, m += B * hp;
+        s->h[1] = m, m += B * hp;
+        s->cs[0] = m, m += B * hp;
+        s->cs[1] = m, m += B * hp;
+        s->rh = m;
+        s->y = p->y ? p->y->data : NULL;
+        s->clip = p->has_clip ? p->clip : INFINITY;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t off = rnn_state_off(p, d, b);
+            if (h0)
+                memcpy(s->h[0] + b * hp, h0 + off, (size_t)H * sizeof(float));
+            if (c0 && p->kind == RNN_LSTM)
+                memcpy(s->cs[0] + b * hp, c0 + off, (size_t)H * sizeof(float));
+        }
+        double block_work = (double)B * (double)q->G * RB * (double)H + 1;
+        s->grain = block_work >= 262144.0 ? 1 : (size_t)(262144.0 / block_work);
+    }
+    if (split_dirs)
+        kiln_parallel_for(c, 2, 1, fdirs_range, dirs);
+    else
+        for (int d = 0; d < p->nd; d++)
+            fdir_run(&dirs[d], split_steps ? c : NULL);
+
+    for (int d = 0; d < p->nd; d++) {
+        const fdir *s = &dirs[d];
+        for (int64_t b = 0; b < B; b++) {
+            int64_t off = rnn_state_off(p, d, b);
+            if (p->yh)
+                memcpy((float *)p->yh->data + off, s->h[s->cur] + b * hp, (size_t)H * sizeof(float));
+            if (p->yc)
+                memcpy((float *)p->yc->data + off, s->cs[s->cur] + b * hp, (size_t)H * sizeof(float));
+        }
+    }
+    return KILN_OK;
+}
+
+/* The session's prepared state: the layout of constant float32 weights,
+ * made once when the session plans the graph. */
+typedef struct rnn_node_prep {
+    const void *w, *r, *b, *p; /* the data it was made from (b, p NULL when omitted) */
+    rnn_prep *q;
+} rnn_node_prep;
+
+static void rnn_release(void *state) {
+    rnn_node_prep *np = state;
+    rnn_prep_free(np->q);
+    free(np);
+}
+
+/* A constant float32 input of the node, or NULL; *dynamic is set when the
+ * input is given but not constant. */
+static const kiln_tensor *prep_in(const kiln_prep_ctx *pc, size_t i, bool *dynamic) {
+    const kiln_tensor *t = i < pc->n_in ? pc->in[i] : NULL;
+    bool given = i < pc->node->n_inputs && pc->node->inputs[i][0];
+    if (given && (!t || t->dtype != KILN_DTYPE_FLOAT))
+        *dynamic = true;
+    return given ? t : NULL;
+}
+
+/* Prepares the weight layout when W, R (and B, P when given) are constant
+ * float32 tensors of the shapes the attributes call for; anything else is
+ * left to exec (which also gives the errors). */
+static kiln_status rnn_prepare_kind(const kiln_prep_ctx *pc, void **state, rnn_kind kind) {
+    bool dynamic = false;
+    const kiln_tensor *w = prep_in(pc, 1, &dynamic), *r = prep_in(pc, 2, &dynamic);
+    const kiln_tensor *b = prep_in(pc, 3, &dynamic), *pp = kind == RNN_LSTM ? prep_in(pc, 7, &dynamic) : NULL;
+    if (dynamic || !w || !r || w->rank != 3 || r->rank != 3)
+        return KILN_OK;
+    rnn_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = kind;
+    p.n_gates = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1;
+    const char *dir = kiln_attr_string(pc->node, "direction", "forward");
+    p.nd = strcmp(dir, "bidirectional") == 0 ? 2 : 1;
+    p.hidden = kiln_attr_int(pc->node, "hidden_size", r->dims[2]);
+    p.input = w->dims[2];
+    p.linear_before_reset = kind == RNN_GRU && kiln_attr_int(pc->node, "linear_before_reset", 0) != 0;
+    int64_t H = p.hidden, G = p.n_gates;
+    if (H <= 0 || H > ((int64_t)1 << 24) || w->dims[0] != p.nd || w->dims[1] != G * H || r->dims[0] != p.nd ||
+        r->dims[1] != G * H || r->dims[2] != H)
+        return KILN_OK;
+    if (b && (b->rank != 2 || b->dims[0] != p.nd || b->dims[1] != 2 * G * H))
+        return KILN_OK;
+    if (pp && (pp->rank != 2 || pp->dims[0] != p.nd || pp->dims[1] != 3 * H))
+        return KILN_OK;
+    rnn_node_prep *np = kiln_calloc(1, sizeof *np);
+    if (!np)
+        return KILN_ERR_NOMEM;
+    kiln_status st = rnn_prepare_f32(&p, w->data, r->data, b ? b->data : NULL, pp ? pp->data : NULL, &np->q);
+    if (st != KILN_OK) {
+        free(np);
+        return st;
+    }
+    np->w = w->data, np->r = r->data, np->b = b ? b->data : NULL, np->p = pp ? pp->data : NULL;
+    *state = np;
+    return KILN_OK;
+}
+
+static kiln_status rnn_simple_prepare(const kiln_prep_ctx *pc, void **state) {
+    return rnn_prepare_kind(pc, state, RNN_SIMPLE);
+}
+static kiln_status gru_prepare(const kiln_prep_ctx *pc, void **state) { return rnn_prepare_kind(pc, state, RNN_GRU); }
+static kiln_status lstm_prepare(const kiln_prep_ctx *pc, void **state) {
+    return rnn_prepare_kind(pc, state, RNN_LSTM);
+}
+
+/* float32 (and float16/bfloat16 converted to it): the session's prepared
+ * layout when it was made from these weights, else one made for this call. */
+static kiln_status run_f32(kiln_op_ctx *c, rnn_params *p) {
+    if (p->hidden == 0 || p->batch == 0)
+        return KILN_OK; /* every output is empty */
+    const void *b = p->b ? p->b->data : NULL, *pp = p->p ? p->p->data : NULL;
+    const rnn_node_prep *np = c->prep;
+    if (np && np->w == p->w->data && np->r == p->r->data && np->b == b && np->p == pp && np->q->H == p->hidden &&
+        np->q->I == p->input && np->q->nd == p->nd)
+        return rnn_run_prepared(c, p, np->q, p->x->data, p->h0 ? p->h0->data : NULL, p->c0 ? p->c0->data : NULL);
+    rnn_prep *q;
+    KILN_TRY(rnn_prepare_f32(p, p->w->data, p->r->data, b, pp, &q));
+    kiln_status st = rnn_run_prepared(c, p, q, p->x->data, p->h0 ? p->h0->data : NULL, p->c0 ? p->c0->data : NULL);
+    rnn_prep_free(q);
+    return st;
+}
+
 /* float16 and bfloat16 (opset 22) run in float32: a float tensor shaped like
  * t (a shallow shell that owns only `data`), holding t's values when
  * `convert`. */
@@ -414,21 +988,57 @@ static kiln_status rnn_infer14(kiln_infer_ctx *x) { return rnn_infer_v(x, true);
  * which the node's outputs already tell; GRU before 3 had no
  * linear_before_reset (absent means 0). */
 static const kiln_op_desc ops[] = {
-    {"", "RNN", 1, 6, rnn_simple_exec, rnn_infer},
-    {"", "RNN", 7, 13, rnn_simple_exec, rnn_infer},
-    {"", "RNN", 14, 0, rnn_simple_exec, rnn_infer14},
-    {"", "GRU", 1, 6, gru_exec, rnn_infer},
-    {"", "GRU", 7, 13, gru_exec, rnn_infer},
-    {"", "GRU", 14, 0, gru_exec, rnn_infer14},
-    {"", "LSTM", 1, 6, lstm_exec, rnn_infer},
-    {"", "LSTM", 7, 13, lstm_exec, rnn_infer},
-    {"", "LSTM", 14, 0, lstm_exec, rnn_infer14},
+    {"", "RNN", 1, 6, rnn_simple_exec, rnn_infer, rnn_simple_prepare, rnn_release},
+    {"", "RNN", 7, 13, rnn_simple_exec, rnn_infer, rnn_simple_prepare, rnn_release},
+    {"", "RNN", 14, 0, rnn_simple_exec, rnn_infer14, rnn_simple_prepare, rnn_release},
+    {"", "GRU", 1, 6, gru_exec, rnn_infer, gru_prepare, rnn_release},
+    {"", "GRU", 7, 13, gru_exec, rnn_infer, gru_prepare, rnn_release},
+    {"", "GRU", 14, 0, gru_exec, rnn_infer14, gru_prepare, rnn_release},
+    {"", "LSTM", 1, 6, lstm_exec, rnn_infer, lstm_prepare, rnn_release},
+    {"", "LSTM", 7, 13, lstm_exec, rnn_infer, lstm_prepare, rnn_release},
+    {"", "LSTM", 14, 0, lstm_exec, rnn_infer14, lstm_prepare, rnn_release},
 };
 KILN_OP_FAMILY(rnn, ops);
 
 #else /* RNN_T: the element code, instantiated per type */
 
 #define T_ RNN_T
+
+static inline T_ RNN_FN(act)(const rnn_act *a, T_ x) {
+    switch (a->kind) {
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_TANH: return RNN_TANH(x);
+    case ACT_SIGMOID:
+        if (x >= 0)
+            return 1 / (1 + RNN_EXP(-x));
+        else {
+            T_ e = RNN_EXP(x);
+            return e / (1 + e);
+        }
+    case ACT_AFFINE: return (T_)a->alpha * x + (T_)a->beta;
+    case ACT_LEAKYRELU: return x >= 0 ? x : (T_)a->alpha * x;
+    case ACT_THRESHOLDEDRELU: return x >= (T_)a->alpha ? x : 0;
+    case ACT_SCALEDTANH: return (T_)a->alpha * RNN_TANH((T_)a->beta * x);
+    case ACT_HARDSIGMOID: {
+        T_ v = (T_)a->alpha * x + (T_)a->beta;
+        return v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+    case ACT_ELU: return x >= 0 ? x : (T_)a->alpha * (RNN_EXP(x) - 1);
+    case ACT_SOFTSIGN: return x / (1 + (x < 0 ? -x : x));
+    case ACT_SOFTPLUS: return x > 0 ? x + RNN_LOG1P(RNN_EXP(-x)) : RNN_LOG1P(RNN_EXP(x));
+    }
+    return x;
+}
+
+static inline T_ RNN_FN(clip)(const rnn_params *p, T_ v) {
+    if (p->has_clip) {
+        T_ lim = (T_)p->clip;
+        v = v < -lim ? -lim : v > lim ? lim : v;
+    }
+    return v;
+}
+
+#ifdef RNN_ENGINE
 
 /* C[M,N] += A[M,K] * B[K,N] (row-major, leading dimensions lda, ldb, ldc).
  * Register tiles of 4 rows x 2 vectors (1 row x 4 vectors for the last rows)
@@ -519,32 +1129,6 @@ static void RNN_FN(gemm)(int64_t M, int64_t N, int64_t K, const T_ *A, int64_t l
 #undef RNN_VLOAD
 #undef RNN_VSTORE
 
-static inline T_ RNN_FN(act)(const rnn_act *a, T_ x) {
-    switch (a->kind) {
-    case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_TANH: return RNN_TANH(x);
-    case ACT_SIGMOID:
-        if (x >= 0)
-            return 1 / (1 + RNN_EXP(-x));
-        else {
-            T_ e = RNN_EXP(x);
-            return e / (1 + e);
-        }
-    case ACT_AFFINE: return (T_)a->alpha * x + (T_)a->beta;
-    case ACT_LEAKYRELU: return x >= 0 ? x : (T_)a->alpha * x;
-    case ACT_THRESHOLDEDRELU: return x >= (T_)a->alpha ? x : 0;
-    case ACT_SCALEDTANH: return (T_)a->alpha * RNN_TANH((T_)a->beta * x);
-    case ACT_HARDSIGMOID: {
-        T_ v = (T_)a->alpha * x + (T_)a->beta;
-        return v < 0 ? 0 : v > 1 ? 1 : v;
-    }
-    case ACT_ELU: return x >= 0 ? x : (T_)a->alpha * (RNN_EXP(x) - 1);
-    case ACT_SOFTSIGN: return x / (1 + (x < 0 ? -x : x));
-    case ACT_SOFTPLUS: return x > 0 ? x + RNN_LOG1P(RNN_EXP(-x)) : RNN_LOG1P(RNN_EXP(x));
-    }
-    return x;
-}
-
 /* One direction's state while it runs. */
 typedef struct RNN_FN(rnn_dir) {
     const rnn_params *p;
@@ -564,14 +1148,6 @@ typedef struct RNN_FN(rnn_dir) {
     int phase;        /* GRU without linear_before_reset: 1 (z, r) then 2 (h) */
     size_t grain;
 } RNN_FN(rnn_dir);
-
-static inline T_ RNN_FN(clip)(const rnn_params *p, T_ v) {
-    if (p->has_clip) {
-        T_ lim = (T_)p->clip;
-        v = v < -lim ? -lim : v > lim ? lim : v;
-    }
-    return v;
-}
 
 /* Loads this step's projection into gate columns [g*H + j0, g*H + j1) for
  * gates g in [g0, g1), then adds state * R^T for those columns. */
@@ -897,6 +1473,8 @@ done:
     free(dbuf[1]);
     return st;
 }
+
+#endif /* RNN_ENGINE */
 
 #undef T_
 #endif
