@@ -15,6 +15,17 @@
 extern "C" {
 #endif
 
+/* Marks the library's public functions: libkiln.so exports these and
+ * nothing else (it is built with hidden visibility). A program may define
+ * KILN_API itself before including this header. */
+#ifndef KILN_API
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+#endif
+
 /* The version of this header; kiln_version() gives the library's (they
  * differ only when a program is run against another build than it was
  * compiled with). libkiln.so's SONAME carries the major version (before
@@ -25,7 +36,7 @@ extern "C" {
 #define KILN_VERSION_STRING "0.1.0"
 
 /* "MAJOR.MINOR.PATCH" of the linked library; *major, *minor, *patch may be NULL. */
-const char *kiln_version(int *major, int *minor, int *patch);
+KILN_API const char *kiln_version(int *major, int *minor, int *patch);
 
 typedef enum kiln_status {
     KILN_OK = 0,
@@ -40,8 +51,8 @@ typedef enum kiln_status {
     KILN_ERR_MISMATCH     /* verification found differing outputs */
 } kiln_status;
 
-const char *kiln_last_error(void);
-const char *kiln_status_name(kiln_status s);
+KILN_API const char *kiln_last_error(void);
+KILN_API const char *kiln_status_name(kiln_status s);
 
 /* Element types: the values of onnx.TensorProto.DataType. */
 typedef enum kiln_dtype {
@@ -88,50 +99,57 @@ typedef enum kiln_dtype {
 
 #define KILN_MAX_RANK 16
 
-const char *kiln_dtype_name(kiln_dtype t);
+KILN_API const char *kiln_dtype_name(kiln_dtype t);
 /* Bytes per element in memory (1 for the sub-byte types, see above); 0 for
  * STRING and UNDEFINED. */
-size_t kiln_dtype_size(kiln_dtype t);
+KILN_API size_t kiln_dtype_size(kiln_dtype t);
 
 /* ---- tensors ------------------------------------------------------------ */
 
 typedef struct kiln_tensor kiln_tensor;
 
 /* A new tensor of zeros (strings: empty). */
-kiln_status kiln_tensor_create(kiln_dtype dtype, int rank, const int64_t *dims,
-                               kiln_tensor **out);
+KILN_API kiln_status kiln_tensor_create(kiln_dtype dtype, int rank, const int64_t *dims,
+                                        kiln_tensor **out);
 /* A new tensor holding a copy of `data` (nbytes must match). */
-kiln_status kiln_tensor_create_copy(kiln_dtype dtype, int rank, const int64_t *dims,
-                                    const void *data, size_t nbytes, kiln_tensor **out);
+KILN_API kiln_status kiln_tensor_create_copy(kiln_dtype dtype, int rank, const int64_t *dims,
+                                             const void *data, size_t nbytes, kiln_tensor **out);
 /* A tensor over the caller's memory, without a copy. `data` (nbytes, which
  * must match; aligned to the element size) must stay valid and unchanged
  * until release(ctx) is called: when the last tensor sharing it is destroyed,
  * which may be after kiln_tensor_destroy on this one (a session keeps a state
  * output that is a view of its input). release may be NULL. kiln never
  * writes into it (see kiln_tensor_make_writable). Not for STRING. */
-kiln_status kiln_tensor_wrap(kiln_dtype dtype, int rank, const int64_t *dims, void *data, size_t nbytes,
-                             void (*release)(void *ctx), void *ctx, kiln_tensor **out);
+KILN_API kiln_status kiln_tensor_wrap(kiln_dtype dtype, int rank, const int64_t *dims, void *data, size_t nbytes,
+                                      void (*release)(void *ctx), void *ctx, kiln_tensor **out);
 /* Makes t's data its own: copies it when it is shared with another tensor
  * (a session's state, another output), with the model (an output that is an
  * initializer, possibly in the read-only mapped file) or is caller memory
  * (kiln_tensor_wrap). Without a copy the data may be written in place. */
-kiln_status kiln_tensor_make_writable(kiln_tensor *t);
-void kiln_tensor_destroy(kiln_tensor *t);
-kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
-int kiln_tensor_rank(const kiln_tensor *t);
-const int64_t *kiln_tensor_dims(const kiln_tensor *t);
-int64_t kiln_tensor_numel(const kiln_tensor *t);
-size_t kiln_tensor_nbytes(const kiln_tensor *t);
+KILN_API kiln_status kiln_tensor_make_writable(kiln_tensor *t);
+KILN_API void kiln_tensor_destroy(kiln_tensor *t);
+KILN_API kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
+KILN_API int kiln_tensor_rank(const kiln_tensor *t);
+KILN_API const int64_t *kiln_tensor_dims(const kiln_tensor *t);
+KILN_API int64_t kiln_tensor_numel(const kiln_tensor *t);
+KILN_API size_t kiln_tensor_nbytes(const kiln_tensor *t);
 /* The elements, writable. A tensor that shares its memory (a run's output
  * that views an input, a weight or the carried state; a mapped weight) is
  * first given its own copy, so writing never changes anything else; NULL
  * when that copy cannot be made. kiln_tensor_data_const never copies. */
-void *kiln_tensor_data(kiln_tensor *t);
-const void *kiln_tensor_data_const(const kiln_tensor *t);
+KILN_API void *kiln_tensor_data(kiln_tensor *t);
+KILN_API const void *kiln_tensor_data_const(const kiln_tensor *t);
 /* For STRING tensors: element i and its length. */
-const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len);
+KILN_API const char *kiln_tensor_string(const kiln_tensor *t, int64_t i, size_t *len);
 /* For STRING tensors: element i becomes a copy of the len bytes at s. */
-kiln_status kiln_tensor_set_string(kiln_tensor *t, int64_t i, const char *s, size_t len);
+KILN_API kiln_status kiln_tensor_set_string(kiln_tensor *t, int64_t i, const char *s, size_t len);
+/* Element i (in row-major order) of a numeric or bool tensor as a double:
+ * float16, bfloat16 and the float8/6/4 types decoded, 4- and 2-bit integers
+ * by value, 64-bit integers rounded beyond 2^53, bool as 0 or 1.
+ * KILN_ERR_ARG when t is not a tensor or i is out of range;
+ * KILN_ERR_UNSUPPORTED for STRING, COMPLEX64, COMPLEX128 and UNDEFINED
+ * (*out is left alone on failure). */
+KILN_API kiln_status kiln_tensor_element_f64(const kiln_tensor *t, int64_t i, double *out);
 
 /* ---- sequences and optionals -------------------------------------------
  * Besides tensors, ONNX values may be sequences (of tensors; files may also
@@ -148,46 +166,46 @@ typedef enum kiln_value_kind {
     KILN_VALUE_UNKNOWN = 3 /* undeclared, or a kind kiln does not carry (map, sparse tensor) */
 } kiln_value_kind;
 
-kiln_value_kind kiln_value_kind_of(const kiln_tensor *v);
+KILN_API kiln_value_kind kiln_value_kind_of(const kiln_tensor *v);
 /* "tensor", "sequence", "optional", "unknown". */
-const char *kiln_value_kind_name(kiln_value_kind k);
+KILN_API const char *kiln_value_kind_name(kiln_value_kind k);
 /* A new sequence of items[0..n) (copies that share the items' data); elem:
  * the element type of an empty sequence (UNDEFINED: unknown); items must be
  * tensors of that type. */
-kiln_status kiln_sequence_create(kiln_dtype elem, size_t n, const kiln_tensor *const *items,
-                                 kiln_tensor **out);
-size_t kiln_sequence_length(const kiln_tensor *s); /* 0 for what is not a sequence */
+KILN_API kiln_status kiln_sequence_create(kiln_dtype elem, size_t n, const kiln_tensor *const *items,
+                                          kiln_tensor **out);
+KILN_API size_t kiln_sequence_length(const kiln_tensor *s); /* 0 for what is not a sequence */
 /* Element i, borrowed; NULL when out of range or not a sequence. */
-const kiln_tensor *kiln_sequence_at(const kiln_tensor *s, size_t i);
+KILN_API const kiln_tensor *kiln_sequence_at(const kiln_tensor *s, size_t i);
 /* A new optional holding a copy (sharing data) of `value`, a tensor or a
  * sequence; value NULL: an empty optional. */
-kiln_status kiln_optional_create(const kiln_tensor *value, kiln_tensor **out);
+KILN_API kiln_status kiln_optional_create(const kiln_tensor *value, kiln_tensor **out);
 /* The value an optional holds, borrowed; NULL when empty or not an optional. */
-const kiln_tensor *kiln_optional_value(const kiln_tensor *o);
+KILN_API const kiln_tensor *kiln_optional_value(const kiln_tensor *o);
 
 /* Tensor files: .npy (numpy) and .pb (onnx.TensorProto); by extension. */
-kiln_status kiln_tensor_load(const char *path, kiln_tensor **out);
-kiln_status kiln_tensor_save(const kiln_tensor *t, const char *path);
-kiln_status kiln_npy_read(const char *path, kiln_tensor **out);
-kiln_status kiln_npy_write(const kiln_tensor *t, const char *path);
-kiln_status kiln_pb_read(const char *path, kiln_tensor **out);
+KILN_API kiln_status kiln_tensor_load(const char *path, kiln_tensor **out);
+KILN_API kiln_status kiln_tensor_save(const kiln_tensor *t, const char *path);
+KILN_API kiln_status kiln_npy_read(const char *path, kiln_tensor **out);
+KILN_API kiln_status kiln_npy_write(const kiln_tensor *t, const char *path);
+KILN_API kiln_status kiln_pb_read(const char *path, kiln_tensor **out);
 /* kiln_pb_write writes a sequence as onnx.SequenceProto and an optional as
  * onnx.OptionalProto. Their bytes do not say which message they hold, so
  * reading one takes the kind expected (TENSOR reads what kiln_pb_read does). */
-kiln_status kiln_pb_write(const kiln_tensor *t, const char *path);
-kiln_status kiln_pb_read_value(const char *path, kiln_value_kind kind, kiln_tensor **out);
+KILN_API kiln_status kiln_pb_write(const kiln_tensor *t, const char *path);
+KILN_API kiln_status kiln_pb_read_value(const char *path, kiln_value_kind kind, kiln_tensor **out);
 
 /* Parses a value as given on a command line: `@file.npy`, `@file.pb`, a
  * number, `true`/`false`, or a nested list (`[[1,2],[3,4]]`). Literals take
  * `dtype` when it is not UNDEFINED (else int64 for integers, float32 for
  * anything with a point or exponent, bool for true/false). */
-kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **out);
+KILN_API kiln_status kiln_value_parse(const char *text, kiln_dtype dtype, kiln_tensor **out);
 
 /* ---- models ------------------------------------------------------------- */
 
 typedef struct kiln_model kiln_model;
 
-kiln_status kiln_model_load(const char *path, kiln_model **out);
+KILN_API kiln_status kiln_model_load(const char *path, kiln_model **out);
 
 /* Bounds a model must stay within; checked before anything is allocated for
  * it, so a hostile file fails with KILN_ERR_LIMIT instead of exhausting
@@ -204,16 +222,16 @@ typedef struct kiln_limits {
 } kiln_limits;
 
 /* 2 GiB tensors, rank KILN_MAX_RANK, 1,000,000 nodes, nesting 64, 16 MiB strings. */
-kiln_limits kiln_limits_default(void);
+KILN_API kiln_limits kiln_limits_default(void);
 /* limits NULL: the defaults. Zero fields also take their default. */
-kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln_model **out);
-void kiln_model_destroy(kiln_model *m);
+KILN_API kiln_status kiln_model_load_ex(const char *path, const kiln_limits *limits, kiln_model **out);
+KILN_API void kiln_model_destroy(kiln_model *m);
 /* A model from `size` bytes of a serialised ModelProto, copied (the caller
  * may free `data` on return). External data is looked up in `base_dir`
  * (NULL: a model with external data is refused). `name` is used in messages
  * (NULL: "<memory>"); limits NULL: the defaults. */
-kiln_status kiln_model_load_buffer(const void *data, size_t size, const char *name, const char *base_dir,
-                                   const kiln_limits *limits, kiln_model **out);
+KILN_API kiln_status kiln_model_load_buffer(const void *data, size_t size, const char *name, const char *base_dir,
+                                            const kiln_limits *limits, kiln_model **out);
 
 typedef struct kiln_save_options {
     /* With external data, tensors of at least this many bytes go to one data
@@ -237,8 +255,8 @@ typedef struct kiln_save_options {
  * names for this path) are removed: at every moment the model at `path`
  * loads with its data. Untouched tensors loaded from external data are
  * copied file to file (copy_file_range) where the system allows. */
-kiln_status kiln_model_save(const kiln_model *m, const char *path,
-                            const kiln_save_options *opts);
+KILN_API kiln_status kiln_model_save(const kiln_model *m, const char *path,
+                                     const kiln_save_options *opts);
 
 /* The graph checks every model must pass before it is planned, frozen or
  * written: each name a node, subgraph or graph output reads resolves to a
@@ -247,26 +265,33 @@ kiln_status kiln_model_save(const kiln_model *m, const char *path,
  * function; local functions' bodies too. Returns KILN_ERR_INVALID with the
  * first problem as the message (naming the node and value); `problems` (may
  * be NULL) gets all of them, one per line, malloc'd (NULL when none). */
-kiln_status kiln_model_validate(const kiln_model *m, char **problems);
+KILN_API kiln_status kiln_model_validate(const kiln_model *m, char **problems);
 
 /* The model as ModelProto bytes (every tensor inside), malloc'd into *data;
  * free(). Fails with KILN_ERR_LIMIT beyond protobuf's 2 GiB (save with
  * external data instead). */
-kiln_status kiln_model_serialize(const kiln_model *m, void **data, size_t *size);
+KILN_API kiln_status kiln_model_serialize(const kiln_model *m, void **data, size_t *size);
 
 /* Human-readable (json = 0) or JSON (json = 1) summary, malloc'd; free(). */
-kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);
+KILN_API kiln_status kiln_model_describe(const kiln_model *m, int json, char **out);
 
-size_t kiln_model_input_count(const kiln_model *m);
-const char *kiln_model_input_name(const kiln_model *m, size_t i);
+KILN_API size_t kiln_model_input_count(const kiln_model *m);
+KILN_API const char *kiln_model_input_name(const kiln_model *m, size_t i);
+/* The model's metadata_props: entry i's key, with its value in *value
+ * (value may be NULL); NULL past the end. Both are borrowed from the model
+ * ("" for an unset key or value) and stay valid until it is changed or
+ * destroyed. */
+KILN_API size_t kiln_model_metadata_count(const kiln_model *m);
+KILN_API const char *kiln_model_metadata(const kiln_model *m, size_t i, const char **value);
+
 /* Declared element type of graph input `name` (UNDEFINED when unknown). */
-kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
-size_t kiln_model_output_count(const kiln_model *m);
-const char *kiln_model_output_name(const kiln_model *m, size_t i);
+KILN_API kiln_dtype kiln_model_input_dtype(const kiln_model *m, const char *name);
+KILN_API size_t kiln_model_output_count(const kiln_model *m);
+KILN_API const char *kiln_model_output_name(const kiln_model *m, size_t i);
 /* Declared kind of graph input / output `name` (UNKNOWN when not declared
  * or not a graph input / output). */
-kiln_value_kind kiln_model_input_kind(const kiln_model *m, const char *name);
-kiln_value_kind kiln_model_output_kind(const kiln_model *m, const char *name);
+KILN_API kiln_value_kind kiln_model_input_kind(const kiln_model *m, const char *name);
+KILN_API kiln_value_kind kiln_model_output_kind(const kiln_model *m, const char *name);
 
 /* The declared type of a graph input or output. */
 typedef struct kiln_value_type {
@@ -280,8 +305,8 @@ typedef struct kiln_value_type {
 
 /* Input i in kiln_model_input_name's numbering (inputs without an
  * initializer default) / output i. */
-kiln_status kiln_model_input_type(const kiln_model *m, size_t i, kiln_value_type *out);
-kiln_status kiln_model_output_type(const kiln_model *m, size_t i, kiln_value_type *out);
+KILN_API kiln_status kiln_model_input_type(const kiln_model *m, size_t i, kiln_value_type *out);
+KILN_API kiln_status kiln_model_output_type(const kiln_model *m, size_t i, kiln_value_type *out);
 
 /* ---- pictures -------------------------------------------------------------
  * Graphviz DOT text of a model: one box per node with its operator, name and
@@ -301,7 +326,7 @@ typedef struct kiln_picture_options {
 } kiln_picture_options;
 
 /* malloc'd DOT text into *dot; free(). opts may be NULL. */
-kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *opts, char **dot);
+KILN_API kiln_status kiln_model_picture(const kiln_model *m, const kiln_picture_options *opts, char **dot);
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -317,16 +342,16 @@ typedef struct kiln_session_options {
  * session runs one call at a time: kiln_session_run called while another
  * thread's call on the same session is running fails with KILN_ERR_ARG
  * ("already running"), leaving the session as it was. */
-kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options *opts,
-                                kiln_session **out);
-void kiln_session_destroy(kiln_session *s);
+KILN_API kiln_status kiln_session_create(const kiln_model *m, const kiln_session_options *opts,
+                                         kiln_session **out);
+KILN_API void kiln_session_destroy(kiln_session *s);
 
 /* Runs the graph. Inputs are borrowed. outputs[i] receives a new tensor the
  * caller destroys; output_names may be NULL for all graph outputs in order
  * (n_outputs must then equal kiln_model_output_count). */
-kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
-                             const kiln_tensor *const *inputs, size_t n_outputs,
-                             const char *const *output_names, kiln_tensor **outputs);
+KILN_API kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                                      const kiln_tensor *const *inputs, size_t n_outputs,
+                                      const char *const *output_names, kiln_tensor **outputs);
 
 /* ---- recurrent state carried from run to run ---------------------------
  * A state pair is a graph input and the graph output that holds its next
@@ -338,21 +363,21 @@ kiln_status kiln_session_run(kiln_session *s, size_t n_inputs, const char *const
  * the pair carries on from its output. */
 
 /* Declares a pair; dtypes and declared shapes must agree. */
-kiln_status kiln_session_add_state(kiln_session *s, const char *input, const char *output);
+KILN_API kiln_status kiln_session_add_state(kiln_session *s, const char *input, const char *output);
 /* Adds the pairs kiln finds (see kiln_model_find_states); *added = count. */
-kiln_status kiln_session_add_found_states(kiln_session *s, const char *convention, size_t *added);
-size_t kiln_session_state_count(const kiln_session *s);
-const char *kiln_session_state_input(const kiln_session *s, size_t i);
-const char *kiln_session_state_output(const kiln_session *s, size_t i);
+KILN_API kiln_status kiln_session_add_found_states(kiln_session *s, const char *convention, size_t *added);
+KILN_API size_t kiln_session_state_count(const kiln_session *s);
+KILN_API const char *kiln_session_state_input(const kiln_session *s, size_t i);
+KILN_API const char *kiln_session_state_output(const kiln_session *s, size_t i);
 /* A copy of the current value of the state fed to `input` (NULL *out when
  * the state is still the implicit zero state). */
-kiln_status kiln_session_get_state(const kiln_session *s, const char *input, kiln_tensor **out);
-kiln_status kiln_session_set_state(kiln_session *s, const char *input, const kiln_tensor *value);
+KILN_API kiln_status kiln_session_get_state(const kiln_session *s, const char *input, kiln_tensor **out);
+KILN_API kiln_status kiln_session_set_state(kiln_session *s, const char *input, const kiln_tensor *value);
 /* Back to zeros. */
-void kiln_session_reset_state(kiln_session *s);
+KILN_API void kiln_session_reset_state(kiln_session *s);
 /* DIR/<input name>.npy for every pair with a current value. */
-kiln_status kiln_session_save_state(const kiln_session *s, const char *dir);
-kiln_status kiln_session_load_state(kiln_session *s, const char *dir);
+KILN_API kiln_status kiln_session_save_state(const kiln_session *s, const char *dir);
+KILN_API kiln_status kiln_session_load_state(kiln_session *s, const char *dir);
 
 /* State pairs found in a model: the initial_h/initial_c inputs and Y_h/Y_c
  * outputs of LSTM/GRU/RNN nodes wired straight to graph inputs and outputs
@@ -360,11 +385,48 @@ kiln_status kiln_session_load_state(kiln_session *s, const char *dir);
  * and, with a convention such as "past_*=present_*", inputs and outputs whose
  * names pair up by it (NULL: none). ins/outs are malloc'd arrays of borrowed
  * names (free the arrays). */
-kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, size_t *n, const char ***ins,
-                                   const char ***outs);
+KILN_API kiln_status kiln_model_find_states(const kiln_model *m, const char *convention, size_t *n, const char ***ins,
+                                            const char ***outs);
 
 /* Bytes the session's allocator held at its peak. */
-size_t kiln_session_peak_bytes(const kiln_session *s);
+KILN_API size_t kiln_session_peak_bytes(const kiln_session *s);
+
+/* ---- streaming in chunks -------------------------------------------------
+ * One long input processed as a stream: the inputs to split are cut along
+ * `axis` into consecutive chunks, the session runs once per chunk in order
+ * (its state pairs carry each chunk's state to the next, so for a causal
+ * model the result equals one call on the whole input), and the chunks'
+ * outputs are joined along `axis`. */
+
+typedef struct kiln_chunk_options {
+    int axis;           /* the axis inputs are split and outputs joined along (>= 0) */
+    int64_t chunk_size; /* elements along `axis` per chunk (the last may be shorter) */
+    int64_t chunks;     /* or, with chunk_size 0: the number of chunks, of equal size
+                           rounded up (fewer when the input is shorter) */
+    /* Per input (input_names' order): non-zero to split it, 0 to give it
+     * whole to every chunk. NULL: split every input that is a tensor with
+     * more than `axis` dims and not a state input. */
+    const unsigned char *split;
+} kiln_chunk_options;
+
+/* Runs the session over the inputs chunk by chunk. Inputs, outputs and
+ * output_names are as for kiln_session_run; inputs are borrowed, outputs[i]
+ * receives a new tensor the caller destroys. A state input among the inputs
+ * is fed to the first chunk only (it seeds the state). An output that is a
+ * state output, or has no axis `axis`, is the last chunk's (for state: the
+ * final state); the others are every chunk's joined along `axis`. An empty
+ * input (length 0) is one chunk. Errors: KILN_ERR_ARG for bad options
+ * (opts NULL, neither chunk_size nor chunks), when an input to split has no
+ * axis `axis`, when the inputs to split differ in length along it, or when
+ * nothing is split; a chunk that fails returns its run's status with the
+ * message prefixed by "chunk I of N: " (when N > 1); outputs whose chunks
+ * differ in type or other dims cannot be joined: KILN_ERR_INVALID, "output
+ * 'NAME': ...". On failure every outputs[i] is NULL, and the state pairs
+ * hold the state after the last chunk that ran. */
+KILN_API kiln_status kiln_session_run_chunked(kiln_session *s, size_t n_inputs, const char *const *input_names,
+                                              const kiln_tensor *const *inputs, const kiln_chunk_options *opts,
+                                              size_t n_outputs, const char *const *output_names,
+                                              kiln_tensor **outputs);
 
 /* ---- profiling ------------------------------------------------------------
  * With profiling on, a session times every node it runs (CLOCK_MONOTONIC
@@ -392,15 +454,15 @@ typedef struct kiln_profile_record {
 } kiln_profile_record;
 
 /* Turns timing on or off for the following runs; the records stay. */
-void kiln_session_set_profiling(kiln_session *s, int on);
-int kiln_session_profiling(const kiln_session *s);
-size_t kiln_session_profile_count(const kiln_session *s);
+KILN_API void kiln_session_set_profiling(kiln_session *s, int on);
+KILN_API int kiln_session_profiling(const kiln_session *s);
+KILN_API size_t kiln_session_profile_count(const kiln_session *s);
 /* Record i (0 .. count-1); its strings stay valid until the session is
  * destroyed. KILN_ERR_ARG past the end. */
-kiln_status kiln_session_profile_record(const kiln_session *s, size_t i, kiln_profile_record *out);
+KILN_API kiln_status kiln_session_profile_record(const kiln_session *s, size_t i, kiln_profile_record *out);
 /* Sets every record's time and calls to zero (the records and their
  * strings stay; profiling stays on or off). */
-void kiln_session_profile_reset(kiln_session *s);
+KILN_API void kiln_session_profile_reset(kiln_session *s);
 
 /* ---- freezing ------------------------------------------------------------
  * What functools.partial(model.forward, **frozen) does in PyTorch, done on
@@ -412,11 +474,11 @@ void kiln_session_profile_reset(kiln_session *s);
 
 typedef struct kiln_freeze_report kiln_freeze_report;
 
-kiln_status kiln_freeze_report_create(kiln_freeze_report **out);
-void kiln_freeze_report_destroy(kiln_freeze_report *r);
+KILN_API kiln_status kiln_freeze_report_create(kiln_freeze_report **out);
+KILN_API void kiln_freeze_report_destroy(kiln_freeze_report *r);
 /* Human-readable summary / JSON, malloc'd; free(). */
-kiln_status kiln_report_text(const kiln_freeze_report *r, char **out);
-kiln_status kiln_report_json(const kiln_freeze_report *r, char **out);
+KILN_API kiln_status kiln_report_text(const kiln_freeze_report *r, char **out);
+KILN_API kiln_status kiln_report_json(const kiln_freeze_report *r, char **out);
 
 /* The report's numbers as a structure (kiln_report_json has the same and the
  * lists: inputs removed, dims fixed, folds skipped with their reasons). */
@@ -426,21 +488,22 @@ typedef struct kiln_report_summary {
     int64_t bytes_before, bytes_after; /* initializer bytes */
     size_t inputs_removed, dims_fixed, folds_skipped, functions_kept;
 } kiln_report_summary;
-kiln_status kiln_report_summary_get(const kiln_freeze_report *r, kiln_report_summary *out);
+KILN_API kiln_status kiln_report_summary_get(const kiln_freeze_report *r, kiln_report_summary *out);
 /* Operators whose node count the report tracks: the i-th name (NULL past
  * the end) and its counts before and after (either may be NULL). */
-size_t kiln_report_op_count(const kiln_freeze_report *r);
-const char *kiln_report_op(const kiln_freeze_report *r, size_t i, int64_t *before, int64_t *after);
+KILN_API size_t kiln_report_op_count(const kiln_freeze_report *r);
+KILN_API const char *kiln_report_op(const kiln_freeze_report *r, size_t i, int64_t *before, int64_t *after);
 
 /* Input `name` becomes an initializer holding a copy of `value`. Its dtype
  * and shape must match the declared type; symbolic dimensions take the
  * value's sizes and are fixed everywhere they appear. `report` may be NULL. */
-kiln_status kiln_model_bind(kiln_model *m, const char *name, const kiln_tensor *value, kiln_freeze_report *report);
+KILN_API kiln_status kiln_model_bind(kiln_model *m, const char *name, const kiln_tensor *value,
+                                     kiln_freeze_report *report);
 /* Every dimension named `symbol` becomes `value`. */
-kiln_status kiln_model_fix_dim(kiln_model *m, const char *symbol, int64_t value, kiln_freeze_report *report);
+KILN_API kiln_status kiln_model_fix_dim(kiln_model *m, const char *symbol, int64_t value, kiln_freeze_report *report);
 /* Input `input` gets these dims (symbols among them are fixed everywhere). */
-kiln_status kiln_model_fix_shape(kiln_model *m, const char *input, int rank, const int64_t *dims,
-                                 kiln_freeze_report *report);
+KILN_API kiln_status kiln_model_fix_shape(kiln_model *m, const char *input, int rank, const int64_t *dims,
+                                          kiln_freeze_report *report);
 
 typedef struct kiln_freeze_options {
     int64_t unroll_limit;      /* max Loop iterations to unroll; 0: 64, < 0: never */
@@ -453,7 +516,7 @@ typedef struct kiln_freeze_options {
 } kiln_freeze_options;
 
 /* Runs the passes. opts and report may be NULL. */
-kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *opts, kiln_freeze_report *report);
+KILN_API kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *opts, kiln_freeze_report *report);
 
 /* Converts the model to ai.onnx opset `opset` (1..28), up or down. Each node
  * moves one schema version at a time: attributes that became inputs (and
@@ -465,7 +528,7 @@ kiln_status kiln_model_freeze(kiln_model *m, const kiln_freeze_options *opts, ki
  * A node that cannot be expressed at the target is refused: KILN_ERR_UNSUPPORTED
  * naming the node, operator and reason (the report lists every refusal),
  * and the model is left part-converted: reload it. */
-kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report *report);
+KILN_API kiln_status kiln_model_convert(kiln_model *m, int64_t opset, kiln_freeze_report *report);
 
 typedef struct kiln_check_options {
     int runs;          /* 0: 3 */
@@ -484,9 +547,9 @@ typedef struct kiln_check_options {
  * seeded inputs and compares every output. *text (malloc'd, may be NULL)
  * gets one line per output and run with max abs / rel error. Returns
  * KILN_ERR_MISMATCH when an output differs. */
-kiln_status kiln_check(const kiln_model *original, const kiln_model *frozen, size_t n_bound,
-                       const char *const *bound_names, const kiln_tensor *const *bound_values,
-                       const kiln_check_options *opts, char **text);
+KILN_API kiln_status kiln_check(const kiln_model *original, const kiln_model *frozen, size_t n_bound,
+                                const char *const *bound_names, const kiln_tensor *const *bound_values,
+                                const kiln_check_options *opts, char **text);
 
 #ifdef __cplusplus
 }

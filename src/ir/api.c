@@ -1,4 +1,5 @@
-/* Small public queries: the library version, declared input/output types. */
+/* Small public queries: the library version, declared input/output types,
+ * metadata, single elements. */
 #include <string.h>
 
 #include "ir/ir.h"
@@ -48,4 +49,29 @@ kiln_status kiln_model_output_type(const kiln_model *m, size_t i, kiln_value_typ
     if (i >= m->graph->n_outputs)
         return kiln_fail(KILN_ERR_ARG, "the model has %zu outputs, no output %zu", m->graph->n_outputs, i);
     return value_type(&m->graph->outputs[i], out);
+}
+
+size_t kiln_model_metadata_count(const kiln_model *m) { return m ? m->n_meta : 0; }
+
+const char *kiln_model_metadata(const kiln_model *m, size_t i, const char **value) {
+    if (!m || i >= m->n_meta)
+        return NULL;
+    if (value)
+        *value = m->meta_values[i].data ? m->meta_values[i].data : "";
+    return m->meta_keys[i].data ? m->meta_keys[i].data : "";
+}
+
+kiln_status kiln_tensor_element_f64(const kiln_tensor *t, int64_t i, double *out) {
+    if (!t || !out)
+        return kiln_fail(KILN_ERR_ARG, "kiln_tensor_element_f64: no tensor or no place for the value");
+    if (t->kind != KILN_VALUE_TENSOR)
+        return kiln_fail(KILN_ERR_ARG, "a %s has no elements of its own", kiln_value_kind_name(t->kind));
+    if (i < 0 || i >= t->numel)
+        return kiln_fail(KILN_ERR_ARG, "element %lld asked for, the tensor has %lld", (long long)i,
+                         (long long)t->numel);
+    if (t->dtype == KILN_DTYPE_STRING || t->dtype == KILN_DTYPE_COMPLEX64 || t->dtype == KILN_DTYPE_COMPLEX128 ||
+        kiln_dtype_size(t->dtype) == 0)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s elements are not numbers", kiln_dtype_name(t->dtype));
+    *out = kiln_tensor_get_f64(t, i);
+    return KILN_OK;
 }

@@ -417,7 +417,7 @@ kiln_status kiln_winograd_conv(kiln_threads *pool, const kiln_conv_geom *g, int6
     j.th = (g->out[0] + ts - 1) / ts;
     j.tw = (g->out[1] + ts - 1) / ts;
     int64_t total, chunk;
-    size_t ufl;
+    size_t ufl = 0; /* set by kiln_winograd_filter_size; GCC cannot see it once that is inlined */
     KILN_TRY(kiln_winograd_filter_size(C, M, f4, &ufl));
     int64_t uel = U ? 0 : (int64_t)((ufl + 15) / 16 * 16);
     if (kiln_mul_overflow_i64(j.th, j.tw, &j.T) || kiln_mul_overflow_i64(j.T, N, &total))

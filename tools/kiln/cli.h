@@ -35,6 +35,18 @@ bool cli_picture_format_ok(const char *cmd, const char *path);
  * by Graphviz's `dot` for .svg/.png/.pdf (an error naming the Debian package
  * when it is missing). Returns the exit code (0 on success). */
 int cli_write_picture(const char *cmd, const char *dot, const char *path);
+/* A growing NUL-terminated string; `failed` is set (and the text kept as
+ * it was) when memory runs out. Start from {0}; free(data). */
+typedef struct cli_buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} cli_buf;
+void cli_buf_append(cli_buf *b, const char *s, size_t n);
+void cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string literal (NULL: ""); _n: its first n bytes. */
+void cli_buf_json_string(cli_buf *b, const char *s);
+void cli_buf_json_string_n(cli_buf *b, const char *s, size_t n);
 /* Short preview of a tensor on stdout. */
 void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f);
 

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "ir/ir.h"
 
 static void help(FILE *f) {
     fprintf(f, "usage: kiln bench MODEL [-i NAME=VALUE]... [--dim SYMBOL=N]... [--threads N]\n"
@@ -47,35 +46,47 @@ typedef struct dim_arg {
     int64_t value;
 } dim_arg;
 
-static kiln_status make_input(const kiln_value_info *vi, const dim_arg *dims, size_t n_dims, uint64_t *seed,
-                              kiln_tensor **out) {
-    if (vi->type.kind != KILN_TYPE_TENSOR || vi->type.rank < 0)
-        return kiln_fail(KILN_ERR_ARG, "input '%s' has no known shape; give it with -i", vi->name);
+/* Input i, generated; prints why not and returns the exit code on failure,
+ * -1 on success. */
+static int make_input(const kiln_model *m, size_t i, const dim_arg *dims, size_t n_dims, uint64_t *seed,
+                      kiln_tensor **out) {
+    const char *name = kiln_model_input_name(m, i);
+    kiln_value_type vt;
+    kiln_status st = kiln_model_input_type(m, i, &vt);
+    if (st != KILN_OK)
+        return cli_error("bench", st);
+    if (vt.rank < 0) {
+        fprintf(stderr, "kiln bench: input '%s' has no known shape; give it with -i\n", name);
+        return 2;
+    }
     int64_t shape[KILN_MAX_RANK];
-    for (int i = 0; i < vi->type.rank; i++) {
-        const kiln_dim *d = &vi->type.dims[i];
-        shape[i] = d->value;
-        if (d->value < 0) {
-            shape[i] = -1;
-            for (size_t k = 0; d->param && k < n_dims; k++)
-                if (!strcmp(dims[k].name, d->param))
-                    shape[i] = dims[k].value;
-            if (shape[i] < 0)
-                return kiln_fail(KILN_ERR_ARG, "input '%s': dimension %d (%s) is dynamic; give it with --dim %s=N",
-                                 vi->name, i, d->param ? d->param : "unnamed", d->param ? d->param : "SYMBOL");
+    for (int d = 0; d < vt.rank; d++) {
+        const char *sym = vt.symbols[d];
+        shape[d] = vt.dims[d];
+        if (vt.dims[d] < 0) {
+            for (size_t k = 0; sym && k < n_dims; k++)
+                if (!strcmp(dims[k].name, sym))
+                    shape[d] = dims[k].value;
+            if (shape[d] < 0) {
+                fprintf(stderr, "kiln bench: input '%s': dimension %d (%s) is dynamic; give it with --dim %s=N\n",
+                        name, d, sym ? sym : "unnamed", sym ? sym : "SYMBOL");
+                return 2;
+            }
         }
     }
     kiln_tensor *t;
-    KILN_TRY(kiln_tensor_create(vi->type.elem, vi->type.rank, shape, &t));
-    if (t->dtype == KILN_DTYPE_FLOAT) {
-        float *p = t->data;
-        for (int64_t i = 0; i < t->numel; i++) {
+    st = kiln_tensor_create(vt.dtype, vt.rank, shape, &t);
+    if (st != KILN_OK)
+        return cli_error("bench", st);
+    if (kiln_tensor_dtype(t) == KILN_DTYPE_FLOAT) {
+        float *p = kiln_tensor_data(t);
+        for (int64_t k = 0; p && k < kiln_tensor_numel(t); k++) {
             *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
-            p[i] = (float)((double)(*seed >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+            p[k] = (float)((double)(*seed >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
         }
     }
     *out = t;
-    return KILN_OK;
+    return -1;
 }
 
 /* ---- --profile ---- */
@@ -134,7 +145,7 @@ static int cmp_rec(const void *a, const void *b) {
  * nodes (0: all), as text or appended to the JSON in *js. Shares are of
  * `run_ms`, the mean time of a timed run. */
 static kiln_status profile_report(const kiln_session *s, int runs, double run_ms, size_t top, int json,
-                                  kiln_sbuf *js) {
+                                  cli_buf *js) {
     size_t n = kiln_session_profile_count(s);
     kiln_profile_record *recs = calloc(n + 1, sizeof *recs);
     if (!recs)
@@ -171,48 +182,48 @@ static kiln_status profile_report(const kiln_session *s, int runs, double run_ms
     double nodes_ms = (double)top_ns * per, other_ms = run_ms - nodes_ms;
 #define SHARE(ms) (run_ms > 0 ? 100.0 * (ms) / run_ms : 0.0)
     if (json) {
-        kiln_sbuf_printf(js, ", \"profile\": {\"runs\": %d, \"run_ms\": %.6f, \"nodes_ms\": %.6f, \"other_ms\": %.6f, "
+        cli_buf_printf(js, ", \"profile\": {\"runs\": %d, \"run_ms\": %.6f, \"nodes_ms\": %.6f, \"other_ms\": %.6f, "
                              "\"other_share\": %.4f, \"ops\": [", runs, run_ms, nodes_ms, other_ms, SHARE(other_ms));
         for (int pass = 0; pass < 2; pass++) {
             const op_row *rows = pass ? sub : ops;
             size_t nr = pass ? n_sub : n_ops;
             if (pass)
-                kiln_sbuf_printf(js, "], \"subgraph_ops\": [");
+                cli_buf_printf(js, "], \"subgraph_ops\": [");
             for (size_t i = 0; i < nr; i++) {
-                kiln_sbuf_printf(js, "%s{\"op\": ", i ? ", " : "");
-                kiln_sbuf_json_string(js, rows[i].key);
+                cli_buf_printf(js, "%s{\"op\": ", i ? ", " : "");
+                cli_buf_json_string(js, rows[i].key);
                 double ms = (double)rows[i].ns * per;
-                kiln_sbuf_printf(js, ", \"nodes\": %zu, \"ms\": %.6f, \"share\": %.4f}", rows[i].nodes, ms, SHARE(ms));
+                cli_buf_printf(js, ", \"nodes\": %zu, \"ms\": %.6f, \"share\": %.4f}", rows[i].nodes, ms, SHARE(ms));
             }
         }
-        kiln_sbuf_printf(js, "], \"top\": [");
+        cli_buf_printf(js, "], \"top\": [");
         for (size_t i = 0; i < show; i++) {
             const kiln_profile_record *r = &recs[i];
             double ms = (double)r->total_ns * per;
-            kiln_sbuf_printf(js, "%s{\"name\": ", i ? ", " : "");
-            kiln_sbuf_json_string(js, r->name);
-            kiln_sbuf_printf(js, ", \"op\": ");
-            kiln_sbuf_json_string(js, r->op);
+            cli_buf_printf(js, "%s{\"name\": ", i ? ", " : "");
+            cli_buf_json_string(js, r->name);
+            cli_buf_printf(js, ", \"op\": ");
+            cli_buf_json_string(js, r->op);
             if (r->domain[0]) {
-                kiln_sbuf_printf(js, ", \"domain\": ");
-                kiln_sbuf_json_string(js, r->domain);
+                cli_buf_printf(js, ", \"domain\": ");
+                cli_buf_json_string(js, r->domain);
             }
-            kiln_sbuf_printf(js, ", \"fused\": ");
+            cli_buf_printf(js, ", \"fused\": ");
             if (r->fused)
-                kiln_sbuf_json_string(js, r->fused);
+                cli_buf_json_string(js, r->fused);
             else
-                kiln_sbuf_printf(js, "null");
-            kiln_sbuf_printf(js, ", \"shape\": ");
-            kiln_sbuf_json_string(js, r->shape);
-            kiln_sbuf_printf(js, ", \"shape_varies\": %s, \"depth\": %d, \"calls_per_run\": %.6g, \"ms\": %.6f, "
+                cli_buf_printf(js, "null");
+            cli_buf_printf(js, ", \"shape\": ");
+            cli_buf_json_string(js, r->shape);
+            cli_buf_printf(js, ", \"shape_varies\": %s, \"depth\": %d, \"calls_per_run\": %.6g, \"ms\": %.6f, "
                                  "\"share\": %.4f}",
                              r->shape_varies ? "true" : "false", r->depth, (double)r->calls / runs, ms, SHARE(ms));
         }
-        kiln_sbuf_printf(js, "], \"note\": ");
-        kiln_sbuf_json_string(js, "shares are of the mean run (run_ms, profiled); ops and nodes_ms count the main "
+        cli_buf_printf(js, "], \"note\": ");
+        cli_buf_json_string(js, "shares are of the mean run (run_ms, profiled); ops and nodes_ms count the main "
                                   "graph's nodes; subgraph_ops and top entries with depth > 0 are nodes inside "
                                   "If/Loop/Scan bodies, whose time is also in their enclosing node's");
-        kiln_sbuf_printf(js, "}");
+        cli_buf_printf(js, "}");
     } else {
         printf("\ntime per operator type (%d runs, mean run %.3f ms with profiling on):\n", runs, run_ms);
         printf("  %-28s %6s %10s %7s\n", "op", "nodes", "ms/run", "share");
@@ -340,7 +351,6 @@ int kiln_cmd_bench(int argc, char **argv) {
         rc = cli_error("bench", st);
         goto out;
     }
-    const kiln_graph *g = m->graph;
     size_t n_feed = kiln_model_input_count(m);
     const char **names = calloc(n_feed + 1, sizeof *names);
     kiln_tensor **vals = calloc(n_feed + 1, sizeof *vals);
@@ -360,14 +370,16 @@ int kiln_cmd_bench(int argc, char **argv) {
             if (!strncmp(in_args[k], names[i], l) && in_args[k][l] == '=')
                 given = in_args[k] + l + 1;
         }
-        if (given)
-            st = kiln_value_parse(given, kiln_graph_find_input(g, names[i], NULL)->type.elem, &vals[i]);
-        else
-            st = make_input(kiln_graph_find_input(g, names[i], NULL), dims, n_dims, &seed, &vals[i]);
-        if (st != KILN_OK) {
-            rc = cli_error("bench", st);
+        if (given) {
+            st = kiln_value_parse(given, kiln_model_input_dtype(m, names[i]), &vals[i]);
+            if (st != KILN_OK) {
+                rc = cli_error("bench", st);
+                goto done;
+            }
+        } else if ((rc = make_input(m, i, dims, n_dims, &seed, &vals[i])) >= 0) {
             goto done;
         }
+        rc = 0;
     }
     st = kiln_session_create(m, &(kiln_session_options){.threads = threads}, &s);
     if (st != KILN_OK) {
@@ -398,15 +410,15 @@ int kiln_cmd_bench(int argc, char **argv) {
     qsort(times, (size_t)runs, sizeof *times, cmp_double);
     double median = runs % 2 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
     if (json) {
-        kiln_sbuf js = {0};
-        kiln_sbuf_printf(&js, "{\"model\": ");
-        kiln_sbuf_json_string(&js, path);
-        kiln_sbuf_printf(&js, ", \"threads\": %d, \"runs\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
+        cli_buf js = {0};
+        cli_buf_printf(&js, "{\"model\": ");
+        cli_buf_json_string(&js, path);
+        cli_buf_printf(&js, ", \"threads\": %d, \"runs\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
                               "\"peak_arena_bytes\": %zu",
                          threads, runs, median, times[0], kiln_session_peak_bytes(s));
         if (profile)
             st = profile_report(s, runs, total / runs, top, 1, &js);
-        kiln_sbuf_printf(&js, "}\n");
+        cli_buf_printf(&js, "}\n");
         if (st == KILN_OK && (js.failed || !js.data))
             st = KILN_ERR_NOMEM;
         if (st == KILN_OK)

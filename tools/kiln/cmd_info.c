@@ -3,8 +3,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/common.h"
-#include "ir/ir.h"
 
 static void help(FILE *f) {
     fprintf(f, "usage: kiln info MODEL [--json]\n\n"
@@ -21,49 +19,50 @@ static void help(FILE *f) {
 
 /* The metadata and the warnings, in the describe text or JSON. */
 static char *with_extras(const kiln_model *m, const char *text, int json, const char *problems) {
-    kiln_sbuf b = {0};
+    cli_buf b = {0};
+    size_t n_meta = kiln_model_metadata_count(m);
     if (json) {
         const char *end = strrchr(text, '}');
         if (!end)
             return NULL;
-        kiln_sbuf_append(&b, text, (size_t)(end - text));
+        cli_buf_append(&b, text, (size_t)(end - text));
         while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
             b.data[--b.len] = 0;
-        kiln_sbuf_printf(&b, ",\n  \"metadata\": {");
-        for (size_t i = 0; i < m->n_meta; i++) {
-            kiln_sbuf_printf(&b, "%s\n    ", i ? "," : "");
-            kiln_sbuf_json_string(&b, m->meta_keys[i].data ? m->meta_keys[i].data : "");
-            kiln_sbuf_printf(&b, ": ");
-            kiln_sbuf_json_string(&b, m->meta_values[i].data ? m->meta_values[i].data : "");
+        cli_buf_printf(&b, ",\n  \"metadata\": {");
+        for (size_t i = 0; i < n_meta; i++) {
+            const char *value, *key = kiln_model_metadata(m, i, &value);
+            cli_buf_printf(&b, "%s\n    ", i ? "," : "");
+            cli_buf_json_string(&b, key);
+            cli_buf_printf(&b, ": ");
+            cli_buf_json_string(&b, value);
         }
-        kiln_sbuf_printf(&b, "%s},\n  \"warnings\": [", m->n_meta ? "\n  " : "");
+        cli_buf_printf(&b, "%s},\n  \"warnings\": [", n_meta ? "\n  " : "");
         int k = 0;
         for (const char *p = problems; p && *p; k++) {
             const char *nl = strchr(p, '\n');
             size_t n = nl ? (size_t)(nl - p) : strlen(p);
-            char *line = kiln_strndup(p, n);
-            kiln_sbuf_printf(&b, "%s\n    ", k ? "," : "");
-            kiln_sbuf_json_string(&b, line ? line : "");
-            free(line);
+            cli_buf_printf(&b, "%s\n    ", k ? "," : "");
+            cli_buf_json_string_n(&b, p, n);
             p += n + (nl ? 1 : 0);
         }
-        kiln_sbuf_printf(&b, "%s]\n}\n", k ? "\n  " : "");
+        cli_buf_printf(&b, "%s]\n}\n", k ? "\n  " : "");
     } else {
-        kiln_sbuf_printf(&b, "%s", text);
+        cli_buf_printf(&b, "%s", text);
         bool prov = false;
-        for (size_t i = 0; i < m->n_meta && !prov; i++)
-            prov = m->meta_keys[i].data && strncmp(m->meta_keys[i].data, "kiln.", 5) == 0;
-        if (m->n_meta)
-            kiln_sbuf_printf(&b, "metadata%s:\n", prov ? " (kiln.*: what made the model, written by kiln freeze)" : "");
-        for (size_t i = 0; i < m->n_meta; i++)
-            kiln_sbuf_printf(&b, "  %s: %s\n", m->meta_keys[i].data ? m->meta_keys[i].data : "",
-                             m->meta_values[i].data ? m->meta_values[i].data : "");
+        for (size_t i = 0; i < n_meta && !prov; i++)
+            prov = strncmp(kiln_model_metadata(m, i, NULL), "kiln.", 5) == 0;
+        if (n_meta)
+            cli_buf_printf(&b, "metadata%s:\n", prov ? " (kiln.*: what made the model, written by kiln freeze)" : "");
+        for (size_t i = 0; i < n_meta; i++) {
+            const char *value, *key = kiln_model_metadata(m, i, &value);
+            cli_buf_printf(&b, "  %s: %s\n", key, value);
+        }
         if (problems && *problems) {
-            kiln_sbuf_printf(&b, "warnings (kiln run, freeze and check refuse this model):\n");
+            cli_buf_printf(&b, "warnings (kiln run, freeze and check refuse this model):\n");
             for (const char *p = problems; *p;) {
                 const char *nl = strchr(p, '\n');
                 size_t n = nl ? (size_t)(nl - p) : strlen(p);
-                kiln_sbuf_printf(&b, "  warning: %.*s\n", (int)n, p);
+                cli_buf_printf(&b, "  warning: %.*s\n", (int)n, p);
                 p += n + (nl ? 1 : 0);
             }
         }

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "ir/ir.h"
 
 static void help(FILE *f) {
     fprintf(f, "usage: kiln run MODEL [-i NAME=VALUE]... [--out DIR] [--threads N]\n"
@@ -48,9 +47,27 @@ static bool is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static kiln_status write_output(const char *dir, const char *name, const kiln_tensor *t, bool pb) {
-    char *p;
-    KILN_TRY(kiln_npy_path(dir, name, &p));
+/* "DIR/<name>.npy" for a value name ('/' in the name becomes '_': a value
+ * name is not a path, it never leaves the folder); NULL when out of memory. */
+static char *npy_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 8;
+    char *p = malloc(n);
+    if (!p)
+        return NULL;
+    snprintf(p, n, "%s/%s.npy", dir, name);
+    for (char *c = p + strlen(dir) + 1; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    return p;
+}
+
+/* Returns the exit code on failure (after printing why), -1 on success. */
+static int write_output(const char *dir, const char *name, const kiln_tensor *t, bool pb) {
+    char *p = npy_path(dir, name);
+    if (!p) {
+        fprintf(stderr, "kiln run: out of memory\n");
+        return 1;
+    }
     kiln_status st;
     kiln_dtype dt = kiln_tensor_dtype(t);
     if (pb || kiln_value_kind_of(t) != KILN_VALUE_TENSOR || dt >= KILN_DTYPE_FLOAT8E4M3FN || dt == KILN_DTYPE_BFLOAT16) {
@@ -62,7 +79,7 @@ static kiln_status write_output(const char *dir, const char *name, const kiln_te
         st = kiln_npy_write(t, p);
     }
     free(p);
-    return st;
+    return st == KILN_OK ? -1 : cli_error("run", st);
 }
 
 typedef struct run_args {
@@ -151,9 +168,9 @@ int kiln_cmd_run(int argc, char **argv) {
     kiln_model *m = NULL;
     kiln_session *s = NULL;
     const char **names = NULL;
-    kiln_tensor **vals = NULL, **outs = NULL, **pieces = NULL, **feed = NULL;
-    bool *chunked = NULL;
-    size_t n_out = 0, n_chunks = 1;
+    kiln_tensor **vals = NULL, **outs = NULL;
+    unsigned char *split = NULL;
+    size_t n_out = 0;
     if (!a.in_args || !a.states || !a.chunk_inputs) {
         rc = 1;
         goto done;
@@ -180,9 +197,7 @@ int kiln_cmd_run(int argc, char **argv) {
     }
     names = calloc(a.n_in + 1, sizeof *names);
     vals = calloc(a.n_in + 1, sizeof *vals);
-    feed = calloc(a.n_in + 1, sizeof *feed);
-    chunked = calloc(a.n_in + 1, sizeof *chunked);
-    if (!names || !vals || !feed || !chunked) {
+    if (!names || !vals) {
         rc = 1;
         goto done;
     }
@@ -219,34 +234,6 @@ int kiln_cmd_run(int argc, char **argv) {
         rc = cli_error("run", st);
         goto done;
     }
-    /* Which inputs are split, and into how many chunks. */
-    int64_t length = -1;
-    bool streaming = a.chunks || a.chunk_size;
-    for (size_t i = 0; i < a.n_in && streaming; i++) {
-        bool is_state = false;
-        for (size_t k = 0; k < kiln_session_state_count(s); k++)
-            is_state |= !strcmp(kiln_session_state_input(s, k), names[i]);
-        bool want = a.n_chunk_inputs == 0 ? !is_state && vals[i]->rank > a.chunk_axis : false;
-        for (size_t k = 0; k < a.n_chunk_inputs; k++)
-            want |= !strcmp(a.chunk_inputs[k], names[i]);
-        if (!want)
-            continue;
-        if (vals[i]->rank <= a.chunk_axis) {
-            fprintf(stderr, "kiln run: chunk axis %ld is out of range for input '%s' of rank %d\n", a.chunk_axis,
-                    names[i], vals[i]->rank);
-            rc = 2;
-            goto done;
-        }
-        int64_t l = vals[i]->dims[a.chunk_axis];
-        if (length >= 0 && l != length) {
-            fprintf(stderr, "kiln run: chunked inputs differ in length along axis %ld (%lld and %lld)\n",
-                    a.chunk_axis, (long long)length, (long long)l);
-            rc = 2;
-            goto done;
-        }
-        length = l;
-        chunked[i] = true;
-    }
     for (size_t k = 0; k < a.n_chunk_inputs; k++) {
         bool found = false;
         for (size_t i = 0; i < a.n_in; i++)
@@ -257,104 +244,40 @@ int kiln_cmd_run(int argc, char **argv) {
             goto done;
         }
     }
-    if (streaming && length < 0) {
-        fprintf(stderr, "kiln run: no input to split into chunks (axis %ld)\n", a.chunk_axis);
-        rc = 2;
-        goto done;
-    }
-    int64_t csize = length;
-    if (streaming) {
-        csize = a.chunk_size ? a.chunk_size : (length + a.chunks - 1) / a.chunks;
-        if (csize < 1)
-            csize = 1;
-        n_chunks = length ? (size_t)((length + csize - 1) / csize) : 1;
-    }
     n_out = kiln_model_output_count(m);
     outs = calloc(n_out + 1, sizeof *outs);
-    pieces = calloc((n_out + 1) * n_chunks, sizeof *pieces);
-    if (!outs || !pieces) {
+    split = calloc(a.n_in + 1, sizeof *split);
+    if (!outs || !split) {
         rc = 1;
         goto done;
     }
-    for (size_t c = 0; c < n_chunks; c++) {
-        for (size_t i = 0; i < a.n_in; i++) {
-            feed[i] = NULL;
-            if (!chunked[i])
-                continue;
-            int64_t start = (int64_t)c * csize, len = length - start < csize ? length - start : csize;
-            st = kiln_tensor_slice_axis(vals[i], (int)a.chunk_axis, start, len, &feed[i]);
-            if (st != KILN_OK)
-                break;
-        }
-        if (st == KILN_OK) {
-            const kiln_tensor **use = calloc(a.n_in + 1, sizeof *use);
-            if (!use) {
-                rc = 1;
-                goto done;
-            }
-            for (size_t i = 0; i < a.n_in; i++)
-                use[i] = chunked[i] ? feed[i] : vals[i];
-            /* State inputs given with -i seed the first chunk only. */
-            size_t n_use = 0;
-            const char **use_names = calloc(a.n_in + 1, sizeof *use_names);
-            if (!use_names) {
-                free(use);
-                rc = 1;
-                goto done;
-            }
-            for (size_t i = 0; i < a.n_in; i++) {
-                bool is_state = false;
-                for (size_t k = 0; k < kiln_session_state_count(s); k++)
-                    is_state |= !strcmp(kiln_session_state_input(s, k), names[i]);
-                if (is_state && c > 0)
-                    continue;
-                use_names[n_use] = names[i];
-                use[n_use++] = chunked[i] ? feed[i] : vals[i];
-            }
-            st = kiln_session_run(s, n_use, use_names, use, n_out, NULL, outs);
-            free(use);
-            free(use_names);
-        }
-        for (size_t i = 0; i < a.n_in; i++) {
-            kiln_tensor_destroy(feed[i]);
-            feed[i] = NULL;
-        }
-        if (st != KILN_OK) {
-            if (n_chunks > 1)
-                fprintf(stderr, "kiln run: chunk %zu of %zu: %s\n", c + 1, n_chunks, kiln_last_error());
-            else
-                cli_error("run", st);
-            rc = st == KILN_ERR_ARG ? 2 : 1;
-            goto done;
-        }
-        for (size_t o = 0; o < n_out; o++)
-            pieces[o * n_chunks + c] = outs[o];
+    if (a.chunks || a.chunk_size) {
+        /* --chunk-input names the inputs to split; without it the library
+         * splits every given input that is not a state input */
+        for (size_t i = 0; i < a.n_in; i++)
+            for (size_t k = 0; k < a.n_chunk_inputs; k++)
+                split[i] |= !strcmp(a.chunk_inputs[k], names[i]);
+        kiln_chunk_options co = {.axis = (int)a.chunk_axis,
+                                 .chunk_size = a.chunk_size,
+                                 .chunks = a.chunks,
+                                 .split = a.n_chunk_inputs ? split : NULL};
+        st = kiln_session_run_chunked(s, a.n_in, names, (const kiln_tensor *const *)vals, &co, n_out, NULL, outs);
+    } else {
+        st = kiln_session_run(s, a.n_in, names, (const kiln_tensor *const *)vals, n_out, NULL, outs);
+    }
+    if (st != KILN_OK) {
+        cli_error("run", st);
+        rc = st == KILN_ERR_ARG ? 2 : 1;
+        goto done;
     }
     for (size_t o = 0; o < n_out; o++) {
         const char *oname = kiln_model_output_name(m, o);
-        bool is_state = false;
-        for (size_t k = 0; k < kiln_session_state_count(s); k++)
-            is_state |= !strcmp(kiln_session_state_output(s, k), oname);
-        kiln_tensor *result = pieces[o * n_chunks + n_chunks - 1];
-        kiln_tensor *joined = NULL;
-        if (n_chunks > 1 && !is_state && result->rank > a.chunk_axis) {
-            st = kiln_tensor_concat_axis(&pieces[o * n_chunks], n_chunks, (int)a.chunk_axis, &joined);
-            if (st != KILN_OK) {
-                fprintf(stderr, "kiln run: output '%s': %s\n", oname, kiln_last_error());
-                rc = 1;
-                goto done;
-            }
-            result = joined;
-        }
-        if (a.out_dir)
-            st = write_output(a.out_dir, oname, result, a.out_pb);
-        else
-            cli_print_tensor(oname, result, stdout);
-        kiln_tensor_destroy(joined);
-        if (st != KILN_OK) {
-            rc = cli_error("run", st);
+        if (!a.out_dir) {
+            cli_print_tensor(oname, outs[o], stdout);
+        } else if ((rc = write_output(a.out_dir, oname, outs[o], a.out_pb)) >= 0) {
             goto done;
         }
+        rc = 0;
     }
     if (a.state_out) {
         st = kiln_session_save_state(s, a.state_out);
@@ -362,15 +285,13 @@ int kiln_cmd_run(int argc, char **argv) {
             rc = cli_error("run", st);
     }
 done:
-    for (size_t i = 0; pieces && i < n_out * n_chunks; i++)
-        kiln_tensor_destroy(pieces[i]);
-    free(pieces);
+    for (size_t i = 0; outs && i < n_out; i++)
+        kiln_tensor_destroy(outs[i]);
     free(outs);
     for (size_t i = 0; vals && i < a.n_in; i++)
         kiln_tensor_destroy(vals[i]);
     free(vals);
-    free(feed);
-    free(chunked);
+    free(split);
     free(names);
     free(a.in_args);
     free(a.states);

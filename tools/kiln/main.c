@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "ir/ir.h"
 
 static const struct {
     const char *name;
@@ -175,13 +174,14 @@ void cli_print_tensor(const char *name, const kiln_tensor *t, FILE *f) {
             fprintf(f, "\"%.*s\"", (int)(len > 32 ? 32 : len), s);
             break;
         }
-        default:
-            if (kiln_dtype_size(kiln_tensor_dtype(t)) > 0 && kiln_tensor_dtype(t) != KILN_DTYPE_COMPLEX64 &&
-                kiln_tensor_dtype(t) != KILN_DTYPE_COMPLEX128)
-                fprintf(f, "%.6g", kiln_tensor_get_f64(t, i)); /* float16, float8, int4, ... */
+        default: {
+            double v;
+            if (kiln_tensor_element_f64(t, i, &v) == KILN_OK)
+                fprintf(f, "%.6g", v); /* float16, float8, int4, ... */
             else
-                fprintf(f, "?");
+                fprintf(f, "?"); /* complex */
             break;
+        }
         }
     }
     fprintf(f, "%s]\n", n > show ? ", ..." : "");
