@@ -6,7 +6,9 @@
  * x86-64-v3 (AVX2, FMA) and the baseline, the copy for the running CPU
  * picked when the library loads (function multi-versioning), so one build
  * runs well on any x86-64. Off where the whole build targets its own machine
- * (KILN_NATIVE) or the target is not x86-64. */
+ * (KILN_NATIVE) or the target is not x86-64. Only on static functions: a
+ * multi-versioned function's resolver keeps default visibility, so an
+ * extern one would be exported from libkiln.so. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(KILN_NATIVE_BUILD)
 #define KILN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

@@ -174,7 +174,7 @@ KILN_CLONES static void im2col_2d_f32(const kiln_conv_geom *g, const float *x, i
     }
 }
 
-KILN_CLONES void kiln_im2col(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt, float *col) {
+void kiln_im2col(const kiln_conv_geom *g, const float *x, int64_t channels, int64_t o0, int64_t cnt, float *col) {
     if (g->nsp == 2) {
         im2col_2d_f32(g, x, channels, o0, cnt, col);
         return;

@@ -204,6 +204,9 @@ KILN_CLONES static void mish_block(const float *restrict xb, float *restrict buf
     }
 }
 
+/* The public entry points call static multi-versioned copies (KILN_CLONES):
+ * an exported function's resolver would be exported too. */
+
 /* Runs F over x in blocks of VBLOCK through a local buffer: fixed trip counts
  * and no aliasing let the compiler vectorise the block loop. */
 #define VAPPLY(F)                                                      \
@@ -228,11 +231,16 @@ KILN_CLONES static void mish_block(const float *restrict xb, float *restrict buf
         }                                                              \
     } while (0)
 
-KILN_CLONES void kiln_vexp_f32(const float *x, float *y, size_t n) { VAPPLY(exp1); }
-KILN_CLONES void kiln_vsigmoid_f32(const float *x, float *y, size_t n) { VAPPLY(sigmoid1); }
-KILN_CLONES void kiln_vtanh_f32(const float *x, float *y, size_t n) { VAPPLY(tanh1); }
-KILN_CLONES void kiln_verf_f32(const float *x, float *y, size_t n) { VAPPLY(erf1); }
-KILN_CLONES void kiln_vexpm1_f32(const float *x, float *y, size_t n) { VAPPLY(expm1_1); }
+KILN_CLONES static void vexp_impl(const float *x, float *y, size_t n) { VAPPLY(exp1); }
+void kiln_vexp_f32(const float *x, float *y, size_t n) { vexp_impl(x, y, n); }
+KILN_CLONES static void vsigmoid_impl(const float *x, float *y, size_t n) { VAPPLY(sigmoid1); }
+void kiln_vsigmoid_f32(const float *x, float *y, size_t n) { vsigmoid_impl(x, y, n); }
+KILN_CLONES static void vtanh_impl(const float *x, float *y, size_t n) { VAPPLY(tanh1); }
+void kiln_vtanh_f32(const float *x, float *y, size_t n) { vtanh_impl(x, y, n); }
+KILN_CLONES static void verf_impl(const float *x, float *y, size_t n) { VAPPLY(erf1); }
+void kiln_verf_f32(const float *x, float *y, size_t n) { verf_impl(x, y, n); }
+KILN_CLONES static void vexpm1_impl(const float *x, float *y, size_t n) { VAPPLY(expm1_1); }
+void kiln_vexpm1_f32(const float *x, float *y, size_t n) { vexpm1_impl(x, y, n); }
 /* Like VAPPLY for kernels made of several passes over a block. */
 static void vapply_block(const float *x, float *y, size_t n,
                          void (*block)(const float *restrict xb, float *restrict buf)) {
@@ -260,7 +268,7 @@ void kiln_vmish_f32(const float *x, float *y, size_t n) { vapply_block(x, y, n, 
 
 /* sqrtf keeps a scalar errno path, so the compiler never vectorises it:
  * the vector square roots are spelled out (IEEE exact, same results). */
-KILN_CLONES void kiln_vsqrt_f32(const float *x, float *y, size_t n) {
+KILN_CLONES static void vsqrt_impl(const float *x, float *y, size_t n) {
     size_t i = 0;
 #if defined(__AVX__)
     for (; i + 8 <= n; i += 8)
@@ -272,3 +280,4 @@ KILN_CLONES void kiln_vsqrt_f32(const float *x, float *y, size_t n) {
     for (; i < n; i++)
         y[i] = sqrtf(x[i]);
 }
+void kiln_vsqrt_f32(const float *x, float *y, size_t n) { vsqrt_impl(x, y, n); }
