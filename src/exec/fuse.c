@@ -179,7 +179,9 @@ static kiln_status make_node(kiln_plan *p, size_t at, const char *op_type, const
     return KILN_OK;
 }
 
-/* ---- GELU spelled out: x * 0.5 * (1 + Erf(x / sqrt(2))) ---- */
+/* ---- GELU spelled out: x * 0.5 * (1 + Erf(x / sqrt(2))), as exporters
+ * write it ((x * a) * 0.5 or x * (0.5 * a), a = 1 + Erf) or as kiln freeze
+ * leaves it (x * (Erf * 0.5 + 0.5)) ---- */
 
 static bool near(double v, double want) { return fabs(v - want) <= 1e-6 * fabs(want); }
 
@@ -221,6 +223,29 @@ static kiln_status fuse_gelu(kiln_plan *p, const bool *pinned, const uses *u, si
     size_t ia, i1, i2;
     if (!only_reader(p, u, pinned, erf->out_ids[0], &ia))
         return KILN_OK;
+    const kiln_op_desc *d = kiln_op_find("", "Gelu", 20);
+    if (!d)
+        return KILN_OK;
+    kiln_node *n;
+    /* 0.5 * (1 + e) folded by kiln freeze into e * 0.5 + 0.5, then x * that */
+    if (mul_by(p, &p->nodes[ia], ia, erf->out_ids[0], 0.5)) {
+        kiln_plan_node *half = &p->nodes[ia], *add2, *mul;
+        if (!only_reader(p, u, pinned, half->out_ids[0], &i1))
+            return KILN_OK;
+        add2 = &p->nodes[i1];
+        int hv = is_op(add2, "Add") ? other_input(add2, half->out_ids[0]) : -1;
+        if (hv < 0 || !scalar_of(p, hv, i1, &c) || c != 0.5 || !only_reader(p, u, pinned, add2->out_ids[0], &i2))
+            return KILN_OK;
+        mul = &p->nodes[i2];
+        if (!is_op(mul, "Mul") || other_input(mul, add2->out_ids[0]) != x || mul->out_ids[0] < 0)
+            return KILN_OK;
+        int y = mul->out_ids[0];
+        drop_node(sc);
+        drop_node(erf);
+        drop_node(half);
+        drop_node(add2);
+        return make_node(p, i2, "Gelu", d, 20, 1, &x, y, &n);
+    }
     kiln_plan_node *add = &p->nodes[ia];
     int one = is_op(add, "Add") ? other_input(add, erf->out_ids[0]) : -1;
     if (one < 0 || !scalar_of(p, one, ia, &c) || c != 1.0 || !only_reader(p, u, pinned, add->out_ids[0], &i1))
@@ -235,15 +260,11 @@ static kiln_status fuse_gelu(kiln_plan *p, const bool *pinned, const uses *u, si
     bool form_b = mul_by(p, m1, i1, a, 0.5) && other_input(m2, mid) == x;  /* x * (a * 0.5) */
     if ((!form_a && !form_b) || m2->out_ids[0] < 0)
         return KILN_OK;
-    const kiln_op_desc *d = kiln_op_find("", "Gelu", 20);
-    if (!d)
-        return KILN_OK;
     int y = m2->out_ids[0];
     drop_node(sc);
     drop_node(erf);
     drop_node(add);
     drop_node(m1);
-    kiln_node *n;
     return make_node(p, i2, "Gelu", d, 20, 1, &x, y, &n);
 }
 

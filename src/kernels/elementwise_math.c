@@ -8,7 +8,14 @@
  * log: exponent and mantissa split, atanh series; softplus and mish build
  * on exp, log and tanh.
  * The polynomial coefficients are least-squares fits on Chebyshev nodes
- * made for kiln. */
+ * made for kiln.
+ *
+ * Both branches of each select are computed; GCC if-converts (hence
+ * vectorises) such loops only when it may assume no floating-point traps,
+ * which kiln never enables. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +30,16 @@
 
 #define VBLOCK 64
 
+/* |t| with the sign of x, by bits: copysignf stops GCC from vectorising */
+static inline float with_sign(float t, float x) {
+    uint32_t tb, xb;
+    memcpy(&tb, &t, sizeof tb);
+    memcpy(&xb, &x, sizeof xb);
+    tb = (tb & 0x7fffffffu) | (xb & 0x80000000u);
+    memcpy(&t, &tb, sizeof t);
+    return t;
+}
+
 static inline float pow2i(int32_t k) {
     int32_t bits = (k + 127) << 23;
     float f;
@@ -30,12 +47,12 @@ static inline float pow2i(int32_t k) {
     return f;
 }
 
-static inline float exp1(float x) {
-    /* NaN and -inf (masked scores) take exp(0)'s path: no underflowing
-     * multiplications, whose subnormal results are slow on many CPUs */
-    float xc = x != x || x == -INFINITY ? 0.0f : x;
-    xc = xc < -104.0f ? -104.0f : xc;
-    xc = xc > 89.0f ? 89.0f : xc;
+/* e^x for any x with no special cases: NaN and values below -104 give
+ * e^-104, above 89 e^89 (the callers handle those), never undefined
+ * conversions. */
+static inline float exp_core(float x) {
+    float xc = x >= -104.0f ? x : -104.0f; /* NaN too */
+    xc = xc <= 89.0f ? xc : 89.0f;
     /* round to nearest through the 1.5*2^23 trick (no libm call) */
     float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - k * 0.693145751953125f;
@@ -50,7 +67,13 @@ static inline float exp1(float x) {
     p = p * r + 1.0f;
     int32_t ki = (int32_t)k;
     int32_t k1 = ki / 2;
-    float res = p * pow2i(k1) * pow2i(ki - k1);
+    return p * pow2i(k1) * pow2i(ki - k1);
+}
+
+static inline float exp1(float x) {
+    /* -inf (masked scores) takes exp(0)'s path: no underflowing
+     * multiplications, whose subnormal results are slow on many CPUs */
+    float res = exp_core(x == -INFINITY ? 0.0f : x);
     res = x == -INFINITY ? 0.0f : res;
     return x != x ? x : res;
 }
@@ -66,10 +89,10 @@ static inline float tanh1(float x) {
     p = p * x2 - 0.33333333265257675f;
     float small = a + a * x2 * p;
     float ac = a > 9.0f ? 9.0f : a;
-    float e = exp1(2.0f * ac);
+    float e = exp_core(2.0f * ac);
     float big = 1.0f - 2.0f / (e + 1.0f);
     float t = a < 0.625f ? small : big;
-    return copysignf(t, x);
+    return x != x ? x : with_sign(t, x);
 }
 
 static inline float erf1(float x) {
@@ -95,9 +118,9 @@ static inline float erf1(float x) {
     q = q * ac + 0.8846938063577128f;
     q = q * ac - 1.0871415383548764f;
     q = q * ac + 0.9932680370410027f;
-    float big = 1.0f - exp1(-(ac * ac)) * q;
+    float big = 1.0f - exp_core(-(ac * ac)) * q;
     float t = a < 1.0f ? small : big;
-    return copysignf(t, x);
+    return x != x ? x : with_sign(t, x);
 }
 
 static inline float sigmoid1(float x) { return 1.0f / (1.0f + exp1(-x)); }

@@ -120,7 +120,10 @@ def gelu_model(name, form="a", scale="div", one=1.0, half=0.5):
     nodes = [h.make_node("MatMul", ["x", "w"], ["x1"]),
              h.make_node("Div" if scale == "div" else "Mul", ["x1", "c"], ["t"]),
              h.make_node("Erf", ["t"], ["e"]), h.make_node("Add", ["e", "one"], ["a"])]
-    if form == "a":  # torch.onnx (TorchScript): (x * a) * 0.5
+    if form == "frozen":  # as kiln freeze folds it: x * (e * 0.5 + 0.5)
+        nodes = nodes[:3] + [h.make_node("Mul", ["e", "half"], ["eh"]), h.make_node("Add", ["eh", "half"], ["a"]),
+                             h.make_node("Mul", ["x1", "a"], ["y"])]
+    elif form == "a":  # torch.onnx (TorchScript): (x * a) * 0.5
         nodes += [h.make_node("Mul", ["x1", "a"], ["m"]), h.make_node("Mul", ["m", "half"], ["y"])]
     else:  # dynamo: x * (0.5 * a)
         nodes += [h.make_node("Mul", ["half", "a"], ["m"]), h.make_node("Mul", ["x1", "m"], ["y"])]
@@ -179,7 +182,8 @@ def main():
         f16 = kw.get("dt") == np.float16
         bad += check(name, path, feeds, 2e-2 if f16 else 1e-4, 2e-2 if f16 else 1e-4)
     for name, kw in [("gelu_torchscript", dict(form="a")), ("gelu_dynamo", dict(form="b")),
-                     ("gelu_mul_scale", dict(form="b", scale="mul")), ("gelu_not_one", dict(one=2.0)),
+                     ("gelu_mul_scale", dict(form="b", scale="mul")), ("gelu_frozen", dict(form="frozen")),
+                     ("gelu_frozen_not_half", dict(form="frozen", half=0.25)), ("gelu_not_one", dict(one=2.0)),
                      ("gelu_not_half", dict(form="b", half=0.25))]:
         path, feeds = gelu_model(name, **kw)
         bad += check(name, path, feeds, 1e-5, 1e-5)
