@@ -18,38 +18,12 @@
 
 #include "kernels/gemv.h"
 #include "kernels/rnn_cell.h"
+#include "kernels/vmath.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE float cell_pow2i(int32_t k) {
-    uint32_t bits = (uint32_t)(k + 127) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-/* e^x for x <= 0 (the only arguments used here): x = k*ln2 + r, e^r by its
- * degree-7 Taylor polynomial, 2^k in two halves so tiny results stay exact
- * down to the subnormals; NaN propagates. */
-INLINE float cell_exp_neg(float x) {
-    float xc = x != x ? 0.0f : x; /* NaN must not reach the integer conversion */
-    xc = xc < -104.0f ? -104.0f : xc;
-    float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = xc - k * 0.693145751953125f;
-    r = r - k * 1.42860682030941723212e-6f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t ki = (int32_t)k;
-    int32_t k1 = ki / 2;
-    float res = p * cell_pow2i(k1) * cell_pow2i(ki - k1);
-    return x != x ? x : res;
-}
+/* e^x for x <= 0 (the only arguments used here); NaN propagates. */
+INLINE float cell_exp_neg(float x) { return x != x ? x : exp_core(x); }
 
 /* sigmoid through e^-|x|, so neither side loses relative precision. */
 INLINE float cell_sigmoid(float x) {
