@@ -9,7 +9,16 @@
  * (KILN_NATIVE) or the target is not x86-64. Only on static functions: a
  * multi-versioned function's resolver keeps default visibility, so an
  * extern one would be exported from libkiln.so. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(KILN_NATIVE_BUILD)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KILN_TSAN_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define KILN_TSAN_BUILD 1
+#endif
+/* (ThreadSanitizer's runtime is not up yet when resolvers run at load.) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KILN_NATIVE_BUILD) && !defined(KILN_TSAN_BUILD)
 #define KILN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define KILN_CLONES

@@ -48,6 +48,7 @@ typedef struct conv_job {
     int64_t slot; /* elements per thread slot */
     const float *pa; /* float32: the weights packed per group (kernels/sgemm.h) */
     size_t pa_group;
+    kiln_threads *gemm_pool; /* one work item only: the GEMM splits itself over the threads */
 } conv_job;
 
 /* float32 with packed weights: the tile y = act(W rows [m0, m0 + mc) of
@@ -56,8 +57,8 @@ static void conv_gemm_packed(const conv_job *j, int64_t grp, int64_t m0, int64_t
                              const void *bm, int64_t ldb, const void *bg, void *yg, int64_t ldy) {
     kiln_sgemm_epilogue ep = {.row_bias = bg, .clamp = j->clamp, .lo = (float)j->lo, .hi = (float)j->hi};
     const float *pa = j->pa + (size_t)grp * j->pa_group + (size_t)m0 * (size_t)kd; /* m0: a multiple of 8 */
-    kiln_sgemm_packed_a(NULL, (size_t)mc, (size_t)cnt, (size_t)kd, pa, bm, (size_t)ldb, 0.0f, yg, (size_t)ldy,
-                        bg || j->clamp ? &ep : NULL);
+    kiln_sgemm_packed_a(j->gemm_pool, (size_t)mc, (size_t)cnt, (size_t)kd, pa, bm, (size_t)ldb, 0.0f, yg,
+                        (size_t)ldy, bg || j->clamp ? &ep : NULL);
 }
 
 /* Clamps rows x cols of y (row stride ld) to the fused activation's range. */
@@ -338,6 +339,8 @@ static kiln_status conv_core(kiln_op_ctx *c, const kiln_conv_geom *g, int64_t N,
             return kiln_fail(KILN_ERR_INVALID, "Conv im2col buffer size overflows");
         KILN_TRY(kiln_op_scratch(c, bytes, &j.scratch));
     }
+    if (j.parts == 1 && threads > 1)
+        j.gemm_pool = kiln_op_pool(c);
     kiln_parallel_for(c, (size_t)j.parts, 1, fn, &j);
     return KILN_OK;
 }
