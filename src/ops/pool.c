@@ -152,7 +152,7 @@ static void pool_window(int64_t start, int64_t d, int64_t n, int64_t lim, int64_
 typedef float pool_v16f __attribute__((vector_size(64)));
 typedef int pool_v16i __attribute__((vector_size(64)));
 
-static inline pool_v16f pool_load16(const float *p, int64_t s) {
+static inline __attribute__((always_inline)) pool_v16f pool_load16(const float *p, int64_t s) {
     pool_v16f a, b;
     memcpy(&a, p, sizeof a);
     if (s == 1)
@@ -165,7 +165,7 @@ static inline pool_v16f pool_load16(const float *p, int64_t s) {
 #endif
 }
 
-static void pool_max16(const float *x, int64_t IW, int64_t ih0, int64_t hlo, int64_t hhi, int64_t iw0, int64_t KW,
+static inline __attribute__((always_inline)) void pool_max16(const float *x, int64_t IW, int64_t ih0, int64_t hlo, int64_t hhi, int64_t iw0, int64_t KW,
                        int64_t SW, float *y) {
     pool_v16f m = pool_load16(x + (ih0 + hlo) * IW + iw0, SW);
     for (int64_t kh = hlo; kh < hhi; kh++) {
@@ -181,7 +181,7 @@ static void pool_max16(const float *x, int64_t IW, int64_t ih0, int64_t hlo, int
 
 /* float32 max / average pooling over <= 2 spatial dims (1-D as H = 1): the
  * common case, without the generic odometer. */
-static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
+KILN_CLONES static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
     const kiln_conv_geom *g = j->g;
     int64_t IH = 1, OH = 1, KH = 1, SH = 1, DH = 1, PH = 0, PHE = 0, L = g->nsp - 1;
     if (g->nsp == 2) {
