@@ -203,11 +203,23 @@ KILN_CLONES static void pool_plane_f32_2d(const pool_job *j, int64_t plane) {
         int64_t ih0 = oh * SH - PH, hlo, hhi, hpad;
         pool_window(ih0, DH, KH, IH, PH, PHE, &hlo, &hhi, &hpad);
         bool vec = j->kind == POOL_MAX && !ind && DW == 1 && (SW == 1 || SW == 2) && hhi > hlo;
-        int64_t vlo = (PW + SW - 1) / SW;
+        /* outputs vlo..vhi have their windows (and a stride-2 load's extra
+         * element) inside the row: 16 at a time, the last block shifted back
+         * to end at vhi (recomputing a few maxima is harmless) */
+        int64_t vlo = (PW + SW - 1) / SW, vhi = -1;
+        if (vec && IW - KW - (SW - 1) + PW >= 0) {
+            vhi = (IW - KW - (SW - 1) + PW) / SW;
+            while (vhi >= 0 && vhi * SW - PW + KW - 1 + (SW - 1) >= IW)
+                vhi--;
+            if (vhi > OW - 1)
+                vhi = OW - 1;
+        }
+        vec = vec && vhi - vlo + 1 >= 16;
         for (int64_t ow = 0; ow < OW; ow++) {
-            if (vec && ow >= vlo && ow + 16 <= OW && (ow + 15) * SW - PW + KW - 1 + (SW - 1) < IW) {
-                pool_max16(x, IW, ih0, hlo, hhi, ow * SW - PW, KW, SW, y + oh * OW + ow);
-                ow += 15;
+            if (vec && ow >= vlo && ow <= vhi) {
+                int64_t s0 = ow + 15 <= vhi ? ow : vhi - 15;
+                pool_max16(x, IW, ih0, hlo, hhi, s0 * SW - PW, KW, SW, y + oh * OW + s0);
+                ow = s0 + 15;
                 continue;
             }
             int64_t iw0 = ow * SW - PW, wlo, whi, wpad;
