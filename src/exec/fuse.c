@@ -9,7 +9,9 @@
  *   m = ReduceMean(x, axes); d = Sub(x, m); v = ReduceMean(Pow(d, 2), axes)
  *   y = Div(d, Sqrt(Add(v, eps)))  [then Mul(y, gamma), Add(., beta)]
  * over trailing axes, becomes one planner-made LayerNormalization node
- * (ops/op.h kiln_op_layernorm_fused) in the last node's slot. */
+ * (ops/op.h kiln_op_layernorm_fused) in the last node's slot. GELU spelled
+ * out with Erf becomes Gelu; MatMul by a constant matrix then Add of a
+ * constant row becomes one MatMul that adds the row in its GEMM epilogue. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +356,31 @@ static kiln_status fuse_layernorm(kiln_plan *p, const bool *pinned, const uses *
     return kiln_edit_attr_float(n, "epsilon", (float)eps);
 }
 
+/* ---- MatMul(A, W) + b, W a constant float32 matrix, b a constant row ---- */
+
+static kiln_status fuse_matmul_bias(kiln_plan *p, const bool *pinned, const uses *u, size_t im) {
+    kiln_plan_node *mm = &p->nodes[im];
+    if (mm->node->n_inputs != 2 || mm->node->n_outputs != 1 || mm->in_ids[0] < 0)
+        return KILN_OK;
+    const kiln_tensor *w = const_of(p, mm->in_ids[1], im);
+    if (!w || w->dtype != KILN_DTYPE_FLOAT || w->rank != 2 || !w->data)
+        return KILN_OK;
+    size_t ia;
+    if (!only_reader(p, u, pinned, mm->out_ids[0], &ia))
+        return KILN_OK;
+    kiln_plan_node *add = &p->nodes[ia];
+    int bv = is_op(add, "Add") ? other_input(add, mm->out_ids[0]) : -1;
+    const kiln_tensor *b = bv >= 0 ? const_of(p, bv, ia) : NULL;
+    /* a 1-D bias of N values: the sum keeps the product's shape */
+    if (!b || b->dtype != KILN_DTYPE_FLOAT || b->rank != 1 || b->numel != w->dims[1] || !b->data ||
+        add->out_ids[0] < 0)
+        return KILN_OK;
+    int ins[3] = {mm->in_ids[0], mm->in_ids[1], bv}, y = add->out_ids[0];
+    drop_node(mm);
+    kiln_node *n;
+    return make_node(p, ia, "MatMul", &kiln_op_matmul_bias, 13, 3, ins, y, &n);
+}
+
 kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
     uses u = {kiln_calloc(p->n_values + 1, sizeof(int)), kiln_calloc(p->n_values + 1, sizeof(int))};
     if (!u.count || !u.user) {
@@ -373,6 +400,8 @@ kiln_status kiln_plan_fuse(kiln_plan *p, const bool *pinned) {
             st = fuse_layernorm(p, pinned, &u, i);
         else if (is_op(&p->nodes[i], "Erf"))
             st = fuse_gelu(p, pinned, &u, i);
+        else if (is_op(&p->nodes[i], "MatMul"))
+            st = fuse_matmul_bias(p, pinned, &u, i);
     free(u.count);
     free(u.user);
     if (st != KILN_OK)

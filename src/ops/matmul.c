@@ -14,6 +14,7 @@
 
 typedef struct mm_job {
     kiln_dtype dt; /* FLOAT, DOUBLE or an integer type */
+    const float *bias; /* float32, planner-fused MatMul + Add: n values added to every row, or NULL */
     const void *a, *b;
     void *c;
     int64_t m, n, k;
@@ -96,8 +97,19 @@ static void mm_run(kiln_op_ctx *c, mm_job *j, int64_t nbatch, bool b_unbatched) 
     bool fl = j->dt == KILN_DTYPE_FLOAT, db = j->dt == KILN_DTYPE_DOUBLE;
     const mm_prep *mp = c->prep;
     if (fl && b_unbatched && mp && mp->b->data == j->b && mp->b->dims[0] == j->k && mp->b->dims[1] == j->n) {
+        kiln_sgemm_epilogue ep = {.col_bias = j->bias};
         kiln_sgemm_packed_b(kiln_op_pool(c), (size_t)(nbatch * j->m), (size_t)j->n, (size_t)j->k, j->a,
-                            (size_t)j->k, mp->pb, 0.0f, j->c, (size_t)j->n, NULL);
+                            (size_t)j->k, mp->pb, 0.0f, j->c, (size_t)j->n, j->bias ? &ep : NULL);
+        return;
+    }
+    if (j->bias) { /* not prepared: the product, then the bias on every row */
+        const float *bias = j->bias;
+        j->bias = NULL;
+        mm_run(c, j, nbatch, b_unbatched);
+        float *y = j->c;
+        for (int64_t r = 0; r < nbatch * j->m; r++)
+            for (int64_t i = 0; i < j->n; i++)
+                y[r * j->n + i] += bias[i];
         return;
     }
     if (b_unbatched && (fl || db)) {
@@ -202,8 +214,9 @@ static kiln_status mm_shape(const kiln_tensor *A, const kiln_tensor *B, mm_job *
     return KILN_OK;
 }
 
-static kiln_status matmul_exec(kiln_op_ctx *c) {
-    KILN_TRY(kiln_op_need_inputs(c, 2));
+/* bias: the planner's MatMul + Add (exec/fuse.c), input 2 */
+static kiln_status matmul_run(kiln_op_ctx *c, bool bias) {
+    KILN_TRY(kiln_op_need_inputs(c, bias ? 3 : 2));
     const kiln_tensor *A = c->in[0], *B = c->in[1];
     static const kiln_dtype ok[] = {KILN_DTYPE_FLOAT,  KILN_DTYPE_DOUBLE, KILN_DTYPE_FLOAT16, KILN_DTYPE_BFLOAT16,
                                     KILN_DTYPE_INT32,  KILN_DTYPE_INT64,  KILN_DTYPE_UINT32,  KILN_DTYPE_UINT64};
@@ -226,6 +239,12 @@ static kiln_status matmul_exec(kiln_op_ctx *c) {
         return KILN_OK;
     }
     bool half = A->dtype == KILN_DTYPE_FLOAT16;
+    if (bias) {
+        const kiln_tensor *t = c->in[2];
+        if (A->dtype != KILN_DTYPE_FLOAT || t->dtype != KILN_DTYPE_FLOAT || t->numel != j.n)
+            return kiln_fail(KILN_ERR_INVALID, "the fused bias must be %lld float32 values", (long long)j.n);
+        j.bias = t->data;
+    }
     if (!half && A->dtype != KILN_DTYPE_BFLOAT16) {
         j.dt = A->dtype;
         j.a = A->data;
@@ -259,6 +278,9 @@ static kiln_status matmul_exec(kiln_op_ctx *c) {
     free(s);
     return KILN_OK;
 }
+
+static kiln_status matmul_exec(kiln_op_ctx *c) { return matmul_run(c, false); }
+static kiln_status matmul_bias_exec(kiln_op_ctx *c) { return matmul_run(c, true); }
 
 /* Per-tensor (one value) or per-row / per-column (vector of `len`, 2-D
  * operand only) quantization parameter. */
@@ -426,3 +448,9 @@ static const kiln_op_desc ops[] = {
     {"", "QLinearMatMul", 10, 0, qlinearmatmul_exec, qlinearmatmul_infer},
 };
 KILN_OP_FAMILY(matmul, ops);
+
+/* MatMul(A, B) + bias with B a constant matrix and bias a constant row, as
+ * the planner fuses them (exec/fuse.c): the bias is added in the GEMM's
+ * epilogue. */
+const kiln_op_desc kiln_op_matmul_bias = {"", "MatMul", 13, 0, matmul_bias_exec, matmul_infer, matmul_prepare,
+                                          matmul_release};

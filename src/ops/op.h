@@ -184,6 +184,7 @@ kiln_status kiln_op_run_subgraph_give(kiln_op_ctx *c, const kiln_graph *g, size_
 
 /* Operators the planner makes (exec/fuse.c), not in the registry. */
 extern const kiln_op_desc kiln_op_layernorm_fused;
+extern const kiln_op_desc kiln_op_matmul_bias;
 
 /* Registry. */
 const kiln_op_desc *kiln_op_find(const char *domain, const char *name, int64_t opset);

@@ -6,7 +6,8 @@ one and two trailing axes, the square as Pow or Mul, parameters on either
 side, float32 and float16), chains that must not be fused (an intermediate
 is also a graph output; axes that are not trailing; a non-square Pow), GELU
 spelled out with Erf in the TorchScript and the dynamo exporters' forms (and
-near misses that must stay as they are), and a torch TransformerEncoder
+near misses that must stay as they are), MatMul by a constant matrix plus
+a constant bias row (and forms that must not fuse), and a torch TransformerEncoder
 exported at opset 13 and frozen. Each model runs on
 `kiln run` at 1 and 2 threads against onnxruntime (all optimisations off, so
 it computes the graph as written).
@@ -136,6 +137,27 @@ def gelu_model(name, form="a", scale="div", one=1.0, half=0.5):
     return path, {"x": (RNG.standard_normal(shape) * 2).astype(np.float32)}
 
 
+def matmul_bias_model(name, a_shape, bias_shape, bias_first=False, w_input=False):
+    k, n = a_shape[-1], bias_shape[-1]
+    w = (RNG.standard_normal([k, n]) * 0.2).astype(np.float32)
+    inits = [nh.from_array(RNG.standard_normal(bias_shape).astype(np.float32), "b")]
+    inputs = [h.make_tensor_value_info("x", T.FLOAT, a_shape)]
+    feeds = {"x": RNG.standard_normal(a_shape).astype(np.float32)}
+    if w_input:
+        inputs.append(h.make_tensor_value_info("w", T.FLOAT, [k, n]))
+        feeds["w"] = w
+    else:
+        inits.append(nh.from_array(w, "w"))
+    nodes = [h.make_node("MatMul", ["x", "w"], ["m"]),
+             h.make_node("Add", ["b", "m"] if bias_first else ["m", "b"], ["y"])]
+    g = h.make_graph(nodes, name, inputs, [h.make_tensor_value_info("y", T.FLOAT, None)], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = os.path.join(TMP, name + ".onnx")
+    onnx.save(m, path)
+    return path, feeds
+
+
 def transformer():
     import torch
     torch.manual_seed(0)
@@ -186,6 +208,14 @@ def main():
                      ("gelu_frozen_not_half", dict(form="frozen", half=0.25)), ("gelu_not_one", dict(one=2.0)),
                      ("gelu_not_half", dict(form="b", half=0.25))]:
         path, feeds = gelu_model(name, **kw)
+        bad += check(name, path, feeds, 1e-5, 1e-5)
+    for name, kw in [("matmul_bias_2d", dict(a_shape=[5, 24], bias_shape=[40])),
+                     ("matmul_bias_3d_left", dict(a_shape=[2, 7, 33], bias_shape=[50], bias_first=True)),
+                     ("matmul_bias_row1", dict(a_shape=[1, 64], bias_shape=[96])),
+                     ("matmul_bias_2d_bias", dict(a_shape=[3, 9, 16], bias_shape=[1, 20])),
+                     ("matmul_bias_1d_a", dict(a_shape=[16], bias_shape=[8])),
+                     ("matmul_bias_w_input", dict(a_shape=[4, 16], bias_shape=[12], w_input=True))]:
+        path, feeds = matmul_bias_model(name, **kw)
         bad += check(name, path, feeds, 1e-5, 1e-5)
     path, feeds = transformer()
     bad += check("transformer_opset13_frozen", path, feeds, 1e-4, 1e-4)
