@@ -51,6 +51,11 @@ static inline void pool_pause(void) {
 #endif
 }
 
+/* Set while this thread runs a chunk: a kiln_threads_run from inside a job
+ * (a kernel calling another) runs on the calling thread, since publishing a
+ * new job would strand the unclaimed chunks of the one in progress. */
+static _Thread_local bool in_job;
+
 /* Claims and runs chunks of generation gen until none are left or the job
  * word has moved on to another generation. */
 static void run_chunks(kiln_threads *t, uint32_t gen) {
@@ -72,7 +77,9 @@ static void run_chunks(kiln_threads *t, uint32_t gen) {
         /* the claim succeeded against generation gen: the descriptor read
          * above was gen's (the caller rewrites this slot only two jobs on) */
         size_t b = (size_t)k * chunk, e = b + chunk < total ? b + chunk : total;
+        in_job = true;
         fn(arg, b, e);
+        in_job = false;
         /* seq_cst pairs with the caller's store of caller_waiting before
          * its load of remaining: one of the two sees the other */
         if (atomic_fetch_sub_explicit(&s->remaining, 1, memory_order_seq_cst) == 1 &&
@@ -158,7 +165,7 @@ void kiln_threads_run(kiln_threads *t, size_t n, size_t grain, kiln_range_fn fn,
         return;
     if (grain == 0)
         grain = 1;
-    size_t parts = t ? (size_t)t->n : 1;
+    size_t parts = t && !in_job ? (size_t)t->n : 1;
     if (parts > n / grain)
         parts = n / grain;
     if (parts <= 1) {

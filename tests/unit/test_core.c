@@ -14,6 +14,7 @@
 
 #include "core/common.h"
 #include "ir/ir.h"
+#include "exec/exec.h"
 #include "kernels/broadcast.h"
 
 static uint32_t f32_bits(float f) {
@@ -563,6 +564,60 @@ static void test_create_copy_size_mismatch(void **state) {
     kiln_tensor_destroy(t);
 }
 
+/* The pool: every index of a job runs exactly once, at 1, 2 and 3 threads,
+ * for jobs far smaller and far larger than the thread count, and a job
+ * started from inside a job (nested) runs inline instead of deadlocking. */
+typedef struct pool_count {
+    kiln_threads *t;
+    int *hits;
+    size_t inner;
+} pool_count;
+
+static void pool_inner(void *arg, size_t b, size_t e) {
+    int *hits = arg;
+    for (size_t i = b; i < e; i++)
+        __atomic_add_fetch(&hits[i], 1, __ATOMIC_RELAXED);
+}
+
+static void pool_outer(void *arg, size_t b, size_t e) {
+    pool_count *pc = arg;
+    for (size_t i = b; i < e; i++) {
+        __atomic_add_fetch(&pc->hits[i], 1, __ATOMIC_RELAXED);
+        if (pc->inner)
+            kiln_threads_run(pc->t, pc->inner, 1, pool_inner, pc->hits + 100000 + i * pc->inner);
+    }
+}
+
+static void test_pool_runs_every_index_once(void **state) {
+    (void)state;
+    int *hits = calloc(200000, sizeof(int));
+    assert_non_null(hits);
+    for (int threads = 1; threads <= 3; threads++) {
+        kiln_threads *t = kiln_threads_create(threads);
+        assert_non_null(t);
+        size_t sizes[] = {1, 2, 3, 7, 64, 1000, 99991};
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+            for (size_t grain = 1; grain <= 64; grain *= 8) {
+                memset(hits, 0, 200000 * sizeof(int));
+                pool_count pc = {t, hits, 0};
+                kiln_threads_run(t, sizes[s], grain, pool_outer, &pc);
+                for (size_t i = 0; i < sizes[s]; i++)
+                    assert_int_equal(hits[i], 1);
+                assert_int_equal(hits[sizes[s]], 0);
+            }
+        /* nested: 50 outer items, each starting a 20-item job */
+        memset(hits, 0, 200000 * sizeof(int));
+        pool_count pc = {t, hits, 20};
+        kiln_threads_run(t, 50, 1, pool_outer, &pc);
+        for (size_t i = 0; i < 50; i++)
+            assert_int_equal(hits[i], 1);
+        for (size_t i = 0; i < 50 * 20; i++)
+            assert_int_equal(hits[100000 + i], 1);
+        kiln_threads_destroy(t);
+    }
+    free(hits);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_to_float_exact), cmocka_unit_test(test_float_to_half_rounding),
@@ -571,7 +626,7 @@ int main(void) {
         cmocka_unit_test(test_value_errors),        cmocka_unit_test(test_bcast_shapes),
         cmocka_unit_test(test_bcast_offsets),       cmocka_unit_test(test_dims_numel),
         cmocka_unit_test(test_dim_exprs),           cmocka_unit_test(test_sequence_values),
-        cmocka_unit_test(test_create_copy_size_mismatch),
+        cmocka_unit_test(test_create_copy_size_mismatch),  cmocka_unit_test(test_pool_runs_every_index_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
