@@ -548,16 +548,15 @@ static kiln_status prepare_nodes(kiln_session_core *core, kiln_plan *p, const ki
     const kiln_tensor **cval = NULL;
     const kiln_tensor **ins = NULL;
     size_t max_in = 0;
+    bool any = false;
     for (size_t i = 0; i < p->n_nodes; i++)
-        if (p->nodes[i].op->prepare && p->nodes[i].node->n_inputs > max_in)
-            max_in = p->nodes[i].node->n_inputs;
-    if (max_in == 0 && p->n_nodes) {
-        bool any = false;
-        for (size_t i = 0; i < p->n_nodes && !any; i++)
-            any = p->nodes[i].op->prepare != NULL;
-        if (!any)
-            return KILN_OK;
-    }
+        if (p->nodes[i].op->prepare) {
+            any = true;
+            if (p->nodes[i].node->n_inputs > max_in)
+                max_in = p->nodes[i].node->n_inputs;
+        }
+    if (!any)
+        return KILN_OK;
     cval = kiln_calloc(p->n_values + 1, sizeof *cval);
     ins = kiln_calloc(max_in + 1, sizeof *ins);
     if (!cval || !ins) {

@@ -41,14 +41,7 @@ static inline float exp1(float x) {
 
 static inline float tanh1(float x) {
     float a = fabsf(x);
-    float x2 = a * a;
-    float p = 0.00231409096177431f;
-    p = p * x2 - 0.008365784665034003f;
-    p = p * x2 + 0.021776888235990118f;
-    p = p * x2 - 0.05396048866972819f;
-    p = p * x2 + 0.13333310740767218f;
-    p = p * x2 - 0.33333333265257675f;
-    float small = a + a * x2 * p;
+    float small = tanh_small(a);
     float ac = a > 9.0f ? 9.0f : a;
     float e = exp_core(2.0f * ac);
     float big = 1.0f - 2.0f / (e + 1.0f);

@@ -36,14 +36,7 @@ INLINE float cell_sigmoid(float x) {
  * with e^{-2|x|}). */
 INLINE float cell_tanh(float x) {
     float a = fabsf(x);
-    float x2 = a * a;
-    float p = 0.00231409096177431f;
-    p = p * x2 - 0.008365784665034003f;
-    p = p * x2 + 0.021776888235990118f;
-    p = p * x2 - 0.05396048866972819f;
-    p = p * x2 + 0.13333310740767218f;
-    p = p * x2 - 0.33333333265257675f;
-    float small = a + a * x2 * p;
+    float small = tanh_small(a);
     float e = cell_exp_neg(-2.0f * a);
     float big = (1.0f - e) / (1.0f + e);
     float t = a < 0.625f ? small : big;

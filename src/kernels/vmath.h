@@ -48,4 +48,17 @@ static inline float exp_core(float x) {
     return p * pow2i(k1) * pow2i(ki - k1);
 }
 
+
+/* tanh(a) for 0 <= a < 0.625: a + a^3 P(a^2), an odd least-squares fit. */
+static inline float tanh_small(float a) {
+    float x2 = a * a;
+    float p = 0.00231409096177431f;
+    p = p * x2 - 0.008365784665034003f;
+    p = p * x2 + 0.021776888235990118f;
+    p = p * x2 - 0.05396048866972819f;
+    p = p * x2 + 0.13333310740767218f;
+    p = p * x2 - 0.33333333265257675f;
+    return a + a * x2 * p;
+}
+
 #endif
