@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/isa.h"
 #include "kernels/sgemm_kernels.h"
 
 #define SG_KC 256
@@ -28,33 +29,33 @@
 
 /* ---- instruction set ---- */
 
+/* The CPU checks are kernels/isa.h's; its sets map one to one onto
+ * kiln_sgemm_isa (same order). */
+static kiln_isa sg_to_isa(kiln_sgemm_isa isa) {
+    return isa == KILN_SGEMM_ISA_AVX512 ? KILN_ISA_AVX512
+           : isa == KILN_SGEMM_ISA_AVX2 ? KILN_ISA_AVX2
+                                        : KILN_ISA_PORTABLE;
+}
+
 static int sg_isa_auto(void) {
 #ifdef SG_HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
+    kiln_isa best = kiln_isa_pick(KILN_ISA_AUTO);
+    if (best == KILN_ISA_AVX512)
         return KILN_SGEMM_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (best == KILN_ISA_AVX2)
         return KILN_SGEMM_ISA_AVX2;
 #endif
     return KILN_SGEMM_ISA_PORTABLE;
 }
 
 static bool sg_isa_supported(kiln_sgemm_isa isa) {
-    switch (isa) {
-    case KILN_SGEMM_ISA_AUTO:
-    case KILN_SGEMM_ISA_PORTABLE:
+    if (isa == KILN_SGEMM_ISA_AUTO || isa == KILN_SGEMM_ISA_PORTABLE)
         return true;
 #ifdef SG_HAVE_X86
-    case KILN_SGEMM_ISA_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case KILN_SGEMM_ISA_AVX512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f");
+    if (isa == KILN_SGEMM_ISA_AVX2 || isa == KILN_SGEMM_ISA_AVX512)
+        return kiln_isa_available(sg_to_isa(isa));
 #endif
-    default:
-        return false;
-    }
+    return false;
 }
 
 static int sg_isa_cur; /* 0 until chosen */
